@@ -1,0 +1,565 @@
+//! `worker.env` (§3): the dotenv file `basis worker`, systemd `EnvironmentFile=` and
+//! `docker --env-file` all read. It holds the worker token, so it is written 0600, atomically,
+//! never through a symlink and only inside the allowed directories.
+//!
+//! Written form: a header comment, then plain `KEY=value` lines (known keys in §3 order, then
+//! unknown keys in their original order). Known values never need quotes; unknown values are
+//! quoted only when they must be. Reading also accepts `export KEY=...`, comments, blank lines
+//! and single- or double-quoted values on one line.
+
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use crate::domain::{
+    Runtime, TokenFingerprint, WalletAddress, WalletError, WorkerId, WorkerToken,
+};
+
+use super::allowed::AllowedDirs;
+use super::atomic;
+use super::error::EnvFileError;
+use super::settings::parse_http_url;
+
+pub const KEY_WORKER_ID: &str = "BASIS_WORKER_ID";
+pub const KEY_WALLET: &str = "BASIS_WORKER_WALLET";
+pub const KEY_RUNTIME: &str = "BASIS_WORKER_RUNTIME";
+pub const KEY_MODELS: &str = "BASIS_WORKER_MODELS";
+pub const KEY_OLLAMA_MODEL: &str = "BASIS_OLLAMA_MODEL";
+pub const KEY_OLLAMA_URL: &str = "OLLAMA_URL";
+pub const KEY_VLLM_URL: &str = "VLLM_URL";
+pub const KEY_ORCHESTRATOR_URL: &str = "BASIS_ORCHESTRATOR_URL";
+pub const KEY_TOKEN: &str = "BASIS_WORKER_TOKEN";
+
+/// The known keys, in the order §3 lists them and [`WorkerEnv::render`] writes them.
+pub const KNOWN_KEYS: [&str; 9] = [
+    KEY_WORKER_ID,
+    KEY_WALLET,
+    KEY_RUNTIME,
+    KEY_MODELS,
+    KEY_OLLAMA_MODEL,
+    KEY_OLLAMA_URL,
+    KEY_VLLM_URL,
+    KEY_ORCHESTRATOR_URL,
+    KEY_TOKEN,
+];
+
+pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
+pub const DEFAULT_VLLM_URL: &str = "http://127.0.0.1:8000";
+
+/// The env file's mode: owner read/write only.
+pub const ENV_FILE_MODE: u32 = 0o600;
+
+/// Env files larger than this are refused on read (a real one is well under 1 KiB).
+const MAX_ENV_FILE_BYTES: u64 = 1 << 20;
+
+const HEADER: &str = "\
+# basis worker environment, written by basis. Read by `basis worker`, systemd
+# EnvironmentFile= and `docker --env-file`.
+# SECRET: this file holds BASIS_WORKER_TOKEN. Keep it mode 0600; never commit or share it.
+";
+
+/// The contents of `worker.env`. Debug redacts the token and unknown values; there is
+/// deliberately no `Serialize`.
+#[derive(Clone, Default)]
+pub struct WorkerEnv {
+    pub worker_id: Option<WorkerId>,
+    pub wallet: Option<WalletAddress>,
+    pub runtime: Option<Runtime>,
+    pub models: Vec<String>,
+    pub ollama_model: Option<String>,
+    pub ollama_url: Option<Url>,
+    pub vllm_url: Option<Url>,
+    pub orchestrator_url: Option<Url>,
+    pub token: Option<WorkerToken>,
+    /// Unknown keys and their values, in file order, kept on rewrite.
+    pub extra: Vec<(String, String)>,
+}
+
+/// What [`WorkerEnv::write`] did. Never holds the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The absolute path written.
+    pub path: PathBuf,
+    /// The keys written, in file order.
+    pub keys: Vec<String>,
+    pub token_fingerprint: Option<TokenFingerprint>,
+    /// Whether a file was replaced (false: newly created).
+    pub replaced: bool,
+}
+
+impl fmt::Debug for WorkerEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = self
+            .token
+            .as_ref()
+            .map(|t| format!("[REDACTED] fingerprint {}", t.fingerprint()));
+        let extra_keys: Vec<&str> = self.extra.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("WorkerEnv")
+            .field("worker_id", &self.worker_id)
+            .field("wallet", &self.wallet)
+            .field("runtime", &self.runtime)
+            .field("models", &self.models)
+            .field("ollama_model", &self.ollama_model)
+            .field("ollama_url", &self.ollama_url.as_ref().map(Url::as_str))
+            .field("vllm_url", &self.vllm_url.as_ref().map(Url::as_str))
+            .field(
+                "orchestrator_url",
+                &self.orchestrator_url.as_ref().map(Url::as_str),
+            )
+            .field("token", &token)
+            .field("extra_keys", &extra_keys)
+            .finish()
+    }
+}
+
+fn is_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `http://h:1/` → `http://h:1`: the form users write and clients append paths to.
+fn url_text(url: &Url) -> &str {
+    let s = url.as_str();
+    if url.path() == "/" && url.query().is_none() && url.fragment().is_none() {
+        s.strip_suffix('/').unwrap_or(s)
+    } else {
+        s
+    }
+}
+
+/// The value of one `KEY=...` line after the `=`, quotes removed. Errors never echo it.
+fn unquote(rest: &str) -> Result<String, &'static str> {
+    let rest = rest.trim_start();
+    let (value, after) = if let Some(body) = rest.strip_prefix('"') {
+        let mut value = String::new();
+        let mut chars = body.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    end = Some(i + 1);
+                    break;
+                }
+                '\\' => match chars.next() {
+                    Some((_, e @ ('"' | '\\' | '$' | '`'))) => value.push(e),
+                    Some((_, other)) => {
+                        value.push('\\');
+                        value.push(other);
+                    }
+                    None => value.push('\\'),
+                },
+                c => value.push(c),
+            }
+        }
+        let end = end.ok_or("unterminated double quote (values must fit on one line)")?;
+        (value, &body[end..])
+    } else if let Some(body) = rest.strip_prefix('\'') {
+        let end = body
+            .find('\'')
+            .ok_or("unterminated single quote (values must fit on one line)")?;
+        (body[..end].to_owned(), &body[end + 1..])
+    } else {
+        return Ok(rest.trim_end().to_owned());
+    };
+    let after = after.trim();
+    if after.is_empty() || after.starts_with('#') {
+        Ok(value)
+    } else {
+        Err("unexpected text after the closing quote")
+    }
+}
+
+/// Splits a non-blank, non-comment line into key and value.
+fn split_line(line: &str) -> Result<(&str, String), &'static str> {
+    let line = line
+        .strip_prefix("export")
+        .filter(|r| r.starts_with([' ', '\t']))
+        .map_or(line, str::trim_start);
+    let (key, rest) = line
+        .split_once('=')
+        .ok_or("expected KEY=value (a comment line starts with #)")?;
+    let key = key.trim_end();
+    if !is_key(key) {
+        return Err("the key before '=' must be letters, digits and '_', not starting with a digit");
+    }
+    Ok((key, unquote(rest)?))
+}
+
+fn wallet_rule(err: &WalletError) -> String {
+    match err {
+        // Its message would repeat the (checksummed) value.
+        WalletError::BadChecksum { .. } => "the mixed-case address does not match its EIP-55 \
+            checksum, so it may contain a typo; copy the address again from your wallet"
+            .to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn non_empty(value: String) -> Option<String> {
+    Some(value).filter(|v| !v.is_empty())
+}
+
+impl WorkerEnv {
+    /// Parses dotenv text. Errors carry the 1-based line and a reason that never contains a
+    /// value. Duplicate keys are errors.
+    pub fn parse(text: &str) -> Result<WorkerEnv, EnvFileError> {
+        let mut env = WorkerEnv::default();
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        for (index, raw) in text.split('\n').enumerate() {
+            let line = index + 1;
+            let err = |reason: String| EnvFileError::Parse {
+                path: None,
+                line,
+                reason,
+            };
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let (key, value) = split_line(trimmed).map_err(|r| err(r.to_owned()))?;
+            if let Some((_, first)) = seen.iter().find(|(k, _)| k == key) {
+                return Err(err(format!("{key} is set twice (first on line {first})")));
+            }
+            seen.push((key.to_owned(), line));
+            env.set(key, value).map_err(|r| err(format!("{key}: {r}")))?;
+        }
+        Ok(env)
+    }
+
+    /// Sets one key from its text value (empty means unset for known keys).
+    fn set(&mut self, key: &str, value: String) -> Result<(), String> {
+        let url = |v: String| non_empty(v).map(|v| parse_http_url(&v)).transpose();
+        match key {
+            KEY_WORKER_ID => {
+                self.worker_id = non_empty(value)
+                    .map(|v| WorkerId::parse(&v))
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+            }
+            KEY_WALLET => {
+                self.wallet = non_empty(value)
+                    .map(|v| WalletAddress::parse(&v))
+                    .transpose()
+                    .map_err(|e| wallet_rule(&e))?;
+            }
+            KEY_RUNTIME => {
+                self.runtime = non_empty(value)
+                    .map(|v| v.parse::<Runtime>())
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+            }
+            KEY_MODELS => {
+                self.models = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            KEY_OLLAMA_MODEL => self.ollama_model = non_empty(value),
+            KEY_OLLAMA_URL => self.ollama_url = url(value)?,
+            KEY_VLLM_URL => self.vllm_url = url(value)?,
+            KEY_ORCHESTRATOR_URL => self.orchestrator_url = url(value)?,
+            KEY_TOKEN => {
+                self.token = non_empty(value)
+                    .map(|v| WorkerToken::parse(&v))
+                    .transpose()
+                    .map_err(|_| {
+                        "not a valid worker token (64 lowercase hex characters; the value is \
+                         not shown); delete the line and run `basis write-env` to generate one"
+                            .to_owned()
+                    })?;
+            }
+            _ => self.extra.push((key.to_owned(), value)),
+        }
+        Ok(())
+    }
+
+    /// The known keys present, as `(key, value)` pairs in §3 order. The token's value is
+    /// produced by `token`, so callers decide whether it is exposed.
+    fn known_pairs(&self, token: impl Fn(&WorkerToken) -> String) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        let mut push = |key, value: Option<String>| {
+            if let Some(v) = value {
+                pairs.push((key, v));
+            }
+        };
+        push(KEY_WORKER_ID, self.worker_id.as_ref().map(|v| v.as_str().to_owned()));
+        push(KEY_WALLET, self.wallet.as_ref().map(WalletAddress::checksummed));
+        push(KEY_RUNTIME, self.runtime.map(|r| r.as_str().to_owned()));
+        push(
+            KEY_MODELS,
+            Some(self.models.join(",")).filter(|m| !m.is_empty()),
+        );
+        push(KEY_OLLAMA_MODEL, self.ollama_model.clone());
+        push(KEY_OLLAMA_URL, self.ollama_url.as_ref().map(|u| url_text(u).to_owned()));
+        push(KEY_VLLM_URL, self.vllm_url.as_ref().map(|u| url_text(u).to_owned()));
+        push(
+            KEY_ORCHESTRATOR_URL,
+            self.orchestrator_url.as_ref().map(|u| url_text(u).to_owned()),
+        );
+        push(KEY_TOKEN, self.token.as_ref().map(token));
+        pairs
+    }
+
+    /// The keys [`render`](Self::render) writes, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.known_pairs(|_| String::new())
+            .into_iter()
+            .map(|(k, _)| k.to_owned())
+            .chain(self.extra.iter().map(|(k, _)| k.clone()))
+            .collect()
+    }
+
+    /// Refuses values the file cannot hold as plain `KEY=value` lines: in known free-text
+    /// values (models, Ollama model) newlines, quotes, backslashes, a leading `#` and
+    /// surrounding whitespace; in unknown keys, bad names, known names, and line breaks.
+    pub fn validate(&self) -> Result<(), EnvFileError> {
+        let invalid = |key: &str, reason: &str| EnvFileError::InvalidValue {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let plain = |key: &str, v: &str| {
+            if v.is_empty() {
+                Err(invalid(key, "the value is empty"))
+            } else if v.chars().any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\' | '`')) {
+                Err(invalid(key, "the value must not contain quotes, backslashes or control characters such as a newline"))
+            } else if v.starts_with('#') {
+                Err(invalid(key, "the value must not start with '#'"))
+            } else if v.trim() != v {
+                Err(invalid(key, "the value must not start or end with whitespace"))
+            } else {
+                Ok(())
+            }
+        };
+        for model in &self.models {
+            plain(KEY_MODELS, model)?;
+            if model.contains(',') || model.contains(char::is_whitespace) {
+                return Err(invalid(KEY_MODELS, "a model name must not contain ',' or spaces"));
+            }
+        }
+        if let Some(model) = &self.ollama_model {
+            plain(KEY_OLLAMA_MODEL, model)?;
+        }
+        for (key, value) in &self.extra {
+            if !is_key(key) {
+                return Err(invalid("(unknown key)", "a key must be letters, digits and '_', not starting with a digit"));
+            }
+            if KNOWN_KEYS.contains(&key.as_str()) {
+                return Err(invalid(key, "a known key cannot also be an extra key"));
+            }
+            if value.contains(['\n', '\r', '\0']) {
+                return Err(invalid(key, "the value must fit on one line"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The file's text: header, known keys in §3 order, then unknown keys in their order.
+    /// Call [`validate`](Self::validate) first (as [`write`](Self::write) does).
+    pub fn render(&self) -> String {
+        let mut out = String::from(HEADER);
+        for (key, value) in self.known_pairs(|t| t.expose_secret().to_owned()) {
+            push_line(&mut out, key, &value);
+        }
+        for (key, value) in &self.extra {
+            push_line(&mut out, key, &quote_if_needed(value));
+        }
+        out
+    }
+
+    /// For showing to people and agents: the token as its fingerprint, unknown values hidden.
+    pub fn masked(&self) -> String {
+        let mut out = String::new();
+        let pairs = self.known_pairs(|t| format!("<redacted, fingerprint {}>", t.fingerprint()));
+        for (key, value) in pairs {
+            push_line(&mut out, key, &value);
+        }
+        for (key, _) in &self.extra {
+            push_line(&mut out, key, "<not shown>");
+        }
+        out
+    }
+
+    /// Applies `update` on top: its present values replace these, its models replace these
+    /// when non-empty, the token is kept unless `update` has one, and unknown keys are kept
+    /// (those `update` names are replaced in place, new ones appended).
+    pub fn merge(&mut self, update: WorkerEnv) {
+        fn take<T>(slot: &mut Option<T>, new: Option<T>) {
+            if new.is_some() {
+                *slot = new;
+            }
+        }
+        take(&mut self.worker_id, update.worker_id);
+        take(&mut self.wallet, update.wallet);
+        take(&mut self.runtime, update.runtime);
+        if !update.models.is_empty() {
+            self.models = update.models;
+        }
+        take(&mut self.ollama_model, update.ollama_model);
+        take(&mut self.ollama_url, update.ollama_url);
+        take(&mut self.vllm_url, update.vllm_url);
+        take(&mut self.orchestrator_url, update.orchestrator_url);
+        take(&mut self.token, update.token);
+        for (key, value) in update.extra {
+            match self.extra.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => self.extra.push((key, value)),
+            }
+        }
+    }
+
+    /// Generates a token when there is none. Returns whether it did.
+    pub fn ensure_token(&mut self) -> bool {
+        if self.token.is_some() {
+            return false;
+        }
+        self.token = Some(WorkerToken::generate());
+        true
+    }
+
+    /// `OLLAMA_URL`, or its default.
+    pub fn effective_ollama_url(&self) -> Url {
+        self.ollama_url
+            .clone()
+            .or_else(|| Url::parse(DEFAULT_OLLAMA_URL).ok())
+            .unwrap_or_else(|| unreachable!("the default Ollama URL parses"))
+    }
+
+    /// `VLLM_URL`, or its default.
+    pub fn effective_vllm_url(&self) -> Url {
+        self.vllm_url
+            .clone()
+            .or_else(|| Url::parse(DEFAULT_VLLM_URL).ok())
+            .unwrap_or_else(|| unreachable!("the default vLLM URL parses"))
+    }
+
+    /// Reads and parses `path`. Warns (tracing) when the file is readable or writable by
+    /// group or others.
+    pub fn read(path: &Path) -> Result<WorkerEnv, EnvFileError> {
+        let io_err = |source| EnvFileError::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = match fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(EnvFileError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        if !meta.is_file() {
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        if meta.len() > MAX_ENV_FILE_BYTES {
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "larger than 1 MiB; this is not a worker env file",
+            )));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{mode:o}"),
+                "the env file holds the worker token but other users may access it: run `chmod 600` on it (basis write-env rewrites it 0600)"
+            );
+        }
+        let bytes = fs::read(path).map_err(io_err)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            EnvFileError::Parse {
+                path: Some(path.to_path_buf()),
+                line: valid.iter().filter(|b| **b == b'\n').count() + 1,
+                reason: "the line is not valid UTF-8".to_owned(),
+            }
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            EnvFileError::Parse { line, reason, .. } => EnvFileError::Parse {
+                path: Some(path.to_path_buf()),
+                line,
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// [`read`](Self::read), with a missing file as `None`.
+    pub fn read_optional(path: &Path) -> Result<Option<WorkerEnv>, EnvFileError> {
+        match Self::read(path) {
+            Ok(env) => Ok(Some(env)),
+            Err(EnvFileError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Validates, then atomically writes the file with mode 0600 at `path`, which must pass
+    /// [`AllowedDirs::check`]. Missing parent directories are created 0700.
+    pub fn write(&self, path: &Path, allowed: &AllowedDirs) -> Result<WriteOutcome, EnvFileError> {
+        let target = allowed.check(path)?;
+        self.validate()?;
+        let replaced = fs::symlink_metadata(&target).is_ok();
+        atomic::write_atomic(&target, self.render().as_bytes(), ENV_FILE_MODE).map_err(|e| {
+            match atomic::symlink_refused(&e) {
+                Some(link) => EnvFileError::Symlink {
+                    path: target.clone(),
+                    link: link.to_path_buf(),
+                },
+                None => EnvFileError::Io {
+                    op: "write",
+                    path: target.clone(),
+                    source: e,
+                },
+            }
+        })?;
+        Ok(WriteOutcome {
+            keys: self.keys(),
+            token_fingerprint: self.token.as_ref().map(WorkerToken::fingerprint),
+            replaced,
+            path: target,
+        })
+    }
+}
+
+fn push_line(out: &mut String, key: &str, value: &str) {
+    out.push_str(key);
+    out.push('=');
+    out.push_str(value);
+    out.push('\n');
+}
+
+/// An unknown key's value as written: bare when it reads back unchanged, otherwise quoted.
+fn quote_if_needed(value: &str) -> String {
+    let bare = !value.is_empty()
+        && value.trim() == value
+        && !value.starts_with('#')
+        && !value.contains(['"', '\'', '\\', '`']);
+    if bare || value.is_empty() {
+        value.to_owned()
+    } else if !value.contains('\'') {
+        format!("'{value}'")
+    } else {
+        let mut out = String::from("\"");
+        for c in value.chars() {
+            if matches!(c, '"' | '\\' | '$' | '`') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    }
+}

@@ -1,0 +1,29 @@
+//! Files on the worker's host (§3): directories, `basis.toml` settings and the 0600 `worker.env`.
+//!
+//! - [`Dirs`]: the config and state dirs (`BASIS_HOME`, XDG, `HOME`).
+//! - [`Settings`]: `basis.toml`, with precedence flag > env > file > defaults.
+//! - [`WorkerEnv`]: `worker.env`, read and written through [`AllowedDirs`] and [`atomic`].
+
+mod allowed;
+pub mod atomic;
+mod env_file;
+mod error;
+mod paths;
+mod settings;
+
+#[cfg(test)]
+mod env_file_tests;
+
+pub use allowed::AllowedDirs;
+pub use env_file::{
+    DEFAULT_OLLAMA_URL, DEFAULT_VLLM_URL, ENV_FILE_MODE, KEY_MODELS, KEY_OLLAMA_MODEL,
+    KEY_OLLAMA_URL, KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_TOKEN, KEY_VLLM_URL, KEY_WALLET,
+    KEY_WORKER_ID, KNOWN_KEYS, WorkerEnv, WriteOutcome,
+};
+pub use error::{ConfigError, EnvFileError};
+pub use paths::{BASIS_HOME, Dirs, ENV_FILE_NAME, SETTINGS_FILE_NAME};
+pub use settings::{
+    DEFAULT_MCP_HTTP_BIND, DEFAULT_ORCHESTRATOR_URL, ENV_MCP_HTTP_BIND, ENV_MCP_READ_ONLY,
+    ENV_ORCHESTRATOR_URL, ENV_STATE_DIR, McpSettings, Origin, Origins, Overrides, Settings,
+    parse_http_url,
+};

@@ -1,0 +1,521 @@
+//! `basis.toml`: non-secret settings, resolved with precedence flag > env > file > defaults.
+//!
+//! ```toml
+//! orchestrator_url = "http://127.0.0.1:8787"   # BASIS_ORCHESTRATOR_URL, --orchestrator-url
+//! state_dir = "/var/lib/basis"                 # BASIS_STATE_DIR, --state-dir
+//! allowed_env_dirs = ["/etc/basis"]            # extra dirs worker.env may be written to
+//!
+//! [mcp]
+//! http_bind = "127.0.0.1:8765"                 # BASIS_MCP_HTTP_BIND, --http-bind
+//! read_only = false                            # BASIS_MCP_READ_ONLY, --read-only
+//! ```
+//!
+//! Relative paths in the file are relative to the config dir; relative paths from a flag or
+//! the environment are relative to the current directory. Unknown keys are errors.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use super::error::ConfigError;
+use super::paths::Dirs;
+
+pub const DEFAULT_ORCHESTRATOR_URL: &str = "http://127.0.0.1:8787";
+pub const DEFAULT_MCP_HTTP_BIND: &str = "127.0.0.1:8765";
+
+/// Environment variables that override `basis.toml`.
+pub const ENV_ORCHESTRATOR_URL: &str = "BASIS_ORCHESTRATOR_URL";
+pub const ENV_MCP_HTTP_BIND: &str = "BASIS_MCP_HTTP_BIND";
+pub const ENV_MCP_READ_ONLY: &str = "BASIS_MCP_READ_ONLY";
+pub const ENV_STATE_DIR: &str = "BASIS_STATE_DIR";
+
+/// Where a setting's value came from; errors name it so the user knows what to edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag, by name.
+    Flag(&'static str),
+    /// An environment variable, by name.
+    Env(&'static str),
+    /// `basis.toml`, with the line when known.
+    File { path: PathBuf, line: Option<usize> },
+    /// The built-in default.
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag(name) => write!(f, "flag {name}"),
+            Self::Env(name) => write!(f, "environment variable {name}"),
+            Self::File { path, line: None } => write!(f, "{}", path.display()),
+            Self::File {
+                path,
+                line: Some(line),
+            } => write!(f, "{} line {line}", path.display()),
+            Self::Default => f.write_str("the built-in default"),
+        }
+    }
+}
+
+/// Values given as CLI flags (highest precedence). `None` means the flag was not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--orchestrator-url`
+    pub orchestrator_url: Option<String>,
+    /// `--state-dir`
+    pub state_dir: Option<PathBuf>,
+    /// `--http-bind`
+    pub mcp_http_bind: Option<String>,
+    /// `--read-only`
+    pub mcp_read_only: Option<bool>,
+}
+
+/// The `[mcp]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpSettings {
+    pub http_bind: SocketAddr,
+    pub read_only: bool,
+}
+
+/// Where each overridable value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origins {
+    pub orchestrator_url: Origin,
+    pub state_dir: Origin,
+    pub mcp_http_bind: Origin,
+    pub mcp_read_only: Origin,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub orchestrator_url: Url,
+    /// The config dir and the effective state dir (the `state_dir` setting applied).
+    pub dirs: Dirs,
+    pub mcp: McpSettings,
+    /// Absolute directories (besides the config and current dirs) env files may be written to.
+    pub allowed_env_dirs: Vec<PathBuf>,
+    pub origins: Origins,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    orchestrator_url: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed_env_dirs: Vec<Spanned<String>>,
+    #[serde(default)]
+    mcp: FileMcp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMcp {
+    http_bind: Option<Spanned<String>>,
+    read_only: Option<Spanned<bool>>,
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+/// The first value present, in precedence order, with its origin.
+fn pick<T>(candidates: [Option<(T, Origin)>; 3]) -> Option<(T, Origin)> {
+    candidates.into_iter().flatten().next()
+}
+
+impl Settings {
+    /// Reads `dirs.settings_file()` (missing is fine) and applies `env` and `overrides` on
+    /// top, then validates every value, naming its origin on failure.
+    pub fn load(
+        dirs: &Dirs,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let path = dirs.settings_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        Self::from_parts(dirs, &path, &text, overrides, env)
+    }
+
+    /// [`Settings::load`] with the file's text given.
+    pub fn from_parts(
+        dirs: &Dirs,
+        path: &Path,
+        text: &str,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let file: FileSettings = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().trim_end().to_owned(),
+        })?;
+        let env = |name: &'static str| {
+            env(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| (v, Origin::Env(name)))
+        };
+        let in_file = |span: std::ops::Range<usize>| Origin::File {
+            path: path.to_path_buf(),
+            line: Some(line_of(text, span.start)),
+        };
+        let from_file = |v: Option<Spanned<String>>| {
+            v.map(|s| {
+                let origin = in_file(s.span());
+                (s.into_inner(), origin)
+            })
+        };
+
+        let (url_text, url_origin) = pick([
+            overrides
+                .orchestrator_url
+                .clone()
+                .map(|v| (v, Origin::Flag("--orchestrator-url"))),
+            env(ENV_ORCHESTRATOR_URL),
+            from_file(file.orchestrator_url),
+        ])
+        .unwrap_or_else(|| (DEFAULT_ORCHESTRATOR_URL.to_owned(), Origin::Default));
+        let orchestrator_url = parse_http_url(&url_text).map_err(|reason| ConfigError::Invalid {
+            key: "orchestrator_url",
+            origin: url_origin.clone(),
+            reason,
+        })?;
+
+        let (bind_text, bind_origin) = pick([
+            overrides
+                .mcp_http_bind
+                .clone()
+                .map(|v| (v, Origin::Flag("--http-bind"))),
+            env(ENV_MCP_HTTP_BIND),
+            from_file(file.mcp.http_bind),
+        ])
+        .unwrap_or_else(|| (DEFAULT_MCP_HTTP_BIND.to_owned(), Origin::Default));
+        let http_bind = bind_text
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::Invalid {
+                key: "mcp.http_bind",
+                origin: bind_origin.clone(),
+                reason: "expected an IP address and port, such as 127.0.0.1:8765 or [::1]:8765"
+                    .to_owned(),
+            })?;
+
+        let read_only_env = match env(ENV_MCP_READ_ONLY) {
+            Some((v, origin)) => Some((
+                parse_bool(&v).ok_or_else(|| ConfigError::Invalid {
+                    key: "mcp.read_only",
+                    origin: origin.clone(),
+                    reason: "expected true or false (also accepted: 1/0, yes/no, on/off)"
+                        .to_owned(),
+                })?,
+                origin,
+            )),
+            None => None,
+        };
+        let (read_only, read_only_origin) = pick([
+            overrides
+                .mcp_read_only
+                .map(|v| (v, Origin::Flag("--read-only"))),
+            read_only_env,
+            file.mcp.read_only.map(|s| {
+                let origin = in_file(s.span());
+                (s.into_inner(), origin)
+            }),
+        ])
+        .unwrap_or((false, Origin::Default));
+
+        let cwd = || {
+            std::env::current_dir().map_err(|source| ConfigError::Io {
+                path: PathBuf::from("."),
+                source,
+            })
+        };
+        let state = match (&overrides.state_dir, env(ENV_STATE_DIR)) {
+            (Some(dir), _) => Some((dir.clone(), Origin::Flag("--state-dir"), None)),
+            (None, Some((dir, origin))) => Some((PathBuf::from(dir), origin, None)),
+            (None, None) => from_file(file.state_dir)
+                .map(|(dir, origin)| (PathBuf::from(dir), origin, Some(&dirs.config_dir))),
+        };
+        let (state_dir, state_origin) = match state {
+            None => (dirs.state_dir.clone(), Origin::Default),
+            Some((dir, origin, base)) => {
+                let invalid = |reason: &str| ConfigError::Invalid {
+                    key: "state_dir",
+                    origin: origin.clone(),
+                    reason: reason.to_owned(),
+                };
+                if dir.as_os_str().is_empty() {
+                    return Err(invalid("the directory is empty"));
+                }
+                if has_parent_component(&dir) {
+                    return Err(invalid("give the directory without '..' components"));
+                }
+                let abs = if dir.is_absolute() {
+                    dir
+                } else if let Some(base) = base {
+                    base.join(dir)
+                } else {
+                    cwd()?.join(dir)
+                };
+                (abs, origin)
+            }
+        };
+
+        let mut allowed_env_dirs = Vec::with_capacity(file.allowed_env_dirs.len());
+        for entry in file.allowed_env_dirs {
+            let origin = in_file(entry.span());
+            let dir = PathBuf::from(entry.into_inner());
+            let invalid = |reason: &str| ConfigError::Invalid {
+                key: "allowed_env_dirs",
+                origin: origin.clone(),
+                reason: reason.to_owned(),
+            };
+            if dir.as_os_str().is_empty() {
+                return Err(invalid("an entry is empty"));
+            }
+            if has_parent_component(&dir) {
+                return Err(invalid("give directories without '..' components"));
+            }
+            allowed_env_dirs.push(if dir.is_absolute() {
+                dir
+            } else {
+                dirs.config_dir.join(dir)
+            });
+        }
+
+        Ok(Settings {
+            orchestrator_url,
+            dirs: dirs.clone().with_state_dir(state_dir),
+            mcp: McpSettings {
+                http_bind,
+                read_only,
+            },
+            allowed_env_dirs,
+            origins: Origins {
+                orchestrator_url: url_origin,
+                state_dir: state_origin,
+                mcp_http_bind: bind_origin,
+                mcp_read_only: read_only_origin,
+            },
+        })
+    }
+}
+
+fn has_parent_component(path: &Path) -> bool {
+    path.components().any(|c| c == Component::ParentDir)
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses an `http`/`https` URL with a host and no credentials. The reason never repeats
+/// the value.
+pub fn parse_http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim())
+        .map_err(|e| format!("not a valid URL ({e}); expected e.g. http://127.0.0.1:8787"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("only http:// and https:// URLs are supported".to_owned());
+    }
+    if url.host().is_none() {
+        return Err("the URL has no host".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "the URL must not carry a user name or password; credentials never go in URLs"
+                .to_owned(),
+        );
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tempfile::TempDir;
+
+    use super::*;
+
+    fn dirs(tmp: &TempDir) -> Dirs {
+        Dirs {
+            config_dir: tmp.path().join("config"),
+            state_dir: tmp.path().join("state"),
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn write_toml(d: &Dirs, text: &str) {
+        std::fs::create_dir_all(&d.config_dir).unwrap();
+        std::fs::write(d.settings_file(), text).unwrap();
+    }
+
+    #[test]
+    fn missing_file_gives_defaults() {
+        let tmp = TempDir::new().unwrap();
+        let d = dirs(&tmp);
+        let s = Settings::load(&d, &Overrides::default(), env(&[])).unwrap();
+        assert_eq!(s.orchestrator_url.as_str(), "http://127.0.0.1:8787/");
+        assert_eq!(s.mcp.http_bind.to_string(), DEFAULT_MCP_HTTP_BIND);
+        assert!(!s.mcp.read_only);
+        assert_eq!(s.dirs, d);
+        assert!(s.allowed_env_dirs.is_empty());
+        assert_eq!(s.origins.orchestrator_url, Origin::Default);
+    }
+
+    #[test]
+    fn precedence_flag_env_file_default() {
+        let tmp = TempDir::new().unwrap();
+        let d = dirs(&tmp);
+        write_toml(
+            &d,
+            "orchestrator_url = \"https://file.example\"\nstate_dir = \"st\"\n\
+             allowed_env_dirs = [\"/etc/basis\", \"sub\"]\n\n[mcp]\nhttp_bind = \"127.0.0.1:1\"\nread_only = true\n",
+        );
+        let file_env = env(&[]);
+        let s = Settings::load(&d, &Overrides::default(), file_env).unwrap();
+        assert_eq!(s.orchestrator_url.as_str(), "https://file.example/");
+        assert!(matches!(s.origins.orchestrator_url, Origin::File { line: Some(1), .. }));
+        assert_eq!(s.dirs.state_dir, d.config_dir.join("st"));
+        assert_eq!(s.mcp.http_bind.port(), 1);
+        assert!(s.mcp.read_only);
+        assert!(matches!(s.origins.mcp_read_only, Origin::File { line: Some(6), .. }));
+        assert_eq!(
+            s.allowed_env_dirs,
+            [PathBuf::from("/etc/basis"), d.config_dir.join("sub")]
+        );
+
+        let vars = [
+            (ENV_ORCHESTRATOR_URL, "http://env.example:9"),
+            (ENV_MCP_HTTP_BIND, "127.0.0.1:2"),
+            (ENV_MCP_READ_ONLY, "no"),
+            (ENV_STATE_DIR, "/env/state"),
+        ];
+        let s = Settings::load(&d, &Overrides::default(), env(&vars)).unwrap();
+        assert_eq!(s.orchestrator_url.as_str(), "http://env.example:9/");
+        assert_eq!(s.origins.orchestrator_url, Origin::Env(ENV_ORCHESTRATOR_URL));
+        assert_eq!(s.mcp.http_bind.port(), 2);
+        assert!(!s.mcp.read_only);
+        assert_eq!(s.dirs.state_dir, Path::new("/env/state"));
+        assert_eq!(s.dirs.config_dir, d.config_dir);
+
+        let flags = Overrides {
+            orchestrator_url: Some("https://flag.example".into()),
+            state_dir: Some("/flag/state".into()),
+            mcp_http_bind: Some("[::1]:3".into()),
+            mcp_read_only: Some(true),
+        };
+        let s = Settings::load(&d, &flags, env(&vars)).unwrap();
+        assert_eq!(s.orchestrator_url.as_str(), "https://flag.example/");
+        assert_eq!(s.origins.orchestrator_url, Origin::Flag("--orchestrator-url"));
+        assert_eq!(s.mcp.http_bind.to_string(), "[::1]:3");
+        assert!(s.mcp.read_only);
+        assert_eq!(s.dirs.state_dir, Path::new("/flag/state"));
+    }
+
+    #[test]
+    fn unknown_keys_rejected_with_name_and_line() {
+        let tmp = TempDir::new().unwrap();
+        let d = dirs(&tmp);
+        for (text, key, line) in [
+            ("orchestrator_url = \"http://a\"\norchestrator = \"x\"\n", "orchestrator", 2),
+            ("[mcp]\nread_only = true\nbind = \"x\"\n", "bind", 3),
+        ] {
+            write_toml(&d, text);
+            let err = Settings::load(&d, &Overrides::default(), env(&[])).unwrap_err();
+            let ConfigError::Syntax { line: got, message, .. } = &err else {
+                panic!("expected a syntax error, got {err:?}");
+            };
+            assert_eq!(*got, Some(line), "{message}");
+            assert!(message.contains(key), "{message}");
+            assert!(err.to_string().contains(&format!("line {line}")));
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let tmp = TempDir::new().unwrap();
+        let d = dirs(&tmp);
+        write_toml(&d, "\norchestrator_url = \"ftp://x\"\n");
+        let err = Settings::load(&d, &Overrides::default(), env(&[])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key: "orchestrator_url", origin: Origin::File { line: Some(2), .. }, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("line 2"));
+
+        let err = Settings::load(
+            &d,
+            &Overrides::default(),
+            env(&[(ENV_ORCHESTRATOR_URL, "not a url")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("environment variable BASIS_ORCHESTRATOR_URL"));
+
+        let flags = Overrides {
+            mcp_http_bind: Some("localhost".into()),
+            ..Overrides::default()
+        };
+        let err = Settings::load(&d, &flags, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("flag --http-bind"), "{err}");
+
+        let err = Settings::load(
+            &d,
+            &Overrides::default(),
+            env(&[(ENV_MCP_READ_ONLY, "maybe")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(ENV_MCP_READ_ONLY));
+
+        let err = Settings::load(
+            &d,
+            &Overrides {
+                orchestrator_url: Some("https://user:hunter2@h.example".into()),
+                ..Overrides::default()
+            },
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn wrong_type_in_file_is_a_syntax_error_with_line() {
+        let tmp = TempDir::new().unwrap();
+        let d = dirs(&tmp);
+        write_toml(&d, "[mcp]\n\nread_only = \"yes\"\n");
+        let err = Settings::load(&d, &Overrides::default(), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { line: Some(3), .. }), "{err:?}");
+    }
+
+    #[test]
+    fn url_rules() {
+        assert!(parse_http_url("http://127.0.0.1:8787").is_ok());
+        assert!(parse_http_url("https://orch.example/api").is_ok());
+        for bad in ["", "127.0.0.1:8787", "ws://x", "file:///etc/passwd", "http://u:p@x"] {
+            assert!(parse_http_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Identifiers: `WorkerId` (chosen by the operator) and the generated ids of tasks,
+//! submissions, jobs and receipts.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use rand::RngCore;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a string is not a valid identifier. Messages name the rule and never echo the value
+/// (an id field is free text an agent may have pasted anything into).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error(
+        "{kind} must be 2 to 63 characters of lowercase letters, digits and '-', starting with a letter or digit (got {len} characters)"
+    )]
+    BadWorkerId { kind: &'static str, len: usize },
+    #[error("{kind} must be '{prefix}' followed by 32 lowercase hex characters")]
+    BadGenerated {
+        kind: &'static str,
+        prefix: &'static str,
+    },
+}
+
+/// A worker's name: `^[a-z0-9][a-z0-9-]{1,62}$`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(String);
+
+impl WorkerId {
+    pub const PATTERN: &'static str = "^[a-z0-9][a-z0-9-]{1,62}$";
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let bytes = s.as_bytes();
+        let ok = (2..=63).contains(&bytes.len())
+            && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::BadWorkerId {
+                kind: "worker_id",
+                len: s.chars().count(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WorkerId({})", self.0)
+    }
+}
+
+impl FromStr for WorkerId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for WorkerId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkerId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Cow::<str>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for WorkerId {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "WorkerId".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": Self::PATTERN,
+            "description": "Worker name: 2-63 lowercase letters, digits and '-', starting with a letter or digit."
+        })
+    }
+}
+
+/// Defines a generated identifier: a fixed prefix followed by 32 lowercase hex characters
+/// (128 random bits).
+macro_rules! generated_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+            pub const PATTERN: &'static str = concat!("^", $prefix, "[a-f0-9]{32}$");
+
+            /// A fresh id from 128 bits of the thread's CSPRNG.
+            pub fn generate() -> Self {
+                let mut raw = [0u8; 16];
+                rand::rng().fill_bytes(&mut raw);
+                Self(format!("{}{}", $prefix, hex::encode(raw)))
+            }
+
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                let ok = s.strip_prefix($prefix).is_some_and(|rest| {
+                    rest.len() == 32
+                        && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                });
+                if ok {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(IdError::BadGenerated { kind: $kind, prefix: $prefix })
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = Cow::<str>::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({ "type": "string", "pattern": Self::PATTERN })
+            }
+        }
+    };
+}
+
+generated_id!(
+    /// A task in the market: `^task-[a-f0-9]{32}$`.
+    TaskId, "task-", "task_id"
+);
+generated_id!(
+    /// A submission of output for a claimed task.
+    SubmissionId, "sub-", "submission_id"
+);
+generated_id!(
+    /// One gateway job routed to a worker.
+    JobId, "job-", "job_id"
+);
+generated_id!(
+    /// A stored receipt.
+    ReceiptId, "rcpt-", "receipt_id"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_id_rules() {
+        for ok in ["ab", "gpu-1", "0rig", &"a".repeat(63)] {
+            assert!(WorkerId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "-ab", "Ab", "a_b", "a b", "ä1", &"a".repeat(64)] {
+            assert!(WorkerId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn generated_ids_round_trip() {
+        let id = TaskId::generate();
+        assert!(id.as_str().starts_with("task-"));
+        assert_eq!(TaskId::parse(id.as_str()), Ok(id.clone()));
+        assert_ne!(TaskId::generate(), id);
+        assert!(TaskId::parse("task-ABCDEF00000000000000000000000000").is_err());
+        assert!(TaskId::parse("sub-00000000000000000000000000000000").is_err());
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<TaskId>(&json).unwrap(), id);
+    }
+
+    #[test]
+    fn id_errors_do_not_echo_input() {
+        let secret = "Zsecret-looking-value";
+        let msg = WorkerId::parse(secret).unwrap_err().to_string();
+        assert!(!msg.contains(secret));
+    }
+}

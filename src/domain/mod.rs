@@ -1,0 +1,28 @@
+//! The domain vocabulary: identifiers, wallet addresses, hashes, amounts, receipts and the
+//! worker token. Everything else in the crate speaks these types.
+//!
+//! Architecture invariant: this module imports nothing else from the crate (a test in
+//! `tests/architecture.rs` reads these files and fails on any `crate::` or `super::super` path).
+//! Every type here validates on construction, so holding one is proof the value is well formed.
+
+mod amount;
+mod canonical;
+mod hash;
+mod ids;
+mod problem;
+mod receipt;
+mod runtime;
+mod token;
+mod wallet;
+
+pub use amount::{Amount, AmountError};
+pub use canonical::{CanonicalError, MAX_SAFE_INTEGER, canonical_bytes, canonical_hash};
+pub use hash::{HashError, OutputHash, ReceiptHash, TokenSha256, keccak256_hex};
+pub use ids::{IdError, JobId, ReceiptId, SubmissionId, TaskId, WorkerId};
+pub use problem::{ErrorCode, Problem};
+pub use receipt::{
+    HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, Usage, verify_receipt_json,
+};
+pub use runtime::{Runtime, UnknownRuntime};
+pub use token::{TOKEN_HEX_LEN, TokenError, TokenFingerprint, WorkerToken};
+pub use wallet::{WalletAddress, WalletError};

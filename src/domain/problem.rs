@@ -1,0 +1,148 @@
+//! `Problem`: the failure vocabulary every part shows — a stable code, a message, and how to fix
+//! it. MCP tools return it as an `isError` result, the CLI prints it and maps the code to an
+//! exit status, the orchestrator API wraps it as `{"error": …}`.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Declares the stable codes with their wire names and CLI exit statuses in one table.
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, exit $exit:literal; )*) => {
+        /// Stable error codes. Agents branch on these; `schemas/errors.json` lists them.
+        /// Add new codes at the end of their group; never rename one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The code's wire name, e.g. `SECRET_REFUSED`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name,)* }
+            }
+
+            /// The process exit status the CLI uses: 2 for input the user must change,
+            /// 1 for failures of the environment, 3 for conflicts with remote state.
+            pub fn exit_code(self) -> u8 {
+                match self { $(Self::$variant => $exit,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // input
+    /// A value looked like a private key, mnemonic, keystore, PEM key or API key: refused, not echoed.
+    SecretRefused = "SECRET_REFUSED", exit 2;
+    /// A private key was given where a public wallet address belongs.
+    PrivateKeyRefused = "PRIVATE_KEY_REFUSED", exit 2;
+    /// The wallet address is malformed.
+    InvalidWallet = "INVALID_WALLET", exit 2;
+    /// A mixed-case wallet address fails its EIP-55 checksum.
+    WalletChecksumMismatch = "WALLET_CHECKSUM_MISMATCH", exit 2;
+    /// The zero address cannot receive rewards.
+    ZeroWallet = "ZERO_WALLET", exit 2;
+    /// The worker id breaks `^[a-z0-9][a-z0-9-]{1,62}$`.
+    InvalidWorkerId = "INVALID_WORKER_ID", exit 2;
+    /// The runtime is not echo, ollama or vllm.
+    UnknownRuntime = "UNKNOWN_RUNTIME", exit 2;
+    /// Some other argument is invalid; the message says which and why.
+    InvalidArgument = "INVALID_ARGUMENT", exit 2;
+    // files
+    /// The env file path is outside the allowed directories.
+    EnvPathNotAllowed = "ENV_PATH_NOT_ALLOWED", exit 2;
+    /// The env file path is (or passes through) a symbolic link.
+    EnvPathSymlink = "ENV_PATH_SYMLINK", exit 2;
+    /// The env file could not be parsed; the message has the line number.
+    EnvParseError = "ENV_PARSE_ERROR", exit 2;
+    /// The env file lacks a key this action needs.
+    EnvIncomplete = "ENV_INCOMPLETE", exit 2;
+    /// basis.toml (or an environment override) is invalid.
+    ConfigInvalid = "CONFIG_INVALID", exit 2;
+    /// A file could not be read or written.
+    IoError = "IO_ERROR", exit 1;
+    // internal
+    /// A bug: please report it.
+    Internal = "INTERNAL", exit 1;
+    // orchestrator
+    /// The worker id is registered with another token: re-registering needs the current token
+    /// (`Authorization: Bearer`) or the operator's admin key.
+    WorkerIdTaken = "WORKER_ID_TAKEN", exit 3;
+    /// No worker with this id is registered.
+    WorkerNotFound = "WORKER_NOT_FOUND", exit 3;
+    /// Registration needs an enrollment key from the operator, and none was sent.
+    RegistrationGated = "REGISTRATION_GATED", exit 2;
+    /// The enrollment key sent is not the one the operator configured.
+    EnrollmentKeyInvalid = "ENROLLMENT_KEY_INVALID", exit 2;
+    /// The orchestrator does not accept new registrations.
+    RegistrationClosed = "REGISTRATION_CLOSED", exit 3;
+    /// Too many requests (or failed authentications) from this address; retry after the delay.
+    RateLimited = "RATE_LIMITED", exit 1;
+    /// The request body is larger than the orchestrator accepts.
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE", exit 2;
+    /// The request body is not valid JSON, or not the expected shape.
+    InvalidJson = "INVALID_JSON", exit 2;
+    /// No such route or method on the orchestrator.
+    NotFound = "NOT_FOUND", exit 2;
+    /// The orchestrator cannot be reached (connection refused, DNS, TLS, connect timeout).
+    OrchestratorUnreachable = "ORCHESTRATOR_UNREACHABLE", exit 1;
+    /// The orchestrator accepted the connection but did not answer in time.
+    OrchestratorTimeout = "ORCHESTRATOR_TIMEOUT", exit 1;
+    /// The orchestrator failed (5xx) or answered with an error this basis does not know.
+    OrchestratorError = "ORCHESTRATOR_ERROR", exit 1;
+    /// The orchestrator's answer could not be understood.
+    BadResponse = "BAD_RESPONSE", exit 1;
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An actionable failure. `message` never contains a secret: every error converted into a
+/// `Problem` is built from typed errors whose texts were written not to echo input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Problem {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Problem {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_match_serde_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::String(code.as_str().into()));
+            assert!(seen.insert(code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The CLI front: clap definitions and human/JSON rendering. Every command parses its flags,
+//! calls one operation in `crate::ops`, and renders the result; no logic lives here.
+
+mod hash;
+mod mcp;
+mod orchestrator;
+mod output;
+mod write_env;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// basis: turn an idle GPU into a worker of a compute network, operated safely by an AI agent.
+///
+/// Your agent (or you) checks the hardware, writes the local 0600 config, registers the
+/// worker with a PUBLIC reward address and supervises it. basis never needs a private key,
+/// a seed phrase or an API key.
+#[derive(Debug, Parser)]
+#[command(name = "basis", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log line format on stderr (filter with RUST_LOG, e.g. RUST_LOG=basis=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Use this basis.toml instead of the one in the config directory.
+    #[arg(long, global = true, env = "BASIS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the worker's env file (0600, atomic): public settings plus a host-generated token.
+    WriteEnv(write_env::Args),
+    /// Print the output hash (keccak256 of the raw bytes) of a file or of stdin.
+    Hash(hash::Args),
+    /// Run the MCP server (stdio by default; --http ADDR for streamable HTTP at /mcp).
+    Mcp(mcp::Args),
+    /// Run the self-hostable orchestrator (worker registry), or manage its API keys.
+    Orchestrator(orchestrator::Args),
+}
+
+/// Runs the parsed command and returns the process exit status.
+pub async fn run(cli: Cli) -> ExitCode {
+    let ctx = Context {
+        config_file: cli.config,
+    };
+    match cli.command {
+        Command::WriteEnv(args) => write_env::run(&ctx, args),
+        Command::Hash(args) => hash::run(&args),
+        Command::Orchestrator(args) => orchestrator::run(args).await,
+        Command::Mcp(args) => mcp::run(&ctx, args).await,
+    }
+}
+
+/// What every command may need besides its own flags.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub config_file: Option<PathBuf>,
+}
+
+impl Context {
+    /// The operations' context: `basis.toml`, environment and directories resolved once.
+    pub fn ops(&self) -> Result<crate::ops::Context, crate::ops::Problem> {
+        crate::ops::Context::load(self.config_file.as_deref(), &crate::config::Overrides::default())
+    }
+}

@@ -1,0 +1,172 @@
+//! `basis orchestrator`: run the self-hostable orchestrator (§5), or manage its API keys
+//! (`keys create`, `keys hash`). Parses flags, calls `crate::orchestrator`, renders.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use secrecy::ExposeSecret;
+
+use super::output;
+use crate::domain::{ErrorCode, Problem};
+use crate::orchestrator::store::{KeyRole, KeySha256, SqliteStore};
+use crate::orchestrator::{self, OrchestratorConfig, Overrides, ServeError};
+use crate::wire::RegistrationMode;
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Flags of the server itself (and, for `--config` and `--db`, of `keys create`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8787 (port 0 picks a free port; the bound address
+    /// is printed as `listening on http://ADDR`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// orchestrator.toml: registration mode, keys (as sha256), limits, database path.
+    #[arg(long, value_name = "FILE", env = "BASIS_ORCHESTRATOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Development mode: anyone may register (overrides the configured registration mode).
+    #[arg(long)]
+    pub open: bool,
+    /// The SQLite database file (default: orchestrator.db in the state directory).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Who may register new workers: open, gated (enrollment key) or closed.
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub registration: Option<RegistrationMode>,
+}
+
+fn parse_mode(s: &str) -> Result<RegistrationMode, String> {
+    s.parse().map_err(|e: crate::wire::UnknownRegistrationMode| e.to_string())
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// Manage API keys (admin, client, evaluator).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Create a key: printed ONCE on stdout; only its sha256 is stored in the database.
+    Create {
+        /// What the key may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A note stored with the key's hash (who holds it).
+        #[arg(long)]
+        label: Option<String>,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Print the sha256 of a key read from stdin, for `enrollment_key_sha256` or
+    /// `admin_key_sha256` in orchestrator.toml.
+    Hash,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Client,
+    Evaluator,
+}
+
+impl From<RoleArg> for KeyRole {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => KeyRole::Admin,
+            RoleArg::Client => KeyRole::Client,
+            RoleArg::Evaluator => KeyRole::Evaluator,
+        }
+    }
+}
+
+fn overrides(a: &ServeArgs) -> Overrides {
+    Overrides {
+        config_file: a.config.clone(),
+        listen: a.listen,
+        db: a.db.clone(),
+        open: a.open,
+        registration: a.registration,
+    }
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    let result = match args.command {
+        None => serve(&args.serve).await,
+        Some(Sub::Keys(KeysCommand::Create { role, label, serve })) => {
+            create_key(role.into(), label, &serve).await
+        }
+        Some(Sub::Keys(KeysCommand::Hash)) => hash_key(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(problem) => output::failure(false, &problem),
+    }
+}
+
+async fn serve(args: &ServeArgs) -> Result<(), Problem> {
+    let config = OrchestratorConfig::load(&overrides(args)).map_err(config_problem)?;
+    orchestrator::run(config).await.map_err(serve_problem)
+}
+
+async fn create_key(role: KeyRole, label: Option<String>, args: &ServeArgs) -> Result<(), Problem> {
+    if let Some(l) = &label {
+        crate::guard::check_text("label", l)?;
+    }
+    let db = OrchestratorConfig::load_db_path(&overrides(args)).map_err(config_problem)?;
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
+        .await
+        .map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| serve_problem(e.into()))?;
+    let key = orchestrator::keys::create(&store, role, label)
+        .await
+        .map_err(|e| serve_problem(e.into()))?;
+    let _ = writeln!(std::io::stdout().lock(), "{}", key.expose_secret());
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "created a {role} key for {}. It is shown only this once: store it now (only its sha256 is kept).",
+        store.path().display()
+    );
+    Ok(())
+}
+
+fn hash_key() -> Result<(), Problem> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Problem::new(ErrorCode::IoError, format!("cannot read stdin: {e}")))?;
+    let key = line.trim();
+    if key.is_empty() {
+        return Err(Problem::new(ErrorCode::InvalidArgument, "no key on stdin")
+            .with_fix("Pipe the key in: `printf %s \"$KEY\" | basis orchestrator keys hash`."));
+    }
+    let _ = writeln!(std::io::stdout().lock(), "{}", KeySha256::of(key));
+    Ok(())
+}
+
+fn config_problem(e: orchestrator::ConfigError) -> Problem {
+    Problem::new(ErrorCode::ConfigInvalid, e.to_string())
+        .with_fix("Fix orchestrator.toml (or the flags); `basis orchestrator --help` lists them.")
+}
+
+fn serve_problem(e: ServeError) -> Problem {
+    match e {
+        ServeError::Config(e) => config_problem(e),
+        ServeError::Bind { addr, .. } => Problem::new(ErrorCode::IoError, e.to_string()).with_fix(
+            format!("Is something else listening on {addr}? Pick another address with --listen."),
+        ),
+        ServeError::Store(_) | ServeError::Serve(_) => Problem::new(ErrorCode::IoError, e.to_string())
+            .with_fix("Check the database path (--db) and its directory's permissions."),
+    }
+}

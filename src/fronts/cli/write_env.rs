@@ -1,0 +1,72 @@
+//! `basis write-env`: the CLI mirror of the `write_env` tool.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use super::{Context, output};
+use crate::ops::write_env::{self, Input, Output};
+
+/// Writes worker.env (mode 0600, atomically). Omitted flags keep the file's current values; the
+/// token is generated on this host when absent and never printed (only its fingerprint).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// PUBLIC EVM reward address (0x + 40 hex). Never a private key.
+    #[arg(long)]
+    pub wallet: Option<String>,
+    /// Worker name: 2-63 lowercase letters, digits and '-'.
+    #[arg(long)]
+    pub worker_id: Option<String>,
+    /// Runtime: echo (simulator, no GPU), ollama or vllm [new files: echo].
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Models served, comma separated (e.g. llama3.1:8b,qwen2.5:7b) [echo: echo].
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    /// Ollama model to run (ollama runtime).
+    #[arg(long)]
+    pub ollama_model: Option<String>,
+    /// Ollama URL [default: http://127.0.0.1:11434].
+    #[arg(long)]
+    pub ollama_url: Option<String>,
+    /// vLLM URL [default: http://127.0.0.1:8000].
+    #[arg(long)]
+    pub vllm_url: Option<String>,
+    /// Orchestrator URL [default: from basis.toml or BASIS_ORCHESTRATOR_URL].
+    #[arg(long)]
+    pub orchestrator_url: Option<String>,
+    /// Env file to write [default: worker.env in the config directory].
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<String>,
+    /// Print the tool's structured output as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Context, args: Args) -> ExitCode {
+    let json = args.json;
+    let input = Input {
+        wallet: args.wallet,
+        worker_id: args.worker_id,
+        runtime: args.runtime,
+        models: args.models,
+        ollama_model: args.ollama_model,
+        ollama_url: args.ollama_url,
+        vllm_url: args.vllm_url,
+        orchestrator_url: args.orchestrator_url,
+        out: args.out,
+    };
+    let result = ctx.ops().and_then(|ops| write_env::run(&ops, &input));
+    output::render(json, result, human)
+}
+
+fn human(o: &Output) -> String {
+    let mut s = String::new();
+    let verb = if o.created { "created" } else { "updated" };
+    let _ = writeln!(s, "{verb} {} (mode {})", o.path, o.mode);
+    let _ = writeln!(s, "  keys: {}", o.keys_written.join(", "));
+    let token = if o.token_kept { "kept" } else { "generated" };
+    let _ = writeln!(s, "  token: {token}, fingerprint {}", o.token_fingerprint);
+    let _ = writeln!(s, "  worker {} pays to {}", o.worker_id, o.wallet);
+    let _ = write!(s, "next: {}", o.next_step);
+    s
+}

@@ -1,0 +1,55 @@
+//! The MCP front (`basis mcp`): the tools, resources and prompts an agent uses, on rmcp, over
+//! stdio (default) or streamable HTTP at `/mcp`.
+//!
+//! - [`BasisMcp`] (`server`) is the handler; the tool router (`tools/`, one file per toolset)
+//!   and the operations' context are built once per process.
+//! - `args` turns tool arguments into an operation's `Input` and its `Result<Output, Problem>`
+//!   into a tool result (`isError` + structured `{code, message, fix}` for a problem).
+//! - `resources` (the masked env file), `prompts` (`onboard_gpu_worker`), `logging`
+//!   (`logging/setLevel` per session).
+//! - `http` serves `/mcp` behind `security` (Host/Origin allow-lists, bearer token, body limit).
+//!
+//! Architecture invariant: no logic lives here. A tool parses nothing itself and calls exactly
+//! one operation in `crate::ops`; nothing else in the crate imports this module.
+
+mod args;
+mod http;
+mod logging;
+mod prompts;
+mod resources;
+mod security;
+mod server;
+mod tools;
+
+pub use http::{HttpOptions, HttpServer};
+pub use resources::ENV_URI;
+pub use security::{BearerToken, MAX_BODY_BYTES, TOKEN_ENV};
+pub use server::BasisMcp;
+pub use tools::is_read_only;
+
+use rmcp::ServiceExt;
+use rmcp::model::Tool;
+
+use crate::domain::{ErrorCode, Problem};
+
+/// Every tool this server can offer (the full catalogue, as `tools/list` shows it without
+/// `--read-only`), sorted by name. `tests/schemas.rs` snapshots it into `schemas/tools/`.
+pub fn catalogue() -> Vec<Tool> {
+    tools::router(false).list_all()
+}
+
+/// Serves `server` on stdin/stdout until the client closes the stream.
+pub async fn serve_stdio(server: BasisMcp) -> Result<(), Problem> {
+    let io_problem = |what: &str, e: &dyn std::fmt::Display| {
+        Problem::new(ErrorCode::IoError, format!("MCP over stdio: {what}: {e}"))
+    };
+    let running = server
+        .serve(rmcp::transport::stdio_pipes())
+        .await
+        .map_err(|e| io_problem("the client did not initialize", &e))?;
+    running
+        .waiting()
+        .await
+        .map(|_| ())
+        .map_err(|e| io_problem("the session ended abnormally", &e))
+}

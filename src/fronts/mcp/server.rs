@@ -1,0 +1,197 @@
+//! [`BasisMcp`]: the MCP server handler. The tool router and the operations' [`Context`] are
+//! built once and shared by every session (one for stdio, one per client over HTTP); a session
+//! only adds its own logging level.
+// MCP logging is deprecated by SEP-2577 in rmcp, but the spec versions clients use today have it.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourcesResult, ListToolsResult, LoggingLevel, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
+use serde_json::json;
+
+use super::logging::SessionLevel;
+use super::{prompts, resources, tools};
+use crate::ops::Context;
+
+const INSTRUCTIONS: &str = "\
+basis turns this machine into a worker of a compute network. To onboard, follow the prompt \
+onboard_gpu_worker, or call check_hardware, write_env, register_worker, network_status in that \
+order. The reward wallet is a PUBLIC address; never ask for or pass a private key, seed phrase \
+or token (tools refuse them with SECRET_REFUSED). Failures come back as isError results with \
+structuredContent {code, message, fix}: apply the fix and retry.";
+
+/// The MCP server. Cheap to clone: clones share everything but the logging level.
+#[derive(Debug, Clone)]
+pub struct BasisMcp {
+    shared: Arc<Shared>,
+    level: SessionLevel,
+}
+
+#[derive(Debug)]
+struct Shared {
+    ctx: Context,
+    read_only: bool,
+    router: ToolRouter<BasisMcp>,
+    /// `tools/list`, computed once: the router's visible tools, sorted by name.
+    listed: Vec<Tool>,
+}
+
+impl BasisMcp {
+    /// A server for `ctx`. With `read_only`, every tool whose `read_only_hint` is not true is
+    /// hidden from `tools/list` and refused by `tools/call`.
+    pub fn new(ctx: Context, read_only: bool) -> Self {
+        let router = tools::router(read_only);
+        let listed = router.list_all();
+        Self {
+            shared: Arc::new(Shared {
+                ctx,
+                read_only,
+                router,
+                listed,
+            }),
+            level: SessionLevel::default(),
+        }
+    }
+
+    /// A handle for a new session: the same context and tools, its own logging level.
+    #[must_use]
+    pub fn session(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            level: SessionLevel::default(),
+        }
+    }
+
+    /// The operations' context.
+    pub fn ctx(&self) -> &Context {
+        &self.shared.ctx
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.shared.read_only
+    }
+
+    /// The tools this server lists, sorted by name.
+    pub fn tools(&self) -> &[Tool] {
+        &self.shared.listed
+    }
+
+    /// One `notifications/message` per tool call: the tool and its outcome, never its data.
+    async fn log_call(&self, peer: &Peer<RoleServer>, tool: &str, result: &Result<CallToolResponse, ErrorData>) {
+        let (level, data) = match result {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                let code = r.structured_content.as_ref().and_then(|s| s.get("code")).cloned();
+                (LoggingLevel::Warning, json!({"tool": tool, "outcome": "refused", "code": code}))
+            }
+            Ok(_) => (LoggingLevel::Info, json!({"tool": tool, "outcome": "ok"})),
+            Err(e) => (
+                LoggingLevel::Error,
+                json!({"tool": tool, "outcome": "protocol_error", "code": e.code.0}),
+            ),
+        };
+        self.level.notify(peer, level, data).await;
+    }
+}
+
+impl ServerHandler for BasisMcp {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .enable_logging()
+            .enable_completions()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new("basis", env!("CARGO_PKG_VERSION"))
+                    .with_title("basis GPU worker")
+                    .with_description(env!("CARGO_PKG_DESCRIPTION")),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = request.name.clone();
+        let peer = context.peer.clone();
+        let call = ToolCallContext::new(self, request, context);
+        let result = self.shared.router.call(call).await;
+        self.log_call(&peer, &tool, &result).await;
+        result
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.shared.listed.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.shared.router.get(name).cloned()
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(resources::list())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(self.ctx(), &request.uri).map(Into::into)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(prompts::list())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        prompts::get(&request.name, request.arguments.as_ref()).map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        Ok(prompts::complete(&request))
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.level.set(request.level);
+        Ok(())
+    }
+}

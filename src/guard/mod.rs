@@ -1,0 +1,133 @@
+//! The secrets guard (§4.3): refuses private keys, mnemonics, keystores, PEM keys and API keys in any free-text field, without echoing them.
+//!
+//! Every front calls it on every free-text argument and API field before anything else sees
+//! the value: [`check_text`] for a string, [`check_json`] for a JSON value (every string and
+//! object key, recursively), or a param struct's [`Guarded::check_secrets`], written with
+//! [`GuardText::guard`] on each field:
+//!
+//! ```
+//! use basis::guard::{GuardText, Guarded, SecretRefused};
+//!
+//! struct Params { description: String, tags: Vec<String>, note: Option<String> }
+//!
+//! impl Guarded for Params {
+//!     fn check_secrets(&self) -> Result<(), SecretRefused> {
+//!         self.description.guard("description")?;
+//!         self.tags.guard("tags")?;
+//!         self.note.guard("note")
+//!     }
+//! }
+//! ```
+//!
+//! What is refused ([`SecretKind`]):
+//! - `PrivateKey`: a token of exactly 64 hex characters, with or without `0x`, between
+//!   boundaries (anything but an ASCII letter or digit). A 40-hex address, a 63- or 65-hex run
+//!   and a 64-hex run inside a longer one pass. A worker token is 64 hex too, and is refused.
+//! - `Mnemonic`: 12 or more consecutive BIP-39 English words, any case, any separators,
+//!   checksum-valid or not (digit-only tokens such as list numbers are skipped).
+//! - `Keystore`: JSON with `ciphertext`, `kdf` and `mac` in a `crypto`/`Crypto` object (or the
+//!   bare crypto object), as a value or inside text, even truncated or string-escaped.
+//! - `PemPrivateKey`: a `-----BEGIN … PRIVATE KEY-----` header (RSA, EC, OPENSSH, ENCRYPTED,
+//!   PKCS#8, PGP).
+//! - `ApiKey`: Anthropic `sk-ant-`, `OpenAI` `sk-`/`sk-proj-`, Stripe `sk_live_`/`rk_live_`,
+//!   GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, GitLab `glpat-`, AWS
+//!   `AKIA`/`ASIA`, Google `AIza`, Hugging Face `hf_`, Slack `xoxb-`/`xoxp-`; only at a word
+//!   start (so `task-…` ids or `risk-averse` never match `sk-`) and only when the body has a
+//!   digit or a capital (so `sk-fine-tuned-summaries` does not either).
+//!
+//! Hashes are exempt by type, not by field name: an [`OutputHash`], [`ReceiptHash`] or
+//! [`TokenSha256`] is `0x` + 64 hex, the same shape as a private key, but param structs hold
+//! them as those types, parsed strictly, and never pass them here. A hash inside a free-text
+//! string or an untyped JSON value is refused like any 64-hex token.
+//!
+//! The error never contains the value: see [`SecretRefused`].
+//!
+//! [`OutputHash`]: crate::domain::OutputHash
+//! [`ReceiptHash`]: crate::domain::ReceiptHash
+//! [`TokenSha256`]: crate::domain::TokenSha256
+
+mod error;
+mod json;
+mod keystore;
+mod mnemonic;
+mod patterns;
+mod text;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use error::{SecretKind, SecretRefused};
+pub use text::{GuardText, Guarded};
+
+use serde_json::Value;
+
+use crate::ops::{ErrorCode, Problem};
+
+/// What a scan found; turned into a [`SecretRefused`] once the field is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Finding {
+    kind: SecretKind,
+    vendor: Option<&'static str>,
+}
+
+impl Finding {
+    const fn of(kind: SecretKind) -> Self {
+        Self { kind, vendor: None }
+    }
+
+    fn refuse(self, field: impl Into<String>) -> SecretRefused {
+        SecretRefused {
+            field: field.into(),
+            kind: self.kind,
+            vendor: self.vendor,
+        }
+    }
+}
+
+/// Scans one string; the most specific kind wins (a keystore holds 64-hex fields, it is
+/// reported as a keystore).
+fn scan(text: &str) -> Option<Finding> {
+    if keystore::has_keystore_text(text) {
+        return Some(Finding::of(SecretKind::Keystore));
+    }
+    if patterns::has_pem_private_key(text) {
+        return Some(Finding::of(SecretKind::PemPrivateKey));
+    }
+    if let Some(vendor) = patterns::find_api_key(text) {
+        return Some(Finding {
+            kind: SecretKind::ApiKey,
+            vendor: Some(vendor),
+        });
+    }
+    if patterns::has_hex_key(text) {
+        return Some(Finding::of(SecretKind::PrivateKey));
+    }
+    if mnemonic::has_mnemonic(text) {
+        return Some(Finding::of(SecretKind::Mnemonic));
+    }
+    None
+}
+
+/// Refuses `value` if it looks like a secret; `field` names it in the error.
+pub fn check_text(field: &str, value: &str) -> Result<(), SecretRefused> {
+    match scan(value) {
+        Some(finding) => Err(finding.refuse(field)),
+        None => Ok(()),
+    }
+}
+
+/// Refuses `value` if any string or object key in it looks like a secret, or any object in it
+/// is a keystore. The error's field is the path from `field`, e.g. `input.messages[0].content`;
+/// a refused object key shows as `[<key>]`.
+pub fn check_json(field: &str, value: &Value) -> Result<(), SecretRefused> {
+    json::walk(value, &json::Path::Root(field))
+}
+
+impl From<SecretRefused> for Problem {
+    fn from(refused: SecretRefused) -> Self {
+        let fix = format!("In `{}`: {}", refused.field, refused.fix());
+        Problem::new(ErrorCode::SecretRefused, refused.message()).with_fix(fix)
+    }
+}

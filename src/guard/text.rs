@@ -1,0 +1,130 @@
+//! The traits param structs use: [`Guarded`] for a whole struct, [`GuardText`] for one field of
+//! any string-like, optional, list, map or JSON type.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use serde_json::Value;
+
+use super::json::{push_key, refused_key_path};
+use super::{SecretRefused, check_json, check_text};
+
+/// A value (typically an MCP tool's or an API call's params) whose free-text fields can be
+/// checked for secrets. Implement it with [`GuardText::guard`] on every free-text field; leave
+/// out fields typed as hashes, addresses, ids or numbers.
+pub trait Guarded {
+    fn check_secrets(&self) -> Result<(), SecretRefused>;
+}
+
+impl<T: Guarded + ?Sized> Guarded for &T {
+    fn check_secrets(&self) -> Result<(), SecretRefused> {
+        (**self).check_secrets()
+    }
+}
+
+impl<T: Guarded> Guarded for Option<T> {
+    fn check_secrets(&self) -> Result<(), SecretRefused> {
+        self.as_ref().map_or(Ok(()), Guarded::check_secrets)
+    }
+}
+
+/// One field's check: `self.description.guard("description")?`. Lists report `field[i]`, maps
+/// and JSON report `field.key`.
+pub trait GuardText {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused>;
+}
+
+impl GuardText for str {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        check_text(field, self)
+    }
+}
+
+impl GuardText for String {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        check_text(field, self)
+    }
+}
+
+impl GuardText for Value {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        check_json(field, self)
+    }
+}
+
+impl GuardText for url::Url {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        check_text(field, self.as_str())
+    }
+}
+
+impl<T: GuardText + ?Sized> GuardText for &T {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        (**self).guard(field)
+    }
+}
+
+impl<T: GuardText + ?Sized> GuardText for Box<T> {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        (**self).guard(field)
+    }
+}
+
+impl<T: GuardText> GuardText for Option<T> {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        self.as_ref().map_or(Ok(()), |value| value.guard(field))
+    }
+}
+
+impl<T: GuardText> GuardText for [T] {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        self.iter().enumerate().try_for_each(|(index, item)| {
+            // The item reports paths that start with `field`: the index goes right after it,
+            // so nested lists read `field[i][j]`. Nothing is allocated unless refused.
+            item.guard(field).map_err(|mut refused| {
+                refused
+                    .field
+                    .insert_str(field.len(), &format!("[{index}]"));
+                refused
+            })
+        })
+    }
+}
+
+impl<T: GuardText> GuardText for Vec<T> {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        self.as_slice().guard(field)
+    }
+}
+
+/// Checks each key (refused as `field[<key>]`) and each value (reported as `field.key`).
+fn guard_entries<'a, T: GuardText + 'a>(
+    field: &str,
+    entries: impl IntoIterator<Item = (&'a String, &'a T)>,
+) -> Result<(), SecretRefused> {
+    entries.into_iter().try_for_each(|(key, value)| {
+        check_text(field, key).map_err(|mut refused| {
+            refused.field = refused_key_path(field);
+            refused
+        })?;
+        value.guard(field).map_err(|mut refused| {
+            // As for lists: the value's path starts with `field`; the key goes right after it.
+            let mut path = field.to_owned();
+            push_key(&mut path, key);
+            refused.field.replace_range(..field.len(), &path);
+            refused
+        })
+    })
+}
+
+impl<T: GuardText> GuardText for BTreeMap<String, T> {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        guard_entries(field, self)
+    }
+}
+
+impl<T: GuardText, S: BuildHasher> GuardText for HashMap<String, T, S> {
+    fn guard(&self, field: &str) -> Result<(), SecretRefused> {
+        guard_entries(field, self)
+    }
+}

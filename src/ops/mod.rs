@@ -1,0 +1,13 @@
+//! Operations: what the fronts (CLI and MCP) call. One file per action; no logic lives in a
+//! front. Each takes the resolved [`Context`] and an `Input` of raw strings (which it guards
+//! against secrets and parses into domain types) and returns an `Output` or a [`Problem`].
+
+mod context;
+mod parse;
+
+pub mod env_resource;
+pub mod hash;
+pub mod write_env;
+
+pub use crate::domain::{ErrorCode, Problem};
+pub use context::Context;

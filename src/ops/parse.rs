@@ -1,0 +1,63 @@
+//! Shared parsing of raw front input into domain types, each failure a `Problem` with the
+//! code and fix an agent needs. Inputs have already passed the secrets guard.
+
+use url::Url;
+
+use crate::config::parse_http_url;
+use crate::domain::{ErrorCode, IdError, Problem, Runtime, WalletAddress, WalletError, WorkerId};
+
+pub fn worker_id(s: &str) -> Result<WorkerId, Problem> {
+    WorkerId::parse(s).map_err(|e: IdError| {
+        Problem::new(ErrorCode::InvalidWorkerId, e.to_string())
+            .with_fix("use 2-63 lowercase letters, digits and '-', e.g. \"gpu-box-1\"")
+    })
+}
+
+/// Gives a private key pasted into a wallet field its own message (§4.3), before the generic
+/// secrets guard sees it. Call it ahead of `Guarded::check_secrets`.
+pub fn refuse_key_as_wallet(s: Option<&str>) -> Result<(), Problem> {
+    match s.map(WalletAddress::parse) {
+        Some(Err(e @ WalletError::LooksLikePrivateKey)) => Err(wallet_problem(&e)),
+        _ => Ok(()),
+    }
+}
+
+pub fn wallet(s: &str) -> Result<WalletAddress, Problem> {
+    WalletAddress::parse(s).map_err(|e| wallet_problem(&e))
+}
+
+/// The `Problem` for a wallet the parser refused; the code comes from the rule broken.
+pub fn wallet_problem(e: &WalletError) -> Problem {
+    let code = match e {
+        WalletError::LooksLikePrivateKey => ErrorCode::PrivateKeyRefused,
+        WalletError::BadChecksum { .. } => ErrorCode::WalletChecksumMismatch,
+        WalletError::ZeroAddress => ErrorCode::ZeroWallet,
+        WalletError::MissingPrefix | WalletError::WrongLength { .. } | WalletError::NotHex => {
+            ErrorCode::InvalidWallet
+        }
+    };
+    let fix = match e {
+        WalletError::LooksLikePrivateKey => {
+            "give the PUBLIC address shown by your wallet app (0x + 40 hex); never a private key"
+        }
+        WalletError::BadChecksum { .. } => {
+            "copy the address again from your wallet, or give it all lowercase to skip the checksum"
+        }
+        _ => "give the PUBLIC address shown by your wallet app: 0x followed by 40 hex characters",
+    };
+    Problem::new(code, e.to_string()).with_fix(fix)
+}
+
+pub fn runtime(s: &str) -> Result<Runtime, Problem> {
+    s.parse::<Runtime>().map_err(|e| {
+        Problem::new(ErrorCode::UnknownRuntime, e.to_string())
+            .with_fix("use echo to prove the path without a GPU, ollama or vllm to serve real models")
+    })
+}
+
+pub fn http_url(field: &str, s: &str) -> Result<Url, Problem> {
+    parse_http_url(s).map_err(|e| {
+        Problem::new(ErrorCode::InvalidArgument, format!("{field}: {e}"))
+            .with_fix(format!("give {field} as an http:// or https:// URL"))
+    })
+}

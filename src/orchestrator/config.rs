@@ -1,0 +1,337 @@
+//! The orchestrator's configuration: `orchestrator.toml` (raw, every key optional), the
+//! environment and the command line, resolved once into a validated [`OrchestratorConfig`]
+//! that is passed explicitly. Precedence: flag > environment > file > default.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8787"
+//! db = "/var/lib/basis/orchestrator.db"    # default: <state dir>/orchestrator.db
+//! registration = "gated"                    # open | gated | closed
+//! enrollment_key_sha256 = "0x…"             # or the key itself in BASIS_ENROLLMENT_KEY
+//! admin_key_sha256 = ["0x…"]                # besides keys made by `keys create --role admin`
+//! heartbeat_interval_s = 10
+//! online_window_s = 30
+//! body_limit_bytes = 65536
+//!
+//! [rate_limit]
+//! register_per_minute = 60
+//! register_burst = 20
+//! auth_failures_per_minute = 10
+//! auth_failure_burst = 10
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::store::KeySha256;
+use crate::wire::RegistrationMode;
+
+/// The environment variable holding the enrollment key itself (hashed at startup).
+pub const ENV_ENROLLMENT_KEY: &str = "BASIS_ENROLLMENT_KEY";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+pub const DB_FILE_NAME: &str = "orchestrator.db";
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Why the configuration cannot be used. Never contains a key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid orchestrator config: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid orchestrator config: {0}")]
+    Invalid(String),
+    #[error("cannot find the state directory for the database ({0}); pass --db or set db in the config")]
+    NoStateDir(String),
+}
+
+/// A token bucket's shape: `burst` requests at once, refilled at `per_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Bucket {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+/// Per-IP limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Registration attempts.
+    pub register: Bucket,
+    /// Failed authentications (wrong enrollment key, token or admin key); once spent, every
+    /// registration from that address gets 429 until the bucket refills.
+    pub auth_failures: Bucket,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrchestratorConfig {
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    /// Development mode: no key needed to register (and, with the gateway, to call it).
+    pub open: bool,
+    pub registration: RegistrationMode,
+    pub enrollment_key: Option<KeySha256>,
+    pub admin_keys: Vec<KeySha256>,
+    pub heartbeat_interval_s: u64,
+    pub online_window_s: u64,
+    pub body_limit_bytes: usize,
+    pub rate_limits: RateLimits,
+}
+
+/// What the command line may override.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub db: Option<PathBuf>,
+    pub open: bool,
+    pub registration: Option<RegistrationMode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<SocketAddr>,
+    db: Option<PathBuf>,
+    open: Option<bool>,
+    registration: Option<RegistrationMode>,
+    enrollment_key_sha256: Option<String>,
+    #[serde(default)]
+    admin_key_sha256: Vec<String>,
+    heartbeat_interval_s: Option<u64>,
+    online_window_s: Option<u64>,
+    body_limit_bytes: Option<usize>,
+    #[serde(default)]
+    rate_limit: RawRateLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimits {
+    register_per_minute: Option<u32>,
+    register_burst: Option<u32>,
+    auth_failures_per_minute: Option<u32>,
+    auth_failure_burst: Option<u32>,
+}
+
+impl OrchestratorConfig {
+    /// Reads the config file (if any) and resolves it with the process environment.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let raw = match &overrides.config_file {
+            Some(path) => read_raw(path)?,
+            None => RawConfig::default(),
+        };
+        Self::resolve(raw, overrides, |name| std::env::var(name).ok())
+    }
+
+    /// Only the database path (for `keys create`): flag, then file, then the state dir.
+    pub fn load_db_path(overrides: &Overrides) -> Result<PathBuf, ConfigError> {
+        if let Some(db) = &overrides.db {
+            return Ok(db.clone());
+        }
+        let raw = match &overrides.config_file {
+            Some(path) => read_raw(path)?,
+            None => RawConfig::default(),
+        };
+        match raw.db {
+            Some(db) => Ok(db),
+            None => default_db(),
+        }
+    }
+
+    /// Parses `text` as orchestrator.toml (for tests and tools).
+    pub fn from_toml(
+        text: &str,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let raw = parse_raw(text, "orchestrator.toml")?;
+        Self::resolve(raw, overrides, env)
+    }
+
+    fn resolve(
+        raw: RawConfig,
+        o: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let open = o.open || raw.open.unwrap_or(false);
+        let registration = if open {
+            RegistrationMode::Open
+        } else {
+            o.registration
+                .or(raw.registration)
+                .unwrap_or(RegistrationMode::Open)
+        };
+        let env_key = env(ENV_ENROLLMENT_KEY).filter(|k| !k.is_empty());
+        let enrollment_key = match (env_key, raw.enrollment_key_sha256) {
+            (Some(key), _) => Some(KeySha256::of(&key)),
+            (None, Some(hash)) => Some(parse_hash("enrollment_key_sha256", &hash)?),
+            (None, None) => None,
+        };
+        if registration == RegistrationMode::Gated && enrollment_key.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "registration is gated but no enrollment key is configured: set {ENV_ENROLLMENT_KEY} \
+                 or enrollment_key_sha256 (see `basis orchestrator keys hash`)"
+            )));
+        }
+        let admin_keys = raw
+            .admin_key_sha256
+            .iter()
+            .map(|h| parse_hash("admin_key_sha256", h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let db = match o.db.clone().or(raw.db) {
+            Some(db) => db,
+            None => default_db()?,
+        };
+        let listen = match o.listen.or(raw.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| ConfigError::Invalid("bad default listen address".into()))?,
+        };
+        let r = raw.rate_limit;
+        let config = Self {
+            listen,
+            db,
+            open,
+            registration,
+            enrollment_key,
+            admin_keys,
+            heartbeat_interval_s: raw.heartbeat_interval_s.unwrap_or(10),
+            online_window_s: raw.online_window_s.unwrap_or(30),
+            body_limit_bytes: raw.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT),
+            rate_limits: RateLimits {
+                register: Bucket {
+                    per_minute: r.register_per_minute.unwrap_or(60),
+                    burst: r.register_burst.unwrap_or(20),
+                },
+                auth_failures: Bucket {
+                    per_minute: r.auth_failures_per_minute.unwrap_or(10),
+                    burst: r.auth_failure_burst.unwrap_or(10),
+                },
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.heartbeat_interval_s == 0 {
+            return bad("heartbeat_interval_s must be at least 1");
+        }
+        if self.online_window_s <= self.heartbeat_interval_s {
+            return bad("online_window_s must be longer than heartbeat_interval_s");
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.body_limit_bytes) {
+            return bad("body_limit_bytes must be between 1024 and 16777216");
+        }
+        let buckets = [self.rate_limits.register, self.rate_limits.auth_failures];
+        if buckets.iter().any(|b| b.per_minute == 0 || b.burst == 0) {
+            return bad("rate limits (per_minute and burst) must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+fn read_raw(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_raw(&text, &path.display().to_string())
+}
+
+fn parse_raw(text: &str, path: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+fn parse_hash(field: &str, value: &str) -> Result<KeySha256, ConfigError> {
+    KeySha256::parse(value).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "{field} must be a sha256 as 0x + 64 hex (the hash of the key, not the key)"
+        ))
+    })
+}
+
+fn default_db() -> Result<PathBuf, ConfigError> {
+    crate::config::Dirs::resolve()
+        .map(|d| d.state_dir.join(DB_FILE_NAME))
+        .map_err(|e| ConfigError::NoStateDir(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overrides() -> Overrides {
+        Overrides {
+            db: Some("/tmp/x.db".into()),
+            ..Overrides::default()
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = OrchestratorConfig::from_toml("", &overrides(), |_| None).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.registration, RegistrationMode::Open);
+        assert_eq!((c.heartbeat_interval_s, c.online_window_s), (10, 30));
+        assert_eq!(c.body_limit_bytes, 65_536);
+    }
+
+    #[test]
+    fn gated_needs_a_key_from_file_or_env() {
+        let toml = "registration = \"gated\"";
+        let err = OrchestratorConfig::from_toml(toml, &overrides(), |_| None).unwrap_err();
+        assert!(err.to_string().contains(ENV_ENROLLMENT_KEY));
+        let c = OrchestratorConfig::from_toml(toml, &overrides(), |n| {
+            (n == ENV_ENROLLMENT_KEY).then(|| "sesame".to_owned())
+        })
+        .unwrap();
+        assert_eq!(c.enrollment_key, Some(KeySha256::of("sesame")));
+        let toml = format!(
+            "registration = \"gated\"\nenrollment_key_sha256 = \"{}\"",
+            KeySha256::of("k")
+        );
+        let c = OrchestratorConfig::from_toml(&toml, &overrides(), |_| None).unwrap();
+        assert_eq!(c.enrollment_key, Some(KeySha256::of("k")));
+    }
+
+    #[test]
+    fn flags_win_and_open_forces_open_registration() {
+        let o = Overrides {
+            registration: Some(RegistrationMode::Closed),
+            ..overrides()
+        };
+        let c = OrchestratorConfig::from_toml("registration = \"open\"", &o, |_| None).unwrap();
+        assert_eq!(c.registration, RegistrationMode::Closed);
+        let o = Overrides { open: true, ..o };
+        let c = OrchestratorConfig::from_toml("", &o, |_| None).unwrap();
+        assert_eq!(c.registration, RegistrationMode::Open);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused() {
+        for bad in [
+            "registraton = \"open\"",
+            "registration = \"ajar\"",
+            "online_window_s = 5",
+            "body_limit_bytes = 10",
+            "[rate_limit]\nregister_burst = 0",
+            "admin_key_sha256 = [\"not-a-hash\"]",
+        ] {
+            assert!(
+                OrchestratorConfig::from_toml(bad, &overrides(), |_| None).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

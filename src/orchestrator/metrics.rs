@@ -1,0 +1,211 @@
+//! Prometheus metrics (`prometheus-client`): requests by route, method and status, request
+//! latency, registrations by outcome, rate-limit refusals and error codes. Served as OpenMetrics
+//! text at `/metrics`. Route labels are the route templates (`/api/workers/{id}`), never raw
+//! paths, so label cardinality stays bounded.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::error::ErrorCodeTag;
+
+/// The `Content-Type` of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: &'static str,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// How a registration ended, for `basis_orchestrator_registrations_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationOutcome {
+    Created,
+    Updated,
+    Unchanged,
+    Conflict,
+    Refused,
+}
+
+impl RegistrationOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+            Self::Conflict => "conflict",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// The orchestrator's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily,
+    registrations: Family<OutcomeLabels, Counter>,
+    rate_limited: Family<LimitLabels, Counter>,
+    errors: Family<CodeLabels, Counter>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("basis_orchestrator");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let registrations = Family::<OutcomeLabels, Counter>::default();
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        let errors = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route template",
+            latency.clone(),
+        );
+        registry.register(
+            "registrations",
+            "Worker registrations by outcome",
+            registrations.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429, by limit",
+            rate_limited.clone(),
+        );
+        registry.register("errors", "Error answers by error code", errors.clone());
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            latency,
+            registrations,
+            rate_limited,
+            errors,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn registration(&self, outcome: RegistrationOutcome) {
+        self.registrations
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    /// `limit` is `register` or `auth_failures`.
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited.get_or_create(&LimitLabels { limit }).inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> Result<String, fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Middleware counting every request (added with `Router::layer`, so the matched route
+/// template is known).
+pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics
+        .latency
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    if let Some(ErrorCodeTag(code)) = response.extensions().get::<ErrorCodeTag>() {
+        metrics
+            .errors
+            .get_or_create(&CodeLabels {
+                code: code.as_str(),
+            })
+            .inc();
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_the_counters() {
+        let m = Metrics::default();
+        m.registration(RegistrationOutcome::Created);
+        m.rate_limited("register");
+        let text = m.encode().unwrap();
+        assert!(text.contains("basis_orchestrator_registrations_total{outcome=\"created\"} 1"), "{text}");
+        assert!(text.contains("basis_orchestrator_rate_limited_total{limit=\"register\"} 1"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,27 @@
+//! The self-hostable orchestrator (`basis orchestrator`, §5): the worker registry over HTTP
+//! (axum), with storage behind the [`store::Store`] trait (SQLite by default).
+//!
+//! Request path: [`routes`] (one file per noun) → [`registration`] / [`auth`] → [`store`].
+//! Every failure is an [`error::ApiError`] rendered as `{"error":{code,message,fix}}`.
+//! Bodies are [`crate::wire`] types; config is resolved once into [`OrchestratorConfig`].
+//!
+//! Architecture invariant: the orchestrator never imports the agent side (`crate::ops`,
+//! `crate::client`, `crate::fronts`); it shares only `crate::domain` and `crate::wire` with it.
+//! Handlers never see SQL: a new backend implements [`store::Store`] and nothing else changes.
+
+mod auth;
+pub mod config;
+pub mod error;
+mod extract;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+mod rate_limit;
+mod registration;
+mod routes;
+mod server;
+mod state;
+pub mod store;
+
+pub use config::{ConfigError, OrchestratorConfig, Overrides};
+pub use server::{ServeError, app, run};

@@ -1,0 +1,70 @@
+//! The HTTP routes, one file per noun, assembled by [`router`]. Every handler returns
+//! `Result<_, ApiError>`; the fallbacks answer JSON errors too.
+
+mod health;
+mod meta;
+mod onboarding;
+mod register;
+mod workers;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router, middleware};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use super::error::ApiError;
+use super::extract::BodyLimit;
+use super::metrics;
+use super::state::AppState;
+use crate::domain::ErrorCode;
+use crate::wire;
+
+/// The orchestrator's router over `state`.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.body_limit_bytes;
+    Router::new()
+        .route(wire::HEALTH, get(health::health))
+        .route(wire::METRICS, get(meta::metrics))
+        .route(wire::OPENAPI, get(meta::openapi))
+        .route(wire::ONBOARDING_STATUS, get(onboarding::status))
+        .route(
+            wire::REGISTER,
+            post(register::register).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                register::limit,
+            )),
+        )
+        .route(wire::WORKERS, get(workers::list))
+        .route("/api/workers/{id}", get(workers::get))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(Extension(BodyLimit(limit)))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| panicked()))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route on this orchestrator")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::NotFound,
+        "this route does not accept that method",
+    )
+    .with_fix("See /openapi.json for each route's methods.")
+}
+
+fn panicked() -> Response {
+    ApiError::internal("a handler panicked", &"panic").into_response()
+}

@@ -1,0 +1,100 @@
+//! `GET /api/workers/{id}` and `GET /api/workers` (paged by `?after=ID&limit=N`).
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use crate::domain::{ErrorCode, TokenFingerprint, WorkerId};
+use crate::orchestrator::error::{ApiError, scrub_serde_message};
+use crate::orchestrator::state::{AppState, unix_now};
+use crate::orchestrator::store::WorkerRow;
+use crate::wire::{WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
+
+/// The public view of a stored worker: the token hash becomes its fingerprint.
+pub fn record(row: WorkerRow, now: u64, online_window_s: u64) -> WorkerRecord {
+    WorkerRecord {
+        online: row
+            .last_seen
+            .is_some_and(|t| now.saturating_sub(t) < online_window_s),
+        token_fingerprint: TokenFingerprint::of(&row.token_sha256).to_string(),
+        worker_id: row.worker_id,
+        wallet: row.wallet,
+        runtime: row.runtime,
+        models: row.models,
+        last_seen: row.last_seen,
+        connected_since: row.connected_since,
+        jobs_completed: row.jobs_completed,
+        jobs_failed: row.jobs_failed,
+        rewards_pending: row.rewards_pending,
+        version: row.version,
+        registered_at: row.registered_at,
+        updated_at: row.updated_at,
+        multi_task: row.multi_task,
+        hardware: row.hardware,
+    }
+}
+
+fn parse_id(id: &str) -> Result<WorkerId, ApiError> {
+    WorkerId::parse(id).map_err(|e| ApiError::bad_request(ErrorCode::InvalidWorkerId, e.to_string()))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<WorkerRecord>, ApiError> {
+    let Path(id) = id.map_err(|_| {
+        ApiError::bad_request(ErrorCode::InvalidWorkerId, "the worker id in the path is not valid UTF-8")
+    })?;
+    let id = parse_id(&id)?;
+    match state.store.worker(id.clone()).await? {
+        Some(row) => Ok(Json(record(row, unix_now(), state.config.online_window_s))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::WorkerNotFound,
+            format!("no worker `{id}` is registered with this orchestrator"),
+        )
+        .with_fix("Register it first (register_worker / `basis register`), or check the worker id.")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<WorkerList>, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(
+            ErrorCode::InvalidArgument,
+            format!("bad query: {}", scrub_serde_message(&e.body_text())),
+        )
+        .with_fix("Use ?after=<worker_id>&limit=<1-1000>.")
+    })?;
+    let after = q.after.as_deref().map(parse_id).transpose()?;
+    let limit = q.limit.unwrap_or(WORKERS_PAGE_DEFAULT);
+    if !(1..=WORKERS_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidArgument,
+            format!("limit must be between 1 and {WORKERS_PAGE_MAX}"),
+        ));
+    }
+    // One extra row tells whether there is a next page.
+    let mut rows = state.store.workers(after, limit + 1).await?;
+    let next_after = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| r.worker_id.clone())
+    } else {
+        None
+    };
+    let (now, window) = (unix_now(), state.config.online_window_s);
+    Ok(Json(WorkerList {
+        workers: rows.into_iter().map(|r| record(r, now, window)).collect(),
+        next_after,
+    }))
+}

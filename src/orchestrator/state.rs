@@ -1,0 +1,77 @@
+//! `AppState`: what every handler shares: the store, the resolved config, metrics, rate
+//! limiters and the prebuilt OpenAPI document.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRef, Request};
+
+use super::config::OrchestratorConfig;
+use super::metrics::Metrics;
+use super::rate_limit::RateLimiter;
+use super::store::Store;
+
+/// Shared state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub config: OrchestratorConfig,
+    pub metrics: Metrics,
+    pub register_limit: RateLimiter,
+    pub auth_failure_limit: RateLimiter,
+    pub started: Instant,
+    pub openapi: Bytes,
+}
+
+impl AppState {
+    pub fn new(config: OrchestratorConfig, store: Arc<dyn Store>) -> Self {
+        Self(Arc::new(Shared {
+            register_limit: RateLimiter::new(config.rate_limits.register),
+            auth_failure_limit: RateLimiter::new(config.rate_limits.auth_failures),
+            openapi: Bytes::from(super::openapi::document().to_string()),
+            metrics: Metrics::default(),
+            started: Instant::now(),
+            store,
+            config,
+        }))
+    }
+
+    /// Records a failed authentication from `ip` (wrong enrollment key, token or admin key).
+    pub fn auth_failed(&self, ip: IpAddr) {
+        tracing::warn!(%ip, "authentication failed");
+        self.auth_failure_limit.consume(ip);
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for Metrics {
+    fn from_ref(state: &AppState) -> Metrics {
+        state.metrics.clone()
+    }
+}
+
+/// The peer address of a request (unspecified when served without connect info, as in
+/// in-process tests).
+pub fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ci| ci.0.ip())
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,122 @@
+//! API keys: roles, the stored form (sha256 only) and the [`KeyStore`] trait.
+
+use std::fmt;
+use std::str::FromStr;
+
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+/// What a key lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyRole {
+    /// Operator: re-register any worker id, resolve disputes.
+    Admin,
+    /// Gateway and task-posting clients.
+    Client,
+    /// Evaluates submissions.
+    Evaluator,
+}
+
+impl KeyRole {
+    pub const ALL: [Self; 3] = [Self::Admin, Self::Client, Self::Evaluator];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Client => "client",
+            Self::Evaluator => "evaluator",
+        }
+    }
+}
+
+impl fmt::Display for KeyRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key role must be one of: admin, client, evaluator")]
+pub struct UnknownKeyRole;
+
+impl FromStr for KeyRole {
+    type Err = UnknownKeyRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or(UnknownKeyRole)
+    }
+}
+
+/// sha256 of a key's text: the only form the orchestrator keeps. Debug shows a prefix only.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeySha256(pub [u8; 32]);
+
+impl KeySha256 {
+    pub fn of(key: &str) -> Self {
+        Self(Sha256::digest(key.as_bytes()).into())
+    }
+
+    /// Parses `0x` + 64 hex (as written in orchestrator.toml).
+    pub fn parse(s: &str) -> Option<Self> {
+        let body = s.strip_prefix("0x").unwrap_or(s);
+        let mut out = [0u8; 32];
+        (body.len() == 64 && hex::decode_to_slice(body, &mut out).is_ok()).then_some(Self(out))
+    }
+
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]).into()
+    }
+}
+
+impl fmt::Display for KeySha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeySha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeySha256(0x{}…)", hex::encode(&self.0[..4]))
+    }
+}
+
+/// Stored API keys.
+pub trait KeyStore {
+    /// Stores a new key's hash with its role.
+    fn insert_key(
+        &self,
+        role: KeyRole,
+        sha256: KeySha256,
+        label: Option<String>,
+        now: u64,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The role of the (not revoked) key with this hash, if any.
+    fn key_role(&self, sha256: KeySha256) -> BoxFuture<'_, Result<Option<KeyRole>, StoreError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_hash_parse_and_display_round_trip() {
+        let h = KeySha256::of("abc");
+        assert_eq!(
+            h.to_string(),
+            "0xba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(KeySha256::parse(&h.to_string()), Some(h));
+        assert!(KeySha256::parse("0x12").is_none());
+        assert!(h.ct_eq(&KeySha256::of("abc")));
+        assert!(!h.ct_eq(&KeySha256::of("abd")));
+        for r in KeyRole::ALL {
+            assert_eq!(r.as_str().parse::<KeyRole>(), Ok(r));
+        }
+    }
+}

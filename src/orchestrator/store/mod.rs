@@ -1,0 +1,48 @@
+//! Storage behind one trait, [`Store`], split per noun ([`WorkerStore`], [`KeyStore`]).
+//! Handlers hold an `Arc<dyn Store>` and never see SQL, so a PostgreSQL implementation can be
+//! added beside [`sqlite`] without touching them.
+//!
+//! Contract every implementation keeps: a write that returned `Ok` survives a crash (kill -9)
+//! of the orchestrator; [`WorkerStore::insert_worker`] of an existing id fails with
+//! [`StoreError::Conflict`] (so of N concurrent registrations of one new id exactly one wins);
+//! [`WorkerStore::update_registration`] is a compare-and-swap on the stored token hash.
+
+mod keys;
+pub mod sqlite;
+mod workers;
+
+use std::fmt;
+
+use futures::future::BoxFuture;
+
+pub use keys::{KeyRole, KeySha256, KeyStore, UnknownKeyRole};
+pub use sqlite::SqliteStore;
+pub use workers::{WorkerRow, WorkerStore};
+
+/// A store failure. Handlers log it and answer `INTERNAL`; only `Conflict` reaches a client
+/// (as 409).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the record already exists")]
+    Conflict,
+    #[error("cannot open the database at {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error(
+        "the database at {path} has schema version {found}, newer than this basis supports ({supported}); upgrade basis"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("a stored {what} is malformed: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+}
+
+/// Everything the orchestrator stores.
+pub trait Store: WorkerStore + KeyStore + fmt::Debug + Send + Sync {
+    /// Cheap round trip to the backend, for `/health`.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}

@@ -1,0 +1,169 @@
+//! [`SqliteStore`]: the embedded default store. One SQLite file (WAL, `synchronous=FULL`, so an
+//! acknowledged write survives kill -9), migrated on open through `PRAGMA user_version`.
+//!
+//! One writer connection and one reader connection, each behind a mutex and used from
+//! `spawn_blocking`, so SQLite never blocks the async runtime and writes are serialised.
+
+mod keys;
+mod migrations;
+mod workers;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{Store, StoreError};
+
+/// The database file's mode: it holds token and key hashes.
+const DB_FILE_MODE: u32 = 0o600;
+
+/// The SQLite store. Cheap to clone (shared connections).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(err, _) = &e
+            && matches!(
+                err.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            )
+        {
+            return StoreError::Conflict;
+        }
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it 0600, and its directory 0700, if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::config::atomic::create_private_dir(dir).map_err(|e| open_err(e.to_string()))?;
+        }
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(DB_FILE_MODE)
+            .open(path)
+            .map_err(|e| open_err(e.to_string()))?;
+        let mut writer = connect(path, false).map_err(|e| open_err(e.to_string()))?;
+        migrations::migrate(&mut writer, path)?;
+        let reader = connect(path, true).map_err(|e| open_err(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(writer),
+                reader: Mutex::new(reader),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer connection on the blocking pool.
+    fn write<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+    }
+
+    /// Runs `f` on the reader connection on the blocking pool.
+    fn read<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let conn = inner.reader.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&conn)
+        })
+    }
+}
+
+fn blocking<T, F>(f: F) -> BoxFuture<'static, Result<T, StoreError>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .map(|joined| match joined {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Backend(format!("store task failed: {e}"))),
+        })
+        .boxed()
+}
+
+/// Opens one connection with the pragmas every connection needs.
+fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    if !read_only {
+        // WAL survives kill -9 once a commit returns; FULL fsyncs the WAL on every commit so it
+        // survives power loss too.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Store for SqliteStore {
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
+}
+
+/// Seconds as SQLite's INTEGER (i64); values past i64::MAX are clamped (year 292 billion).
+fn to_sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// An INTEGER column read back as u64; negative values are corrupt.
+fn from_sql_int(v: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt {
+        what,
+        reason: "negative integer".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

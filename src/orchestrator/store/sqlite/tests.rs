@@ -1,0 +1,171 @@
+//! Unit tests of the SQLite store on a temp file: round trips, conflicts, compare-and-swap,
+//! reopen (durability and idempotent migrations), paging, keys, file mode.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use crate::domain::{Runtime, TokenSha256, WalletAddress, WorkerId, WorkerToken};
+use crate::orchestrator::store::{KeyRole, KeySha256, KeyStore, WorkerStore};
+use crate::wire::{GpuSummary, HardwareSummary, RegisterRequest};
+
+fn request(id: &str, token: &WorkerToken) -> RegisterRequest {
+    RegisterRequest {
+        worker_id: WorkerId::parse(id).unwrap(),
+        wallet: WalletAddress::parse("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed").unwrap(),
+        runtime: Runtime::Echo,
+        models: vec!["echo".into(), "llama3.2:1b".into()],
+        token_sha256: token.sha256(),
+        hardware: Some(HardwareSummary {
+            gpus: vec![GpuSummary {
+                vendor: "nvidia".into(),
+                name: Some("H100".into()),
+                vram_total_mib: Some(81_559),
+                compute_capability: Some("9.0".into()),
+            }],
+            cpu_threads: Some(16),
+            ..HardwareSummary::default()
+        }),
+        version: "0.1.0".into(),
+        multi_task: false,
+    }
+}
+
+fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("sub").join("orchestrator.db")).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn insert_get_and_conflict() {
+    let (_dir, store) = temp_store();
+    let token = WorkerToken::generate();
+    let req = request("gpu-1", &token);
+    let row = store.insert_worker(req.clone(), 100).await.unwrap();
+    assert!(row.same_registration(&req));
+    assert_eq!((row.registered_at, row.updated_at), (100, 100));
+    assert_eq!(row.jobs_completed, 0);
+    assert!(row.rewards_pending.is_zero());
+    let got = store.worker(req.worker_id.clone()).await.unwrap().unwrap();
+    assert_eq!(got, row);
+    let again = store.insert_worker(request("gpu-1", &WorkerToken::generate()), 101).await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
+    assert!(store.worker(WorkerId::parse("nope").unwrap()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn update_is_a_compare_and_swap_on_the_token_hash() {
+    let (_dir, store) = temp_store();
+    let old = WorkerToken::generate();
+    store.insert_worker(request("gpu-1", &old), 100).await.unwrap();
+    let new = WorkerToken::generate();
+    let mut req = request("gpu-1", &new);
+    req.version = "0.2.0".into();
+    let stale = TokenSha256::from_bytes([7; 32]);
+    assert!(store.update_registration(req.clone(), stale, 110).await.unwrap().is_none());
+    let row = store
+        .update_registration(req.clone(), old.sha256(), 120)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.token_sha256.ct_eq(&new.sha256()));
+    assert_eq!((row.registered_at, row.updated_at), (100, 120));
+    assert_eq!(row.version, "0.2.0");
+    // The old token no longer matches: a second swap from it loses.
+    assert!(store.update_registration(req, old.sha256(), 130).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn reopen_keeps_data_and_does_not_remigrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let token = WorkerToken::generate();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_worker(request("gpu-1", &token), 1).await.unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(store.worker(WorkerId::parse("gpu-1").unwrap()).await.unwrap().is_some());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let version: i64 = store
+        .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(version, migrations::latest());
+    let journal: String = store
+        .read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn workers_are_paged_by_id() {
+    let (_dir, store) = temp_store();
+    for id in ["c-3", "a-1", "b-2"] {
+        store.insert_worker(request(id, &WorkerToken::generate()), 1).await.unwrap();
+    }
+    let ids = |rows: Vec<WorkerRow>| -> Vec<String> {
+        rows.into_iter().map(|r| r.worker_id.to_string()).collect()
+    };
+    assert_eq!(ids(store.workers(None, 2).await.unwrap()), ["a-1", "b-2"]);
+    let after = Some(WorkerId::parse("b-2").unwrap());
+    assert_eq!(ids(store.workers(after, 2).await.unwrap()), ["c-3"]);
+}
+
+#[tokio::test]
+async fn keys_store_only_hashes_and_roles() {
+    let (_dir, store) = temp_store();
+    let hash = KeySha256::of("basis-admin-secret");
+    store.insert_key(KeyRole::Admin, hash, Some("ops".into()), 1).await.unwrap();
+    assert_eq!(store.key_role(hash).await.unwrap(), Some(KeyRole::Admin));
+    assert_eq!(store.key_role(KeySha256::of("other")).await.unwrap(), None);
+    let dup = store.insert_key(KeyRole::Client, hash, None, 2).await;
+    assert!(matches!(dup, Err(StoreError::Conflict)));
+    let bytes = std::fs::read(store.path()).unwrap();
+    let wal = std::fs::read(store.path().with_extension("db-wal")).unwrap_or_default();
+    for haystack in [bytes, wal] {
+        assert!(!haystack.windows(18).any(|w| w == b"basis-admin-secret"));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_inserts_of_one_id_have_one_winner() {
+    let (_dir, store) = temp_store();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.insert_worker(request("race", &WorkerToken::generate()), 1).await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::Conflict) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+#[tokio::test]
+async fn ping_answers() {
+    let (_dir, store) = temp_store();
+    store.ping().await.unwrap();
+}

@@ -1,0 +1,70 @@
+//! Workers in the store: [`WorkerRow`] and the [`WorkerStore`] trait.
+
+use futures::future::BoxFuture;
+
+use super::StoreError;
+use crate::domain::{Amount, Runtime, TokenSha256, WalletAddress, WorkerId};
+use crate::wire::{HardwareSummary, RegisterRequest};
+
+/// A worker as stored: the registration plus what the orchestrator learned since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRow {
+    pub worker_id: WorkerId,
+    pub wallet: WalletAddress,
+    pub runtime: Runtime,
+    pub models: Vec<String>,
+    pub token_sha256: TokenSha256,
+    pub hardware: Option<HardwareSummary>,
+    pub version: String,
+    pub multi_task: bool,
+    pub registered_at: u64,
+    pub updated_at: u64,
+    pub last_seen: Option<u64>,
+    pub connected_since: Option<u64>,
+    pub jobs_completed: u64,
+    pub jobs_failed: u64,
+    pub rewards_pending: Amount,
+}
+
+impl WorkerRow {
+    /// Does `req` ask for exactly what is stored (same token hash, same fields)?
+    pub fn same_registration(&self, req: &RegisterRequest) -> bool {
+        self.token_sha256.ct_eq(&req.token_sha256)
+            && self.worker_id == req.worker_id
+            && self.wallet == req.wallet
+            && self.runtime == req.runtime
+            && self.models == req.models
+            && self.hardware == req.hardware
+            && self.version == req.version
+            && self.multi_task == req.multi_task
+    }
+}
+
+/// Stored workers.
+pub trait WorkerStore {
+    /// Inserts a new worker. Fails with [`StoreError::Conflict`] when the id exists.
+    fn insert_worker(
+        &self,
+        reg: RegisterRequest,
+        now: u64,
+    ) -> BoxFuture<'_, Result<WorkerRow, StoreError>>;
+
+    /// Replaces the registration fields of `reg.worker_id` if its stored token hash is still
+    /// `expected` (compare-and-swap); counters and connection state are kept. `None` when the
+    /// worker is gone or its token changed meanwhile.
+    fn update_registration(
+        &self,
+        reg: RegisterRequest,
+        expected: TokenSha256,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>>;
+
+    fn worker(&self, id: WorkerId) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>>;
+
+    /// Up to `limit` workers with ids greater than `after`, ordered by id.
+    fn workers(
+        &self,
+        after: Option<WorkerId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<WorkerRow>, StoreError>>;
+}
