@@ -31,3 +31,48 @@ pub fn init(format: LogFormat, default_filter: &str) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use crate::domain::WorkerToken;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_token_formatted_into_a_log_line_is_redacted_in_text_and_json() {
+        let token = WorkerToken::generate();
+        let secret = token.expose_secret().to_owned();
+        for json in [false, true] {
+            let buffer = Buffer::default();
+            let writer = buffer.clone();
+            let builder = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_max_level(tracing::Level::TRACE);
+            let dispatch: tracing::Dispatch = if json {
+                builder.json().finish().into()
+            } else {
+                builder.finish().into()
+            };
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::info!(token = %token, debug = ?token, "registering with {token}");
+            });
+            let logged = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+            assert!(logged.contains("[REDACTED]"), "{logged}");
+            assert!(!logged.contains(&secret));
+        }
+    }
+}

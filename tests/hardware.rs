@@ -1,5 +1,7 @@
 //! `check_hardware` end to end: parsers on recorded outputs of real cards, the absence path on
 //! this (GPU-less) machine, runtime probes against in-test fake servers, and the wall time.
+// Test helpers outside `#[test]` fns: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

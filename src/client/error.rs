@@ -1,7 +1,6 @@
 //! `ClientError`: every way a call to the orchestrator can fail, and its [`Problem`] (stable
 //! code + fix). Messages never contain a token or key.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use serde::Deserialize;

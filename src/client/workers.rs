@@ -102,13 +102,20 @@ impl OrchestratorClient {
         after: Option<&WorkerId>,
         limit: Option<usize>,
     ) -> Result<WorkerList, ClientError> {
-        let mut rb = self.request(Method::GET, WORKERS)?;
+        let mut query = Vec::new();
         if let Some(after) = after {
-            rb = rb.query(&[("after", after.as_str())]);
+            // A WorkerId is [a-z0-9-]: nothing to escape.
+            query.push(format!("after={after}"));
         }
         if let Some(limit) = limit {
-            rb = rb.query(&[("limit", limit)]);
+            query.push(format!("limit={limit}"));
         }
+        let path = if query.is_empty() {
+            WORKERS.to_owned()
+        } else {
+            format!("{WORKERS}?{}", query.join("&"))
+        };
+        let rb = self.request(Method::GET, &path)?;
         Ok(self.send(rb, &[], &[]).await?.1)
     }
 

@@ -233,7 +233,10 @@ mod tests {
             f.cwd.join("sub/../worker.env"), // would stay inside, still refused
         ] {
             let err = f.allowed.check(&p).unwrap_err();
-            assert!(matches!(err, EnvFileError::ParentComponent { .. }), "{err:?}");
+            assert!(
+                matches!(err, EnvFileError::ParentComponent { .. }),
+                "{err:?}"
+            );
             assert!(err.to_string().contains(".."));
         }
     }
@@ -248,7 +251,10 @@ mod tests {
             PathBuf::from("/"),
         ] {
             let err = f.allowed.check(&p).unwrap_err();
-            assert!(matches!(err, EnvFileError::NotAllowed { .. }), "{p:?}: {err:?}");
+            assert!(
+                matches!(err, EnvFileError::NotAllowed { .. }),
+                "{p:?}: {err:?}"
+            );
         }
         // A sibling whose name merely starts with an allowed dir's name.
         let sibling = PathBuf::from(format!("{}-evil/worker.env", f.cwd.display()));
@@ -280,7 +286,10 @@ mod tests {
         );
         // A link outside pointing into an allowed dir.
         symlink(&f.extra, f.outside.join("into")).unwrap();
-        let err = f.allowed.check(&f.outside.join("into/worker.env")).unwrap_err();
+        let err = f
+            .allowed
+            .check(&f.outside.join("into/worker.env"))
+            .unwrap_err();
         assert!(matches!(err, EnvFileError::Symlink { .. }), "{err:?}");
     }
 

@@ -127,9 +127,9 @@ pub fn prepare(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PreparedWrite
     if is_symlink(path)? {
         return Err(refuse(path));
     }
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name")
-    })?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?;
     let dir = parent_dir(path);
     create_private_dir(dir)?;
     let mut prefix = std::ffi::OsString::from(".");
@@ -142,7 +142,8 @@ pub fn prepare(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PreparedWrite
         .tempfile_in(dir)?;
     // The umask may have narrowed the creation mode; set exactly what was asked for. The file
     // is still empty here.
-    temp.as_file().set_permissions(Permissions::from_mode(mode))?;
+    temp.as_file()
+        .set_permissions(Permissions::from_mode(mode))?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     Ok(PreparedWrite {
@@ -232,11 +233,11 @@ mod tests {
         let path = tmp.path().join("f");
         write_atomic(&path, b"old", 0o600).unwrap();
         let prepared = prepare(&path, b"new", 0o600).unwrap();
-        let temp = prepared.temp_path().to_path_buf();
-        assert!(temp.exists());
+        let temp_file = prepared.temp_path().to_path_buf();
+        assert!(temp_file.exists());
         drop(prepared); // the "crash" between write and rename
         assert_eq!(fs::read(&path).unwrap(), b"old");
-        assert!(!temp.exists());
+        assert!(!temp_file.exists());
         assert_eq!(entries(tmp.path()), ["f"]);
     }
 
@@ -249,8 +250,16 @@ mod tests {
         symlink(&victim, &link).unwrap();
         let err = write_atomic(&link, b"evil", 0o600).unwrap_err();
         assert_eq!(symlink_refused(&err), Some(link.as_path()));
+        // Refused already when preparing, before any temp file exists.
+        let err = prepare(&link, b"evil", 0o600).unwrap_err();
+        assert_eq!(symlink_refused(&err), Some(link.as_path()));
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(entries(tmp.path()), ["link", "victim"]);
     }
 

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
-use crate::domain::{
-    Runtime, TokenFingerprint, WalletAddress, WalletError, WorkerId, WorkerToken,
-};
+use crate::domain::{Runtime, TokenFingerprint, WalletAddress, WalletError, WorkerId, WorkerToken};
 
 use super::allowed::AllowedDirs;
 use super::atomic;
@@ -186,7 +184,9 @@ fn split_line(line: &str) -> Result<(&str, String), &'static str> {
         .ok_or("expected KEY=value (a comment line starts with #)")?;
     let key = key.trim_end();
     if !is_key(key) {
-        return Err("the key before '=' must be letters, digits and '_', not starting with a digit");
+        return Err(
+            "the key before '=' must be letters, digits and '_', not starting with a digit",
+        );
     }
     Ok((key, unquote(rest)?))
 }
@@ -228,7 +228,8 @@ impl WorkerEnv {
                 return Err(err(format!("{key} is set twice (first on line {first})")));
             }
             seen.push((key.to_owned(), line));
-            env.set(key, value).map_err(|r| err(format!("{key}: {r}")))?;
+            env.set(key, value)
+                .map_err(|r| err(format!("{key}: {r}")))?;
         }
         Ok(env)
     }
@@ -291,19 +292,33 @@ impl WorkerEnv {
                 pairs.push((key, v));
             }
         };
-        push(KEY_WORKER_ID, self.worker_id.as_ref().map(|v| v.as_str().to_owned()));
-        push(KEY_WALLET, self.wallet.as_ref().map(WalletAddress::checksummed));
+        push(
+            KEY_WORKER_ID,
+            self.worker_id.as_ref().map(|v| v.as_str().to_owned()),
+        );
+        push(
+            KEY_WALLET,
+            self.wallet.as_ref().map(WalletAddress::checksummed),
+        );
         push(KEY_RUNTIME, self.runtime.map(|r| r.as_str().to_owned()));
         push(
             KEY_MODELS,
             Some(self.models.join(",")).filter(|m| !m.is_empty()),
         );
         push(KEY_OLLAMA_MODEL, self.ollama_model.clone());
-        push(KEY_OLLAMA_URL, self.ollama_url.as_ref().map(|u| url_text(u).to_owned()));
-        push(KEY_VLLM_URL, self.vllm_url.as_ref().map(|u| url_text(u).to_owned()));
+        push(
+            KEY_OLLAMA_URL,
+            self.ollama_url.as_ref().map(|u| url_text(u).to_owned()),
+        );
+        push(
+            KEY_VLLM_URL,
+            self.vllm_url.as_ref().map(|u| url_text(u).to_owned()),
+        );
         push(
             KEY_ORCHESTRATOR_URL,
-            self.orchestrator_url.as_ref().map(|u| url_text(u).to_owned()),
+            self.orchestrator_url
+                .as_ref()
+                .map(|u| url_text(u).to_owned()),
         );
         push(KEY_TOKEN, self.token.as_ref().map(token));
         pairs
@@ -329,12 +344,21 @@ impl WorkerEnv {
         let plain = |key: &str, v: &str| {
             if v.is_empty() {
                 Err(invalid(key, "the value is empty"))
-            } else if v.chars().any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\' | '`')) {
-                Err(invalid(key, "the value must not contain quotes, backslashes or control characters such as a newline"))
+            } else if v
+                .chars()
+                .any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\' | '`'))
+            {
+                Err(invalid(
+                    key,
+                    "the value must not contain quotes, backslashes or control characters such as a newline",
+                ))
             } else if v.starts_with('#') {
                 Err(invalid(key, "the value must not start with '#'"))
             } else if v.trim() != v {
-                Err(invalid(key, "the value must not start or end with whitespace"))
+                Err(invalid(
+                    key,
+                    "the value must not start or end with whitespace",
+                ))
             } else {
                 Ok(())
             }
@@ -342,7 +366,10 @@ impl WorkerEnv {
         for model in &self.models {
             plain(KEY_MODELS, model)?;
             if model.contains(',') || model.contains(char::is_whitespace) {
-                return Err(invalid(KEY_MODELS, "a model name must not contain ',' or spaces"));
+                return Err(invalid(
+                    KEY_MODELS,
+                    "a model name must not contain ',' or spaces",
+                ));
             }
         }
         if let Some(model) = &self.ollama_model {
@@ -350,7 +377,10 @@ impl WorkerEnv {
         }
         for (key, value) in &self.extra {
             if !is_key(key) {
-                return Err(invalid("(unknown key)", "a key must be letters, digits and '_', not starting with a digit"));
+                return Err(invalid(
+                    "(unknown key)",
+                    "a key must be letters, digits and '_', not starting with a digit",
+                ));
             }
             if KNOWN_KEYS.contains(&key.as_str()) {
                 return Err(invalid(key, "a known key cannot also be an extra key"));
@@ -483,7 +513,7 @@ impl WorkerEnv {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             EnvFileError::Parse {
                 path: Some(path.to_path_buf()),
-                line: valid.iter().filter(|b| **b == b'\n').count() + 1,
+                line: valid.split(|b| *b == b'\n').count(),
                 reason: "the line is not valid UTF-8".to_owned(),
             }
         })?;

@@ -113,7 +113,10 @@ fn write_outcome_lists_keys_and_fingerprint_not_token() {
     let out = env.write(&fx.env_path(), &fx.allowed).unwrap();
     assert_eq!(out.path, fx.env_path());
     assert_eq!(&out.keys[..9], KNOWN_KEYS);
-    assert_eq!(&out.keys[9..], ["CUDA_VISIBLE_DEVICES", "GREETING", "QUOTED", "EMPTY"]);
+    assert_eq!(
+        &out.keys[9..],
+        ["CUDA_VISIBLE_DEVICES", "GREETING", "QUOTED", "EMPTY"]
+    );
     assert_eq!(
         out.token_fingerprint.as_ref(),
         Some(&env.token.as_ref().unwrap().fingerprint())
@@ -133,7 +136,12 @@ fn symlink_target_refused_and_link_target_untouched() {
     assert_eq!(Problem::from(err).code, ErrorCode::EnvPathSymlink);
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
     assert_eq!(dir_names(&fx.config), ["worker.env"]);
-    assert!(fs::symlink_metadata(fx.env_path()).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(fx.env_path())
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }
 
 #[test]
@@ -160,9 +168,12 @@ fn interrupted_write_leaves_old_file_and_no_temp() {
 
     let mut new = full_env();
     new.worker_id = Some(WorkerId::parse("another").unwrap());
-    let prepared =
-        atomic::prepare(&path, new.render().as_bytes(), ENV_FILE_MODE).unwrap();
-    assert_eq!(dir_names(&fx.config).len(), 2, "temp file sits next to the target");
+    let prepared = atomic::prepare(&path, new.render().as_bytes(), ENV_FILE_MODE).unwrap();
+    assert_eq!(
+        dir_names(&fx.config).len(),
+        2,
+        "temp file sits next to the target"
+    );
     drop(prepared); // crash before rename
 
     assert_eq!(fs::read(&path).unwrap(), before);
@@ -191,7 +202,10 @@ fn rewrite_keeps_token_and_unknown_keys_in_order() {
     env.merge(WorkerEnv {
         worker_id: Some(WorkerId::parse("new-name").unwrap()),
         runtime: Some(Runtime::Echo),
-        extra: vec![("ALPHA".into(), "changed".into()), ("NEW".into(), "n".into())],
+        extra: vec![
+            ("ALPHA".into(), "changed".into()),
+            ("NEW".into(), "n".into()),
+        ],
         ..WorkerEnv::default()
     });
     assert!(!env.ensure_token(), "an existing token is kept");
@@ -199,7 +213,7 @@ fn rewrite_keeps_token_and_unknown_keys_in_order() {
 
     let back = WorkerEnv::read(&path).unwrap();
     assert!(back.token.as_ref().unwrap().ct_eq(&token));
-    assert_eq!(back.worker_id.unwrap().as_str(), "new-name");
+    assert_eq!(back.worker_id.as_ref().unwrap().as_str(), "new-name");
     assert_eq!(back.runtime, Some(Runtime::Echo));
     let extra: Vec<(&str, &str)> = back
         .extra
@@ -208,7 +222,12 @@ fn rewrite_keeps_token_and_unknown_keys_in_order() {
         .collect();
     assert_eq!(
         extra,
-        [("ZED", "last"), ("ALPHA", "changed"), ("MIDDLE", "m"), ("NEW", "n")]
+        [
+            ("ZED", "last"),
+            ("ALPHA", "changed"),
+            ("MIDDLE", "m"),
+            ("NEW", "n")
+        ]
     );
     let text = fs::read_to_string(&path).unwrap();
     assert!(!text.contains("hand written"), "comments are not kept");
@@ -240,7 +259,10 @@ fn dot_dot_and_outside_refused() {
         fx.config.join("../outside/worker.env"),
     ] {
         let err = env.write(&p, &fx.allowed).unwrap_err();
-        assert!(matches!(err, EnvFileError::ParentComponent { .. }), "{err:?}");
+        assert!(
+            matches!(err, EnvFileError::ParentComponent { .. }),
+            "{err:?}"
+        );
         assert_eq!(Problem::from(err).code, ErrorCode::EnvPathNotAllowed);
     }
     let outside = fx.base.join("outside/worker.env");
@@ -259,7 +281,12 @@ fn round_trips_through_parse() {
     let text = env.render();
     let back = WorkerEnv::parse(&text).unwrap();
     assert_eq!(back.render(), text);
-    assert!(back.token.as_ref().unwrap().ct_eq(env.token.as_ref().unwrap()));
+    assert!(
+        back.token
+            .as_ref()
+            .unwrap()
+            .ct_eq(env.token.as_ref().unwrap())
+    );
     assert_eq!(back.extra, env.extra);
     assert_eq!(back.models, env.models);
     assert_eq!(back.vllm_url, env.vllm_url);
@@ -267,7 +294,15 @@ fn round_trips_through_parse() {
     assert!(text.contains("\nBASIS_WORKER_WALLET=0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\n"));
     assert!(text.contains("\nOLLAMA_URL=http://127.0.0.1:11434\n"));
     assert!(text.contains("\nBASIS_WORKER_MODELS=llama3.2:3b,qwen2.5:7b\n"));
-    assert!(text.contains("\nGREETING='hello world'\n"));
+    assert!(
+        text.contains("\nGREETING=hello world\n"),
+        "inner spaces need no quotes"
+    );
+    assert!(text.contains("\nEMPTY=\n"));
+    assert!(
+        text.contains(r#"QUOTED="it's \"x\" \$HOME \\ \`y\`""#),
+        "{text}"
+    );
     assert!(text.starts_with("# "));
     assert!(text.contains("0600"));
     // The default (empty) env renders to the header only and parses back empty.
@@ -287,11 +322,14 @@ fn parse_accepts_dotenv_forms() {
     let env = WorkerEnv::parse(&text).unwrap();
     assert_eq!(env.wallet.unwrap().checksummed(), WALLET);
     assert_eq!(env.runtime, Some(Runtime::Vllm));
-    assert!(env.token.unwrap().ct_eq(&token));
+    assert!(env.token.as_ref().unwrap().ct_eq(&token));
     assert_eq!(env.models, ["a", "b"]);
     assert_eq!(env.ollama_model, None);
     assert_eq!(env.extra, [("X".to_owned(), "q\"uote".to_owned())]);
-    assert_eq!(env.effective_ollama_url().as_str(), "http://127.0.0.1:11434/");
+    assert_eq!(
+        env.effective_ollama_url().as_str(),
+        "http://127.0.0.1:11434/"
+    );
     assert_eq!(env.effective_vllm_url().as_str(), "http://127.0.0.1:8000/");
 }
 
@@ -320,7 +358,10 @@ fn parse_errors_carry_line_and_never_the_value() {
         let (got, reason) = parse_err(text);
         assert_eq!(got, line, "{text:?}: {reason}");
         assert!(reason.contains(needle), "{text:?}: {reason}");
-        assert!(!reason.to_lowercase().contains("sekrit"), "{text:?}: {reason}");
+        assert!(
+            !reason.to_lowercase().contains("sekrit"),
+            "{text:?}: {reason}"
+        );
     }
 }
 
@@ -376,10 +417,11 @@ fn token_never_shown_in_debug_masked_or_errors() {
             format!("{err:?}"),
             serde_json::to_string(&Problem::from(err)).unwrap(),
         ];
-        for s in shown {
+        for s in &shown {
             assert!(!s.contains(&bad[..32]), "{s}");
-            assert!(s.contains("line 2"), "{s}");
         }
+        assert!(shown[0].contains("line 2"), "{}", shown[0]);
+        assert!(shown[2].contains("line 2"), "{}", shown[2]);
     }
     let err = WorkerEnv::parse(&format!("BASIS_WORKER_TOKEN=\"{token}\n")).unwrap_err();
     assert!(!format!("{err} {err:?}").contains(&token));
@@ -445,10 +487,17 @@ fn read_reports_missing_file_and_path_in_parse_errors() {
     fs::create_dir_all(&fx.config).unwrap();
     fs::write(&path, b"A=1\nB=\xff\n").unwrap();
     let err = WorkerEnv::read(&path).unwrap_err();
-    assert!(matches!(err, EnvFileError::Parse { line: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, EnvFileError::Parse { line: 2, .. }),
+        "{err:?}"
+    );
     fs::write(&path, "A=1\n\nbroken\n").unwrap();
     let err = WorkerEnv::read(&path).unwrap_err();
-    assert!(err.to_string().contains(&format!("{} line 3", path.display())), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{} line 3", path.display())),
+        "{err}"
+    );
 }
 
 #[derive(Clone, Default)]
@@ -479,7 +528,10 @@ fn reading_a_loose_file_warns_without_the_token() {
 
     tracing::subscriber::with_default(subscriber, || {
         WorkerEnv::read(&path).unwrap();
-        assert!(captured.0.lock().unwrap().is_empty(), "0600 needs no warning");
+        assert!(
+            captured.0.lock().unwrap().is_empty(),
+            "0600 needs no warning"
+        );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         WorkerEnv::read(&path).unwrap();
     });

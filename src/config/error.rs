@@ -47,7 +47,10 @@ pub enum EnvFileError {
     #[error("{} contains a '..' component; env file paths must not climb out of a directory", .path.display())]
     ParentComponent { path: PathBuf },
     #[error("{} is outside the directories env files may be written to ({})", .path.display(), list(.allowed))]
-    NotAllowed { path: PathBuf, allowed: Vec<PathBuf> },
+    NotAllowed {
+        path: PathBuf,
+        allowed: Vec<PathBuf>,
+    },
     #[error(
         "{} is, or passes through, the symbolic link {}; basis never writes through a symlink",
         .path.display(), .link.display()
@@ -79,7 +82,8 @@ fn list(dirs: &[PathBuf]) -> String {
 }
 
 fn in_file(path: Option<&Path>) -> String {
-    path.map(|p| format!("{} ", p.display())).unwrap_or_default()
+    path.map(|p| format!("{} ", p.display()))
+        .unwrap_or_default()
 }
 
 impl From<EnvFileError> for Problem {
@@ -159,7 +163,9 @@ mod tests {
     fn codes_and_fixes() {
         let cases: Vec<(EnvFileError, ErrorCode)> = vec![
             (
-                EnvFileError::ParentComponent { path: "a/../b".into() },
+                EnvFileError::ParentComponent {
+                    path: "a/../b".into(),
+                },
                 ErrorCode::EnvPathNotAllowed,
             ),
             (

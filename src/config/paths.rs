@@ -164,8 +164,7 @@ mod tests {
         let dirs = Dirs::from_env(env(&[("HOME", "/home/u")])).unwrap();
         assert_eq!(dirs.config_dir, Path::new("/home/u/.config/basis"));
         assert_eq!(dirs.state_dir, Path::new("/home/u/.local/state/basis"));
-        let dirs =
-            Dirs::from_env(env(&[("XDG_STATE_HOME", "/s"), ("HOME", "/home/u")])).unwrap();
+        let dirs = Dirs::from_env(env(&[("XDG_STATE_HOME", "/s"), ("HOME", "/home/u")])).unwrap();
         assert_eq!(dirs.config_dir, Path::new("/home/u/.config/basis"));
         assert_eq!(dirs.state_dir, Path::new("/s/basis"));
     }
@@ -189,10 +188,7 @@ mod tests {
             Dirs::from_env(env(&[("BASIS_HOME", "rel"), ("HOME", "/home/u")])),
             Err(ConfigError::RelativeDir { var: "BASIS_HOME" })
         ));
-        assert!(matches!(
-            Dirs::from_env(env(&[])),
-            Err(ConfigError::NoHome)
-        ));
+        assert!(matches!(Dirs::from_env(env(&[])), Err(ConfigError::NoHome)));
         assert!(matches!(
             Dirs::from_env(env(&[("HOME", "not/absolute")])),
             Err(ConfigError::NoHome)

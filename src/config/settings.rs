@@ -161,63 +161,49 @@ impl Settings {
             line: e.span().map(|s| line_of(text, s.start)),
             message: e.message().trim_end().to_owned(),
         })?;
-        let env = |name: &'static str| {
-            env(name)
-                .filter(|v| !v.is_empty())
-                .map(|v| (v, Origin::Env(name)))
-        };
-        let in_file = |span: std::ops::Range<usize>| Origin::File {
-            path: path.to_path_buf(),
-            line: Some(line_of(text, span.start)),
-        };
-        let from_file = |v: Option<Spanned<String>>| {
-            v.map(|s| {
-                let origin = in_file(s.span());
-                (s.into_inner(), origin)
-            })
-        };
+        let layers = Layers { path, text, env };
 
         let (url_text, url_origin) = pick([
             overrides
                 .orchestrator_url
                 .clone()
                 .map(|v| (v, Origin::Flag("--orchestrator-url"))),
-            env(ENV_ORCHESTRATOR_URL),
-            from_file(file.orchestrator_url),
+            layers.env(ENV_ORCHESTRATOR_URL),
+            layers.file(file.orchestrator_url),
         ])
         .unwrap_or_else(|| (DEFAULT_ORCHESTRATOR_URL.to_owned(), Origin::Default));
-        let orchestrator_url = parse_http_url(&url_text).map_err(|reason| ConfigError::Invalid {
-            key: "orchestrator_url",
-            origin: url_origin.clone(),
-            reason,
-        })?;
+        let orchestrator_url =
+            parse_http_url(&url_text).map_err(|reason| ConfigError::Invalid {
+                key: "orchestrator_url",
+                origin: url_origin.clone(),
+                reason,
+            })?;
 
         let (bind_text, bind_origin) = pick([
             overrides
                 .mcp_http_bind
                 .clone()
                 .map(|v| (v, Origin::Flag("--http-bind"))),
-            env(ENV_MCP_HTTP_BIND),
-            from_file(file.mcp.http_bind),
+            layers.env(ENV_MCP_HTTP_BIND),
+            layers.file(file.mcp.http_bind),
         ])
         .unwrap_or_else(|| (DEFAULT_MCP_HTTP_BIND.to_owned(), Origin::Default));
-        let http_bind = bind_text
-            .trim()
-            .parse::<SocketAddr>()
-            .map_err(|_| ConfigError::Invalid {
-                key: "mcp.http_bind",
-                origin: bind_origin.clone(),
-                reason: "expected an IP address and port, such as 127.0.0.1:8765 or [::1]:8765"
-                    .to_owned(),
-            })?;
+        let http_bind = bind_text.trim().parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "mcp.http_bind",
+                &bind_origin,
+                "expected an IP address and port, such as 127.0.0.1:8765 or [::1]:8765",
+            )
+        })?;
 
-        let read_only_env = match env(ENV_MCP_READ_ONLY) {
+        let read_only_env = match layers.env(ENV_MCP_READ_ONLY) {
             Some((v, origin)) => Some((
-                parse_bool(&v).ok_or_else(|| ConfigError::Invalid {
-                    key: "mcp.read_only",
-                    origin: origin.clone(),
-                    reason: "expected true or false (also accepted: 1/0, yes/no, on/off)"
-                        .to_owned(),
+                parse_bool(&v).ok_or_else(|| {
+                    invalid(
+                        "mcp.read_only",
+                        &origin,
+                        "expected true or false (also accepted: 1/0, yes/no, on/off)",
+                    )
                 })?,
                 origin,
             )),
@@ -228,71 +214,27 @@ impl Settings {
                 .mcp_read_only
                 .map(|v| (v, Origin::Flag("--read-only"))),
             read_only_env,
-            file.mcp.read_only.map(|s| {
-                let origin = in_file(s.span());
-                (s.into_inner(), origin)
-            }),
+            layers.file(file.mcp.read_only),
         ])
         .unwrap_or((false, Origin::Default));
 
-        let cwd = || {
-            std::env::current_dir().map_err(|source| ConfigError::Io {
-                path: PathBuf::from("."),
-                source,
-            })
-        };
-        let state = match (&overrides.state_dir, env(ENV_STATE_DIR)) {
-            (Some(dir), _) => Some((dir.clone(), Origin::Flag("--state-dir"), None)),
-            (None, Some((dir, origin))) => Some((PathBuf::from(dir), origin, None)),
-            (None, None) => from_file(file.state_dir)
-                .map(|(dir, origin)| (PathBuf::from(dir), origin, Some(&dirs.config_dir))),
-        };
-        let (state_dir, state_origin) = match state {
-            None => (dirs.state_dir.clone(), Origin::Default),
-            Some((dir, origin, base)) => {
-                let invalid = |reason: &str| ConfigError::Invalid {
-                    key: "state_dir",
-                    origin: origin.clone(),
-                    reason: reason.to_owned(),
-                };
-                if dir.as_os_str().is_empty() {
-                    return Err(invalid("the directory is empty"));
-                }
-                if has_parent_component(&dir) {
-                    return Err(invalid("give the directory without '..' components"));
-                }
-                let abs = if dir.is_absolute() {
-                    dir
-                } else if let Some(base) = base {
-                    base.join(dir)
-                } else {
-                    cwd()?.join(dir)
-                };
-                (abs, origin)
-            }
-        };
+        let (state_dir, state_origin) =
+            resolve_state_dir(&layers, overrides, file.state_dir, dirs)?;
 
-        let mut allowed_env_dirs = Vec::with_capacity(file.allowed_env_dirs.len());
-        for entry in file.allowed_env_dirs {
-            let origin = in_file(entry.span());
-            let dir = PathBuf::from(entry.into_inner());
-            let invalid = |reason: &str| ConfigError::Invalid {
-                key: "allowed_env_dirs",
-                origin: origin.clone(),
-                reason: reason.to_owned(),
-            };
-            if dir.as_os_str().is_empty() {
-                return Err(invalid("an entry is empty"));
-            }
-            if has_parent_component(&dir) {
-                return Err(invalid("give directories without '..' components"));
-            }
-            allowed_env_dirs.push(if dir.is_absolute() {
-                dir
-            } else {
-                dirs.config_dir.join(dir)
-            });
-        }
+        let allowed_env_dirs = file
+            .allowed_env_dirs
+            .into_iter()
+            .map(|entry| {
+                let origin = layers.origin(&entry.span());
+                let base = Some(dirs.config_dir.as_path());
+                absolute_dir(
+                    "allowed_env_dirs",
+                    &origin,
+                    Path::new(entry.get_ref()),
+                    base,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
 
         Ok(Settings {
             orchestrator_url,
@@ -309,6 +251,107 @@ impl Settings {
                 mcp_read_only: read_only_origin,
             },
         })
+    }
+}
+
+/// The env and file layers, with what is needed to say where a value came from.
+struct Layers<'a, E> {
+    path: &'a Path,
+    text: &'a str,
+    env: E,
+}
+
+impl<E: Fn(&str) -> Option<String>> Layers<'_, E> {
+    /// A non-empty environment variable.
+    fn env(&self, name: &'static str) -> Option<(String, Origin)> {
+        (self.env)(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| (v, Origin::Env(name)))
+    }
+
+    /// The origin of a span of basis.toml.
+    fn origin(&self, span: &std::ops::Range<usize>) -> Origin {
+        Origin::File {
+            path: self.path.to_path_buf(),
+            line: Some(line_of(self.text, span.start)),
+        }
+    }
+
+    /// A value from basis.toml, with its line.
+    fn file<T>(&self, value: Option<Spanned<T>>) -> Option<(T, Origin)> {
+        value.map(|s| {
+            let origin = self.origin(&s.span());
+            (s.into_inner(), origin)
+        })
+    }
+}
+
+/// `state_dir`: flag, env, file (relative to the config dir), else the default state dir.
+fn resolve_state_dir<E: Fn(&str) -> Option<String>>(
+    layers: &Layers<'_, E>,
+    overrides: &Overrides,
+    file_value: Option<Spanned<String>>,
+    dirs: &Dirs,
+) -> Result<(PathBuf, Origin), ConfigError> {
+    Ok(match (&overrides.state_dir, layers.env(ENV_STATE_DIR)) {
+        (Some(dir), _) => {
+            let origin = Origin::Flag("--state-dir");
+            (absolute_dir("state_dir", &origin, dir, None)?, origin)
+        }
+        (None, Some((dir, origin))) => (
+            absolute_dir("state_dir", &origin, Path::new(&dir), None)?,
+            origin,
+        ),
+        (None, None) => match layers.file(file_value) {
+            Some((dir, origin)) => {
+                let base = Some(dirs.config_dir.as_path());
+                (
+                    absolute_dir("state_dir", &origin, Path::new(&dir), base)?,
+                    origin,
+                )
+            }
+            None => (dirs.state_dir.clone(), Origin::Default),
+        },
+    })
+}
+
+fn invalid(key: &'static str, origin: &Origin, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        origin: origin.clone(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// A directory setting made absolute: against `base` (the config dir, for file values) or
+/// the current directory (flags and env). Empty values and `..` components are refused.
+fn absolute_dir(
+    key: &'static str,
+    origin: &Origin,
+    dir: &Path,
+    base: Option<&Path>,
+) -> Result<PathBuf, ConfigError> {
+    if dir.as_os_str().is_empty() {
+        return Err(invalid(key, origin, "the directory is empty"));
+    }
+    if has_parent_component(dir) {
+        return Err(invalid(
+            key,
+            origin,
+            "give the directory without '..' components",
+        ));
+    }
+    if dir.is_absolute() {
+        return Ok(dir.to_path_buf());
+    }
+    match base {
+        Some(base) => Ok(base.join(dir)),
+        None => std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .map_err(|source| ConfigError::Io {
+                path: PathBuf::from("."),
+                source,
+            }),
     }
 }
 
@@ -397,11 +440,17 @@ mod tests {
         let file_env = env(&[]);
         let s = Settings::load(&d, &Overrides::default(), file_env).unwrap();
         assert_eq!(s.orchestrator_url.as_str(), "https://file.example/");
-        assert!(matches!(s.origins.orchestrator_url, Origin::File { line: Some(1), .. }));
+        assert!(matches!(
+            s.origins.orchestrator_url,
+            Origin::File { line: Some(1), .. }
+        ));
         assert_eq!(s.dirs.state_dir, d.config_dir.join("st"));
         assert_eq!(s.mcp.http_bind.port(), 1);
         assert!(s.mcp.read_only);
-        assert!(matches!(s.origins.mcp_read_only, Origin::File { line: Some(6), .. }));
+        assert!(matches!(
+            s.origins.mcp_read_only,
+            Origin::File { line: Some(7), .. }
+        ));
         assert_eq!(
             s.allowed_env_dirs,
             [PathBuf::from("/etc/basis"), d.config_dir.join("sub")]
@@ -415,7 +464,10 @@ mod tests {
         ];
         let s = Settings::load(&d, &Overrides::default(), env(&vars)).unwrap();
         assert_eq!(s.orchestrator_url.as_str(), "http://env.example:9/");
-        assert_eq!(s.origins.orchestrator_url, Origin::Env(ENV_ORCHESTRATOR_URL));
+        assert_eq!(
+            s.origins.orchestrator_url,
+            Origin::Env(ENV_ORCHESTRATOR_URL)
+        );
         assert_eq!(s.mcp.http_bind.port(), 2);
         assert!(!s.mcp.read_only);
         assert_eq!(s.dirs.state_dir, Path::new("/env/state"));
@@ -429,7 +481,10 @@ mod tests {
         };
         let s = Settings::load(&d, &flags, env(&vars)).unwrap();
         assert_eq!(s.orchestrator_url.as_str(), "https://flag.example/");
-        assert_eq!(s.origins.orchestrator_url, Origin::Flag("--orchestrator-url"));
+        assert_eq!(
+            s.origins.orchestrator_url,
+            Origin::Flag("--orchestrator-url")
+        );
         assert_eq!(s.mcp.http_bind.to_string(), "[::1]:3");
         assert!(s.mcp.read_only);
         assert_eq!(s.dirs.state_dir, Path::new("/flag/state"));
@@ -440,12 +495,19 @@ mod tests {
         let tmp = TempDir::new().unwrap();
         let d = dirs(&tmp);
         for (text, key, line) in [
-            ("orchestrator_url = \"http://a\"\norchestrator = \"x\"\n", "orchestrator", 2),
+            (
+                "orchestrator_url = \"http://a\"\norchestrator = \"x\"\n",
+                "orchestrator",
+                2,
+            ),
             ("[mcp]\nread_only = true\nbind = \"x\"\n", "bind", 3),
         ] {
             write_toml(&d, text);
             let err = Settings::load(&d, &Overrides::default(), env(&[])).unwrap_err();
-            let ConfigError::Syntax { line: got, message, .. } = &err else {
+            let ConfigError::Syntax {
+                line: got, message, ..
+            } = &err
+            else {
                 panic!("expected a syntax error, got {err:?}");
             };
             assert_eq!(*got, Some(line), "{message}");
@@ -461,7 +523,14 @@ mod tests {
         write_toml(&d, "\norchestrator_url = \"ftp://x\"\n");
         let err = Settings::load(&d, &Overrides::default(), env(&[])).unwrap_err();
         assert!(
-            matches!(&err, ConfigError::Invalid { key: "orchestrator_url", origin: Origin::File { line: Some(2), .. }, .. }),
+            matches!(
+                &err,
+                ConfigError::Invalid {
+                    key: "orchestrator_url",
+                    origin: Origin::File { line: Some(2), .. },
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains("line 2"));
@@ -472,8 +541,12 @@ mod tests {
             env(&[(ENV_ORCHESTRATOR_URL, "not a url")]),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("environment variable BASIS_ORCHESTRATOR_URL"));
+        assert!(
+            err.to_string()
+                .contains("environment variable BASIS_ORCHESTRATOR_URL")
+        );
 
+        write_toml(&d, "");
         let flags = Overrides {
             mcp_http_bind: Some("localhost".into()),
             ..Overrides::default()
@@ -507,14 +580,23 @@ mod tests {
         let d = dirs(&tmp);
         write_toml(&d, "[mcp]\n\nread_only = \"yes\"\n");
         let err = Settings::load(&d, &Overrides::default(), env(&[])).unwrap_err();
-        assert!(matches!(err, ConfigError::Syntax { line: Some(3), .. }), "{err:?}");
+        assert!(
+            matches!(err, ConfigError::Syntax { line: Some(3), .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn url_rules() {
         assert!(parse_http_url("http://127.0.0.1:8787").is_ok());
         assert!(parse_http_url("https://orch.example/api").is_ok());
-        for bad in ["", "127.0.0.1:8787", "ws://x", "file:///etc/passwd", "http://u:p@x"] {
+        for bad in [
+            "",
+            "127.0.0.1:8787",
+            "ws://x",
+            "file:///etc/passwd",
+            "http://u:p@x",
+        ] {
             assert!(parse_http_url(bad).is_err(), "{bad}");
         }
     }

@@ -19,7 +19,11 @@ const SLOTS: usize = 4096;
 /// a shift and one or two loads, with no string comparison and no allocation.
 static TABLE: LazyLock<Box<[u64; SLOTS]>> = LazyLock::new(|| {
     let mut table = Box::new([0u64; SLOTS]);
-    for key in Language::English.word_list().iter().filter_map(|word| pack(word)) {
+    for key in Language::English
+        .word_list()
+        .iter()
+        .filter_map(|word| pack(word))
+    {
         let mut slot = home(key);
         while table[slot] != 0 {
             slot = (slot + 1) % SLOTS;

@@ -162,7 +162,10 @@ fn key_at(rest: &[u8]) -> Option<&'static str> {
             let Some(after) = rest.strip_prefix(rule.prefix) else {
                 return false;
             };
-            let len = after.iter().take_while(|&&b| rule.class.contains(b)).count();
+            let len = after
+                .iter()
+                .take_while(|&&b| rule.class.contains(b))
+                .count();
             let long_enough = if rule.exact {
                 len == rule.min && after.get(len).is_none_or(|&b| !is_word_byte(b))
             } else {

@@ -8,21 +8,26 @@ use super::tests::{FIELD, assert_no_leak};
 use super::*;
 
 /// Filler prose: a mix of wordlist words (`wallet`, `please`, `spare`) and others (`the`).
-const PROSE: &[&str] = &[
-    "please", "use", "the", "wallet", "for", "this", "job", "and", "run", "it", "on", "my",
-    "spare", "GPU", "tonight", "thanks", "here", "is", "value", "llama3.1:8b", "(see", "below)",
-];
+const PROSE: &str = "please use the wallet for this job and run it on my spare GPU tonight \
+                     thanks here is value llama3.1:8b (see below)";
 
 /// Characters that separate a secret from the prose around it.
 const SEPARATORS: &[&str] = &[" ", "\n", "=", ": ", "\"", "(", "'", ", ", "\t", "`", "<"];
 
 fn prose() -> impl Strategy<Value = String> {
-    prop::collection::vec(select(PROSE), 0..10).prop_map(|words| words.join(" "))
+    let words: Vec<&str> = PROSE.split_whitespace().collect();
+    prop::collection::vec(select(words), 0..10).prop_map(|words| words.join(" "))
 }
 
 /// `secret` with random prose and separators on both sides.
 fn embedded(secret: impl Strategy<Value = String>) -> impl Strategy<Value = (String, String)> {
-    (prose(), select(SEPARATORS), secret, select(SEPARATORS), prose())
+    (
+        prose(),
+        select(SEPARATORS),
+        secret,
+        select(SEPARATORS),
+        prose(),
+    )
         .prop_map(|(before, open, secret, close, after)| {
             (format!("{before}{open}{secret}{close}{after}"), secret)
         })
@@ -41,12 +46,15 @@ fn refused_in_prose(value: &str, secret: &str) -> SecretRefused {
 }
 
 fn private_key() -> impl Strategy<Value = String> {
-    (any::<[u8; 32]>(), select(&["", "0x", "0X"][..]), any::<bool>()).prop_map(
-        |(bytes, prefix, upper)| {
+    (
+        any::<[u8; 32]>(),
+        select(&["", "0x", "0X"][..]),
+        any::<bool>(),
+    )
+        .prop_map(|(bytes, prefix, upper)| {
             let hex = hex::encode(bytes);
             format!("{prefix}{}", if upper { hex.to_uppercase() } else { hex })
-        },
-    )
+        })
 }
 
 fn mnemonic() -> impl Strategy<Value = String> {
@@ -87,7 +95,10 @@ fn api_key() -> impl Strategy<Value = (String, &'static str)> {
         ("hf_[A-Za-z0-9]{34}", "Hugging Face"),
         ("hf_[A-Za-z0-9]{30,40}", "Hugging Face"),
         ("xoxb-[0-9]{10,13}-[0-9]{10,13}-[A-Za-z0-9]{24}", "Slack"),
-        ("xoxp-[0-9]{10,13}-[0-9]{10,13}-[0-9]{10,13}-[a-f0-9]{32}", "Slack"),
+        (
+            "xoxp-[0-9]{10,13}-[0-9]{10,13}-[0-9]{10,13}-[a-f0-9]{32}",
+            "Slack",
+        ),
         ("glpat-[A-Za-z0-9_-]{20}", "GitLab"),
         ("sk_live_[A-Za-z0-9]{24,99}", "Stripe"),
         ("rk_test_[A-Za-z0-9]{24}", "Stripe"),

@@ -53,7 +53,11 @@ fn leak(outputs: &[String], secret: &str, window: usize) -> Option<String> {
 }
 
 fn passes(value: &str) {
-    assert_eq!(check_text(FIELD, value), Ok(()), "false positive on {value:?}");
+    assert_eq!(
+        check_text(FIELD, value),
+        Ok(()),
+        "false positive on {value:?}"
+    );
 }
 
 pub(super) const KEY: &str = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
@@ -97,7 +101,8 @@ fn output_hash_passes_only_by_type() {
     assert_eq!(refused(&hash, &hash).kind, SecretKind::PrivateKey);
 }
 
-const MNEMONIC: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+const MNEMONIC: &str =
+    "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
 #[test]
 fn mnemonics() {
@@ -105,7 +110,9 @@ fn mnemonics() {
     for (i, word) in MNEMONIC.split(' ').enumerate() {
         writeln!(numbered, "{}. {word}", i + 1).unwrap();
     }
-    let valid = bip39::Mnemonic::from_entropy(&[7u8; 32]).unwrap().to_string();
+    let valid = bip39::Mnemonic::from_entropy(&[7u8; 32])
+        .unwrap()
+        .to_string();
     for value in [
         MNEMONIC.to_owned(),
         MNEMONIC.to_uppercase(),
@@ -125,8 +132,15 @@ fn eleven_words_pass_twelve_do_not() {
     let words: Vec<&str> = MNEMONIC.split(' ').collect();
     passes(&words[..11].join(" "));
     // A non-wordlist word breaks the run.
-    passes(&format!("{} the {}", words[..6].join(" "), words[6..].join(" ")));
-    assert_eq!(check_text(FIELD, &words.join(" ")).unwrap_err().kind, SecretKind::Mnemonic);
+    passes(&format!(
+        "{} the {}",
+        words[..6].join(" "),
+        words[6..].join(" ")
+    ));
+    assert_eq!(
+        check_text(FIELD, &words.join(" ")).unwrap_err().kind,
+        SecretKind::Mnemonic
+    );
 }
 
 #[test]
@@ -163,7 +177,9 @@ fn prose_passes() {
     passes("https://github.com/example/basis/pull/42#issuecomment-1234567890");
     passes("gpu-box-01");
     passes("see the ASIAPACIFICREGIONSALES2024 sheet; AKIA is a prefix; AKIAIOSFODNN7EXAMPLEabc");
-    passes("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----");
+    passes(
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
+    );
     passes("decrypt the ciphertext, then check the kdf and mac fields of the crypto section");
     passes("");
 }
@@ -180,7 +196,11 @@ fn pem_private_keys() {
     ] {
         let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
         let pem = format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n");
-        assert_eq!(refused(&pem, body).kind, SecretKind::PemPrivateKey, "{label}");
+        assert_eq!(
+            refused(&pem, body).kind,
+            SecretKind::PemPrivateKey,
+            "{label}"
+        );
         let inline = format!("cat key.pem: -----BEGIN {label}-----\\n{body}");
         assert_eq!(refused(&inline, body).kind, SecretKind::PemPrivateKey);
     }
@@ -225,16 +245,26 @@ fn keystore_in_text_and_as_value() {
         escaped,
         truncated.to_owned(),
     ] {
-        assert_eq!(refused(&text, &ciphertext).kind, SecretKind::Keystore, "{text}");
+        assert_eq!(
+            refused(&text, &ciphertext).kind,
+            SecretKind::Keystore,
+            "{text}"
+        );
     }
     for value in [&ks, &capital, &crypto] {
         let err = check_json("input", value).unwrap_err();
-        assert_eq!((err.field.as_str(), err.kind), ("input", SecretKind::Keystore));
+        assert_eq!(
+            (err.field.as_str(), err.kind),
+            ("input", SecretKind::Keystore)
+        );
         assert_no_leak(&err, &ciphertext);
     }
     let nested = json!({"files": [{"name": "wallet.json", "content": ks}]});
     let err = check_json("args", &nested).unwrap_err();
-    assert_eq!((err.field.as_str(), err.kind), ("args.files[0].content", SecretKind::Keystore));
+    assert_eq!(
+        (err.field.as_str(), err.kind),
+        ("args.files[0].content", SecretKind::Keystore)
+    );
 }
 
 #[test]
@@ -316,7 +346,10 @@ fn guard_text_helpers() {
     let nested = vec![vec![String::new()], vec![String::new(), key.clone()]];
     assert_eq!(nested.guard("grid").unwrap_err().field, "grid[1][1]");
     let url = url::Url::parse(&format!("https://example.com/?key={KEY}")).unwrap();
-    assert_eq!(url.guard("endpoint").unwrap_err().kind, SecretKind::PrivateKey);
+    assert_eq!(
+        url.guard("endpoint").unwrap_err().kind,
+        SecretKind::PrivateKey
+    );
 }
 
 #[test]
@@ -326,7 +359,10 @@ fn problem_conversion() {
     assert_eq!(problem.code, ErrorCode::SecretRefused);
     assert_eq!(problem.message, err.message());
     let fix = problem.fix.unwrap();
-    assert!(fix.contains("`wallet_note`") && fix.contains(err.fix()), "{fix}");
+    assert!(
+        fix.contains("`wallet_note`") && fix.contains(err.fix()),
+        "{fix}"
+    );
 }
 
 #[test]
@@ -336,7 +372,10 @@ fn display_names_field_kind_and_never_needed() {
         let text = err.to_string();
         assert!(text.contains("`notes`"), "{text}");
         assert!(text.contains(kind.description()), "{text}");
-        assert!(text.contains("not stored") && text.contains("never needs"), "{text}");
+        assert!(
+            text.contains("not stored") && text.contains("never needs"),
+            "{text}"
+        );
         assert!(text.contains("PUBLIC wallet address"), "{text}");
         assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
     }

@@ -82,9 +82,7 @@ impl<T: GuardText> GuardText for [T] {
             // The item reports paths that start with `field`: the index goes right after it,
             // so nested lists read `field[i][j]`. Nothing is allocated unless refused.
             item.guard(field).map_err(|mut refused| {
-                refused
-                    .field
-                    .insert_str(field.len(), &format!("[{index}]"));
+                refused.field.insert_str(field.len(), &format!("[{index}]"));
                 refused
             })
         })

@@ -12,7 +12,7 @@ use super::report::{Attempt, AttemptOutcome, GpuInfo, GpuSource, GpuVendor};
 /// PCI vendor id of AMD/ATI.
 const AMD_VENDOR: u32 = 0x1002;
 
-/// Where ROCm installs its tools when they are not on PATH.
+/// Where `ROCm` installs its tools when they are not on PATH.
 pub const EXTRA_DIRS: &[&str] = &["/opt/rocm/bin"];
 
 /// What the AMD probe found.
@@ -100,7 +100,7 @@ pub fn probe_sysfs(sys_root: &Path) -> Result<Vec<GpuInfo>, String> {
         .collect())
 }
 
-/// `class/drm/cardN/device` of AMD cards with VRAM, when kfd is absent (no ROCm kernel support).
+/// `class/drm/cardN/device` of AMD cards with VRAM, when kfd is absent (no `ROCm` kernel support).
 fn drm_cards(sys_root: &Path) -> Vec<(PathBuf, Option<String>)> {
     let Ok(entries) = std::fs::read_dir(sys_root.join("class/drm")) else {
         return Vec::new();
@@ -176,7 +176,7 @@ pub struct RocmCard {
 }
 
 /// Parses `rocm-smi --showproductname --showmeminfo vram --json`. Key spelling changed across
-/// ROCm releases (`Card series` / `Card Series`), so keys are matched case-insensitively;
+/// `ROCm` releases (`Card series` / `Card Series`), so keys are matched case-insensitively;
 /// non-`cardN` keys (`system`) are ignored.
 pub fn parse_rocm_smi_json(text: &str) -> Result<Vec<RocmCard>, String> {
     let value: serde_json::Value =
@@ -187,20 +187,22 @@ pub fn parse_rocm_smi_json(text: &str) -> Result<Vec<RocmCard>, String> {
         .filter_map(|(key, card)| {
             let index = key.strip_prefix("card")?.parse().ok()?;
             let card = card.as_object()?;
+            // The first of `names` present with a real value.
             let get = |names: &[&str]| {
-                card.iter()
-                    .find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
-                    .and_then(|(_, v)| match v {
-                        serde_json::Value::String(s) => Some(s.trim().to_owned()),
-                        serde_json::Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("N/A"))
+                names.iter().find_map(|n| {
+                    let (_, v) = card.iter().find(|(k, _)| k.eq_ignore_ascii_case(n))?;
+                    let text = match v {
+                        serde_json::Value::String(s) => s.trim().to_owned(),
+                        serde_json::Value::Number(n) => n.to_string(),
+                        _ => return None,
+                    };
+                    (!text.is_empty() && !text.eq_ignore_ascii_case("N/A")).then_some(text)
+                })
             };
             let bytes = |names: &[&str]| get(names)?.parse::<u64>().ok().map(exec::bytes_to_mib);
             Some(RocmCard {
                 index,
-                name: get(&["Card Series", "Card series", "Marketing Name", "Card SKU"]),
+                name: get(&["Card Series", "Marketing Name", "Card SKU"]),
                 gfx: get(&["GFX Version"]),
                 vram_total_mib: bytes(&["VRAM Total Memory (B)"]),
                 vram_used_mib: bytes(&["VRAM Total Used Memory (B)"]),
@@ -328,6 +330,8 @@ mod tests {
         assert_eq!(cards.len(), 1);
         assert_eq!(cards[0].name, None);
         assert_eq!(cards[0].vram_total_mib, Some(1));
+        let cards = parse_rocm_smi_json(r#"{"card0": {"Card series": "N/A", "Card SKU": "D65210"}}"#).unwrap();
+        assert_eq!(cards[0].name.as_deref(), Some("D65210"));
     }
 
     #[test]

@@ -64,17 +64,16 @@ pub(crate) async fn probe(budget: Duration) -> ContainerInfo {
         return info;
     }
     match exec::run(&docker, &["info", "--format", "{{json .Runtimes}}"], deadline).await {
-        Ok(out) => match parse_runtimes(&out.stdout).filter(|_| out.success()) {
-            Some(runtimes) => {
+        Ok(out) => {
+            if let Some(runtimes) = parse_runtimes(&out.stdout).filter(|_| out.success()) {
                 info.docker_daemon = DaemonState::Reachable;
                 info.nvidia_runtime = Some(runtimes.iter().any(|r| r == "nvidia"));
                 info.docker_runtimes = runtimes;
-            }
-            None => {
+            } else {
                 info.docker_daemon = classify_failure(&out.stderr);
                 info.docker_detail = Some(out.reason());
             }
-        },
+        }
         Err(e @ RunError::Timeout(_)) => {
             info.docker_daemon = DaemonState::Timeout;
             info.docker_detail = Some(format!("docker info: {e}"));

@@ -113,28 +113,59 @@ pub async fn check(opts: &CheckOptions) -> HardwareReport {
     let start = Instant::now();
     let budget = opts.probe_timeout;
     let limit = budget + GUARD_GRACE;
+    // Boxed so the future callers hold stays small.
     let (host, nvidia, amd, apple, containers, ollama, vllm) = tokio::join!(
-        guarded(ProbeName::Host, limit, host::probe(opts.state_dir.clone(), opts.model_dir.clone())),
-        guarded(ProbeName::Nvidia, limit, async { Ok(nvidia::probe(budget).await) }),
-        guarded(ProbeName::Amd, limit, async { Ok(amd::probe(opts.sysfs_root.clone(), budget).await) }),
-        guarded(ProbeName::Apple, limit, async { Ok(apple::probe(budget).await) }),
-        guarded(ProbeName::Containers, limit, async { Ok(containers::probe(budget).await) }),
-        guarded(ProbeName::Ollama, limit, async { Ok(runtimes::probe_ollama(&opts.ollama_url, budget).await) }),
-        guarded(ProbeName::Vllm, limit, async { Ok(runtimes::probe_openai(&opts.vllm_url, budget).await) }),
+        Box::pin(guarded(ProbeName::Host, limit, host::probe(opts.state_dir.clone(), opts.model_dir.clone()))),
+        Box::pin(guarded(ProbeName::Nvidia, limit, async { Ok(nvidia::probe(budget).await) })),
+        Box::pin(guarded(ProbeName::Amd, limit, async { Ok(amd::probe(opts.sysfs_root.clone(), budget).await) })),
+        Box::pin(guarded(ProbeName::Apple, limit, async { Ok(apple::probe(budget).await) })),
+        Box::pin(guarded(ProbeName::Containers, limit, async { Ok(containers::probe(budget).await) })),
+        Box::pin(guarded(ProbeName::Ollama, limit, async { Ok(runtimes::probe_ollama(&opts.ollama_url, budget).await) })),
+        Box::pin(guarded(ProbeName::Vllm, limit, async { Ok(runtimes::probe_openai(&opts.vllm_url, budget).await) })),
     );
-
-    let timings_ms = ProbeTimings {
-        host: host.1,
-        nvidia: nvidia.1,
-        amd: amd.1,
-        apple: apple.1,
-        containers: containers.1,
-        ollama: ollama.1,
-        vllm: vllm.1,
+    let finished = Finished {
+        host,
+        nvidia,
+        amd,
+        apple,
+        containers,
+        ollama,
+        vllm,
     };
-    let mut probe_errors = Vec::new();
+    let mut report = assemble(opts, limit, finished);
+    let advice = advise(&report, &opts.expected_models);
+    report.recommendation = advice.recommendation;
+    report.problems = advice.problems;
+    report.total_ms = exec::elapsed_ms(start);
+    report
+}
 
-    let host = take(&mut probe_errors, host.0).unwrap_or_else(|| HostInfo {
+type Done<T> = (Result<T, ProbeError>, u64);
+
+/// What every probe returned, with its wall time.
+struct Finished {
+    host: Done<HostInfo>,
+    nvidia: Done<nvidia::NvidiaOutcome>,
+    amd: Done<amd::AmdOutcome>,
+    apple: Done<apple::AppleOutcome>,
+    containers: Done<ContainerInfo>,
+    ollama: Done<RuntimeStatus>,
+    vllm: Done<RuntimeStatus>,
+}
+
+/// Puts the probes' results into a report, with a stand-in for each probe that did not finish.
+fn assemble(opts: &CheckOptions, limit: Duration, f: Finished) -> HardwareReport {
+    let timings_ms = ProbeTimings {
+        host: f.host.1,
+        nvidia: f.nvidia.1,
+        amd: f.amd.1,
+        apple: f.apple.1,
+        containers: f.containers.1,
+        ollama: f.ollama.1,
+        vllm: f.vllm.1,
+    };
+    let mut errors = Vec::new();
+    let host = take(&mut errors, f.host.0).unwrap_or_else(|| HostInfo {
         arch: std::env::consts::ARCH.to_owned(),
         state_dir: DiskSpace {
             path: opts.state_dir.display().to_string(),
@@ -143,26 +174,26 @@ pub async fn check(opts: &CheckOptions) -> HardwareReport {
         },
         ..HostInfo::default()
     });
-    let hung = |what: &str| Attempt::new(AttemptOutcome::Timeout, format!("{what} probe did not finish"), limit_ms(limit));
-    let (mut gpus, nvidia_answer, nvml, nvidia_smi, nvidia_kernel_driver) = match take(&mut probe_errors, nvidia.0) {
+    let hung = |what: &str| Attempt::new(AttemptOutcome::Timeout, format!("{what} probe did not finish"), exec::millis(limit));
+    let (mut gpus, nvidia, nvml, nvidia_smi, nvidia_kernel_driver) = match take(&mut errors, f.nvidia.0) {
         Some(n) => (n.gpus, n.answered, n.nvml, n.smi, n.kernel_driver),
         None => (Vec::new(), NvidiaAnswer::None, hung("NVIDIA"), hung("NVIDIA"), None),
     };
-    let (amd_sysfs, rocm_smi) = match take(&mut probe_errors, amd.0) {
+    let (amd_sysfs, rocm_smi) = match take(&mut errors, f.amd.0) {
         Some(a) => {
             gpus.extend(a.gpus);
             (a.sysfs, a.rocm_smi)
         }
         None => (hung("AMD"), hung("AMD")),
     };
-    let apple = match take(&mut probe_errors, apple.0) {
+    let apple = match take(&mut errors, f.apple.0) {
         Some(a) => {
             gpus.extend(a.gpus);
             a.attempt
         }
         None => hung("Apple"),
     };
-    let containers = take(&mut probe_errors, containers.0).unwrap_or_else(|| ContainerInfo {
+    let containers = take(&mut errors, f.containers.0).unwrap_or_else(|| ContainerInfo {
         docker_cli: None,
         docker_daemon: DaemonState::Timeout,
         docker_detail: Some("containers probe did not finish".to_owned()),
@@ -178,16 +209,15 @@ pub async fn check(opts: &CheckOptions) -> HardwareReport {
         models: Vec::new(),
         http_status: None,
         detail: Some("probe did not finish".to_owned()),
-        ms: limit_ms(limit),
+        ms: exec::millis(limit),
     };
-    let ollama = take(&mut probe_errors, ollama.0).unwrap_or_else(|| runtime_hung(&opts.ollama_url));
-    let vllm = take(&mut probe_errors, vllm.0).unwrap_or_else(|| runtime_hung(&opts.vllm_url));
-
-    let mut report = HardwareReport {
+    let ollama = take(&mut errors, f.ollama.0).unwrap_or_else(|| runtime_hung(&opts.ollama_url));
+    let vllm = take(&mut errors, f.vllm.0).unwrap_or_else(|| runtime_hung(&opts.vllm_url));
+    HardwareReport {
         host,
         gpus,
         sources: GpuSources {
-            nvidia: nvidia_answer,
+            nvidia,
             nvml,
             nvidia_smi,
             nvidia_kernel_driver,
@@ -208,24 +238,15 @@ pub async fn check(opts: &CheckOptions) -> HardwareReport {
             suggested_model: None,
         },
         problems: Vec::new(),
-        probe_errors,
+        probe_errors: errors,
         timings_ms,
         total_ms: 0,
-    };
-    let advice = advise(&report, &opts.expected_models);
-    report.recommendation = advice.recommendation;
-    report.problems = advice.problems;
-    report.total_ms = exec::elapsed_ms(start);
-    report
+    }
 }
 
 /// The value, or `None` with the error recorded.
 fn take<T>(errors: &mut Vec<ProbeError>, res: Result<T, ProbeError>) -> Option<T> {
     res.map_err(|e| errors.push(e)).ok()
-}
-
-fn limit_ms(limit: Duration) -> u64 {
-    exec::millis(limit)
 }
 
 #[cfg(test)]

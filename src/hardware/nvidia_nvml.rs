@@ -74,7 +74,7 @@ fn load() -> Result<(Nvml, String), NvmlFailure> {
     let mut tried = Vec::new();
     match Nvml::builder().lib_path(OsStr::new(DEFAULT_LIBRARY)).init() {
         Ok(nvml) => return Ok((nvml, DEFAULT_LIBRARY.to_owned())),
-        Err(e) if is_load_error(&e) => tried.push(format!("{DEFAULT_LIBRARY}: {}", load_reason(&e))),
+        Err(e) if is_load_error(&e) => tried.push(format!("{DEFAULT_LIBRARY}: {}", load_reason(&e, DEFAULT_LIBRARY))),
         Err(e) => return Err(NvmlFailure::InitFailed(format!("{DEFAULT_LIBRARY} loaded, init failed: {e}"))),
     }
     let mut absent = Vec::new();
@@ -85,12 +85,12 @@ fn load() -> Result<(Nvml, String), NvmlFailure> {
         }
         match Nvml::builder().lib_path(OsStr::new(path)).init() {
             Ok(nvml) => return Ok((nvml, (*path).to_owned())),
-            Err(e) if is_load_error(&e) => tried.push(format!("{path}: {}", load_reason(&e))),
+            Err(e) if is_load_error(&e) => tried.push(format!("{path}: {}", load_reason(&e, path))),
             Err(e) => return Err(NvmlFailure::InitFailed(format!("{path} loaded, init failed: {e}"))),
         }
     }
     if !absent.is_empty() {
-        tried.push(format!("absent: {}", absent.join(", ")));
+        tried.push(format!("not at {}", absent.join(", ")));
     }
     Err(NvmlFailure::LibraryMissing(tried.join("; ")))
 }
@@ -99,10 +99,15 @@ fn is_load_error(e: &NvmlError) -> bool {
     matches!(e, NvmlError::LibloadingError(_) | NvmlError::FailedToLoadSymbol(_))
 }
 
-fn load_reason(e: &NvmlError) -> String {
-    match e {
+/// The loader's reason, without repeating the library name it starts with.
+fn load_reason(e: &NvmlError, lib: &str) -> String {
+    let text = match e {
         NvmlError::LibloadingError(inner) => inner.to_string(),
         other => other.to_string(),
+    };
+    match text.strip_prefix(lib).and_then(|t| t.strip_prefix(": ")) {
+        Some(rest) => rest.to_owned(),
+        None => text,
     }
 }
 

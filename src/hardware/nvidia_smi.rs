@@ -236,10 +236,10 @@ pub(crate) async fn probe(deadline: Instant) -> SmiOutcome {
     for gpu in &mut gpus {
         gpu.cuda_driver_version.clone_from(&header);
     }
-    if gpus.iter().any(|g| g.mig.as_ref().is_some_and(|m| m.enabled)) {
-        if let Ok(out) = exec::run(&smi, &["-L"], deadline).await {
-            attach_mig(&mut gpus, &parse_mig_list(&out.stdout));
-        }
+    if gpus.iter().any(|g| g.mig.as_ref().is_some_and(|m| m.enabled))
+        && let Ok(out) = exec::run(&smi, &["-L"], deadline).await
+    {
+        attach_mig(&mut gpus, &parse_mig_list(&out.stdout));
     }
     SmiOutcome {
         attempt: Attempt::new(

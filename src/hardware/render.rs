@@ -154,10 +154,15 @@ impl HardwareReport {
                 };
                 (OK, format!("daemon up · {nv}"))
             }
-            (Some(_), state) => (
-                BAD,
-                format!("daemon {state:?} ({})", c.docker_detail.as_deref().unwrap_or("no detail")).to_lowercase(),
-            ),
+            (Some(_), state) => {
+                let state = match state {
+                    DaemonState::PermissionDenied => "permission denied",
+                    DaemonState::Timeout => "timed out",
+                    _ => "unreachable",
+                };
+                let detail = c.docker_detail.as_deref().unwrap_or("no detail");
+                (BAD, format!("daemon {state} ({detail})"))
+            }
         };
         line(&mut out, docker.0, "docker", &docker.1);
         runtime(&mut out, "ollama", &self.runtimes.ollama);

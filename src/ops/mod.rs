@@ -6,7 +6,10 @@ mod context;
 mod parse;
 
 pub mod env_resource;
+pub mod check;
 pub mod hash;
+pub mod network;
+pub mod register;
 pub mod write_env;
 
 pub use crate::domain::{ErrorCode, Problem};

@@ -12,6 +12,8 @@ use crate::ops::{self, Problem};
 
 /// Serves the basis tools, resources and prompts over MCP: stdio by default (stdout is the
 /// protocol; logs go to stderr), or streamable HTTP at http://ADDR/mcp with --http.
+// The doc comments are clap's --help text, not rustdoc: URLs and names stay unquoted there.
+#[allow(clippy::doc_markdown)]
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Serve streamable HTTP at http://ADDR/mcp instead of stdio [ADDR: from basis.toml,

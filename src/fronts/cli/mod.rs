@@ -1,10 +1,13 @@
 //! The CLI front: clap definitions and human/JSON rendering. Every command parses its flags,
 //! calls one operation in `crate::ops`, and renders the result; no logic lives here.
 
+mod check;
 mod hash;
 mod mcp;
 mod orchestrator;
+mod network;
 mod output;
+mod register;
 mod write_env;
 
 use std::path::PathBuf;
@@ -36,8 +39,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check GPUs, drivers, containers and runtimes: what can this machine serve?
+    Check(check::Args),
     /// Write the worker's env file (0600, atomic): public settings plus a host-generated token.
     WriteEnv(write_env::Args),
+    /// Register this host's worker with the orchestrator (sends the token's sha256 only).
+    Register(register::Args),
+    /// Show the orchestrator's onboarding posture and this host's registration.
+    Network(network::Args),
     /// Print the output hash (keccak256 of the raw bytes) of a file or of stdin.
     Hash(hash::Args),
     /// Run the MCP server (stdio by default; --http ADDR for streamable HTTP at /mcp).
@@ -52,7 +61,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         config_file: cli.config,
     };
     match cli.command {
+        Command::Check(args) => check::run(&ctx, args).await,
         Command::WriteEnv(args) => write_env::run(&ctx, args),
+        Command::Register(args) => register::run(&ctx, args).await,
+        Command::Network(args) => network::run(&ctx, args).await,
         Command::Hash(args) => hash::run(&args),
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Mcp(args) => mcp::run(&ctx, args).await,

@@ -109,7 +109,7 @@ impl HttpServer {
 /// The middleware: every request passes the gate or gets its refusal.
 async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    let host = header_str(headers, &header::HOST).or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let host = header_str(headers, &header::HOST).or_else(|| request.uri().authority().map(axum::http::uri::Authority::as_str));
     let checked = gate.check(
         host,
         header_str(headers, &header::ORIGIN),

@@ -157,7 +157,7 @@ impl Gate {
         let forbidden = |message| Refusal { status: 403, message };
         if !self.hosts.is_empty() {
             let name = host.map(host_name).ok_or(forbidden("Forbidden: missing Host header"))?;
-            if !self.hosts.iter().any(|h| *h == name) {
+            if !self.hosts.contains(&name) {
                 return Err(forbidden("Forbidden: Host header is not allowed"));
             }
         }

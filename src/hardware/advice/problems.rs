@@ -98,9 +98,15 @@ fn gpu_problems(report: &HardwareReport, best: Option<&GpuInfo>, capacity_mib: u
 
 fn nvidia_summary(report: &HardwareReport) -> String {
     let s = &report.sources;
-    let why = |outcome: AttemptOutcome, detail: Option<&str>| match detail {
-        Some(d) => format!("{outcome:?}: {d}").to_lowercase(),
-        None => format!("{outcome:?}").to_lowercase(),
+    let why = |outcome: AttemptOutcome, detail: Option<&str>| {
+        let outcome = match outcome {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::NotFound => "not found",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Timeout => "timed out",
+            AttemptOutcome::Skipped => "skipped",
+        };
+        detail.map_or_else(|| outcome.to_owned(), |d| format!("{outcome}: {d}"))
     };
     format!(
         "NVIDIA: nvml {}; nvidia-smi {}; AMD: {}",
@@ -209,9 +215,7 @@ fn runtime_problems(report: &HardwareReport, rec: &Recommendation, expected: &[S
     let broken = |s: &RuntimeStatus| !matches!(s.state, RuntimeState::Up | RuntimeState::Down);
     let ollama_start = "Start Ollama: `ollama serve` (or `sudo systemctl start ollama`; install from https://ollama.com/download)";
     let vllm_start = "Start vLLM: `vllm serve <model>` (or its OpenAI-compatible container)";
-    if rec.runtime == Runtime::Ollama && !ollama.is_up() {
-        out.push(runtime_problem(Code::OllamaDown, "Ollama", ollama, Severity::Warning, ollama_start));
-    } else if broken(ollama) {
+    if (rec.runtime == Runtime::Ollama && !ollama.is_up()) || broken(ollama) {
         out.push(runtime_problem(Code::OllamaDown, "Ollama", ollama, Severity::Warning, ollama_start));
     }
     if broken(vllm) {

@@ -146,10 +146,10 @@ fn gpu_without_runtime_recommends_ollama_and_says_it_is_down() {
 
 #[test]
 fn runtime_choice_table() {
-    let gpu = || with_gpu(bare(), nvidia_gpu(0, 81_920, 80_000));
-    let up = RuntimeState::Up;
     // (ollama models or None when down, vllm models or None, expected, runtime)
     type Row = (Option<&'static [&'static str]>, Option<&'static [&'static str]>, &'static [&'static str], Runtime);
+    let gpu = || with_gpu(bare(), nvidia_gpu(0, 81_920, 80_000));
+    let up = RuntimeState::Up;
     let table: &[Row] = &[
         (Some(&["llama3.2:latest"]), None, &[], Runtime::Ollama),
         (None, Some(&["Qwen/Qwen2.5-7B-Instruct"]), &[], Runtime::Vllm),

@@ -26,7 +26,7 @@ use crate::wire::{RegisterRequest, RegistrationMode, worker_path};
 
 /// The peer address, handed from [`limit`] to the handler.
 #[derive(Debug, Clone, Copy)]
-struct Peer(IpAddr);
+pub struct Peer(IpAddr);
 
 /// Per-IP limits: registrations, and an address whose failed-authentication bucket is empty.
 pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {

@@ -1,7 +1,7 @@
 //! The `workers` table.
 
 use futures::future::BoxFuture;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 
 use super::{SqliteStore, from_sql_int, to_sql_int};
 use crate::domain::{Amount, TokenSha256, WalletAddress, WorkerId};

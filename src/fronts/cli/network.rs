@@ -1,0 +1,73 @@
+//! `basis network`: the CLI mirror of the `network_status` tool.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use super::{Context, output};
+use crate::ops::network::{self, Input, Output};
+
+/// Shows the orchestrator's onboarding posture and whether this host's env file is complete
+/// and registered there.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Orchestrator URL [default: the env file's, else basis.toml / BASIS_ORCHESTRATOR_URL].
+    #[arg(long)]
+    pub orchestrator_url: Option<String>,
+    /// Env file [default: worker.env in the config directory].
+    #[arg(long, value_name = "PATH")]
+    pub env: Option<String>,
+    /// Print the tool's structured output as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(ctx: &Context, args: Args) -> ExitCode {
+    let input = Input {
+        orchestrator_url: args.orchestrator_url,
+        env_file: args.env,
+    };
+    let result = match ctx.ops() {
+        Ok(ops) => network::run(&ops, &input).await,
+        Err(p) => Err(p),
+    };
+    output::render(args.json, result, human)
+}
+
+/// The JSON name of a unit enum value, e.g. `off-chain`.
+fn wire_name(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".to_owned(),
+    }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "[x]" } else { "[ ]" }
+}
+
+fn human(o: &Output) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{} orchestrator reachable at {}", mark(o.reachable), o.orchestrator_url);
+    if let Some(p) = &o.orchestrator_error {
+        let _ = writeln!(s, "      {}: {}", p.code, p.message);
+    }
+    if let Some(b) = &o.onboarding {
+        let _ = writeln!(
+            s,
+            "      registration {}, job routing {}, settlement {}, heartbeat every {} s, online window {} s",
+            wire_name(&b.registration),
+            b.job_routing,
+            wire_name(&b.settlement),
+            b.heartbeat_interval_s,
+            b.online_window_s
+        );
+    }
+    let _ = writeln!(s, "{} env file complete ({})", mark(o.env.complete), o.env.path);
+    if !o.env.missing.is_empty() {
+        let _ = writeln!(s, "      missing: {}", o.env.missing.join(", "));
+    }
+    let _ = writeln!(s, "{} registered", mark(o.registered));
+    let _ = writeln!(s, "{} orchestrator holds this host's token", mark(o.token_matches));
+    let _ = write!(s, "next: {}", o.next_step);
+    s
+}

@@ -1,0 +1,161 @@
+//! `network_status`: the orchestrator's onboarding posture (§5) and whether this host's env
+//! file is complete and registered there. Read-only; an unreachable orchestrator is reported,
+//! not raised, so the local half of the answer is never lost.
+
+use std::path::Path;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Context, parse};
+use crate::client::OrchestratorClient;
+use crate::config::WorkerEnv;
+use crate::domain::{Problem, TokenFingerprint, WorkerId};
+use crate::guard::{GuardText, Guarded, SecretRefused};
+use crate::wire::{OnboardingStatus, WorkerRecord};
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The orchestrator to ask (default: the env file's, else basis.toml / BASIS_ORCHESTRATOR_URL).
+    #[serde(default)]
+    pub orchestrator_url: Option<String>,
+    /// The env file (default: worker.env in the config directory).
+    #[serde(default)]
+    pub env_file: Option<String>,
+}
+
+impl Guarded for Input {
+    fn check_secrets(&self) -> Result<(), SecretRefused> {
+        self.orchestrator_url.guard("orchestrator_url")?;
+        self.env_file.guard("env_file")
+    }
+}
+
+/// This host's env file, as far as onboarding is concerned.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EnvState {
+    pub path: String,
+    pub exists: bool,
+    /// Worker id, wallet, runtime, models, orchestrator URL and token all present.
+    pub complete: bool,
+    /// Keys that are missing.
+    pub missing: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_fingerprint: Option<TokenFingerprint>,
+    /// Why the file could not be read, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    pub orchestrator_url: String,
+    pub reachable: bool,
+    /// The orchestrator's posture; absent when it could not be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onboarding: Option<OnboardingStatus>,
+    /// Why the orchestrator could not be asked, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator_error: Option<Problem>,
+    pub env: EnvState,
+    /// The orchestrator knows this worker id.
+    pub registered: bool,
+    /// Registered AND the orchestrator holds the hash of the token in this env file.
+    pub token_matches: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerRecord>,
+    pub next_step: String,
+}
+
+fn env_state(path: &Path) -> (EnvState, Option<WorkerEnv>) {
+    let mut state = EnvState {
+        path: path.display().to_string(),
+        exists: path.exists(),
+        complete: false,
+        missing: Vec::new(),
+        token_fingerprint: None,
+        error: None,
+    };
+    let env = match WorkerEnv::read_optional(path) {
+        Ok(env) => env,
+        Err(e) => {
+            state.error = Some(e.into());
+            return (state, None);
+        }
+    };
+    let Some(env) = env else {
+        return (state, None);
+    };
+    let checks = [
+        ("BASIS_WORKER_ID", env.worker_id.is_some()),
+        ("BASIS_WORKER_WALLET", env.wallet.is_some()),
+        ("BASIS_WORKER_RUNTIME", env.runtime.is_some()),
+        ("BASIS_WORKER_MODELS", !env.models.is_empty()),
+        ("BASIS_ORCHESTRATOR_URL", env.orchestrator_url.is_some()),
+        ("BASIS_WORKER_TOKEN", env.token.is_some()),
+    ];
+    state.missing = checks
+        .iter()
+        .filter(|(_, present)| !present)
+        .map(|(k, _)| (*k).to_owned())
+        .collect();
+    state.complete = state.missing.is_empty();
+    state.token_fingerprint = env.token.as_ref().map(crate::domain::WorkerToken::fingerprint);
+    (state, Some(env))
+}
+
+/// Asks the orchestrator for its posture and this worker's record.
+pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
+    input.check_secrets()?;
+    let path = ctx.env_path(input.env_file.as_deref());
+    let (env_state, env) = env_state(&path);
+    let url = match &input.orchestrator_url {
+        Some(u) => parse::http_url("orchestrator_url", u)?,
+        None => env
+            .as_ref()
+            .and_then(|e| e.orchestrator_url.clone())
+            .unwrap_or_else(|| ctx.settings.orchestrator_url.clone()),
+    };
+    let worker_id: Option<WorkerId> = env.as_ref().and_then(|e| e.worker_id.clone());
+    let client = OrchestratorClient::new(url.clone(), Duration::from_secs(5))?;
+    let (onboarding, orchestrator_error) = match client.onboarding_status().await {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(Problem::from(e))),
+    };
+    let mut worker = None;
+    let mut orchestrator_error = orchestrator_error;
+    if let (Some(id), true) = (&worker_id, onboarding.is_some()) {
+        match client.find_worker(id).await {
+            Ok(found) => worker = found,
+            Err(e) => orchestrator_error = Some(e.into()),
+        }
+    }
+    let token_matches = match (&worker, &env_state.token_fingerprint) {
+        (Some(w), Some(fp)) => w.token_fingerprint == fp.as_str(),
+        _ => false,
+    };
+    let next_step = if onboarding.is_none() {
+        "start or fix the orchestrator at orchestrator_url (see orchestrator_error), then ask again"
+    } else if !env_state.complete {
+        "write the missing settings with write_env (public values only)"
+    } else if worker.is_none() {
+        "register the worker with register_worker"
+    } else if !token_matches {
+        "the orchestrator holds another token for this worker id: re-register from the host that has it, or ask the operator"
+    } else {
+        "ready: start the worker (start_worker) and verify it is online"
+    };
+    Ok(Output {
+        orchestrator_url: url.to_string(),
+        reachable: onboarding.is_some(),
+        onboarding,
+        orchestrator_error,
+        registered: worker.is_some(),
+        token_matches,
+        worker,
+        env: env_state,
+        next_step: next_step.to_owned(),
+    })
+}

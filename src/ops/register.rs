@@ -1,0 +1,139 @@
+//! `register_worker`: register this host's worker with the orchestrator. The token is made
+//! (or kept) in the env file here, and only its sha256 leaves the host.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::{Context, parse, write_env};
+use crate::client::{OrchestratorClient, RegisterAuth};
+use crate::config::WorkerEnv;
+use crate::domain::{ErrorCode, Problem, TokenFingerprint, WorkerToken};
+use crate::guard::{GuardText, Guarded, SecretRefused};
+use crate::wire::{RegisterRequest, WorkerRecord};
+
+/// The variable (in the process environment or the env file) holding the operator's
+/// enrollment key when registration is gated. Never a tool argument.
+pub const ENROLLMENT_KEY_VAR: &str = "BASIS_ENROLLMENT_KEY";
+
+/// Public settings to register with. Omitted fields come from the env file (written by
+/// write_env); given ones are saved there first. No key or token is ever an argument.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The PUBLIC EVM reward address (0x + 40 hex). Never a private key.
+    #[serde(default)]
+    pub wallet: Option<String>,
+    /// The worker's name: 2-63 lowercase letters, digits and '-'.
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    /// echo, ollama or vllm.
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// Models served.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// The orchestrator to register with (saved in the env file).
+    #[serde(default)]
+    pub orchestrator_url: Option<String>,
+    /// The env file (default: worker.env in the config directory).
+    #[serde(default)]
+    pub env_file: Option<String>,
+}
+
+impl Guarded for Input {
+    fn check_secrets(&self) -> Result<(), SecretRefused> {
+        self.wallet.guard("wallet")?;
+        self.worker_id.guard("worker_id")?;
+        self.runtime.guard("runtime")?;
+        self.models.guard("models")?;
+        self.orchestrator_url.guard("orchestrator_url")?;
+        self.env_file.guard("env_file")
+    }
+}
+
+/// The registration as the orchestrator holds it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    pub record: WorkerRecord,
+    /// True when this call created the registration; false when it was already there.
+    pub created: bool,
+    /// First 8 hex of sha256 of the token in the env file (matches `record.token_fingerprint`).
+    pub token_fingerprint: TokenFingerprint,
+    pub env_file: String,
+    pub orchestrator_url: String,
+    pub next_step: String,
+}
+
+/// Saves the given settings, then registers with the token's sha256 (proving possession of
+/// the current token, so re-running is idempotent).
+pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
+    parse::refuse_key_as_wallet(input.wallet.as_deref())?;
+    input.check_secrets()?;
+    let written = write_env::run(
+        ctx,
+        &write_env::Input {
+            wallet: input.wallet.clone(),
+            worker_id: input.worker_id.clone(),
+            runtime: input.runtime.clone(),
+            models: input.models.clone(),
+            orchestrator_url: input.orchestrator_url.clone(),
+            out: input.env_file.clone(),
+            ..write_env::Input::default()
+        },
+    )?;
+    let env = WorkerEnv::read(std::path::Path::new(&written.path))?;
+    let token = env.token.as_ref().ok_or_else(|| {
+        Problem::new(ErrorCode::Internal, "the env file has no token after writing it")
+    })?;
+    let url = env
+        .orchestrator_url
+        .clone()
+        .unwrap_or_else(|| ctx.settings.orchestrator_url.clone());
+    let request = RegisterRequest {
+        worker_id: written.worker_id.clone(),
+        wallet: written.wallet,
+        runtime: written.runtime,
+        models: written.models.clone(),
+        token_sha256: token.sha256(),
+        hardware: None,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        multi_task: false,
+    };
+    let client = OrchestratorClient::new(url.clone(), Duration::from_secs(10))?;
+    let enrollment = enrollment_key(&env);
+    let outcome = client
+        .register_with(
+            &request,
+            RegisterAuth {
+                proof: Some(token),
+                enrollment_key: enrollment.as_ref(),
+                admin_key: None,
+            },
+        )
+        .await?;
+    Ok(Output {
+        record: outcome.record,
+        created: outcome.created,
+        token_fingerprint: WorkerToken::fingerprint(token),
+        env_file: written.path,
+        orchestrator_url: url.to_string(),
+        next_step: "check the posture with network_status, then start the worker".to_owned(),
+    })
+}
+
+/// The enrollment key from the process environment, else from the env file's extra keys.
+fn enrollment_key(env: &WorkerEnv) -> Option<SecretString> {
+    std::env::var(ENROLLMENT_KEY_VAR)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            env.extra
+                .iter()
+                .find(|(k, _)| k == ENROLLMENT_KEY_VAR)
+                .map(|(_, v)| v.clone())
+        })
+        .map(SecretString::from)
+}

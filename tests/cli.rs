@@ -1,0 +1,197 @@
+//! The CLI as a user runs it: the real `basis` binary in a temp `BASIS_HOME`, checking exit
+//! codes, `--json` output, the env file on disk, and that no secret is ever printed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const WALLET_LOWER: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+const PRIVATE_KEY: &str = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn env_file(&self) -> PathBuf {
+        self.path().join("worker.env")
+    }
+
+    fn basis(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_basis"))
+            .args(args)
+            .env("BASIS_HOME", self.path())
+            .env_remove("BASIS_ORCHESTRATOR_URL")
+            .env_remove("BASIS_CONFIG")
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> (i32, Value) {
+        let out = self.basis(args);
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap(), v)
+    }
+
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.env_file())
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("BASIS_WORKER_TOKEN=").map(str::to_owned))
+            .unwrap()
+    }
+}
+
+fn all_output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn write_env_creates_a_private_file_and_never_prints_the_token() {
+    let home = Home::new();
+    let out = home.basis(&["write-env", "--wallet", WALLET_LOWER, "--worker-id", "gpu-1"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let mode = std::fs::metadata(home.env_file()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(home.env_file()).unwrap();
+    assert!(text.contains(&format!("BASIS_WORKER_WALLET={WALLET}")), "checksummed");
+    assert!(text.contains("BASIS_WORKER_RUNTIME=echo"));
+    let token = home.token();
+    assert_eq!(token.len(), 64);
+    assert!(!all_output(&out).contains(&token));
+}
+
+#[test]
+fn write_env_json_keeps_the_token_on_rewrite() {
+    let home = Home::new();
+    let (code, first) = home.json(&[
+        "write-env", "--wallet", WALLET, "--worker-id", "gpu-1", "--json",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(first["created"], true);
+    assert_eq!(first["token_kept"], false);
+    assert_eq!(first["mode"], "0600");
+    let token = home.token();
+    let (code, second) = home.json(&[
+        "write-env", "--runtime", "ollama", "--ollama-model", "llama3.1:8b", "--json",
+    ]);
+    assert_eq!(code, 0, "{second}");
+    assert_eq!(second["created"], false);
+    assert_eq!(second["token_kept"], true);
+    assert_eq!(second["token_fingerprint"], first["token_fingerprint"]);
+    assert_eq!(second["models"], serde_json::json!(["llama3.1:8b"]));
+    assert_eq!(home.token(), token);
+    assert!(!second.to_string().contains(&token));
+}
+
+#[test]
+fn a_private_key_as_wallet_is_refused_with_its_own_message_and_not_echoed() {
+    let home = Home::new();
+    for key in [PRIVATE_KEY.to_owned(), format!("0x{PRIVATE_KEY}")] {
+        let out = home.basis(&["write-env", "--wallet", &key, "--worker-id", "gpu-1"]);
+        assert_eq!(out.status.code(), Some(2));
+        let text = all_output(&out);
+        assert!(text.contains("PRIVATE_KEY_REFUSED"), "{text}");
+        assert!(!text.contains(PRIVATE_KEY));
+        let (_, json) = home.json(&["write-env", "--wallet", &key, "--worker-id", "x1", "--json"]);
+        assert_eq!(json["error"]["code"], "PRIVATE_KEY_REFUSED");
+        assert!(!json.to_string().contains(PRIVATE_KEY));
+    }
+    assert!(!home.env_file().exists(), "nothing written");
+}
+
+#[test]
+fn a_mnemonic_in_any_flag_is_refused_without_echo() {
+    let home = Home::new();
+    let phrase = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+    let (code, json) = home.json(&[
+        "write-env", "--wallet", WALLET, "--worker-id", "gpu-1", "--ollama-model", phrase,
+        "--json",
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(json["error"]["code"], "SECRET_REFUSED");
+    assert!(!json.to_string().contains("sausage"));
+}
+
+#[test]
+fn bad_input_gets_a_code_and_a_fix() {
+    let home = Home::new();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["write-env", "--wallet", "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "--worker-id", "a1"],
+            "WALLET_CHECKSUM_MISMATCH",
+        ),
+        (&["write-env", "--wallet", WALLET, "--worker-id", "Bad_Id"], "INVALID_WORKER_ID"),
+        (&["write-env", "--wallet", WALLET, "--worker-id", "a1", "--runtime", "cuda"], "UNKNOWN_RUNTIME"),
+        (&["write-env", "--wallet", WALLET, "--worker-id", "a1", "--out", "/etc/basis.env"], "ENV_PATH_NOT_ALLOWED"),
+    ];
+    for (args, code) in cases {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let (status, json) = home.json(&args);
+        assert_eq!(status, 2, "{json}");
+        assert_eq!(json["error"]["code"], code, "{json}");
+        assert!(json["error"]["fix"].is_string(), "{json}");
+    }
+}
+
+#[test]
+fn hash_prints_keccak256_of_a_file_and_of_stdin() {
+    let home = Home::new();
+    let file = home.path().join("out.txt");
+    std::fs::write(&file, b"hello").unwrap();
+    let expected = "0x1c8aff950685c2ed4bc3174f3472287b56d9517b9c948127319a09a7a36deac8";
+    let out = home.basis(&["hash", file.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basis"))
+        .args(["hash", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"hello").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["output_hash"], expected);
+    assert_eq!(json["bytes"], 5);
+}
+
+#[test]
+fn logs_go_to_stderr_and_stdout_stays_clean_for_json() {
+    let home = Home::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_basis"))
+        .args(["write-env", "--wallet", WALLET, "--worker-id", "gpu-1", "--json"])
+        .env("BASIS_HOME", home.path())
+        .env("RUST_LOG", "trace")
+        .current_dir(home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice::<Value>(&out.stdout).expect("stdout holds only the JSON");
+    assert!(!all_output(&out).contains(&home.token()));
+}

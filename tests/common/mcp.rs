@@ -1,0 +1,293 @@
+//! Helpers for the MCP tests: start the real `basis` binary (`basis mcp` over stdio or
+//! `--http`, `basis orchestrator`) in a temp `BASIS_HOME`, connect rmcp clients, capture
+//! stderr (the log lines), validate `structuredContent` against a tool's `outputSchema`.
+#![allow(dead_code)] // each test binary uses a different part
+// Notifications/message is deprecated by SEP-2577 in rmcp; these tests check basis still sends it.
+#![allow(deprecated)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, JsonObject, LoggingMessageNotificationParam, Tool,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T = ()> = std::result::Result<T, BoxError>;
+pub type Client = RunningService<RoleClient, Collector>;
+
+/// A public test address (EIP-55 checksummed) and a private-key-shaped value.
+pub const WALLET: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
+pub const MNEMONIC: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+
+pub fn private_key() -> String {
+    format!("0x{}", "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+}
+
+/// A temp `BASIS_HOME` (also the current dir of the children, so env files may go there).
+#[derive(Debug)]
+pub struct Home {
+    pub dir: TempDir,
+}
+
+impl Home {
+    pub fn new() -> Result<Self> {
+        Ok(Self { dir: tempfile::tempdir()? })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn env_file(&self) -> PathBuf {
+        self.dir.path().join("worker.env")
+    }
+
+    /// `basis ARGS` with only this home's settings in its environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_basis"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("BASIS_HOME", self.path())
+            .env("RUST_LOG", "basis=debug,rmcp=info")
+            .kill_on_drop(true);
+        for var in [
+            "BASIS_CONFIG",
+            "BASIS_ORCHESTRATOR_URL",
+            "BASIS_MCP_TOKEN",
+            "BASIS_MCP_HTTP_BIND",
+            "BASIS_MCP_READ_ONLY",
+            "BASIS_STATE_DIR",
+            "XDG_CONFIG_HOME",
+            "XDG_STATE_HOME",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+}
+
+/// Everything a child wrote to a stream, collected in the background.
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<Mutex<String>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Reads `stream` line by line into this capture; sends the first line containing
+    /// `marker` (if any) on `found`.
+    pub fn collect(
+        &self,
+        stream: impl AsyncRead + Unpin + Send + 'static,
+        marker: Option<&'static str>,
+        found: Option<tokio::sync::oneshot::Sender<String>>,
+    ) {
+        let sink = self.0.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            let mut found = found;
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let (Some(m), true) = (marker, found.is_some())
+                    && line.contains(m)
+                    && let Some(tx) = found.take()
+                {
+                    let _ = tx.send(line.clone());
+                }
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+    }
+}
+
+/// An rmcp client handler that keeps the log notifications it receives.
+#[derive(Debug, Clone, Default)]
+pub struct Collector {
+    pub logs: Arc<Mutex<Vec<LoggingMessageNotificationParam>>>,
+}
+
+impl ClientHandler for Collector {
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.logs.lock().unwrap().push(params);
+    }
+}
+
+/// `basis mcp ARGS` over stdio, connected; with its stderr.
+pub async fn stdio(home: &Home, args: &[&str]) -> Result<(Client, Captured)> {
+    let mut all = vec!["mcp"];
+    all.extend_from_slice(args);
+    let (transport, stderr) = TokioChildProcess::builder(home.command(&all))
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let captured = Captured::default();
+    if let Some(stderr) = stderr {
+        captured.collect(stderr, None, None);
+    }
+    let client = Collector::default().serve(transport).await?;
+    Ok((client, captured))
+}
+
+/// A child server that printed its URL.
+#[derive(Debug)]
+pub struct Spawned {
+    pub child: Child,
+    pub url: String,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+/// Spawns `basis ARGS` and waits (10 s at most) for a `listening on http://…` line on
+/// stdout (`on_stdout`) or stderr; `url` is what follows `listening on `.
+pub async fn spawn_listening(home: &Home, args: &[&str], on_stdout: bool) -> Result<Spawned> {
+    spawn_prepared(home.command(args), on_stdout).await
+}
+
+/// `basis mcp --http 127.0.0.1:0 ARGS` (extra env via `env`), with its `/mcp` URL.
+pub async fn http(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Result<Spawned> {
+    let mut all = vec!["mcp", "--http", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut cmd = home.command(&all);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    spawn_prepared(cmd, false).await
+}
+
+async fn spawn_prepared(mut cmd: Command, on_stdout: bool) -> Result<Spawned> {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let (stdout, stderr) = (Captured::default(), Captured::default());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let marker = Some("listening on http://");
+    let (out, err) = (child.stdout.take().ok_or("no stdout")?, child.stderr.take().ok_or("no stderr")?);
+    if on_stdout {
+        stdout.collect(out, marker, Some(tx));
+        stderr.collect(err, None, None);
+    } else {
+        stdout.collect(out, None, None);
+        stderr.collect(err, marker, Some(tx));
+    }
+    let Ok(Ok(line)) = tokio::time::timeout(Duration::from_secs(10), rx).await else {
+        let _ = child.kill().await;
+        return Err(format!("no `listening on` line; stderr:\n{}", stderr.text()).into());
+    };
+    let url = line.split("listening on ").nth(1).ok_or("malformed line")?.trim().to_owned();
+    Ok(Spawned { child, url, stdout, stderr })
+}
+
+/// An rmcp client over streamable HTTP, with a bearer token when given.
+pub async fn http_client(url: &str, token: Option<&str>) -> Result<Client> {
+    basis::http::install_tls_provider();
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+    if let Some(token) = token {
+        config = config.auth_header(token.to_owned());
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
+    Ok(Collector::default().serve(transport).await?)
+}
+
+/// A plain HTTP client for raw requests.
+pub fn raw_http() -> Result<reqwest::Client> {
+    basis::http::install_tls_provider();
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?)
+}
+
+/// The JSON body of an `initialize` request.
+pub fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "basis-tests", "version": "1"}}})
+}
+
+/// Calls `tool` with `args`.
+pub async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolResult> {
+    let Value::Object(args) = args else {
+        return Err("arguments must be an object".into());
+    };
+    Ok(client.call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args)).await?)
+}
+
+/// Checks a tool result: a success's `structuredContent` validates against the tool's
+/// `outputSchema`; an error's is a `{code, message, fix?}` with a known code.
+pub fn check_result(tool: &Tool, result: &CallToolResult) -> Result {
+    let structured = result.structured_content.as_ref().ok_or("no structuredContent")?;
+    if result.is_error == Some(true) {
+        let code = structured["code"].as_str().ok_or("error without a code")?;
+        let known = basis::domain::ErrorCode::ALL.iter().any(|c| c.as_str() == code);
+        if !known || !structured["message"].is_string() {
+            return Err(format!("{}: malformed problem {structured}", tool.name).into());
+        }
+        return Ok(());
+    }
+    let schema = Value::Object(tool.output_schema.as_deref().ok_or("no outputSchema")?.clone());
+    let validator = jsonschema::validator_for(&schema)?;
+    let errors: Vec<String> = validator.iter_errors(structured).map(|e| e.to_string()).collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: structuredContent fails outputSchema: {errors:?}\n{structured}", tool.name).into())
+    }
+}
+
+/// Arguments that make each known tool succeed in a fresh home (or `{}`).
+pub fn sample_args(tool: &str) -> JsonObject {
+    let value = match tool {
+        "write_env" => json!({"wallet": WALLET, "worker_id": "box-1", "runtime": "echo"}),
+        _ => json!({}),
+    };
+    match value {
+        Value::Object(map) => map,
+        _ => JsonObject::new(),
+    }
+}
+
+/// The names of `tool`'s string (or string-list) input properties, each with whether it is a
+/// list and whether it is typed as a hash (where a 64-hex value is legitimate).
+pub fn string_properties(tool: &Tool) -> Vec<(String, bool, bool)> {
+    let Some(Value::Object(props)) = tool.input_schema.get("properties") else {
+        return Vec::new();
+    };
+    let has_type = |schema: &Value, t: &str| match &schema["type"] {
+        Value::String(s) => s == t,
+        Value::Array(a) => a.iter().any(|x| x == t),
+        _ => false,
+    };
+    props
+        .iter()
+        .filter_map(|(name, schema)| {
+            let is_hash = schema["pattern"].as_str().is_some_and(|p| p.contains("{64}"));
+            if has_type(schema, "string") {
+                Some((name.clone(), false, is_hash))
+            } else if has_type(schema, "array") && has_type(&schema["items"], "string") {
+                Some((name.clone(), true, is_hash))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The worker token in an env file.
+pub fn token_in(env_file: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(env_file)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("BASIS_WORKER_TOKEN="))
+        .map(|t| t.trim().to_owned())
+        .ok_or_else(|| "no token in the env file".into())
+}

@@ -1,0 +1,224 @@
+//! A real `basis orchestrator` child process for tests: bound to 127.0.0.1:0, its SQLite file
+//! and `BASIS_HOME` in a temp dir, its address read from the `listening on http://ADDR` line
+//! on stdout, its log (stderr, at debug level) kept in a file so tests can inspect it.
+//!
+//! ```ignore
+//! let orch = Orchestrator::start();
+//! let client = orch.client();
+//! ```
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use basis::client::OrchestratorClient;
+use tempfile::TempDir;
+use url::Url;
+
+/// Limits high enough that ordinary tests never meet them.
+pub const RELAXED_LIMITS: &str = "[rate_limit]
+register_per_minute = 60000
+register_burst = 1000
+auth_failures_per_minute = 60000
+auth_failure_burst = 1000
+";
+
+/// How to start the orchestrator.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The whole orchestrator.toml (the db path is passed with --db).
+    pub toml: String,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Extra command-line flags.
+    pub args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            toml: RELAXED_LIMITS.to_owned(),
+            env: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+}
+
+/// A running orchestrator; killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Orchestrator {
+    child: Option<Child>,
+    pub url: Url,
+    pub dir: TempDir,
+    pub db: PathBuf,
+    options: Options,
+    log: PathBuf,
+    starts: u32,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_basis")
+}
+
+impl Orchestrator {
+    pub fn start() -> Self {
+        Self::with(Options::default())
+    }
+
+    pub fn with(options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("state").join("orchestrator.db");
+        std::fs::write(dir.path().join("orchestrator.toml"), &options.toml).expect("write config");
+        let mut me = Self {
+            child: None,
+            url: Url::parse("http://127.0.0.1:1/").expect("placeholder url"),
+            log: dir.path().join("orchestrator-0.log"),
+            dir,
+            db,
+            options,
+            starts: 0,
+        };
+        me.spawn();
+        me
+    }
+
+    fn spawn(&mut self) {
+        self.log = self.dir.path().join(format!("orchestrator-{}.log", self.starts));
+        self.starts += 1;
+        let log = File::create(&self.log).expect("log file");
+        let mut cmd = Command::new(bin());
+        cmd.args(["orchestrator", "--listen", "127.0.0.1:0", "--db"])
+            .arg(&self.db)
+            .arg("--config")
+            .arg(self.dir.path().join("orchestrator.toml"))
+            .args(&self.options.args)
+            .env("BASIS_HOME", self.dir.path())
+            .env("RUST_LOG", "basis=debug,tower_http=debug")
+            .env_remove("BASIS_ENROLLMENT_KEY")
+            .env_remove("BASIS_ORCHESTRATOR_CONFIG")
+            .env_remove("BASIS_CONFIG")
+            .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = cmd.spawn().expect("spawn basis orchestrator");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep reading to EOF so the child never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => self.url = Url::parse(&addr).expect("announced url"),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("orchestrator did not announce its address; log:\n{}", self.logs());
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// A client with a short timeout.
+    pub fn client(&self) -> OrchestratorClient {
+        OrchestratorClient::new(self.url.clone(), Duration::from_secs(10)).expect("client")
+    }
+
+    /// An HTTP client for raw requests (malformed bodies, headers).
+    pub fn http(&self) -> reqwest::Client {
+        basis::http::client_builder(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("reqwest client")
+    }
+
+    /// `self.url` joined with `path`.
+    pub fn at(&self, path: &str) -> Url {
+        self.url.join(path).expect("url")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (at most 10 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("orchestrator did not stop after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts it again on the same database and config (after `kill` or `terminate`).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Everything every run of this orchestrator logged so far.
+    pub fn logs(&self) -> String {
+        (0..self.starts.max(1))
+            .map(|i| self.dir.path().join(format!("orchestrator-{i}.log")))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `basis orchestrator keys create --role ROLE --db DB`: returns (stdout, stderr).
+    pub fn create_key(&self, role: &str) -> (String, String) {
+        create_key(&self.db, role)
+    }
+}
+
+/// `basis orchestrator keys create` against a database file.
+pub fn create_key(db: &Path, role: &str) -> (String, String) {
+    let out = Command::new(bin())
+        .args(["orchestrator", "keys", "create", "--role", role, "--db"])
+        .arg(db)
+        .env_remove("BASIS_ORCHESTRATOR_CONFIG")
+        .output()
+        .expect("run keys create");
+    assert!(
+        out.status.success(),
+        "keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).expect("utf-8"),
+        String::from_utf8(out.stderr).expect("utf-8"),
+    )
+}
+
+impl Drop for Orchestrator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
