@@ -14,5 +14,8 @@ pub mod hardware;
 pub mod http;
 pub mod ops;
 pub mod orchestrator;
+pub mod runtime;
+pub mod supervisor;
 pub mod telemetry;
 pub mod wire;
+pub mod worker;

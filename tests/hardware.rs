@@ -14,12 +14,15 @@ use basis::hardware::amd::{parse_rocm_smi_json, probe_sysfs};
 use basis::hardware::nvidia_smi::{parse_cuda_version, parse_mig_list, parse_query_csv};
 use basis::hardware::runtimes::{probe_ollama, probe_openai};
 use basis::hardware::{
-    AttemptOutcome, CheckOptions, GpuVendor, HardwareProblemCode, HardwareReport, NvidiaAnswer, RuntimeState, check,
+    AttemptOutcome, CheckOptions, GpuVendor, HardwareProblemCode, HardwareReport, NvidiaAnswer,
+    RuntimeState, check,
 };
 use url::Url;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hardware").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/hardware")
+        .join(name)
 }
 
 fn read(name: &str) -> String {
@@ -35,12 +38,18 @@ fn smi_datacenter_cards() {
     let g = &a100[0];
     assert_eq!(g.vendor, GpuVendor::Nvidia);
     assert_eq!(g.name.as_deref(), Some("NVIDIA A100-SXM4-80GB"));
-    assert_eq!((g.vram_total_mib, g.vram_free_mib), (Some(81_920), Some(81_037)));
+    assert_eq!(
+        (g.vram_total_mib, g.vram_free_mib),
+        (Some(81_920), Some(81_037))
+    );
     assert_eq!(g.compute_capability.as_deref(), Some("8.0"));
     assert_eq!(g.driver_version.as_deref(), Some("535.129.03"));
     assert_eq!(g.persistence_mode, Some(true));
     assert_eq!(g.mig.as_ref().map(|m| m.enabled), Some(false));
-    assert_eq!(g.uuid.as_deref(), Some("GPU-3a8f2c1e-7b4d-4e2a-9c61-0d5f8e2b7a14"));
+    assert_eq!(
+        g.uuid.as_deref(),
+        Some("GPU-3a8f2c1e-7b4d-4e2a-9c61-0d5f8e2b7a14")
+    );
 
     let h100 = parse_query_csv(&read("nvidia_smi_h100_sxm5.csv")).unwrap();
     assert_eq!(h100[0].name.as_deref(), Some("NVIDIA H100 80GB HBM3"));
@@ -77,7 +86,10 @@ fn smi_not_available_fields_are_null() {
     assert_eq!(g.mig, None);
     let g = &gpus[1];
     assert_eq!(g.index, 1);
-    assert_eq!((g.uuid.as_ref(), g.vram_total_mib, g.vram_free_mib), (None, None, None));
+    assert_eq!(
+        (g.uuid.as_ref(), g.vram_total_mib, g.vram_free_mib),
+        (None, None, None)
+    );
     assert_eq!((g.temperature_c, g.persistence_mode), (None, None));
     assert_eq!(g.compute_capability.as_deref(), Some("6.1"));
 }
@@ -88,7 +100,10 @@ fn smi_eight_gpu_box() {
     assert_eq!(gpus.len(), 8);
     let indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
     assert_eq!(indices, (0..8).collect::<Vec<_>>());
-    let buses: Vec<&str> = gpus.iter().filter_map(|g| g.pci_bus_id.as_deref()).collect();
+    let buses: Vec<&str> = gpus
+        .iter()
+        .filter_map(|g| g.pci_bus_id.as_deref())
+        .collect();
     assert_eq!(buses[3], "00000000:4E:00.0");
     assert!(gpus.iter().all(|g| g.vram_total_mib == Some(40_960)));
 }
@@ -97,7 +112,10 @@ fn smi_eight_gpu_box() {
 fn smi_mig_enabled_with_instances() {
     let gpus = parse_query_csv(&read("nvidia_smi_a100_mig.csv")).unwrap();
     assert_eq!(gpus[0].mig.as_ref().map(|m| m.enabled), Some(true));
-    assert_eq!(gpus[0].utilization_pct, None, "utilisation is [N/A] in MIG mode");
+    assert_eq!(
+        gpus[0].utilization_pct, None,
+        "utilisation is [N/A] in MIG mode"
+    );
     assert_eq!(gpus[1].mig.as_ref().map(|m| m.enabled), Some(false));
     let instances = parse_mig_list(&read("nvidia_smi_L_a100_mig.txt"));
     assert_eq!(instances.len(), 3);
@@ -105,14 +123,23 @@ fn smi_mig_enabled_with_instances() {
     let (_, first) = &instances[0];
     assert_eq!(first.id, 0);
     assert_eq!(first.name.as_deref(), Some("3g.40gb"));
-    assert_eq!(first.uuid.as_deref(), Some("MIG-c6e28b4e-3c8b-5e0f-9a7a-1b2c3d4e5f60"));
+    assert_eq!(
+        first.uuid.as_deref(),
+        Some("MIG-c6e28b4e-3c8b-5e0f-9a7a-1b2c3d4e5f60")
+    );
     assert_eq!(instances[2].1.name.as_deref(), Some("1g.10gb"));
 }
 
 #[test]
 fn smi_cuda_version_headers() {
-    assert_eq!(parse_cuda_version(&read("nvidia_smi_q_compute_h100.txt")).as_deref(), Some("12.4"));
-    assert_eq!(parse_cuda_version(&read("nvidia_smi_header_rtx4090.txt")).as_deref(), Some("12.4"));
+    assert_eq!(
+        parse_cuda_version(&read("nvidia_smi_q_compute_h100.txt")).as_deref(),
+        Some("12.4")
+    );
+    assert_eq!(
+        parse_cuda_version(&read("nvidia_smi_header_rtx4090.txt")).as_deref(),
+        Some("12.4")
+    );
 }
 
 // ---------------------------------------------------------------- AMD fixtures
@@ -127,7 +154,11 @@ fn rocm_smi_mi250x_and_mi300x() {
 
     let mi300x = parse_rocm_smi_json(&read("rocm_smi_mi300x.json")).unwrap();
     assert_eq!(mi300x.len(), 2);
-    assert_eq!(mi300x[0].name.as_deref(), Some("AMD Instinct MI300X OAM"), "newer 'Card Series' spelling");
+    assert_eq!(
+        mi300x[0].name.as_deref(),
+        Some("AMD Instinct MI300X OAM"),
+        "newer 'Card Series' spelling"
+    );
     assert_eq!(mi300x[0].gfx.as_deref(), Some("gfx942"));
     assert_eq!(mi300x[0].vram_total_mib, Some(196_288));
     assert_eq!(mi300x[0].vram_used_mib, Some(272));
@@ -197,15 +228,27 @@ async fn absence_path_on_this_machine() {
     assert!(report.sources.nvidia_smi.detail.is_some());
     if report.gpus.is_empty() {
         assert_eq!(report.recommendation.runtime, Runtime::Echo);
-        let no_gpu = report.problems.iter().find(|p| p.code == HardwareProblemCode::NoGpu).unwrap();
-        assert!(no_gpu.message.contains("libnvidia-ml.so.1"), "{}", no_gpu.message);
+        let no_gpu = report
+            .problems
+            .iter()
+            .find(|p| p.code == HardwareProblemCode::NoGpu)
+            .unwrap();
+        assert!(
+            no_gpu.message.contains("libnvidia-ml.so.1"),
+            "{}",
+            no_gpu.message
+        );
         assert!(no_gpu.fix.contains("echo"));
     }
     assert_eq!(report.runtimes.ollama.state, RuntimeState::Down);
     assert_eq!(report.runtimes.vllm.state, RuntimeState::Down);
     assert!(report.probe_errors.is_empty(), "{:?}", report.probe_errors);
     assert!(report.host.memory_total_mib.is_some());
-    assert!(report.host.state_dir.free_mib.is_some(), "{:?}", report.host.state_dir);
+    assert!(
+        report.host.state_dir.free_mib.is_some(),
+        "{:?}",
+        report.host.state_dir
+    );
 
     // The JSON matches the output schema and round-trips.
     let json = serde_json::to_value(&report).unwrap();
@@ -213,7 +256,10 @@ async fn absence_path_on_this_machine() {
     assert_eq!(schema["type"], "object");
     assert!(schema.get("anyOf").is_none() && schema.get("oneOf").is_none());
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
     let back: HardwareReport = serde_json::from_value(json).unwrap();
     assert_eq!(back, report);
@@ -249,7 +295,7 @@ async fn check_wall_time_on_this_machine() {
         report.timings_ms
     );
     // The target is 150 ms; the bound here is loose so a loaded CI box does not flake.
-    assert!(median < Duration::from_millis(1000), "median {median:?}");
+    assert!(median < Duration::from_secs(1), "median {median:?}");
 }
 
 // ---------------------------------------------------------------- runtimes against fake servers
@@ -268,13 +314,19 @@ const MODELS: &str = r#"{"object":"list","data":[{"id":"Qwen/Qwen2.5-7B-Instruct
 const TIMEOUT: Duration = Duration::from_millis(300);
 
 fn json(body: &'static str) -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
 }
 
 #[tokio::test]
 async fn ollama_up() {
     let app = Router::new()
-        .route("/api/version", get(|| async { json(r#"{"version":"0.5.7"}"#) }))
+        .route(
+            "/api/version",
+            get(|| async { json(r#"{"version":"0.5.7"}"#) }),
+        )
         .route("/api/tags", get(|| async { json(TAGS) }));
     let url = serve(app).await;
     let s = probe_ollama(&url, TIMEOUT).await;
@@ -313,8 +365,18 @@ async fn runtimes_down() {
     let v = probe_openai(&url, TIMEOUT).await;
     assert_eq!(o.state, RuntimeState::Down, "{o:?}");
     assert_eq!(v.state, RuntimeState::Down, "{v:?}");
-    assert!(o.detail.as_deref().unwrap().to_lowercase().contains("refused"), "{o:?}");
-    assert!(start.elapsed() < Duration::from_millis(200), "refusal is immediate");
+    assert!(
+        o.detail
+            .as_deref()
+            .unwrap()
+            .to_lowercase()
+            .contains("refused"),
+        "{o:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(200),
+        "refusal is immediate"
+    );
 }
 
 #[tokio::test]
@@ -337,16 +399,25 @@ async fn runtimes_slow_past_the_timeout() {
         };
         let took = start.elapsed();
         assert_eq!(s.state, RuntimeState::Timeout, "{s:?}");
-        assert!(took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(150), "took {took:?}");
+        assert!(
+            took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(150),
+            "took {took:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn runtimes_malformed_and_bad_status() {
     let app = Router::new()
-        .route("/api/version", get(|| async { json(r#"{"version":"0.5.7"}"#) }))
+        .route(
+            "/api/version",
+            get(|| async { json(r#"{"version":"0.5.7"}"#) }),
+        )
         .route("/api/tags", get(|| async { "<html>not json</html>" }))
-        .route("/v1/models", get(|| async { json(r#"{"models":"wrong shape"}"#) }));
+        .route(
+            "/v1/models",
+            get(|| async { json(r#"{"models":"wrong shape"}"#) }),
+        );
     let url = serve(app).await;
     let o = probe_ollama(&url, TIMEOUT).await;
     assert_eq!(o.state, RuntimeState::Malformed, "{o:?}");
@@ -357,13 +428,20 @@ async fn runtimes_malformed_and_bad_status() {
     // Nothing routed: 404.
     let url = serve(Router::new()).await;
     let o = probe_ollama(&url, TIMEOUT).await;
-    assert_eq!((o.state, o.http_status), (RuntimeState::BadStatus, Some(404)), "{o:?}");
+    assert_eq!(
+        (o.state, o.http_status),
+        (RuntimeState::BadStatus, Some(404)),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
 async fn whole_check_sees_a_fake_ollama_and_stays_fast_with_a_hung_vllm() {
     let app = Router::new()
-        .route("/api/version", get(|| async { json(r#"{"version":"0.5.7"}"#) }))
+        .route(
+            "/api/version",
+            get(|| async { json(r#"{"version":"0.5.7"}"#) }),
+        )
         .route("/api/tags", get(|| async { json(TAGS) }));
     let ollama = serve(app).await;
     let hung = serve(Router::new().route(
@@ -382,9 +460,18 @@ async fn whole_check_sees_a_fake_ollama_and_stays_fast_with_a_hung_vllm() {
     opts.expected_models = vec!["llama3.2".to_owned()];
     let start = Instant::now();
     let report = check(&opts).await;
-    assert!(start.elapsed() < Duration::from_millis(700), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(report.runtimes.ollama.state, RuntimeState::Up);
     assert_eq!(report.runtimes.vllm.state, RuntimeState::Timeout);
-    assert!(report.problems.iter().any(|p| p.code == HardwareProblemCode::VllmDown));
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.code == HardwareProblemCode::VllmDown)
+    );
     assert!(report.timings_ms.vllm >= 400);
 }

@@ -7,5 +7,7 @@ mod support;
 
 #[path = "mcp/http.rs"]
 mod http;
+#[path = "mcp/onboarding.rs"]
+mod onboarding;
 #[path = "mcp/stdio.rs"]
 mod stdio;

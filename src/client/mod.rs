@@ -87,13 +87,13 @@ impl OrchestratorClient {
     }
 
     fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, ClientError> {
-        let url = self
-            .base
-            .join(path.trim_start_matches('/'))
-            .map_err(|_| ClientError::InvalidUrl {
-                url: redact_url(&self.base),
-                reason: "cannot join the route to it",
-            })?;
+        let url =
+            self.base
+                .join(path.trim_start_matches('/'))
+                .map_err(|_| ClientError::InvalidUrl {
+                    url: redact_url(&self.base),
+                    reason: "cannot join the route to it",
+                })?;
         Ok(self.http.request(method, url))
     }
 
@@ -148,7 +148,10 @@ fn error_answer(url: &str, status: StatusCode, body: &[u8], secrets: &[&str]) ->
             ClientError::Server {
                 url: url.to_owned(),
                 status: code,
-                message: status.canonical_reason().unwrap_or("server error").to_owned(),
+                message: status
+                    .canonical_reason()
+                    .unwrap_or("server error")
+                    .to_owned(),
             }
         } else {
             ClientError::BadResponse {
@@ -198,8 +201,14 @@ fn clean_text(text: &str, secrets: &[&str]) -> String {
 
 fn printable_code(code: &str) -> String {
     let ok = (1..=64).contains(&code.len())
-        && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    if ok { code.to_owned() } else { "(unreadable)".to_owned() }
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        code.to_owned()
+    } else {
+        "(unreadable)".to_owned()
+    }
 }
 
 /// The URL without user info, query or fragment (for messages).
@@ -221,7 +230,7 @@ fn secret_header(value: &str) -> Result<HeaderValue, ClientError> {
     Ok(v)
 }
 
-/// Extension for serde_json errors: the category only (never the text, which may hold data).
+/// Extension for `serde_json` errors: the category only (never the text, which may hold data).
 trait ClassifyStr {
     fn classify_str(&self) -> &'static str;
 }

@@ -15,7 +15,12 @@ fn base_urls_are_checked_and_normalised() {
     assert_eq!(c.base().as_str(), "http://127.0.0.1:8787/prefix/");
     let rb = c.request(Method::GET, "/health").unwrap().build().unwrap();
     assert_eq!(rb.url().as_str(), "http://127.0.0.1:8787/prefix/health");
-    for bad in ["ftp://host/", "http://user:pw@host/", "http://host/?q=1", "unix:/tmp/x"] {
+    for bad in [
+        "ftp://host/",
+        "http://user:pw@host/",
+        "http://host/?q=1",
+        "unix:/tmp/x",
+    ] {
         let e = OrchestratorClient::new(url(bad), DEFAULT_TIMEOUT).unwrap_err();
         assert_eq!(e.code(), ErrorCode::ConfigInvalid, "{bad}");
         assert!(!e.to_string().contains("pw"));
@@ -50,10 +55,17 @@ fn error_answers_map_to_codes() {
 #[test]
 fn remote_messages_never_carry_secrets() {
     let token = "ab".repeat(32);
-    let body = format!(r#"{{"error":{{"code":"WORKER_ID_TAKEN","message":"your token {token}"}}}}"#);
-    let e = error_answer("http://o/", StatusCode::CONFLICT, body.as_bytes(), &[&token]);
+    let body =
+        format!(r#"{{"error":{{"code":"WORKER_ID_TAKEN","message":"your token {token}"}}}}"#);
+    let e = error_answer(
+        "http://o/",
+        StatusCode::CONFLICT,
+        body.as_bytes(),
+        &[&token],
+    );
     assert!(!format!("{e} {e:?}").contains(&token));
-    let body = r#"{"error":{"code":"WORKER_ID_TAKEN","message":"key sk-ant-api03-AbCdEf0123456789"}}"#;
+    let body =
+        r#"{"error":{"code":"WORKER_ID_TAKEN","message":"key sk-ant-api03-AbCdEf0123456789"}}"#;
     let e = error_answer("http://o/", StatusCode::CONFLICT, body.as_bytes(), &[]);
     assert!(!e.to_string().contains("AbCdEf0123456789"));
     let long = "x".repeat(5000);
@@ -67,7 +79,8 @@ async fn a_closed_port_is_unreachable_quickly() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let c = OrchestratorClient::new(url(&format!("http://127.0.0.1:{port}")), DEFAULT_TIMEOUT).unwrap();
+    let c =
+        OrchestratorClient::new(url(&format!("http://127.0.0.1:{port}")), DEFAULT_TIMEOUT).unwrap();
     let started = Instant::now();
     let e = c.health().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -87,7 +100,8 @@ async fn a_silent_server_times_out() {
             held.push(sock);
         }
     });
-    let c = OrchestratorClient::new(url(&format!("http://{addr}")), Duration::from_millis(500)).unwrap();
+    let c = OrchestratorClient::new(url(&format!("http://{addr}")), Duration::from_millis(500))
+        .unwrap();
     let started = Instant::now();
     let e = c.onboarding_status().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::OrchestratorTimeout, "{e:?}");

@@ -1,6 +1,6 @@
 //! `worker.env` (§3): the dotenv file `basis worker`, systemd `EnvironmentFile=` and
 //! `docker --env-file` all read. It holds the worker token, so it is written 0600, atomically,
-//! never through a symlink and only inside the allowed directories.
+//! never through a symlink and only inside the allowed directories (see `env_io`).
 //!
 //! Written form: a header comment, then plain `KEY=value` lines (known keys in §3 order, then
 //! unknown keys in their original order). Known values never need quotes; unknown values are
@@ -8,16 +8,12 @@
 //! and single- or double-quoted values on one line.
 
 use std::fmt;
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 
 use url::Url;
 
-use crate::domain::{Runtime, TokenFingerprint, WalletAddress, WalletError, WorkerId, WorkerToken};
+use crate::domain::{Runtime, WalletAddress, WalletError, WorkerId, WorkerToken};
 
-use super::allowed::AllowedDirs;
-use super::atomic;
+use super::dotenv::{is_key, push_line, quote_if_needed, split_line};
 use super::error::EnvFileError;
 use super::settings::parse_http_url;
 
@@ -47,12 +43,6 @@ pub const KNOWN_KEYS: [&str; 9] = [
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
 pub const DEFAULT_VLLM_URL: &str = "http://127.0.0.1:8000";
 
-/// The env file's mode: owner read/write only.
-pub const ENV_FILE_MODE: u32 = 0o600;
-
-/// Env files larger than this are refused on read (a real one is well under 1 KiB).
-const MAX_ENV_FILE_BYTES: u64 = 1 << 20;
-
 const HEADER: &str = "\
 # basis worker environment, written by basis. Read by `basis worker`, systemd
 # EnvironmentFile= and `docker --env-file`.
@@ -74,18 +64,6 @@ pub struct WorkerEnv {
     pub token: Option<WorkerToken>,
     /// Unknown keys and their values, in file order, kept on rewrite.
     pub extra: Vec<(String, String)>,
-}
-
-/// What [`WorkerEnv::write`] did. Never holds the token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteOutcome {
-    /// The absolute path written.
-    pub path: PathBuf,
-    /// The keys written, in file order.
-    pub keys: Vec<String>,
-    pub token_fingerprint: Option<TokenFingerprint>,
-    /// Whether a file was replaced (false: newly created).
-    pub replaced: bool,
 }
 
 impl fmt::Debug for WorkerEnv {
@@ -113,14 +91,6 @@ impl fmt::Debug for WorkerEnv {
     }
 }
 
-fn is_key(key: &str) -> bool {
-    let mut bytes = key.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 /// `http://h:1/` → `http://h:1`: the form users write and clients append paths to.
 fn url_text(url: &Url) -> &str {
     let s = url.as_str();
@@ -129,66 +99,6 @@ fn url_text(url: &Url) -> &str {
     } else {
         s
     }
-}
-
-/// The value of one `KEY=...` line after the `=`, quotes removed. Errors never echo it.
-fn unquote(rest: &str) -> Result<String, &'static str> {
-    let rest = rest.trim_start();
-    let (value, after) = if let Some(body) = rest.strip_prefix('"') {
-        let mut value = String::new();
-        let mut chars = body.char_indices();
-        let mut end = None;
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    end = Some(i + 1);
-                    break;
-                }
-                '\\' => match chars.next() {
-                    Some((_, e @ ('"' | '\\' | '$' | '`'))) => value.push(e),
-                    Some((_, other)) => {
-                        value.push('\\');
-                        value.push(other);
-                    }
-                    None => value.push('\\'),
-                },
-                c => value.push(c),
-            }
-        }
-        let end = end.ok_or("unterminated double quote (values must fit on one line)")?;
-        (value, &body[end..])
-    } else if let Some(body) = rest.strip_prefix('\'') {
-        let end = body
-            .find('\'')
-            .ok_or("unterminated single quote (values must fit on one line)")?;
-        (body[..end].to_owned(), &body[end + 1..])
-    } else {
-        return Ok(rest.trim_end().to_owned());
-    };
-    let after = after.trim();
-    if after.is_empty() || after.starts_with('#') {
-        Ok(value)
-    } else {
-        Err("unexpected text after the closing quote")
-    }
-}
-
-/// Splits a non-blank, non-comment line into key and value.
-fn split_line(line: &str) -> Result<(&str, String), &'static str> {
-    let line = line
-        .strip_prefix("export")
-        .filter(|r| r.starts_with([' ', '\t']))
-        .map_or(line, str::trim_start);
-    let (key, rest) = line
-        .split_once('=')
-        .ok_or("expected KEY=value (a comment line starts with #)")?;
-    let key = key.trim_end();
-    if !is_key(key) {
-        return Err(
-            "the key before '=' must be letters, digits and '_', not starting with a digit",
-        );
-    }
-    Ok((key, unquote(rest)?))
 }
 
 fn wallet_rule(err: &WalletError) -> String {
@@ -469,127 +379,5 @@ impl WorkerEnv {
             .clone()
             .or_else(|| Url::parse(DEFAULT_VLLM_URL).ok())
             .unwrap_or_else(|| unreachable!("the default vLLM URL parses"))
-    }
-
-    /// Reads and parses `path`. Warns (tracing) when the file is readable or writable by
-    /// group or others.
-    pub fn read(path: &Path) -> Result<WorkerEnv, EnvFileError> {
-        let io_err = |source| EnvFileError::Io {
-            op: "read",
-            path: path.to_path_buf(),
-            source,
-        };
-        let meta = match fs::metadata(path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(EnvFileError::Missing {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(io_err(e)),
-        };
-        if !meta.is_file() {
-            return Err(io_err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
-        }
-        if meta.len() > MAX_ENV_FILE_BYTES {
-            return Err(io_err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "larger than 1 MiB; this is not a worker env file",
-            )));
-        }
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format_args!("{mode:o}"),
-                "the env file holds the worker token but other users may access it: run `chmod 600` on it (basis write-env rewrites it 0600)"
-            );
-        }
-        let bytes = fs::read(path).map_err(io_err)?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            EnvFileError::Parse {
-                path: Some(path.to_path_buf()),
-                line: valid.split(|b| *b == b'\n').count(),
-                reason: "the line is not valid UTF-8".to_owned(),
-            }
-        })?;
-        Self::parse(&text).map_err(|e| match e {
-            EnvFileError::Parse { line, reason, .. } => EnvFileError::Parse {
-                path: Some(path.to_path_buf()),
-                line,
-                reason,
-            },
-            other => other,
-        })
-    }
-
-    /// [`read`](Self::read), with a missing file as `None`.
-    pub fn read_optional(path: &Path) -> Result<Option<WorkerEnv>, EnvFileError> {
-        match Self::read(path) {
-            Ok(env) => Ok(Some(env)),
-            Err(EnvFileError::Missing { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Validates, then atomically writes the file with mode 0600 at `path`, which must pass
-    /// [`AllowedDirs::check`]. Missing parent directories are created 0700.
-    pub fn write(&self, path: &Path, allowed: &AllowedDirs) -> Result<WriteOutcome, EnvFileError> {
-        let target = allowed.check(path)?;
-        self.validate()?;
-        let replaced = fs::symlink_metadata(&target).is_ok();
-        atomic::write_atomic(&target, self.render().as_bytes(), ENV_FILE_MODE).map_err(|e| {
-            match atomic::symlink_refused(&e) {
-                Some(link) => EnvFileError::Symlink {
-                    path: target.clone(),
-                    link: link.to_path_buf(),
-                },
-                None => EnvFileError::Io {
-                    op: "write",
-                    path: target.clone(),
-                    source: e,
-                },
-            }
-        })?;
-        Ok(WriteOutcome {
-            keys: self.keys(),
-            token_fingerprint: self.token.as_ref().map(WorkerToken::fingerprint),
-            replaced,
-            path: target,
-        })
-    }
-}
-
-fn push_line(out: &mut String, key: &str, value: &str) {
-    out.push_str(key);
-    out.push('=');
-    out.push_str(value);
-    out.push('\n');
-}
-
-/// An unknown key's value as written: bare when it reads back unchanged, otherwise quoted.
-fn quote_if_needed(value: &str) -> String {
-    let bare = !value.is_empty()
-        && value.trim() == value
-        && !value.starts_with('#')
-        && !value.contains(['"', '\'', '\\', '`']);
-    if bare || value.is_empty() {
-        value.to_owned()
-    } else if !value.contains('\'') {
-        format!("'{value}'")
-    } else {
-        let mut out = String::from("\"");
-        for c in value.chars() {
-            if matches!(c, '"' | '\\' | '$' | '`') {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
-        out
     }
 }

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::ops::{ErrorCode, Problem};
+use crate::domain::{ErrorCode, Problem};
 
 use super::settings::Origin;
 

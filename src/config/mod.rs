@@ -6,20 +6,27 @@
 
 mod allowed;
 pub mod atomic;
+mod dotenv;
 mod env_file;
+mod env_io;
 mod error;
 mod paths;
 mod settings;
 
 #[cfg(test)]
 mod env_file_tests;
+#[cfg(test)]
+mod env_io_tests;
+#[cfg(test)]
+mod settings_tests;
 
 pub use allowed::AllowedDirs;
 pub use env_file::{
-    DEFAULT_OLLAMA_URL, DEFAULT_VLLM_URL, ENV_FILE_MODE, KEY_MODELS, KEY_OLLAMA_MODEL,
-    KEY_OLLAMA_URL, KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_TOKEN, KEY_VLLM_URL, KEY_WALLET,
-    KEY_WORKER_ID, KNOWN_KEYS, WorkerEnv, WriteOutcome,
+    DEFAULT_OLLAMA_URL, DEFAULT_VLLM_URL, KEY_MODELS, KEY_OLLAMA_MODEL, KEY_OLLAMA_URL,
+    KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_TOKEN, KEY_VLLM_URL, KEY_WALLET, KEY_WORKER_ID,
+    KNOWN_KEYS, WorkerEnv,
 };
+pub use env_io::{ENV_FILE_MODE, WriteOutcome};
 pub use error::{ConfigError, EnvFileError};
 pub use paths::{BASIS_HOME, Dirs, ENV_FILE_NAME, SETTINGS_FILE_NAME};
 pub use settings::{

@@ -97,6 +97,14 @@ error_codes! {
     OrchestratorError = "ORCHESTRATOR_ERROR", exit 1;
     /// The orchestrator's answer could not be understood.
     BadResponse = "BAD_RESPONSE", exit 1;
+    // supervisor
+    /// A supervisor (and its worker) is already running on this host; the message has its pid.
+    WorkerAlreadyRunning = "WORKER_ALREADY_RUNNING", exit 3;
+    /// The supervisor could not be started or did not answer in time; the message has its
+    /// last log lines.
+    SupervisorStartFailed = "SUPERVISOR_START_FAILED", exit 1;
+    /// The supervisor process is alive but its control socket does not answer.
+    SupervisorUnreachable = "SUPERVISOR_UNREACHABLE", exit 1;
 }
 
 impl fmt::Display for ErrorCode {

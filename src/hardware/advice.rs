@@ -6,7 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::exec::round1;
-use super::report::{GpuInfo, GpuVendor, HardwareProblem, HardwareReport, ModelFit, Recommendation, Severity};
+use super::report::{
+    GpuInfo, GpuVendor, HardwareProblem, HardwareReport, ModelFit, Recommendation, Severity,
+};
 use crate::domain::Runtime;
 
 mod problems;
@@ -190,7 +192,12 @@ pub(crate) fn gpu_capacity(gpu: &GpuInfo) -> (u64, Option<String>) {
 
 /// Memory of a MIG profile from its name (`3g.40gb` → 40 GB in MiB, rounded down).
 pub fn profile_mib(name: &str) -> Option<u64> {
-    let gb = name.split('.').find_map(|p| p.to_ascii_lowercase().strip_suffix("gb")?.parse::<u64>().ok())?;
+    let gb = name.split('.').find_map(|p| {
+        p.to_ascii_lowercase()
+            .strip_suffix("gb")?
+            .parse::<u64>()
+            .ok()
+    })?;
     Some(gb * 1_000_000_000 / (1024 * 1024))
 }
 
@@ -232,7 +239,13 @@ impl<'a> Context<'a> {
 pub fn advise(report: &HardwareReport, expected_models: &[String]) -> Advice {
     let ctx = Context::new(report);
     let recommendation = recommend(&ctx, expected_models);
-    let mut problems = problems::find(report, &recommendation, expected_models, ctx.best_gpu(), ctx.capacity_mib);
+    let mut problems = problems::find(
+        report,
+        &recommendation,
+        expected_models,
+        ctx.best_gpu(),
+        ctx.capacity_mib,
+    );
     problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
     Advice {
         recommendation,
@@ -260,16 +273,26 @@ fn recommend(ctx: &Context<'_>, expected: &[String]) -> Recommendation {
     };
     let (ollama, vllm) = (&report.runtimes.ollama, &report.runtimes.vllm);
     let apple = gpu.vendor == GpuVendor::Apple;
-    let (runtime, reason) = if vllm.is_up() && !apple && (!ollama.is_up() || serves_all(&vllm.models, expected)) {
-        (Runtime::Vllm, format!("vLLM is up at {} with a GPU present", vllm.url))
-    } else if ollama.is_up() {
-        (Runtime::Ollama, format!("Ollama is up at {} with a GPU present", ollama.url))
-    } else {
-        (
-            Runtime::Ollama,
-            format!("GPU present but no runtime answers: start Ollama at {} (simplest), or vLLM", ollama.url),
-        )
-    };
+    let (runtime, reason) =
+        if vllm.is_up() && !apple && (!ollama.is_up() || serves_all(&vllm.models, expected)) {
+            (
+                Runtime::Vllm,
+                format!("vLLM is up at {} with a GPU present", vllm.url),
+            )
+        } else if ollama.is_up() {
+            (
+                Runtime::Ollama,
+                format!("Ollama is up at {} with a GPU present", ollama.url),
+            )
+        } else {
+            (
+                Runtime::Ollama,
+                format!(
+                    "GPU present but no runtime answers: start Ollama at {} (simplest), or vLLM",
+                    ollama.url
+                ),
+            )
+        };
     let usable = usable_mib(ctx.capacity_mib);
     let max_model = model_fit(usable);
     let same_vendor: Vec<&GpuInfo> = report
@@ -278,11 +301,17 @@ fn recommend(ctx: &Context<'_>, expected: &[String]) -> Recommendation {
         .filter(|g| g.vendor == gpu.vendor && !g.mig.as_ref().is_some_and(|m| m.enabled))
         .collect();
     let max_model_all_gpus = (same_vendor.len() > 1).then(|| {
-        let total: u64 = same_vendor.iter().map(|g| usable_mib(gpu_capacity(g).0)).sum();
+        let total: u64 = same_vendor
+            .iter()
+            .map(|g| usable_mib(gpu_capacity(g).0))
+            .sum();
         model_fit(total)
     });
     let suggested_model = match runtime {
-        Runtime::Vllm => largest_fitting(VLLM_MODELS, max_model_all_gpus.unwrap_or(max_model).fp16_params_b),
+        Runtime::Vllm => largest_fitting(
+            VLLM_MODELS,
+            max_model_all_gpus.unwrap_or(max_model).fp16_params_b,
+        ),
         Runtime::Ollama => largest_fitting(OLLAMA_MODELS, max_model.q4_params_b),
         Runtime::Echo => None,
     };
@@ -299,7 +328,12 @@ fn recommend(ctx: &Context<'_>, expected: &[String]) -> Recommendation {
 }
 
 /// A problem.
-pub(crate) fn problem(code: HardwareProblemCode, severity: Severity, message: impl Into<String>, fix: impl Into<String>) -> HardwareProblem {
+pub(crate) fn problem(
+    code: HardwareProblemCode,
+    severity: Severity,
+    message: impl Into<String>,
+    fix: impl Into<String>,
+) -> HardwareProblem {
     HardwareProblem {
         code,
         severity,

@@ -77,15 +77,25 @@ pub fn probe_sysfs(sys_root: &Path) -> Result<Vec<GpuInfo>, String> {
             let Some(minor) = props.get("drm_render_minor").filter(|_| is_gpu && is_amd) else {
                 continue;
             };
-            let gfx = props.get("gfx_target_version").copied().and_then(gfx_target);
-            devices.push((sys_root.join(format!("class/drm/renderD{minor}/device")), gfx));
+            let gfx = props
+                .get("gfx_target_version")
+                .copied()
+                .and_then(gfx_target);
+            devices.push((
+                sys_root.join(format!("class/drm/renderD{minor}/device")),
+                gfx,
+            ));
         }
     }
     if devices.is_empty() {
         devices = drm_cards(sys_root);
     }
     if devices.is_empty() && !nodes_dir.exists() && !sys_root.join("class/drm").exists() {
-        return Err(format!("no {} or {}", nodes_dir.display(), sys_root.join("class/drm").display()));
+        return Err(format!(
+            "no {} or {}",
+            nodes_dir.display(),
+            sys_root.join("class/drm").display()
+        ));
     }
     let driver = read_trim(&sys_root.join("module/amdgpu/version"));
     Ok(devices
@@ -132,7 +142,8 @@ fn read_device(dev: &Path, index: u32) -> GpuInfo {
         .map(|(t, u)| exec::bytes_to_mib(t.saturating_sub(u)));
     gpu.name = read_trim(&dev.join("product_name"));
     gpu.uuid = read_trim(&dev.join("unique_id"));
-    gpu.utilization_pct = read_u64(&dev.join("gpu_busy_percent")).and_then(|n| u32::try_from(n).ok());
+    gpu.utilization_pct =
+        read_u64(&dev.join("gpu_busy_percent")).and_then(|n| u32::try_from(n).ok());
     gpu.pci_bus_id = read_trim(&dev.join("uevent")).and_then(|u| {
         u.lines()
             .find_map(|l| l.strip_prefix("PCI_SLOT_NAME=").map(str::to_owned))
@@ -142,7 +153,8 @@ fn read_device(dev: &Path, index: u32) -> GpuInfo {
         gpu.name = device_id.map(|d| format!("AMD GPU {d}"));
     }
     if let Some(hwmon) = first_hwmon(dev) {
-        gpu.temperature_c = read_u64(&hwmon.join("temp1_input")).and_then(|m| u32::try_from(m / 1000).ok());
+        gpu.temperature_c =
+            read_u64(&hwmon.join("temp1_input")).and_then(|m| u32::try_from(m / 1000).ok());
         gpu.power_w = read_u64(&hwmon.join("power1_average"))
             .or_else(|| read_u64(&hwmon.join("power1_input")))
             .map(|uw| {
@@ -219,7 +231,12 @@ fn merge(gpus: &mut [GpuInfo], cards: &[RocmCard]) {
         return;
     }
     for (gpu, card) in gpus.iter_mut().zip(cards) {
-        if card.name.is_some() && gpu.name.as_deref().is_none_or(|n| n.starts_with("AMD GPU 0x")) {
+        if card.name.is_some()
+            && gpu
+                .name
+                .as_deref()
+                .is_none_or(|n| n.starts_with("AMD GPU 0x"))
+        {
             gpu.name.clone_from(&card.name);
         }
         if gpu.compute_capability.is_none() {
@@ -227,7 +244,10 @@ fn merge(gpus: &mut [GpuInfo], cards: &[RocmCard]) {
         }
         if gpu.vram_total_mib.is_none() {
             gpu.vram_total_mib = card.vram_total_mib;
-            gpu.vram_free_mib = card.vram_total_mib.zip(card.vram_used_mib).map(|(t, u)| t.saturating_sub(u));
+            gpu.vram_free_mib = card
+                .vram_total_mib
+                .zip(card.vram_used_mib)
+                .map(|(t, u)| t.saturating_sub(u));
         }
     }
 }
@@ -240,7 +260,10 @@ fn from_rocm(cards: &[RocmCard]) -> Vec<GpuInfo> {
             gpu.name.clone_from(&c.name);
             gpu.compute_capability.clone_from(&c.gfx);
             gpu.vram_total_mib = c.vram_total_mib;
-            gpu.vram_free_mib = c.vram_total_mib.zip(c.vram_used_mib).map(|(t, u)| t.saturating_sub(u));
+            gpu.vram_free_mib = c
+                .vram_total_mib
+                .zip(c.vram_used_mib)
+                .map(|(t, u)| t.saturating_sub(u));
             gpu
         })
         .collect()
@@ -250,16 +273,29 @@ fn from_rocm(cards: &[RocmCard]) -> Vec<GpuInfo> {
 pub(crate) async fn probe(sys_root: PathBuf, budget: Duration) -> AmdOutcome {
     let start = Instant::now();
     let deadline = start + budget;
-    let sysfs = tokio::time::timeout(budget, tokio::task::spawn_blocking(move || probe_sysfs(&sys_root))).await;
+    let sysfs = tokio::time::timeout(
+        budget,
+        tokio::task::spawn_blocking(move || probe_sysfs(&sys_root)),
+    )
+    .await;
     let sysfs_ms = exec::elapsed_ms(start);
     let (mut gpus, sysfs) = match sysfs {
         Ok(Ok(Ok(gpus))) => {
             let detail = format!("{} AMD GPU(s)", gpus.len());
             (gpus, Attempt::new(AttemptOutcome::Ok, detail, sysfs_ms))
         }
-        Ok(Ok(Err(why))) => (Vec::new(), Attempt::new(AttemptOutcome::NotFound, why, sysfs_ms)),
-        Ok(Err(join)) => (Vec::new(), Attempt::new(AttemptOutcome::Failed, join.to_string(), sysfs_ms)),
-        Err(_) => (Vec::new(), Attempt::new(AttemptOutcome::Timeout, "sysfs did not answer", sysfs_ms)),
+        Ok(Ok(Err(why))) => (
+            Vec::new(),
+            Attempt::new(AttemptOutcome::NotFound, why, sysfs_ms),
+        ),
+        Ok(Err(join)) => (
+            Vec::new(),
+            Attempt::new(AttemptOutcome::Failed, join.to_string(), sysfs_ms),
+        ),
+        Err(_) => (
+            Vec::new(),
+            Attempt::new(AttemptOutcome::Timeout, "sysfs did not answer", sysfs_ms),
+        ),
     };
     // Without sysfs GPUs, only a visible `/dev/kfd` (ROCm compute device) is worth a slow rocm-smi.
     if gpus.is_empty() && !Path::new("/dev/kfd").exists() {
@@ -273,7 +309,11 @@ pub(crate) async fn probe(sys_root: PathBuf, budget: Duration) -> AmdOutcome {
         return AmdOutcome {
             gpus,
             sysfs,
-            rocm_smi: Attempt::new(AttemptOutcome::NotFound, "rocm-smi not on PATH or in /opt/rocm/bin", 0),
+            rocm_smi: Attempt::new(
+                AttemptOutcome::NotFound,
+                "rocm-smi not on PATH or in /opt/rocm/bin",
+                0,
+            ),
         };
     };
     let t = Instant::now();
@@ -286,12 +326,18 @@ pub(crate) async fn probe(sys_root: PathBuf, budget: Duration) -> AmdOutcome {
                 } else {
                     merge(&mut gpus, &cards);
                 }
-                Attempt::new(AttemptOutcome::Ok, format!("{} card(s)", cards.len()), exec::elapsed_ms(t))
+                Attempt::new(
+                    AttemptOutcome::Ok,
+                    format!("{} card(s)", cards.len()),
+                    exec::elapsed_ms(t),
+                )
             }
             Err(why) => Attempt::new(AttemptOutcome::Failed, why, exec::elapsed_ms(t)),
         },
         Ok(out) => Attempt::new(AttemptOutcome::Failed, out.reason(), exec::elapsed_ms(t)),
-        Err(e @ RunError::Timeout(_)) => Attempt::new(AttemptOutcome::Timeout, e.to_string(), exec::elapsed_ms(t)),
+        Err(e @ RunError::Timeout(_)) => {
+            Attempt::new(AttemptOutcome::Timeout, e.to_string(), exec::elapsed_ms(t))
+        }
         Err(e) => Attempt::new(AttemptOutcome::Failed, e.to_string(), exec::elapsed_ms(t)),
     };
     AmdOutcome {
@@ -326,11 +372,16 @@ mod tests {
         assert!(parse_rocm_smi_json("WARNING: no AMD GPU").is_err());
         assert!(parse_rocm_smi_json("[]").is_err());
         assert!(parse_rocm_smi_json("{}").unwrap().is_empty());
-        let cards = parse_rocm_smi_json(r#"{"card0": {"Card series": "N/A", "VRAM Total Memory (B)": 1048576}, "system": {}}"#).unwrap();
+        let cards = parse_rocm_smi_json(
+            r#"{"card0": {"Card series": "N/A", "VRAM Total Memory (B)": 1048576}, "system": {}}"#,
+        )
+        .unwrap();
         assert_eq!(cards.len(), 1);
         assert_eq!(cards[0].name, None);
         assert_eq!(cards[0].vram_total_mib, Some(1));
-        let cards = parse_rocm_smi_json(r#"{"card0": {"Card series": "N/A", "Card SKU": "D65210"}}"#).unwrap();
+        let cards =
+            parse_rocm_smi_json(r#"{"card0": {"Card series": "N/A", "Card SKU": "D65210"}}"#)
+                .unwrap();
         assert_eq!(cards[0].name.as_deref(), Some("D65210"));
     }
 

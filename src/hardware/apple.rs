@@ -52,11 +52,19 @@ pub(crate) async fn probe(budget: Duration) -> AppleOutcome {
         }
         Ok(out) => AppleOutcome {
             gpus: Vec::new(),
-            attempt: Attempt::new(AttemptOutcome::Failed, out.reason(), exec::elapsed_ms(start)),
+            attempt: Attempt::new(
+                AttemptOutcome::Failed,
+                out.reason(),
+                exec::elapsed_ms(start),
+            ),
         },
         Err(e) => AppleOutcome {
             gpus: Vec::new(),
-            attempt: Attempt::new(AttemptOutcome::Failed, e.to_string(), exec::elapsed_ms(start)),
+            attempt: Attempt::new(
+                AttemptOutcome::Failed,
+                e.to_string(),
+                exec::elapsed_ms(start),
+            ),
         },
     }
 }

@@ -50,7 +50,9 @@ pub(crate) async fn probe(budget: Duration) -> ContainerInfo {
         docker_detail: None,
         docker_runtimes: Vec::new(),
         nvidia_runtime: None,
-        nvidia_ctk: exec::find_program("nvidia-ctk", &[]).as_deref().map(exec::display),
+        nvidia_ctk: exec::find_program("nvidia-ctk", &[])
+            .as_deref()
+            .map(exec::display),
         nvidia_container_runtime_hook: exec::find_program("nvidia-container-runtime-hook", &[])
             .as_deref()
             .map(exec::display),
@@ -60,30 +62,56 @@ pub(crate) async fn probe(budget: Duration) -> ContainerInfo {
     };
     if default_socket_absent() {
         info.docker_daemon = DaemonState::Unreachable;
-        info.docker_detail = Some("no daemon socket at /var/run/docker.sock (and no DOCKER_HOST or context)".to_owned());
+        info.docker_detail = Some(
+            "no daemon socket at /var/run/docker.sock (and no DOCKER_HOST or context)".to_owned(),
+        );
         return info;
     }
-    match exec::run(&docker, &["info", "--format", "{{json .Runtimes}}"], deadline).await {
+    let (state, detail, runtimes) = ask_daemon(&docker, deadline).await;
+    info.docker_daemon = state;
+    info.docker_detail = detail;
+    if state == DaemonState::Reachable {
+        info.nvidia_runtime = Some(runtimes.iter().any(|r| r == "nvidia"));
+    }
+    info.docker_runtimes = runtimes;
+    info
+}
+
+/// Asks the daemon through `docker info` (a fake `docker` in tests): its state, why it is not
+/// reachable, and its registered runtimes.
+pub(crate) async fn ask_daemon(
+    docker: &Path,
+    deadline: Instant,
+) -> (DaemonState, Option<String>, Vec<String>) {
+    match exec::run(
+        docker,
+        &["info", "--format", "{{json .Runtimes}}"],
+        deadline,
+    )
+    .await
+    {
         Ok(out) => {
             if let Some(runtimes) = parse_runtimes(&out.stdout).filter(|_| out.success()) {
-                info.docker_daemon = DaemonState::Reachable;
-                info.nvidia_runtime = Some(runtimes.iter().any(|r| r == "nvidia"));
-                info.docker_runtimes = runtimes;
+                (DaemonState::Reachable, None, runtimes)
             } else {
-                info.docker_daemon = classify_failure(&out.stderr);
-                info.docker_detail = Some(out.reason());
+                (
+                    classify_failure(&out.stderr),
+                    Some(out.reason()),
+                    Vec::new(),
+                )
             }
         }
-        Err(e @ RunError::Timeout(_)) => {
-            info.docker_daemon = DaemonState::Timeout;
-            info.docker_detail = Some(format!("docker info: {e}"));
-        }
-        Err(e) => {
-            info.docker_daemon = DaemonState::Unreachable;
-            info.docker_detail = Some(format!("docker info: {e}"));
-        }
+        Err(e @ RunError::Timeout(_)) => (
+            DaemonState::Timeout,
+            Some(format!("docker info: {e}")),
+            Vec::new(),
+        ),
+        Err(e) => (
+            DaemonState::Unreachable,
+            Some(format!("docker info: {e}")),
+            Vec::new(),
+        ),
     }
-    info
 }
 
 #[cfg(test)]
@@ -104,13 +132,56 @@ mod tests {
     #[test]
     fn failures_are_classified() {
         assert_eq!(
-            classify_failure("permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock"),
+            classify_failure(
+                "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock"
+            ),
             DaemonState::PermissionDenied
         );
         assert_eq!(
-            classify_failure("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"),
+            classify_failure(
+                "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+            ),
             DaemonState::Unreachable
         );
+    }
+
+    #[cfg(unix)]
+    async fn ask_fake(body: &str, budget: Duration) -> (DaemonState, Option<String>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = exec::test_support::fake_program(dir.path(), "docker", body);
+        for _ in 0..20 {
+            let res = ask_daemon(&docker, Instant::now() + budget).await;
+            if !res.1.as_deref().is_some_and(|d| d.contains("busy")) {
+                return res;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("fake docker stayed busy");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn fake_docker_daemon_states() {
+        let up = r#"echo '{"io.containerd.runc.v2":{"path":"runc"},"nvidia":{"path":"nvidia-container-runtime"},"runc":{"path":"runc"}}'"#;
+        let (state, detail, runtimes) = ask_fake(up, Duration::from_secs(5)).await;
+        assert_eq!((state, detail), (DaemonState::Reachable, None));
+        assert!(runtimes.contains(&"nvidia".to_owned()));
+
+        let denied = "echo 'permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock' >&2; exit 1";
+        let (state, detail, _) = ask_fake(denied, Duration::from_secs(5)).await;
+        assert_eq!(state, DaemonState::PermissionDenied);
+        assert!(detail.unwrap().contains("exit status 1"));
+
+        let down = "echo null; echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1";
+        assert_eq!(
+            ask_fake(down, Duration::from_secs(5)).await.0,
+            DaemonState::Unreachable
+        );
+
+        let start = Instant::now();
+        let (state, _, _) = ask_fake("sleep 10", Duration::from_millis(300)).await;
+        assert_eq!(state, DaemonState::Timeout);
+        assert!(start.elapsed() < Duration::from_millis(1500));
     }
 
     #[tokio::test]
@@ -118,7 +189,10 @@ mod tests {
         let start = Instant::now();
         let info = probe(Duration::from_millis(1500)).await;
         assert!(start.elapsed() < Duration::from_millis(1700));
-        assert_eq!(info.docker_cli.is_none(), info.docker_daemon == DaemonState::NotInstalled);
+        assert_eq!(
+            info.docker_cli.is_none(),
+            info.docker_daemon == DaemonState::NotInstalled
+        );
         if info.docker_daemon != DaemonState::Reachable {
             assert!(info.nvidia_runtime.is_none());
         }

@@ -53,7 +53,11 @@ impl std::fmt::Display for RunError {
 }
 
 /// Runs `program args…` with stdin closed and `LC_ALL=C`, killing it at `deadline`.
-pub(crate) async fn run(program: &Path, args: &[&str], deadline: Instant) -> Result<Output, RunError> {
+pub(crate) async fn run(
+    program: &Path,
+    args: &[&str],
+    deadline: Instant,
+) -> Result<Output, RunError> {
     let budget = deadline.saturating_duration_since(Instant::now());
     let child = tokio::process::Command::new(program)
         .args(args)
@@ -100,7 +104,11 @@ fn is_executable(path: &Path) -> bool {
 
 /// First non-empty line, trimmed, cut to 300 characters.
 pub(crate) fn first_line(text: &str) -> String {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     truncate(line, 300)
 }
 
@@ -137,6 +145,24 @@ pub(crate) fn display(path: &Path) -> String {
 /// Rounds to one decimal place.
 pub(crate) fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+/// Fake programs for probe tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::{Path, PathBuf};
+
+    /// Writes an executable `sh` script `name` into `dir` and returns its path. Written and
+    /// closed before anything runs it; callers retry a spawn that fails with "text file busy"
+    /// (another test thread forking while the file was open).
+    #[cfg(unix)]
+    pub fn fake_program(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
 }
 
 #[cfg(test)]

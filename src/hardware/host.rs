@@ -10,7 +10,10 @@ use super::exec::{self, bytes_to_mib};
 use super::report::{DiskSpace, HostInfo};
 
 /// Reads the host on the blocking pool.
-pub(crate) async fn probe(state_dir: PathBuf, model_dir: Option<PathBuf>) -> Result<HostInfo, String> {
+pub(crate) async fn probe(
+    state_dir: PathBuf,
+    model_dir: Option<PathBuf>,
+) -> Result<HostInfo, String> {
     tokio::task::spawn_blocking(move || probe_blocking(&state_dir, model_dir.as_deref()))
         .await
         .map_err(|e| format!("host probe crashed: {e}"))
@@ -22,14 +25,17 @@ pub fn probe_blocking(state_dir: &Path, model_dir: Option<&Path>) -> HostInfo {
         arch: std::env::consts::ARCH.to_owned(),
         os: System::long_os_version().ok(),
         kernel: System::kernel_version().ok(),
-        cpu_cores: System::physical_core_count().ok().and_then(|n| u32::try_from(n).ok()),
+        cpu_cores: System::physical_core_count()
+            .ok()
+            .and_then(|n| u32::try_from(n).ok()),
         ..HostInfo::default()
     };
     if let Ok(mut sys) = System::new() {
         sys.refresh_memory();
         sys.refresh_cpu_list(CpuRefreshKind::nothing());
         info.memory_total_mib = Some(bytes_to_mib(sys.total_memory())).filter(|m| *m > 0);
-        info.memory_available_mib = Some(bytes_to_mib(sys.available_memory())).filter(|_| info.memory_total_mib.is_some());
+        info.memory_available_mib =
+            Some(bytes_to_mib(sys.available_memory())).filter(|_| info.memory_total_mib.is_some());
         let cpus = sys.cpus();
         info.cpu_threads = u32::try_from(cpus.len()).ok().filter(|n| *n > 0);
         info.cpu_model = cpus
@@ -43,7 +49,8 @@ pub fn probe_blocking(state_dir: &Path, model_dir: Option<&Path>) -> HostInfo {
             .and_then(|n| u32::try_from(n.get()).ok());
     }
 
-    let disks = Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing().with_storage()).ok();
+    let disks =
+        Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing().with_storage()).ok();
     let mounts = std::fs::read_to_string("/proc/self/mounts")
         .ok()
         .map(|t| parse_mounts(&t));
@@ -51,9 +58,8 @@ pub fn probe_blocking(state_dir: &Path, model_dir: Option<&Path>) -> HostInfo {
     info.model_dir = model_dir.map(|d| disk_space(d, disks.as_ref(), mounts.as_deref()));
 
     let root = Path::new("/");
-    info.container_hint = detect_container(root).or_else(|| {
-        std::env::var_os("KUBERNETES_SERVICE_HOST").map(|_| "kubernetes".to_owned())
-    });
+    info.container_hint = detect_container(root)
+        .or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").map(|_| "kubernetes".to_owned()));
     info.in_container = info.container_hint.is_some();
     info.wsl = is_wsl(root) || std::env::var_os("WSL_DISTRO_NAME").is_some();
     info
@@ -89,7 +95,10 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
 
 /// Index of the mount point that contains `path`: the longest one that is a prefix of it (by
 /// path components); among equal ones the last, since later mounts shadow earlier ones.
-pub fn pick_mount<'a>(path: &Path, mount_points: impl IntoIterator<Item = &'a Path>) -> Option<usize> {
+pub fn pick_mount<'a>(
+    path: &Path,
+    mount_points: impl IntoIterator<Item = &'a Path>,
+) -> Option<usize> {
     let mut best: Option<(usize, usize)> = None;
     for (i, mp) in mount_points.into_iter().enumerate() {
         if path.starts_with(mp) {
@@ -137,7 +146,10 @@ fn disk_space(path: &Path, disks: Option<&Disks>, mounts: Option<&[Mount]>) -> D
         };
         let mount = &mounts[i];
         space.mount_point = Some(exec::display(&mount.mount_point));
-        let found = disk_list.iter().rev().find(|d| d.mount_point() == mount.mount_point);
+        let found = disk_list
+            .iter()
+            .rev()
+            .find(|d| d.mount_point() == mount.mount_point);
         if found.is_none() {
             space.note = Some(format!("{} filesystem not measured", mount.fs_type));
         }
@@ -205,9 +217,15 @@ mod tests {
         );
         assert_eq!(mounts[2].mount_point, PathBuf::from("/srv/models b"));
         let mps: Vec<&Path> = mounts.iter().map(|m| m.mount_point.as_path()).collect();
-        assert_eq!(pick_mount(Path::new("/srv/models/llama"), mps.clone()), Some(1));
+        assert_eq!(
+            pick_mount(Path::new("/srv/models/llama"), mps.clone()),
+            Some(1)
+        );
         assert_eq!(pick_mount(Path::new("/srv/modelsX"), mps.clone()), Some(3));
-        assert_eq!(pick_mount(Path::new("/srv/models b/x"), mps.clone()), Some(2));
+        assert_eq!(
+            pick_mount(Path::new("/srv/models b/x"), mps.clone()),
+            Some(2)
+        );
         assert_eq!(pick_mount(Path::new("relative"), mps), None);
     }
 
@@ -217,7 +235,11 @@ mod tests {
         assert_eq!(detect_container(root.path()), None);
         assert!(!is_wsl(root.path()));
         std::fs::create_dir_all(root.path().join("proc/1")).unwrap();
-        std::fs::write(root.path().join("proc/1/cgroup"), "0::/kubepods/besteffort/pod1\n").unwrap();
+        std::fs::write(
+            root.path().join("proc/1/cgroup"),
+            "0::/kubepods/besteffort/pod1\n",
+        )
+        .unwrap();
         assert_eq!(detect_container(root.path()).as_deref(), Some("kubernetes"));
         std::fs::write(root.path().join("proc/1/cgroup"), "0::/init.scope\n").unwrap();
         std::fs::create_dir_all(root.path().join("proc/self")).unwrap();
@@ -226,7 +248,11 @@ mod tests {
             "29 1 8:1 / / rw - ext4 /dev/sda1 rw\n512 29 0:50 / /var/lib/docker/overlay2/x/merged rw - overlay overlay rw\n",
         )
         .unwrap();
-        assert_eq!(detect_container(root.path()), None, "a docker host is not a container");
+        assert_eq!(
+            detect_container(root.path()),
+            None,
+            "a docker host is not a container"
+        );
         std::fs::write(
             root.path().join("proc/self/mountinfo"),
             "600 500 0:52 / / rw - overlay overlay rw,upperdir=/var/lib/docker/overlay2/abc/diff\n",

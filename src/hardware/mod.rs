@@ -27,9 +27,10 @@ use url::Url;
 
 pub use advice::{Advice, HardwareProblemCode, advise};
 pub use report::{
-    Attempt, AttemptOutcome, ContainerInfo, DaemonState, DiskSpace, GpuInfo, GpuSource, GpuSources, GpuVendor,
-    HardwareProblem, HardwareReport, HostInfo, MigInfo, MigInstance, ModelEntry, ModelFit, NvidiaAnswer, ProbeError,
-    ProbeName, ProbeTimings, Recommendation, RuntimeState, RuntimeStatus, RuntimesInfo, Severity,
+    Attempt, AttemptOutcome, ContainerInfo, DaemonState, DiskSpace, GpuInfo, GpuSource, GpuSources,
+    GpuVendor, HardwareProblem, HardwareReport, HostInfo, MigInfo, MigInstance, ModelEntry,
+    ModelFit, NvidiaAnswer, ProbeError, ProbeName, ProbeTimings, Recommendation, RuntimeState,
+    RuntimeStatus, RuntimesInfo, Severity,
 };
 
 /// Ollama's default URL.
@@ -107,21 +108,67 @@ async fn guarded<T>(
     (res, exec::elapsed_ms(start))
 }
 
+/// Aborts the task when dropped, so a cancelled check leaves nothing running.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// [`guarded`] on its own task; a panic in the probe becomes a failed [`ProbeError`].
+async fn spawn_guarded<T: Send + 'static>(
+    probe: ProbeName,
+    limit: Duration,
+    fut: impl Future<Output = Result<T, String>> + Send + 'static,
+) -> Done<T> {
+    let mut task = AbortOnDrop(tokio::spawn(guarded(probe, limit, fut)));
+    match (&mut task.0).await {
+        Ok(done) => done,
+        Err(join) => (
+            Err(ProbeError {
+                probe,
+                outcome: AttemptOutcome::Failed,
+                message: format!("probe crashed: {join}"),
+            }),
+            0,
+        ),
+    }
+}
+
 /// Checks this machine. Never fails: whatever a probe could not find is `null` or recorded in
 /// `sources` / `probe_errors`, and the advice accounts for it.
 pub async fn check(opts: &CheckOptions) -> HardwareReport {
     let start = Instant::now();
     let budget = opts.probe_timeout;
     let limit = budget + GUARD_GRACE;
-    // Boxed so the future callers hold stays small.
+    // Each probe is its own task: they run in parallel on a multi-threaded runtime, a probe
+    // that panics becomes a recorded failure, and a probe's blocking work cannot skew the
+    // others' timings.
+    let (state_dir, model_dir) = (opts.state_dir.clone(), opts.model_dir.clone());
+    let sysfs_root = opts.sysfs_root.clone();
+    let (ollama_url, vllm_url) = (opts.ollama_url.clone(), opts.vllm_url.clone());
     let (host, nvidia, amd, apple, containers, ollama, vllm) = tokio::join!(
-        Box::pin(guarded(ProbeName::Host, limit, host::probe(opts.state_dir.clone(), opts.model_dir.clone()))),
-        Box::pin(guarded(ProbeName::Nvidia, limit, async { Ok(nvidia::probe(budget).await) })),
-        Box::pin(guarded(ProbeName::Amd, limit, async { Ok(amd::probe(opts.sysfs_root.clone(), budget).await) })),
-        Box::pin(guarded(ProbeName::Apple, limit, async { Ok(apple::probe(budget).await) })),
-        Box::pin(guarded(ProbeName::Containers, limit, async { Ok(containers::probe(budget).await) })),
-        Box::pin(guarded(ProbeName::Ollama, limit, async { Ok(runtimes::probe_ollama(&opts.ollama_url, budget).await) })),
-        Box::pin(guarded(ProbeName::Vllm, limit, async { Ok(runtimes::probe_openai(&opts.vllm_url, budget).await) })),
+        spawn_guarded(ProbeName::Host, limit, host::probe(state_dir, model_dir)),
+        spawn_guarded(ProbeName::Nvidia, limit, async move {
+            Ok(nvidia::probe(budget).await)
+        }),
+        spawn_guarded(ProbeName::Amd, limit, async move {
+            Ok(amd::probe(sysfs_root, budget).await)
+        }),
+        spawn_guarded(ProbeName::Apple, limit, async move {
+            Ok(apple::probe(budget).await)
+        }),
+        spawn_guarded(ProbeName::Containers, limit, async move {
+            Ok(containers::probe(budget).await)
+        }),
+        spawn_guarded(ProbeName::Ollama, limit, async move {
+            Ok(runtimes::probe_ollama(&ollama_url, budget).await)
+        }),
+        spawn_guarded(ProbeName::Vllm, limit, async move {
+            Ok(runtimes::probe_openai(&vllm_url, budget).await)
+        }),
     );
     let finished = Finished {
         host,
@@ -174,11 +221,24 @@ fn assemble(opts: &CheckOptions, limit: Duration, f: Finished) -> HardwareReport
         },
         ..HostInfo::default()
     });
-    let hung = |what: &str| Attempt::new(AttemptOutcome::Timeout, format!("{what} probe did not finish"), exec::millis(limit));
-    let (mut gpus, nvidia, nvml, nvidia_smi, nvidia_kernel_driver) = match take(&mut errors, f.nvidia.0) {
-        Some(n) => (n.gpus, n.answered, n.nvml, n.smi, n.kernel_driver),
-        None => (Vec::new(), NvidiaAnswer::None, hung("NVIDIA"), hung("NVIDIA"), None),
+    let hung = |what: &str| {
+        Attempt::new(
+            AttemptOutcome::Timeout,
+            format!("{what} probe did not finish"),
+            exec::millis(limit),
+        )
     };
+    let (mut gpus, nvidia, nvml, nvidia_smi, nvidia_kernel_driver) =
+        match take(&mut errors, f.nvidia.0) {
+            Some(n) => (n.gpus, n.answered, n.nvml, n.smi, n.kernel_driver),
+            None => (
+                Vec::new(),
+                NvidiaAnswer::None,
+                hung("NVIDIA"),
+                hung("NVIDIA"),
+                None,
+            ),
+        };
     let (amd_sysfs, rocm_smi) = match take(&mut errors, f.amd.0) {
         Some(a) => {
             gpus.extend(a.gpus);
@@ -267,7 +327,11 @@ mod tests {
         for code in problem_codes() {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json.as_str(), Some(code.as_str()));
-            assert!(code.as_str().chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+            assert!(
+                code.as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_')
+            );
         }
     }
 
@@ -282,8 +346,14 @@ mod tests {
         assert!(start.elapsed() < Duration::from_millis(500));
         assert!(ms >= 50);
         assert_eq!(res.unwrap_err().outcome, AttemptOutcome::Timeout);
-        let (res, _) = guarded(ProbeName::Host, Duration::from_secs(1), async { Err::<(), _>("boom".to_owned()) }).await;
+        let (res, _) = guarded(ProbeName::Host, Duration::from_secs(1), async {
+            Err::<(), _>("boom".to_owned())
+        })
+        .await;
         let err = res.unwrap_err();
-        assert_eq!((err.outcome, err.message.as_str()), (AttemptOutcome::Failed, "boom"));
+        assert_eq!(
+            (err.outcome, err.message.as_str()),
+            (AttemptOutcome::Failed, "boom")
+        );
     }
 }

@@ -45,8 +45,12 @@ fn nvml_attempt(res: &Result<NvmlResult, String>, ms: u64) -> Attempt {
             format!("{}: {} GPU(s)", found.library, found.gpus.len()),
             ms,
         ),
-        Ok(Err(NvmlFailure::LibraryMissing(why))) => Attempt::new(AttemptOutcome::NotFound, why.clone(), ms),
-        Ok(Err(NvmlFailure::InitFailed(why))) => Attempt::new(AttemptOutcome::Failed, why.clone(), ms),
+        Ok(Err(NvmlFailure::LibraryMissing(why))) => {
+            Attempt::new(AttemptOutcome::NotFound, why.clone(), ms)
+        }
+        Ok(Err(NvmlFailure::InitFailed(why))) => {
+            Attempt::new(AttemptOutcome::Failed, why.clone(), ms)
+        }
         Err(why) => Attempt::new(AttemptOutcome::Timeout, why.clone(), ms),
     }
 }
@@ -62,7 +66,9 @@ pub(crate) async fn probe(budget: Duration) -> NvidiaOutcome {
     let nvml_fut = async move {
         match tokio::time::timeout_at(deadline.into(), nvml_task).await {
             Ok(Ok(res)) => Ok(res),
-            Ok(Err(join)) => Ok(Err(NvmlFailure::InitFailed(format!("NVML probe crashed: {join}")))),
+            Ok(Err(join)) => Ok(Err(NvmlFailure::InitFailed(format!(
+                "NVML probe crashed: {join}"
+            )))),
             Err(_) => Err(format!("no answer within {} ms", budget.as_millis())),
         }
     };
@@ -139,9 +145,15 @@ mod tests {
     #[test]
     fn proc_driver_versions() {
         let proprietary = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\nGCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04)\n";
-        assert_eq!(parse_proc_driver_version(proprietary).as_deref(), Some("550.54.15"));
+        assert_eq!(
+            parse_proc_driver_version(proprietary).as_deref(),
+            Some("550.54.15")
+        );
         let open = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  560.35.03  Release Build  (dvs-builder@U16-I3-B03-4-3)  Fri Aug 16 21:42:42 UTC 2024\n";
-        assert_eq!(parse_proc_driver_version(open).as_deref(), Some("560.35.03"));
+        assert_eq!(
+            parse_proc_driver_version(open).as_deref(),
+            Some("560.35.03")
+        );
         assert_eq!(parse_proc_driver_version("garbage"), None);
     }
 

@@ -74,8 +74,15 @@ fn load() -> Result<(Nvml, String), NvmlFailure> {
     let mut tried = Vec::new();
     match Nvml::builder().lib_path(OsStr::new(DEFAULT_LIBRARY)).init() {
         Ok(nvml) => return Ok((nvml, DEFAULT_LIBRARY.to_owned())),
-        Err(e) if is_load_error(&e) => tried.push(format!("{DEFAULT_LIBRARY}: {}", load_reason(&e, DEFAULT_LIBRARY))),
-        Err(e) => return Err(NvmlFailure::InitFailed(format!("{DEFAULT_LIBRARY} loaded, init failed: {e}"))),
+        Err(e) if is_load_error(&e) => tried.push(format!(
+            "{DEFAULT_LIBRARY}: {}",
+            load_reason(&e, DEFAULT_LIBRARY)
+        )),
+        Err(e) => {
+            return Err(NvmlFailure::InitFailed(format!(
+                "{DEFAULT_LIBRARY} loaded, init failed: {e}"
+            )));
+        }
     }
     let mut absent = Vec::new();
     for path in LIBRARY_CANDIDATES {
@@ -86,7 +93,11 @@ fn load() -> Result<(Nvml, String), NvmlFailure> {
         match Nvml::builder().lib_path(OsStr::new(path)).init() {
             Ok(nvml) => return Ok((nvml, (*path).to_owned())),
             Err(e) if is_load_error(&e) => tried.push(format!("{path}: {}", load_reason(&e, path))),
-            Err(e) => return Err(NvmlFailure::InitFailed(format!("{path} loaded, init failed: {e}"))),
+            Err(e) => {
+                return Err(NvmlFailure::InitFailed(format!(
+                    "{path} loaded, init failed: {e}"
+                )));
+            }
         }
     }
     if !absent.is_empty() {
@@ -96,7 +107,10 @@ fn load() -> Result<(Nvml, String), NvmlFailure> {
 }
 
 fn is_load_error(e: &NvmlError) -> bool {
-    matches!(e, NvmlError::LibloadingError(_) | NvmlError::FailedToLoadSymbol(_))
+    matches!(
+        e,
+        NvmlError::LibloadingError(_) | NvmlError::FailedToLoadSymbol(_)
+    )
 }
 
 /// The loader's reason, without repeating the library name it starts with.
@@ -144,7 +158,11 @@ fn read_device(nvml: &Nvml, index: u32) -> GpuInfo {
         MigInfo {
             enabled,
             pending_enabled: Some(mode.pending == 1),
-            instances: if enabled { mig_instances(&dev) } else { Vec::new() },
+            instances: if enabled {
+                mig_instances(&dev)
+            } else {
+                Vec::new()
+            },
         }
     });
     gpu
@@ -186,7 +204,9 @@ mod tests {
     fn probe_answers_either_way() {
         match probe_blocking() {
             Ok(found) => assert!(!found.library.is_empty()),
-            Err(NvmlFailure::LibraryMissing(why)) => assert!(why.contains(DEFAULT_LIBRARY), "{why}"),
+            Err(NvmlFailure::LibraryMissing(why)) => {
+                assert!(why.contains(DEFAULT_LIBRARY), "{why}");
+            }
             Err(NvmlFailure::InitFailed(why)) => assert!(!why.is_empty()),
         }
     }

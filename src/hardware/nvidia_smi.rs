@@ -79,9 +79,21 @@ fn split_fields(line: &str, fields: &[&str]) -> Option<Vec<String>> {
         return None;
     }
     let surplus = parts.len() - fields.len();
-    let mut values: Vec<String> = parts[..name_at].iter().map(|p| p.trim().to_owned()).collect();
-    values.push(parts[name_at..=name_at + surplus].join(",").trim().to_owned());
-    values.extend(parts[name_at + surplus + 1..].iter().map(|p| p.trim().to_owned()));
+    let mut values: Vec<String> = parts[..name_at]
+        .iter()
+        .map(|p| p.trim().to_owned())
+        .collect();
+    values.push(
+        parts[name_at..=name_at + surplus]
+            .join(",")
+            .trim()
+            .to_owned(),
+    );
+    values.extend(
+        parts[name_at + surplus + 1..]
+            .iter()
+            .map(|p| p.trim().to_owned()),
+    );
     Some(values)
 }
 
@@ -213,20 +225,28 @@ pub(crate) async fn probe(deadline: Instant) -> SmiOutcome {
         return SmiOutcome {
             attempt: Attempt::new(
                 AttemptOutcome::NotFound,
-                format!("nvidia-smi not found on PATH or in {}", EXTRA_DIRS.join(", ")),
+                format!(
+                    "nvidia-smi not found on PATH or in {}",
+                    EXTRA_DIRS.join(", ")
+                ),
                 exec::elapsed_ms(start),
             ),
             gpus: Vec::new(),
         };
     };
-    let (query, header) = tokio::join!(query(&smi, deadline), cuda_header(&smi, deadline));
+    probe_program(&smi, start, deadline).await
+}
+
+/// Runs the given `nvidia-smi` (a fake one in tests).
+pub(crate) async fn probe_program(smi: &Path, start: Instant, deadline: Instant) -> SmiOutcome {
+    let (query, header) = tokio::join!(query(smi, deadline), cuda_header(smi, deadline));
     let mut gpus = match query {
         Ok(gpus) => gpus,
         Err((outcome, reason)) => {
             return SmiOutcome {
                 attempt: Attempt::new(
                     outcome,
-                    format!("{}: {reason}", exec::display(&smi)),
+                    format!("{}: {reason}", exec::display(smi)),
                     exec::elapsed_ms(start),
                 ),
                 gpus: Vec::new(),
@@ -236,15 +256,17 @@ pub(crate) async fn probe(deadline: Instant) -> SmiOutcome {
     for gpu in &mut gpus {
         gpu.cuda_driver_version.clone_from(&header);
     }
-    if gpus.iter().any(|g| g.mig.as_ref().is_some_and(|m| m.enabled))
-        && let Ok(out) = exec::run(&smi, &["-L"], deadline).await
+    if gpus
+        .iter()
+        .any(|g| g.mig.as_ref().is_some_and(|m| m.enabled))
+        && let Ok(out) = exec::run(smi, &["-L"], deadline).await
     {
         attach_mig(&mut gpus, &parse_mig_list(&out.stdout));
     }
     SmiOutcome {
         attempt: Attempt::new(
             AttemptOutcome::Ok,
-            format!("{}: {} GPU(s)", exec::display(&smi), gpus.len()),
+            format!("{}: {} GPU(s)", exec::display(smi), gpus.len()),
             exec::elapsed_ms(start),
         ),
         gpus,
@@ -267,7 +289,8 @@ async fn query(smi: &Path, deadline: Instant) -> Result<Vec<GpuInfo>, (AttemptOu
     let mut fields: Vec<&str> = QUERY_FIELDS.to_vec();
     let mut out = run_query(smi, &fields, deadline).await?;
     // Drivers before ~510 do not know `compute_cap`: ask again without it.
-    let unknown_field = out.stdout.contains("not a valid field") || out.stderr.contains("not a valid field");
+    let unknown_field =
+        out.stdout.contains("not a valid field") || out.stderr.contains("not a valid field");
     if !out.success() && unknown_field {
         fields.retain(|f| *f != "compute_cap");
         out = run_query(smi, &fields, deadline).await?;
@@ -283,7 +306,11 @@ async fn query(smi: &Path, deadline: Instant) -> Result<Vec<GpuInfo>, (AttemptOu
     Ok(gpus)
 }
 
-async fn run_query(smi: &Path, fields: &[&str], deadline: Instant) -> Result<Output, (AttemptOutcome, String)> {
+async fn run_query(
+    smi: &Path,
+    fields: &[&str],
+    deadline: Instant,
+) -> Result<Output, (AttemptOutcome, String)> {
     let query = format!("--query-gpu={}", fields.join(","));
     exec::run(smi, &[&query, "--format=csv,noheader,nounits"], deadline)
         .await
@@ -295,7 +322,9 @@ async fn run_query(smi: &Path, fields: &[&str], deadline: Instant) -> Result<Out
 
 /// `nvidia-smi -q -d COMPUTE` is the cheapest output that carries the CUDA version header.
 async fn cuda_header(smi: &Path, deadline: Instant) -> Option<String> {
-    let out = exec::run(smi, &["-q", "-d", "COMPUTE"], deadline).await.ok()?;
+    let out = exec::run(smi, &["-q", "-d", "COMPUTE"], deadline)
+        .await
+        .ok()?;
     parse_cuda_version(&out.stdout)
 }
 
@@ -360,10 +389,93 @@ mod tests {
         assert!(parse_query_csv(",,,,,,,,,,,,,,,,,,,,").is_ok());
     }
 
+    #[cfg(unix)]
+    fn fake_smi(dir: &Path, body: &str) -> std::path::PathBuf {
+        exec::test_support::fake_program(dir, "nvidia-smi", body)
+    }
+
+    #[cfg(unix)]
+    async fn run_fake(smi: &Path, budget: std::time::Duration) -> SmiOutcome {
+        // Another test thread forking while the script was open for writing can make exec fail
+        // with ETXTBSY for a moment; retry that only.
+        for _ in 0..20 {
+            let start = Instant::now();
+            let out = probe_program(smi, start, start + budget).await;
+            if !out
+                .attempt
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("busy"))
+            {
+                return out;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("fake nvidia-smi stayed busy");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn fake_smi_answers_with_mig_instances_and_cuda_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let smi = fake_smi(
+            dir.path(),
+            r#"case "$1" in
+  -L) printf 'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-x)\n  MIG 3g.40gb     Device  0: (UUID: MIG-abc)\n' ;;
+  -q) printf 'Driver Version : 535.129.03\nCUDA Version : 12.2\n' ;;
+  *) echo '0, NVIDIA A100-SXM4-80GB, GPU-x, 81920, 81037, 535.129.03, 8.0, [N/A], 33, 74.10, Enabled, Enabled, 00000000:07:00.0' ;;
+esac"#,
+        );
+        let out = run_fake(&smi, std::time::Duration::from_secs(5)).await;
+        assert!(out.attempt.is_ok(), "{:?}", out.attempt);
+        let g = &out.gpus[0];
+        assert_eq!(g.cuda_driver_version.as_deref(), Some("12.2"));
+        let mig = g.mig.as_ref().unwrap();
+        assert_eq!(mig.instances.len(), 1);
+        assert_eq!(mig.instances[0].uuid.as_deref(), Some("MIG-abc"));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn hung_smi_is_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let smi = fake_smi(dir.path(), "sleep 10");
+        let start = Instant::now();
+        let out = run_fake(&smi, std::time::Duration::from_millis(300)).await;
+        assert!(start.elapsed() < std::time::Duration::from_millis(1500));
+        assert_eq!(
+            out.attempt.outcome,
+            AttemptOutcome::Timeout,
+            "{:?}",
+            out.attempt
+        );
+        assert!(out.gpus.is_empty());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn failing_smi_gives_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let smi = fake_smi(
+            dir.path(),
+            "echo \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.\"; exit 9",
+        );
+        let out = run_fake(&smi, std::time::Duration::from_secs(5)).await;
+        assert_eq!(out.attempt.outcome, AttemptOutcome::Failed);
+        let detail = out.attempt.detail.unwrap();
+        assert!(
+            detail.contains("exit status 9") && detail.contains("couldn't communicate"),
+            "{detail}"
+        );
+    }
+
     #[test]
     fn cuda_version_from_either_header() {
         assert_eq!(
-            parse_cuda_version("| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4     |").as_deref(),
+            parse_cuda_version(
+                "| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4     |"
+            )
+            .as_deref(),
             Some("12.4")
         );
         assert_eq!(

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use super::report::{
-    Attempt, AttemptOutcome, DaemonState, DiskSpace, GpuInfo, HardwareReport, NvidiaAnswer, RuntimeState,
-    RuntimeStatus, Severity,
+    Attempt, AttemptOutcome, DaemonState, DiskSpace, GpuInfo, HardwareReport, NvidiaAnswer,
+    RuntimeState, RuntimeStatus, Severity,
 };
 
 const OK: &str = "✓";
@@ -84,18 +84,35 @@ fn runtime(out: &mut String, label: &str, r: &RuntimeStatus) {
     let mark = if r.is_up() { OK } else { BAD };
     let text = match r.state {
         RuntimeState::Up => {
-            let version = r.version.as_deref().map(|v| format!(" v{v}")).unwrap_or_default();
+            let version = r
+                .version
+                .as_deref()
+                .map(|v| format!(" v{v}"))
+                .unwrap_or_default();
             let models: Vec<&str> = r.models.iter().take(5).map(|m| m.name.as_str()).collect();
             let more = r.models.len().saturating_sub(models.len());
-            let more = if more > 0 { format!(" +{more}") } else { String::new() };
-            format!("up{version} at {} · {} model(s): {}{more}", r.url, r.models.len(), models.join(", "))
+            let more = if more > 0 {
+                format!(" +{more}")
+            } else {
+                String::new()
+            };
+            format!(
+                "up{version} at {} · {} model(s): {}{more}",
+                r.url,
+                r.models.len(),
+                models.join(", ")
+            )
         }
         state => {
             let state = serde_json::to_value(state)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            format!("{state} at {} ({})", r.url, r.detail.as_deref().unwrap_or("no detail"))
+            format!(
+                "{state} at {} ({})",
+                r.url,
+                r.detail.as_deref().unwrap_or("no detail")
+            )
         }
     };
     line(out, mark, label, &text);
@@ -106,6 +123,13 @@ impl HardwareReport {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "basis check ({} ms)", self.total_ms);
+        self.render_host(&mut out);
+        self.render_devices(&mut out);
+        self.render_advice(&mut out);
+        out
+    }
+
+    fn render_host(&self, out: &mut String) {
         let h = &self.host;
         let mut host = vec![h.os.clone().unwrap_or_else(|| "unknown OS".to_owned())];
         if let Some(k) = &h.kernel {
@@ -119,28 +143,42 @@ impl HardwareReport {
             host.push(format!("RAM {} of {} free", gib(avail), gib(total)));
         }
         if h.in_container {
-            host.push(format!("in {} container", h.container_hint.as_deref().unwrap_or("a")));
+            host.push(format!(
+                "in {} container",
+                h.container_hint.as_deref().unwrap_or("a")
+            ));
         }
         if h.wsl {
             host.push("WSL".to_owned());
         }
-        line(&mut out, OK, "host", &host.join(" · "));
-        line(&mut out, OK, "state dir", &disk(&h.state_dir));
+        line(out, OK, "host", &host.join(" · "));
+        line(out, OK, "state dir", &disk(&h.state_dir));
         if let Some(m) = &h.model_dir {
-            line(&mut out, OK, "model dir", &disk(m));
+            line(out, OK, "model dir", &disk(m));
         }
+    }
 
+    fn render_devices(&self, out: &mut String) {
         let s = &self.sources;
         if s.nvidia == NvidiaAnswer::None {
-            let text = format!("none · {} · {}", attempt("nvml", &s.nvml), attempt("nvidia-smi", &s.nvidia_smi));
-            line(&mut out, NONE, "nvidia", &text);
+            let text = format!(
+                "none · {} · {}",
+                attempt("nvml", &s.nvml),
+                attempt("nvidia-smi", &s.nvidia_smi)
+            );
+            line(out, NONE, "nvidia", &text);
         }
         if self.gpus.iter().all(|g| g.vendor != super::GpuVendor::Amd) {
-            line(&mut out, NONE, "amd", &format!("none · {}", attempt("sysfs", &s.amd_sysfs)));
+            line(
+                out,
+                NONE,
+                "amd",
+                &format!("none · {}", attempt("sysfs", &s.amd_sysfs)),
+            );
         }
         for g in &self.gpus {
             let label = format!("gpu {}", g.index);
-            line(&mut out, OK, &label, &gpu(g));
+            line(out, OK, &label, &gpu(g));
         }
 
         let c = &self.containers;
@@ -164,17 +202,19 @@ impl HardwareReport {
                 (BAD, format!("daemon {state} ({detail})"))
             }
         };
-        line(&mut out, docker.0, "docker", &docker.1);
-        runtime(&mut out, "ollama", &self.runtimes.ollama);
-        runtime(&mut out, "vllm", &self.runtimes.vllm);
+        line(out, docker.0, "docker", &docker.1);
+        runtime(out, "ollama", &self.runtimes.ollama);
+        runtime(out, "vllm", &self.runtimes.vllm);
+    }
 
+    fn render_advice(&self, out: &mut String) {
         let r = &self.recommendation;
         let _ = writeln!(out, "→ run {}: {}", r.runtime, r.reason);
         if let (Some(fit), Some(usable)) = (r.max_model, r.usable_vram_mib) {
-            let on = r
-                .mig_uuid
-                .as_deref()
-                .map_or_else(|| format!("GPU {}", r.gpu_index.unwrap_or(0)), str::to_owned);
+            let on = r.mig_uuid.as_deref().map_or_else(
+                || format!("GPU {}", r.gpu_index.unwrap_or(0)),
+                str::to_owned,
+            );
             let _ = writeln!(
                 out,
                 "  fits ≈ fp16 {}B · int8 {}B · q4 {}B params ({usable} MiB usable on {on})",
@@ -198,6 +238,5 @@ impl HardwareReport {
                 let _ = writeln!(out, "      fix: {}", p.fix);
             }
         }
-        out
     }
 }

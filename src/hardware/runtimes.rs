@@ -61,8 +61,13 @@ pub fn parse_ollama_tags(body: &[u8]) -> Result<Vec<ModelEntry>, serde_json::Err
             ModelEntry {
                 name: m.name,
                 size_mib: m.size.map(exec::bytes_to_mib),
-                parameter_size: details.as_ref().and_then(|d| d.parameter_size.clone()).filter(|s| !s.is_empty()),
-                quantization: details.and_then(|d| d.quantization_level).filter(|s| !s.is_empty()),
+                parameter_size: details
+                    .as_ref()
+                    .and_then(|d| d.parameter_size.clone())
+                    .filter(|s| !s.is_empty()),
+                quantization: details
+                    .and_then(|d| d.quantization_level)
+                    .filter(|s| !s.is_empty()),
                 max_model_len: None,
             }
         })
@@ -122,7 +127,11 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// GETs `url` and returns the body of a 2xx answer.
 async fn get(client: &reqwest::Client, url: Url) -> Result<Vec<u8>, Failure> {
-    let resp = client.get(url.clone()).send().await.map_err(|e| classify(&e))?;
+    let resp = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(Failure {
@@ -131,7 +140,10 @@ async fn get(client: &reqwest::Client, url: Url) -> Result<Vec<u8>, Failure> {
             detail: format!("GET {} answered HTTP {status}", url.path()),
         });
     }
-    resp.bytes().await.map(|b| b.to_vec()).map_err(|e| classify(&e))
+    resp.bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| classify(&e))
 }
 
 fn malformed(path: &str, e: &serde_json::Error) -> Failure {
@@ -179,7 +191,11 @@ fn join(base: &Url, path: &str) -> Result<Url, Failure> {
     })
 }
 
-fn finish(base: &Url, start: Instant, res: Result<(Option<String>, Vec<ModelEntry>), Failure>) -> RuntimeStatus {
+fn finish(
+    base: &Url,
+    start: Instant,
+    res: Result<(Option<String>, Vec<ModelEntry>), Failure>,
+) -> RuntimeStatus {
     let mut status = RuntimeStatus {
         url: base.to_string(),
         state: RuntimeState::Up,
@@ -290,8 +306,14 @@ mod tests {
     #[test]
     fn urls_join_under_a_base_path() {
         let base = Url::parse("http://h:1/ollama").unwrap();
-        assert_eq!(join(&base, "api/tags").ok().unwrap().as_str(), "http://h:1/ollama/api/tags");
+        assert_eq!(
+            join(&base, "api/tags").ok().unwrap().as_str(),
+            "http://h:1/ollama/api/tags"
+        );
         let base = Url::parse("http://h:1").unwrap();
-        assert_eq!(join(&base, "v1/models").ok().unwrap().as_str(), "http://h:1/v1/models");
+        assert_eq!(
+            join(&base, "v1/models").ok().unwrap().as_str(),
+            "http://h:1/v1/models"
+        );
     }
 }

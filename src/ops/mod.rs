@@ -8,8 +8,12 @@ mod parse;
 pub mod env_resource;
 pub mod check;
 pub mod hash;
+pub mod logs;
 pub mod network;
 pub mod register;
+pub mod start;
+pub mod status;
+pub mod stop;
 pub mod write_env;
 
 pub use crate::domain::{ErrorCode, Problem};

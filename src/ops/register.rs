@@ -12,7 +12,8 @@ use crate::client::{OrchestratorClient, RegisterAuth};
 use crate::config::WorkerEnv;
 use crate::domain::{ErrorCode, Problem, TokenFingerprint, WorkerToken};
 use crate::guard::{GuardText, Guarded, SecretRefused};
-use crate::wire::{RegisterRequest, WorkerRecord};
+use crate::hardware::{self, CheckOptions, HardwareReport};
+use crate::wire::{GpuSummary, HardwareSummary, MAX_TEXT_LEN, RegisterRequest, WorkerRecord};
 
 /// The variable (in the process environment or the env file) holding the operator's
 /// enrollment key when registration is gated. Never a tool argument.
@@ -98,7 +99,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         runtime: written.runtime,
         models: written.models.clone(),
         token_sha256: token.sha256(),
-        hardware: None,
+        hardware: Some(hardware_summary(ctx).await),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         multi_task: false,
     };
@@ -122,6 +123,36 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         orchestrator_url: url.to_string(),
         next_step: "check the posture with network_status, then start the worker".to_owned(),
     })
+}
+
+/// What the orchestrator learns about this machine: a quick hardware check, summarised.
+async fn hardware_summary(ctx: &Context) -> HardwareSummary {
+    let mut opts = CheckOptions::new(ctx.dirs().state_dir.clone());
+    opts.probe_timeout = Duration::from_millis(800);
+    summarise(&hardware::check(&opts).await)
+}
+
+fn summarise(report: &HardwareReport) -> HardwareSummary {
+    let text = |s: &str| s.chars().take(MAX_TEXT_LEN).collect::<String>();
+    HardwareSummary {
+        gpus: report
+            .gpus
+            .iter()
+            .map(|g| GpuSummary {
+                vendor: serde_json::to_value(g.vendor)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                name: g.name.as_deref().map(text),
+                vram_total_mib: g.vram_total_mib,
+                compute_capability: g.compute_capability.as_deref().map(text),
+            })
+            .collect(),
+        cpu_threads: report.host.cpu_threads,
+        memory_total_mib: report.host.memory_total_mib,
+        os: report.host.os.as_deref().map(text),
+        arch: Some(text(&report.host.arch)),
+    }
 }
 
 /// The enrollment key from the process environment, else from the env file's extra keys.

@@ -33,7 +33,11 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Checks `x-basis-admin-key` against the config's admin hashes and the stored admin keys.
-pub async fn admin_key(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Result<Credential, ApiError> {
+pub async fn admin_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+) -> Result<Credential, ApiError> {
     let Some(key) = header_str(headers, ADMIN_KEY_HEADER) else {
         return Ok(Credential::Absent);
     };
@@ -55,7 +59,12 @@ pub async fn admin_key(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Res
 }
 
 /// Checks `Authorization: Bearer <token>` against the stored token hash.
-pub fn worker_proof(state: &AppState, headers: &HeaderMap, stored: &TokenSha256, ip: IpAddr) -> Credential {
+pub fn worker_proof(
+    state: &AppState,
+    headers: &HeaderMap,
+    stored: &TokenSha256,
+    ip: IpAddr,
+) -> Credential {
     let Some(value) = header_str(headers, header::AUTHORIZATION.as_str()) else {
         return Credential::Absent;
     };

@@ -45,7 +45,9 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("invalid orchestrator config: {0}")]
     Invalid(String),
-    #[error("cannot find the state directory for the database ({0}); pass --db or set db in the config")]
+    #[error(
+        "cannot find the state directory for the database ({0}); pass --db or set db in the config"
+    )]
     NoStateDir(String),
 }
 

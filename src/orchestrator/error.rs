@@ -157,7 +157,8 @@ mod tests {
     #[test]
     fn scrubs_values_but_keeps_the_shape() {
         let secret = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
-        let msg = format!("invalid type: string \"{secret}\\\"x\", expected u64 at line 1 column 9");
+        let msg =
+            format!("invalid type: string \"{secret}\\\"x\", expected u64 at line 1 column 9");
         let s = scrub_serde_message(&msg);
         assert!(!s.contains(secret));
         assert!(s.contains("expected u64 at line 1 column 9"), "{s}");
@@ -171,7 +172,9 @@ mod tests {
         let resp = ApiError::rate_limited("registrations", 7).into_response();
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "7");
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["error"]["code"], "RATE_LIMITED");
         assert!(body["error"]["fix"].is_string());

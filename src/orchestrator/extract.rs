@@ -50,7 +50,8 @@ fn has_json_content_type(req: &Request) -> bool {
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
 }
 
@@ -65,7 +66,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Describes a serde_json error: syntax with its position, shape with its path.
+/// Describes a `serde_json` error: syntax with its position, shape with its path.
 pub fn describe(e: &serde_json::Error, path: &str) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
@@ -107,13 +108,21 @@ mod tests {
     fn syntax_errors_have_a_position() {
         let e = parse::<serde_json::Value>(b"{\"a\": ").unwrap_err();
         assert_eq!(e.problem.code, ErrorCode::InvalidJson);
-        assert!(e.problem.message.contains("line 1"), "{}", e.problem.message);
+        assert!(
+            e.problem.message.contains("line 1"),
+            "{}",
+            e.problem.message
+        );
     }
 
     #[test]
     fn shape_errors_name_the_path_and_hide_the_value() {
         let e = parse::<Shape>(br#"{"inner": {"n": "sk-ant-SECRETVALUE"}}"#).unwrap_err();
-        assert!(e.problem.message.contains("inner.n"), "{}", e.problem.message);
+        assert!(
+            e.problem.message.contains("inner.n"),
+            "{}",
+            e.problem.message
+        );
         assert!(!e.problem.message.contains("SECRETVALUE"));
     }
 }

@@ -1,6 +1,6 @@
 //! Prometheus metrics (`prometheus-client`): requests by route, method and status, request
-//! latency, registrations by outcome, rate-limit refusals and error codes. Served as OpenMetrics
-//! text at `/metrics`. Route labels are the route templates (`/api/workers/{id}`), never raw
+//! latency, registrations by outcome, rate-limit refusals and error codes. Served as
+//! `OpenMetrics` text at `/metrics`. Route labels are the route templates (`/api/workers/{id}`), never raw
 //! paths, so label cardinality stays bounded.
 
 use std::fmt;
@@ -145,10 +145,12 @@ impl Metrics {
 
     /// `limit` is `register` or `auth_failures`.
     pub fn rate_limited(&self, limit: &'static str) {
-        self.rate_limited.get_or_create(&LimitLabels { limit }).inc();
+        self.rate_limited
+            .get_or_create(&LimitLabels { limit })
+            .inc();
     }
 
-    /// The OpenMetrics text exposition.
+    /// The `OpenMetrics` text exposition.
     pub fn encode(&self) -> Result<String, fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
@@ -204,7 +206,10 @@ mod tests {
         m.registration(RegistrationOutcome::Created);
         m.rate_limited("register");
         let text = m.encode().unwrap();
-        assert!(text.contains("basis_orchestrator_registrations_total{outcome=\"created\"} 1"), "{text}");
+        assert!(
+            text.contains("basis_orchestrator_registrations_total{outcome=\"created\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("basis_orchestrator_rate_limited_total{limit=\"register\"} 1"));
         assert!(text.ends_with("# EOF\n"));
     }

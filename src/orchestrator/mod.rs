@@ -1,5 +1,5 @@
 //! The self-hostable orchestrator (`basis orchestrator`, §5): the worker registry over HTTP
-//! (axum), with storage behind the [`store::Store`] trait (SQLite by default).
+//! (axum), with storage behind the [`store::Store`] trait (`SQLite` by default).
 //!
 //! Request path: [`routes`] (one file per noun) → [`registration`] / [`auth`] → [`store`].
 //! Every failure is an [`error::ApiError`] rendered as `{"error":{code,message,fix}}`.

@@ -1,5 +1,5 @@
-//! The OpenAPI 3.1 document served at `/openapi.json`. Component schemas are the wire types'
-//! schemars output (JSON Schema 2020-12, which OpenAPI 3.1 uses as is); paths reference them.
+//! The `OpenAPI` 3.1 document served at `/openapi.json`. Component schemas are the wire types'
+//! schemars output (JSON Schema 2020-12, which `OpenAPI` 3.1 uses as is); paths reference them.
 
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -34,7 +34,8 @@ pub fn document() -> Value {
     let error = schema_ref::<ApiErrorBody>(&mut g);
     let schemas = g.take_definitions(true);
 
-    let err = |description: &str| json!({ "description": description, "content": json_content(&error) });
+    let err =
+        |description: &str| json!({ "description": description, "content": json_content(&error) });
     let ok = |description: &str, schema: &Value| json!({ "description": description, "content": json_content(schema) });
     json!({
         "openapi": "3.1.0",
@@ -125,7 +126,14 @@ mod tests {
         let doc = document();
         let text = doc.to_string();
         let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for name in ["RegisterRequest", "WorkerRecord", "OnboardingStatus", "Health", "ApiErrorBody", "WorkerList"] {
+        for name in [
+            "RegisterRequest",
+            "WorkerRecord",
+            "OnboardingStatus",
+            "Health",
+            "ApiErrorBody",
+            "WorkerList",
+        ] {
             assert!(schemas.contains_key(name), "{name}");
         }
         for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

@@ -2,9 +2,11 @@
 //! stdout (tests bind port 0 and read it), serve until SIGTERM or SIGINT, then drain in-flight
 //! requests and close.
 
+use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -13,6 +15,9 @@ use super::config::{ConfigError, OrchestratorConfig};
 use super::routes;
 use super::state::AppState;
 use super::store::{SqliteStore, Store, StoreError};
+
+/// How long in-flight requests may take to finish after SIGTERM / SIGINT.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the orchestrator could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +40,7 @@ pub fn app(config: OrchestratorConfig, store: Arc<dyn Store>) -> Router {
     routes::router(AppState::new(config, store))
 }
 
-/// Opens the SQLite store named by the config, binds, and serves until a shutdown signal.
+/// Opens the `SQLite` store named by the config, binds, and serves until a shutdown signal.
 pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     let db = config.db.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
@@ -59,13 +64,30 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     }
     announce(addr);
     let app = app(config, Arc::new(store));
-    axum::serve(
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(ServeError::Serve)?;
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(true);
+    })
+    .into_future();
+    // In-flight requests get DRAIN_TIMEOUT after the signal; then we stop regardless.
+    let deadline = async move {
+        if stopping.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        result = server => result.map_err(ServeError::Serve)?,
+        () = deadline => tracing::warn!(
+            "in-flight requests did not finish within {} s of the signal; stopping anyway",
+            DRAIN_TIMEOUT.as_secs()
+        ),
+    }
     tracing::info!("orchestrator stopped");
     Ok(())
 }

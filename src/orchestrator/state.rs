@@ -1,5 +1,5 @@
 //! `AppState`: what every handler shares: the store, the resolved config, metrics, rate
-//! limiters and the prebuilt OpenAPI document.
+//! limiters and the prebuilt `OpenAPI` document.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

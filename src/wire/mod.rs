@@ -3,11 +3,12 @@
 //!
 //! Serialization is an IPC boundary: these types are what other processes (and other versions
 //! of basis) see, so they change only additively. Their JSON Schemas (schemars) become the
-//! OpenAPI components at `/openapi.json` and the snapshots under `schemas/`.
+//! `OpenAPI` components at `/openapi.json` and the snapshots under `schemas/`.
 //!
 //! Architecture invariant: this module depends only on `crate::domain`; it never imports the
 //! orchestrator, the client, the operations or the fronts.
 
+mod channel;
 mod error;
 mod hardware;
 mod health;
@@ -15,13 +16,14 @@ mod onboarding;
 mod paths;
 mod workers;
 
+pub use channel::{JobErrorCode, JobTimings, OrchestratorMessage, WorkerMessage};
 pub use error::{ApiErrorBody, known_code};
 pub use hardware::{GpuSummary, HardwareSummary};
 pub use health::{Health, HealthStatus};
 pub use onboarding::{OnboardingStatus, RegistrationMode, Settlement, UnknownRegistrationMode};
 pub use paths::{
-    ADMIN_KEY_HEADER, ENROLLMENT_KEY_HEADER, HEALTH, METRICS, ONBOARDING_STATUS, OPENAPI,
-    REGISTER, WORKERS, worker_path,
+    ADMIN_KEY_HEADER, ENROLLMENT_KEY_HEADER, HEALTH, METRICS, ONBOARDING_STATUS, OPENAPI, REGISTER,
+    WORKER_CONNECT, WORKERS, worker_path,
 };
 pub use workers::{
     MAX_HARDWARE_GPUS, MAX_MODEL_LEN, MAX_MODELS, MAX_TEXT_LEN, MAX_VERSION_LEN, RegisterRequest,

@@ -6,7 +6,7 @@ use crate::domain::WorkerId;
 pub const HEALTH: &str = "/health";
 /// `GET`: Prometheus text exposition.
 pub const METRICS: &str = "/metrics";
-/// `GET`: the OpenAPI 3.1 document.
+/// `GET`: the `OpenAPI` 3.1 document.
 pub const OPENAPI: &str = "/openapi.json";
 /// `GET`: the registration and routing posture.
 pub const ONBOARDING_STATUS: &str = "/api/workers/onboarding/status";
@@ -14,6 +14,8 @@ pub const ONBOARDING_STATUS: &str = "/api/workers/onboarding/status";
 pub const REGISTER: &str = "/api/workers/register";
 /// `GET`: the registered workers, paged by `?after=ID&limit=N`.
 pub const WORKERS: &str = "/api/workers";
+/// `GET`: the worker channel's WebSocket upgrade (§6), `Authorization: Bearer <token>`.
+pub const WORKER_CONNECT: &str = "/api/workers/connect";
 
 /// The operator's enrollment key when registration is gated.
 pub const ENROLLMENT_KEY_HEADER: &str = "x-basis-enrollment-key";

@@ -1,7 +1,8 @@
 //! Helpers for the MCP tests: start the real `basis` binary (`basis mcp` over stdio or
 //! `--http`, `basis orchestrator`) in a temp `BASIS_HOME`, connect rmcp clients, capture
 //! stderr (the log lines), validate `structuredContent` against a tool's `outputSchema`.
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code)]
+// each test binary uses a different part
 // Notifications/message is deprecated by SEP-2577 in rmcp; these tests check basis still sends it.
 #![allow(deprecated)]
 
@@ -11,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, JsonObject, LoggingMessageNotificationParam, Tool,
+    CallToolRequestParams, CallToolResult, JsonObject, LoggingMessageNotificationParam,
+    ProgressNotificationParam, Tool,
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -28,10 +30,14 @@ pub type Client = RunningService<RoleClient, Collector>;
 
 /// A public test address (EIP-55 checksummed) and a private-key-shaped value.
 pub const WALLET: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
-pub const MNEMONIC: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+pub const MNEMONIC: &str =
+    "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
 pub fn private_key() -> String {
-    format!("0x{}", "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+    format!(
+        "0x{}",
+        "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+    )
 }
 
 /// A temp `BASIS_HOME` (also the current dir of the children, so env files may go there).
@@ -42,7 +48,9 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Result<Self> {
-        Ok(Self { dir: tempfile::tempdir()? })
+        Ok(Self {
+            dir: tempfile::tempdir()?,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -60,10 +68,12 @@ impl Home {
             .current_dir(self.path())
             .env("BASIS_HOME", self.path())
             .env("RUST_LOG", "basis=debug,rmcp=info")
+            // Nothing listens on the discard port: no test reaches a real orchestrator by accident.
+            .env("BASIS_ORCHESTRATOR_URL", "http://127.0.0.1:9")
             .kill_on_drop(true);
         for var in [
             "BASIS_CONFIG",
-            "BASIS_ORCHESTRATOR_URL",
+            "BASIS_ENROLLMENT_KEY",
             "BASIS_MCP_TOKEN",
             "BASIS_MCP_HTTP_BIND",
             "BASIS_MCP_READ_ONLY",
@@ -113,10 +123,11 @@ impl Captured {
     }
 }
 
-/// An rmcp client handler that keeps the log notifications it receives.
+/// An rmcp client handler that keeps the log and progress notifications it receives.
 #[derive(Debug, Clone, Default)]
 pub struct Collector {
     pub logs: Arc<Mutex<Vec<LoggingMessageNotificationParam>>>,
+    pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
 }
 
 impl ClientHandler for Collector {
@@ -126,6 +137,10 @@ impl ClientHandler for Collector {
         _context: NotificationContext<RoleClient>,
     ) {
         self.logs.lock().unwrap().push(params);
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        self.progress.lock().unwrap().push(params);
     }
 }
 
@@ -171,11 +186,18 @@ pub async fn http(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Result<Sp
 }
 
 async fn spawn_prepared(mut cmd: Command, on_stdout: bool) -> Result<Spawned> {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     let (stdout, stderr) = (Captured::default(), Captured::default());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let marker = Some("listening on http://");
-    let (out, err) = (child.stdout.take().ok_or("no stdout")?, child.stderr.take().ok_or("no stderr")?);
+    let (out, err) = (
+        child.stdout.take().ok_or("no stdout")?,
+        child.stderr.take().ok_or("no stderr")?,
+    );
     if on_stdout {
         stdout.collect(out, marker, Some(tx));
         stderr.collect(err, None, None);
@@ -187,8 +209,18 @@ async fn spawn_prepared(mut cmd: Command, on_stdout: bool) -> Result<Spawned> {
         let _ = child.kill().await;
         return Err(format!("no `listening on` line; stderr:\n{}", stderr.text()).into());
     };
-    let url = line.split("listening on ").nth(1).ok_or("malformed line")?.trim().to_owned();
-    Ok(Spawned { child, url, stdout, stderr })
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .ok_or("malformed line")?
+        .trim()
+        .to_owned();
+    Ok(Spawned {
+        child,
+        url,
+        stdout,
+        stderr,
+    })
 }
 
 /// An rmcp client over streamable HTTP, with a bearer token when given.
@@ -205,7 +237,9 @@ pub async fn http_client(url: &str, token: Option<&str>) -> Result<Client> {
 /// A plain HTTP client for raw requests.
 pub fn raw_http() -> Result<reqwest::Client> {
     basis::http::install_tls_provider();
-    Ok(reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?)
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?)
 }
 
 /// The JSON body of an `initialize` request.
@@ -220,35 +254,56 @@ pub async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolRe
     let Value::Object(args) = args else {
         return Err("arguments must be an object".into());
     };
-    Ok(client.call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args)).await?)
+    Ok(client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await?)
 }
 
 /// Checks a tool result: a success's `structuredContent` validates against the tool's
 /// `outputSchema`; an error's is a `{code, message, fix?}` with a known code.
 pub fn check_result(tool: &Tool, result: &CallToolResult) -> Result {
-    let structured = result.structured_content.as_ref().ok_or("no structuredContent")?;
+    let structured = result
+        .structured_content
+        .as_ref()
+        .ok_or("no structuredContent")?;
     if result.is_error == Some(true) {
         let code = structured["code"].as_str().ok_or("error without a code")?;
-        let known = basis::domain::ErrorCode::ALL.iter().any(|c| c.as_str() == code);
+        let known = basis::domain::ErrorCode::ALL
+            .iter()
+            .any(|c| c.as_str() == code);
         if !known || !structured["message"].is_string() {
             return Err(format!("{}: malformed problem {structured}", tool.name).into());
         }
         return Ok(());
     }
-    let schema = Value::Object(tool.output_schema.as_deref().ok_or("no outputSchema")?.clone());
+    let schema = Value::Object(
+        tool.output_schema
+            .as_deref()
+            .ok_or("no outputSchema")?
+            .clone(),
+    );
     let validator = jsonschema::validator_for(&schema)?;
-    let errors: Vec<String> = validator.iter_errors(structured).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(structured)
+        .map(|e| e.to_string())
+        .collect();
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}: structuredContent fails outputSchema: {errors:?}\n{structured}", tool.name).into())
+        Err(format!(
+            "{}: structuredContent fails outputSchema: {errors:?}\n{structured}",
+            tool.name
+        )
+        .into())
     }
 }
 
 /// Arguments that make each known tool succeed in a fresh home (or `{}`).
 pub fn sample_args(tool: &str) -> JsonObject {
     let value = match tool {
-        "write_env" => json!({"wallet": WALLET, "worker_id": "box-1", "runtime": "echo"}),
+        "write_env" | "register_worker" => {
+            json!({"wallet": WALLET, "worker_id": "box-1", "runtime": "echo"})
+        }
         _ => json!({}),
     };
     match value {
@@ -271,7 +326,9 @@ pub fn string_properties(tool: &Tool) -> Vec<(String, bool, bool)> {
     props
         .iter()
         .filter_map(|(name, schema)| {
-            let is_hash = schema["pattern"].as_str().is_some_and(|p| p.contains("{64}"));
+            let is_hash = schema["pattern"]
+                .as_str()
+                .is_some_and(|p| p.contains("{64}"));
             if has_type(schema, "string") {
                 Some((name.clone(), false, is_hash))
             } else if has_type(schema, "array") && has_type(&schema["items"], "string") {

@@ -1,4 +1,4 @@
-//! A real `basis orchestrator` child process for tests: bound to 127.0.0.1:0, its SQLite file
+//! A real `basis orchestrator` child process for tests: bound to 127.0.0.1:0, its `SQLite` file
 //! and `BASIS_HOME` in a temp dir, its address read from the `listening on http://ADDR` line
 //! on stdout, its log (stderr, at debug level) kept in a file so tests can inspect it.
 //!
@@ -57,6 +57,7 @@ pub struct Orchestrator {
     options: Options,
     log: PathBuf,
     starts: u32,
+    http: reqwest::Client,
 }
 
 pub fn bin() -> &'static str {
@@ -80,13 +81,20 @@ impl Orchestrator {
             db,
             options,
             starts: 0,
+            http: basis::http::client_builder(Duration::from_secs(2))
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("reqwest client"),
         };
         me.spawn();
         me
     }
 
     fn spawn(&mut self) {
-        self.log = self.dir.path().join(format!("orchestrator-{}.log", self.starts));
+        self.log = self
+            .dir
+            .path()
+            .join(format!("orchestrator-{}.log", self.starts));
         self.starts += 1;
         let log = File::create(&self.log).expect("log file");
         let mut cmd = Command::new(bin());
@@ -100,7 +108,12 @@ impl Orchestrator {
             .env_remove("BASIS_ENROLLMENT_KEY")
             .env_remove("BASIS_ORCHESTRATOR_CONFIG")
             .env_remove("BASIS_CONFIG")
-            .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                self.options
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
@@ -115,14 +128,15 @@ impl Orchestrator {
                 }
             }
         });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => self.url = Url::parse(&addr).expect("announced url"),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("orchestrator did not announce its address; log:\n{}", self.logs());
-            }
-        }
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "orchestrator did not announce its address; log:\n{}",
+                self.logs()
+            );
+        };
+        self.url = Url::parse(&addr).expect("announced url");
         self.child = Some(child);
     }
 
@@ -133,10 +147,7 @@ impl Orchestrator {
 
     /// An HTTP client for raw requests (malformed bodies, headers).
     pub fn http(&self) -> reqwest::Client {
-        basis::http::client_builder(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("reqwest client")
+        self.http.clone()
     }
 
     /// `self.url` joined with `path`.

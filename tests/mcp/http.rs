@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{self, Home, Result, call, check_result, initialize_body, raw_http, sample_args};
+use crate::support::{
+    self, Home, Result, call, check_result, initialize_body, raw_http, sample_args,
+};
 
 const TOKEN: &str = "test-bearer-token-0123456789abcdef";
 
@@ -54,11 +56,25 @@ async fn a_foreign_origin_or_host_is_403_with_a_json_rpc_error() -> Result {
         assert_eq!(response.status(), 403, "origin {origin:?} host {host:?}");
         let body: Value = response.json().await?;
         assert_eq!(body["jsonrpc"], "2.0");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| m.starts_with("Forbidden")), "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Forbidden")),
+            "{body}"
+        );
     }
-    for origin in [None, Some("http://localhost:3000"), Some("http://127.0.0.1"), Some("http://[::1]:9")] {
+    for origin in [
+        None,
+        Some("http://localhost:3000"),
+        Some("http://127.0.0.1"),
+        Some("http://[::1]:9"),
+    ] {
         let response = post(origin, None).await?;
-        assert!(response.status().is_success(), "origin {origin:?}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "origin {origin:?}: {}",
+            response.status()
+        );
     }
     Ok(())
 }
@@ -73,7 +89,10 @@ async fn a_non_loopback_bind_without_a_token_is_refused_at_startup() -> Result {
         .await?;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("CONFIG_INVALID") && stderr.contains("BASIS_MCP_TOKEN"), "{stderr}");
+    assert!(
+        stderr.contains("CONFIG_INVALID") && stderr.contains("BASIS_MCP_TOKEN"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("listening on"), "{stderr}");
     Ok(())
 }
@@ -100,7 +119,10 @@ async fn with_a_token_every_request_needs_it() -> Result {
     let client = support::http_client(&server.url, Some(TOKEN)).await?;
     assert!(!client.list_all_tools().await?.is_empty());
     client.cancel().await?;
-    assert!(!server.stderr.text().contains(TOKEN), "the bearer token leaked into the log");
+    assert!(
+        !server.stderr.text().contains(TOKEN),
+        "the bearer token leaked into the log"
+    );
     Ok(())
 }
 
@@ -110,7 +132,8 @@ async fn an_oversized_body_is_413() -> Result {
     let server = support::http(&home, &[], &[]).await?;
     let http = raw_http()?;
     let filler = "x".repeat(2 << 20);
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": {"pad": filler}}});
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": {"pad": filler}}});
     let response = http
         .post(&server.url)
         .header("accept", "application/json, text/event-stream")
@@ -121,7 +144,8 @@ async fn an_oversized_body_is_413() -> Result {
     let body: Value = response.json().await?;
     assert_eq!(body["jsonrpc"], "2.0");
     // Without a Content-Length (chunked), rmcp enforces the same limit while reading.
-    let chunks = futures::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 << 10])));
+    let chunks =
+        futures::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 << 10])));
     let response = http
         .post(&server.url)
         .header("accept", "application/json, text/event-stream")

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use rmcp::model::{
-    ArgumentInfo, CompleteRequestParams, GetPromptRequestParams, LoggingLevel,
-    ReadResourceRequestParams, Reference, ResourceContents, SetLevelRequestParams,
+    ArgumentInfo, CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
+    LoggingLevel, NumberOrString, ProgressToken, ReadResourceRequestParams, Reference,
+    RequestMetaObject, ResourceContents, SetLevelRequestParams,
 };
 use serde_json::{Value, json};
 
@@ -23,14 +24,25 @@ async fn every_tool_is_listed_with_metadata_and_answers_with_valid_structured_co
     let tools = client.list_all_tools().await?;
     assert!(tools.iter().any(|t| t.name == "write_env"), "{tools:?}");
     for tool in &tools {
-        assert!(tool.title.is_some() && tool.description.is_some(), "{}", tool.name);
-        assert!(tool.output_schema.is_some(), "{} has no outputSchema", tool.name);
+        assert!(
+            tool.title.is_some() && tool.description.is_some(),
+            "{}",
+            tool.name
+        );
+        assert!(
+            tool.output_schema.is_some(),
+            "{} has no outputSchema",
+            tool.name
+        );
         let result = call(&client, &tool.name, Value::Object(sample_args(&tool.name))).await?;
         check_result(tool, &result)?;
     }
     client.cancel().await?;
     let token = token_in(&home.env_file())?;
-    assert!(!stderr.text().contains(&token), "the token leaked into the log");
+    assert!(
+        !stderr.text().contains(&token),
+        "the token leaked into the log"
+    );
     Ok(())
 }
 
@@ -49,23 +61,49 @@ async fn a_secret_in_any_string_argument_of_any_tool_is_refused_and_not_echoed()
             }
             for secret in secrets {
                 let mut args = sample_args(&tool.name);
-                let value = if is_list { json!([secret]) } else { json!(secret) };
+                let value = if is_list {
+                    json!([secret])
+                } else {
+                    json!(secret)
+                };
                 args.insert(field.clone(), value);
                 let result = call(&client, &tool.name, Value::Object(args)).await?;
-                let code = result.structured_content.as_ref().map(|s| s["code"].clone());
-                assert_eq!(result.is_error, Some(true), "{}.{field} accepted a secret", tool.name);
+                let code = result
+                    .structured_content
+                    .as_ref()
+                    .map(|s| s["code"].clone());
+                assert_eq!(
+                    result.is_error,
+                    Some(true),
+                    "{}.{field} accepted a secret",
+                    tool.name
+                );
                 assert!(
-                    matches!(code.as_ref().and_then(Value::as_str), Some("SECRET_REFUSED" | "PRIVATE_KEY_REFUSED")),
+                    matches!(
+                        code.as_ref().and_then(Value::as_str),
+                        Some("SECRET_REFUSED" | "PRIVATE_KEY_REFUSED")
+                    ),
                     "{}.{field}: {code:?}",
                     tool.name
                 );
                 let shown = serde_json::to_string(&result)?;
-                assert!(!shown.contains(&secret) && !shown.contains(&bare_key), "{}.{field} echoed it", tool.name);
-                assert!(!shown.contains("legal winner"), "{}.{field} echoed the mnemonic", tool.name);
+                assert!(
+                    !shown.contains(&secret) && !shown.contains(&bare_key),
+                    "{}.{field} echoed it",
+                    tool.name
+                );
+                assert!(
+                    !shown.contains("legal winner"),
+                    "{}.{field} echoed the mnemonic",
+                    tool.name
+                );
             }
         }
     }
-    assert!(!home.env_file().exists(), "a refused call wrote the env file");
+    assert!(
+        !home.env_file().exists(),
+        "a refused call wrote the env file"
+    );
     client.cancel().await?;
     Ok(())
 }
@@ -77,7 +115,13 @@ async fn a_secret_in_a_mis_shaped_argument_is_refused_too() -> Result {
     // `models` is a list: a string there fails deserialization, whose message would quote it.
     let result = call(&client, "write_env", json!({"models": MNEMONIC})).await?;
     assert_eq!(result.is_error, Some(true));
-    assert_eq!(result.structured_content.as_ref().map(|s| s["code"].clone()), Some(json!("SECRET_REFUSED")));
+    assert_eq!(
+        result
+            .structured_content
+            .as_ref()
+            .map(|s| s["code"].clone()),
+        Some(json!("SECRET_REFUSED"))
+    );
     assert!(!serde_json::to_string(&result)?.contains("legal winner"));
     client.cancel().await?;
     Ok(())
@@ -89,11 +133,23 @@ async fn read_only_hides_and_refuses_every_tool_that_writes() -> Result {
     let (client, _stderr) = support::stdio(&home, &["--read-only"]).await?;
     let tools = client.list_all_tools().await?;
     for tool in &tools {
-        assert!(basis::fronts::mcp::is_read_only(tool), "{} is listed in read-only mode", tool.name);
+        assert!(
+            basis::fronts::mcp::is_read_only(tool),
+            "{} is listed in read-only mode",
+            tool.name
+        );
     }
     assert!(tools.iter().all(|t| t.name != "write_env"));
-    let refused = call(&client, "write_env", Value::Object(sample_args("write_env"))).await;
-    assert!(refused.is_err(), "write_env ran in read-only mode: {refused:?}");
+    let refused = call(
+        &client,
+        "write_env",
+        Value::Object(sample_args("write_env")),
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "write_env ran in read-only mode: {refused:?}"
+    );
     assert!(!home.env_file().exists());
     client.cancel().await?;
     Ok(())
@@ -103,24 +159,28 @@ async fn read_only_hides_and_refuses_every_tool_that_writes() -> Result {
 async fn the_env_resource_shows_the_fingerprint_never_the_token() -> Result {
     let home = Home::new()?;
     let (client, stderr) = support::stdio(&home, &[]).await?;
-    let read = |client: &support::Client| {
-        let request = ReadResourceRequestParams::new(basis::fronts::mcp::ENV_URI);
-        let fut = client.read_resource(request);
-        async move {
-            let result = fut.await?;
-            match result.contents.first() {
-                Some(ResourceContents::TextResourceContents { text, .. }) => Ok::<_, support::BoxError>(text.clone()),
-                other => Err(format!("unexpected contents {other:?}").into()),
-            }
-        }
-    };
-    assert!(read(&client).await?.contains("no worker env file"));
-    let written = call(&client, "write_env", Value::Object(sample_args("write_env"))).await?;
-    let fingerprint = written.structured_content.as_ref().map(|s| s["token_fingerprint"].clone());
-    let text = read(&client).await?;
+    assert!(read_env(&client).await?.contains("no worker env file"));
+    let written = call(
+        &client,
+        "write_env",
+        Value::Object(sample_args("write_env")),
+    )
+    .await?;
+    let fingerprint = written
+        .structured_content
+        .as_ref()
+        .map(|s| s["token_fingerprint"].clone());
+    let text = read_env(&client).await?;
     let token = token_in(&home.env_file())?;
     assert!(!text.contains(&token), "the resource shows the token");
-    assert!(text.contains(fingerprint.and_then(|f| f.as_str().map(str::to_owned)).unwrap_or_default().as_str()));
+    assert!(
+        text.contains(
+            fingerprint
+                .and_then(|f| f.as_str().map(str::to_owned))
+                .unwrap_or_default()
+                .as_str()
+        )
+    );
     assert!(text.contains(WALLET));
     client.cancel().await?;
     assert!(!stderr.text().contains(&token));
@@ -137,7 +197,12 @@ async fn the_onboarding_prompt_and_runtime_completion() -> Result {
         .get_prompt(GetPromptRequestParams::new("onboard_gpu_worker"))
         .await?;
     let text = serde_json::to_string(&prompt)?;
-    for step in ["check_hardware", "write_env", "register_worker", "network_status"] {
+    for step in [
+        "check_hardware",
+        "write_env",
+        "register_worker",
+        "network_status",
+    ] {
         assert!(text.contains(step), "the prompt skips {step}");
     }
     let completion = client
@@ -156,12 +221,29 @@ async fn log_notifications_follow_the_level_the_client_sets() -> Result {
     let home = Home::new()?;
     let (client, _stderr) = support::stdio(&home, &[]).await?;
     let logs = client.service().logs.clone();
-    client.set_level(SetLevelRequestParams::new(LoggingLevel::Error)).await?;
-    call(&client, "write_env", Value::Object(sample_args("write_env"))).await?;
+    client
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Error))
+        .await?;
+    call(
+        &client,
+        "write_env",
+        Value::Object(sample_args("write_env")),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(logs.lock().unwrap().is_empty(), "an info notification passed an error level");
-    client.set_level(SetLevelRequestParams::new(LoggingLevel::Debug)).await?;
-    call(&client, "write_env", Value::Object(sample_args("write_env"))).await?;
+    assert!(
+        logs.lock().unwrap().is_empty(),
+        "an info notification passed an error level"
+    );
+    client
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Debug))
+        .await?;
+    call(
+        &client,
+        "write_env",
+        Value::Object(sample_args("write_env")),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let got = logs.lock().unwrap().clone();
     assert!(got.iter().any(|l| l.data["tool"] == "write_env"), "{got:?}");
@@ -169,4 +251,29 @@ async fn log_notifications_follow_the_level_the_client_sets() -> Result {
     assert!(!serde_json::to_string(&got)?.contains(&token));
     client.cancel().await?;
     Ok(())
+}
+
+#[tokio::test]
+async fn long_tools_report_progress_when_asked() -> Result {
+    let home = Home::new()?;
+    let (client, _stderr) = support::stdio(&home, &[]).await?;
+    let token = ProgressToken(NumberOrString::String("hw-1".into()));
+    let mut params = CallToolRequestParams::new("check_hardware");
+    params.meta = Some(RequestMetaObject::with_progress_token(token.clone()));
+    let result = client.call_tool(params).await?;
+    assert_ne!(result.is_error, Some(true), "{:?}", result.structured_content);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let progress = client.service().progress.lock().unwrap().clone();
+    assert!(progress.iter().any(|p| p.progress_token == token && p.progress >= 1.0), "{progress:?}");
+    client.cancel().await?;
+    Ok(())
+}
+
+async fn read_env(client: &support::Client) -> Result<String> {
+    let request = ReadResourceRequestParams::new(basis::fronts::mcp::ENV_URI);
+    let result = client.read_resource(request).await?;
+    match result.contents.first() {
+        Some(ResourceContents::TextResourceContents { text, .. }) => Ok(text.clone()),
+        other => Err(format!("unexpected contents {other:?}").into()),
+    }
 }

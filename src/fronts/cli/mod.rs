@@ -3,11 +3,17 @@
 
 mod check;
 mod hash;
+mod logs;
 mod mcp;
 mod orchestrator;
 mod network;
 mod output;
 mod register;
+mod start;
+mod status;
+mod stop;
+mod supervise;
+mod worker;
 mod write_env;
 
 use std::path::PathBuf;
@@ -53,6 +59,19 @@ pub enum Command {
     Mcp(mcp::Args),
     /// Run the self-hostable orchestrator (worker registry), or manage its API keys.
     Orchestrator(orchestrator::Args),
+    /// Start the worker under a detached supervisor (restarts with backoff, redacted logs).
+    Start(start::Args),
+    /// Stop the worker (it drains in-flight jobs first) and its supervisor.
+    Stop(stop::Args),
+    /// Show the supervisor, the worker's state, recent exits and the last log lines.
+    Status(status::Args),
+    /// Show the worker log (secrets redacted), or follow it.
+    Logs(logs::Args),
+    /// Run the supervisor itself (`basis start` starts it detached).
+    Supervise(supervise::Args),
+    /// Run the worker daemon: connect to the orchestrator and serve jobs on the runtime
+    /// (normally started by `basis start` through the supervisor).
+    Worker(worker::Args),
 }
 
 /// Runs the parsed command and returns the process exit status.
@@ -68,6 +87,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Hash(args) => hash::run(&args),
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Mcp(args) => mcp::run(&ctx, args).await,
+        Command::Start(args) => start::run(&ctx, args).await,
+        Command::Stop(args) => stop::run(&ctx, args).await,
+        Command::Status(args) => status::run(&ctx, args).await,
+        Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Supervise(args) => supervise::run(&ctx, args).await,
+        Command::Worker(args) => worker::run(&ctx, args).await,
     }
 }
 

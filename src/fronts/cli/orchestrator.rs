@@ -36,7 +36,7 @@ pub struct ServeArgs {
     /// Development mode: anyone may register (overrides the configured registration mode).
     #[arg(long)]
     pub open: bool,
-    /// The SQLite database file (default: orchestrator.db in the state directory).
+    /// The `SQLite` database file (default: `orchestrator.db` in the state directory).
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Who may register new workers: open, gated (enrollment key) or closed.
@@ -45,7 +45,8 @@ pub struct ServeArgs {
 }
 
 fn parse_mode(s: &str) -> Result<RegistrationMode, String> {
-    s.parse().map_err(|e: crate::wire::UnknownRegistrationMode| e.to_string())
+    s.parse()
+        .map_err(|e: crate::wire::UnknownRegistrationMode| e.to_string())
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -115,7 +116,7 @@ pub async fn run(args: Args) -> ExitCode {
 }
 
 async fn serve(args: &ServeArgs) -> Result<(), Problem> {
-    let config = OrchestratorConfig::load(&overrides(args)).map_err(config_problem)?;
+    let config = OrchestratorConfig::load(&overrides(args)).map_err(|e| config_problem(&e))?;
     orchestrator::run(config).await.map_err(serve_problem)
 }
 
@@ -123,7 +124,7 @@ async fn create_key(role: KeyRole, label: Option<String>, args: &ServeArgs) -> R
     if let Some(l) = &label {
         crate::guard::check_text("label", l)?;
     }
-    let db = OrchestratorConfig::load_db_path(&overrides(args)).map_err(config_problem)?;
+    let db = OrchestratorConfig::load_db_path(&overrides(args)).map_err(|e| config_problem(&e))?;
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
         .await
         .map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?
@@ -155,18 +156,20 @@ fn hash_key() -> Result<(), Problem> {
     Ok(())
 }
 
-fn config_problem(e: orchestrator::ConfigError) -> Problem {
+fn config_problem(e: &orchestrator::ConfigError) -> Problem {
     Problem::new(ErrorCode::ConfigInvalid, e.to_string())
         .with_fix("Fix orchestrator.toml (or the flags); `basis orchestrator --help` lists them.")
 }
 
 fn serve_problem(e: ServeError) -> Problem {
     match e {
-        ServeError::Config(e) => config_problem(e),
+        ServeError::Config(e) => config_problem(&e),
         ServeError::Bind { addr, .. } => Problem::new(ErrorCode::IoError, e.to_string()).with_fix(
             format!("Is something else listening on {addr}? Pick another address with --listen."),
         ),
-        ServeError::Store(_) | ServeError::Serve(_) => Problem::new(ErrorCode::IoError, e.to_string())
-            .with_fix("Check the database path (--db) and its directory's permissions."),
+        ServeError::Store(_) | ServeError::Serve(_) => {
+            Problem::new(ErrorCode::IoError, e.to_string())
+                .with_fix("Check the database path (--db) and its directory's permissions.")
+        }
     }
 }

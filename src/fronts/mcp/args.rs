@@ -13,7 +13,9 @@
 use std::sync::Arc;
 
 use rmcp::ErrorData;
-use rmcp::handler::server::common::{FromContextPart, schema_for_input, schema_for_output, schema_for_type};
+use rmcp::handler::server::common::{
+    FromContextPart, schema_for_input, schema_for_output, schema_for_type,
+};
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use schemars::JsonSchema;
@@ -53,7 +55,9 @@ pub fn reply<T: Serialize>(result: Result<T, Problem>) -> Result<CallToolResult,
     match result {
         Ok(output) => serde_json::to_value(&output)
             .map(CallToolResult::structured)
-            .map_err(|e| ErrorData::internal_error(format!("cannot serialize the result: {e}"), None)),
+            .map_err(|e| {
+                ErrorData::internal_error(format!("cannot serialize the result: {e}"), None)
+            }),
         Err(problem) if problem.code == ErrorCode::Internal => {
             Err(ErrorData::internal_error(problem.message, None))
         }

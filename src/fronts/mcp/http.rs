@@ -63,8 +63,11 @@ impl HttpServer {
             options.max_body_bytes,
         )?;
         let listener = TcpListener::bind(options.bind).await.map_err(|e| {
-            Problem::new(ErrorCode::IoError, format!("cannot listen on {}: {e}", options.bind))
-                .with_fix("choose another address or port with --http ADDR (port 0 picks a free one)")
+            Problem::new(
+                ErrorCode::IoError,
+                format!("cannot listen on {}: {e}", options.bind),
+            )
+            .with_fix("choose another address or port with --http ADDR (port 0 picks a free one)")
         })?;
         Ok(Self {
             listener,
@@ -75,14 +78,21 @@ impl HttpServer {
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> Result<SocketAddr, Problem> {
-        self.listener
-            .local_addr()
-            .map_err(|e| Problem::new(ErrorCode::IoError, format!("cannot read the bound address: {e}")))
+        self.listener.local_addr().map_err(|e| {
+            Problem::new(
+                ErrorCode::IoError,
+                format!("cannot read the bound address: {e}"),
+            )
+        })
     }
 
     /// Serves `/mcp` until `shutdown` completes; each client session gets a
     /// [`BasisMcp::session`] of `server`.
-    pub async fn serve(self, server: BasisMcp, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Problem> {
+    pub async fn serve(
+        self,
+        server: BasisMcp,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Problem> {
         // The gate in front already checks Host and Origin (with JSON-RPC bodies); rmcp's own
         // checks are turned off so the two lists cannot disagree.
         let config = StreamableHttpServerConfig::default()
@@ -102,14 +112,24 @@ impl HttpServer {
             .with_graceful_shutdown(shutdown)
             .await;
         cancel.cancel();
-        result.map_err(|e| Problem::new(ErrorCode::IoError, format!("the MCP HTTP server failed: {e}")))
+        result.map_err(|e| {
+            Problem::new(
+                ErrorCode::IoError,
+                format!("the MCP HTTP server failed: {e}"),
+            )
+        })
     }
 }
 
 /// The middleware: every request passes the gate or gets its refusal.
 async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    let host = header_str(headers, &header::HOST).or_else(|| request.uri().authority().map(axum::http::uri::Authority::as_str));
+    let host = header_str(headers, &header::HOST).or_else(|| {
+        request
+            .uri()
+            .authority()
+            .map(axum::http::uri::Authority::as_str)
+    });
     let checked = gate.check(
         host,
         header_str(headers, &header::ORIGIN),
@@ -136,9 +156,10 @@ fn refusal_response(refusal: &Refusal) -> Response {
     });
     let mut response = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"basis-mcp\""));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"basis-mcp\""),
+        );
     }
     response
 }

@@ -15,6 +15,7 @@
 mod args;
 mod http;
 mod logging;
+mod long;
 mod prompts;
 mod resources;
 mod security;

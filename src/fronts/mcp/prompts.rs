@@ -43,7 +43,10 @@ pub fn list() -> ListPromptsResult {
         Some(vec![
             arg("runtime", "echo (no GPU, proves the path), ollama or vllm"),
             arg("worker_id", "the worker's name, e.g. gpu-box-1"),
-            arg("orchestrator_url", "the orchestrator to join, e.g. http://127.0.0.1:8787"),
+            arg(
+                "orchestrator_url",
+                "the orchestrator to join, e.g. http://127.0.0.1:8787",
+            ),
         ]),
     );
     prompt.title = Some("Onboard a GPU worker".to_owned());
@@ -71,9 +74,15 @@ pub fn get(name: &str, arguments: Option<&JsonObject>) -> Result<GetPromptResult
     let runtime = arg("runtime")?;
     let worker_id = arg("worker_id")?;
     let orchestrator = arg("orchestrator_url")?;
-    let text = onboarding_text(runtime.as_deref(), worker_id.as_deref(), orchestrator.as_deref());
-    Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
-        .with_description("Onboard this machine as a basis GPU worker"))
+    let text = onboarding_text(
+        runtime.as_deref(),
+        worker_id.as_deref(),
+        orchestrator.as_deref(),
+    );
+    Ok(
+        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+            .with_description("Onboard this machine as a basis GPU worker"),
+    )
 }
 
 fn refusal(problem: &Problem) -> ErrorData {
@@ -83,7 +92,11 @@ fn refusal(problem: &Problem) -> ErrorData {
     )
 }
 
-fn onboarding_text(runtime: Option<&str>, worker_id: Option<&str>, orchestrator: Option<&str>) -> String {
+fn onboarding_text(
+    runtime: Option<&str>,
+    worker_id: Option<&str>,
+    orchestrator: Option<&str>,
+) -> String {
     let runtime = runtime.map_or_else(
         || "the runtime check_hardware recommends (echo if there is no GPU)".to_owned(),
         |r| format!("runtime \"{r}\""),
@@ -114,7 +127,8 @@ fn onboarding_text(runtime: Option<&str>, worker_id: Option<&str>, orchestrator:
 
 /// Completion values for the prompt's `runtime` argument; nothing for anything else.
 pub fn complete(request: &CompleteRequestParams) -> CompleteResult {
-    let is_runtime = request.r#ref.as_prompt_name() == Some(ONBOARD) && request.argument.name == "runtime";
+    let is_runtime =
+        request.r#ref.as_prompt_name() == Some(ONBOARD) && request.argument.name == "runtime";
     let values = if is_runtime {
         let typed = request.argument.value.to_ascii_lowercase();
         RUNTIMES
@@ -147,7 +161,13 @@ mod tests {
     #[test]
     fn the_prompt_names_every_step_and_the_rules() {
         let text = onboarding_text(Some("echo"), None, None);
-        for step in ["check_hardware", "write_env", "register_worker", "network_status", "PUBLIC"] {
+        for step in [
+            "check_hardware",
+            "write_env",
+            "register_worker",
+            "network_status",
+            "PUBLIC",
+        ] {
             assert!(text.contains(step), "{step}");
         }
     }

@@ -37,5 +37,7 @@ pub fn read(ctx: &Context, uri: &str) -> Result<ReadResourceResult, ErrorData> {
         let data = serde_json::to_value(&problem).ok();
         ErrorData::internal_error(format!("{}: {}", problem.code, problem.message), data)
     })?;
-    Ok(ReadResourceResult::new(vec![ResourceContents::text(env.text, ENV_URI)]))
+    Ok(ReadResourceResult::new(vec![ResourceContents::text(
+        env.text, ENV_URI,
+    )]))
 }

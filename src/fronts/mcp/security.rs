@@ -52,8 +52,11 @@ impl BearerToken {
     fn from_file(path: &Path) -> Result<Self, Problem> {
         let shown = path.display();
         let io = |e: std::io::Error| {
-            Problem::new(ErrorCode::IoError, format!("cannot read the token file {shown}: {e}"))
-                .with_fix("give --token-file a readable file holding the bearer token")
+            Problem::new(
+                ErrorCode::IoError,
+                format!("cannot read the token file {shown}: {e}"),
+            )
+            .with_fix("give --token-file a readable file holding the bearer token")
         };
         let meta = fs::metadata(path).map_err(io)?;
         let mode = meta.permissions().mode() & 0o777;
@@ -140,7 +143,10 @@ impl Gate {
         }
         Ok(Self {
             hosts,
-            origins: extra_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),
+            origins: extra_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
             token,
             max_body_bytes,
         })
@@ -154,9 +160,14 @@ impl Gate {
         authorization: Option<&str>,
         content_length: Option<&str>,
     ) -> Result<(), Refusal> {
-        let forbidden = |message| Refusal { status: 403, message };
+        let forbidden = |message| Refusal {
+            status: 403,
+            message,
+        };
         if !self.hosts.is_empty() {
-            let name = host.map(host_name).ok_or(forbidden("Forbidden: missing Host header"))?;
+            let name = host
+                .map(host_name)
+                .ok_or(forbidden("Forbidden: missing Host header"))?;
             if !self.hosts.contains(&name) {
                 return Err(forbidden("Forbidden: Host header is not allowed"));
             }
@@ -206,13 +217,20 @@ impl Gate {
 fn host_name(value: &str) -> String {
     let value = value.trim();
     if let Some(rest) = value.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default().to_ascii_lowercase();
+        return rest
+            .split(']')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
     }
     normalize_host(value.rsplit_once(':').map_or(value, |(name, _port)| name))
 }
 
 fn normalize_host(host: &str) -> String {
-    host.trim().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
+    host.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -221,7 +239,13 @@ mod tests {
 
     fn gate(bind: &str, token: Option<&str>) -> Result<Gate, Problem> {
         let token = token.map(|t| BearerToken::new(t, "test").unwrap());
-        Gate::new(bind.parse().unwrap(), token, &[], &["https://app.example".into()], 100)
+        Gate::new(
+            bind.parse().unwrap(),
+            token,
+            &[],
+            &["https://app.example".into()],
+            100,
+        )
     }
 
     #[test]
@@ -230,17 +254,36 @@ mod tests {
         for host in ["localhost:1234", "127.0.0.1", "[::1]:9", "LOCALHOST:80"] {
             assert_eq!(g.check(Some(host), None, None, None), Ok(()), "{host}");
         }
-        for origin in ["http://localhost:3000", "https://127.0.0.1", "http://[::1]:5", "https://app.example"] {
-            assert_eq!(g.check(Some("localhost"), Some(origin), None, None), Ok(()), "{origin}");
+        for origin in [
+            "http://localhost:3000",
+            "https://127.0.0.1",
+            "http://[::1]:5",
+            "https://app.example",
+        ] {
+            assert_eq!(
+                g.check(Some("localhost"), Some(origin), None, None),
+                Ok(()),
+                "{origin}"
+            );
         }
     }
 
     #[test]
     fn foreign_hosts_and_origins_are_forbidden() {
         let g = gate("127.0.0.1:8765", None).unwrap();
-        assert_eq!(g.check(Some("evil.example.com"), None, None, None).unwrap_err().status, 403);
+        assert_eq!(
+            g.check(Some("evil.example.com"), None, None, None)
+                .unwrap_err()
+                .status,
+            403
+        );
         assert_eq!(g.check(None, None, None, None).unwrap_err().status, 403);
-        for origin in ["http://evil.example.com", "null", "http://localhost.evil.com", "file://"] {
+        for origin in [
+            "http://evil.example.com",
+            "null",
+            "http://localhost.evil.com",
+            "file://",
+        ] {
             let r = g.check(Some("localhost"), Some(origin), None, None);
             assert_eq!(r.unwrap_err().status, 403, "{origin}");
         }
@@ -248,19 +291,37 @@ mod tests {
 
     #[test]
     fn non_loopback_needs_a_token_then_every_request_carries_it() {
-        assert_eq!(gate("0.0.0.0:8765", None).unwrap_err().code, ErrorCode::ConfigInvalid);
+        assert_eq!(
+            gate("0.0.0.0:8765", None).unwrap_err().code,
+            ErrorCode::ConfigInvalid
+        );
         let g = gate("0.0.0.0:8765", Some("0123456789abcdef-token")).unwrap();
-        assert_eq!(g.check(Some("box.lan"), None, None, None).unwrap_err().status, 401);
+        assert_eq!(
+            g.check(Some("box.lan"), None, None, None)
+                .unwrap_err()
+                .status,
+            401
+        );
         let wrong = g.check(Some("box.lan"), None, Some("Bearer nope"), None);
         assert_eq!(wrong.unwrap_err().status, 401);
-        let right = g.check(Some("box.lan"), None, Some("Bearer 0123456789abcdef-token"), None);
+        let right = g.check(
+            Some("box.lan"),
+            None,
+            Some("Bearer 0123456789abcdef-token"),
+            None,
+        );
         assert_eq!(right, Ok(()));
     }
 
     #[test]
     fn oversized_bodies_are_refused() {
         let g = gate("127.0.0.1:1", None).unwrap();
-        assert_eq!(g.check(Some("localhost"), None, None, Some("101")).unwrap_err().status, 413);
+        assert_eq!(
+            g.check(Some("localhost"), None, None, Some("101"))
+                .unwrap_err()
+                .status,
+            413
+        );
         assert_eq!(g.check(Some("localhost"), None, None, Some("100")), Ok(()));
     }
 
@@ -271,7 +332,10 @@ mod tests {
         let path = dir.path().join("token");
         fs::write(&path, "0123456789abcdef0123").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(BearerToken::load(Some(&path), None).unwrap_err().code, ErrorCode::ConfigInvalid);
+        assert_eq!(
+            BearerToken::load(Some(&path), None).unwrap_err().code,
+            ErrorCode::ConfigInvalid
+        );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(BearerToken::load(Some(&path), None).unwrap().is_some());
     }

@@ -87,11 +87,23 @@ impl BasisMcp {
     }
 
     /// One `notifications/message` per tool call: the tool and its outcome, never its data.
-    async fn log_call(&self, peer: &Peer<RoleServer>, tool: &str, result: &Result<CallToolResponse, ErrorData>) {
+    async fn log_call(
+        &self,
+        peer: &Peer<RoleServer>,
+        tool: &str,
+        result: &Result<CallToolResponse, ErrorData>,
+    ) {
         let (level, data) = match result {
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
-                let code = r.structured_content.as_ref().and_then(|s| s.get("code")).cloned();
-                (LoggingLevel::Warning, json!({"tool": tool, "outcome": "refused", "code": code}))
+                let code = r
+                    .structured_content
+                    .as_ref()
+                    .and_then(|s| s.get("code"))
+                    .cloned();
+                (
+                    LoggingLevel::Warning,
+                    json!({"tool": tool, "outcome": "refused", "code": code}),
+                )
             }
             Ok(_) => (LoggingLevel::Info, json!({"tool": tool, "outcome": "ok"})),
             Err(e) => (

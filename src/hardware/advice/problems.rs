@@ -6,8 +6,8 @@ use super::{
 };
 use crate::domain::Runtime;
 use crate::hardware::report::{
-    AttemptOutcome, DaemonState, DiskSpace, GpuInfo, GpuVendor, HardwareProblem, HardwareReport, ModelEntry,
-    Recommendation, RuntimeState, RuntimeStatus, Severity,
+    AttemptOutcome, DaemonState, DiskSpace, GpuInfo, GpuVendor, HardwareProblem, HardwareReport,
+    ModelEntry, Recommendation, RuntimeState, RuntimeStatus, Severity,
 };
 
 /// Whether `models` holds `wanted`; Ollama's implicit `:latest` tag counts.
@@ -48,7 +48,12 @@ pub(super) fn find(
     out
 }
 
-fn gpu_problems(report: &HardwareReport, best: Option<&GpuInfo>, capacity_mib: u64, out: &mut Vec<HardwareProblem>) {
+fn gpu_problems(
+    report: &HardwareReport,
+    best: Option<&GpuInfo>,
+    capacity_mib: u64,
+    out: &mut Vec<HardwareProblem>,
+) {
     let Some(best) = best else {
         let fix = if report.host.in_container {
             "If the host has a GPU, start this container with `--gpus all` (NVIDIA Container Toolkit) or with `--device /dev/kfd --device /dev/dri` (AMD). Until then set BASIS_WORKER_RUNTIME=echo to prove the whole path."
@@ -86,7 +91,9 @@ fn gpu_problems(report: &HardwareReport, best: Option<&GpuInfo>, capacity_mib: u
     }
     let mig_without_devices = best.mig.as_ref().is_some_and(|m| m.enabled) && capacity_mib == 0;
     if capacity_mib < LOW_VRAM_MIB && !mig_without_devices {
-        let total = best.vram_total_mib.map_or_else(|| "?".to_owned(), |t| t.to_string());
+        let total = best
+            .vram_total_mib
+            .map_or_else(|| "?".to_owned(), |t| t.to_string());
         out.push(problem(
             Code::LowVram,
             Severity::Warning,
@@ -120,7 +127,11 @@ fn nvidia_problems(report: &HardwareReport, out: &mut Vec<HardwareProblem>) {
     let s = &report.sources;
     let smi_ok = s.nvidia_smi.is_ok();
     let driver = s.nvidia_kernel_driver.as_deref();
-    let severity = if smi_ok { Severity::Warning } else { Severity::Error };
+    let severity = if smi_ok {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
     let nvml_detail = s.nvml.detail.as_deref().unwrap_or("no detail");
     match s.nvml.outcome {
         AttemptOutcome::NotFound if driver.is_some() || smi_ok => {
@@ -175,7 +186,9 @@ fn container_problems(report: &HardwareReport, out: &mut Vec<HardwareProblem>) {
         DaemonState::Reachable | DaemonState::NotInstalled => {}
     }
     let nvidia_gpu = report.gpus.iter().any(|g| g.vendor == GpuVendor::Nvidia);
-    let toolkit = c.nvidia_runtime == Some(true) || c.nvidia_ctk.is_some() || c.nvidia_container_runtime_hook.is_some();
+    let toolkit = c.nvidia_runtime == Some(true)
+        || c.nvidia_ctk.is_some()
+        || c.nvidia_container_runtime_hook.is_some();
     if nvidia_gpu && !report.host.in_container && !toolkit {
         out.push(problem(
             Code::ContainerToolkitMissing,
@@ -183,7 +196,10 @@ fn container_problems(report: &HardwareReport, out: &mut Vec<HardwareProblem>) {
             "docker is installed but the NVIDIA Container Toolkit is not: containers cannot use the GPU",
             "Install nvidia-container-toolkit (https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html), then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`.",
         ));
-    } else if nvidia_gpu && c.nvidia_runtime == Some(false) && c.nvidia_container_runtime_hook.is_none() {
+    } else if nvidia_gpu
+        && c.nvidia_runtime == Some(false)
+        && c.nvidia_container_runtime_hook.is_none()
+    {
         out.push(problem(
             Code::ContainerToolkitMissing,
             Severity::Info,
@@ -193,7 +209,13 @@ fn container_problems(report: &HardwareReport, out: &mut Vec<HardwareProblem>) {
     }
 }
 
-fn runtime_problem(code: Code, name: &str, status: &RuntimeStatus, severity: Severity, start_cmd: &str) -> HardwareProblem {
+fn runtime_problem(
+    code: Code,
+    name: &str,
+    status: &RuntimeStatus,
+    severity: Severity,
+    start_cmd: &str,
+) -> HardwareProblem {
     let detail = status.detail.as_deref().unwrap_or("no detail");
     let what = match status.state {
         RuntimeState::Down => "nothing is listening",
@@ -206,20 +228,39 @@ fn runtime_problem(code: Code, name: &str, status: &RuntimeStatus, severity: Sev
         code,
         severity,
         format!("{name} at {}: {what} ({detail})", status.url),
-        format!("{start_cmd}; check that the URL (env file) points at it and nothing else holds that port."),
+        format!(
+            "{start_cmd}; check that the URL (env file) points at it and nothing else holds that port."
+        ),
     )
 }
 
-fn runtime_problems(report: &HardwareReport, rec: &Recommendation, expected: &[String], out: &mut Vec<HardwareProblem>) {
+fn runtime_problems(
+    report: &HardwareReport,
+    rec: &Recommendation,
+    expected: &[String],
+    out: &mut Vec<HardwareProblem>,
+) {
     let (ollama, vllm) = (&report.runtimes.ollama, &report.runtimes.vllm);
     let broken = |s: &RuntimeStatus| !matches!(s.state, RuntimeState::Up | RuntimeState::Down);
     let ollama_start = "Start Ollama: `ollama serve` (or `sudo systemctl start ollama`; install from https://ollama.com/download)";
     let vllm_start = "Start vLLM: `vllm serve <model>` (or its OpenAI-compatible container)";
     if (rec.runtime == Runtime::Ollama && !ollama.is_up()) || broken(ollama) {
-        out.push(runtime_problem(Code::OllamaDown, "Ollama", ollama, Severity::Warning, ollama_start));
+        out.push(runtime_problem(
+            Code::OllamaDown,
+            "Ollama",
+            ollama,
+            Severity::Warning,
+            ollama_start,
+        ));
     }
     if broken(vllm) {
-        out.push(runtime_problem(Code::VllmDown, "vLLM", vllm, Severity::Warning, vllm_start));
+        out.push(runtime_problem(
+            Code::VllmDown,
+            "vLLM",
+            vllm,
+            Severity::Warning,
+            vllm_start,
+        ));
     }
     let (served, status) = match rec.runtime {
         Runtime::Ollama => (&ollama.models, ollama),
@@ -247,7 +288,10 @@ fn runtime_problems(report: &HardwareReport, rec: &Recommendation, expected: &[S
         out.push(problem(
             Code::ModelNotPulled,
             Severity::Warning,
-            format!("expected model {model} is not served by {} at {}", rec.runtime, status.url),
+            format!(
+                "expected model {model} is not served by {} at {}",
+                rec.runtime, status.url
+            ),
             fix,
         ));
     }
@@ -258,7 +302,11 @@ fn disk_problems(report: &HardwareReport, out: &mut Vec<HardwareProblem>) {
         let Some(free) = space.free_mib.filter(|f| *f < low) else {
             return;
         };
-        let severity = if free < low / 10 { Severity::Error } else { Severity::Warning };
+        let severity = if free < low / 10 {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
         out.push(problem(
             Code::LowDisk,
             severity,

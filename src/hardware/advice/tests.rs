@@ -2,8 +2,9 @@
 
 use super::*;
 use crate::hardware::report::{
-    Attempt, AttemptOutcome, ContainerInfo, DaemonState, DiskSpace, GpuSource, GpuSources, HostInfo, MigInfo,
-    MigInstance, ModelEntry, NvidiaAnswer, ProbeTimings, RuntimeState, RuntimeStatus, RuntimesInfo,
+    Attempt, AttemptOutcome, ContainerInfo, DaemonState, DiskSpace, GpuSource, GpuSources,
+    HostInfo, MigInfo, MigInstance, ModelEntry, NvidiaAnswer, ProbeTimings, RuntimeState,
+    RuntimeStatus, RuntimesInfo,
 };
 
 fn runtime(url: &str, state: RuntimeState, models: &[&str]) -> RuntimeStatus {
@@ -41,7 +42,11 @@ fn bare() -> HardwareReport {
         gpus: Vec::new(),
         sources: GpuSources {
             nvidia: NvidiaAnswer::None,
-            nvml: Attempt::new(AttemptOutcome::NotFound, "libnvidia-ml.so.1: cannot open shared object file", 0),
+            nvml: Attempt::new(
+                AttemptOutcome::NotFound,
+                "libnvidia-ml.so.1: cannot open shared object file",
+                0,
+            ),
             nvidia_smi: Attempt::new(AttemptOutcome::NotFound, "nvidia-smi not found", 0),
             nvidia_kernel_driver: None,
             amd_sysfs: Attempt::new(AttemptOutcome::Ok, "0 AMD GPU(s)", 0),
@@ -103,7 +108,13 @@ fn no_gpu_recommends_echo() {
     assert_eq!(a.recommendation.runtime, Runtime::Echo);
     assert_eq!(a.recommendation.max_model, None);
     assert_eq!(codes(&a), vec![HardwareProblemCode::NoGpu]);
-    assert!(a.problems[0].message.contains("cannot open shared object file"), "{}", a.problems[0].message);
+    assert!(
+        a.problems[0]
+            .message
+            .contains("cannot open shared object file"),
+        "{}",
+        a.problems[0].message
+    );
     assert!(a.problems[0].fix.contains("BASIS_WORKER_RUNTIME=echo"));
 }
 
@@ -127,7 +138,11 @@ fn sizing_table() {
     ];
     for &(free, fp16, int8, q4) in table {
         let fit = model_fit(usable_mib(free));
-        assert_eq!((fit.fp16_params_b, fit.int8_params_b, fit.q4_params_b), (fp16, int8, q4), "free {free} MiB");
+        assert_eq!(
+            (fit.fp16_params_b, fit.int8_params_b, fit.q4_params_b),
+            (fp16, int8, q4),
+            "free {free} MiB"
+        );
     }
     let a = advise(&with_gpu(bare(), nvidia_gpu(0, 24_564, 24_576)), &[]);
     let fit = a.recommendation.max_model.unwrap();
@@ -139,7 +154,10 @@ fn sizing_table() {
 fn gpu_without_runtime_recommends_ollama_and_says_it_is_down() {
     let a = advise(&with_gpu(bare(), nvidia_gpu(0, 24_564, 24_000)), &[]);
     assert_eq!(a.recommendation.runtime, Runtime::Ollama);
-    assert_eq!(a.recommendation.suggested_model.as_deref(), Some("qwen2.5:14b"));
+    assert_eq!(
+        a.recommendation.suggested_model.as_deref(),
+        Some("qwen2.5:14b")
+    );
     assert_eq!(codes(&a), vec![HardwareProblemCode::OllamaDown]);
     assert!(a.problems[0].fix.contains("ollama serve"));
 }
@@ -147,14 +165,34 @@ fn gpu_without_runtime_recommends_ollama_and_says_it_is_down() {
 #[test]
 fn runtime_choice_table() {
     // (ollama models or None when down, vllm models or None, expected, runtime)
-    type Row = (Option<&'static [&'static str]>, Option<&'static [&'static str]>, &'static [&'static str], Runtime);
+    type Row = (
+        Option<&'static [&'static str]>,
+        Option<&'static [&'static str]>,
+        &'static [&'static str],
+        Runtime,
+    );
     let gpu = || with_gpu(bare(), nvidia_gpu(0, 81_920, 80_000));
     let up = RuntimeState::Up;
     let table: &[Row] = &[
         (Some(&["llama3.2:latest"]), None, &[], Runtime::Ollama),
-        (None, Some(&["Qwen/Qwen2.5-7B-Instruct"]), &[], Runtime::Vllm),
-        (Some(&["llama3.2:latest"]), Some(&["Qwen/Qwen2.5-7B-Instruct"]), &[], Runtime::Vllm),
-        (Some(&["llama3.2:latest"]), Some(&["Qwen/Qwen2.5-7B-Instruct"]), &["llama3.2"], Runtime::Ollama),
+        (
+            None,
+            Some(&["Qwen/Qwen2.5-7B-Instruct"]),
+            &[],
+            Runtime::Vllm,
+        ),
+        (
+            Some(&["llama3.2:latest"]),
+            Some(&["Qwen/Qwen2.5-7B-Instruct"]),
+            &[],
+            Runtime::Vllm,
+        ),
+        (
+            Some(&["llama3.2:latest"]),
+            Some(&["Qwen/Qwen2.5-7B-Instruct"]),
+            &["llama3.2"],
+            Runtime::Ollama,
+        ),
         (None, None, &[], Runtime::Ollama),
     ];
     for (ollama, vllm, expected, want) in table {
@@ -167,8 +205,15 @@ fn runtime_choice_table() {
         }
         let expected: Vec<String> = expected.iter().map(|s| (*s).to_owned()).collect();
         let a = advise(&r, &expected);
-        assert_eq!(a.recommendation.runtime, *want, "{ollama:?} {vllm:?} {expected:?}");
-        assert!(!codes(&a).contains(&HardwareProblemCode::ModelNotPulled), "{:?}", a.problems);
+        assert_eq!(
+            a.recommendation.runtime, *want,
+            "{ollama:?} {vllm:?} {expected:?}"
+        );
+        assert!(
+            !codes(&a).contains(&HardwareProblemCode::ModelNotPulled),
+            "{:?}",
+            a.problems
+        );
     }
 }
 
@@ -193,7 +238,10 @@ fn broken_runtimes_are_reported_even_when_not_chosen() {
     r.runtimes.ollama = runtime("http://o/", RuntimeState::Timeout, &[]);
     let a = advise(&r, &[]);
     let c = codes(&a);
-    assert!(c.contains(&HardwareProblemCode::VllmDown) && c.contains(&HardwareProblemCode::OllamaDown), "{c:?}");
+    assert!(
+        c.contains(&HardwareProblemCode::VllmDown) && c.contains(&HardwareProblemCode::OllamaDown),
+        "{c:?}"
+    );
 }
 
 #[test]
@@ -227,11 +275,18 @@ fn mig_enabled_names_the_instance_to_target() {
     assert!(a.problems[0].fix.contains("CUDA_VISIBLE_DEVICES=MIG-aaaa"));
     // Sized to the 3g.40gb instance, not the whole GPU.
     assert_eq!(a.recommendation.mig_uuid.as_deref(), Some("MIG-aaaa"));
-    assert_eq!(a.recommendation.usable_vram_mib, Some(usable_mib(profile_mib("3g.40gb").unwrap())));
+    assert_eq!(
+        a.recommendation.usable_vram_mib,
+        Some(usable_mib(profile_mib("3g.40gb").unwrap()))
+    );
 
     r.gpus[0].mig.as_mut().unwrap().instances.clear();
     let a = advise(&r, &[]);
-    let mig = a.problems.iter().find(|p| p.code == HardwareProblemCode::MigEnabled).unwrap();
+    let mig = a
+        .problems
+        .iter()
+        .find(|p| p.code == HardwareProblemCode::MigEnabled)
+        .unwrap();
     assert_eq!(mig.severity, Severity::Warning);
     assert!(!codes(&a).contains(&HardwareProblemCode::LowVram));
 }
@@ -250,7 +305,13 @@ fn low_disk_and_low_vram() {
     });
     let a = advise(&r, &[]);
     let c = codes(&a);
-    assert_eq!(c.iter().filter(|c| **c == HardwareProblemCode::LowDisk).count(), 2, "{c:?}");
+    assert_eq!(
+        c.iter()
+            .filter(|c| **c == HardwareProblemCode::LowDisk)
+            .count(),
+        2,
+        "{c:?}"
+    );
     assert!(c.contains(&HardwareProblemCode::LowVram));
     // Errors sort first.
     assert_eq!(a.problems[0].severity, Severity::Error);
@@ -271,18 +332,33 @@ fn nvml_library_missing_vs_unavailable() {
     let a = advise(&r, &[]);
     assert_eq!(codes(&a), vec![HardwareProblemCode::NvmlLibraryMissing]);
     assert_eq!(a.problems[0].severity, Severity::Warning);
-    assert!(a.problems[0].fix.contains("libnvidia-compute-550"), "{}", a.problems[0].fix);
+    assert!(
+        a.problems[0].fix.contains("libnvidia-compute-550"),
+        "{}",
+        a.problems[0].fix
+    );
 
     // Library there, driver not loaded, nothing else answered.
     let mut r = bare();
-    r.sources.nvml = Attempt::new(AttemptOutcome::Failed, "libnvidia-ml.so.1 loaded, init failed: driver not loaded", 2);
+    r.sources.nvml = Attempt::new(
+        AttemptOutcome::Failed,
+        "libnvidia-ml.so.1 loaded, init failed: driver not loaded",
+        2,
+    );
     let a = advise(&r, &[]);
     let c = codes(&a);
-    assert!(c.contains(&HardwareProblemCode::NvmlUnavailable) && c.contains(&HardwareProblemCode::NoGpu), "{c:?}");
+    assert!(
+        c.contains(&HardwareProblemCode::NvmlUnavailable)
+            && c.contains(&HardwareProblemCode::NoGpu),
+        "{c:?}"
+    );
     assert_eq!(a.problems[0].severity, Severity::Error);
 
     // No driver at all: only NO_GPU.
-    assert_eq!(codes(&advise(&bare(), &[])), vec![HardwareProblemCode::NoGpu]);
+    assert_eq!(
+        codes(&advise(&bare(), &[])),
+        vec![HardwareProblemCode::NoGpu]
+    );
 }
 
 #[test]
@@ -293,18 +369,30 @@ fn container_toolkit_and_docker_daemon() {
     r.containers.docker_daemon = DaemonState::Reachable;
     r.containers.nvidia_runtime = Some(false);
     r.containers.docker_runtimes = vec!["runc".to_owned()];
-    assert_eq!(codes(&advise(&r, &[])), vec![HardwareProblemCode::ContainerToolkitMissing]);
+    assert_eq!(
+        codes(&advise(&r, &[])),
+        vec![HardwareProblemCode::ContainerToolkitMissing]
+    );
     r.containers.nvidia_ctk = Some("/usr/bin/nvidia-ctk".to_owned());
     let a = advise(&r, &[]);
-    assert_eq!(codes(&a), vec![HardwareProblemCode::ContainerToolkitMissing]);
+    assert_eq!(
+        codes(&a),
+        vec![HardwareProblemCode::ContainerToolkitMissing]
+    );
     assert_eq!(a.problems[0].severity, Severity::Info);
     r.containers.nvidia_runtime = Some(true);
     assert!(advise(&r, &[]).problems.is_empty());
     r.containers.docker_daemon = DaemonState::Unreachable;
     r.containers.nvidia_runtime = None;
-    assert_eq!(codes(&advise(&r, &[])), vec![HardwareProblemCode::DockerDaemonDown]);
+    assert_eq!(
+        codes(&advise(&r, &[])),
+        vec![HardwareProblemCode::DockerDaemonDown]
+    );
     r.containers.docker_daemon = DaemonState::PermissionDenied;
-    assert_eq!(codes(&advise(&r, &[])), vec![HardwareProblemCode::DockerPermissionDenied]);
+    assert_eq!(
+        codes(&advise(&r, &[])),
+        vec![HardwareProblemCode::DockerPermissionDenied]
+    );
 }
 
 #[test]
@@ -313,12 +401,19 @@ fn multi_gpu_and_apple_sizing() {
     for i in 0..8 {
         r.gpus.push(nvidia_gpu(i, 81_920, 81_000));
     }
-    r.runtimes.vllm = runtime("http://v/", RuntimeState::Up, &["Qwen/Qwen2.5-72B-Instruct"]);
+    r.runtimes.vllm = runtime(
+        "http://v/",
+        RuntimeState::Up,
+        &["Qwen/Qwen2.5-72B-Instruct"],
+    );
     let a = advise(&r, &[]);
     assert_eq!(a.recommendation.runtime, Runtime::Vllm);
     let all = a.recommendation.max_model_all_gpus.unwrap();
     assert!(all.fp16_params_b > 250.0, "{all:?}");
-    assert_eq!(a.recommendation.suggested_model.as_deref(), Some("Qwen/Qwen2.5-72B-Instruct"));
+    assert_eq!(
+        a.recommendation.suggested_model.as_deref(),
+        Some("Qwen/Qwen2.5-72B-Instruct")
+    );
 
     let mut r = bare();
     let mut m = GpuInfo::new(GpuVendor::Apple, 0, GpuSource::Sysctl);
@@ -327,7 +422,11 @@ fn multi_gpu_and_apple_sizing() {
     r.gpus.push(m);
     r.runtimes.vllm = runtime("http://v/", RuntimeState::Up, &["x"]);
     let a = advise(&r, &[]);
-    assert_eq!(a.recommendation.runtime, Runtime::Ollama, "vLLM has no Metal backend");
+    assert_eq!(
+        a.recommendation.runtime,
+        Runtime::Ollama,
+        "vLLM has no Metal backend"
+    );
     assert_eq!(a.recommendation.usable_vram_mib, Some(usable_mib(49_152)));
 }
 
@@ -345,6 +444,9 @@ fn probe_errors_become_problems() {
 #[test]
 fn profile_sizes() {
     assert_eq!(profile_mib("3g.40gb"), Some(38_146));
-    assert_eq!(profile_mib("NVIDIA A100-SXM4-80GB MIG 1g.10gb"), Some(9_536));
+    assert_eq!(
+        profile_mib("NVIDIA A100-SXM4-80GB MIG 1g.10gb"),
+        Some(9_536)
+    );
     assert_eq!(profile_mib("weird"), None);
 }

@@ -116,13 +116,18 @@ fn models(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
     if items.len() > MAX_MODELS {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidArgument,
-            format!("`models` holds at most {MAX_MODELS} names (got {})", items.len()),
+            format!(
+                "`models` holds at most {MAX_MODELS} names (got {})",
+                items.len()
+            ),
         ));
     }
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Value::String(name) = item else {
-            return Err(ApiError::invalid_json(format!("`models[{i}]` must be a string")));
+            return Err(ApiError::invalid_json(format!(
+                "`models[{i}]` must be a string"
+            )));
         };
         check_text(&format!("models[{i}]"), name, MAX_MODEL_LEN)?;
         if !out.contains(name) {
@@ -153,7 +158,11 @@ fn hardware(value: Option<&Value>) -> Result<Option<HardwareSummary>, ApiError> 
         }
     }
     for (i, gpu) in hw.gpus.iter().enumerate() {
-        check_text(&format!("hardware.gpus[{i}].vendor"), &gpu.vendor, MAX_TEXT_LEN)?;
+        check_text(
+            &format!("hardware.gpus[{i}].vendor"),
+            &gpu.vendor,
+            MAX_TEXT_LEN,
+        )?;
         for t in [&gpu.name, &gpu.compute_capability].into_iter().flatten() {
             check_text(&format!("hardware.gpus[{i}]"), t, MAX_TEXT_LEN)?;
         }

@@ -34,11 +34,13 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
     if let Err(wait) = state.auth_failure_limit.check(ip) {
         state.metrics.rate_limited("auth_failures");
         tracing::warn!(%ip, "registration refused: too many failed authentications");
-        return ApiError::rate_limited("failed authentications", retry_after_secs(wait)).into_response();
+        return ApiError::rate_limited("failed authentications", retry_after_secs(wait))
+            .into_response();
     }
     if let Err(wait) = state.register_limit.try_acquire(ip) {
         state.metrics.rate_limited("register");
-        return ApiError::rate_limited("registration attempts", retry_after_secs(wait)).into_response();
+        return ApiError::rate_limited("registration attempts", retry_after_secs(wait))
+            .into_response();
     }
     req.extensions_mut().insert(Peer(ip));
     next.run(req).await
@@ -63,7 +65,11 @@ pub async fn register(
     let (status, changed) = outcome?;
     let row = changed.row();
     let path = worker_path(&row.worker_id);
-    let mut response = (status, Json(record(row, unix_now(), state.config.online_window_s))).into_response();
+    let mut response = (
+        status,
+        Json(record(row, unix_now(), state.config.online_window_s)),
+    )
+        .into_response();
     if status == StatusCode::CREATED
         && let Ok(location) = HeaderValue::from_str(&path)
     {
@@ -155,7 +161,11 @@ async fn reregister(
         .await?
     {
         Some(updated) => {
-            let by = if proof.is_valid() { "token" } else { "admin key" };
+            let by = if proof.is_valid() {
+                "token"
+            } else {
+                "admin key"
+            };
             tracing::info!(worker_id = %id, rotated, by, "worker re-registered");
             Ok((StatusCode::OK, Changed::Yes(updated)))
         }

@@ -37,7 +37,8 @@ pub fn record(row: WorkerRow, now: u64, online_window_s: u64) -> WorkerRecord {
 }
 
 fn parse_id(id: &str) -> Result<WorkerId, ApiError> {
-    WorkerId::parse(id).map_err(|e| ApiError::bad_request(ErrorCode::InvalidWorkerId, e.to_string()))
+    WorkerId::parse(id)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidWorkerId, e.to_string()))
 }
 
 pub async fn get(
@@ -45,7 +46,10 @@ pub async fn get(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<WorkerRecord>, ApiError> {
     let Path(id) = id.map_err(|_| {
-        ApiError::bad_request(ErrorCode::InvalidWorkerId, "the worker id in the path is not valid UTF-8")
+        ApiError::bad_request(
+            ErrorCode::InvalidWorkerId,
+            "the worker id in the path is not valid UTF-8",
+        )
     })?;
     let id = parse_id(&id)?;
     match state.store.worker(id.clone()).await? {
@@ -55,7 +59,9 @@ pub async fn get(
             ErrorCode::WorkerNotFound,
             format!("no worker `{id}` is registered with this orchestrator"),
         )
-        .with_fix("Register it first (register_worker / `basis register`), or check the worker id.")),
+        .with_fix(
+            "Register it first (register_worker / `basis register`), or check the worker id.",
+        )),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Storage behind one trait, [`Store`], split per noun ([`WorkerStore`], [`KeyStore`]).
-//! Handlers hold an `Arc<dyn Store>` and never see SQL, so a PostgreSQL implementation can be
+//! Handlers hold an `Arc<dyn Store>` and never see SQL, so a `PostgreSQL` implementation can be
 //! added beside [`sqlite`] without touching them.
 //!
 //! Contract every implementation keeps: a write that returned `Ok` survives a crash (kill -9)

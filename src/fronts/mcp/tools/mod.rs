@@ -6,6 +6,8 @@
 //! when to use it and what comes next, input and output schemas from the operation's types,
 //! and all four annotation hints set explicitly.
 
+mod hardware;
+mod network;
 mod onboarding;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -15,7 +17,8 @@ use super::BasisMcp;
 
 /// Every tool, or with `read_only` only those whose `read_only_hint` is true.
 pub fn router(read_only: bool) -> ToolRouter<BasisMcp> {
-    let mut router = BasisMcp::onboarding_tools();
+    let mut router =
+        BasisMcp::hardware_tools() + BasisMcp::onboarding_tools() + BasisMcp::network_tools();
     if read_only {
         let writers: Vec<_> = router
             .map

@@ -1,12 +1,13 @@
-//! Onboarding tools: `write_env` (the local 0600 env file). `register_worker` joins them when
-//! its operation lands.
+//! Onboarding tools: `write_env` (the local 0600 env file) and `register_worker` (joining the
+//! orchestrator with the token's sha256).
 
 use rmcp::model::CallToolResult;
-use rmcp::{ErrorData, tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
-use crate::fronts::mcp::BasisMcp;
 use crate::fronts::mcp::args::{Args, input_schema, output_schema, reply};
-use crate::ops::write_env;
+use crate::fronts::mcp::{BasisMcp, long};
+use crate::ops::{register, write_env};
 
 const WRITE_ENV: &str = "\
 Write this machine's worker env file (worker.env, mode 0600, written atomically) from PUBLIC \
@@ -16,6 +17,16 @@ address. The worker token is generated here on the host and kept on every rewrit
 shows only its fingerprint. Omitted fields keep their current values, so calling it again with \
 the same arguments changes nothing. Never pass a private key, seed phrase or token: they are \
 refused (SECRET_REFUSED). Next: register_worker.";
+
+const REGISTER_WORKER: &str = "\
+Register this machine's worker with the orchestrator. Uses the env file written by write_env \
+(arguments given here are saved there first); the worker token is generated on this host if \
+absent and only its sha256 is sent, with worker_id, the PUBLIC wallet, runtime, models and \
+version. Re-running with the same inputs is safe: it returns the existing registration. \
+Returns the record as the orchestrator holds it and the token's fingerprint. A worker_id taken \
+by another host fails with a conflict code and a fix; a gated orchestrator needs the operator's \
+enrollment key in BASIS_ENROLLMENT_KEY on this host (never as an argument). Next: \
+network_status, then start the worker.";
 
 #[tool_router(router = onboarding_tools, vis = "pub(crate)")]
 impl BasisMcp {
@@ -35,5 +46,30 @@ impl BasisMcp {
     )]
     fn write_env(&self, Args(input): Args<write_env::Input>) -> Result<CallToolResult, ErrorData> {
         reply(input.and_then(|input| write_env::run(self.ctx(), &input)))
+    }
+
+    #[tool(
+        name = "register_worker",
+        title = "Register the worker",
+        description = REGISTER_WORKER,
+        input_schema = input_schema::<register::Input>(),
+        output_schema = output_schema::<register::Output>(),
+        annotations(
+            title = "Register the worker",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn register_worker(
+        &self,
+        context: RequestContext<RoleServer>,
+        Args(input): Args<register::Input>,
+    ) -> Result<CallToolResult, ErrorData> {
+        long::run(&context, "registering with the orchestrator", async {
+            register::run(self.ctx(), &input?).await
+        })
+        .await
     }
 }

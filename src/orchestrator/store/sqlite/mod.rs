@@ -1,8 +1,8 @@
-//! [`SqliteStore`]: the embedded default store. One SQLite file (WAL, `synchronous=FULL`, so an
+//! [`SqliteStore`]: the embedded default store. One `SQLite` file (WAL, `synchronous=FULL`, so an
 //! acknowledged write survives kill -9), migrated on open through `PRAGMA user_version`.
 //!
 //! One writer connection and one reader connection, each behind a mutex and used from
-//! `spawn_blocking`, so SQLite never blocks the async runtime and writes are serialised.
+//! `spawn_blocking`, so `SQLite` never blocks the async runtime and writes are serialised.
 
 mod keys;
 mod migrations;
@@ -23,7 +23,7 @@ use super::{Store, StoreError};
 /// The database file's mode: it holds token and key hashes.
 const DB_FILE_MODE: u32 = 0o600;
 
-/// The SQLite store. Cheap to clone (shared connections).
+/// The `SQLite` store. Cheap to clone (shared connections).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -41,7 +41,8 @@ impl From<rusqlite::Error> for StoreError {
         if let rusqlite::Error::SqliteFailure(err, _) = &e
             && matches!(
                 err.extended_code,
-                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
             )
         {
             return StoreError::Conflict;
@@ -152,7 +153,7 @@ impl Store for SqliteStore {
     }
 }
 
-/// Seconds as SQLite's INTEGER (i64); values past i64::MAX are clamped (year 292 billion).
+/// Seconds as an `SQLite` INTEGER (`i64`); values past `i64::MAX` are clamped (year 292 billion).
 fn to_sql_int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }

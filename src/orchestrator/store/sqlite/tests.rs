@@ -1,11 +1,11 @@
-//! Unit tests of the SQLite store on a temp file: round trips, conflicts, compare-and-swap,
+//! Unit tests of the `SQLite` store on a temp file: round trips, conflicts, compare-and-swap,
 //! reopen (durability and idempotent migrations), paging, keys, file mode.
 
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
 use crate::domain::{Runtime, TokenSha256, WalletAddress, WorkerId, WorkerToken};
-use crate::orchestrator::store::{KeyRole, KeySha256, KeyStore, WorkerStore};
+use crate::orchestrator::store::{KeyRole, KeySha256, KeyStore, WorkerRow, WorkerStore};
 use crate::wire::{GpuSummary, HardwareSummary, RegisterRequest};
 
 fn request(id: &str, token: &WorkerToken) -> RegisterRequest {
@@ -48,21 +48,38 @@ async fn insert_get_and_conflict() {
     assert!(row.rewards_pending.is_zero());
     let got = store.worker(req.worker_id.clone()).await.unwrap().unwrap();
     assert_eq!(got, row);
-    let again = store.insert_worker(request("gpu-1", &WorkerToken::generate()), 101).await;
+    let again = store
+        .insert_worker(request("gpu-1", &WorkerToken::generate()), 101)
+        .await;
     assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
-    assert!(store.worker(WorkerId::parse("nope").unwrap()).await.unwrap().is_none());
+    assert!(
+        store
+            .worker(WorkerId::parse("nope").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
 async fn update_is_a_compare_and_swap_on_the_token_hash() {
     let (_dir, store) = temp_store();
     let old = WorkerToken::generate();
-    store.insert_worker(request("gpu-1", &old), 100).await.unwrap();
+    store
+        .insert_worker(request("gpu-1", &old), 100)
+        .await
+        .unwrap();
     let new = WorkerToken::generate();
     let mut req = request("gpu-1", &new);
     req.version = "0.2.0".into();
     let stale = TokenSha256::from_bytes([7; 32]);
-    assert!(store.update_registration(req.clone(), stale, 110).await.unwrap().is_none());
+    assert!(
+        store
+            .update_registration(req.clone(), stale, 110)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let row = store
         .update_registration(req.clone(), old.sha256(), 120)
         .await
@@ -72,7 +89,13 @@ async fn update_is_a_compare_and_swap_on_the_token_hash() {
     assert_eq!((row.registered_at, row.updated_at), (100, 120));
     assert_eq!(row.version, "0.2.0");
     // The old token no longer matches: a second swap from it loses.
-    assert!(store.update_registration(req, old.sha256(), 130).await.unwrap().is_none());
+    assert!(
+        store
+            .update_registration(req, old.sha256(), 130)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -82,10 +105,19 @@ async fn reopen_keeps_data_and_does_not_remigrate() {
     let token = WorkerToken::generate();
     {
         let store = SqliteStore::open(&path).unwrap();
-        store.insert_worker(request("gpu-1", &token), 1).await.unwrap();
+        store
+            .insert_worker(request("gpu-1", &token), 1)
+            .await
+            .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert!(store.worker(WorkerId::parse("gpu-1").unwrap()).await.unwrap().is_some());
+    assert!(
+        store
+            .worker(WorkerId::parse("gpu-1").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let version: i64 = store
@@ -116,7 +148,10 @@ async fn a_newer_schema_is_refused() {
 async fn workers_are_paged_by_id() {
     let (_dir, store) = temp_store();
     for id in ["c-3", "a-1", "b-2"] {
-        store.insert_worker(request(id, &WorkerToken::generate()), 1).await.unwrap();
+        store
+            .insert_worker(request(id, &WorkerToken::generate()), 1)
+            .await
+            .unwrap();
     }
     let ids = |rows: Vec<WorkerRow>| -> Vec<String> {
         rows.into_iter().map(|r| r.worker_id.to_string()).collect()
@@ -130,7 +165,10 @@ async fn workers_are_paged_by_id() {
 async fn keys_store_only_hashes_and_roles() {
     let (_dir, store) = temp_store();
     let hash = KeySha256::of("basis-admin-secret");
-    store.insert_key(KeyRole::Admin, hash, Some("ops".into()), 1).await.unwrap();
+    store
+        .insert_key(KeyRole::Admin, hash, Some("ops".into()), 1)
+        .await
+        .unwrap();
     assert_eq!(store.key_role(hash).await.unwrap(), Some(KeyRole::Admin));
     assert_eq!(store.key_role(KeySha256::of("other")).await.unwrap(), None);
     let dup = store.insert_key(KeyRole::Client, hash, None, 2).await;
@@ -149,7 +187,9 @@ async fn concurrent_inserts_of_one_id_have_one_winner() {
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.insert_worker(request("race", &WorkerToken::generate()), 1).await
+                store
+                    .insert_worker(request("race", &WorkerToken::generate()), 1)
+                    .await
             })
         })
         .collect();

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs examples/pipeline/onboard.py (the official MCP Python SDK driving `basis mcp` over
+# stdio) against a fresh `basis orchestrator` on 127.0.0.1 with a throwaway database, in a
+# throwaway BASIS_HOME. Creates a venv under target/ and installs the example's requirements.
+#
+#   scripts/python-example.sh            # builds target/debug/basis if needed
+#   BASIS_BIN=path/to/basis scripts/python-example.sh
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bin="${BASIS_BIN:-$root/target/debug/basis}"
+if [[ -z "${BASIS_BIN:-}" ]]; then
+  cargo build --quiet --bin basis
+fi
+
+venv="$root/target/python-example-venv"
+python="${PYTHON:-python3}"
+if [[ ! -x "$venv/bin/python" ]]; then
+  "$python" -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r examples/pipeline/requirements.txt
+
+work="$(mktemp -d)"
+orch_pid=""
+cleanup() {
+  if [[ -n "$orch_pid" ]]; then kill "$orch_pid" 2>/dev/null || true; wait "$orch_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/orchestrator" "$work/home"
+BASIS_HOME="$work/orchestrator" "$bin" orchestrator --listen 127.0.0.1:0 \
+  --db "$work/orchestrator/orchestrator.db" --open >"$work/orch.out" 2>"$work/orch.err" &
+orch_pid=$!
+url=""
+for _ in $(seq 1 100); do
+  url="$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/orch.out" | head -n1)"
+  [[ -n "$url" ]] && break
+  sleep 0.1
+done
+if [[ -z "$url" ]]; then
+  echo "the orchestrator did not start:" >&2
+  cat "$work/orch.err" >&2
+  exit 1
+fi
+echo "orchestrator at $url"
+
+"$venv/bin/python" examples/pipeline/onboard.py \
+  --basis "$bin" --home "$work/home" \
+  --orchestrator-url "$url" \
+  --wallet 0x52908400098527886E0F7030069857D2E4169EE7 \
+  --worker-id python-example-1 | tee "$work/example.out"
+
+# The token stays in the 0600 env file and out of every output.
+token="$(sed -n 's/^BASIS_WORKER_TOKEN=//p' "$work/home/worker.env")"
+mode="$(stat -c %a "$work/home/worker.env")"
+if [[ "$mode" != "600" ]]; then echo "worker.env has mode $mode" >&2; exit 1; fi
+if grep -q -- "$token" "$work/orch.out" "$work/orch.err" "$work/example.out"; then echo "the token leaked into an output" >&2; exit 1; fi
+echo "python example: 1 passed, 0 failed"

@@ -1,0 +1,125 @@
+//! Reading and writing `worker.env` on disk: 0600, atomic, only inside [`AllowedDirs`],
+//! never through a symlink; reading warns when the file is open to other users.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::domain::{TokenFingerprint, WorkerToken};
+
+use super::allowed::AllowedDirs;
+use super::atomic;
+use super::env_file::WorkerEnv;
+use super::error::EnvFileError;
+
+/// The env file's mode: owner read/write only.
+pub const ENV_FILE_MODE: u32 = 0o600;
+
+/// Env files larger than this are refused on read (a real one is well under 1 KiB).
+const MAX_ENV_FILE_BYTES: u64 = 1 << 20;
+
+/// What [`WorkerEnv::write`] did. Never holds the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The absolute path written.
+    pub path: PathBuf,
+    /// The keys written, in file order.
+    pub keys: Vec<String>,
+    pub token_fingerprint: Option<TokenFingerprint>,
+    /// Whether a file was replaced (false: newly created).
+    pub replaced: bool,
+}
+
+impl WorkerEnv {
+    /// Reads and parses `path`. Warns (tracing) when the file is readable or writable by
+    /// group or others.
+    pub fn read(path: &Path) -> Result<WorkerEnv, EnvFileError> {
+        let io_err = |source| EnvFileError::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = match fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(EnvFileError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        if !meta.is_file() {
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        if meta.len() > MAX_ENV_FILE_BYTES {
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "larger than 1 MiB; this is not a worker env file",
+            )));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{mode:o}"),
+                "the env file holds the worker token but other users may access it: run `chmod 600` on it (basis write-env rewrites it 0600)"
+            );
+        }
+        let bytes = fs::read(path).map_err(io_err)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            EnvFileError::Parse {
+                path: Some(path.to_path_buf()),
+                line: valid.split(|b| *b == b'\n').count(),
+                reason: "the line is not valid UTF-8".to_owned(),
+            }
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            EnvFileError::Parse { line, reason, .. } => EnvFileError::Parse {
+                path: Some(path.to_path_buf()),
+                line,
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// [`read`](Self::read), with a missing file as `None`.
+    pub fn read_optional(path: &Path) -> Result<Option<WorkerEnv>, EnvFileError> {
+        match Self::read(path) {
+            Ok(env) => Ok(Some(env)),
+            Err(EnvFileError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Validates, then atomically writes the file with mode 0600 at `path`, which must pass
+    /// [`AllowedDirs::check`]. Missing parent directories are created 0700.
+    pub fn write(&self, path: &Path, allowed: &AllowedDirs) -> Result<WriteOutcome, EnvFileError> {
+        let target = allowed.check(path)?;
+        self.validate()?;
+        let replaced = fs::symlink_metadata(&target).is_ok();
+        atomic::write_atomic(&target, self.render().as_bytes(), ENV_FILE_MODE).map_err(|e| {
+            match atomic::symlink_refused(&e) {
+                Some(link) => EnvFileError::Symlink {
+                    path: target.clone(),
+                    link: link.to_path_buf(),
+                },
+                None => EnvFileError::Io {
+                    op: "write",
+                    path: target.clone(),
+                    source: e,
+                },
+            }
+        })?;
+        Ok(WriteOutcome {
+            keys: self.keys(),
+            token_fingerprint: self.token.as_ref().map(WorkerToken::fingerprint),
+            replaced,
+            path: target,
+        })
+    }
+}

@@ -1,0 +1,283 @@
+//! `WorkerConfig`: everything the daemon needs, resolved once from `worker.env`, flags and
+//! the process environment, and validated: holding one means the worker can start.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::backoff::BackoffPolicy;
+use super::error::WorkerError;
+use crate::config::{
+    KEY_MODELS, KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_TOKEN, KEY_WORKER_ID, WorkerEnv,
+};
+use crate::domain::{Runtime, WorkerId, WorkerToken};
+use crate::runtime::{
+    DEFAULT_ECHO_DELAY, DEFAULT_IDLE_TIMEOUT, ECHO_DELAY_ENV, MAX_ECHO_DELAY, RuntimeSpec,
+};
+use crate::wire::WORKER_CONNECT;
+
+/// Jobs run at once unless `--capacity` says otherwise.
+pub const DEFAULT_CAPACITY: u32 = 4;
+/// The most `--capacity` accepts.
+pub const MAX_CAPACITY: u32 = 256;
+/// How long a draining worker waits for its jobs unless `--drain-timeout-s` says otherwise.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the runtime's health is checked.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+/// How long the worker waits for `welcome` after `hello`.
+pub const DEFAULT_WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What flags (or a caller) choose; the rest comes from the env file.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub capacity: u32,
+    pub drain_timeout: Duration,
+    /// Where `worker-status.json` goes (`Dirs::worker_status_json`).
+    pub status_path: PathBuf,
+    /// Echo's per-token delay; `None`: `BASIS_ECHO_DELAY_MS` from the process environment,
+    /// then from the env file, then 5 ms.
+    pub echo_delay: Option<Duration>,
+    pub health_interval: Duration,
+    pub welcome_timeout: Duration,
+    pub backoff: BackoffPolicy,
+    /// Ollama/vLLM: the longest wait for a response or the next streamed piece.
+    pub idle_timeout: Duration,
+}
+
+impl Options {
+    /// The defaults, writing the status to `status_path`.
+    pub fn new(status_path: PathBuf) -> Self {
+        Self {
+            capacity: DEFAULT_CAPACITY,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            status_path,
+            echo_delay: None,
+            health_interval: DEFAULT_HEALTH_INTERVAL,
+            welcome_timeout: DEFAULT_WELCOME_TIMEOUT,
+            backoff: BackoffPolicy::default(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// A complete, validated worker configuration. Debug redacts the token.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub worker_id: WorkerId,
+    pub runtime: Runtime,
+    /// The models announced in `hello`.
+    pub models: Vec<String>,
+    pub orchestrator_url: Url,
+    /// `ws://` or `wss://` … `/api/workers/connect`.
+    pub connect_url: Url,
+    pub token: WorkerToken,
+    pub capacity: u32,
+    pub drain_timeout: Duration,
+    pub status_path: PathBuf,
+    pub health_interval: Duration,
+    pub welcome_timeout: Duration,
+    pub backoff: BackoffPolicy,
+    pub runtime_spec: RuntimeSpec,
+}
+
+impl WorkerConfig {
+    /// Validates `env` and `options`; `lookup` reads the process environment.
+    pub fn from_env(
+        env: &WorkerEnv,
+        options: Options,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, WorkerError> {
+        let mut models = env.models.clone();
+        if models.is_empty() && env.runtime == Some(Runtime::Ollama) {
+            models.extend(env.ollama_model.clone());
+        }
+        let mut missing = Vec::new();
+        if env.worker_id.is_none() {
+            missing.push(KEY_WORKER_ID);
+        }
+        if env.runtime.is_none() {
+            missing.push(KEY_RUNTIME);
+        }
+        if models.is_empty() {
+            missing.push(KEY_MODELS);
+        }
+        if env.orchestrator_url.is_none() {
+            missing.push(KEY_ORCHESTRATOR_URL);
+        }
+        if env.token.is_none() {
+            missing.push(KEY_TOKEN);
+        }
+        let (Some(worker_id), Some(runtime), Some(orchestrator_url), Some(token), true) = (
+            env.worker_id.clone(),
+            env.runtime,
+            env.orchestrator_url.clone(),
+            env.token.clone(),
+            missing.is_empty(),
+        ) else {
+            return Err(WorkerError::Incomplete { missing });
+        };
+        if !(1..=MAX_CAPACITY).contains(&options.capacity) {
+            return Err(WorkerError::Invalid {
+                key: "--capacity",
+                reason: format!("must be between 1 and {MAX_CAPACITY}"),
+            });
+        }
+        let echo_delay = match options.echo_delay {
+            Some(d) => d,
+            None => echo_delay(env, &lookup)?,
+        };
+        let base_url = match runtime {
+            Runtime::Vllm => env.effective_vllm_url(),
+            Runtime::Echo | Runtime::Ollama => env.effective_ollama_url(),
+        };
+        Ok(Self {
+            connect_url: connect_url(&orchestrator_url)?,
+            runtime_spec: RuntimeSpec {
+                runtime,
+                models: models.clone(),
+                base_url,
+                echo_delay,
+                idle_timeout: options.idle_timeout,
+            },
+            worker_id,
+            runtime,
+            models,
+            orchestrator_url,
+            token,
+            capacity: options.capacity,
+            drain_timeout: options.drain_timeout,
+            status_path: options.status_path,
+            health_interval: options.health_interval,
+            welcome_timeout: options.welcome_timeout,
+            backoff: options.backoff,
+        })
+    }
+}
+
+/// `BASIS_ECHO_DELAY_MS` from the process environment, else from the env file, else 5 ms.
+fn echo_delay(
+    env: &WorkerEnv,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Duration, WorkerError> {
+    let text = lookup(ECHO_DELAY_ENV)
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            env.extra
+                .iter()
+                .find(|(k, _)| k == ECHO_DELAY_ENV)
+                .map(|(_, v)| v.clone())
+        });
+    let Some(text) = text else {
+        return Ok(DEFAULT_ECHO_DELAY);
+    };
+    let ms: u64 = text.trim().parse().map_err(|_| WorkerError::Invalid {
+        key: ECHO_DELAY_ENV,
+        reason: "must be a whole number of milliseconds".into(),
+    })?;
+    let delay = Duration::from_millis(ms);
+    if delay > MAX_ECHO_DELAY {
+        return Err(WorkerError::Invalid {
+            key: ECHO_DELAY_ENV,
+            reason: format!("must be at most {} ms", MAX_ECHO_DELAY.as_millis()),
+        });
+    }
+    Ok(delay)
+}
+
+/// The WebSocket URL of the worker channel under `orchestrator` (which may have a path
+/// prefix): `http` → `ws`, `https` → `wss`.
+pub fn connect_url(orchestrator: &Url) -> Result<Url, WorkerError> {
+    let scheme = match orchestrator.scheme() {
+        "http" => "ws",
+        "https" => "wss",
+        _ => {
+            return Err(WorkerError::Invalid {
+                key: KEY_ORCHESTRATOR_URL,
+                reason: "must be an http:// or https:// URL".into(),
+            });
+        }
+    };
+    let mut url = orchestrator.clone();
+    let path = format!("{}{WORKER_CONNECT}", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.set_scheme(scheme).map_err(|()| WorkerError::Invalid {
+        key: KEY_ORCHESTRATOR_URL,
+        reason: "cannot be turned into a WebSocket URL".into(),
+    })?;
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete() -> WorkerEnv {
+        WorkerEnv::parse(
+            "BASIS_WORKER_ID=gpu-1\nBASIS_WORKER_RUNTIME=echo\nBASIS_WORKER_MODELS=a,b\n\
+             BASIS_ORCHESTRATOR_URL=https://orch.example/base/\nBASIS_ECHO_DELAY_MS=7\n\
+             BASIS_WORKER_TOKEN=",
+        )
+        .map(|mut env| {
+            env.ensure_token();
+            env
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn resolves_a_complete_env() {
+        let c = WorkerConfig::from_env(&complete(), Options::new("/s".into()), |_| None).unwrap();
+        assert_eq!(
+            c.connect_url.as_str(),
+            "wss://orch.example/base/api/workers/connect"
+        );
+        assert_eq!(c.models, ["a", "b"]);
+        assert_eq!(
+            c.runtime_spec.echo_delay,
+            Duration::from_millis(7),
+            "env-file key"
+        );
+        let from_process = |k: &str| (k == ECHO_DELAY_ENV).then(|| "0".to_owned());
+        let c =
+            WorkerConfig::from_env(&complete(), Options::new("/s".into()), from_process).unwrap();
+        assert_eq!(
+            c.runtime_spec.echo_delay,
+            Duration::ZERO,
+            "process env wins"
+        );
+        assert!(!format!("{c:?}").contains(c.token.expose_secret()));
+    }
+
+    #[test]
+    fn incomplete_and_invalid_envs_are_refused() {
+        let err =
+            WorkerConfig::from_env(&WorkerEnv::default(), Options::new("/s".into()), |_| None)
+                .unwrap_err();
+        let WorkerError::Incomplete { missing } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(missing.len(), 5);
+        let mut opts = Options::new("/s".into());
+        opts.capacity = 0;
+        assert!(WorkerConfig::from_env(&complete(), opts, |_| None).is_err());
+        let bad = |k: &str| (k == ECHO_DELAY_ENV).then(|| "soon".to_owned());
+        assert!(WorkerConfig::from_env(&complete(), Options::new("/s".into()), bad).is_err());
+    }
+
+    #[test]
+    fn connect_urls() {
+        let u = |s: &str| connect_url(&Url::parse(s).unwrap()).map(|u| u.to_string());
+        assert_eq!(
+            u("http://127.0.0.1:8787").unwrap(),
+            "ws://127.0.0.1:8787/api/workers/connect"
+        );
+        assert_eq!(
+            u("https://h/p?q=1").unwrap(),
+            "wss://h/p/api/workers/connect"
+        );
+        assert!(u("ftp://h").is_err());
+    }
+}

@@ -1,0 +1,290 @@
+//! `worker-status.json` (§3): what the worker is doing, for the supervisor, `worker_status` and
+//! `verify_online` to read. Rewritten atomically (mode 0600) on every state change by one
+//! writer task, which coalesces bursts: readers always see a whole, recent document.
+//!
+//! Architecture invariant: the status never holds the token (no field can: the document is
+//! built from the config's public parts only).
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::atomic::write_atomic;
+use crate::domain::{JobId, Runtime, WorkerId};
+
+/// The status file's mode: owner read/write only.
+pub const WORKER_STATUS_MODE: u32 = 0o600;
+
+/// The connection state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Opening the WebSocket, sending `hello`, waiting for `welcome`.
+    Connecting,
+    /// Welcomed; heartbeating and taking jobs.
+    Online,
+    /// Disconnected; waiting before the next attempt (`retry_at`).
+    Backoff,
+    /// Taking no new jobs; finishing those in flight, then exiting (or, after the
+    /// orchestrator's `drain`, until it closes the connection).
+    Draining,
+    /// The process has exited (or is about to).
+    Stopped,
+}
+
+/// A job in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CurrentJob {
+    pub job_id: JobId,
+    pub model: String,
+    /// Unix seconds.
+    pub started_at: u64,
+}
+
+/// Totals since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Counters {
+    pub jobs_completed: u64,
+    /// Jobs that ended in a `job_error` (cancelled ones included).
+    pub jobs_failed: u64,
+    /// Successful connections after the first.
+    pub reconnects: u64,
+}
+
+/// Why the last connection attempt or connection failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LastError {
+    /// `UNREACHABLE`, `UNAUTHORIZED`, `REJECTED`, `PROTOCOL`, `CONNECTION_LOST`, or the code of
+    /// the orchestrator's `error` frame.
+    pub code: String,
+    pub message: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// The contents of `worker-status.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkerStatus {
+    pub state: WorkerState,
+    pub orchestrator_url: String,
+    pub worker_id: WorkerId,
+    pub runtime: Runtime,
+    pub models: Vec<String>,
+    pub capacity: u32,
+    /// Unix seconds of the current connection's `welcome`; absent while disconnected.
+    pub connected_since: Option<u64>,
+    /// Unix seconds of the last frame from the orchestrator (its `welcome`, any message, or
+    /// the pong answering the ping sent with each heartbeat).
+    pub last_heartbeat_acked: Option<u64>,
+    /// From the orchestrator's `welcome`.
+    pub heartbeat_interval_s: Option<u32>,
+    pub online_window_s: Option<u32>,
+    pub current_jobs: Vec<CurrentJob>,
+    pub counters: Counters,
+    pub runtime_healthy: bool,
+    /// What the last runtime health check saw.
+    pub runtime_detail: Option<String>,
+    pub last_error: Option<LastError>,
+    /// Unix seconds of the next connection attempt while in `backoff`.
+    pub retry_at: Option<u64>,
+    pub pid: u32,
+    pub version: String,
+    /// Unix seconds of this document.
+    pub updated_at: u64,
+}
+
+/// Reading a status file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a worker status document: {source}", .path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+impl WorkerStatus {
+    /// Reads `path`; `None` when it does not exist (the worker never ran).
+    pub fn read(path: &Path) -> Result<Option<WorkerStatus>, StatusError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StatusError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StatusError::Json {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The live status: updates notify the writer task.
+#[derive(Debug)]
+pub(super) struct StatusHandle {
+    tx: watch::Sender<WorkerStatus>,
+}
+
+impl StatusHandle {
+    pub(super) fn new(initial: WorkerStatus) -> Self {
+        Self {
+            tx: watch::Sender::new(initial),
+        }
+    }
+
+    /// Applies `f`, stamps `updated_at` and schedules a write.
+    pub(super) fn update(&self, f: impl FnOnce(&mut WorkerStatus)) {
+        self.tx.send_modify(|s| {
+            f(s);
+            s.updated_at = unix_now();
+        });
+    }
+
+    /// Records liveness; writes only when the second changed.
+    pub(super) fn alive(&self) {
+        let now = unix_now();
+        self.tx.send_if_modified(|s| {
+            if s.last_heartbeat_acked == Some(now) {
+                return false;
+            }
+            s.last_heartbeat_acked = Some(now);
+            s.updated_at = now;
+            true
+        });
+    }
+
+    pub(super) fn snapshot(&self) -> WorkerStatus {
+        self.tx.borrow().clone()
+    }
+
+    /// Starts the task that writes every change to `path`, the current document first.
+    pub(super) fn spawn_writer(&self, path: PathBuf) -> StatusWriter {
+        let mut rx = self.tx.subscribe();
+        rx.mark_changed();
+        let close = CancellationToken::new();
+        let closed = close.clone();
+        let task = tokio::spawn(async move {
+            let mut warned = false;
+            loop {
+                let closing = tokio::select! {
+                    changed = rx.changed() => changed.is_err(),
+                    () = closed.cancelled() => true,
+                };
+                let doc = rx.borrow_and_update().clone();
+                let path = path.clone();
+                let written = tokio::task::spawn_blocking(move || write(&path, &doc)).await;
+                match written {
+                    Ok(Ok(())) => warned = false,
+                    Ok(Err(e)) if !warned => {
+                        warned = true;
+                        tracing::warn!(error = %e, "cannot write the worker status file");
+                    }
+                    _ => {}
+                }
+                if closing {
+                    break;
+                }
+            }
+        });
+        StatusWriter { task, close }
+    }
+}
+
+/// The task writing `worker-status.json`.
+#[derive(Debug)]
+pub(super) struct StatusWriter {
+    task: JoinHandle<()>,
+    close: CancellationToken,
+}
+
+impl StatusWriter {
+    /// Writes the latest document (after any write in progress) and ends the task.
+    pub(super) async fn finish(self) {
+        self.close.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn write(path: &Path, status: &WorkerStatus) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes, WORKER_STATUS_MODE)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn sample() -> WorkerStatus {
+        WorkerStatus {
+            state: WorkerState::Connecting,
+            orchestrator_url: "http://127.0.0.1:1".into(),
+            worker_id: WorkerId::parse("gpu-box-1").unwrap(),
+            runtime: Runtime::Echo,
+            models: vec!["m".into()],
+            capacity: 2,
+            connected_since: None,
+            last_heartbeat_acked: None,
+            heartbeat_interval_s: None,
+            online_window_s: None,
+            current_jobs: Vec::new(),
+            counters: Counters::default(),
+            runtime_healthy: true,
+            runtime_detail: None,
+            last_error: None,
+            retry_at: None,
+            pid: 1,
+            version: "0".into(),
+            updated_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn writer_writes_changes_and_the_last_state_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/worker-status.json");
+        let handle = StatusHandle::new(sample());
+        let writer = handle.spawn_writer(path.clone());
+        handle.update(|s| s.state = WorkerState::Online);
+        handle.alive();
+        handle.update(|s| s.state = WorkerState::Stopped);
+        writer.finish().await;
+        let back = WorkerStatus::read(&path).unwrap().unwrap();
+        assert_eq!(back.state, WorkerState::Stopped);
+        assert!(back.last_heartbeat_acked.is_some());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(
+            WorkerStatus::read(&dir.path().join("none"))
+                .unwrap()
+                .is_none()
+        );
+        let json = serde_json::to_value(&back).unwrap();
+        assert_eq!(json["state"], "stopped");
+    }
+}

@@ -1,0 +1,300 @@
+//! `schemas/` is a snapshot of what agents and other processes see, generated from the Rust
+//! types (JSON Schema 2020-12): every MCP tool (`tools/<name>.json`: metadata, input and
+//! output schemas), the error codes (`errors.json`), the orchestrator API bodies (`api/`), the
+//! worker channel messages (`channel/`) and the receipt.
+//!
+//! The snapshot test regenerates them in memory and fails on any drift, missing or stale file,
+//! printing the command that rewrites them: `UPDATE_SCHEMAS=1 cargo test --test schemas`
+//! (never under `CI=true`). The metadata test holds the rules every tool must follow.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use basis::domain::{ErrorCode, HashedReceipt, Problem};
+use basis::wire::{
+    ApiErrorBody, Health, OnboardingStatus, OrchestratorMessage, RegisterRequest, WorkerList,
+    WorkerMessage, WorkerRecord,
+};
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde_json::{Value, json};
+
+const UPDATE_COMMAND: &str = "UPDATE_SCHEMAS=1 cargo test --test schemas";
+const COMMENT: &str = "Generated from the Rust types by tests/schemas.rs; regenerate with UPDATE_SCHEMAS=1 cargo test --test schemas";
+
+/// The schema of `T` as it is written (`serialize`) or as it is accepted.
+fn schema<T: JsonSchema>(serialize: bool) -> Value {
+    let mut settings = SchemaSettings::draft2020_12();
+    if serialize {
+        settings = settings.for_serialize();
+    }
+    let mut value =
+        serde_json::to_value(settings.into_generator().into_root_schema_for::<T>()).unwrap();
+    if let Value::Object(map) = &mut value {
+        map.insert("$comment".into(), json!(COMMENT));
+    }
+    value
+}
+
+fn tool_files() -> BTreeMap<PathBuf, Value> {
+    basis::fronts::mcp::catalogue()
+        .into_iter()
+        .map(|tool| {
+            let mut value = serde_json::to_value(&tool).unwrap();
+            value
+                .as_object_mut()
+                .unwrap()
+                .insert("$comment".into(), json!(COMMENT));
+            (PathBuf::from(format!("tools/{}.json", tool.name)), value)
+        })
+        .collect()
+}
+
+/// `errors.json`: the schema of the `{code, message, fix}` problem, and a table of every code
+/// with its meaning and the CLI exit status.
+fn errors_file() -> Value {
+    let mut value = schema::<Problem>(true);
+    let descriptions: BTreeMap<String, String> = value["$defs"]["ErrorCode"]["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            Some((
+                v["const"].as_str()?.to_owned(),
+                v["description"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let codes: Vec<Value> = ErrorCode::ALL
+        .iter()
+        .map(|code| {
+            json!({
+                "code": code.as_str(),
+                "exit_code": code.exit_code(),
+                "description": descriptions.get(code.as_str()).cloned().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let map = value.as_object_mut().unwrap();
+    map.insert(
+        "description".into(),
+        json!("An actionable failure: MCP tool results with isError carry it as structuredContent, \
+               the orchestrator API as {\"error\": …}, the CLI with --json on stdout. Agents branch on `code`."),
+    );
+    map.insert("x-codes".into(), Value::Array(codes));
+    value
+}
+
+fn expected() -> BTreeMap<PathBuf, Value> {
+    let mut files = tool_files();
+    files.insert("errors.json".into(), errors_file());
+    let api = [
+        ("api/health.json", schema::<Health>(true)),
+        (
+            "api/onboarding_status.json",
+            schema::<OnboardingStatus>(true),
+        ),
+        (
+            "api/register_request.json",
+            schema::<RegisterRequest>(false),
+        ),
+        ("api/worker_record.json", schema::<WorkerRecord>(true)),
+        ("api/worker_list.json", schema::<WorkerList>(true)),
+        ("api/error.json", schema::<ApiErrorBody>(true)),
+        ("channel/worker_message.json", schema::<WorkerMessage>(true)),
+        (
+            "channel/orchestrator_message.json",
+            schema::<OrchestratorMessage>(true),
+        ),
+        ("receipt.json", schema::<HashedReceipt>(true)),
+    ];
+    files.extend(api.into_iter().map(|(p, v)| (PathBuf::from(p), v)));
+    files
+}
+
+fn schemas_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+fn json_files(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            json_files(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path.strip_prefix(root).unwrap().to_path_buf());
+        }
+    }
+}
+
+#[test]
+fn the_schemas_snapshot_matches_the_rust_types() {
+    let root = schemas_dir();
+    let update = std::env::var("UPDATE_SCHEMAS").is_ok_and(|v| v == "1")
+        && std::env::var("CI").map_or(true, |v| v != "true");
+    let expected = expected();
+    let mut drift = Vec::new();
+    for (rel, value) in &expected {
+        let text = format!("{}\n", serde_json::to_string_pretty(value).unwrap());
+        let path = root.join(rel);
+        match fs::read_to_string(&path) {
+            Ok(current) if current == text => {}
+            found => {
+                drift.push(format!(
+                    "{} ({})",
+                    rel.display(),
+                    if found.is_ok() { "stale" } else { "missing" }
+                ));
+                if update {
+                    fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    fs::write(&path, text).unwrap();
+                }
+            }
+        }
+    }
+    let mut present = Vec::new();
+    json_files(&root, &root, &mut present);
+    for rel in present.into_iter().filter(|p| !expected.contains_key(p)) {
+        drift.push(format!("{} (no longer generated)", rel.display()));
+        if update {
+            fs::remove_file(root.join(&rel)).unwrap();
+        }
+    }
+    if update && !drift.is_empty() {
+        eprintln!("rewrote schemas/: {}", drift.join(", "));
+        return;
+    }
+    assert!(
+        drift.is_empty(),
+        "schemas/ is out of date with the Rust types:\n  {}\nRun `{UPDATE_COMMAND}` and review the diff.",
+        drift.join("\n  ")
+    );
+}
+
+#[test]
+fn every_schema_compiles_as_json_schema() {
+    for (rel, value) in expected() {
+        let mut schemas = vec![value.clone()];
+        if rel.starts_with("tools") {
+            schemas = vec![value["inputSchema"].clone(), value["outputSchema"].clone()];
+        }
+        for schema in schemas {
+            assert!(
+                jsonschema::validator_for(&schema).is_ok(),
+                "{} is not a valid schema",
+                rel.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_tool_has_a_title_a_description_schemas_and_all_four_hints() {
+    let tools = basis::fronts::mcp::catalogue();
+    assert!(!tools.is_empty());
+    for tool in tools {
+        let name = tool.name.as_ref();
+        assert!(
+            tool.title.as_deref().is_some_and(|t| !t.is_empty()),
+            "{name}: no title"
+        );
+        let description = tool.description.as_deref().unwrap_or_default();
+        assert!(
+            description.len() >= 120,
+            "{name}: the description is too short to guide an agent"
+        );
+        assert!(
+            description.to_lowercase().contains("next"),
+            "{name}: the description does not say what comes next"
+        );
+        let a = tool
+            .annotations
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no annotations"));
+        assert!(a.title.is_some(), "{name}: annotations.title");
+        assert!(a.read_only_hint.is_some(), "{name}: readOnlyHint not set");
+        assert!(
+            a.destructive_hint.is_some(),
+            "{name}: destructiveHint not set"
+        );
+        assert!(
+            a.idempotent_hint.is_some(),
+            "{name}: idempotentHint not set"
+        );
+        assert!(a.open_world_hint.is_some(), "{name}: openWorldHint not set");
+        let input = &tool.input_schema;
+        assert_eq!(
+            input.get("type"),
+            Some(&json!("object")),
+            "{name}: inputSchema is not an object"
+        );
+        for combinator in ["anyOf", "oneOf", "allOf", "not"] {
+            assert!(
+                !input.contains_key(combinator),
+                "{name}: inputSchema has a top-level {combinator}"
+            );
+        }
+        let output = tool
+            .output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no outputSchema"));
+        assert_eq!(
+            output.get("type"),
+            Some(&json!("object")),
+            "{name}: outputSchema is not an object"
+        );
+    }
+}
+
+#[test]
+fn errors_json_lists_every_code_once() {
+    let file = errors_file();
+    let codes: Vec<&str> = file["x-codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), ErrorCode::ALL.len());
+    for code in ErrorCode::ALL {
+        assert_eq!(
+            codes.iter().filter(|c| **c == code.as_str()).count(),
+            1,
+            "{code}"
+        );
+    }
+    for entry in file["x-codes"].as_array().unwrap() {
+        assert!(
+            !entry["description"].as_str().unwrap().is_empty(),
+            "{entry}"
+        );
+    }
+}
+
+#[test]
+fn the_skill_allows_exactly_the_read_only_tools() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("skills/basis-worker/SKILL.md");
+    let text = fs::read_to_string(path).unwrap();
+    let front = text.strip_prefix("---\n").and_then(|t| t.split("\n---\n").next()).unwrap();
+    let field = |name: &str| {
+        front
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("SKILL.md frontmatter has no {name}"))
+    };
+    assert_eq!(field("name"), "basis-worker");
+    assert!(field("description").len() > 80);
+    let mut allowed: Vec<&str> = field("allowed-tools").split(',').map(str::trim).collect();
+    allowed.sort_unstable();
+    let mut read_only: Vec<String> = basis::fronts::mcp::catalogue()
+        .iter()
+        .filter(|t| basis::fronts::mcp::is_read_only(t))
+        .map(|t| format!("mcp__basis__{}", t.name))
+        .collect();
+    read_only.sort_unstable();
+    assert_eq!(allowed, read_only, "allowed-tools must name exactly the read-only tools");
+}

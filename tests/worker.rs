@@ -1,0 +1,16 @@
+//! The worker daemon against a fake orchestrator (an in-test axum WebSocket server playing the
+//! orchestrator's side of §6; the real endpoint is tested with the orchestrator): the channel
+//! (`hello`/`welcome`, heartbeats, readiness, reconnects and backoff), jobs (streaming, cancel,
+//! deadline, capacity, drain, resending unacknowledged results) and the real `basis worker`
+//! process (SIGTERM during a job, an incomplete env file).
+
+// Test code: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// The cases, one file per concern under `tests/worker/`.
+mod worker {
+    mod channel;
+    mod jobs;
+    mod process;
+    mod support;
+}
