@@ -1,6 +1,8 @@
 //! Architecture invariants as tests: the dependency direction between modules, the `//!`
 //! header on every module, and the size of source files (see ARCHITECTURE.md).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,8 @@
 //! The CLI as a user runs it: the real `basis` binary in a temp `BASIS_HOME`, checking exit
 //! codes, `--json` output, the env file on disk, and that no secret is ever printed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

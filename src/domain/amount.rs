@@ -63,6 +63,7 @@ impl Amount {
     }
 
     /// `self * bps / 10_000`, rounded down (a protocol fee in basis points).
+    #[must_use]
     pub fn basis_points(self, bps: u16) -> Self {
         // u128 * 10_000 can overflow for huge amounts; split to stay exact.
         let bps = u128::from(bps);

@@ -67,7 +67,9 @@ fn check_numbers(v: &Value, path: &mut String) -> Result<(), CanonicalError> {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                path.push('[');
+                path.push_str(&i.to_string());
+                path.push(']');
                 check_numbers(item, path)?;
                 path.truncate(len);
             }

@@ -105,6 +105,33 @@ error_codes! {
     SupervisorStartFailed = "SUPERVISOR_START_FAILED", exit 1;
     /// The supervisor process is alive but its control socket does not answer.
     SupervisorUnreachable = "SUPERVISOR_UNREACHABLE", exit 1;
+    // gateway
+    /// The gateway needs a client key (`Authorization: Bearer <client key>`) and none was sent.
+    ClientKeyRequired = "CLIENT_KEY_REQUIRED", exit 2;
+    /// The key sent is not a client key of this orchestrator (it was not shown).
+    ClientKeyInvalid = "CLIENT_KEY_INVALID", exit 2;
+    /// The worker channel was opened without the worker's token, or with a wrong one.
+    WorkerTokenInvalid = "WORKER_TOKEN_INVALID", exit 2;
+    /// No online, ready worker with free capacity serves the model now; retry after Retry-After.
+    NoWorkerAvailable = "NO_WORKER_AVAILABLE", exit 1;
+    /// The worker running the job disconnected or stopped heartbeating before it finished.
+    WorkerLost = "WORKER_LOST", exit 1;
+    /// The worker's runtime does not serve the requested model.
+    ModelNotFound = "MODEL_NOT_FOUND", exit 1;
+    /// The worker's runtime is not reachable.
+    RuntimeDown = "RUNTIME_DOWN", exit 1;
+    /// The job did not finish before its deadline.
+    JobTimeout = "JOB_TIMEOUT", exit 1;
+    /// The worker's runtime answered something that is not a valid completion.
+    RuntimeBadResponse = "RUNTIME_BAD_RESPONSE", exit 1;
+    /// The job was cancelled on the worker.
+    JobCancelled = "JOB_CANCELLED", exit 1;
+    /// The worker could not take the job (draining or at capacity); retry.
+    WorkerBusy = "WORKER_BUSY", exit 1;
+    /// The orchestrator is shutting down and takes no new jobs or worker connections.
+    OrchestratorDraining = "ORCHESTRATOR_DRAINING", exit 1;
+    /// No receipt with this id or hash is stored.
+    ReceiptNotFound = "RECEIPT_NOT_FOUND", exit 3;
 }
 
 impl fmt::Display for ErrorCode {

@@ -50,7 +50,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<HardwareReport, Problem
     if let Ok(Some(env)) = WorkerEnv::read_optional(&path) {
         opts.ollama_url = env.effective_ollama_url();
         opts.vllm_url = env.effective_vllm_url();
-        opts.expected_models = env.models.clone();
+        opts.expected_models.clone_from(&env.models);
     }
     Ok(hardware::check(&opts).await)
 }

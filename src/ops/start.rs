@@ -273,3 +273,22 @@ impl WithMessage for Problem {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{logs, status, stop};
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The MCP front runs these on a multi-threaded runtime: their futures must be `Send`.
+    #[test]
+    fn the_supervisor_operations_are_send() {
+        let _ = |ctx: &Context, progress: &(dyn Fn(Progress) + Send + Sync)| {
+            assert_send(&run_with_progress(ctx, &Input::default(), progress));
+            assert_send(&stop::run(ctx, &stop::Input::default()));
+            assert_send(&status::run(ctx, &status::Input::default()));
+            assert_send(&logs::run(ctx, &logs::Input::default()));
+        };
+    }
+}

@@ -11,6 +11,10 @@
 //! heartbeat_interval_s = 10
 //! online_window_s = 30
 //! body_limit_bytes = 65536
+//! gateway_body_limit_bytes = 4194304        # POST /v1/chat/completions
+//! job_timeout_s = 300                       # a gateway job's deadline
+//! drain_timeout_s = 10                      # in-flight jobs get this long after SIGTERM
+//! asset = "USDC"                            # the asset named in receipts
 //!
 //! [rate_limit]
 //! register_per_minute = 60
@@ -32,6 +36,10 @@ pub const ENV_ENROLLMENT_KEY: &str = "BASIS_ENROLLMENT_KEY";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DB_FILE_NAME: &str = "orchestrator.db";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub const DEFAULT_GATEWAY_BODY_LIMIT: usize = 4 * 1024 * 1024;
+pub const DEFAULT_JOB_TIMEOUT_S: u64 = 300;
+pub const DEFAULT_DRAIN_TIMEOUT_S: u64 = 10;
+pub const DEFAULT_ASSET: &str = "USDC";
 
 /// Why the configuration cannot be used. Never contains a key.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +89,14 @@ pub struct OrchestratorConfig {
     pub heartbeat_interval_s: u64,
     pub online_window_s: u64,
     pub body_limit_bytes: usize,
+    /// Body limit of `POST /v1/chat/completions` (prompts are larger than registrations).
+    pub gateway_body_limit_bytes: usize,
+    /// How long a gateway job may take before the client gets `JOB_TIMEOUT`.
+    pub job_timeout_s: u64,
+    /// After SIGTERM: how long in-flight jobs may take before worker connections are closed.
+    pub drain_timeout_s: u64,
+    /// The asset receipts name (gateway jobs pay 0 of it for now).
+    pub asset: String,
     pub rate_limits: RateLimits,
 }
 
@@ -107,6 +123,10 @@ struct RawConfig {
     heartbeat_interval_s: Option<u64>,
     online_window_s: Option<u64>,
     body_limit_bytes: Option<usize>,
+    gateway_body_limit_bytes: Option<usize>,
+    job_timeout_s: Option<u64>,
+    drain_timeout_s: Option<u64>,
+    asset: Option<String>,
     #[serde(default)]
     rate_limit: RawRateLimits,
 }
@@ -206,6 +226,12 @@ impl OrchestratorConfig {
             heartbeat_interval_s: raw.heartbeat_interval_s.unwrap_or(10),
             online_window_s: raw.online_window_s.unwrap_or(30),
             body_limit_bytes: raw.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT),
+            gateway_body_limit_bytes: raw
+                .gateway_body_limit_bytes
+                .unwrap_or(DEFAULT_GATEWAY_BODY_LIMIT),
+            job_timeout_s: raw.job_timeout_s.unwrap_or(DEFAULT_JOB_TIMEOUT_S),
+            drain_timeout_s: raw.drain_timeout_s.unwrap_or(DEFAULT_DRAIN_TIMEOUT_S),
+            asset: raw.asset.unwrap_or_else(|| DEFAULT_ASSET.to_owned()),
             rate_limits: RateLimits {
                 register: Bucket {
                     per_minute: r.register_per_minute.unwrap_or(60),
@@ -231,6 +257,23 @@ impl OrchestratorConfig {
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.body_limit_bytes) {
             return bad("body_limit_bytes must be between 1024 and 16777216");
+        }
+        if !(1024..=256 * 1024 * 1024).contains(&self.gateway_body_limit_bytes) {
+            return bad("gateway_body_limit_bytes must be between 1024 and 268435456");
+        }
+        if !(1..=86_400).contains(&self.job_timeout_s) {
+            return bad("job_timeout_s must be between 1 and 86400");
+        }
+        if self.drain_timeout_s > 3600 {
+            return bad("drain_timeout_s must be at most 3600");
+        }
+        let asset_ok = (1..=32).contains(&self.asset.len())
+            && self
+                .asset
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+        if !asset_ok {
+            return bad("asset must be 1 to 32 letters, digits or . - _ :");
         }
         let buckets = [self.rate_limits.register, self.rate_limits.auth_failures];
         if buckets.iter().any(|b| b.per_minute == 0 || b.burst == 0) {
@@ -329,6 +372,8 @@ mod tests {
             "body_limit_bytes = 10",
             "[rate_limit]\nregister_burst = 0",
             "admin_key_sha256 = [\"not-a-hash\"]",
+            "job_timeout_s = 0",
+            "asset = \"US D\"",
         ] {
             assert!(
                 OrchestratorConfig::from_toml(bad, &overrides(), |_| None).is_err(),

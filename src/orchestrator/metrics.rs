@@ -1,5 +1,6 @@
 //! Prometheus metrics (`prometheus-client`): requests by route, method and status, request
-//! latency, registrations by outcome, rate-limit refusals and error codes. Served as
+//! latency, registrations by outcome, rate-limit refusals, error codes, connected workers,
+//! heartbeats and gateway jobs by outcome. Served as
 //! `OpenMetrics` text at `/metrics`. Route labels are the route templates (`/api/workers/{id}`), never raw
 //! paths, so label cardinality stays bounded.
 
@@ -13,6 +14,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -81,6 +83,9 @@ pub struct Metrics {
     registrations: Family<OutcomeLabels, Counter>,
     rate_limited: Family<LimitLabels, Counter>,
     errors: Family<CodeLabels, Counter>,
+    workers_connected: Gauge,
+    heartbeats: Counter,
+    jobs: Family<OutcomeLabels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -123,6 +128,20 @@ impl Default for Metrics {
             rate_limited.clone(),
         );
         registry.register("errors", "Error answers by error code", errors.clone());
+        let workers_connected = Gauge::default();
+        let heartbeats = Counter::default();
+        let jobs = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "workers_connected",
+            "Workers connected over the worker channel",
+            workers_connected.clone(),
+        );
+        registry.register("heartbeats", "Worker heartbeats received", heartbeats.clone());
+        registry.register(
+            "gateway_jobs",
+            "Gateway jobs by outcome (completed, failed, cancelled)",
+            jobs.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
@@ -130,6 +149,9 @@ impl Default for Metrics {
             registrations,
             rate_limited,
             errors,
+            workers_connected,
+            heartbeats,
+            jobs,
         }
     }
 }
@@ -148,6 +170,20 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&LimitLabels { limit })
             .inc();
+    }
+
+    /// A worker connection opened (+1) or closed (-1).
+    pub fn worker_connected(&self, delta: i64) {
+        self.workers_connected.inc_by(delta);
+    }
+
+    pub fn heartbeat(&self) {
+        self.heartbeats.inc();
+    }
+
+    /// `outcome` is `completed`, `failed` or `cancelled`.
+    pub fn job(&self, outcome: &'static str) {
+        self.jobs.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// The `OpenMetrics` text exposition.

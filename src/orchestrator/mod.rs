@@ -2,6 +2,8 @@
 //! (axum), with storage behind the [`store::Store`] trait (`SQLite` by default).
 //!
 //! Request path: [`routes`] (one file per noun) → [`registration`] / [`auth`] → [`store`].
+//! Workers connect over the worker channel into the [`hub`]; the OpenAI-compatible
+//! [`gateway`] routes each chat completion through the hub to one of them.
 //! Every failure is an [`error::ApiError`] rendered as `{"error":{code,message,fix}}`.
 //! Bodies are [`crate::wire`] types; config is resolved once into [`OrchestratorConfig`].
 //!
@@ -13,6 +15,8 @@ mod auth;
 pub mod config;
 pub mod error;
 mod extract;
+mod gateway;
+pub mod hub;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;

@@ -5,9 +5,10 @@ use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Value, json};
 
+use crate::domain::HashedReceipt;
 use crate::wire::{
-    ADMIN_KEY_HEADER, ApiErrorBody, ENROLLMENT_KEY_HEADER, Health, OnboardingStatus,
-    RegisterRequest, WorkerList, WorkerRecord,
+    ADMIN_KEY_HEADER, ApiErrorBody, ChatCompletion, ChatCompletionChunk, ENROLLMENT_KEY_HEADER,
+    Health, ModelList, OnboardingStatus, RegisterRequest, WorkerList, WorkerRecord,
 };
 
 /// A `$ref` to `T`'s component schema (added to the generator's definitions).
@@ -32,6 +33,10 @@ pub fn document() -> Value {
     let record = schema_ref::<WorkerRecord>(&mut g);
     let list = schema_ref::<WorkerList>(&mut g);
     let error = schema_ref::<ApiErrorBody>(&mut g);
+    let models = schema_ref::<ModelList>(&mut g);
+    let completion = schema_ref::<ChatCompletion>(&mut g);
+    let chunk = schema_ref::<ChatCompletionChunk>(&mut g);
+    let receipt = schema_ref::<HashedReceipt>(&mut g);
     let schemas = g.take_definitions(true);
 
     let err =
@@ -42,7 +47,7 @@ pub fn document() -> Value {
         "info": {
             "title": "basis orchestrator",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Worker registry of a basis compute network. Errors are {\"error\":{code,message,fix}} with stable codes.",
+            "description": "Worker registry and OpenAI-compatible gateway of a basis compute network. Errors are {\"error\":{code,message,fix}} with stable codes.",
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
         },
         "paths": {
@@ -103,6 +108,47 @@ pub fn document() -> Value {
                     "schema": { "type": "string", "pattern": crate::domain::WorkerId::PATTERN } } ],
                 "responses": { "200": ok("The worker", &record), "400": err("Invalid worker id"),
                     "404": err("No such worker") }
+            }},
+            "/api/workers/connect": { "get": {
+                "operationId": "connectWorker",
+                "summary": "The worker channel: WebSocket upgrade (JSON text frames, protocol 1)",
+                "security": [ { "workerToken": [] } ],
+                "responses": { "101": { "description": "Switching protocols: hello, welcome, heartbeats, jobs" },
+                    "401": err("Missing or wrong worker token"), "426": err("Not a WebSocket upgrade"),
+                    "429": err("Too many failed authentications"), "503": err("Shutting down") }
+            }},
+            "/v1/models": { "get": {
+                "operationId": "listModels",
+                "summary": "Models served by online workers (OpenAI list shape)",
+                "security": [ { "clientKey": [] } ],
+                "responses": { "200": ok("Models", &models), "401": err("Missing or wrong client key") }
+            }},
+            "/v1/chat/completions": { "post": {
+                "operationId": "chatCompletions",
+                "summary": "OpenAI-compatible chat completion, routed to the least busy online worker",
+                "description": "Headers x-basis-worker-id and x-basis-job-id on every routed answer; x-basis-receipt-id and x-basis-receipt-hash on non-streamed answers. With stream true the answer is text/event-stream of chat.completion.chunk; the last chunk (with finish_reason) carries usage, basis_receipt_id and basis_receipt_hash, then data: [DONE]. A failure mid-stream is one data: {error} event, then the stream closes.",
+                "security": [ { "clientKey": [] } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object",
+                    "required": ["model", "messages"] } } } },
+                "responses": {
+                    "200": { "description": "The completion (or the event stream)", "content": {
+                        "application/json": { "schema": completion },
+                        "text/event-stream": { "schema": chunk } } },
+                    "400": err("Invalid body"), "401": err("Missing or wrong client key"),
+                    "413": err("Body too large"),
+                    "502": err("The worker failed or was lost (WORKER_LOST, MODEL_NOT_FOUND, RUNTIME_DOWN, ...)"),
+                    "503": err("No worker serves the model now, or shutting down; see Retry-After"),
+                    "504": err("The job missed its deadline")
+                }
+            }},
+            "/api/receipts/{id}": { "get": {
+                "operationId": "getReceipt",
+                "summary": "A receipt as sealed (verify offline: keccak256 of the JCS of all fields but receipt_hash)",
+                "parameters": [ { "name": "id", "in": "path", "required": true,
+                    "description": "rcpt- + 32 hex, or the receipt hash 0x + 64 hex",
+                    "schema": { "type": "string" } } ],
+                "responses": { "200": ok("The receipt", &receipt), "400": err("Malformed id"),
+                    "404": err("No such receipt") }
             }}
         },
         "components": {
@@ -111,7 +157,9 @@ pub fn document() -> Value {
                 "workerToken": { "type": "http", "scheme": "bearer",
                     "description": "The worker token (proof of possession for re-registration)" },
                 "enrollmentKey": { "type": "apiKey", "in": "header", "name": ENROLLMENT_KEY_HEADER },
-                "adminKey": { "type": "apiKey", "in": "header", "name": ADMIN_KEY_HEADER }
+                "adminKey": { "type": "apiKey", "in": "header", "name": ADMIN_KEY_HEADER },
+                "clientKey": { "type": "http", "scheme": "bearer",
+                    "description": "A client key (basis orchestrator keys create --role client); not needed with --open" }
             }
         }
     })

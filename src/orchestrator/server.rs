@@ -1,6 +1,7 @@
 //! Running the orchestrator: open the store, bind, announce `listening on http://ADDR` on
-//! stdout (tests bind port 0 and read it), serve until SIGTERM or SIGINT, then drain in-flight
-//! requests and close.
+//! stdout (tests bind port 0 and read it), serve until SIGTERM or SIGINT, then stop accepting,
+//! send `drain` to every worker, let in-flight jobs finish within `drain_timeout_s`, close the
+//! worker connections and stop.
 
 use std::future::IntoFuture;
 use std::io::Write;
@@ -10,14 +11,17 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::config::{ConfigError, OrchestratorConfig};
+use super::hub::{presence, session};
 use super::routes;
 use super::state::AppState;
 use super::store::{SqliteStore, Store, StoreError};
 
-/// How long in-flight requests may take to finish after SIGTERM / SIGINT.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the drain, how long answers still streaming may take to end.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// Why the orchestrator could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +44,10 @@ pub fn app(config: OrchestratorConfig, store: Arc<dyn Store>) -> Router {
     routes::router(AppState::new(config, store))
 }
 
-/// Opens the `SQLite` store named by the config, binds, and serves until a shutdown signal.
+/// Opens the `SQLite` store named by the config, binds, and serves until a shutdown signal;
+/// then drains (see [`drain`]) and stops.
 pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
+    raise_open_file_limit();
     let db = config.db.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
         .await
@@ -60,36 +66,92 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
         "orchestrator started"
     );
     if config.open {
-        tracing::warn!("--open: anyone who can reach this address may register workers");
+        tracing::warn!(
+            "--open: anyone who can reach this address may register workers and use the gateway"
+        );
     }
     announce(addr);
-    let app = app(config, Arc::new(store));
-    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let drain_timeout = Duration::from_secs(config.drain_timeout_s);
+    let state = AppState::new(config, Arc::new(store));
+    let app = routes::router(state.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let flusher = tokio::spawn(presence::flush_loop(state.clone(), stop_rx.clone()));
+    let mut stopping = stop_rx;
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stopping_tx.send(true);
+        let _ = stopping.wait_for(|s| *s).await;
     })
     .into_future();
-    // In-flight requests get DRAIN_TIMEOUT after the signal; then we stop regardless.
-    let deadline = async move {
-        if stopping.wait_for(|s| *s).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-    };
+    let mut server = tokio::spawn(server);
     tokio::select! {
-        result = server => result.map_err(ServeError::Serve)?,
-        () = deadline => tracing::warn!(
-            "in-flight requests did not finish within {} s of the signal; stopping anyway",
-            DRAIN_TIMEOUT.as_secs()
-        ),
+        () = shutdown_signal() => {}
+        joined = &mut server => {
+            let _ = stop_tx.send(true);
+            return joined
+                .map_err(|e| ServeError::Serve(std::io::Error::other(e.to_string())))?
+                .map_err(ServeError::Serve);
+        }
     }
+    // Stop accepting, then let in-flight jobs finish within the bound.
+    let _ = stop_tx.send(true);
+    drain(&state, drain_timeout).await;
+    match tokio::time::timeout(CLOSE_GRACE, &mut server).await {
+        Ok(Ok(result)) => result.map_err(ServeError::Serve)?,
+        Ok(Err(e)) => tracing::error!(error = %e, "the server task failed"),
+        Err(_) => {
+            server.abort();
+            tracing::warn!("open HTTP connections did not close in time; stopping anyway");
+        }
+    }
+    let _ = flusher.await;
     tracing::info!("orchestrator stopped");
     Ok(())
+}
+
+/// Graceful drain: no new jobs, `drain` to every worker, in-flight jobs get `bound` to finish
+/// (and be recorded), then every worker connection is closed (jobs still running fail with
+/// `ORCHESTRATOR_DRAINING`) and presence is written.
+async fn drain(state: &AppState, bound: Duration) {
+    state.hub.begin_drain();
+    tracing::info!(
+        jobs = state.hub.unfinished_jobs(),
+        workers = state.hub.connected(),
+        bound_s = bound.as_secs(),
+        "draining: no new jobs; waiting for in-flight jobs"
+    );
+    let deadline = Instant::now() + bound;
+    while state.hub.unfinished_jobs() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = state.hub.unfinished_jobs();
+    if left > 0 {
+        tracing::warn!(jobs = left, "in-flight jobs did not finish within the drain bound");
+    }
+    presence::flush(state).await;
+    state
+        .hub
+        .close_all(session::codes::SHUTTING_DOWN, "the orchestrator is shutting down");
+    let until = Instant::now() + Duration::from_secs(2);
+    while (state.hub.connected() > 0 || state.hub.unfinished_jobs() > 0) && Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Raises the soft open-file limit to the hard one: every worker connection is a socket.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, soft, "cannot raise the open-file limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
 }
 
 /// The one line on stdout: where to reach us.

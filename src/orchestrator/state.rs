@@ -1,5 +1,5 @@
-//! `AppState`: what every handler shares: the store, the resolved config, metrics, rate
-//! limiters and the prebuilt `OpenAPI` document.
+//! `AppState`: what every handler shares: the store, the resolved config, the hub of connected
+//! workers, metrics, rate limiters and the prebuilt `OpenAPI` document.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRef, Request};
 
 use super::config::OrchestratorConfig;
+use super::hub::Hub;
 use super::metrics::Metrics;
 use super::rate_limit::RateLimiter;
 use super::store::Store;
@@ -21,6 +22,7 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub store: Arc<dyn Store>,
     pub config: OrchestratorConfig,
+    pub hub: Hub,
     pub metrics: Metrics,
     pub register_limit: RateLimiter,
     pub auth_failure_limit: RateLimiter,
@@ -35,6 +37,7 @@ impl AppState {
             auth_failure_limit: RateLimiter::new(config.rate_limits.auth_failures),
             openapi: Bytes::from(super::openapi::document().to_string()),
             metrics: Metrics::default(),
+            hub: Hub::new(std::time::Duration::from_secs(config.online_window_s)),
             started: Instant::now(),
             store,
             config,

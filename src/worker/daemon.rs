@@ -84,7 +84,9 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), WorkerError> {
     let (out_tx, mut out_rx) = mpsc::channel(OUT_QUEUE);
-    let first = backend.health().await;
+    let first = tokio::time::timeout(config.health_interval, backend.health())
+        .await
+        .unwrap_or_else(|_| runtime::Health::down("the health check did not answer in time"));
     let (health_tx, health_rx) = watch::channel(first.healthy);
     let status = StatusHandle::new(initial_status(&config, &first));
     let writer = status.spawn_writer(config.status_path.clone());
@@ -97,7 +99,10 @@ pub async fn run(
         detail = %first.detail,
         "worker starting"
     );
-    warn_missing_models(&shared).await;
+    let models_check = tokio::spawn({
+        let shared = Arc::clone(&shared);
+        async move { warn_missing_models(&shared).await }
+    });
     let health = tokio::spawn(watch_health(Arc::clone(&shared), health_tx));
     let stop = shutdown.abort.clone();
     let drainer = tokio::spawn(drain_on(Arc::clone(&shared), shutdown));
@@ -107,6 +112,7 @@ pub async fn run(
     shared.table().cancel_all();
     health.abort();
     drainer.abort();
+    models_check.abort();
     let counters = shared.status.snapshot().counters;
     shared.status.update(|s| {
         s.state = WorkerState::Stopped;

@@ -154,6 +154,7 @@ pub(super) struct JobRequest {
     pub job_id: JobId,
     pub model: String,
     pub request: Value,
+    /// From receipt of the job; past it the job ends in `TIMEOUT`. 0: no deadline.
     pub deadline_ms: u64,
 }
 

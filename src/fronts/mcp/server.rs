@@ -44,6 +44,8 @@ struct Shared {
     router: ToolRouter<BasisMcp>,
     /// `tools/list`, computed once: the router's visible tools, sorted by name.
     listed: Vec<Tool>,
+    /// The `initialize` answer, computed once.
+    info: ServerConfig,
 }
 
 impl BasisMcp {
@@ -58,6 +60,7 @@ impl BasisMcp {
                 read_only,
                 router,
                 listed,
+                info: server_config(),
             }),
             level: SessionLevel::default(),
         }
@@ -115,22 +118,27 @@ impl BasisMcp {
     }
 }
 
+/// What `initialize` answers: the capabilities, who we are, how to start.
+fn server_config() -> ServerConfig {
+    let capabilities = ServerCapabilities::builder()
+        .enable_tools()
+        .enable_resources()
+        .enable_prompts()
+        .enable_logging()
+        .enable_completions()
+        .build();
+    ServerConfig::new(capabilities)
+        .with_server_info(
+            Implementation::new("basis", env!("CARGO_PKG_VERSION"))
+                .with_title("basis GPU worker")
+                .with_description(env!("CARGO_PKG_DESCRIPTION")),
+        )
+        .with_instructions(INSTRUCTIONS)
+}
+
 impl ServerHandler for BasisMcp {
     fn get_info(&self) -> ServerConfig {
-        let capabilities = ServerCapabilities::builder()
-            .enable_tools()
-            .enable_resources()
-            .enable_prompts()
-            .enable_logging()
-            .enable_completions()
-            .build();
-        ServerConfig::new(capabilities)
-            .with_server_info(
-                Implementation::new("basis", env!("CARGO_PKG_VERSION"))
-                    .with_title("basis GPU worker")
-                    .with_description(env!("CARGO_PKG_DESCRIPTION")),
-            )
-            .with_instructions(INSTRUCTIONS)
+        self.shared.info.clone()
     }
 
     async fn call_tool(

@@ -103,23 +103,30 @@ fn gpu_problems(
     }
 }
 
+/// One line on why each GPU source found nothing; the full story is in `sources`.
 fn nvidia_summary(report: &HardwareReport) -> String {
     let s = &report.sources;
     let why = |outcome: AttemptOutcome, detail: Option<&str>| {
         let outcome = match outcome {
-            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::Ok => "found no GPU",
             AttemptOutcome::NotFound => "not found",
             AttemptOutcome::Failed => "failed",
             AttemptOutcome::Timeout => "timed out",
             AttemptOutcome::Skipped => "skipped",
         };
-        detail.map_or_else(|| outcome.to_owned(), |d| format!("{outcome}: {d}"))
+        // First clause only: the list of paths tried stays in `sources`.
+        let detail = detail.and_then(|d| d.split(';').next()).map(str::trim);
+        detail.map_or_else(|| outcome.to_owned(), |d| format!("{outcome} ({d})"))
     };
     format!(
-        "NVIDIA: nvml {}; nvidia-smi {}; AMD: {}",
+        "NVIDIA: NVML {}, nvidia-smi {}; AMD: {}",
         why(s.nvml.outcome, s.nvml.detail.as_deref()),
-        why(s.nvidia_smi.outcome, s.nvidia_smi.detail.as_deref()),
-        s.amd_sysfs.detail.as_deref().unwrap_or("not checked"),
+        why(s.nvidia_smi.outcome, None),
+        if s.amd_sysfs.is_ok() {
+            "none in sysfs"
+        } else {
+            "no sysfs GPU entries"
+        },
     )
 }
 

@@ -1,11 +1,17 @@
 //! The HTTP routes, one file per noun, assembled by [`router`]. Every handler returns
 //! `Result<_, ApiError>`; the fallbacks answer JSON errors too.
 
+mod chat;
+mod connect;
 mod health;
 mod meta;
+mod models;
 mod onboarding;
+mod receipts;
 mod register;
 mod workers;
+
+use std::convert::Infallible;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -25,6 +31,7 @@ use crate::wire;
 /// The orchestrator's router over `state`.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.body_limit_bytes;
+    let gateway_limit = state.config.gateway_body_limit_bytes;
     Router::new()
         .route(wire::HEALTH, get(health::health))
         .route(wire::METRICS, get(meta::metrics))
@@ -38,7 +45,16 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .route(wire::WORKERS, get(workers::list))
+        .route(wire::WORKER_CONNECT, get(connect::connect))
         .route("/api/workers/{id}", get(workers::get))
+        .route("/api/receipts/{id}", get(receipts::get))
+        .route(wire::MODELS, get(models::list))
+        .route(
+            wire::CHAT_COMPLETIONS,
+            post(chat::completions)
+                .layer::<_, Infallible>(DefaultBodyLimit::max(gateway_limit))
+                .layer::<_, Infallible>(Extension(BodyLimit(gateway_limit))),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -6,15 +6,15 @@ use axum::extract::State;
 use crate::orchestrator::state::AppState;
 use crate::wire::{OnboardingStatus, PROTOCOL_VERSION, Settlement};
 
-/// Whether this build routes gateway jobs to workers (the worker channel comes later).
-const JOB_ROUTING: bool = false;
+/// This build routes gateway jobs to connected workers.
+const JOB_ROUTING: bool = true;
 
 pub async fn status(State(state): State<AppState>) -> Json<OnboardingStatus> {
     let c = &state.config;
     Json(OnboardingStatus {
         registration: c.registration,
         job_routing: JOB_ROUTING,
-        can_receive_jobs: JOB_ROUTING,
+        can_receive_jobs: state.hub.any_routable(),
         settlement: Settlement::Disabled,
         heartbeat_interval_s: c.heartbeat_interval_s,
         online_window_s: c.online_window_s,

@@ -67,7 +67,7 @@ pub async fn register(
     let path = worker_path(&row.worker_id);
     let mut response = (
         status,
-        Json(record(row, unix_now(), state.config.online_window_s)),
+        Json(record(row, &state.hub)),
     )
         .into_response();
     if status == StatusCode::CREATED

@@ -8,23 +8,25 @@ use serde::Deserialize;
 
 use crate::domain::{ErrorCode, TokenFingerprint, WorkerId};
 use crate::orchestrator::error::{ApiError, scrub_serde_message};
-use crate::orchestrator::state::{AppState, unix_now};
+use crate::orchestrator::hub::Hub;
+use crate::orchestrator::state::AppState;
 use crate::orchestrator::store::WorkerRow;
 use crate::wire::{WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
 
-/// The public view of a stored worker: the token hash becomes its fingerprint.
-pub fn record(row: WorkerRow, now: u64, online_window_s: u64) -> WorkerRecord {
+/// The public view of a stored worker: the token hash becomes its fingerprint, and while it is
+/// connected its presence comes from the hub (heartbeats are not written one by one). A
+/// worker that is not connected is offline, whatever its last heartbeat.
+pub fn record(row: WorkerRow, hub: &Hub) -> WorkerRecord {
+    let live = hub.presence(&row.worker_id);
     WorkerRecord {
-        online: row
-            .last_seen
-            .is_some_and(|t| now.saturating_sub(t) < online_window_s),
+        online: live.is_some_and(|p| p.online),
+        last_seen: live.map(|p| p.last_seen).or(row.last_seen),
+        connected_since: live.map(|p| p.connected_since),
         token_fingerprint: TokenFingerprint::of(&row.token_sha256).to_string(),
         worker_id: row.worker_id,
         wallet: row.wallet,
         runtime: row.runtime,
         models: row.models,
-        last_seen: row.last_seen,
-        connected_since: row.connected_since,
         jobs_completed: row.jobs_completed,
         jobs_failed: row.jobs_failed,
         rewards_pending: row.rewards_pending,
@@ -53,7 +55,7 @@ pub async fn get(
     })?;
     let id = parse_id(&id)?;
     match state.store.worker(id.clone()).await? {
-        Some(row) => Ok(Json(record(row, unix_now(), state.config.online_window_s))),
+        Some(row) => Ok(Json(record(row, &state.hub))),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::WorkerNotFound,
@@ -98,9 +100,8 @@ pub async fn list(
     } else {
         None
     };
-    let (now, window) = (unix_now(), state.config.online_window_s);
     Ok(Json(WorkerList {
-        workers: rows.into_iter().map(|r| record(r, now, window)).collect(),
+        workers: rows.into_iter().map(|r| record(r, &state.hub)).collect(),
         next_after,
     }))
 }

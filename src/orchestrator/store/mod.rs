@@ -1,12 +1,15 @@
-//! Storage behind one trait, [`Store`], split per noun ([`WorkerStore`], [`KeyStore`]).
+//! Storage behind one trait, [`Store`], split per noun ([`WorkerStore`], [`KeyStore`],
+//! [`JobStore`]).
 //! Handlers hold an `Arc<dyn Store>` and never see SQL, so a `PostgreSQL` implementation can be
 //! added beside [`sqlite`] without touching them.
 //!
 //! Contract every implementation keeps: a write that returned `Ok` survives a crash (kill -9)
 //! of the orchestrator; [`WorkerStore::insert_worker`] of an existing id fails with
 //! [`StoreError::Conflict`] (so of N concurrent registrations of one new id exactly one wins);
-//! [`WorkerStore::update_registration`] is a compare-and-swap on the stored token hash.
+//! [`WorkerStore::update_registration`] is a compare-and-swap on the stored token hash;
+//! [`JobStore::record_job`] writes a job at most once.
 
+mod jobs;
 mod keys;
 pub mod sqlite;
 mod workers;
@@ -15,9 +18,10 @@ use std::fmt;
 
 use futures::future::BoxFuture;
 
+pub use jobs::{JobOutcome, JobRecord, JobStatus, JobStore, Recorded};
 pub use keys::{KeyRole, KeySha256, KeyStore, UnknownKeyRole};
 pub use sqlite::SqliteStore;
-pub use workers::{WorkerRow, WorkerStore};
+pub use workers::{Presence, WorkerRow, WorkerStore};
 
 /// A store failure. Handlers log it and answer `INTERNAL`; only `Conflict` reaches a client
 /// (as 409).
@@ -42,7 +46,7 @@ pub enum StoreError {
 }
 
 /// Everything the orchestrator stores.
-pub trait Store: WorkerStore + KeyStore + fmt::Debug + Send + Sync {
+pub trait Store: WorkerStore + KeyStore + JobStore + fmt::Debug + Send + Sync {
     /// Cheap round trip to the backend, for `/health`.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }

@@ -67,4 +67,31 @@ pub trait WorkerStore {
         after: Option<WorkerId>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<WorkerRow>, StoreError>>;
+
+    /// The workers whose stored token hash is `token` (normally one), for the worker channel's
+    /// authentication. Callers still compare each row's hash in constant time.
+    fn workers_by_token(
+        &self,
+        token: TokenSha256,
+    ) -> BoxFuture<'_, Result<Vec<WorkerRow>, StoreError>>;
+
+    /// Records a connection opening (`connected_since` = `last_seen` = `now`) or closing
+    /// (`connected_since` cleared, `last_seen` = the last heartbeat).
+    fn set_presence(
+        &self,
+        id: WorkerId,
+        presence: Presence,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Writes the last heartbeat of many connected workers at once (one transaction).
+    fn touch_workers(&self, seen: Vec<(WorkerId, u64)>) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// A change of a worker's connection, for [`WorkerStore::set_presence`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Connected at this unix second.
+    Connected(u64),
+    /// Disconnected; its last heartbeat was at this unix second.
+    Disconnected { last_seen: u64 },
 }

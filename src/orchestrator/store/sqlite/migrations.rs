@@ -34,6 +34,29 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL,
         revoked_at  INTEGER
     ) STRICT;",
+    // 2: finished gateway jobs and receipts; workers found by token hash (worker channel auth)
+    "CREATE TABLE jobs (
+        job_id       TEXT PRIMARY KEY NOT NULL,
+        worker_id    TEXT NOT NULL,
+        model        TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('completed', 'failed', 'cancelled')),
+        error_code   TEXT,
+        receipt_id   TEXT,
+        started_at   INTEGER NOT NULL,
+        finished_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX jobs_by_worker ON jobs (worker_id, finished_at);
+    CREATE TABLE receipts (
+        receipt_id    TEXT PRIMARY KEY NOT NULL,
+        receipt_hash  TEXT NOT NULL UNIQUE,
+        kind          TEXT NOT NULL,
+        worker_id     TEXT NOT NULL,
+        job_id        TEXT UNIQUE,
+        issued_at     INTEGER NOT NULL,
+        body          TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX receipts_by_worker ON receipts (worker_id, issued_at);
+    CREATE INDEX workers_by_token ON workers (token_sha256);",
 ];
 
 /// The schema version this build writes.

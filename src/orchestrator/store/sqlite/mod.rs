@@ -4,6 +4,7 @@
 //! One writer connection and one reader connection, each behind a mutex and used from
 //! `spawn_blocking`, so `SQLite` never blocks the async runtime and writes are serialised.
 
+mod jobs;
 mod keys;
 mod migrations;
 mod workers;

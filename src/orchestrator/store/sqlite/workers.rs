@@ -5,7 +5,7 @@ use rusqlite::{Connection, Row, params};
 
 use super::{SqliteStore, from_sql_int, to_sql_int};
 use crate::domain::{Amount, TokenSha256, WalletAddress, WorkerId};
-use crate::orchestrator::store::{StoreError, WorkerRow, WorkerStore};
+use crate::orchestrator::store::{Presence, StoreError, WorkerRow, WorkerStore};
 use crate::wire::{HardwareSummary, RegisterRequest};
 
 const COLUMNS: &str = "worker_id, wallet, runtime, models, token_sha256, hardware, version, \
@@ -184,6 +184,61 @@ impl WorkerStore for SqliteStore {
                 out.push(row_to_worker(row)?);
             }
             Ok(out)
+        })
+    }
+
+    fn workers_by_token(
+        &self,
+        token: TokenSha256,
+    ) -> BoxFuture<'_, Result<Vec<WorkerRow>, StoreError>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM workers WHERE token_sha256 = ?1 ORDER BY worker_id LIMIT 16"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![&token.as_bytes()[..]])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(row_to_worker(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn set_presence(
+        &self,
+        id: WorkerId,
+        presence: Presence,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            match presence {
+                Presence::Connected(now) => conn.execute(
+                    "UPDATE workers SET connected_since = ?2, last_seen = ?2 WHERE worker_id = ?1",
+                    params![id.as_str(), to_sql_int(now)],
+                )?,
+                Presence::Disconnected { last_seen } => conn.execute(
+                    "UPDATE workers SET connected_since = NULL, last_seen = ?2 WHERE worker_id = ?1",
+                    params![id.as_str(), to_sql_int(last_seen)],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    fn touch_workers(&self, seen: Vec<(WorkerId, u64)>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE workers SET last_seen = ?2 WHERE worker_id = ?1 \
+                     AND (last_seen IS NULL OR last_seen < ?2)",
+                )?;
+                for (id, at) in &seen {
+                    stmt.execute(params![id.as_str(), to_sql_int(*at)])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
         })
     }
 }

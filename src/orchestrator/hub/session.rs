@@ -1,0 +1,291 @@
+//! One worker connection after the upgrade: `hello` (first frame, protocol 1, the worker id
+//! the token belongs to) → `welcome`, then heartbeats, job chunks and results until the worker
+//! closes, its heartbeats lapse for `online_window_s`, or the orchestrator closes it. When it
+//! ends, every job still running on it fails with `WORKER_LOST` at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::live::{Hello, Live, Outbound};
+use super::{presence, settle};
+use crate::domain::{Runtime, WorkerId};
+use crate::orchestrator::state::{AppState, unix_now};
+use crate::orchestrator::store::WorkerRow;
+use crate::wire::{
+    MAX_MODEL_LEN, MAX_MODELS, MAX_VERSION_LEN, OrchestratorMessage, PROTOCOL_VERSION,
+    WorkerMessage,
+};
+
+/// The first frame must arrive within this long.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most jobs one worker may declare it runs at once.
+pub const MAX_CAPACITY: u32 = 1024;
+
+/// `error` codes of the channel (the connection closes after each).
+pub mod codes {
+    pub const HELLO_REQUIRED: &str = "HELLO_REQUIRED";
+    pub const PROTOCOL_UNSUPPORTED: &str = "PROTOCOL_UNSUPPORTED";
+    pub const WORKER_ID_MISMATCH: &str = "WORKER_ID_MISMATCH";
+    pub const INVALID_HELLO: &str = "INVALID_HELLO";
+    pub const REPLACED: &str = "REPLACED";
+    pub const HEARTBEAT_LAPSED: &str = "HEARTBEAT_LAPSED";
+    pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
+}
+
+/// How a welcomed connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The worker closed it or the transport failed.
+    Gone,
+    /// No heartbeat for the online window.
+    Lapsed,
+    /// The orchestrator closed it (replaced or shutting down).
+    Closed,
+}
+
+/// Serves one upgraded connection; `candidates` are the workers the bearer token matched.
+pub async fn serve(state: AppState, mut socket: WebSocket, candidates: Vec<WorkerRow>) {
+    let hello = match handshake(&mut socket, candidates).await {
+        Ok(hello) => hello,
+        Err((code, message)) => {
+            tracing::warn!(code, %message, "worker connection refused after upgrade");
+            refuse(&mut socket, code, message).await;
+            return;
+        }
+    };
+    let c = &state.config;
+    let welcome = OrchestratorMessage::Welcome {
+        heartbeat_interval_s: u32::try_from(c.heartbeat_interval_s).unwrap_or(u32::MAX),
+        online_window_s: u32::try_from(c.online_window_s).unwrap_or(u32::MAX),
+    };
+    if send(&mut socket, &welcome).await.is_err() {
+        return;
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let now = unix_now();
+    let live = Arc::new(Live::new(
+        hello,
+        state.hub.next_conn(),
+        now,
+        state.hub.now_ms(),
+        tx,
+    ));
+    let id = live.worker_id().clone();
+    if let Some(old) = state.hub.attach(Arc::clone(&live)) {
+        old.close(codes::REPLACED, "a newer connection of this worker replaced this one");
+    }
+    state.metrics.worker_connected(1);
+    presence::connected(&state, id.clone(), now);
+    tracing::info!(worker_id = %id, conn = live.conn, models = ?live.hello.models,
+        capacity = live.hello.capacity, "worker connected");
+
+    let end = run(&state, &live, &mut socket, &mut rx).await;
+
+    state.hub.detach(&live);
+    rx.close();
+    state.metrics.worker_connected(-1);
+    let lost = live.finish_all();
+    if !lost.is_empty() {
+        settle::lost(&state, &live, lost, end == End::Closed && state.hub.is_draining());
+    }
+    let last_seen = state.hub.unix_s(live.last_beat_ms());
+    presence::disconnected(&state, id.clone(), last_seen);
+    tracing::info!(worker_id = %id, conn = live.conn, ?end, "worker disconnected");
+}
+
+async fn run(
+    state: &AppState,
+    live: &Arc<Live>,
+    socket: &mut WebSocket,
+    rx: &mut mpsc::UnboundedReceiver<Outbound>,
+) -> End {
+    let window = Duration::from_secs(state.config.online_window_s);
+    let lapse = tokio::time::sleep(window);
+    tokio::pin!(lapse);
+    loop {
+        tokio::select! {
+            frame = socket.recv() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    if on_text(state, live, text.as_str()) {
+                        lapse.as_mut().reset(Instant::now() + window);
+                    }
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return End::Gone,
+                Some(Ok(_)) => {}
+            },
+            out = rx.recv() => match out {
+                Some(Outbound::Frame(message)) => {
+                    if send(socket, &message).await.is_err() {
+                        return End::Gone;
+                    }
+                }
+                Some(Outbound::Close { code, message }) => {
+                    refuse(socket, code, message).await;
+                    return End::Closed;
+                }
+                None => return End::Closed,
+            },
+            () = &mut lapse => {
+                tracing::warn!(worker_id = %live.worker_id(), "no heartbeat within the online window; closing");
+                let message = format!("no heartbeat for {} s", window.as_secs());
+                refuse(socket, codes::HEARTBEAT_LAPSED, message).await;
+                return End::Lapsed;
+            }
+        }
+    }
+}
+
+/// Handles one text frame; true when it was a heartbeat.
+fn on_text(state: &AppState, live: &Arc<Live>, text: &str) -> bool {
+    let message = match serde_json::from_str::<WorkerMessage>(text) {
+        Ok(m) => m,
+        Err(e) => {
+            // A newer worker may send frames this build does not know.
+            tracing::debug!(worker_id = %live.worker_id(), error = %e, "ignoring an unreadable frame");
+            return false;
+        }
+    };
+    match message {
+        WorkerMessage::Heartbeat {
+            in_flight, ready, ..
+        } => {
+            live.beat(state.hub.now_ms(), ready, in_flight);
+            state.metrics.heartbeat();
+            settle::sweep_expired(state, live);
+            return true;
+        }
+        WorkerMessage::JobChunk { job_id, delta } => {
+            if let Some(entry) = live.jobs().get_mut(&job_id) {
+                entry.chunks = entry.chunks.saturating_add(1);
+                if entry.stream && entry.cancelled.is_none() {
+                    let _ = entry.sink.send(super::JobEvent::Chunk(delta.clone()));
+                }
+                entry.text.push_str(&delta);
+            }
+        }
+        WorkerMessage::JobDone {
+            job_id,
+            output,
+            usage,
+            simulated,
+            ..
+        } => match live.finish(&job_id) {
+            Some(entry) => settle::done(state, live, job_id, entry, output, usage, simulated),
+            None => settle::unknown(state, live, job_id),
+        },
+        WorkerMessage::JobError {
+            job_id,
+            code,
+            message,
+        } => match live.finish(&job_id) {
+            Some(entry) => settle::failed(state, live, job_id, entry, code, &message),
+            None => settle::unknown(state, live, job_id),
+        },
+        WorkerMessage::Hello { .. } => {
+            tracing::debug!(worker_id = %live.worker_id(), "ignoring a second hello");
+        }
+    }
+    false
+}
+
+/// Waits for `hello` and checks it against the token's workers.
+async fn handshake(
+    socket: &mut WebSocket,
+    candidates: Vec<WorkerRow>,
+) -> Result<Hello, (&'static str, String)> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, async {
+        loop {
+            match socket.recv().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or((codes::HELLO_REQUIRED, "the first frame must be hello".to_owned()))?;
+    let Ok(WorkerMessage::Hello {
+        protocol,
+        worker_id,
+        version,
+        runtime,
+        models,
+        capacity,
+    }) = serde_json::from_str::<WorkerMessage>(first.as_str())
+    else {
+        return Err((codes::HELLO_REQUIRED, "the first frame must be hello".into()));
+    };
+    if protocol != PROTOCOL_VERSION {
+        return Err((
+            codes::PROTOCOL_UNSUPPORTED,
+            format!("this orchestrator speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
+        ));
+    }
+    let Some(row) = candidates.into_iter().find(|r| r.worker_id == worker_id) else {
+        return Err((
+            codes::WORKER_ID_MISMATCH,
+            format!("the token does not belong to worker `{worker_id}`"),
+        ));
+    };
+    check_hello(&worker_id, runtime, &models, capacity, &version)?;
+    Ok(Hello {
+        worker_id,
+        wallet: row.wallet,
+        runtime,
+        models,
+        capacity,
+        version,
+    })
+}
+
+fn check_hello(
+    id: &WorkerId,
+    _runtime: Runtime,
+    models: &[String],
+    capacity: u32,
+    version: &str,
+) -> Result<(), (&'static str, String)> {
+    let bad = |m: String| Err((codes::INVALID_HELLO, m));
+    if !(1..=MAX_CAPACITY).contains(&capacity) {
+        return bad(format!("capacity must be between 1 and {MAX_CAPACITY}"));
+    }
+    if models.is_empty() || models.len() > MAX_MODELS {
+        return bad(format!("models must list 1 to {MAX_MODELS} names"));
+    }
+    if models
+        .iter()
+        .any(|m| m.is_empty() || m.chars().count() > MAX_MODEL_LEN)
+    {
+        return bad(format!("each model name must be 1 to {MAX_MODEL_LEN} characters"));
+    }
+    if version.chars().count() > MAX_VERSION_LEN {
+        return bad(format!("version must be at most {MAX_VERSION_LEN} characters"));
+    }
+    tracing::debug!(worker_id = %id, "hello accepted");
+    Ok(())
+}
+
+async fn send(socket: &mut WebSocket, message: &OrchestratorMessage) -> Result<(), ()> {
+    let text = serde_json::to_string(message).map_err(|_| ())?;
+    socket.send(Message::text(text)).await.map_err(|_| ())
+}
+
+/// Sends `error {code, message}` and closes.
+async fn refuse(socket: &mut WebSocket, code: &'static str, message: String) {
+    let frame = OrchestratorMessage::Error {
+        code: code.to_owned(),
+        message,
+    };
+    let _ = send(socket, &frame).await;
+    let close = CloseFrame {
+        code: axum::extract::ws::close_code::POLICY,
+        reason: code.into(),
+    };
+    let _ = socket.send(Message::Close(Some(close))).await;
+}

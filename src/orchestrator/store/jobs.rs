@@ -1,0 +1,101 @@
+//! Finished gateway jobs and their receipts in the store: [`JobRecord`] and the [`JobStore`]
+//! trait. A job is written once, when it ends, together with its receipt (if it completed) and
+//! its worker's counter, in one transaction; writing the same `job_id` again changes nothing
+//! and reports what was first recorded, so a result re-sent after a reconnect is idempotent.
+
+use std::fmt;
+
+use futures::future::BoxFuture;
+
+use super::StoreError;
+use crate::domain::{ErrorCode, HashedReceipt, JobId, ReceiptHash, ReceiptId, WorkerId};
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The worker answered: the receipt says what and for whom (`jobs_completed` + 1).
+    Completed(Box<HashedReceipt>),
+    /// The worker failed it, lost it or missed its deadline (`jobs_failed` + 1).
+    Failed(ErrorCode),
+    /// The client went away and the worker stopped it: nobody's failure, no counter moves.
+    Cancelled,
+}
+
+impl JobOutcome {
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Self::Completed(_) => JobStatus::Completed,
+            Self::Failed(_) => JobStatus::Failed,
+            Self::Cancelled => JobStatus::Cancelled,
+        }
+    }
+}
+
+/// A job's stored status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Completed, Self::Failed, Self::Cancelled]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finished job, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub job_id: JobId,
+    pub worker_id: WorkerId,
+    pub model: String,
+    pub outcome: JobOutcome,
+    /// Unix seconds.
+    pub started_at: u64,
+    pub finished_at: u64,
+}
+
+/// What [`JobStore::record_job`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Written now.
+    New,
+    /// The job was already recorded (with this status); nothing changed.
+    Already(JobStatus),
+}
+
+/// Stored jobs and receipts.
+pub trait JobStore {
+    /// Writes a finished job (its receipt and its worker's counter with it), once per `job_id`.
+    fn record_job(&self, job: JobRecord) -> BoxFuture<'_, Result<Recorded, StoreError>>;
+
+    /// The status a job was recorded with, if it was.
+    fn job_status(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobStatus>, StoreError>>;
+
+    /// A receipt's JSON exactly as sealed, by id.
+    fn receipt(&self, id: ReceiptId) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
+
+    /// A receipt's JSON exactly as sealed, by its hash.
+    fn receipt_by_hash(
+        &self,
+        hash: ReceiptHash,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
+}

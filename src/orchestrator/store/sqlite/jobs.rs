@@ -1,0 +1,146 @@
+//! The `jobs` and `receipts` tables: a finished job, its receipt and its worker's counter are
+//! written in one transaction, once per `job_id`.
+
+use futures::future::BoxFuture;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{SqliteStore, to_sql_int};
+use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId};
+use crate::orchestrator::store::{
+    JobOutcome, JobRecord, JobStatus, JobStore, Recorded, StoreError,
+};
+
+fn corrupt_status() -> StoreError {
+    StoreError::Corrupt {
+        what: "job status",
+        reason: "unknown status".into(),
+    }
+}
+
+fn status_of(tx: &Transaction<'_>, id: &str) -> Result<Option<JobStatus>, StoreError> {
+    let status: Option<String> = tx
+        .query_row(
+            "SELECT status FROM jobs WHERE job_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    status
+        .map(|s| JobStatus::parse(&s).ok_or_else(corrupt_status))
+        .transpose()
+}
+
+fn insert_receipt(tx: &Transaction<'_>, receipt: &HashedReceipt) -> Result<(), StoreError> {
+    let body = serde_json::to_string(receipt).map_err(|e| StoreError::Corrupt {
+        what: "receipt",
+        reason: e.to_string(),
+    })?;
+    let kind = serde_json::to_value(receipt.receipt.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let r = &receipt.receipt;
+    tx.execute(
+        "INSERT INTO receipts (receipt_id, receipt_hash, kind, worker_id, job_id, issued_at, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            r.receipt_id.as_str(),
+            receipt.receipt_hash.to_string(),
+            kind,
+            r.worker_id.as_str(),
+            r.job_id.as_ref().map(JobId::as_str),
+            to_sql_int(r.issued_at),
+            body
+        ],
+    )?;
+    Ok(())
+}
+
+impl JobStore for SqliteStore {
+    fn record_job(&self, job: JobRecord) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(status) = status_of(&tx, job.job_id.as_str())? {
+                return Ok(Recorded::Already(status));
+            }
+            let (error_code, receipt_id, counter) = match &job.outcome {
+                JobOutcome::Completed(receipt) => {
+                    insert_receipt(&tx, receipt)?;
+                    (
+                        None,
+                        Some(receipt.receipt.receipt_id.as_str().to_owned()),
+                        Some("jobs_completed"),
+                    )
+                }
+                JobOutcome::Failed(code) => (Some(code.as_str()), None, Some("jobs_failed")),
+                JobOutcome::Cancelled => (None, None, None),
+            };
+            tx.execute(
+                "INSERT INTO jobs (job_id, worker_id, model, status, error_code, receipt_id, \
+                 started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    job.job_id.as_str(),
+                    job.worker_id.as_str(),
+                    job.model,
+                    job.outcome.status().as_str(),
+                    error_code,
+                    receipt_id,
+                    to_sql_int(job.started_at),
+                    to_sql_int(job.finished_at)
+                ],
+            )?;
+            if let Some(column) = counter {
+                tx.execute(
+                    &format!(
+                        "UPDATE workers SET {column} = {column} + 1 WHERE worker_id = ?1"
+                    ),
+                    params![job.worker_id.as_str()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Recorded::New)
+        })
+    }
+
+    fn job_status(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobStatus>, StoreError>> {
+        self.read(move |conn| {
+            let status: Option<String> = conn
+                .query_row(
+                    "SELECT status FROM jobs WHERE job_id = ?1",
+                    params![id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            status
+                .map(|s| JobStatus::parse(&s).ok_or_else(corrupt_status))
+                .transpose()
+        })
+    }
+
+    fn receipt(&self, id: ReceiptId) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT body FROM receipts WHERE receipt_id = ?1",
+                    params![id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn receipt_by_hash(
+        &self,
+        hash: ReceiptHash,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT body FROM receipts WHERE receipt_hash = ?1",
+                    params![hash.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+}
