@@ -11,7 +11,12 @@ mod common;
 mod orchestrator {
     use super::*;
 
+    mod channel;
+    mod failures;
+    mod fake_worker;
+    mod gateway;
     mod gating;
+    mod persistence;
     mod registration;
     mod robustness;
     mod surface;
@@ -22,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use basis::client::{ClientError, OrchestratorClient, RegisterAuth};
 use basis::domain::{ErrorCode, Problem, Runtime, WalletAddress, WorkerId, WorkerToken};
-use basis::wire::{RegisterRequest, RegistrationMode};
+use basis::wire::{OrchestratorMessage, RegisterRequest, RegistrationMode, WorkerMessage};
 use common::orchestrator::{Options, Orchestrator, RELAXED_LIMITS, create_key};
 use secrecy::SecretString;
 use serde_json::{Value, json};

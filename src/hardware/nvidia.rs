@@ -57,12 +57,31 @@ fn nvml_attempt(res: &Result<NvmlResult, String>, ms: u64) -> Attempt {
 
 /// Runs the chain within `budget`.
 pub(crate) async fn probe(budget: Duration) -> NvidiaOutcome {
+    probe_with(
+        budget,
+        kernel_driver(),
+        nvidia_nvml::probe_blocking,
+        nvidia_smi::probe,
+    )
+    .await
+}
+
+/// The chain with its sources passed in, so tests can make them slow or fail.
+async fn probe_with<Smi, SmiFut>(
+    budget: Duration,
+    kernel_driver: Option<String>,
+    nvml: impl FnOnce() -> NvmlResult + Send + 'static,
+    smi: Smi,
+) -> NvidiaOutcome
+where
+    Smi: Fn(Instant) -> SmiFut,
+    SmiFut: std::future::Future<Output = SmiOutcome>,
+{
     let start = Instant::now();
     let deadline = start + budget;
     let hedge_at = start + budget / 4;
-    let kernel_driver = kernel_driver();
 
-    let nvml_task = tokio::task::spawn_blocking(nvidia_nvml::probe_blocking);
+    let nvml_task = tokio::task::spawn_blocking(nvml);
     let nvml_fut = async move {
         match tokio::time::timeout_at(deadline.into(), nvml_task).await {
             Ok(Ok(res)) => Ok(res),
@@ -84,11 +103,11 @@ pub(crate) async fn probe(budget: Duration) -> NvidiaOutcome {
         if matches!(res, Ok(Ok(_))) {
             (res, ms, None)
         } else {
-            (res, ms, Some(nvidia_smi::probe(deadline).await))
+            (res, ms, Some(smi(deadline).await))
         }
     } else {
         // NVML is slow: race nvidia-smi against it; NVML wins if it answers.
-        let smi_fut = nvidia_smi::probe(deadline);
+        let smi_fut = smi(deadline);
         tokio::pin!(smi_fut);
         tokio::select! {
             biased;
@@ -155,6 +174,97 @@ mod tests {
             Some("560.35.03")
         );
         assert_eq!(parse_proc_driver_version("garbage"), None);
+    }
+
+    use crate::hardware::report::{GpuSource, GpuVendor};
+    use std::sync::mpsc;
+
+    fn smi_ok() -> SmiOutcome {
+        SmiOutcome {
+            attempt: Attempt::new(AttemptOutcome::Ok, "fake: 1 GPU(s)", 1),
+            gpus: vec![GpuInfo::new(GpuVendor::Nvidia, 0, GpuSource::NvidiaSmi)],
+        }
+    }
+
+    fn smi_timeout() -> SmiOutcome {
+        SmiOutcome {
+            attempt: Attempt::new(AttemptOutcome::Timeout, "fake: killed", 1),
+            gpus: Vec::new(),
+        }
+    }
+
+    /// An NVML that blocks until the test ends (the sender is dropped) or 5 s pass.
+    fn hung_nvml(rx: mpsc::Receiver<()>) -> impl FnOnce() -> NvmlResult + Send + 'static {
+        move || {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+            Err(NvmlFailure::InitFailed("woke up".to_owned()))
+        }
+    }
+
+    const BUDGET: Duration = Duration::from_millis(400);
+
+    #[tokio::test]
+    async fn nvml_answering_skips_nvidia_smi() {
+        let nvml = || {
+            Ok(NvmlGpus {
+                library: "fake".to_owned(),
+                gpus: vec![GpuInfo::new(GpuVendor::Nvidia, 0, GpuSource::Nvml)],
+            })
+        };
+        let out = probe_with(BUDGET, None, nvml, |_| async {
+            panic!("nvidia-smi must not run")
+        })
+        .await;
+        assert_eq!(out.answered, NvidiaAnswer::Nvml);
+        assert_eq!(out.smi.outcome, AttemptOutcome::Skipped);
+    }
+
+    #[tokio::test]
+    async fn nvml_missing_falls_back_to_nvidia_smi() {
+        let nvml = || {
+            Err(NvmlFailure::LibraryMissing(
+                "libnvidia-ml.so.1: not found".to_owned(),
+            ))
+        };
+        let out = probe_with(BUDGET, Some("550.54.15".to_owned()), nvml, |_| async {
+            smi_ok()
+        })
+        .await;
+        assert_eq!(out.answered, NvidiaAnswer::NvidiaSmi);
+        assert_eq!(out.nvml.outcome, AttemptOutcome::NotFound);
+        assert_eq!(out.gpus.len(), 1);
+        assert_eq!(out.kernel_driver.as_deref(), Some("550.54.15"));
+    }
+
+    #[tokio::test]
+    async fn hung_nvml_is_raced_by_nvidia_smi() {
+        let (tx, rx) = mpsc::channel();
+        let start = Instant::now();
+        let out = probe_with(BUDGET, None, hung_nvml(rx), |_| async { smi_ok() }).await;
+        assert!(start.elapsed() < BUDGET, "{:?}", start.elapsed());
+        assert_eq!(out.answered, NvidiaAnswer::NvidiaSmi);
+        assert_eq!(out.nvml.outcome, AttemptOutcome::Timeout);
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn everything_hung_still_ends_at_the_budget() {
+        let (tx, rx) = mpsc::channel();
+        let start = Instant::now();
+        let smi = |deadline: Instant| async move {
+            tokio::time::sleep_until(deadline.into()).await;
+            smi_timeout()
+        };
+        let out = probe_with(BUDGET, None, hung_nvml(rx), smi).await;
+        let took = start.elapsed();
+        assert!(
+            took >= BUDGET && took < BUDGET + Duration::from_millis(150),
+            "{took:?}"
+        );
+        assert_eq!(out.answered, NvidiaAnswer::None);
+        assert_eq!(out.nvml.outcome, AttemptOutcome::Timeout);
+        assert_eq!(out.smi.outcome, AttemptOutcome::Timeout);
+        drop(tx);
     }
 
     #[tokio::test]

@@ -13,7 +13,11 @@ use super::exec::{bytes_to_mib, round1};
 use super::report::{GpuInfo, GpuSource, GpuVendor, MigInfo, MigInstance};
 
 /// The name the dynamic loader resolves through its cache and `LD_LIBRARY_PATH`.
+#[cfg(not(windows))]
 pub const DEFAULT_LIBRARY: &str = "libnvidia-ml.so.1";
+/// The name Windows resolves through its DLL search path.
+#[cfg(windows)]
+pub const DEFAULT_LIBRARY: &str = "nvml.dll";
 
 /// Where drivers and container runtimes put NVML when the loader's cache does not know it.
 pub const LIBRARY_CANDIDATES: &[&str] = &[

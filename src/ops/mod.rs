@@ -14,6 +14,7 @@ pub mod register;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod verify;
 pub mod write_env;
 
 pub use crate::domain::{ErrorCode, Problem};

@@ -70,7 +70,21 @@ impl Orchestrator {
     }
 
     pub fn with(options: Options) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::in_dir_with(tempfile::tempdir().expect("temp dir"), options)
+    }
+
+    /// Starts on a prepared temp dir (its `state/orchestrator.db` may already exist).
+    pub fn in_dir(dir: TempDir, toml: String) -> Self {
+        Self::in_dir_with(
+            dir,
+            Options {
+                toml,
+                ..Options::default()
+            },
+        )
+    }
+
+    fn in_dir_with(dir: TempDir, options: Options) -> Self {
         let db = dir.path().join("state").join("orchestrator.db");
         std::fs::write(dir.path().join("orchestrator.toml"), &options.toml).expect("write config");
         let mut me = Self {
@@ -167,22 +181,28 @@ impl Orchestrator {
         }
     }
 
-    /// SIGTERM, then waits (at most 10 s) for the exit status.
+    /// SIGTERM, then waits (at most 20 s: the drain has its own bound) for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
+        let pid = self.pid();
         let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &pid.to_string()])
             .status()
             .expect("run kill");
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    /// Waits (at most `limit`) for the process to exit by itself; kills it and panics after.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("orchestrator did not stop after SIGTERM");
+                panic!("orchestrator did not stop in time; log:\n{}", self.logs());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

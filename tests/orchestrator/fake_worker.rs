@@ -127,7 +127,6 @@ enum Cmd {
 
 /// A connected, welcomed fake worker. Heartbeats every 300 ms until told otherwise.
 pub struct FakeWorker {
-    pub id: String,
     pub welcome: OrchestratorMessage,
     cmds: mpsc::UnboundedSender<Cmd>,
     inbox: mpsc::UnboundedReceiver<OrchestratorMessage>,
@@ -217,7 +216,7 @@ impl FakeWorker {
                 }
             }
         });
-        Self { id: id.to_owned(), welcome, cmds, inbox, task }
+        Self { welcome, cmds, inbox, task }
     }
 
     pub fn send(&self, msg: WorkerMessage) {

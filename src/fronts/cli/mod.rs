@@ -13,6 +13,7 @@ mod start;
 mod status;
 mod stop;
 mod supervise;
+mod verify;
 mod worker;
 mod write_env;
 
@@ -63,6 +64,8 @@ pub enum Command {
     Start(start::Args),
     /// Stop the worker (it drains in-flight jobs first) and its supervisor.
     Stop(stop::Args),
+    /// Verify the worker is really online (a checklist with a fix for each failure).
+    Verify(verify::Args),
     /// Show the supervisor, the worker's state, recent exits and the last log lines.
     Status(status::Args),
     /// Show the worker log (secrets redacted), or follow it.
@@ -90,6 +93,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Start(args) => start::run(&ctx, args).await,
         Command::Stop(args) => stop::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
+        Command::Verify(args) => verify::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Supervise(args) => supervise::run(&ctx, args).await,
         Command::Worker(args) => worker::run(&ctx, args).await,

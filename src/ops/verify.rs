@@ -1,0 +1,215 @@
+//! `verify_online`: a checklist that says whether this host's worker is really online, each
+//! failed item with the fix — env complete, registered, supervisor alive, worker connected,
+//! heartbeat fresh, orchestrator says online, runtime healthy, jobs routable. Read-only; can
+//! wait (with progress) until everything passes.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Context, network, status};
+use crate::domain::{ErrorCode, Problem};
+use crate::guard::{GuardText, Guarded, SecretRefused};
+use crate::worker::WorkerState;
+
+/// The longest `wait_s` accepted.
+pub const MAX_WAIT_S: u64 = 300;
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// Keep checking until every item passes or this many seconds pass (0-300, default 0:
+    /// check once). Progress notifications are sent while waiting.
+    #[serde(default)]
+    pub wait_s: Option<u64>,
+    /// The env file (default: worker.env in the config directory).
+    #[serde(default)]
+    pub env_file: Option<String>,
+}
+
+impl Guarded for Input {
+    fn check_secrets(&self) -> Result<(), SecretRefused> {
+        self.env_file.guard("env_file")
+    }
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Check {
+    /// Stable name: env_complete, registered, supervisor_alive, worker_connected,
+    /// heartbeat_fresh, orchestrator_says_online, runtime_healthy, can_receive_jobs.
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// How to make it pass, when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    /// Every check passed.
+    pub online: bool,
+    pub checks: Vec<Check>,
+    /// Seconds spent waiting.
+    pub waited_s: u64,
+    pub next_step: String,
+}
+
+fn item(name: &str, ok: bool, detail: impl Into<String>, fix: &str) -> Check {
+    Check {
+        name: name.to_owned(),
+        ok,
+        detail: detail.into(),
+        fix: (!ok).then(|| fix.to_owned()),
+    }
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One pass over every check.
+async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> {
+    let net = network::run(
+        ctx,
+        &network::Input {
+            orchestrator_url: None,
+            env_file: input.env_file.clone(),
+        },
+    )
+    .await?;
+    let sup = status::run(ctx, &status::Input { log_lines: Some(0) }).await?;
+    let worker = sup.worker_status.as_ref().filter(|_| sup.worker_status_current);
+    let window = net
+        .onboarding
+        .as_ref()
+        .map_or(30, |o| u64::from(o.online_window_s));
+    let heartbeat_age = worker
+        .and_then(|w| w.last_heartbeat_acked)
+        .map(|t| now_s().saturating_sub(t));
+    let mut checks = vec![
+        item(
+            "env_complete",
+            net.env.complete,
+            if net.env.complete {
+                format!("{} has every key", net.env.path)
+            } else {
+                format!("{} lacks {}", net.env.path, net.env.missing.join(", "))
+            },
+            "write the missing settings with write_env (`basis write-env`)",
+        ),
+        item(
+            "registered",
+            net.registered && net.token_matches,
+            match (net.reachable, net.registered, net.token_matches) {
+                (false, _, _) => "the orchestrator could not be reached".to_owned(),
+                (true, false, _) => "the orchestrator does not know this worker id".to_owned(),
+                (true, true, false) => "the orchestrator holds another token for this id".to_owned(),
+                (true, true, true) => "registered with this host's token".to_owned(),
+            },
+            "run register_worker (`basis register`); if the orchestrator is down, start it first",
+        ),
+        item(
+            "supervisor_alive",
+            sup.running,
+            format!("supervisor {:?}, state {:?}", sup.supervisor, sup.state),
+            "start the worker with start_worker (`basis start`)",
+        ),
+        item(
+            "worker_connected",
+            worker.is_some_and(|w| w.state == WorkerState::Online),
+            worker.map_or_else(
+                || "no current worker-status.json".to_owned(),
+                |w| format!("worker state {:?}", w.state),
+            ),
+            "read worker_status (last_error, log_tail): the worker may be unable to reach the orchestrator or refused",
+        ),
+        item(
+            "heartbeat_fresh",
+            heartbeat_age.is_some_and(|age| age <= window),
+            heartbeat_age.map_or_else(
+                || "no heartbeat acknowledged yet".to_owned(),
+                |age| format!("last acknowledged {age} s ago (window {window} s)"),
+            ),
+            "wait a heartbeat interval; if it stays stale, check the network to the orchestrator",
+        ),
+        item(
+            "orchestrator_says_online",
+            net.worker.as_ref().is_some_and(|w| w.online),
+            net.worker.as_ref().map_or_else(
+                || "no worker record".to_owned(),
+                |w| format!("online: {}", w.online),
+            ),
+            "wait for the worker to connect and heartbeat (verify_online with wait_s)",
+        ),
+        item(
+            "runtime_healthy",
+            worker.is_some_and(|w| w.runtime_healthy),
+            worker
+                .and_then(|w| w.runtime_detail.clone())
+                .unwrap_or_else(|| "unknown (no current worker status)".to_owned()),
+            "start the runtime (Ollama / vLLM) or pull the model; check_hardware shows which",
+        ),
+        item(
+            "can_receive_jobs",
+            net.onboarding.as_ref().is_some_and(|o| o.can_receive_jobs),
+            net.onboarding.as_ref().map_or_else(
+                || "no onboarding status".to_owned(),
+                |o| format!("job_routing {}, can_receive_jobs {}", o.job_routing, o.can_receive_jobs),
+            ),
+            "the orchestrator routes jobs only to online, ready workers: fix the items above",
+        ),
+    ];
+    checks.shrink_to_fit();
+    Ok(checks)
+}
+
+/// [`run_with_progress`] without progress reports.
+pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
+    run_with_progress(ctx, input, &|_, _| {}).await
+}
+
+/// Checks, and with `wait_s` keeps checking once a second until everything passes; calls
+/// `progress(passed, total)` after every pass. Dropping the future stops waiting.
+pub async fn run_with_progress(
+    ctx: &Context,
+    input: &Input,
+    progress: &(dyn Fn(u32, u32) + Send + Sync),
+) -> Result<Output, Problem> {
+    input.check_secrets()?;
+    let wait = input.wait_s.unwrap_or(0);
+    if wait > MAX_WAIT_S {
+        return Err(Problem::new(
+            ErrorCode::InvalidArgument,
+            format!("wait_s must be at most {MAX_WAIT_S}"),
+        )
+        .with_fix("wait in several calls, or omit wait_s to check once"));
+    }
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(wait);
+    loop {
+        let checks = checklist(ctx, input).await?;
+        let passed = u32::try_from(checks.iter().filter(|c| c.ok).count()).unwrap_or(u32::MAX);
+        let total = u32::try_from(checks.len()).unwrap_or(u32::MAX);
+        progress(passed, total);
+        let online = passed == total;
+        if online || Instant::now() >= deadline {
+            let next_step = if online {
+                "the worker is online and can receive jobs"
+            } else {
+                "fix the first failing check (see its fix), then verify again"
+            };
+            return Ok(Output {
+                online,
+                checks,
+                waited_s: start.elapsed().as_secs(),
+                next_step: next_step.to_owned(),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
