@@ -374,8 +374,8 @@ async fn runtimes_down() {
         "{o:?}"
     );
     assert!(
-        start.elapsed() < Duration::from_millis(200),
-        "refusal is immediate"
+        start.elapsed() < Duration::from_millis(600),
+        "a refused connection does not wait for the timeout"
     );
 }
 
@@ -400,7 +400,7 @@ async fn runtimes_slow_past_the_timeout() {
         let took = start.elapsed();
         assert_eq!(s.state, RuntimeState::Timeout, "{s:?}");
         assert!(
-            took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(150),
+            took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(250),
             "took {took:?}"
         );
     }
@@ -461,7 +461,7 @@ async fn whole_check_sees_a_fake_ollama_and_stays_fast_with_a_hung_vllm() {
     let start = Instant::now();
     let report = check(&opts).await;
     assert!(
-        start.elapsed() < Duration::from_millis(700),
+        start.elapsed() < Duration::from_millis(900),
         "{:?}",
         start.elapsed()
     );

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from typing import Any
@@ -73,7 +72,8 @@ async def onboard(args: argparse.Namespace) -> int:
                 return 1
 
             hw = await call(session, schemas, "check_hardware", {})
-            print(f"check_hardware: {json.dumps(hw.get('advice', hw))[:200]}")
+            rec = hw["recommendation"]
+            print(f"check_hardware: {len(hw['gpus'])} GPU(s); recommends {rec['runtime']}: {rec['reason']}")
 
             settings: dict[str, Any] = {
                 "wallet": args.wallet,

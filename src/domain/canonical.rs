@@ -6,6 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::float_check::refuse_floats;
 use super::hash::ReceiptHash;
 
 /// The largest integer every JSON implementation represents exactly (2^53 - 1).
@@ -13,12 +14,12 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CanonicalError {
-    #[error("a hashed document cannot hold NaN or infinity ({0})")]
+    #[error("the document cannot be written as JSON ({0})")]
     NotJson(#[source] serde_json::Error),
     #[error(
-        "a hashed document cannot hold a floating-point number (at {path}); use an integer or a decimal string"
+        "a hashed document cannot hold a floating-point number (NaN, infinity or any float); use an integer or a decimal string"
     )]
-    Float { path: String },
+    FloatValue,
     #[error(
         "a hashed document cannot hold an integer beyond 2^53 (at {path}); write large values such as amounts as decimal strings"
     )]
@@ -28,6 +29,9 @@ pub enum CanonicalError {
 /// The RFC 8785 canonical bytes of `value`, after checking it holds no float and no integer
 /// beyond 2^53.
 pub fn canonical_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, CanonicalError> {
+    // serde_json writes NaN and infinity inside arrays and maps as `null`: catch every float
+    // on the Rust value before any JSON is written.
+    refuse_floats(value).map_err(|_| CanonicalError::FloatValue)?;
     let bytes = serde_json_canonicalizer::to_vec(value).map_err(CanonicalError::NotJson)?;
     // Re-read what was written: this sees numbers exactly as a verifier in another language
     // will, whatever Rust type produced them.
@@ -53,14 +57,9 @@ fn check_numbers(v: &Value, path: &mut String) -> Result<(), CanonicalError> {
                     return Err(CanonicalError::IntegerTooLarge { path: path.clone() });
                 }
             } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                #[allow(clippy::cast_precision_loss)]
-                let too_large = f.fract() == 0.0 && f.abs() > MAX_SAFE_INTEGER as f64;
-                return Err(if too_large {
-                    CanonicalError::IntegerTooLarge { path: path.clone() }
-                } else {
-                    CanonicalError::Float { path: path.clone() }
-                });
+                // Floats were refused before writing, so this is an integer too large for
+                // u64/i64 (serde_json reads it back as a float).
+                return Err(CanonicalError::IntegerTooLarge { path: path.clone() });
             }
             Ok(())
         }
@@ -165,15 +164,22 @@ mod tests {
     fn floats_nan_and_big_integers_are_refused() {
         assert!(matches!(
             canonical_hash(&f64::NAN),
-            Err(CanonicalError::NotJson(_))
+            Err(CanonicalError::FloatValue)
         ));
         assert!(matches!(
             canonical_hash(&vec![f64::INFINITY]),
-            Err(CanonicalError::NotJson(_))
+            Err(CanonicalError::FloatValue)
+        ));
+        let mut map = std::collections::BTreeMap::new();
+        map.insert("x", f64::NEG_INFINITY);
+        assert!(matches!(canonical_hash(&map), Err(CanonicalError::FloatValue)));
+        assert!(matches!(
+            canonical_hash(&Some(1.5_f32)),
+            Err(CanonicalError::FloatValue)
         ));
         assert!(matches!(
             canonical_hash(&json!({"x": 1.5})),
-            Err(CanonicalError::Float { path }) if path == "$.x"
+            Err(CanonicalError::FloatValue)
         ));
         assert!(matches!(
             canonical_hash(&json!({"a": [0, 9_007_199_254_740_992_u64]})),

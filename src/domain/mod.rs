@@ -7,6 +7,7 @@
 
 mod amount;
 mod canonical;
+mod float_check;
 mod hash;
 mod ids;
 mod problem;

@@ -258,7 +258,7 @@ mod tests {
         let out = probe_with(BUDGET, None, hung_nvml(rx), smi).await;
         let took = start.elapsed();
         assert!(
-            took >= BUDGET && took < BUDGET + Duration::from_millis(150),
+            took >= BUDGET && took < BUDGET + Duration::from_millis(250),
             "{took:?}"
         );
         assert_eq!(out.answered, NvidiaAnswer::None);

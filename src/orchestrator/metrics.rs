@@ -136,7 +136,11 @@ impl Default for Metrics {
             "Workers connected over the worker channel",
             workers_connected.clone(),
         );
-        registry.register("heartbeats", "Worker heartbeats received", heartbeats.clone());
+        registry.register(
+            "heartbeats",
+            "Worker heartbeats received",
+            heartbeats.clone(),
+        );
         registry.register(
             "gateway_jobs",
             "Gateway jobs by outcome (completed, failed, cancelled)",

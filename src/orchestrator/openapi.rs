@@ -42,7 +42,7 @@ pub fn document() -> Value {
     let err =
         |description: &str| json!({ "description": description, "content": json_content(&error) });
     let ok = |description: &str, schema: &Value| json!({ "description": description, "content": json_content(schema) });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "basis orchestrator",
@@ -108,7 +108,41 @@ pub fn document() -> Value {
                     "schema": { "type": "string", "pattern": crate::domain::WorkerId::PATTERN } } ],
                 "responses": { "200": ok("The worker", &record), "400": err("Invalid worker id"),
                     "404": err("No such worker") }
-            }},
+            }}
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": security_schemes()
+        }
+    });
+    let gateway = gateway_paths(&err, &models, &completion, &chunk, &receipt);
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), gateway) {
+        paths.extend(more);
+    }
+    doc
+}
+
+fn security_schemes() -> Value {
+    json!({
+        "workerToken": { "type": "http", "scheme": "bearer",
+            "description": "The worker token (proof of possession for re-registration, the worker channel)" },
+        "enrollmentKey": { "type": "apiKey", "in": "header", "name": ENROLLMENT_KEY_HEADER },
+        "adminKey": { "type": "apiKey", "in": "header", "name": ADMIN_KEY_HEADER },
+        "clientKey": { "type": "http", "scheme": "bearer",
+            "description": "A client key (basis orchestrator keys create --role client); not needed with --open" }
+    })
+}
+
+/// The worker channel, the gateway and receipts.
+fn gateway_paths(
+    err: &dyn Fn(&str) -> Value,
+    models: &Value,
+    completion: &Value,
+    chunk: &Value,
+    receipt: &Value,
+) -> Value {
+    let ok = |description: &str, schema: &Value| json!({ "description": description, "content": json_content(schema) });
+    json!({
             "/api/workers/connect": { "get": {
                 "operationId": "connectWorker",
                 "summary": "The worker channel: WebSocket upgrade (JSON text frames, protocol 1)",
@@ -121,7 +155,7 @@ pub fn document() -> Value {
                 "operationId": "listModels",
                 "summary": "Models served by online workers (OpenAI list shape)",
                 "security": [ { "clientKey": [] } ],
-                "responses": { "200": ok("Models", &models), "401": err("Missing or wrong client key") }
+                "responses": { "200": ok("Models", models), "401": err("Missing or wrong client key") }
             }},
             "/v1/chat/completions": { "post": {
                 "operationId": "chatCompletions",
@@ -147,21 +181,9 @@ pub fn document() -> Value {
                 "parameters": [ { "name": "id", "in": "path", "required": true,
                     "description": "rcpt- + 32 hex, or the receipt hash 0x + 64 hex",
                     "schema": { "type": "string" } } ],
-                "responses": { "200": ok("The receipt", &receipt), "400": err("Malformed id"),
+                "responses": { "200": ok("The receipt", receipt), "400": err("Malformed id"),
                     "404": err("No such receipt") }
             }}
-        },
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "workerToken": { "type": "http", "scheme": "bearer",
-                    "description": "The worker token (proof of possession for re-registration)" },
-                "enrollmentKey": { "type": "apiKey", "in": "header", "name": ENROLLMENT_KEY_HEADER },
-                "adminKey": { "type": "apiKey", "in": "header", "name": ADMIN_KEY_HEADER },
-                "clientKey": { "type": "http", "scheme": "bearer",
-                    "description": "A client key (basis orchestrator keys create --role client); not needed with --open" }
-            }
-        }
     })
 }
 

@@ -128,17 +128,21 @@ async fn drain(state: &AppState, bound: Duration) {
     }
     let left = state.hub.unfinished_jobs();
     if left > 0 {
-        tracing::warn!(jobs = left, "in-flight jobs did not finish within the drain bound");
+        tracing::warn!(
+            jobs = left,
+            "in-flight jobs did not finish within the drain bound"
+        );
     }
     presence::flush(state).await;
-    state
-        .hub
-        .close_all(session::codes::SHUTTING_DOWN, "the orchestrator is shutting down");
+    state.hub.close_all(
+        session::codes::SHUTTING_DOWN,
+        "the orchestrator is shutting down",
+    );
     let until = Instant::now() + Duration::from_secs(2);
-    while (state.hub.connected() > 0 || state.hub.unfinished_jobs() > 0) && Instant::now() < until
-    {
+    while (state.hub.connected() > 0 || state.hub.unfinished_jobs() > 0) && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    state.presence.settle(Duration::from_secs(2)).await;
 }
 
 /// Raises the soft open-file limit to the hard one: every worker connection is a socket.

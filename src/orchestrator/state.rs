@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, FromRef, Request};
 
 use super::config::OrchestratorConfig;
 use super::hub::Hub;
+use super::hub::presence::PresenceQueue;
 use super::metrics::Metrics;
 use super::rate_limit::RateLimiter;
 use super::store::Store;
@@ -23,6 +24,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub config: OrchestratorConfig,
     pub hub: Hub,
+    /// Connection openings and closings on their way to the store.
+    pub presence: PresenceQueue,
     pub metrics: Metrics,
     pub register_limit: RateLimiter,
     pub auth_failure_limit: RateLimiter,
@@ -31,8 +34,14 @@ pub struct Shared {
 }
 
 impl AppState {
+    /// The state; on a tokio runtime, its presence writer is spawned too.
     pub fn new(config: OrchestratorConfig, store: Arc<dyn Store>) -> Self {
+        let (presence, writer) = PresenceQueue::new(Arc::clone(&store));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(writer);
+        }
         Self(Arc::new(Shared {
+            presence,
             register_limit: RateLimiter::new(config.rate_limits.register),
             auth_failure_limit: RateLimiter::new(config.rate_limits.auth_failures),
             openapi: Bytes::from(super::openapi::document().to_string()),

@@ -185,7 +185,8 @@ pub async fn http(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Result<Sp
     spawn_prepared(cmd, false).await
 }
 
-async fn spawn_prepared(mut cmd: Command, on_stdout: bool) -> Result<Spawned> {
+/// Spawns the prepared `cmd` and waits for its `listening on` line (see [`spawn_listening`]).
+pub async fn spawn_prepared(mut cmd: Command, on_stdout: bool) -> Result<Spawned> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

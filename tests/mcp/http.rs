@@ -2,7 +2,7 @@
 //! security rules (§4.5): Host/Origin allow-lists (403), the bearer token (401), the
 //! non-loopback bind refusal, the body size limit (413). Servers bind 127.0.0.1:0 only.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::support::{
     self, Home, Result, call, check_result, initialize_body, raw_http, sample_args,
@@ -127,32 +127,75 @@ async fn with_a_token_every_request_needs_it() -> Result {
 }
 
 #[tokio::test]
+async fn a_non_loopback_bind_with_a_token_serves_only_requests_that_carry_it() -> Result {
+    let home = Home::new()?;
+    // Bound on every interface, reached here only through loopback.
+    let mut cmd = home.command(&["mcp", "--http", "0.0.0.0:0"]);
+    cmd.env("BASIS_MCP_TOKEN", TOKEN);
+    let server = support::spawn_prepared(cmd, false).await?;
+    let url = server.url.replace("0.0.0.0", "127.0.0.1");
+    let response = raw_http()?
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize_body())
+        .send()
+        .await?;
+    assert_eq!(response.status(), 401);
+    let client = support::http_client(&url, Some(TOKEN)).await?;
+    assert!(!client.list_all_tools().await?.is_empty());
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_oversized_body_is_413() -> Result {
     let home = Home::new()?;
     let server = support::http(&home, &[], &[]).await?;
-    let http = raw_http()?;
-    let filler = "x".repeat(2 << 20);
-    let body =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": {"pad": filler}}});
-    let response = http
-        .post(&server.url)
-        .header("accept", "application/json, text/event-stream")
-        .json(&body)
-        .send()
-        .await?;
-    assert_eq!(response.status(), 413);
-    let body: Value = response.json().await?;
+    let limit = basis::fronts::mcp::MAX_BODY_BYTES;
+    // A Content-Length over the limit is refused before the body is read.
+    let (status, body) = raw_post(&server.url, &format!("content-length: {}\r\n", limit + 1), &[b'{'; 1024]).await?;
+    assert_eq!(status, 413, "{body}");
+    let body: Value = serde_json::from_str(body.trim())?;
     assert_eq!(body["jsonrpc"], "2.0");
-    // Without a Content-Length (chunked), rmcp enforces the same limit while reading.
-    let chunks =
-        futures::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 << 10])));
-    let response = http
-        .post(&server.url)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await?;
-    assert_eq!(response.status(), 413);
+    // Without one (chunked), rmcp enforces the same limit while reading.
+    let chunk = vec![b' '; 64 << 10];
+    let mut chunked = Vec::new();
+    for _ in 0..(limit / chunk.len() + 2) {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(&chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    let (status, _) = raw_post(&server.url, "transfer-encoding: chunked\r\n", &chunked).await?;
+    assert_eq!(status, 413);
     Ok(())
+}
+
+/// POSTs `body` (possibly less than announced) over a raw connection; the status and body of
+/// the answer. Write errors are ignored: the server may answer and close before reading all.
+async fn raw_post(url: &str, framing: &str, body: &[u8]) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://").trim_end_matches("/mcp");
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\n{framing}\r\n"
+    );
+    stream.write_all(head.as_bytes()).await?;
+    let _ = stream.write_all(body).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no status line")?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    Ok((status, body))
 }

@@ -38,9 +38,17 @@ async fn a_worker_lost_mid_stream_ends_the_stream_with_an_error_at_once() -> Tes
     w.kill();
     let killed = Instant::now();
     let err: Value = serde_json::from_str(&sse.next().await.unwrap())?;
-    assert!(killed.elapsed() < Duration::from_secs(1), "{:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        killed.elapsed()
+    );
     assert_eq!(err["error"]["code"], "WORKER_LOST");
-    assert_eq!(sse.next().await, None, "the stream closes after the error, without [DONE]");
+    assert_eq!(
+        sse.next().await,
+        None,
+        "the stream closes after the error, without [DONE]"
+    );
     let r = wait_record(&orch, "gpu-1", |r| r["jobs_failed"] == 1).await;
     assert_eq!(r["jobs_completed"], 0);
     Ok(())
@@ -60,7 +68,10 @@ async fn a_worker_lost_before_answering_is_a_502() -> TestResult {
     assert_eq!(resp.headers()["x-basis-job-id"], job.as_str());
     assert!(resp.headers().get("x-basis-receipt-hash").is_none());
     assert_eq!(resp.json::<Value>().await?["error"]["code"], "WORKER_LOST");
-    wait_record(&orch, "gpu-1", |r| r["jobs_failed"] == 1 && r["online"] == false).await;
+    wait_record(&orch, "gpu-1", |r| {
+        r["jobs_failed"] == 1 && r["online"] == false
+    })
+    .await;
     Ok(())
 }
 
@@ -75,7 +86,11 @@ async fn a_worker_whose_heartbeats_lapse_mid_job_is_lost() -> TestResult {
     let silent = Instant::now();
     let resp = request.await?;
     assert_eq!(resp.status(), 502);
-    assert!(silent.elapsed() < Duration::from_secs(3), "{:?}", silent.elapsed());
+    assert!(
+        silent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        silent.elapsed()
+    );
     wait_record(&orch, "gpu-1", |r| r["jobs_failed"] == 1).await;
     Ok(())
 }
@@ -112,12 +127,20 @@ async fn a_client_that_goes_away_cancels_the_job() -> TestResult {
         .await
         .expect("no cancel after the client left");
         assert_eq!(cancel, job, "stream={stream}");
-        w.send(WorkerMessage::JobError { job_id: job.clone(), code: basis::wire::JobErrorCode::Cancelled, message: String::new() });
-        w.expect(|m| matches!(m, OrchestratorMessage::JobAck { job_id } if *job_id == job)).await;
+        w.send(WorkerMessage::JobError {
+            job_id: job.clone(),
+            code: basis::wire::JobErrorCode::Cancelled,
+            message: String::new(),
+        });
+        w.expect(|m| matches!(m, OrchestratorMessage::JobAck { job_id } if *job_id == job))
+            .await;
     }
     // A cancelled job is nobody's failure.
     let r = record(&orch, "gpu-1").await;
-    assert_eq!((r["jobs_completed"].as_u64(), r["jobs_failed"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (r["jobs_completed"].as_u64(), r["jobs_failed"].as_u64()),
+        (Some(0), Some(0))
+    );
     Ok(())
 }
 
@@ -129,20 +152,38 @@ async fn a_result_re_sent_after_a_reconnect_is_acknowledged_and_counted_once() -
     let request = post(&orch, false);
     let (job, _) = w.next_job().await;
     w.done(&job, "once");
-    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. })).await;
+    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. }))
+        .await;
     let resp = request.await?;
     let hash = resp.headers()["x-basis-receipt-hash"].to_str()?.to_owned();
     // The same result again on this connection, then after a reconnect.
     w.done(&job, "once");
-    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { job_id } if *job_id == job)).await;
+    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { job_id } if *job_id == job))
+        .await;
     w.kill();
     let mut w = FakeWorker::connect(&orch, &token, "gpu-1", &["echo"], 1).await;
     w.done(&job, "once");
-    let ack = w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. })).await;
-    assert_eq!(ack, OrchestratorMessage::JobAck { job_id: job.clone() });
+    let ack = w
+        .expect(|m| matches!(m, OrchestratorMessage::JobAck { .. }))
+        .await;
+    assert_eq!(
+        ack,
+        OrchestratorMessage::JobAck {
+            job_id: job.clone()
+        }
+    );
     let r = record(&orch, "gpu-1").await;
-    assert_eq!((r["jobs_completed"].as_u64(), r["jobs_failed"].as_u64()), (Some(1), Some(0)));
-    let receipt: Value = orch.http().get(orch.at(&format!("/api/receipts/{hash}"))).send().await?.json().await?;
+    assert_eq!(
+        (r["jobs_completed"].as_u64(), r["jobs_failed"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let receipt: Value = orch
+        .http()
+        .get(orch.at(&format!("/api/receipts/{hash}")))
+        .send()
+        .await?
+        .json()
+        .await?;
     assert_eq!(receipt["job_id"], job.as_str());
     // A result for a job lost with its connection is acknowledged but stays failed.
     let request = post(&orch, false);
@@ -152,9 +193,13 @@ async fn a_result_re_sent_after_a_reconnect_is_acknowledged_and_counted_once() -
     let w = FakeWorker::connect(&orch, &token, "gpu-1", &["echo"], 1).await;
     let mut w = w;
     w.done(&lost, "too late");
-    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { job_id } if *job_id == lost)).await;
+    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { job_id } if *job_id == lost))
+        .await;
     let r = record(&orch, "gpu-1").await;
-    assert_eq!((r["jobs_completed"].as_u64(), r["jobs_failed"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (r["jobs_completed"].as_u64(), r["jobs_failed"].as_u64()),
+        (Some(1), Some(1))
+    );
     Ok(())
 }
 
@@ -168,8 +213,13 @@ async fn a_job_past_its_deadline_is_a_504_and_cancelled() -> TestResult {
     let resp = request.await?;
     assert_eq!(resp.status(), 504);
     assert_eq!(resp.json::<Value>().await?["error"]["code"], "JOB_TIMEOUT");
-    w.expect(|m| matches!(m, OrchestratorMessage::Cancel { job_id } if *job_id == job)).await;
-    w.send(WorkerMessage::JobError { job_id: job.clone(), code: basis::wire::JobErrorCode::Cancelled, message: String::new() });
+    w.expect(|m| matches!(m, OrchestratorMessage::Cancel { job_id } if *job_id == job))
+        .await;
+    w.send(WorkerMessage::JobError {
+        job_id: job.clone(),
+        code: basis::wire::JobErrorCode::Cancelled,
+        message: String::new(),
+    });
     wait_record(&orch, "gpu-1", |r| r["jobs_failed"] == 1).await;
     Ok(())
 }

@@ -53,12 +53,20 @@ pub fn client_key(orch: &Orchestrator) -> String {
 }
 
 /// `POST /v1/chat/completions` for `model`.
-pub async fn chat(orch: &Orchestrator, key: Option<&str>, model: &str, stream: bool) -> reqwest::Response {
-    let mut req = orch.http().post(orch.at("/v1/chat/completions")).json(&json!({
-        "model": model,
-        "messages": [{"role": "user", "content": "Say hello."}],
-        "stream": stream,
-    }));
+pub async fn chat(
+    orch: &Orchestrator,
+    key: Option<&str>,
+    model: &str,
+    stream: bool,
+) -> reqwest::Response {
+    let mut req = orch
+        .http()
+        .post(orch.at("/v1/chat/completions"))
+        .json(&json!({
+            "model": model,
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "stream": stream,
+        }));
     if let Some(key) = key {
         req = req.bearer_auth(key);
     }
@@ -67,7 +75,12 @@ pub async fn chat(orch: &Orchestrator, key: Option<&str>, model: &str, stream: b
 
 /// The record `GET /api/workers/{id}` returns.
 pub async fn record(orch: &Orchestrator, id: &str) -> Value {
-    let resp = orch.http().get(orch.at(&format!("/api/workers/{id}"))).send().await.unwrap();
+    let resp = orch
+        .http()
+        .get(orch.at(&format!("/api/workers/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     resp.json().await.unwrap()
 }
@@ -114,7 +127,9 @@ impl Sse {
                 }
                 continue;
             }
-            let chunk = tokio::time::timeout(PATIENCE, self.body.next()).await.expect("no event in time")?;
+            let chunk = tokio::time::timeout(PATIENCE, self.body.next())
+                .await
+                .expect("no event in time")?;
             self.buf.push_str(&String::from_utf8_lossy(&chunk.ok()?));
         }
     }
@@ -133,7 +148,8 @@ pub struct FakeWorker {
     task: JoinHandle<()>,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the channel with `bearer` (if any): the socket, or the refusal's HTTP status.
 pub async fn open(orch: &Orchestrator, bearer: Option<&str>) -> Result<Ws, u16> {
@@ -141,9 +157,10 @@ pub async fn open(orch: &Orchestrator, bearer: Option<&str>) -> Result<Ws, u16> 
     url.set_scheme("ws").unwrap();
     let mut request = url.as_str().into_client_request().unwrap();
     if let Some(b) = bearer {
-        request
-            .headers_mut()
-            .insert("authorization", HeaderValue::from_str(&format!("Bearer {b}")).unwrap());
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {b}")).unwrap(),
+        );
     }
     match tokio_tungstenite::connect_async(request).await {
         Ok((ws, _)) => Ok(ws),
@@ -153,13 +170,18 @@ pub async fn open(orch: &Orchestrator, bearer: Option<&str>) -> Result<Ws, u16> 
 }
 
 pub async fn send_frame(ws: &mut Ws, msg: &WorkerMessage) {
-    ws.send(Message::text(serde_json::to_string(msg).unwrap())).await.unwrap();
+    ws.send(Message::text(serde_json::to_string(msg).unwrap()))
+        .await
+        .unwrap();
 }
 
 /// The next orchestrator frame, or `None` once the connection closes.
 pub async fn recv_frame(ws: &mut Ws) -> Option<OrchestratorMessage> {
     loop {
-        match tokio::time::timeout(PATIENCE, ws.next()).await.expect("no frame in time") {
+        match tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("no frame in time")
+        {
             Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).unwrap()),
             Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
             Some(Ok(_)) => {}
@@ -179,11 +201,22 @@ pub fn hello(id: &str, models: &[&str], capacity: u32) -> WorkerMessage {
 }
 
 impl FakeWorker {
-    pub async fn connect(orch: &Orchestrator, token: &WorkerToken, id: &str, models: &[&str], capacity: u32) -> Self {
-        let mut ws = open(orch, Some(token.expose_secret())).await.expect("upgrade refused");
+    pub async fn connect(
+        orch: &Orchestrator,
+        token: &WorkerToken,
+        id: &str,
+        models: &[&str],
+        capacity: u32,
+    ) -> Self {
+        let mut ws = open(orch, Some(token.expose_secret()))
+            .await
+            .expect("upgrade refused");
         send_frame(&mut ws, &hello(id, models, capacity)).await;
         let welcome = recv_frame(&mut ws).await.expect("closed before welcome");
-        assert!(matches!(welcome, OrchestratorMessage::Welcome { .. }), "{welcome:?}");
+        assert!(
+            matches!(welcome, OrchestratorMessage::Welcome { .. }),
+            "{welcome:?}"
+        );
         let (cmds, mut rx) = mpsc::unbounded_channel();
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
@@ -216,7 +249,12 @@ impl FakeWorker {
                 }
             }
         });
-        Self { welcome, cmds, inbox, task }
+        Self {
+            welcome,
+            cmds,
+            inbox,
+            task,
+        }
     }
 
     pub fn send(&self, msg: WorkerMessage) {
@@ -229,14 +267,18 @@ impl FakeWorker {
 
     /// The next frame from the orchestrator; `None` once the connection closed.
     pub async fn recv(&mut self) -> Option<OrchestratorMessage> {
-        tokio::time::timeout(PATIENCE, self.inbox.recv()).await.expect("no frame in time")
+        tokio::time::timeout(PATIENCE, self.inbox.recv())
+            .await
+            .expect("no frame in time")
     }
 
     /// Skips frames until a `job`.
     pub async fn next_job(&mut self) -> (JobId, Value) {
         loop {
             match self.recv().await {
-                Some(OrchestratorMessage::Job { job_id, request, .. }) => return (job_id, request),
+                Some(OrchestratorMessage::Job {
+                    job_id, request, ..
+                }) => return (job_id, request),
                 Some(_) => {}
                 None => panic!("connection closed while waiting for a job"),
             }
@@ -244,7 +286,10 @@ impl FakeWorker {
     }
 
     /// Skips frames until one matches.
-    pub async fn expect(&mut self, want: impl Fn(&OrchestratorMessage) -> bool) -> OrchestratorMessage {
+    pub async fn expect(
+        &mut self,
+        want: impl Fn(&OrchestratorMessage) -> bool,
+    ) -> OrchestratorMessage {
         loop {
             match self.recv().await {
                 Some(m) if want(&m) => return m,
@@ -255,7 +300,10 @@ impl FakeWorker {
     }
 
     pub fn chunk(&self, job_id: &JobId, delta: &str) {
-        self.send(WorkerMessage::JobChunk { job_id: job_id.clone(), delta: delta.into() });
+        self.send(WorkerMessage::JobChunk {
+            job_id: job_id.clone(),
+            delta: delta.into(),
+        });
     }
 
     pub fn done(&self, job_id: &JobId, output: &str) {
@@ -272,8 +320,14 @@ pub fn done_frame(job_id: &JobId, output: &str) -> WorkerMessage {
     WorkerMessage::JobDone {
         job_id: job_id.clone(),
         output: Some(output.into()),
-        usage: Usage { prompt_tokens: 3, completion_tokens: 2 },
-        timings: JobTimings { first_token_ms: 1, total_ms: 2 },
+        usage: Usage {
+            prompt_tokens: 3,
+            completion_tokens: 2,
+        },
+        timings: JobTimings {
+            first_token_ms: 1,
+            total_ms: 2,
+        },
         simulated: true,
     }
 }

@@ -12,10 +12,16 @@ async fn keys_and_no_worker() -> TestResult {
     let key = client_key(&orch);
     let resp = chat(&orch, None, "echo", false).await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.json::<Value>().await?["error"]["code"], "CLIENT_KEY_REQUIRED");
+    assert_eq!(
+        resp.json::<Value>().await?["error"]["code"],
+        "CLIENT_KEY_REQUIRED"
+    );
     let resp = chat(&orch, Some("basis_client_nope"), "echo", false).await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.json::<Value>().await?["error"]["code"], "CLIENT_KEY_INVALID");
+    assert_eq!(
+        resp.json::<Value>().await?["error"]["code"],
+        "CLIENT_KEY_INVALID"
+    );
     let resp = orch.http().get(orch.at("/v1/models")).send().await?;
     assert_eq!(resp.status(), 401);
     // An admin key is not a client key.
@@ -28,8 +34,13 @@ async fn keys_and_no_worker() -> TestResult {
     let body: Value = resp.json().await?;
     assert_eq!(body["error"]["code"], "NO_WORKER_AVAILABLE");
     assert!(body["error"]["fix"].is_string());
-    let resp = orch.http().post(orch.at("/v1/chat/completions")).bearer_auth(&key)
-        .json(&json!({"model": "echo"})).send().await?;
+    let resp = orch
+        .http()
+        .post(orch.at("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "echo"}))
+        .send()
+        .await?;
     assert_eq!(resp.status(), 400);
     assert!(!orch.logs().contains(&key), "the client key was logged");
     Ok(())
@@ -37,18 +48,28 @@ async fn keys_and_no_worker() -> TestResult {
 
 #[tokio::test]
 async fn open_mode_needs_no_key() -> TestResult {
-    let orch = Orchestrator::with(Options { args: vec!["--open".into()], toml: fast_toml(), ..Options::default() });
+    let orch = Orchestrator::with(Options {
+        args: vec!["--open".into()],
+        toml: fast_toml(),
+        ..Options::default()
+    });
     let token = register(&orch, "gpu-1", &["echo"]).await;
     let mut w = FakeWorker::connect(&orch, &token, "gpu-1", &["echo"], 1).await;
     let request = tokio::spawn({
         let (http, url) = (orch.http(), orch.at("/v1/chat/completions"));
         async move {
-            http.post(url).json(&json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}))
-                .send().await.unwrap()
+            http.post(url)
+                .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap()
         }
     });
     let (job, req) = w.next_job().await;
-    assert_eq!(req["messages"][0]["content"], "hi", "the body reaches the worker as sent");
+    assert_eq!(
+        req["messages"][0]["content"], "hi",
+        "the body reaches the worker as sent"
+    );
     w.done(&job, "hello");
     assert_eq!(request.await?.status(), 200);
     Ok(())
@@ -63,17 +84,29 @@ async fn a_non_streamed_completion_has_headers_and_a_verifiable_receipt() -> Tes
     let request = tokio::spawn({
         let orch_http = (orch.http(), orch.at("/v1/chat/completions"), key.clone());
         async move {
-            orch_http.0.post(orch_http.1).bearer_auth(&orch_http.2)
+            orch_http
+                .0
+                .post(orch_http.1)
+                .bearer_auth(&orch_http.2)
                 .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}))
-                .send().await.unwrap()
+                .send()
+                .await
+                .unwrap()
         }
     });
     let (job, _) = w.next_job().await;
     w.chunk(&job, "Hel");
     w.chunk(&job, "lo.");
     w.done(&job, "Hello.");
-    let ack = w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. })).await;
-    assert_eq!(ack, OrchestratorMessage::JobAck { job_id: job.clone() });
+    let ack = w
+        .expect(|m| matches!(m, OrchestratorMessage::JobAck { .. }))
+        .await;
+    assert_eq!(
+        ack,
+        OrchestratorMessage::JobAck {
+            job_id: job.clone()
+        }
+    );
     let resp = request.await?;
     assert_eq!(resp.status(), 200);
     let h = resp.headers().clone();
@@ -84,15 +117,30 @@ async fn a_non_streamed_completion_has_headers_and_a_verifiable_receipt() -> Tes
     let body: Value = resp.json().await?;
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["model"], "echo");
-    assert_eq!(body["choices"][0]["message"], json!({"role": "assistant", "content": "Hello."}));
+    assert_eq!(
+        body["choices"][0]["message"],
+        json!({"role": "assistant", "content": "Hello."})
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
-    assert_eq!(body["usage"], json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}));
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5})
+    );
     assert_eq!(body["basis_receipt_hash"], hash.as_str());
 
     for by in [&rid, &hash] {
-        let receipt: Value = orch.http().get(orch.at(&format!("/api/receipts/{by}"))).send().await?.json().await?;
+        let receipt: Value = orch
+            .http()
+            .get(orch.at(&format!("/api/receipts/{by}")))
+            .send()
+            .await?
+            .json()
+            .await?;
         assert_eq!(verify_receipt_json(&receipt)?.to_string(), hash);
-        assert_eq!(receipt["output_hash"], OutputHash::of(b"Hello.").to_string());
+        assert_eq!(
+            receipt["output_hash"],
+            OutputHash::of(b"Hello.").to_string()
+        );
         assert_eq!(receipt["kind"], "gateway_job");
         assert_eq!(receipt["job_id"], job.as_str());
         assert_eq!(receipt["worker_id"], "gpu-1");
@@ -101,12 +149,29 @@ async fn a_non_streamed_completion_has_headers_and_a_verifiable_receipt() -> Tes
         assert_eq!(receipt["reward"], "0");
         assert_eq!(receipt["asset"], "USDC");
         assert_eq!(receipt["simulated"], true);
-        assert_eq!(receipt["usage"], json!({"prompt_tokens": 3, "completion_tokens": 2}));
+        assert_eq!(
+            receipt["usage"],
+            json!({"prompt_tokens": 3, "completion_tokens": 2})
+        );
     }
-    let missing = orch.http().get(orch.at("/api/receipts/rcpt-00000000000000000000000000000000")).send().await?;
+    let missing = orch
+        .http()
+        .get(orch.at("/api/receipts/rcpt-00000000000000000000000000000000"))
+        .send()
+        .await?;
     assert_eq!(missing.status(), 404);
-    assert_eq!(missing.json::<Value>().await?["error"]["code"], "RECEIPT_NOT_FOUND");
-    assert_eq!(orch.http().get(orch.at("/api/receipts/nope")).send().await?.status(), 400);
+    assert_eq!(
+        missing.json::<Value>().await?["error"]["code"],
+        "RECEIPT_NOT_FOUND"
+    );
+    assert_eq!(
+        orch.http()
+            .get(orch.at("/api/receipts/nope"))
+            .send()
+            .await?
+            .status(),
+        400
+    );
     let r = wait_record(&orch, "gpu-1", |r| r["jobs_completed"] == 1).await;
     assert_eq!(r["jobs_failed"], 0);
     Ok(())
@@ -132,14 +197,21 @@ async fn a_streamed_completion_forwards_chunks_as_they_arrive() -> TestResult {
     w.chunk(&job, "Hel");
     let resp = request.await?;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str()?.starts_with("text/event-stream"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/event-stream")
+    );
     assert_eq!(resp.headers()["x-basis-worker-id"], "gpu-1");
     assert_eq!(resp.headers()["x-basis-job-id"], job.as_str());
     let mut sse = Sse::new(resp);
     // The first chunk arrives while the job is still running: nothing is buffered.
     let first: Value = serde_json::from_str(&sse.next().await.unwrap())?;
     assert_eq!(first["object"], "chat.completion.chunk");
-    assert_eq!(first["choices"][0]["delta"], json!({"role": "assistant", "content": "Hel"}));
+    assert_eq!(
+        first["choices"][0]["delta"],
+        json!({"role": "assistant", "content": "Hel"})
+    );
     assert!(first["choices"][0]["finish_reason"].is_null());
     w.chunk(&job, "lo.");
     let second: Value = serde_json::from_str(&sse.next().await.unwrap())?;
@@ -152,15 +224,28 @@ async fn a_streamed_completion_forwards_chunks_as_they_arrive() -> TestResult {
     assert_eq!(sse.next().await.as_deref(), Some("[DONE]"));
     assert_eq!(sse.next().await, None);
     let rid = last["basis_receipt_id"].as_str().unwrap();
-    let receipt: Value = orch.http().get(orch.at(&format!("/api/receipts/{rid}"))).send().await?.json().await?;
+    let receipt: Value = orch
+        .http()
+        .get(orch.at(&format!("/api/receipts/{rid}")))
+        .send()
+        .await?
+        .json()
+        .await?;
     assert_eq!(verify_receipt_json(&receipt)?.to_string(), hash);
-    assert_eq!(receipt["output_hash"], OutputHash::of(b"Hello.").to_string());
+    assert_eq!(
+        receipt["output_hash"],
+        OutputHash::of(b"Hello.").to_string()
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn routing_picks_the_least_busy_worker_and_respects_capacity() -> TestResult {
-    let orch = Orchestrator::with(Options { args: vec!["--open".into()], toml: fast_toml(), ..Options::default() });
+    let orch = Orchestrator::with(Options {
+        args: vec!["--open".into()],
+        toml: fast_toml(),
+        ..Options::default()
+    });
     let ta = register(&orch, "gpu-a", &["m"]).await;
     let tb = register(&orch, "gpu-b", &["m", "other"]).await;
     let mut a = FakeWorker::connect(&orch, &ta, "gpu-a", &["m"], 2).await;
@@ -168,8 +253,11 @@ async fn routing_picks_the_least_busy_worker_and_respects_capacity() -> TestResu
     let send = |model: &'static str| {
         let (http, url) = (orch.http(), orch.at("/v1/chat/completions"));
         tokio::spawn(async move {
-            http.post(url).json(&json!({"model": model, "messages": [{"role": "user", "content": "x"}]}))
-                .send().await.unwrap()
+            http.post(url)
+                .json(&json!({"model": model, "messages": [{"role": "user", "content": "x"}]}))
+                .send()
+                .await
+                .unwrap()
         })
     };
     // "other" only on b: b is now busy (capacity 1).
@@ -182,7 +270,10 @@ async fn routing_picks_the_least_busy_worker_and_respects_capacity() -> TestResu
     let (job_a2, _) = a.next_job().await;
     let r3 = send("m").await?;
     assert_eq!(r3.status(), 503, "all at capacity");
-    assert_eq!(r3.json::<Value>().await?["error"]["code"], "NO_WORKER_AVAILABLE");
+    assert_eq!(
+        r3.json::<Value>().await?["error"]["code"],
+        "NO_WORKER_AVAILABLE"
+    );
     // a finishes one: 1 of 2 busy vs b 1 of 1 full: a.
     a.done(&job_a1, "one");
     assert_eq!(r1.await?.headers()["x-basis-worker-id"], "gpu-a");
@@ -190,8 +281,8 @@ async fn routing_picks_the_least_busy_worker_and_respects_capacity() -> TestResu
     assert_eq!(r_other.await?.headers()["x-basis-worker-id"], "gpu-b");
     // Now a has 1 busy, b has 0: the least busy is b.
     let r4 = send("m");
-    let (job_b2, _) = b.next_job().await;
-    b.done(&job_b2, "four");
+    let (job_four, _) = b.next_job().await;
+    b.done(&job_four, "four");
     assert_eq!(r4.await?.headers()["x-basis-worker-id"], "gpu-b");
     a.done(&job_a2, "two");
     assert_eq!(r2.await?.status(), 200);
@@ -200,7 +291,11 @@ async fn routing_picks_the_least_busy_worker_and_respects_capacity() -> TestResu
 
 #[tokio::test]
 async fn a_job_error_is_a_502_with_the_mapped_code() -> TestResult {
-    let orch = Orchestrator::with(Options { args: vec!["--open".into()], toml: fast_toml(), ..Options::default() });
+    let orch = Orchestrator::with(Options {
+        args: vec!["--open".into()],
+        toml: fast_toml(),
+        ..Options::default()
+    });
     let token = register(&orch, "gpu-1", &["echo"]).await;
     let mut w = FakeWorker::connect(&orch, &token, "gpu-1", &["echo"], 1).await;
     for stream in [false, true] {
@@ -212,13 +307,18 @@ async fn a_job_error_is_a_502_with_the_mapped_code() -> TestResult {
             }
         });
         let (job, _) = w.next_job().await;
-        w.send(WorkerMessage::JobError { job_id: job.clone(), code: basis::wire::JobErrorCode::RuntimeDown, message: "ollama is not running".into() });
+        w.send(WorkerMessage::JobError {
+            job_id: job.clone(),
+            code: basis::wire::JobErrorCode::RuntimeDown,
+            message: "ollama is not running".into(),
+        });
         let resp = request.await?;
         assert_eq!(resp.status(), 502, "stream={stream}");
         assert_eq!(resp.headers()["x-basis-job-id"], job.as_str());
         let body: Value = resp.json().await?;
         assert_eq!(body["error"]["code"], "RUNTIME_DOWN");
-        w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. })).await;
+        w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. }))
+            .await;
     }
     let r = wait_record(&orch, "gpu-1", |r| r["jobs_failed"] == 2).await;
     assert_eq!(r["jobs_completed"], 0);

@@ -7,7 +7,9 @@ use super::fake_worker::*;
 use super::*;
 
 fn data(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(path)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(path)
 }
 
 #[test]
@@ -19,7 +21,10 @@ fn the_frozen_v1_receipt_still_verifies_and_loads() -> TestResult {
     let typed: HashedReceipt = serde_json::from_value(value)?;
     typed.verify()?;
     assert_eq!(typed.receipt.kind, ReceiptKind::GatewayJob);
-    assert_eq!(typed.receipt.output_hash, OutputHash::of(b"Hello from the echo worker."));
+    assert_eq!(
+        typed.receipt.output_hash,
+        OutputHash::of(b"Hello from the echo worker.")
+    );
     assert!(typed.receipt.reward.is_zero());
     Ok(())
 }
@@ -34,7 +39,10 @@ async fn a_v1_database_loads_and_is_migrated() -> TestResult {
     drop(conn);
     let orch = Orchestrator::in_dir(dir, fast_toml());
     let r = record(&orch, "gpu-old").await;
-    assert_eq!((r["jobs_completed"].as_u64(), r["jobs_failed"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(
+        (r["jobs_completed"].as_u64(), r["jobs_failed"].as_u64()),
+        (Some(3), Some(1))
+    );
     assert_eq!(r["last_seen"], 1_780_000_100);
     assert_eq!(r["online"], false);
     // Its token (in the frozen file's comment) still opens the worker channel.
@@ -46,26 +54,46 @@ async fn a_v1_database_loads_and_is_migrated() -> TestResult {
 
 #[tokio::test]
 async fn receipts_and_the_registry_survive_a_restart() -> TestResult {
-    let mut orch = Orchestrator::with(Options { args: vec!["--open".into()], toml: fast_toml(), ..Options::default() });
+    let mut orch = Orchestrator::with(Options {
+        args: vec!["--open".into()],
+        toml: fast_toml(),
+        ..Options::default()
+    });
     let token = register(&orch, "gpu-1", &["echo"]).await;
     let mut w = FakeWorker::connect(&orch, &token, "gpu-1", &["echo"], 1).await;
     let request = tokio::spawn({
         let (http, url) = (orch.http(), orch.at("/v1/chat/completions"));
         async move {
-            http.post(url).json(&json!({"model": "echo", "messages": [{"role": "user", "content": "x"}]}))
-                .send().await.unwrap()
+            http.post(url)
+                .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "x"}]}))
+                .send()
+                .await
+                .unwrap()
         }
     });
     let (job, _) = w.next_job().await;
     w.done(&job, "kept");
-    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. })).await;
+    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. }))
+        .await;
     let resp = request.await?;
     let rid = resp.headers()["x-basis-receipt-id"].to_str()?.to_owned();
-    let before: Value = orch.http().get(orch.at(&format!("/api/receipts/{rid}"))).send().await?.json().await?;
+    let before: Value = orch
+        .http()
+        .get(orch.at(&format!("/api/receipts/{rid}")))
+        .send()
+        .await?
+        .json()
+        .await?;
     drop(w);
     orch.kill();
     orch.restart();
-    let after: Value = orch.http().get(orch.at(&format!("/api/receipts/{rid}"))).send().await?.json().await?;
+    let after: Value = orch
+        .http()
+        .get(orch.at(&format!("/api/receipts/{rid}")))
+        .send()
+        .await?
+        .json()
+        .await?;
     assert_eq!(after, before);
     verify_receipt_json(&after)?;
     let r = record(&orch, "gpu-1").await;
@@ -80,7 +108,11 @@ async fn receipts_and_the_registry_survive_a_restart() -> TestResult {
 
 #[tokio::test]
 async fn sigterm_drains_the_workers_and_lets_the_job_finish() -> TestResult {
-    let mut orch = Orchestrator::with(Options { args: vec!["--open".into()], toml: fast_toml(), ..Options::default() });
+    let mut orch = Orchestrator::with(Options {
+        args: vec!["--open".into()],
+        toml: fast_toml(),
+        ..Options::default()
+    });
     let token = register(&orch, "gpu-1", &["echo"]).await;
     let mut w = FakeWorker::connect(&orch, &token, "gpu-1", &["echo"], 1).await;
     let request = tokio::spawn({
@@ -95,18 +127,25 @@ async fn sigterm_drains_the_workers_and_lets_the_job_finish() -> TestResult {
     let mut sse = Sse::new(request.await?);
     sse.next().await.unwrap();
     let pid = orch.pid();
-    let term = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
     assert!(term.success());
     w.expect(|m| matches!(m, OrchestratorMessage::Drain)).await;
     // No new jobs while draining.
-    let refused = orch.http().post(orch.at("/v1/chat/completions"))
-        .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "x"}]})).send().await;
+    let refused = orch
+        .http()
+        .post(orch.at("/v1/chat/completions"))
+        .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await;
     if let Ok(resp) = refused {
         assert_eq!(resp.status(), 503);
     }
     w.chunk(&job, "working");
     w.done(&job, "still working");
-    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. })).await;
+    w.expect(|m| matches!(m, OrchestratorMessage::JobAck { .. }))
+        .await;
     let mut last = Value::Null;
     while let Some(data) = sse.next().await {
         if data == "[DONE]" {

@@ -80,7 +80,13 @@ fn answer(job: &JobHandle, f: &Finished) -> Response {
             header_value(&r.receipt_hash.to_string()),
         ),
     ];
-    (StatusCode::OK, job_headers(job), receipt_headers, Json(body)).into_response()
+    (
+        StatusCode::OK,
+        job_headers(job),
+        receipt_headers,
+        Json(body),
+    )
+        .into_response()
 }
 
 pub fn usage(f: &Finished) -> CompletionUsage {

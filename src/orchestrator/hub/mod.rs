@@ -29,9 +29,9 @@ use tokio::sync::mpsc;
 pub use jobs::{CancelReason, Finished, JobEvent, JobFailure, JobHandle};
 pub use live::{Hello, Live, Outbound};
 
-use jobs::JobEntry;
 use crate::domain::{JobId, WorkerId};
 use crate::wire::OrchestratorMessage;
+use jobs::JobEntry;
 
 /// Why a job could not be routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,10 @@ impl Hub {
     /// Removes a connection, unless a newer one of the same worker replaced it.
     pub fn detach(&self, live: &Live) {
         let mut map = self.write();
-        if map.get(live.worker_id()).is_some_and(|l| l.conn == live.conn) {
+        if map
+            .get(live.worker_id())
+            .is_some_and(|l| l.conn == live.conn)
+        {
             map.remove(live.worker_id());
         }
     }
@@ -139,7 +142,11 @@ impl Hub {
     /// Whether some worker would take a job now.
     pub fn any_routable(&self) -> bool {
         let now = self.now_ms();
-        !self.is_draining() && self.read().values().any(|l| l.is_routable(now, self.window_ms))
+        !self.is_draining()
+            && self
+                .read()
+                .values()
+                .any(|l| l.is_routable(now, self.window_ms))
     }
 
     /// The models routable workers serve, each with the unix second its earliest current

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::live::{Hello, Live, Outbound};
-use super::{presence, settle};
+use super::settle;
 use crate::domain::{Runtime, WorkerId};
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::WorkerRow;
@@ -76,10 +76,13 @@ pub async fn serve(state: AppState, mut socket: WebSocket, candidates: Vec<Worke
     ));
     let id = live.worker_id().clone();
     if let Some(old) = state.hub.attach(Arc::clone(&live)) {
-        old.close(codes::REPLACED, "a newer connection of this worker replaced this one");
+        old.close(
+            codes::REPLACED,
+            "a newer connection of this worker replaced this one",
+        );
     }
     state.metrics.worker_connected(1);
-    presence::connected(&state, id.clone(), now);
+    state.presence.connected(id.clone(), now);
     tracing::info!(worker_id = %id, conn = live.conn, models = ?live.hello.models,
         capacity = live.hello.capacity, "worker connected");
 
@@ -90,10 +93,15 @@ pub async fn serve(state: AppState, mut socket: WebSocket, candidates: Vec<Worke
     state.metrics.worker_connected(-1);
     let lost = live.finish_all();
     if !lost.is_empty() {
-        settle::lost(&state, &live, lost, end == End::Closed && state.hub.is_draining());
+        settle::lost(
+            &state,
+            &live,
+            lost,
+            end == End::Closed && state.hub.is_draining(),
+        );
     }
     let last_seen = state.hub.unix_s(live.last_beat_ms());
-    presence::disconnected(&state, id.clone(), last_seen);
+    state.presence.disconnected(id.clone(), last_seen);
     tracing::info!(worker_id = %id, conn = live.conn, ?end, "worker disconnected");
 }
 
@@ -209,7 +217,10 @@ async fn handshake(
     .await
     .ok()
     .flatten()
-    .ok_or((codes::HELLO_REQUIRED, "the first frame must be hello".to_owned()))?;
+    .ok_or((
+        codes::HELLO_REQUIRED,
+        "the first frame must be hello".to_owned(),
+    ))?;
     let Ok(WorkerMessage::Hello {
         protocol,
         worker_id,
@@ -219,7 +230,10 @@ async fn handshake(
         capacity,
     }) = serde_json::from_str::<WorkerMessage>(first.as_str())
     else {
-        return Err((codes::HELLO_REQUIRED, "the first frame must be hello".into()));
+        return Err((
+            codes::HELLO_REQUIRED,
+            "the first frame must be hello".into(),
+        ));
     };
     if protocol != PROTOCOL_VERSION {
         return Err((
@@ -262,10 +276,14 @@ fn check_hello(
         .iter()
         .any(|m| m.is_empty() || m.chars().count() > MAX_MODEL_LEN)
     {
-        return bad(format!("each model name must be 1 to {MAX_MODEL_LEN} characters"));
+        return bad(format!(
+            "each model name must be 1 to {MAX_MODEL_LEN} characters"
+        ));
     }
     if version.chars().count() > MAX_VERSION_LEN {
-        return bad(format!("version must be at most {MAX_VERSION_LEN} characters"));
+        return bad(format!(
+            "version must be at most {MAX_VERSION_LEN} characters"
+        ));
     }
     tracing::debug!(worker_id = %id, "hello accepted");
     Ok(())

@@ -47,7 +47,14 @@ pub fn done(
         output.unwrap_or_else(|| entry.text.clone())
     };
     if entry.cancelled == Some(CancelReason::Deadline) {
-        record(state, live, job_id, entry, JobOutcome::Failed(ErrorCode::JobTimeout), None);
+        record(
+            state,
+            live,
+            job_id,
+            entry,
+            JobOutcome::Failed(ErrorCode::JobTimeout),
+            None,
+        );
         return;
     }
     let receipt = match seal(state, live, &job_id, &entry, &text, usage, simulated) {
@@ -59,7 +66,14 @@ pub fn done(
                 ErrorCode::Internal,
                 "the orchestrator could not seal this job's receipt",
             );
-            record(state, live, job_id, entry, JobOutcome::Failed(ErrorCode::Internal), Some(failure));
+            record(
+                state,
+                live,
+                job_id,
+                entry,
+                JobOutcome::Failed(ErrorCode::Internal),
+                Some(failure),
+            );
             return;
         }
     };
@@ -138,7 +152,14 @@ pub fn lost(state: &AppState, live: &Arc<Live>, jobs: Vec<(JobId, JobEntry)>, sh
         };
         let code = failure.code;
         tracing::warn!(%job_id, worker_id = %live.worker_id(), "job lost with its worker");
-        record(state, live, job_id, entry, JobOutcome::Failed(code), Some(failure));
+        record(
+            state,
+            live,
+            job_id,
+            entry,
+            JobOutcome::Failed(code),
+            Some(failure),
+        );
     }
 }
 
@@ -159,7 +180,14 @@ pub fn sweep_expired(state: &AppState, live: &Arc<Live>) {
     for job_id in expired {
         if let Some(entry) = live.finish(&job_id) {
             let failure = JobFailure::timeout();
-            record(state, live, job_id, entry, JobOutcome::Failed(ErrorCode::JobTimeout), Some(failure));
+            record(
+                state,
+                live,
+                job_id,
+                entry,
+                JobOutcome::Failed(ErrorCode::JobTimeout),
+                Some(failure),
+            );
         }
     }
 }
@@ -192,7 +220,11 @@ fn record(
 ) {
     let failure = failure.unwrap_or_else(|| match &outcome {
         JobOutcome::Failed(ErrorCode::JobTimeout) => JobFailure::timeout(),
-        _ => JobFailure::new(StatusCode::BAD_GATEWAY, ErrorCode::JobCancelled, "the job was cancelled"),
+        _ => JobFailure::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::JobCancelled,
+            "the job was cancelled",
+        ),
     });
     let metric = match outcome {
         JobOutcome::Completed(_) => "completed",
@@ -270,13 +302,41 @@ fn internal() -> JobFailure {
 /// The client's view of a worker's `job_error`.
 fn map_job_error(code: JobErrorCode, message: &str) -> JobFailure {
     let (status, code, what) = match code {
-        JobErrorCode::ModelNotFound => (StatusCode::BAD_GATEWAY, ErrorCode::ModelNotFound, "the worker's runtime does not serve this model"),
-        JobErrorCode::RuntimeDown => (StatusCode::BAD_GATEWAY, ErrorCode::RuntimeDown, "the worker's runtime is down"),
-        JobErrorCode::Timeout => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::JobTimeout, "the worker's runtime timed out"),
-        JobErrorCode::BadResponse => (StatusCode::BAD_GATEWAY, ErrorCode::RuntimeBadResponse, "the worker's runtime answered something that is not a completion"),
-        JobErrorCode::Cancelled => (StatusCode::BAD_GATEWAY, ErrorCode::JobCancelled, "the job was cancelled on the worker"),
-        JobErrorCode::Draining | JobErrorCode::AtCapacity => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::WorkerBusy, "the worker could not take the job"),
-        JobErrorCode::BadRequest => (StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, "the worker's runtime refused the request"),
+        JobErrorCode::ModelNotFound => (
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::ModelNotFound,
+            "the worker's runtime does not serve this model",
+        ),
+        JobErrorCode::RuntimeDown => (
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::RuntimeDown,
+            "the worker's runtime is down",
+        ),
+        JobErrorCode::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::JobTimeout,
+            "the worker's runtime timed out",
+        ),
+        JobErrorCode::BadResponse => (
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::RuntimeBadResponse,
+            "the worker's runtime answered something that is not a completion",
+        ),
+        JobErrorCode::Cancelled => (
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::JobCancelled,
+            "the job was cancelled on the worker",
+        ),
+        JobErrorCode::Draining | JobErrorCode::AtCapacity => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::WorkerBusy,
+            "the worker could not take the job",
+        ),
+        JobErrorCode::BadRequest => (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidArgument,
+            "the worker's runtime refused the request",
+        ),
     };
     let detail: String = message.chars().take(MAX_WORKER_MESSAGE).collect();
     let message = if detail.is_empty() || crate::guard::check_text("message", &detail).is_err() {

@@ -65,11 +65,7 @@ pub async fn register(
     let (status, changed) = outcome?;
     let row = changed.row();
     let path = worker_path(&row.worker_id);
-    let mut response = (
-        status,
-        Json(record(row, &state.hub)),
-    )
-        .into_response();
+    let mut response = (status, Json(record(row, &state.hub))).into_response();
     if status == StatusCode::CREATED
         && let Ok(location) = HeaderValue::from_str(&path)
     {

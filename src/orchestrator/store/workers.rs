@@ -75,12 +75,12 @@ pub trait WorkerStore {
         token: TokenSha256,
     ) -> BoxFuture<'_, Result<Vec<WorkerRow>, StoreError>>;
 
-    /// Records a connection opening (`connected_since` = `last_seen` = `now`) or closing
-    /// (`connected_since` cleared, `last_seen` = the last heartbeat).
+    /// Records connections opening (`connected_since` = `last_seen` = `now`) or closing
+    /// (`connected_since` cleared, `last_seen` = the last heartbeat), in order, in one
+    /// transaction.
     fn set_presence(
         &self,
-        id: WorkerId,
-        presence: Presence,
+        changes: Vec<(WorkerId, Presence)>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Writes the last heartbeat of many connected workers at once (one transaction).

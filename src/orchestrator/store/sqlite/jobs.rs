@@ -91,9 +91,7 @@ impl JobStore for SqliteStore {
             )?;
             if let Some(column) = counter {
                 tx.execute(
-                    &format!(
-                        "UPDATE workers SET {column} = {column} + 1 WHERE worker_id = ?1"
-                    ),
+                    &format!("UPDATE workers SET {column} = {column} + 1 WHERE worker_id = ?1"),
                     params![job.worker_id.as_str()],
                 )?;
             }

@@ -209,3 +209,126 @@ async fn ping_answers() {
     let (_dir, store) = temp_store();
     store.ping().await.unwrap();
 }
+
+mod jobs {
+    use super::*;
+    use crate::domain::{
+        Amount, ErrorCode, JobId, OutputHash, RECEIPT_VERSION, Receipt, ReceiptId, ReceiptKind,
+        Usage,
+    };
+    use crate::orchestrator::store::{
+        JobOutcome, JobRecord, JobStatus, JobStore, Presence, Recorded,
+    };
+
+    fn receipt(worker: &str, job: &JobId) -> crate::domain::HashedReceipt {
+        Receipt {
+            receipt_version: RECEIPT_VERSION,
+            receipt_id: ReceiptId::generate(),
+            kind: ReceiptKind::GatewayJob,
+            issued_at: 5,
+            worker_id: WorkerId::parse(worker).unwrap(),
+            wallet: None,
+            model: Some("echo".into()),
+            job_id: Some(job.clone()),
+            task_id: None,
+            submission_id: None,
+            output_hash: OutputHash::of(b"out"),
+            usage: Usage::default(),
+            duration_ms: 1,
+            simulated: true,
+            reward: Amount::ZERO,
+            asset: "USDC".into(),
+            attestation_hash: None,
+        }
+        .seal()
+        .unwrap()
+    }
+
+    fn job(id: &JobId, outcome: JobOutcome) -> JobRecord {
+        JobRecord {
+            job_id: id.clone(),
+            worker_id: WorkerId::parse("gpu-1").unwrap(),
+            model: "echo".into(),
+            outcome,
+            started_at: 1,
+            finished_at: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_is_recorded_once_with_its_receipt_and_counter() {
+        let (_dir, store) = temp_store();
+        store
+            .insert_worker(request("gpu-1", &WorkerToken::generate()), 1)
+            .await
+            .unwrap();
+        let id = JobId::generate();
+        let sealed = receipt("gpu-1", &id);
+        let done = job(&id, JobOutcome::Completed(Box::new(sealed.clone())));
+        assert_eq!(store.record_job(done.clone()).await.unwrap(), Recorded::New);
+        assert_eq!(
+            store.record_job(done).await.unwrap(),
+            Recorded::Already(JobStatus::Completed)
+        );
+        let failed_again = job(&id, JobOutcome::Failed(ErrorCode::WorkerLost));
+        assert_eq!(
+            store.record_job(failed_again).await.unwrap(),
+            Recorded::Already(JobStatus::Completed)
+        );
+        let by_id = store
+            .receipt(sealed.receipt.receipt_id.clone())
+            .await
+            .unwrap();
+        let by_hash = store.receipt_by_hash(sealed.receipt_hash).await.unwrap();
+        assert_eq!(by_id, by_hash);
+        let back: crate::domain::HashedReceipt = serde_json::from_str(&by_id.unwrap()).unwrap();
+        assert_eq!(back, sealed);
+        let failed = JobId::generate();
+        store
+            .record_job(job(&failed, JobOutcome::Failed(ErrorCode::WorkerLost)))
+            .await
+            .unwrap();
+        store
+            .record_job(job(&JobId::generate(), JobOutcome::Cancelled))
+            .await
+            .unwrap();
+        let row = store
+            .worker(WorkerId::parse("gpu-1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.jobs_completed, row.jobs_failed), (1, 1));
+        assert_eq!(
+            store.job_status(failed).await.unwrap(),
+            Some(JobStatus::Failed)
+        );
+    }
+
+    #[tokio::test]
+    async fn workers_are_found_by_token_and_presence_is_written() {
+        let (_dir, store) = temp_store();
+        let token = WorkerToken::generate();
+        store
+            .insert_worker(request("gpu-1", &token), 1)
+            .await
+            .unwrap();
+        let found = store.workers_by_token(token.sha256()).await.unwrap();
+        assert_eq!(found.len(), 1);
+        let other = TokenSha256::from_bytes([7; 32]);
+        assert!(store.workers_by_token(other).await.unwrap().is_empty());
+        let id = WorkerId::parse("gpu-1").unwrap();
+        store
+            .set_presence(vec![(id.clone(), Presence::Connected(50))])
+            .await
+            .unwrap();
+        store.touch_workers(vec![(id.clone(), 60)]).await.unwrap();
+        let row = store.worker(id.clone()).await.unwrap().unwrap();
+        assert_eq!((row.connected_since, row.last_seen), (Some(50), Some(60)));
+        store
+            .set_presence(vec![(id.clone(), Presence::Disconnected { last_seen: 70 })])
+            .await
+            .unwrap();
+        let row = store.worker(id).await.unwrap().unwrap();
+        assert_eq!((row.connected_since, row.last_seen), (None, Some(70)));
+    }
+}

@@ -207,20 +207,23 @@ impl WorkerStore for SqliteStore {
 
     fn set_presence(
         &self,
-        id: WorkerId,
-        presence: Presence,
+        changes: Vec<(WorkerId, Presence)>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
-            match presence {
-                Presence::Connected(now) => conn.execute(
-                    "UPDATE workers SET connected_since = ?2, last_seen = ?2 WHERE worker_id = ?1",
-                    params![id.as_str(), to_sql_int(now)],
-                )?,
-                Presence::Disconnected { last_seen } => conn.execute(
-                    "UPDATE workers SET connected_since = NULL, last_seen = ?2 WHERE worker_id = ?1",
-                    params![id.as_str(), to_sql_int(last_seen)],
-                )?,
-            };
+            let tx = conn.transaction()?;
+            for (id, presence) in &changes {
+                match *presence {
+                    Presence::Connected(now) => tx.execute(
+                        "UPDATE workers SET connected_since = ?2, last_seen = ?2 WHERE worker_id = ?1",
+                        params![id.as_str(), to_sql_int(now)],
+                    )?,
+                    Presence::Disconnected { last_seen } => tx.execute(
+                        "UPDATE workers SET connected_since = NULL, last_seen = ?2 WHERE worker_id = ?1",
+                        params![id.as_str(), to_sql_int(last_seen)],
+                    )?,
+                };
+            }
+            tx.commit()?;
             Ok(())
         })
     }
