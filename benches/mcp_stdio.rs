@@ -44,7 +44,11 @@ impl Server {
             .spawn()?;
         let stdin = BufWriter::new(child.stdin.take().ok_or("no stdin")?);
         let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        Ok(Self { child, stdin, stdout })
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
     }
 
     fn send(&mut self, line: &str) -> Result {
@@ -79,7 +83,10 @@ impl Server {
 
     fn peak_rss_kib(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).ok_or("no VmHWM")?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .ok_or("no VmHWM")?;
         Ok(line.split_whitespace().nth(1).ok_or("bad VmHWM")?.parse()?)
     }
 
@@ -117,7 +124,11 @@ fn cold_start(home: &std::path::Path) -> Result<Duration> {
 
 /// Pings with `IN_FLIGHT` outstanding: a reader thread hands back one credit per response.
 fn pipelined_pings(server: Server) -> Result<(f64, Server)> {
-    let Server { child, mut stdin, mut stdout } = server;
+    let Server {
+        child,
+        mut stdin,
+        mut stdout,
+    } = server;
     let (credits, credit) = mpsc::channel::<()>();
     let reader = std::thread::spawn(move || -> Result<BufReader<ChildStdout>> {
         let mut line = String::new();
@@ -139,12 +150,24 @@ fn pipelined_pings(server: Server) -> Result<(f64, Server)> {
         if id >= IN_FLIGHT {
             credit.recv()?;
         }
-        writeln!(stdin, r#"{{"jsonrpc":"2.0","id":{},"method":"ping"}}"#, id + 1)?;
+        writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","id":{},"method":"ping"}}"#,
+            id + 1
+        )?;
         stdin.flush()?;
     }
     let stdout = reader.join().map_err(|_| "the reader panicked")??;
+    #[allow(clippy::cast_precision_loss)] // 50,000 is exact in an f64
     let rate = PINGS as f64 / started.elapsed().as_secs_f64();
-    Ok((rate, Server { child, stdin, stdout }))
+    Ok((
+        rate,
+        Server {
+            child,
+            stdin,
+            stdout,
+        },
+    ))
 }
 
 fn sequential_reads(server: &mut Server) -> Result<Duration> {
@@ -190,16 +213,32 @@ fn main() -> Result {
     server.initialize()?;
     let (rate, mut server) = pipelined_pings(server)?;
     let read = sequential_reads(&mut server)?;
-    let rss_kib = server.peak_rss_kib()?;
+    let peak_kib = server.peak_rss_kib()?;
     server.close()?;
 
     let cold_ms = cold.as_secs_f64() * 1e3;
     let read_us = read.as_secs_f64() * 1e6;
-    let rss_mib = rss_kib as f64 / 1024.0;
-    println!("basis mcp over stdio ({} calls on one server)", PINGS + READS + 1);
-    println!("  cold start to initialize response  {cold_ms:8.2} ms median   (≤ 5 ms: {})", verdict(cold_ms <= 5.0));
-    println!("  ping, {IN_FLIGHT} in flight                {rate:8.0} calls/s   (≥ 50,000/s: {})", verdict(rate >= 50_000.0));
-    println!("  resources/read round trip          {read_us:8.1} µs median   (≤ 100 µs: {})", verdict(read_us <= 100.0));
-    println!("  peak RSS (VmHWM)                   {rss_mib:8.1} MiB        (≤ 20 MiB: {})", verdict(rss_mib <= 20.0));
+    #[allow(clippy::cast_precision_loss)] // a process's KiB count is far below 2^52
+    let rss_mib = peak_kib as f64 / 1024.0;
+    println!(
+        "basis mcp over stdio ({} calls on one server)",
+        PINGS + READS + 1
+    );
+    println!(
+        "  cold start to initialize response  {cold_ms:8.2} ms median   (≤ 5 ms: {})",
+        verdict(cold_ms <= 5.0)
+    );
+    println!(
+        "  ping, {IN_FLIGHT} in flight                {rate:8.0} calls/s   (≥ 50,000/s: {})",
+        verdict(rate >= 50_000.0)
+    );
+    println!(
+        "  resources/read round trip          {read_us:8.1} µs median   (≤ 100 µs: {})",
+        verdict(read_us <= 100.0)
+    );
+    println!(
+        "  peak RSS (VmHWM)                   {rss_mib:8.1} MiB        (≤ 20 MiB: {})",
+        verdict(rss_mib <= 20.0)
+    );
     Ok(())
 }

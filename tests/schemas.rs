@@ -20,41 +20,40 @@ use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
 const UPDATE_COMMAND: &str = "UPDATE_SCHEMAS=1 cargo test --test schemas";
 const COMMENT: &str = "Generated from the Rust types by tests/schemas.rs; regenerate with UPDATE_SCHEMAS=1 cargo test --test schemas";
 
 /// The schema of `T` as it is written (`serialize`) or as it is accepted.
-fn schema<T: JsonSchema>(serialize: bool) -> Value {
+fn schema<T: JsonSchema>(serialize: bool) -> Result<Value> {
     let mut settings = SchemaSettings::draft2020_12();
     if serialize {
         settings = settings.for_serialize();
     }
-    let mut value =
-        serde_json::to_value(settings.into_generator().into_root_schema_for::<T>()).unwrap();
+    let mut value = serde_json::to_value(settings.into_generator().into_root_schema_for::<T>())?;
     if let Value::Object(map) = &mut value {
         map.insert("$comment".into(), json!(COMMENT));
     }
-    value
+    Ok(value)
 }
 
-fn tool_files() -> BTreeMap<PathBuf, Value> {
-    basis::fronts::mcp::catalogue()
-        .into_iter()
-        .map(|tool| {
-            let mut value = serde_json::to_value(&tool).unwrap();
-            value
-                .as_object_mut()
-                .unwrap()
-                .insert("$comment".into(), json!(COMMENT));
-            (PathBuf::from(format!("tools/{}.json", tool.name)), value)
-        })
-        .collect()
+fn tool_files() -> Result<BTreeMap<PathBuf, Value>> {
+    let mut files = BTreeMap::new();
+    for tool in basis::fronts::mcp::catalogue() {
+        let mut value = serde_json::to_value(&tool)?;
+        if let Value::Object(map) = &mut value {
+            map.insert("$comment".into(), json!(COMMENT));
+        }
+        files.insert(PathBuf::from(format!("tools/{}.json", tool.name)), value);
+    }
+    Ok(files)
 }
 
 /// `errors.json`: the schema of the `{code, message, fix}` problem, and a table of every code
 /// with its meaning and the CLI exit status.
-fn errors_file() -> Value {
-    let mut value = schema::<Problem>(true);
+fn errors_file() -> Result<Value> {
+    let mut value = schema::<Problem>(true)?;
     let descriptions: BTreeMap<String, String> = value["$defs"]["ErrorCode"]["oneOf"]
         .as_array()
         .into_iter()
@@ -76,70 +75,79 @@ fn errors_file() -> Value {
             })
         })
         .collect();
-    let map = value.as_object_mut().unwrap();
+    let map = value
+        .as_object_mut()
+        .ok_or("the Problem schema is not an object")?;
     map.insert(
         "description".into(),
-        json!("An actionable failure: MCP tool results with isError carry it as structuredContent, \
-               the orchestrator API as {\"error\": …}, the CLI with --json on stdout. Agents branch on `code`."),
+        json!(
+            "An actionable failure: MCP tool results with isError carry it as structuredContent, \
+             the orchestrator API as {\"error\": …}, the CLI with --json on stdout. Agents branch on `code`."
+        ),
     );
     map.insert("x-codes".into(), Value::Array(codes));
-    value
+    Ok(value)
 }
 
-fn expected() -> BTreeMap<PathBuf, Value> {
-    let mut files = tool_files();
-    files.insert("errors.json".into(), errors_file());
-    let api = [
-        ("api/health.json", schema::<Health>(true)),
+fn expected() -> Result<BTreeMap<PathBuf, Value>> {
+    let mut files = tool_files()?;
+    files.insert("errors.json".into(), errors_file()?);
+    let others = [
+        ("api/health.json", schema::<Health>(true)?),
         (
             "api/onboarding_status.json",
-            schema::<OnboardingStatus>(true),
+            schema::<OnboardingStatus>(true)?,
         ),
         (
             "api/register_request.json",
-            schema::<RegisterRequest>(false),
+            schema::<RegisterRequest>(false)?,
         ),
-        ("api/worker_record.json", schema::<WorkerRecord>(true)),
-        ("api/worker_list.json", schema::<WorkerList>(true)),
-        ("api/error.json", schema::<ApiErrorBody>(true)),
-        ("channel/worker_message.json", schema::<WorkerMessage>(true)),
+        ("api/worker_record.json", schema::<WorkerRecord>(true)?),
+        ("api/worker_list.json", schema::<WorkerList>(true)?),
+        ("api/error.json", schema::<ApiErrorBody>(true)?),
+        (
+            "channel/worker_message.json",
+            schema::<WorkerMessage>(true)?,
+        ),
         (
             "channel/orchestrator_message.json",
-            schema::<OrchestratorMessage>(true),
+            schema::<OrchestratorMessage>(true)?,
         ),
-        ("receipt.json", schema::<HashedReceipt>(true)),
+        ("receipt.json", schema::<HashedReceipt>(true)?),
     ];
-    files.extend(api.into_iter().map(|(p, v)| (PathBuf::from(p), v)));
-    files
+    files.extend(others.into_iter().map(|(p, v)| (PathBuf::from(p), v)));
+    Ok(files)
 }
 
 fn schemas_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
 }
 
-fn json_files(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+/// Every `.json` under `dir`, relative to `root`.
+fn json_files(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) -> Result {
     let Ok(entries) = fs::read_dir(dir) else {
-        return;
+        return Ok(());
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            json_files(&path, root, out);
+            json_files(&path, root, out)?;
         } else if path.extension().is_some_and(|e| e == "json") {
-            out.push(path.strip_prefix(root).unwrap().to_path_buf());
+            out.push(path.strip_prefix(root)?.to_path_buf());
         }
     }
+    Ok(())
 }
 
 #[test]
-fn the_schemas_snapshot_matches_the_rust_types() {
+fn the_schemas_snapshot_matches_the_rust_types() -> Result {
     let root = schemas_dir();
     let update = std::env::var("UPDATE_SCHEMAS").is_ok_and(|v| v == "1")
         && std::env::var("CI").map_or(true, |v| v != "true");
-    let expected = expected();
+    let expected = expected()?;
     let mut drift = Vec::new();
     for (rel, value) in &expected {
-        let text = format!("{}\n", serde_json::to_string_pretty(value).unwrap());
+        let text = format!("{}\n", serde_json::to_string_pretty(value)?);
         let path = root.join(rel);
         match fs::read_to_string(&path) {
             Ok(current) if current == text => {}
@@ -150,34 +158,35 @@ fn the_schemas_snapshot_matches_the_rust_types() {
                     if found.is_ok() { "stale" } else { "missing" }
                 ));
                 if update {
-                    fs::create_dir_all(path.parent().unwrap()).unwrap();
-                    fs::write(&path, text).unwrap();
+                    fs::create_dir_all(path.parent().ok_or("no parent")?)?;
+                    fs::write(&path, text)?;
                 }
             }
         }
     }
     let mut present = Vec::new();
-    json_files(&root, &root, &mut present);
+    json_files(&root, &root, &mut present)?;
     for rel in present.into_iter().filter(|p| !expected.contains_key(p)) {
         drift.push(format!("{} (no longer generated)", rel.display()));
         if update {
-            fs::remove_file(root.join(&rel)).unwrap();
+            fs::remove_file(root.join(&rel))?;
         }
     }
     if update && !drift.is_empty() {
         eprintln!("rewrote schemas/: {}", drift.join(", "));
-        return;
+        return Ok(());
     }
     assert!(
         drift.is_empty(),
         "schemas/ is out of date with the Rust types:\n  {}\nRun `{UPDATE_COMMAND}` and review the diff.",
         drift.join("\n  ")
     );
+    Ok(())
 }
 
 #[test]
-fn every_schema_compiles_as_json_schema() {
-    for (rel, value) in expected() {
+fn every_schema_compiles_as_json_schema() -> Result {
+    for (rel, value) in expected()? {
         let mut schemas = vec![value.clone()];
         if rel.starts_with("tools") {
             schemas = vec![value["inputSchema"].clone(), value["outputSchema"].clone()];
@@ -190,6 +199,7 @@ fn every_schema_compiles_as_json_schema() {
             );
         }
     }
+    Ok(())
 }
 
 #[test]
@@ -251,8 +261,8 @@ fn every_tool_has_a_title_a_description_schemas_and_all_four_hints() {
 }
 
 #[test]
-fn errors_json_lists_every_code_once() {
-    let file = errors_file();
+fn errors_json_lists_every_code_once() -> Result {
+    let file = errors_file()?;
     let codes: Vec<&str> = file["x-codes"]
         .as_array()
         .unwrap()
@@ -273,13 +283,17 @@ fn errors_json_lists_every_code_once() {
             "{entry}"
         );
     }
+    Ok(())
 }
 
 #[test]
 fn the_skill_allows_exactly_the_read_only_tools() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("skills/basis-worker/SKILL.md");
     let text = fs::read_to_string(path).unwrap();
-    let front = text.strip_prefix("---\n").and_then(|t| t.split("\n---\n").next()).unwrap();
+    let front = text
+        .strip_prefix("---\n")
+        .and_then(|t| t.split("\n---\n").next())
+        .unwrap();
     let field = |name: &str| {
         front
             .lines()
@@ -296,5 +310,8 @@ fn the_skill_allows_exactly_the_read_only_tools() {
         .map(|t| format!("mcp__basis__{}", t.name))
         .collect();
     read_only.sort_unstable();
-    assert_eq!(allowed, read_only, "allowed-tools must name exactly the read-only tools");
+    assert_eq!(
+        allowed, read_only,
+        "allowed-tools must name exactly the read-only tools"
+    );
 }

@@ -6,6 +6,7 @@ mod context;
 mod parse;
 
 pub mod env_resource;
+pub mod canary;
 pub mod check;
 pub mod hash;
 pub mod logs;

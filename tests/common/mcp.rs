@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rmcp::model::{
@@ -38,6 +38,11 @@ pub fn private_key() -> String {
         "0x{}",
         "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
     )
+}
+
+/// Locks `mutex`, also after a panicking test thread poisoned it.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A temp `BASIS_HOME` (also the current dir of the children, so env files may go there).
@@ -93,7 +98,7 @@ pub struct Captured(Arc<Mutex<String>>);
 
 impl Captured {
     pub fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
+        lock(&self.0).clone()
     }
 
     /// Reads `stream` line by line into this capture; sends the first line containing
@@ -115,7 +120,7 @@ impl Captured {
                 {
                     let _ = tx.send(line.clone());
                 }
-                let mut text = sink.lock().unwrap();
+                let mut text = lock(&sink);
                 text.push_str(&line);
                 text.push('\n');
             }
@@ -136,11 +141,15 @@ impl ClientHandler for Collector {
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        self.logs.lock().unwrap().push(params);
+        lock(&self.logs).push(params);
     }
 
-    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
-        self.progress.lock().unwrap().push(params);
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        lock(&self.progress).push(params);
     }
 }
 

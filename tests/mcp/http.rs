@@ -153,7 +153,12 @@ async fn an_oversized_body_is_413() -> Result {
     let server = support::http(&home, &[], &[]).await?;
     let limit = basis::fronts::mcp::MAX_BODY_BYTES;
     // A Content-Length over the limit is refused before the body is read.
-    let (status, body) = raw_post(&server.url, &format!("content-length: {}\r\n", limit + 1), &[b'{'; 1024]).await?;
+    let (status, body) = raw_post(
+        &server.url,
+        &format!("content-length: {}\r\n", limit + 1),
+        &[b'{'; 1024],
+    )
+    .await?;
     assert_eq!(status, 413, "{body}");
     let body: Value = serde_json::from_str(body.trim())?;
     assert_eq!(body["jsonrpc"], "2.0");
@@ -195,7 +200,11 @@ async fn raw_post(url: &str, framing: &str, body: &[u8]) -> Result<(u16, String)
         }
     }
     let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no status line")?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status line")?;
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     Ok((status, body))
 }

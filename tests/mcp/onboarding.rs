@@ -1,5 +1,5 @@
-//! The onboarding flow through MCP against a real `basis orchestrator` (SQLite in a temp dir):
-//! write_env → register_worker → network_status, over stdio and over HTTP. Every
+//! The onboarding flow through MCP against a real `basis orchestrator` (`SQLite` in a temp
+//! dir): `write_env` → `register_worker` → `network_status`, over stdio and over HTTP. Every
 //! `structuredContent` validates against its tool's `outputSchema`; the env file is 0600 and
 //! holds a token whose sha256 is what the orchestrator stored; the token appears in no tool
 //! result, resource, notification or log line. Then the bad inputs an agent will meet.
@@ -99,9 +99,9 @@ async fn onboard(client: &Client, orch_url: &str, worker_id: &str) -> Result<Str
         .read_resource(ReadResourceRequestParams::new(basis::fronts::mcp::ENV_URI))
         .await?;
     seen.push_str(&serde_json::to_string(&resource)?);
-    seen.push_str(&serde_json::to_string(
-        &*client.service().logs.lock().unwrap(),
-    )?);
+    seen.push_str(&serde_json::to_string(&*support::lock(
+        &client.service().logs,
+    ))?);
     Ok(seen)
 }
 

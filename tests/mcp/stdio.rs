@@ -232,7 +232,7 @@ async fn log_notifications_follow_the_level_the_client_sets() -> Result {
     .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
-        logs.lock().unwrap().is_empty(),
+        support::lock(&logs).is_empty(),
         "an info notification passed an error level"
     );
     client
@@ -245,7 +245,7 @@ async fn log_notifications_follow_the_level_the_client_sets() -> Result {
     )
     .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let got = logs.lock().unwrap().clone();
+    let got = support::lock(&logs).clone();
     assert!(got.iter().any(|l| l.data["tool"] == "write_env"), "{got:?}");
     let token = token_in(&home.env_file())?;
     assert!(!serde_json::to_string(&got)?.contains(&token));
@@ -261,11 +261,21 @@ async fn long_tools_report_progress_when_asked() -> Result {
     let mut params = CallToolRequestParams::new("check_hardware");
     params.meta = Some(RequestMetaObject::with_progress_token(token));
     let result = client.call_tool(params).await?;
-    assert_ne!(result.is_error, Some(true), "{:?}", result.structured_content);
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "{:?}",
+        result.structured_content
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let progress = client.service().progress.lock().unwrap().clone();
+    let progress = support::lock(&client.service().progress).clone();
     // The rmcp client puts its own token on the request; what matters is start and end.
-    assert!(progress.iter().any(|p| p.progress == 0.0 && p.message.is_some()), "{progress:?}");
+    assert!(
+        progress
+            .iter()
+            .any(|p| p.progress == 0.0 && p.message.is_some()),
+        "{progress:?}"
+    );
     assert!(progress.iter().any(|p| p.progress >= 1.0), "{progress:?}");
     client.cancel().await?;
     Ok(())

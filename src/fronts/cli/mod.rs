@@ -1,6 +1,7 @@
 //! The CLI front: clap definitions and human/JSON rendering. Every command parses its flags,
 //! calls one operation in `crate::ops`, and renders the result; no logic lives here.
 
+mod canary;
 mod check;
 mod hash;
 mod logs;
@@ -46,6 +47,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The end-to-end proof on one machine: orchestrator, worker, gateway, receipts.
+    Canary(canary::Args),
     /// Check GPUs, drivers, containers and runtimes: what can this machine serve?
     Check(check::Args),
     /// Write the worker's env file (0600, atomic): public settings plus a host-generated token.
@@ -83,6 +86,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         config_file: cli.config,
     };
     match cli.command {
+        Command::Canary(args) => canary::run(args).await,
         Command::Check(args) => check::run(&ctx, args).await,
         Command::WriteEnv(args) => write_env::run(&ctx, args),
         Command::Register(args) => register::run(&ctx, args).await,

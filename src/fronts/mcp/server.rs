@@ -4,7 +4,7 @@
 // MCP logging is deprecated by SEP-2577 in rmcp, but the spec versions clients use today have it.
 #![allow(deprecated)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
@@ -41,27 +41,50 @@ pub struct BasisMcp {
 struct Shared {
     ctx: Context,
     read_only: bool,
-    router: ToolRouter<BasisMcp>,
-    /// `tools/list`, computed once: the router's visible tools, sorted by name.
-    listed: Vec<Tool>,
+    /// The tools, built once (on a helper thread started by [`BasisMcp::new`], or by the first
+    /// request that needs them, whichever comes first).
+    catalogue: OnceLock<Catalogue>,
     /// The `initialize` answer, computed once.
     info: ServerConfig,
+}
+
+#[derive(Debug)]
+struct Catalogue {
+    router: ToolRouter<BasisMcp>,
+    /// `tools/list`: the router's visible tools, sorted by name.
+    listed: Vec<Tool>,
+}
+
+impl Shared {
+    fn catalogue(&self) -> &Catalogue {
+        self.catalogue.get_or_init(|| {
+            let router = tools::router(self.read_only);
+            let listed = router.list_all();
+            Catalogue { router, listed }
+        })
+    }
 }
 
 impl BasisMcp {
     /// A server for `ctx`. With `read_only`, every tool whose `read_only_hint` is not true is
     /// hidden from `tools/list` and refused by `tools/call`.
     pub fn new(ctx: Context, read_only: bool) -> Self {
-        let router = tools::router(read_only);
-        let listed = router.list_all();
+        let shared = Arc::new(Shared {
+            ctx,
+            read_only,
+            catalogue: OnceLock::new(),
+            info: server_config(),
+        });
+        // Generating every tool's schemas takes milliseconds: do it beside the initialize
+        // handshake rather than before it. Without the thread, the first tools request does it.
+        let warm = Arc::clone(&shared);
+        let _ = std::thread::Builder::new()
+            .name("basis-mcp-tools".to_owned())
+            .spawn(move || {
+                warm.catalogue();
+            });
         Self {
-            shared: Arc::new(Shared {
-                ctx,
-                read_only,
-                router,
-                listed,
-                info: server_config(),
-            }),
+            shared,
             level: SessionLevel::default(),
         }
     }
@@ -86,7 +109,7 @@ impl BasisMcp {
 
     /// The tools this server lists, sorted by name.
     pub fn tools(&self) -> &[Tool] {
-        &self.shared.listed
+        &self.shared.catalogue().listed
     }
 
     /// One `notifications/message` per tool call: the tool and its outcome, never its data.
@@ -149,7 +172,7 @@ impl ServerHandler for BasisMcp {
         let tool = request.name.clone();
         let peer = context.peer.clone();
         let call = ToolCallContext::new(self, request, context);
-        let result = self.shared.router.call(call).await;
+        let result = self.shared.catalogue().router.call(call).await;
         self.log_call(&peer, &tool, &result).await;
         result
     }
@@ -159,11 +182,11 @@ impl ServerHandler for BasisMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.shared.listed.clone()))
+        Ok(ListToolsResult::with_all_items(self.tools().to_vec()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.shared.router.get(name).cloned()
+        self.shared.catalogue().router.get(name).cloned()
     }
 
     async fn list_resources(

@@ -1,0 +1,248 @@
+//! `canary` (§9): the end-to-end proof on one machine. With throwaway secrets and a throwaway
+//! wallet in a temp dir it starts a real orchestrator, registers a worker, starts a real echo
+//! worker through the supervisor, and drives the gateway, checking each promise of the brief.
+//! Every step is reported; the first failure stops the run; cleanup always happens.
+
+mod gateway;
+mod procs;
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Context, register, start, stop, verify};
+use crate::domain::{ErrorCode, Problem, WalletAddress};
+
+/// One line of the checklist.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Step {
+    pub name: String,
+    /// passed, failed, or not_run (an earlier step failed).
+    pub outcome: Outcome,
+    pub detail: String,
+    pub ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    NotRun,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    /// Every step passed.
+    pub passed: bool,
+    pub steps: Vec<Step>,
+    pub total_ms: u64,
+}
+
+impl Output {
+    /// The checklist as text.
+    pub fn render_text(&self) -> String {
+        let mut s = String::new();
+        for step in &self.steps {
+            let mark = match step.outcome {
+                Outcome::Passed => "[x]",
+                Outcome::Failed => "[!]",
+                Outcome::NotRun => "[ ]",
+            };
+            let _ = writeln!(s, "{mark} {:<46} {:>6} ms  {}", step.name, step.ms, step.detail);
+        }
+        let verdict = if self.passed { "canary passed" } else { "canary FAILED" };
+        let _ = write!(s, "{verdict} in {} ms", self.total_ms);
+        s
+    }
+}
+
+/// The steps, in order (names as shown).
+const STEPS: [&str; 10] = [
+    "orchestrator starts (SQLite in a temp dir)",
+    "no worker: chat completion -> 503",
+    "no client key: chat completion -> 401",
+    "register a worker (throwaway wallet)",
+    "start an echo worker via the supervisor",
+    "worker online within the window",
+    "chat completion -> 200, receipt verifies",
+    "streamed completion -> 200, receipt verifies",
+    "stop the worker",
+    "worker offline",
+];
+
+/// Runs the steps in order; `progress` sees each finished step.
+struct Run<'a> {
+    steps: Vec<Step>,
+    failed: bool,
+    progress: &'a (dyn Fn(&Step) + Send + Sync),
+}
+
+impl Run<'_> {
+    async fn step<T>(&mut self, fut: impl Future<Output = Result<(T, String), String>>) -> Option<T> {
+        let name = STEPS[self.steps.len()].to_owned();
+        if self.failed {
+            self.steps.push(Step {
+                name,
+                outcome: Outcome::NotRun,
+                detail: String::new(),
+                ms: 0,
+            });
+            return None;
+        }
+        let start = Instant::now();
+        let result = fut.await;
+        let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (value, outcome, detail) = match result {
+            Ok((v, detail)) => (Some(v), Outcome::Passed, detail),
+            Err(detail) => (None, Outcome::Failed, detail),
+        };
+        self.failed |= outcome == Outcome::Failed;
+        let step = Step {
+            name,
+            outcome,
+            detail,
+            ms,
+        };
+        (self.progress)(&step);
+        self.steps.push(step);
+        value
+    }
+}
+
+fn problem_text(p: &Problem) -> String {
+    format!("{}: {}", p.code, p.message)
+}
+
+/// A fresh random public address: the canary never needs (or makes) a key for it.
+fn throwaway_wallet() -> Result<WalletAddress, String> {
+    let mut raw = [0u8; 20];
+    rand::rng().fill_bytes(&mut raw);
+    WalletAddress::parse(&format!("0x{}", hex::encode(raw))).map_err(|e| e.to_string())
+}
+
+/// Runs the canary in a fresh temp dir.
+pub async fn run(progress: &(dyn Fn(&Step) + Send + Sync)) -> Result<Output, Problem> {
+    let dir = tempfile::Builder::new()
+        .prefix("basis-canary-")
+        .tempdir()
+        .map_err(|e| {
+            Problem::new(ErrorCode::IoError, format!("cannot create a temp dir: {e}"))
+                .with_fix("check that TMPDIR is writable")
+        })?;
+    let started = Instant::now();
+    let mut run = Run {
+        steps: Vec::new(),
+        failed: false,
+        progress,
+    };
+    let mut worker_ctx = None;
+    let orchestrator = drive(&mut run, dir.path(), &mut worker_ctx).await;
+    // Cleanup whatever happened: stop the supervisor (if one was started), then the orchestrator.
+    if let Some(ctx) = &worker_ctx {
+        let _ = stop::run(ctx, &stop::Input { drain_timeout_s: Some(5) }).await;
+    }
+    if let Some(mut o) = orchestrator {
+        o.shutdown().await;
+    }
+    Ok(Output {
+        passed: !run.failed,
+        steps: run.steps,
+        total_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// The steps proper. Returns the orchestrator process (for cleanup) when it started.
+async fn drive(
+    run: &mut Run<'_>,
+    home: &Path,
+    worker_ctx: &mut Option<Context>,
+) -> Option<procs::Orchestrator> {
+    let orchestrator = run
+        .step(async {
+            let o = procs::Orchestrator::start(home).await?;
+            let detail = format!("listening on {}", o.url);
+            Ok((o, detail))
+        })
+        .await;
+    let Some(orch) = orchestrator else {
+        return None;
+    };
+    let gw = gateway::Gateway::new(&orch);
+    run.step(gw.expect_status(true, 503, "no worker serves the model"))
+        .await;
+    run.step(gw.expect_status(false, 401, "refused without a client key"))
+        .await;
+
+    let registered = run
+        .step(async {
+            let ctx = Context::for_home(home, orch.url.clone()).map_err(|p| problem_text(&p))?;
+            let wallet = throwaway_wallet()?;
+            let out = register::run(
+                &ctx,
+                &register::Input {
+                    wallet: Some(wallet.to_string()),
+                    worker_id: Some(gateway::WORKER_ID.to_owned()),
+                    runtime: Some("echo".to_owned()),
+                    ..register::Input::default()
+                },
+            )
+            .await
+            .map_err(|p| problem_text(&p))?;
+            let detail = format!(
+                "{} -> {}, token fingerprint {}",
+                out.record.worker_id, out.record.wallet, out.token_fingerprint
+            );
+            Ok((ctx, detail))
+        })
+        .await;
+    let Some(ctx) = registered else {
+        return Some(orch);
+    };
+    let ctx = worker_ctx.insert(ctx);
+    run.step(async {
+        let out = start::run(ctx, &start::Input::default())
+            .await
+            .map_err(|p| problem_text(&p))?;
+        Ok(((), format!("supervisor pid {}, log {}", out.pid, out.log_path)))
+    })
+    .await;
+    run.step(async {
+        let out = verify::run(
+            ctx,
+            &verify::Input {
+                wait_s: Some(30),
+                env_file: None,
+            },
+        )
+        .await
+        .map_err(|p| problem_text(&p))?;
+        if out.online {
+            Ok(((), format!("all {} checks pass after {} s", out.checks.len(), out.waited_s)))
+        } else {
+            let failing: Vec<&str> = out.checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
+            Err(format!("still failing after {} s: {}", out.waited_s, failing.join(", ")))
+        }
+    })
+    .await;
+    run.step(gw.completion(false)).await;
+    run.step(gw.completion(true)).await;
+    run.step(async {
+        let out = stop::run(ctx, &stop::Input { drain_timeout_s: Some(10) })
+            .await
+            .map_err(|p| problem_text(&p))?;
+        if out.stopped {
+            Ok(((), "supervisor and worker exited".to_owned()))
+        } else {
+            Err("nothing was running to stop".to_owned())
+        }
+    })
+    .await;
+    run.step(gw.expect_offline(Duration::from_secs(10))).await;
+    Some(orch)
+}
