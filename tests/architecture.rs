@@ -97,14 +97,19 @@ fn nothing_below_the_fronts_imports_a_front() {
 
 #[test]
 fn the_orchestrator_never_reaches_into_the_agent_side() {
-    assert_no_imports("orchestrator", &["crate::ops", "crate::client", "crate::fronts"]);
+    assert_no_imports(
+        "orchestrator",
+        &["crate::ops", "crate::client", "crate::fronts"],
+    );
 }
 
 #[test]
 fn every_module_says_what_it_owns() {
     let missing: Vec<String> = rust_files(&src())
         .into_iter()
-        .chain(rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")))
+        .chain(rust_files(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"),
+        ))
         .filter(|f| {
             !fs::read_to_string(f)
                 .unwrap()
@@ -113,7 +118,10 @@ fn every_module_says_what_it_owns() {
         })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a //! header: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a //! header: {missing:#?}"
+    );
 }
 
 #[test]
@@ -129,5 +137,8 @@ fn source_files_stay_small() {
             (n > LIMIT).then(|| format!("{} ({n} lines)", f.display()))
         })
         .collect();
-    assert!(big.is_empty(), "split these files (> {LIMIT} lines of code): {big:#?}");
+    assert!(
+        big.is_empty(),
+        "split these files (> {LIMIT} lines of code): {big:#?}"
+    );
 }

@@ -37,7 +37,10 @@ fn the_canary_passes_and_prints_no_secret() {
             .any(|w| w.len() >= 64 && w.chars().all(|c| c.is_ascii_hexdigit())),
         "a token-like value was printed"
     );
-    assert!(!without_hashes.contains("basis_client_"), "the client key was printed");
+    assert!(
+        !without_hashes.contains("basis_client_"),
+        "the client key was printed"
+    );
     // The temp dir (orchestrator DB, env file with the token) is gone.
     let left: Vec<_> = std::fs::read_dir(home.path())
         .unwrap()

@@ -76,12 +76,25 @@ fn all_output(out: &Output) -> String {
 #[test]
 fn write_env_creates_a_private_file_and_never_prints_the_token() {
     let home = Home::new();
-    let out = home.basis(&["write-env", "--wallet", WALLET_LOWER, "--worker-id", "gpu-1"]);
+    let out = home.basis(&[
+        "write-env",
+        "--wallet",
+        WALLET_LOWER,
+        "--worker-id",
+        "gpu-1",
+    ]);
     assert!(out.status.success(), "{}", all_output(&out));
-    let mode = std::fs::metadata(home.env_file()).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(home.env_file())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let text = std::fs::read_to_string(home.env_file()).unwrap();
-    assert!(text.contains(&format!("BASIS_WORKER_WALLET={WALLET}")), "checksummed");
+    assert!(
+        text.contains(&format!("BASIS_WORKER_WALLET={WALLET}")),
+        "checksummed"
+    );
     assert!(text.contains("BASIS_WORKER_RUNTIME=echo"));
     let token = home.token();
     assert_eq!(token.len(), 64);
@@ -92,7 +105,12 @@ fn write_env_creates_a_private_file_and_never_prints_the_token() {
 fn write_env_json_keeps_the_token_on_rewrite() {
     let home = Home::new();
     let (code, first) = home.json(&[
-        "write-env", "--wallet", WALLET, "--worker-id", "gpu-1", "--json",
+        "write-env",
+        "--wallet",
+        WALLET,
+        "--worker-id",
+        "gpu-1",
+        "--json",
     ]);
     assert_eq!(code, 0);
     assert_eq!(first["created"], true);
@@ -100,7 +118,12 @@ fn write_env_json_keeps_the_token_on_rewrite() {
     assert_eq!(first["mode"], "0600");
     let token = home.token();
     let (code, second) = home.json(&[
-        "write-env", "--runtime", "ollama", "--ollama-model", "llama3.1:8b", "--json",
+        "write-env",
+        "--runtime",
+        "ollama",
+        "--ollama-model",
+        "llama3.1:8b",
+        "--json",
     ]);
     assert_eq!(code, 0, "{second}");
     assert_eq!(second["created"], false);
@@ -132,7 +155,13 @@ fn a_mnemonic_in_any_flag_is_refused_without_echo() {
     let home = Home::new();
     let phrase = "legal winner thank year wave sausage worth useful legal winner thank yellow";
     let (code, json) = home.json(&[
-        "write-env", "--wallet", WALLET, "--worker-id", "gpu-1", "--ollama-model", phrase,
+        "write-env",
+        "--wallet",
+        WALLET,
+        "--worker-id",
+        "gpu-1",
+        "--ollama-model",
+        phrase,
         "--json",
     ]);
     assert_eq!(code, 2);
@@ -145,12 +174,43 @@ fn bad_input_gets_a_code_and_a_fix() {
     let home = Home::new();
     let cases: [(&[&str], &str); 4] = [
         (
-            &["write-env", "--wallet", "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "--worker-id", "a1"],
+            &[
+                "write-env",
+                "--wallet",
+                "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+                "--worker-id",
+                "a1",
+            ],
             "WALLET_CHECKSUM_MISMATCH",
         ),
-        (&["write-env", "--wallet", WALLET, "--worker-id", "Bad_Id"], "INVALID_WORKER_ID"),
-        (&["write-env", "--wallet", WALLET, "--worker-id", "a1", "--runtime", "cuda"], "UNKNOWN_RUNTIME"),
-        (&["write-env", "--wallet", WALLET, "--worker-id", "a1", "--out", "/etc/basis.env"], "ENV_PATH_NOT_ALLOWED"),
+        (
+            &["write-env", "--wallet", WALLET, "--worker-id", "Bad_Id"],
+            "INVALID_WORKER_ID",
+        ),
+        (
+            &[
+                "write-env",
+                "--wallet",
+                WALLET,
+                "--worker-id",
+                "a1",
+                "--runtime",
+                "cuda",
+            ],
+            "UNKNOWN_RUNTIME",
+        ),
+        (
+            &[
+                "write-env",
+                "--wallet",
+                WALLET,
+                "--worker-id",
+                "a1",
+                "--out",
+                "/etc/basis.env",
+            ],
+            "ENV_PATH_NOT_ALLOWED",
+        ),
     ];
     for (args, code) in cases {
         let mut args = args.to_vec();
@@ -187,7 +247,14 @@ fn hash_prints_keccak256_of_a_file_and_of_stdin() {
 fn logs_go_to_stderr_and_stdout_stays_clean_for_json() {
     let home = Home::new();
     let out = Command::new(env!("CARGO_BIN_EXE_basis"))
-        .args(["write-env", "--wallet", WALLET, "--worker-id", "gpu-1", "--json"])
+        .args([
+            "write-env",
+            "--wallet",
+            WALLET,
+            "--worker-id",
+            "gpu-1",
+            "--json",
+        ])
         .env("BASIS_HOME", home.path())
         .env("RUST_LOG", "trace")
         .current_dir(home.path())

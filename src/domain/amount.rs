@@ -17,7 +17,9 @@ pub enum AmountError {
         "an amount is a whole number of atomic units written as a decimal string (no sign, no decimal point, no exponent, no leading zeros), e.g. \"1500000\""
     )]
     NotDecimal,
-    #[error("an amount must be given as a JSON string of atomic units, e.g. \"1500000\", never as a number")]
+    #[error(
+        "an amount must be given as a JSON string of atomic units, e.g. \"1500000\", never as a number"
+    )]
     NotAString,
     #[error("the amount is larger than 2^128 - 1 atomic units")]
     Overflow,
@@ -51,7 +53,9 @@ impl Amount {
         if !canonical {
             return Err(AmountError::NotDecimal);
         }
-        s.parse::<u128>().map(Self).map_err(|_| AmountError::Overflow)
+        s.parse::<u128>()
+            .map(Self)
+            .map_err(|_| AmountError::Overflow)
     }
 
     pub fn checked_add(self, other: Self) -> Option<Self> {

@@ -105,10 +105,7 @@ mod tests {
         )
         .unwrap();
         let out = jcs(&input);
-        let keys: Vec<&str> = [
-            "\\r", "1", "\u{80}", "ö", "€", "😀", "\u{fb33}",
-        ]
-        .to_vec();
+        let keys: Vec<&str> = ["\\r", "1", "\u{80}", "ö", "€", "😀", "\u{fb33}"].to_vec();
         let mut at = 0;
         for k in keys {
             let pos = out[at..].find(&format!("\"{k}\"")).map(|p| p + at);
@@ -172,7 +169,10 @@ mod tests {
         ));
         let mut map = std::collections::BTreeMap::new();
         map.insert("x", f64::NEG_INFINITY);
-        assert!(matches!(canonical_hash(&map), Err(CanonicalError::FloatValue)));
+        assert!(matches!(
+            canonical_hash(&map),
+            Err(CanonicalError::FloatValue)
+        ));
         assert!(matches!(
             canonical_hash(&Some(1.5_f32)),
             Err(CanonicalError::FloatValue)

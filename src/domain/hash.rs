@@ -25,9 +25,7 @@ pub fn keccak256_hex(bytes: &[u8]) -> String {
 }
 
 fn parse_digest(s: &str, kind: &'static str) -> Result<[u8; 32], HashError> {
-    let body = s
-        .strip_prefix("0x")
-        .ok_or(HashError::Malformed { kind })?;
+    let body = s.strip_prefix("0x").ok_or(HashError::Malformed { kind })?;
     let mut out = [0u8; 32];
     if body.len() != 64 {
         return Err(HashError::Malformed { kind });

@@ -39,7 +39,8 @@ impl WorkerToken {
 
     pub fn parse(s: &str) -> Result<Self, TokenError> {
         let ok = s.len() == TOKEN_HEX_LEN
-            && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if ok {
             Ok(Self(SecretString::from(s.to_owned())))
         } else {
@@ -130,7 +131,10 @@ impl Serialize for TokenFingerprint {
 impl<'de> Deserialize<'de> for TokenFingerprint {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Cow::<str>::deserialize(d)?;
-        if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 8
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s.into_owned()))
         } else {
             Err(serde::de::Error::custom(

@@ -31,7 +31,9 @@ pub enum WalletError {
          but check it against the source rather than trusting this)"
     )]
     BadChecksum { checksummed: String },
-    #[error("the zero address cannot receive rewards; give the public address of a wallet you control")]
+    #[error(
+        "the zero address cannot receive rewards; give the public address of a wallet you control"
+    )]
     ZeroAddress,
 }
 

@@ -37,7 +37,7 @@ impl Context {
     /// A context rooted at `home` (config in `home`, state in `home/state`), as if
     /// `BASIS_HOME=home`, talking to `orchestrator_url`; basis.toml and the environment are
     /// not read. For self-contained runs such as the canary.
-    pub fn for_home(home: &Path, orchestrator_url: url::Url) -> Result<Self, Problem> {
+    pub fn for_home(home: &Path, orchestrator_url: &url::Url) -> Result<Self, Problem> {
         let dirs = Dirs::from_env(|name| {
             (name == crate::config::BASIS_HOME).then(|| home.display().to_string())
         })?;
@@ -45,7 +45,8 @@ impl Context {
             orchestrator_url: Some(orchestrator_url.to_string()),
             ..Overrides::default()
         };
-        let settings = Settings::from_parts(&dirs, &dirs.settings_file(), "", &overrides, |_| None)?;
+        let settings =
+            Settings::from_parts(&dirs, &dirs.settings_file(), "", &overrides, |_| None)?;
         let allowed = AllowedDirs::new(dirs.config_dir.clone(), home, []);
         Ok(Self { settings, allowed })
     }

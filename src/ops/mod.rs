@@ -5,9 +5,9 @@
 mod context;
 mod parse;
 
-pub mod env_resource;
 pub mod canary;
 pub mod check;
+pub mod env_resource;
 pub mod hash;
 pub mod logs;
 pub mod network;

@@ -102,7 +102,10 @@ fn env_state(path: &Path) -> (EnvState, Option<WorkerEnv>) {
         .map(|(k, _)| (*k).to_owned())
         .collect();
     state.complete = state.missing.is_empty();
-    state.token_fingerprint = env.token.as_ref().map(crate::domain::WorkerToken::fingerprint);
+    state.token_fingerprint = env
+        .token
+        .as_ref()
+        .map(crate::domain::WorkerToken::fingerprint);
     (state, Some(env))
 }
 

@@ -50,8 +50,9 @@ pub fn wallet_problem(e: &WalletError) -> Problem {
 
 pub fn runtime(s: &str) -> Result<Runtime, Problem> {
     s.parse::<Runtime>().map_err(|e| {
-        Problem::new(ErrorCode::UnknownRuntime, e.to_string())
-            .with_fix("use echo to prove the path without a GPU, ollama or vllm to serve real models")
+        Problem::new(ErrorCode::UnknownRuntime, e.to_string()).with_fix(
+            "use echo to prove the path without a GPU, ollama or vllm to serve real models",
+        )
     })
 }
 

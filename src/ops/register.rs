@@ -87,7 +87,10 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     )?;
     let env = WorkerEnv::read(std::path::Path::new(&written.path))?;
     let token = env.token.as_ref().ok_or_else(|| {
-        Problem::new(ErrorCode::Internal, "the env file has no token after writing it")
+        Problem::new(
+            ErrorCode::Internal,
+            "the env file has no token after writing it",
+        )
     })?;
     let url = env
         .orchestrator_url

@@ -83,11 +83,11 @@ async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> 
     )
     .await?;
     let sup = status::run(ctx, &status::Input { log_lines: Some(0) }).await?;
-    let worker = sup.worker_status.as_ref().filter(|_| sup.worker_status_current);
-    let window = net
-        .onboarding
+    let worker = sup
+        .worker_status
         .as_ref()
-        .map_or(30, |o| u64::from(o.online_window_s));
+        .filter(|_| sup.worker_status_current);
+    let window = net.onboarding.as_ref().map_or(30, |o| o.online_window_s);
     let heartbeat_age = worker
         .and_then(|w| w.last_heartbeat_acked)
         .map(|t| now_s().saturating_sub(t));
@@ -108,7 +108,9 @@ async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> 
             match (net.reachable, net.registered, net.token_matches) {
                 (false, _, _) => "the orchestrator could not be reached".to_owned(),
                 (true, false, _) => "the orchestrator does not know this worker id".to_owned(),
-                (true, true, false) => "the orchestrator holds another token for this id".to_owned(),
+                (true, true, false) => {
+                    "the orchestrator holds another token for this id".to_owned()
+                }
                 (true, true, true) => "registered with this host's token".to_owned(),
             },
             "run register_worker (`basis register`); if the orchestrator is down, start it first",
@@ -159,7 +161,12 @@ async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> 
             net.onboarding.as_ref().is_some_and(|o| o.can_receive_jobs),
             net.onboarding.as_ref().map_or_else(
                 || "no onboarding status".to_owned(),
-                |o| format!("job_routing {}, can_receive_jobs {}", o.job_routing, o.can_receive_jobs),
+                |o| {
+                    format!(
+                        "job_routing {}, can_receive_jobs {}",
+                        o.job_routing, o.can_receive_jobs
+                    )
+                },
             ),
             "the orchestrator routes jobs only to online, ready workers: fix the items above",
         ),

@@ -87,7 +87,11 @@ pub struct Output {
 /// Parses the input into the env-file update it describes.
 fn update_from(input: &Input) -> Result<WorkerEnv, Problem> {
     Ok(WorkerEnv {
-        worker_id: input.worker_id.as_deref().map(parse::worker_id).transpose()?,
+        worker_id: input
+            .worker_id
+            .as_deref()
+            .map(parse::worker_id)
+            .transpose()?,
         wallet: input.wallet.as_deref().map(parse::wallet).transpose()?,
         runtime: input.runtime.as_deref().map(parse::runtime).transpose()?,
         models: input.models.clone().unwrap_or_default(),
@@ -157,7 +161,10 @@ pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             ErrorCode::EnvIncomplete,
             format!("the env file would lack {}", missing.join(" and ")),
         )
-        .with_fix(format!("pass {} (public values only)", missing.join(" and "))));
+        .with_fix(format!(
+            "pass {} (public values only)",
+            missing.join(" and ")
+        )));
     };
     if env.models.is_empty() {
         return Err(Problem::new(
@@ -169,7 +176,10 @@ pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let token_kept = !env.ensure_token();
     let written = env.write(&path, &ctx.allowed)?;
     let token_fingerprint = written.token_fingerprint.clone().ok_or_else(|| {
-        Problem::new(ErrorCode::Internal, "the env file was written without a token")
+        Problem::new(
+            ErrorCode::Internal,
+            "the env file was written without a token",
+        )
     })?;
     Ok(Output {
         path: written.path.display().to_string(),

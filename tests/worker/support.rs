@@ -140,10 +140,11 @@ impl Fake {
         pred: impl Fn(&WorkerMessage) -> bool,
     ) -> (WorkerMessage, Instant) {
         loop {
-            if let Event::Frame { conn: c, msg, at } = self.next_event().await {
-                if c == conn && pred(&msg) {
-                    return (msg, at);
-                }
+            if let Event::Frame { conn: c, msg, at } = self.next_event().await
+                && c == conn
+                && pred(&msg)
+            {
+                return (msg, at);
             }
         }
     }
@@ -159,10 +160,11 @@ impl Fake {
         let end = tokio::time::Instant::now() + window;
         let mut seen = Vec::new();
         while let Ok(Some(event)) = tokio::time::timeout_at(end, self.events.recv()).await {
-            if let Event::Frame { conn: c, msg, .. } = event {
-                if c == conn && !matches!(msg, WorkerMessage::Heartbeat { .. }) {
-                    seen.push(msg);
-                }
+            if let Event::Frame { conn: c, msg, .. } = event
+                && c == conn
+                && !matches!(msg, WorkerMessage::Heartbeat { .. })
+            {
+                seen.push(msg);
             }
         }
         seen

@@ -21,11 +21,15 @@ pub async fn run(args: Args) -> ExitCode {
     let json = args.json;
     let progress = move |step: &canary::Step| {
         if !json {
-            let mark = if step.outcome == Outcome::Passed { "ok" } else { "FAILED" };
+            let mark = if step.outcome == Outcome::Passed {
+                "ok"
+            } else {
+                "FAILED"
+            };
             let _ = writeln!(std::io::stderr().lock(), "  {mark:<6} {}", step.name);
         }
     };
-    let result = canary::run(&progress).await;
+    let result = Box::pin(canary::run(&progress)).await;
     let passed = result.as_ref().is_ok_and(|o| o.passed);
     let code = output::render(json, result, canary::Output::render_text);
     if passed || code != ExitCode::SUCCESS {

@@ -29,5 +29,9 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
         Ok(ops) => check::run(&ops, &input).await,
         Err(p) => Err(p),
     };
-    output::render(args.json, result, crate::hardware::HardwareReport::render_text)
+    output::render(
+        args.json,
+        result,
+        crate::hardware::HardwareReport::render_text,
+    )
 }

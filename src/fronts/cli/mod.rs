@@ -6,8 +6,8 @@ mod check;
 mod hash;
 mod logs;
 mod mcp;
-mod orchestrator;
 mod network;
+mod orchestrator;
 mod output;
 mod register;
 mod start;
@@ -31,7 +31,12 @@ use crate::telemetry::LogFormat;
 /// worker with a PUBLIC reward address and supervises it. basis never needs a private key,
 /// a seed phrase or an API key.
 #[derive(Debug, Parser)]
-#[command(name = "basis", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "basis",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -86,7 +91,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         config_file: cli.config,
     };
     match cli.command {
-        Command::Canary(args) => canary::run(args).await,
+        Command::Canary(args) => Box::pin(canary::run(args)).await,
         Command::Check(args) => check::run(&ctx, args).await,
         Command::WriteEnv(args) => write_env::run(&ctx, args),
         Command::Register(args) => register::run(&ctx, args).await,
@@ -113,6 +118,9 @@ pub struct Context {
 impl Context {
     /// The operations' context: `basis.toml`, environment and directories resolved once.
     pub fn ops(&self) -> Result<crate::ops::Context, crate::ops::Problem> {
-        crate::ops::Context::load(self.config_file.as_deref(), &crate::config::Overrides::default())
+        crate::ops::Context::load(
+            self.config_file.as_deref(),
+            &crate::config::Overrides::default(),
+        )
     }
 }

@@ -47,7 +47,12 @@ fn mark(ok: bool) -> &'static str {
 
 fn human(o: &Output) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{} orchestrator reachable at {}", mark(o.reachable), o.orchestrator_url);
+    let _ = writeln!(
+        s,
+        "{} orchestrator reachable at {}",
+        mark(o.reachable),
+        o.orchestrator_url
+    );
     if let Some(p) = &o.orchestrator_error {
         let _ = writeln!(s, "      {}: {}", p.code, p.message);
     }
@@ -62,12 +67,21 @@ fn human(o: &Output) -> String {
             b.online_window_s
         );
     }
-    let _ = writeln!(s, "{} env file complete ({})", mark(o.env.complete), o.env.path);
+    let _ = writeln!(
+        s,
+        "{} env file complete ({})",
+        mark(o.env.complete),
+        o.env.path
+    );
     if !o.env.missing.is_empty() {
         let _ = writeln!(s, "      missing: {}", o.env.missing.join(", "));
     }
     let _ = writeln!(s, "{} registered", mark(o.registered));
-    let _ = writeln!(s, "{} orchestrator holds this host's token", mark(o.token_matches));
+    let _ = writeln!(
+        s,
+        "{} orchestrator holds this host's token",
+        mark(o.token_matches)
+    );
     let _ = write!(s, "next: {}", o.next_step);
     s
 }

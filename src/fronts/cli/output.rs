@@ -17,7 +17,10 @@ pub fn success<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> St
             Err(e) => {
                 return failure(
                     json,
-                    &Problem::new(crate::ops::ErrorCode::Internal, format!("cannot render output: {e}")),
+                    &Problem::new(
+                        crate::ops::ErrorCode::Internal,
+                        format!("cannot render output: {e}"),
+                    ),
                 );
             }
         }

@@ -52,11 +52,20 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
 
 fn human(o: &Output) -> String {
     let mut s = String::new();
-    let verb = if o.created { "registered" } else { "already registered" };
+    let verb = if o.created {
+        "registered"
+    } else {
+        "already registered"
+    };
     let r = &o.record;
     let _ = writeln!(s, "{verb}: {} at {}", r.worker_id, o.orchestrator_url);
     let _ = writeln!(s, "  wallet: {}", r.wallet);
-    let _ = writeln!(s, "  runtime: {} serving {}", r.runtime, r.models.join(", "));
+    let _ = writeln!(
+        s,
+        "  runtime: {} serving {}",
+        r.runtime,
+        r.models.join(", ")
+    );
     let _ = writeln!(s, "  token fingerprint: {}", o.token_fingerprint);
     let _ = write!(s, "next: {}", o.next_step);
     s

@@ -82,7 +82,10 @@ impl Gateway {
         if status == 503 && header(&resp, "retry-after").is_none() {
             return Err("503 without Retry-After".to_owned());
         }
-        let body: Value = resp.json().await.map_err(|e| format!("body is not JSON: {e}"))?;
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| format!("body is not JSON: {e}"))?;
         let code = body["error"]["code"].as_str().unwrap_or("?").to_owned();
         Ok(((), format!("{status} {code}: {why}")))
     }
@@ -158,14 +161,17 @@ impl Gateway {
 
     /// The orchestrator reports the worker offline within `within`.
     pub async fn expect_offline(&self, within: Duration) -> Result<((), String), String> {
-        let client =
-            OrchestratorClient::new(self.base.clone(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        let client = OrchestratorClient::new(self.base.clone(), Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
         let id = WorkerId::parse(WORKER_ID).map_err(|e| e.to_string())?;
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let record = client.worker(&id).await.map_err(|e| e.to_string())?;
             if !record.online {
-                return Ok(((), format!("offline; jobs_completed {}", record.jobs_completed)));
+                return Ok((
+                    (),
+                    format!("offline; jobs_completed {}", record.jobs_completed),
+                ));
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!("still online after {} s", within.as_secs()));

@@ -3,6 +3,10 @@
 //! worker through the supervisor, and drives the gateway, checking each promise of the brief.
 //! Every step is reported; the first failure stops the run; cleanup always happens.
 
+// The canary runs once per process, not on a hot path: its futures are large because they hold
+// whole operations, and boxing each step would only add noise.
+#![allow(clippy::large_futures)]
+
 mod gateway;
 mod procs;
 
@@ -54,9 +58,17 @@ impl Output {
                 Outcome::Failed => "[!]",
                 Outcome::NotRun => "[ ]",
             };
-            let _ = writeln!(s, "{mark} {:<46} {:>6} ms  {}", step.name, step.ms, step.detail);
+            let _ = writeln!(
+                s,
+                "{mark} {:<46} {:>6} ms  {}",
+                step.name, step.ms, step.detail
+            );
         }
-        let verdict = if self.passed { "canary passed" } else { "canary FAILED" };
+        let verdict = if self.passed {
+            "canary passed"
+        } else {
+            "canary FAILED"
+        };
         let _ = write!(s, "{verdict} in {} ms", self.total_ms);
         s
     }
@@ -84,7 +96,10 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn step<T>(&mut self, fut: impl Future<Output = Result<(T, String), String>>) -> Option<T> {
+    async fn step<T>(
+        &mut self,
+        fut: impl Future<Output = Result<(T, String), String>>,
+    ) -> Option<T> {
         let name = STEPS[self.steps.len()].to_owned();
         if self.failed {
             self.steps.push(Step {
@@ -145,7 +160,13 @@ pub async fn run(progress: &(dyn Fn(&Step) + Send + Sync)) -> Result<Output, Pro
     let orchestrator = drive(&mut run, dir.path(), &mut worker_ctx).await;
     // Cleanup whatever happened: stop the supervisor (if one was started), then the orchestrator.
     if let Some(ctx) = &worker_ctx {
-        let _ = stop::run(ctx, &stop::Input { drain_timeout_s: Some(5) }).await;
+        let _ = stop::run(
+            ctx,
+            &stop::Input {
+                drain_timeout_s: Some(5),
+            },
+        )
+        .await;
     }
     if let Some(mut o) = orchestrator {
         o.shutdown().await;
@@ -170,9 +191,7 @@ async fn drive(
             Ok((o, detail))
         })
         .await;
-    let Some(orch) = orchestrator else {
-        return None;
-    };
+    let orch = orchestrator?;
     let gw = gateway::Gateway::new(&orch);
     run.step(gw.expect_status(true, 503, "no worker serves the model"))
         .await;
@@ -181,7 +200,7 @@ async fn drive(
 
     let registered = run
         .step(async {
-            let ctx = Context::for_home(home, orch.url.clone()).map_err(|p| problem_text(&p))?;
+            let ctx = Context::for_home(home, &orch.url).map_err(|p| problem_text(&p))?;
             let wallet = throwaway_wallet()?;
             let out = register::run(
                 &ctx,
@@ -209,7 +228,10 @@ async fn drive(
         let out = start::run(ctx, &start::Input::default())
             .await
             .map_err(|p| problem_text(&p))?;
-        Ok(((), format!("supervisor pid {}, log {}", out.pid, out.log_path)))
+        Ok((
+            (),
+            format!("supervisor pid {}, log {}", out.pid, out.log_path),
+        ))
     })
     .await;
     run.step(async {
@@ -223,19 +245,40 @@ async fn drive(
         .await
         .map_err(|p| problem_text(&p))?;
         if out.online {
-            Ok(((), format!("all {} checks pass after {} s", out.checks.len(), out.waited_s)))
+            Ok((
+                (),
+                format!(
+                    "all {} checks pass after {} s",
+                    out.checks.len(),
+                    out.waited_s
+                ),
+            ))
         } else {
-            let failing: Vec<&str> = out.checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
-            Err(format!("still failing after {} s: {}", out.waited_s, failing.join(", ")))
+            let failing: Vec<&str> = out
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.name.as_str())
+                .collect();
+            Err(format!(
+                "still failing after {} s: {}",
+                out.waited_s,
+                failing.join(", ")
+            ))
         }
     })
     .await;
     run.step(gw.completion(false)).await;
     run.step(gw.completion(true)).await;
     run.step(async {
-        let out = stop::run(ctx, &stop::Input { drain_timeout_s: Some(10) })
-            .await
-            .map_err(|p| problem_text(&p))?;
+        let out = stop::run(
+            ctx,
+            &stop::Input {
+                drain_timeout_s: Some(10),
+            },
+        )
+        .await
+        .map_err(|p| problem_text(&p))?;
         if out.stopped {
             Ok(((), "supervisor and worker exited".to_owned()))
         } else {

@@ -39,7 +39,7 @@ impl BasisMcp {
         Args(input): Args<check::Input>,
     ) -> Result<CallToolResult, ErrorData> {
         long::run(&context, "probing GPUs, containers and runtimes", async {
-            check::run(self.ctx(), &input?).await
+            Box::pin(check::run(self.ctx(), &input?)).await
         })
         .await
     }

@@ -9,6 +9,7 @@
 mod hardware;
 mod network;
 mod onboarding;
+mod worker;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::Tool;
@@ -17,8 +18,10 @@ use super::BasisMcp;
 
 /// Every tool, or with `read_only` only those whose `read_only_hint` is true.
 pub fn router(read_only: bool) -> ToolRouter<BasisMcp> {
-    let mut router =
-        BasisMcp::hardware_tools() + BasisMcp::onboarding_tools() + BasisMcp::network_tools();
+    let mut router = BasisMcp::hardware_tools()
+        + BasisMcp::onboarding_tools()
+        + BasisMcp::network_tools()
+        + BasisMcp::worker_tools();
     if read_only {
         let writers: Vec<_> = router
             .map

@@ -39,7 +39,7 @@ impl BasisMcp {
         Args(input): Args<network::Input>,
     ) -> Result<CallToolResult, ErrorData> {
         long::run(&context, "asking the orchestrator", async {
-            network::run(self.ctx(), &input?).await
+            Box::pin(network::run(self.ctx(), &input?)).await
         })
         .await
     }

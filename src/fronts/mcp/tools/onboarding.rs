@@ -68,7 +68,7 @@ impl BasisMcp {
         Args(input): Args<register::Input>,
     ) -> Result<CallToolResult, ErrorData> {
         long::run(&context, "registering with the orchestrator", async {
-            register::run(self.ctx(), &input?).await
+            Box::pin(register::run(self.ctx(), &input?)).await
         })
         .await
     }
