@@ -129,6 +129,16 @@ fn spawn(dir: &std::path::Path) -> Result<(Child, String)> {
     Ok((child, addr))
 }
 
+/// The orchestrator process, killed when dropped (also on an early error return).
+struct Orchestrator(Child);
+
+impl Drop for Orchestrator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -278,8 +288,9 @@ async fn run() -> Result {
         "registered {n} workers in the database in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let (mut child, addr) = spawn(dir.path())?;
+    let (child, addr) = spawn(dir.path())?;
     let pid = child.id();
+    let mut orchestrator = Orchestrator(child);
     let shared = Arc::new(Shared::default());
     let gate = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
     let t = Instant::now();
@@ -328,7 +339,7 @@ async fn run() -> Result {
     rtts.sort_unstable();
 
     // Routing under load.
-    let http = reqwest::Client::builder()
+    let http = basis::http::client_builder(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))
         .build()?;
     let models: serde_json::Value = http
@@ -378,7 +389,7 @@ async fn run() -> Result {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
-    let _ = child.wait();
+    let _ = orchestrator.0.wait();
     tasks.abort_all();
 
     let p99 = percentile(&rtts, 0.99);

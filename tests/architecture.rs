@@ -90,6 +90,7 @@ fn nothing_below_the_fronts_imports_a_front() {
         "hardware",
         "worker",
         "supervisor",
+        "runtime",
     ] {
         assert_no_imports(module, &["crate::fronts"]);
     }

@@ -2,7 +2,8 @@
 """Onboard a basis worker from a script, through the official MCP Python SDK.
 
 Launches `basis mcp` over stdio and drives the same tools an agent would:
-check_hardware -> write_env -> register_worker -> network_status. Every result's
+check_hardware -> write_env -> register_worker -> network_status -> start_worker ->
+verify_online (-> stop_worker unless --keep-running). Every result's
 structuredContent is validated against the tool's outputSchema (JSON Schema 2020-12)
 with `jsonschema`; a tool failure prints its {code, message, fix} and exits 1.
 
@@ -35,6 +36,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--runtime", default="echo", help="echo | ollama | vllm (default: echo)")
     p.add_argument("--models", default="", help="comma-separated models (echo needs none)")
     p.add_argument("--home", default=None, help="BASIS_HOME for the server (default: basis's own)")
+    p.add_argument("--keep-running", action="store_true", help="leave the worker running at the end")
     return p.parse_args()
 
 
@@ -66,7 +68,8 @@ async def onboard(args: argparse.Namespace) -> int:
             print(f"connected to {init.server_info.name} {init.server_info.version}")
             tools = (await session.list_tools()).tools
             schemas = {t.name: t.output_schema for t in tools if t.output_schema}
-            missing = {"check_hardware", "write_env", "register_worker", "network_status"} - schemas.keys()
+            needed = {"check_hardware", "write_env", "register_worker", "network_status", "start_worker", "verify_online", "stop_worker"}
+            missing = needed - schemas.keys()
             if missing:
                 print(f"the server lacks {sorted(missing)}", file=sys.stderr)
                 return 1
@@ -94,8 +97,23 @@ async def onboard(args: argparse.Namespace) -> int:
             print(
                 "network_status: reachable={reachable} registered={registered} token_matches={token_matches}".format(**status)
             )
-            print(f"next: {status['next_step']}")
-            return 0 if status["registered"] and status["token_matches"] else 1
+            if not (status["registered"] and status["token_matches"]):
+                print(f"not registered: {status['next_step']}", file=sys.stderr)
+                return 1
+
+            started = await call(session, schemas, "start_worker", {})
+            print(f"start_worker: supervisor pid {started['pid']}, {started['state']}")
+            try:
+                verified = await call(session, schemas, "verify_online", {"wait_s": 30})
+                for check in verified["checks"]:
+                    mark = "ok  " if check["ok"] else "FAIL"
+                    print(f"  {mark} {check['name']}: {check['detail']}")
+                print(f"verify_online: online={verified['online']}")
+            finally:
+                if not args.keep_running:
+                    stopped = await call(session, schemas, "stop_worker", {})
+                    print(f"stop_worker: stopped={stopped['stopped']}")
+            return 0 if verified["online"] else 1
 
 
 def main() -> int:

@@ -311,6 +311,8 @@ pub fn check_result(tool: &Tool, result: &CallToolResult) -> Result {
 /// Arguments that make each known tool succeed in a fresh home (or `{}`).
 pub fn sample_args(tool: &str) -> JsonObject {
     let value = match tool {
+        // No env file there: the call fails before anything is started.
+        "start_worker" => json!({"env_file": "no-such-worker.env"}),
         "write_env" | "register_worker" => {
             json!({"wallet": WALLET, "worker_id": "box-1", "runtime": "echo"})
         }

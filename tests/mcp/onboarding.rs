@@ -99,10 +99,34 @@ async fn onboard(client: &Client, orch_url: &str, worker_id: &str) -> Result<Str
         .read_resource(ReadResourceRequestParams::new(basis::fronts::mcp::ENV_URI))
         .await?;
     seen.push_str(&serde_json::to_string(&resource)?);
+    run_worker(client, &tools, &mut seen).await?;
     seen.push_str(&serde_json::to_string(&*support::lock(
         &client.service().logs,
     ))?);
     Ok(seen)
+}
+
+/// start_worker → verify_online (waiting) → worker_status → the log resource, then always
+/// stop_worker, so no supervisor outlives the test.
+async fn run_worker(client: &Client, tools: &[Tool], seen: &mut String) -> Result {
+    let started = step(client, tools, seen, "start_worker", json!({})).await;
+    let checked = || async {
+        started?;
+        let verified = step(client, tools, seen, "verify_online", json!({"wait_s": 30})).await?;
+        assert_eq!(verified["online"], true, "{verified}");
+        let status = step(client, tools, seen, "worker_status", json!({})).await?;
+        assert_eq!(status["running"], true, "{status}");
+        let log = client
+            .read_resource(ReadResourceRequestParams::new(basis::fronts::mcp::LOG_URI))
+            .await?;
+        seen.push_str(&serde_json::to_string(&log)?);
+        Ok::<_, support::BoxError>(())
+    };
+    let checked = checked().await;
+    let stopped = step(client, tools, seen, "stop_worker", json!({})).await;
+    checked?;
+    assert_eq!(stopped?["stopped"], true);
+    Ok(())
 }
 
 /// The env file is 0600 and its token's sha256 is what the orchestrator stored; the token is

@@ -188,6 +188,39 @@ async fn the_env_resource_shows_the_fingerprint_never_the_token() -> Result {
 }
 
 #[tokio::test]
+async fn both_resources_are_listed_and_the_log_reads_without_a_worker() -> Result {
+    let home = Home::new()?;
+    let (client, _stderr) = support::stdio(&home, &[]).await?;
+    let uris: Vec<String> = client
+        .list_all_resources()
+        .await?
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert!(
+        uris.contains(&basis::fronts::mcp::ENV_URI.to_owned()),
+        "{uris:?}"
+    );
+    assert!(
+        uris.contains(&basis::fronts::mcp::LOG_URI.to_owned()),
+        "{uris:?}"
+    );
+    let log = client
+        .read_resource(ReadResourceRequestParams::new(basis::fronts::mcp::LOG_URI))
+        .await?;
+    assert_eq!(log.contents.len(), 1);
+    let missing = client
+        .read_resource(ReadResourceRequestParams::new("basis://nothing"))
+        .await;
+    assert!(
+        missing.is_err(),
+        "an unknown resource was read: {missing:?}"
+    );
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_onboarding_prompt_and_runtime_completion() -> Result {
     let home = Home::new()?;
     let (client, _stderr) = support::stdio(&home, &[]).await?;

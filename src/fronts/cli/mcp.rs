@@ -24,7 +24,8 @@ pub struct Args {
     /// Offer only the read-only tools (hidden from tools/list and refused by tools/call).
     #[arg(long)]
     pub read_only: bool,
-    /// File (mode 0600) holding the bearer token HTTP clients must send [default: $BASIS_MCP_TOKEN].
+    /// File (mode 0600) holding the bearer token HTTP clients must send
+    /// [default: $BASIS_MCP_TOKEN].
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Also accept this Host name over HTTP (repeatable; loopback names are always accepted).

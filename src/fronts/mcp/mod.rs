@@ -5,8 +5,9 @@
 //!   and the operations' context are built once per process.
 //! - `args` turns tool arguments into an operation's `Input` and its `Result<Output, Problem>`
 //!   into a tool result (`isError` + structured `{code, message, fix}` for a problem).
-//! - `resources` (the masked env file), `prompts` (`onboard_gpu_worker`), `logging`
-//!   (`logging/setLevel` per session).
+//! - `resources` (the masked env file, the redacted log tail), `prompts`
+//!   (`onboard_gpu_worker`, runtime completion), `logging` (`logging/setLevel` per session),
+//!   `long` (progress notifications and cancellation for the slow tools).
 //! - `http` serves `/mcp` behind `security` (Host/Origin allow-lists, bearer token, body limit).
 //!
 //! Architecture invariant: no logic lives here. A tool parses nothing itself and calls exactly
@@ -23,7 +24,7 @@ mod server;
 mod tools;
 
 pub use http::{HttpOptions, HttpServer};
-pub use resources::ENV_URI;
+pub use resources::{ENV_URI, LOG_URI};
 pub use security::{BearerToken, MAX_BODY_BYTES, TOKEN_ENV};
 pub use server::BasisMcp;
 pub use tools::is_read_only;

@@ -38,7 +38,8 @@ pub fn list() -> ListPromptsResult {
         ONBOARD,
         Some(
             "Onboard this machine as a GPU worker: check the hardware, write the env file, \
-             register with the orchestrator, confirm the network posture. Public address only.",
+             register with the orchestrator, start the worker and verify it is online. Public \
+             address only.",
         ),
         Some(vec![
             arg("runtime", "echo (no GPU, proves the path), ollama or vllm"),
@@ -120,7 +121,11 @@ fn onboarding_text(
          token's sha256. Re-running it with the same inputs is safe.\n\
          4. network_status: confirm the orchestrator's posture (registration, job routing, \
          settlement) and that this host's env file is complete and registered.\n\
-         5. When this server offers them: start_worker, then verify_online.\n\
+         5. start_worker: starts the supervisor, which runs the worker and restarts it if it \
+         exits.\n\
+         6. verify_online with wait_s (e.g. 30): the checklist until the worker is online; apply \
+         the fix of any failed item. worker_status and the resource basis://worker/log help \
+         when it does not come up.\n\
          Report each step's result (fingerprints, not tokens) to the user.\n\n{RULES}"
     )
 }

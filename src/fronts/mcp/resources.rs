@@ -1,14 +1,18 @@
 //! MCP resources: `basis://worker/env`, the worker env file with its secret masked
-//! (`BASIS_WORKER_TOKEN` shows only the token's fingerprint). Later: the worker log tail and
-//! receipts (§10).
+//! (`BASIS_WORKER_TOKEN` shows only the token's fingerprint), and `basis://worker/log`, the
+//! tail of the worker log, redacted. Later: receipts (§10).
 
 use rmcp::ErrorData;
 use rmcp::model::{ListResourcesResult, ReadResourceResult, Resource, ResourceContents};
 
-use crate::ops::{self, Context};
+use crate::ops::{self, Context, Problem};
 
 /// The env file resource.
 pub const ENV_URI: &str = "basis://worker/env";
+/// The worker log tail resource.
+pub const LOG_URI: &str = "basis://worker/log";
+/// Lines of the log tail the resource shows.
+const LOG_LINES: u32 = 200;
 
 /// Every resource this server offers.
 pub fn list() -> ListResourcesResult {
@@ -22,22 +26,49 @@ pub fn list() -> ListResourcesResult {
                  configured before calling write_env or register_worker.",
             )
             .with_mime_type("text/plain"),
+        Resource::new(LOG_URI, "worker_log")
+            .with_title("Worker log (last lines, redacted)")
+            .with_description(
+                "The last 200 lines of the worker log: the worker's output and the supervisor's \
+                 start, exit and restart lines, with anything secret-shaped replaced by \
+                 [REDACTED]. Read it when worker_status or verify_online shows a problem.",
+            )
+            .with_mime_type("text/plain"),
     ])
 }
 
 /// Reads the resource at `uri`.
-pub fn read(ctx: &Context, uri: &str) -> Result<ReadResourceResult, ErrorData> {
-    if uri != ENV_URI {
-        return Err(ErrorData::resource_not_found(
-            format!("no resource {uri}; resources/list shows the ones this server has"),
-            None,
-        ));
-    }
-    let env = ops::env_resource::run(ctx).map_err(|problem| {
-        let data = serde_json::to_value(&problem).ok();
-        ErrorData::internal_error(format!("{}: {}", problem.code, problem.message), data)
-    })?;
+pub async fn read(ctx: &Context, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+    let text = match uri {
+        ENV_URI => ops::env_resource::run(ctx).map_err(|p| failed(&p))?.text,
+        LOG_URI => {
+            let input = ops::logs::Input {
+                lines: Some(LOG_LINES),
+            };
+            let tail = ops::logs::run(ctx, &input).await.map_err(|p| failed(&p))?;
+            let mut text = tail.lines.join("\n");
+            if text.is_empty() {
+                text = format!(
+                    "# the worker log at {} is empty or absent: start_worker writes it\n",
+                    tail.path
+                );
+            }
+            text
+        }
+        _ => {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {uri}; resources/list shows the ones this server has"),
+                None,
+            ));
+        }
+    };
     Ok(ReadResourceResult::new(vec![ResourceContents::text(
-        env.text, ENV_URI,
+        text, uri,
     )]))
+}
+
+/// A read that failed: the problem's code and message (never a secret) and the problem as data.
+fn failed(problem: &Problem) -> ErrorData {
+    let data = serde_json::to_value(problem).ok();
+    ErrorData::internal_error(format!("{}: {}", problem.code, problem.message), data)
 }

@@ -25,10 +25,11 @@ use crate::ops::Context;
 
 const INSTRUCTIONS: &str = "\
 basis turns this machine into a worker of a compute network. To onboard, follow the prompt \
-onboard_gpu_worker, or call check_hardware, write_env, register_worker, network_status in that \
-order. The reward wallet is a PUBLIC address; never ask for or pass a private key, seed phrase \
-or token (tools refuse them with SECRET_REFUSED). Failures come back as isError results with \
-structuredContent {code, message, fix}: apply the fix and retry.";
+onboard_gpu_worker, or call check_hardware, write_env, register_worker, network_status, \
+start_worker, verify_online in that order. The reward wallet is a PUBLIC address; never ask \
+for or pass a private key, seed phrase or token (tools refuse them with SECRET_REFUSED). \
+Failures come back as isError results with structuredContent {code, message, fix}: apply the \
+fix and retry.";
 
 /// The MCP server. Cheap to clone: clones share everything but the logging level.
 #[derive(Debug, Clone)]
@@ -202,7 +203,9 @@ impl ServerHandler for BasisMcp {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        resources::read(self.ctx(), &request.uri).map(Into::into)
+        resources::read(self.ctx(), &request.uri)
+            .await
+            .map(Into::into)
     }
 
     async fn list_prompts(
