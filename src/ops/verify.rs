@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Context, network, status};
 use crate::domain::{ErrorCode, Problem};
 use crate::guard::{GuardText, Guarded, SecretRefused};
-use crate::worker::WorkerState;
+use crate::worker::{WorkerState, WorkerStatus};
 
 /// The longest `wait_s` accepted.
 pub const MAX_WAIT_S: u64 = 300;
@@ -72,6 +72,39 @@ fn now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+fn supervisor_alive(sup: &status::Output) -> Check {
+    item(
+        "supervisor_alive",
+        sup.running,
+        format!("supervisor {:?}, state {:?}", sup.supervisor, sup.state),
+        "start the worker with start_worker (`basis start`)",
+    )
+}
+
+fn worker_connected(worker: Option<&WorkerStatus>) -> Check {
+    item(
+        "worker_connected",
+        worker.is_some_and(|w| w.state == WorkerState::Online),
+        worker.map_or_else(
+            || "no current worker-status.json".to_owned(),
+            |w| format!("worker state {:?}", w.state),
+        ),
+        "read worker_status (last_error, log_tail): the worker may be unable to reach the orchestrator or refused",
+    )
+}
+
+fn heartbeat_fresh(age: Option<u64>, window: u64) -> Check {
+    item(
+        "heartbeat_fresh",
+        age.is_some_and(|age| age <= window),
+        age.map_or_else(
+            || "no heartbeat acknowledged yet".to_owned(),
+            |age| format!("last acknowledged {age} s ago (window {window} s)"),
+        ),
+        "wait a heartbeat interval; if it stays stale, check the network to the orchestrator",
+    )
+}
+
 /// One pass over every check.
 async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> {
     let net = network::run(
@@ -115,30 +148,9 @@ async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> 
             },
             "run register_worker (`basis register`); if the orchestrator is down, start it first",
         ),
-        item(
-            "supervisor_alive",
-            sup.running,
-            format!("supervisor {:?}, state {:?}", sup.supervisor, sup.state),
-            "start the worker with start_worker (`basis start`)",
-        ),
-        item(
-            "worker_connected",
-            worker.is_some_and(|w| w.state == WorkerState::Online),
-            worker.map_or_else(
-                || "no current worker-status.json".to_owned(),
-                |w| format!("worker state {:?}", w.state),
-            ),
-            "read worker_status (last_error, log_tail): the worker may be unable to reach the orchestrator or refused",
-        ),
-        item(
-            "heartbeat_fresh",
-            heartbeat_age.is_some_and(|age| age <= window),
-            heartbeat_age.map_or_else(
-                || "no heartbeat acknowledged yet".to_owned(),
-                |age| format!("last acknowledged {age} s ago (window {window} s)"),
-            ),
-            "wait a heartbeat interval; if it stays stale, check the network to the orchestrator",
-        ),
+        supervisor_alive(&sup),
+        worker_connected(worker),
+        heartbeat_fresh(heartbeat_age, window),
         item(
             "orchestrator_says_online",
             net.worker.as_ref().is_some_and(|w| w.online),

@@ -178,6 +178,32 @@ pub async fn run(progress: &(dyn Fn(&Step) + Send + Sync)) -> Result<Output, Pro
     })
 }
 
+/// Waits (up to 30 s) until `verify_online` passes every check.
+async fn wait_online(ctx: &Context) -> Result<((), String), String> {
+    let input = verify::Input {
+        wait_s: Some(30),
+        env_file: None,
+    };
+    let out = verify::run(ctx, &input)
+        .await
+        .map_err(|p| problem_text(&p))?;
+    if out.online {
+        let n = out.checks.len();
+        return Ok(((), format!("all {n} checks pass after {} s", out.waited_s)));
+    }
+    let failing: Vec<&str> = out
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    Err(format!(
+        "still failing after {} s: {}",
+        out.waited_s,
+        failing.join(", ")
+    ))
+}
+
 /// The steps proper. Returns the orchestrator process (for cleanup) when it started.
 async fn drive(
     run: &mut Run<'_>,
@@ -234,40 +260,7 @@ async fn drive(
         ))
     })
     .await;
-    run.step(async {
-        let out = verify::run(
-            ctx,
-            &verify::Input {
-                wait_s: Some(30),
-                env_file: None,
-            },
-        )
-        .await
-        .map_err(|p| problem_text(&p))?;
-        if out.online {
-            Ok((
-                (),
-                format!(
-                    "all {} checks pass after {} s",
-                    out.checks.len(),
-                    out.waited_s
-                ),
-            ))
-        } else {
-            let failing: Vec<&str> = out
-                .checks
-                .iter()
-                .filter(|c| !c.ok)
-                .map(|c| c.name.as_str())
-                .collect();
-            Err(format!(
-                "still failing after {} s: {}",
-                out.waited_s,
-                failing.join(", ")
-            ))
-        }
-    })
-    .await;
+    run.step(wait_online(ctx)).await;
     run.step(gw.completion(false)).await;
     run.step(gw.completion(true)).await;
     run.step(async {
