@@ -149,7 +149,7 @@ async fn online_within_the_window_then_offline_after_it() -> TestResult {
         matches!(closed, OrchestratorMessage::Error { code, .. } if code == "HEARTBEAT_LAPSED")
     );
     assert!(
-        silent.elapsed() < Duration::from_millis(3500),
+        silent.elapsed() < Duration::from_millis(4500),
         "{:?}",
         silent.elapsed()
     );
@@ -207,7 +207,7 @@ async fn a_disconnect_is_offline_at_once() -> TestResult {
     let gone = Instant::now();
     wait_record(&orch, "gpu-1", |r| r["online"] == false).await;
     assert!(
-        gone.elapsed() < Duration::from_secs(1),
+        gone.elapsed() < Duration::from_secs(2),
         "{:?}",
         gone.elapsed()
     );

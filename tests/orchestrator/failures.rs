@@ -39,7 +39,7 @@ async fn a_worker_lost_mid_stream_ends_the_stream_with_an_error_at_once() -> Tes
     let killed = Instant::now();
     let err: Value = serde_json::from_str(&sse.next().await.unwrap())?;
     assert!(
-        killed.elapsed() < Duration::from_secs(1),
+        killed.elapsed() < Duration::from_secs(2),
         "{:?}",
         killed.elapsed()
     );
@@ -87,7 +87,7 @@ async fn a_worker_whose_heartbeats_lapse_mid_job_is_lost() -> TestResult {
     let resp = request.await?;
     assert_eq!(resp.status(), 502);
     assert!(
-        silent.elapsed() < Duration::from_secs(3),
+        silent.elapsed() < Duration::from_millis(4500),
         "{:?}",
         silent.elapsed()
     );
@@ -195,6 +195,9 @@ async fn a_result_re_sent_after_a_reconnect_is_acknowledged_and_counted_once() -
     w.done(&lost, "too late");
     w.expect(|m| matches!(m, OrchestratorMessage::JobAck { job_id } if *job_id == lost))
         .await;
+    // The failure is recorded right after the client hears it; counted once, never completed.
+    wait_record(&orch, "gpu-1", |r| r["jobs_failed"] == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let r = record(&orch, "gpu-1").await;
     assert_eq!(
         (r["jobs_completed"].as_u64(), r["jobs_failed"].as_u64()),

@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use super::error::ApiError;
 use super::extract::BodyLimit;
@@ -63,7 +64,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(Extension(BodyLimit(limit)))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TraceLayer::new_for_http())
+        // 5xx answers are expected conditions here (503 no worker, 502 worker lost) and are
+        // logged where they arise; internal failures are logged by `ApiError::internal`.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .layer(CatchPanicLayer::custom(|_| panicked()))
         .with_state(state)
 }
