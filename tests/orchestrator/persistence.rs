@@ -61,6 +61,9 @@ async fn receipts_and_the_registry_survive_a_restart() -> TestResult {
     });
     let token = register(&orch, "gpu-1", &["echo"]).await;
     let mut w = FakeWorker::connect(&orch, &token, "gpu-1", &["echo"], 1).await;
+    // Routable only once the orchestrator has seen the worker online: without this wait a busy
+    // machine could send the request first and get a 503.
+    wait_record(&orch, "gpu-1", |r| r["online"] == true).await;
     let request = tokio::spawn({
         let (http, url) = (orch.http(), orch.at("/v1/chat/completions"));
         async move {
@@ -115,6 +118,9 @@ async fn sigterm_drains_the_workers_and_lets_the_job_finish() -> TestResult {
     });
     let token = register(&orch, "gpu-1", &["echo"]).await;
     let mut w = FakeWorker::connect(&orch, &token, "gpu-1", &["echo"], 1).await;
+    // Routable only once the orchestrator has seen the worker online: without this wait a busy
+    // machine could send the request first and get a 503.
+    wait_record(&orch, "gpu-1", |r| r["online"] == true).await;
     let request = tokio::spawn({
         let (http, url) = (orch.http(), orch.at("/v1/chat/completions"));
         async move {
