@@ -1,8 +1,8 @@
 //! Helpers for the MCP tests: start the real `basis` binary (`basis mcp` over stdio or
 //! `--http`, `basis orchestrator`) in a temp `BASIS_HOME`, connect rmcp clients, capture
 //! stderr (the log lines), validate `structuredContent` against a tool's `outputSchema`.
+// Each test binary uses a different part of these helpers.
 #![allow(dead_code)]
-// each test binary uses a different part
 // Notifications/message is deprecated by SEP-2577 in rmcp; these tests check basis still sends it.
 #![allow(deprecated)]
 
@@ -28,11 +28,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T = ()> = std::result::Result<T, BoxError>;
 pub type Client = RunningService<RoleClient, Collector>;
 
-/// A public test address (EIP-55 checksummed) and a private-key-shaped value.
+/// A public test address (EIP-55 checksummed).
 pub const WALLET: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
+/// A valid BIP-39 test mnemonic (what a user might paste by mistake).
 pub const MNEMONIC: &str =
     "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
+/// A private-key-shaped value (0x + 64 hex).
 pub fn private_key() -> String {
     format!(
         "0x{}",

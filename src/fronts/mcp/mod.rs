@@ -31,6 +31,7 @@ pub use tools::is_read_only;
 
 use rmcp::ServiceExt;
 use rmcp::model::Tool;
+use tokio::runtime::RuntimeFlavor;
 
 use crate::domain::{ErrorCode, Problem};
 
@@ -41,10 +42,27 @@ pub fn catalogue() -> Vec<Tool> {
 }
 
 /// Serves `server` on stdin/stdout until the client closes the stream.
+///
+/// One client, one event loop: on a multi-threaded runtime, the protocol runs on a
+/// current-thread runtime of its own, on this very thread (`block_in_place`), so reading a
+/// request, answering it and writing the answer never hop between threads. Tool calls go back
+/// to the multi-threaded runtime, where a probe's blocking work cannot stall the session.
 pub async fn serve_stdio(server: BasisMcp) -> Result<(), Problem> {
-    let io_problem = |what: &str, e: &dyn std::fmt::Display| {
-        Problem::new(ErrorCode::IoError, format!("MCP over stdio: {what}: {e}"))
+    let work = match tokio::runtime::Handle::try_current() {
+        Ok(work) if work.runtime_flavor() == RuntimeFlavor::MultiThread => work,
+        _ => return stdio_session(server).await,
     };
+    let server = server.with_work_runtime(work);
+    tokio::task::block_in_place(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| io_problem("cannot start the session's runtime", &e))?
+            .block_on(stdio_session(server))
+    })
+}
+
+async fn stdio_session(server: BasisMcp) -> Result<(), Problem> {
     let running = server
         .serve(rmcp::transport::stdio_pipes())
         .await
@@ -54,4 +72,8 @@ pub async fn serve_stdio(server: BasisMcp) -> Result<(), Problem> {
         .await
         .map(|_| ())
         .map_err(|e| io_problem("the session ended abnormally", &e))
+}
+
+fn io_problem(what: &str, e: &dyn std::fmt::Display) -> Problem {
+    Problem::new(ErrorCode::IoError, format!("MCP over stdio: {what}: {e}"))
 }

@@ -15,9 +15,10 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
     SetLevelRequestParams, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use serde_json::json;
+use tokio::runtime::Handle;
 
 use super::logging::SessionLevel;
 use super::{prompts, resources, tools};
@@ -36,14 +37,17 @@ fix and retry.";
 pub struct BasisMcp {
     shared: Arc<Shared>,
     level: SessionLevel,
+    /// Where tool calls run when the session loop is single-threaded (stdio): the process's
+    /// multi-threaded runtime, so a probe's blocking work never stalls the protocol.
+    work: Option<Handle>,
 }
 
 #[derive(Debug)]
 struct Shared {
     ctx: Context,
     read_only: bool,
-    /// The tools, built once (on a helper thread started by [`BasisMcp::new`], or by the first
-    /// request that needs them, whichever comes first).
+    /// The tools, built once: on a helper thread started when the client confirms the
+    /// handshake (`notifications/initialized`), or by the first request that needs them.
     catalogue: OnceLock<Catalogue>,
     /// The `initialize` answer, computed once.
     info: ServerConfig,
@@ -70,24 +74,37 @@ impl BasisMcp {
     /// A server for `ctx`. With `read_only`, every tool whose `read_only_hint` is not true is
     /// hidden from `tools/list` and refused by `tools/call`.
     pub fn new(ctx: Context, read_only: bool) -> Self {
-        let shared = Arc::new(Shared {
-            ctx,
-            read_only,
-            catalogue: OnceLock::new(),
-            info: server_config(),
-        });
-        // Generating every tool's schemas takes milliseconds: do it beside the initialize
-        // handshake rather than before it. Without the thread, the first tools request does it.
-        let warm = Arc::clone(&shared);
+        Self {
+            shared: Arc::new(Shared {
+                ctx,
+                read_only,
+                catalogue: OnceLock::new(),
+                info: server_config(),
+            }),
+            level: SessionLevel::default(),
+            work: None,
+        }
+    }
+
+    /// Runs tool calls on `work` instead of the runtime that serves the session.
+    #[must_use]
+    pub fn with_work_runtime(mut self, work: Handle) -> Self {
+        self.work = Some(work);
+        self
+    }
+
+    /// Builds the tool catalogue on a helper thread unless it exists. Generating every tool's
+    /// schemas takes milliseconds: the `initialize` answer does not wait for it.
+    fn warm_catalogue(&self) {
+        if self.shared.catalogue.get().is_some() {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
         let _ = std::thread::Builder::new()
             .name("basis-mcp-tools".to_owned())
             .spawn(move || {
-                warm.catalogue();
+                shared.catalogue();
             });
-        Self {
-            shared,
-            level: SessionLevel::default(),
-        }
     }
 
     /// A handle for a new session: the same context and tools, its own logging level.
@@ -96,6 +113,7 @@ impl BasisMcp {
         Self {
             shared: Arc::clone(&self.shared),
             level: SessionLevel::default(),
+            work: self.work.clone(),
         }
     }
 
@@ -111,6 +129,16 @@ impl BasisMcp {
     /// The tools this server lists, sorted by name.
     pub fn tools(&self) -> &[Tool] {
         &self.shared.catalogue().listed
+    }
+
+    /// Dispatches a tool call through the router on the current runtime.
+    async fn call_here(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = ToolCallContext::new(self, request, context);
+        self.shared.catalogue().router.call(call).await
     }
 
     /// One `notifications/message` per tool call: the tool and its outcome, never its data.
@@ -172,8 +200,20 @@ impl ServerHandler for BasisMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.clone();
         let peer = context.peer.clone();
-        let call = ToolCallContext::new(self, request, context);
-        let result = self.shared.catalogue().router.call(call).await;
+        let result = match &self.work {
+            None => self.call_here(request, context).await,
+            Some(work) => {
+                let this = self.clone();
+                work.spawn(async move { this.call_here(request, context).await })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(ErrorData::internal_error(
+                            format!("the tool call failed: {e}"),
+                            None,
+                        ))
+                    })
+            }
+        };
         self.log_call(&peer, &tool, &result).await;
         result
     }
@@ -230,6 +270,10 @@ impl ServerHandler for BasisMcp {
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         Ok(prompts::complete(&request))
+    }
+
+    async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {
+        self.warm_catalogue();
     }
 
     async fn set_level(
