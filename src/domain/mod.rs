@@ -13,6 +13,8 @@ mod ids;
 mod problem;
 mod receipt;
 mod runtime;
+mod task;
+mod task_state;
 mod token;
 mod wallet;
 
@@ -25,5 +27,10 @@ pub use receipt::{
     HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, Usage, verify_receipt_json,
 };
 pub use runtime::{Runtime, UnknownRuntime};
+pub use task::{
+    Evaluation, EvaluationError, MAX_REASON_LEN, MAX_REASONS, MAX_SCORE, OutputFormat,
+    OutputFormatError, TaskStatus, UnknownOutputFormat, UnknownTaskStatus,
+};
+pub use task_state::{Forbidden, MAX_ATTEMPTS, Moved, TaskEvent, transition};
 pub use token::{TOKEN_HEX_LEN, TokenError, TokenFingerprint, WorkerToken};
 pub use wallet::{WalletAddress, WalletError};

@@ -132,6 +132,46 @@ error_codes! {
     OrchestratorDraining = "ORCHESTRATOR_DRAINING", exit 1;
     /// No receipt with this id or hash is stored.
     ReceiptNotFound = "RECEIPT_NOT_FOUND", exit 3;
+    // task market (§7)
+    /// No task with this id exists.
+    TaskNotFound = "TASK_NOT_FOUND", exit 3;
+    /// The task is not open for claims (claimed, submitted, settled, expired or abandoned).
+    TaskNotOpen = "TASK_NOT_OPEN", exit 3;
+    /// Another worker holds the claim on this task.
+    AlreadyClaimed = "ALREADY_CLAIMED", exit 3;
+    /// This worker already holds an active claim on another task (and is not multi-task).
+    ActiveClaimExists = "ACTIVE_CLAIM_EXISTS", exit 3;
+    /// This worker does not hold the claim on the task (never claimed, released, or lost it).
+    NotClaimHolder = "NOT_CLAIM_HOLDER", exit 3;
+    /// The claim's lease ran out before the output was submitted.
+    ClaimExpired = "CLAIM_EXPIRED", exit 3;
+    /// The output_hash sent is not keccak256 of the output's raw bytes.
+    HashMismatch = "HASH_MISMATCH", exit 2;
+    /// The output does not match the task's output_format (json must parse, bytes must be
+    /// base64, ipfs_cid must be a CID).
+    OutputFormatInvalid = "OUTPUT_FORMAT_INVALID", exit 2;
+    /// The task was already submitted with a different output.
+    AlreadySubmitted = "ALREADY_SUBMITTED", exit 3;
+    /// No submission with this id exists.
+    SubmissionNotFound = "SUBMISSION_NOT_FOUND", exit 3;
+    /// The submission was already evaluated; an evaluation is final (dispute instead).
+    AlreadyEvaluated = "ALREADY_EVALUATED", exit 3;
+    /// Evaluating needs an evaluator key (`Authorization: Bearer <evaluator key>`).
+    EvaluatorKeyRequired = "EVALUATOR_KEY_REQUIRED", exit 2;
+    /// The key sent is not an evaluator key of this orchestrator (it was not shown).
+    EvaluatorKeyInvalid = "EVALUATOR_KEY_INVALID", exit 2;
+    /// Only a rejected submission can be disputed, and only once.
+    NotDisputable = "NOT_DISPUTABLE", exit 3;
+    /// The dispute window of this submission has closed.
+    DisputeWindowClosed = "DISPUTE_WINDOW_CLOSED", exit 3;
+    /// The submission is not under dispute, so there is nothing to resolve.
+    NotDisputed = "NOT_DISPUTED", exit 3;
+    /// The task has no inference input to execute: produce the output yourself, then submit it.
+    TaskHasNoInput = "TASK_HAS_NO_INPUT", exit 2;
+    /// The output fetched from the orchestrator does not hash to its recorded output_hash.
+    OutputTampered = "OUTPUT_TAMPERED", exit 1;
+    /// The admin key is missing or wrong for an operator-only action.
+    AdminKeyRequired = "ADMIN_KEY_REQUIRED", exit 2;
 }
 
 impl fmt::Display for ErrorCode {

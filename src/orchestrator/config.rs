@@ -16,6 +16,9 @@
 //! drain_timeout_s = 10                      # in-flight jobs get this long after SIGTERM
 //! asset = "USDC"                            # the asset named in receipts
 //!
+//! [tasks]                                  # see `market::config` for every key
+//! protocol_fee_bps = 250
+//!
 //! [rate_limit]
 //! register_per_minute = 60
 //! register_burst = 20
@@ -28,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::market::{RawTaskConfig, TaskMarketConfig};
 use super::store::KeySha256;
 use crate::wire::RegistrationMode;
 
@@ -98,6 +102,8 @@ pub struct OrchestratorConfig {
     /// The asset receipts name (gateway jobs pay 0 of it for now).
     pub asset: String,
     pub rate_limits: RateLimits,
+    /// The task market's rules (`[tasks]`).
+    pub tasks: TaskMarketConfig,
 }
 
 /// What the command line may override.
@@ -129,6 +135,8 @@ struct RawConfig {
     asset: Option<String>,
     #[serde(default)]
     rate_limit: RawRateLimits,
+    #[serde(default)]
+    tasks: RawTaskConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +224,7 @@ impl OrchestratorConfig {
                 .map_err(|_| ConfigError::Invalid("bad default listen address".into()))?,
         };
         let r = raw.rate_limit;
+        let tasks = TaskMarketConfig::resolve(raw.tasks).map_err(ConfigError::Invalid)?;
         let config = Self {
             listen,
             db,
@@ -242,6 +251,7 @@ impl OrchestratorConfig {
                     burst: r.auth_failure_burst.unwrap_or(10),
                 },
             },
+            tasks,
         };
         config.validate()?;
         Ok(config)
@@ -374,6 +384,10 @@ mod tests {
             "admin_key_sha256 = [\"not-a-hash\"]",
             "job_timeout_s = 0",
             "asset = \"US D\"",
+            "[tasks]\nprotocol_fee_bps = 10001",
+            "[tasks]\nevaluator_timeout_policy = \"shrug\"",
+            "[tasks]\nmax_tokens_per_s = 0",
+            "[tasks]\nfee = 1",
         ] {
             assert!(
                 OrchestratorConfig::from_toml(bad, &overrides(), |_| None).is_err(),

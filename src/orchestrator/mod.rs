@@ -18,6 +18,7 @@ mod extract;
 mod gateway;
 pub mod hub;
 pub mod keys;
+pub mod market;
 pub mod metrics;
 pub mod openapi;
 mod rate_limit;

@@ -80,6 +80,10 @@ pub struct OnboardingStatus {
     pub protocol_version: u32,
     /// The orchestrator's basis version.
     pub orchestrator_version: String,
+    /// The task market's rules (fee, evaluator timeout policy, dispute window, anti-cheat
+    /// ceiling); absent from orchestrators without a task market.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_market: Option<super::tasks::TaskMarketPolicy>,
 }
 
 #[cfg(test)]

@@ -15,10 +15,11 @@ pub async fn status(State(state): State<AppState>) -> Json<OnboardingStatus> {
         registration: c.registration,
         job_routing: JOB_ROUTING,
         can_receive_jobs: state.hub.any_routable(),
-        settlement: Settlement::Disabled,
+        settlement: Settlement::OffChain,
         heartbeat_interval_s: c.heartbeat_interval_s,
         online_window_s: c.online_window_s,
         protocol_version: PROTOCOL_VERSION,
         orchestrator_version: env!("CARGO_PKG_VERSION").to_owned(),
+        task_market: Some(c.tasks.policy(&c.asset)),
     })
 }

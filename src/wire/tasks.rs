@@ -1,0 +1,443 @@
+//! The task market's API bodies (§5, §7): posting and listing tasks, claims, submissions,
+//! evaluations, disputes, the reward ledger, and the market policy shown in the onboarding
+//! status.
+//!
+//! Who may call what: posting needs a client key (`Authorization: Bearer <client key>`, unless
+//! the orchestrator runs `--open`); claim, release, submit and dispute need the worker's token
+//! (`Authorization: Bearer <worker token>`, the same proof as the worker channel) for the
+//! `worker_id` in the body; evaluating needs an evaluator key; resolving a dispute needs the
+//! admin key (`x-basis-admin-key`). Listing and reading are public.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    Amount, Evaluation, OutputFormat, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId,
+    TaskStatus, Usage, WalletAddress, WorkerId,
+};
+
+/// `GET` (list) and `POST` (post a task).
+pub const TASKS: &str = "/api/tasks";
+/// Prefix of `GET /api/submissions/{id}` and its actions.
+pub const SUBMISSIONS: &str = "/api/submissions";
+
+/// `GET /api/tasks/{id}`.
+pub fn task_path(id: &TaskId) -> String {
+    format!("{TASKS}/{id}")
+}
+/// `POST /api/tasks/{id}/claim`.
+pub fn claim_path(id: &TaskId) -> String {
+    format!("{TASKS}/{id}/claim")
+}
+/// `POST /api/tasks/{id}/release`.
+pub fn release_path(id: &TaskId) -> String {
+    format!("{TASKS}/{id}/release")
+}
+/// `POST /api/tasks/{id}/submit`.
+pub fn submit_path(id: &TaskId) -> String {
+    format!("{TASKS}/{id}/submit")
+}
+/// `GET /api/submissions/{id}`.
+pub fn submission_path(id: &SubmissionId) -> String {
+    format!("{SUBMISSIONS}/{id}")
+}
+/// `POST /api/submissions/{id}/evaluate`.
+pub fn evaluate_path(id: &SubmissionId) -> String {
+    format!("{SUBMISSIONS}/{id}/evaluate")
+}
+/// `POST /api/submissions/{id}/dispute`.
+pub fn dispute_path(id: &SubmissionId) -> String {
+    format!("{SUBMISSIONS}/{id}/dispute")
+}
+/// `POST /api/submissions/{id}/resolve` (admin key).
+pub fn resolve_path(id: &SubmissionId) -> String {
+    format!("{SUBMISSIONS}/{id}/resolve")
+}
+/// `GET /api/workers/{id}/rewards`.
+pub fn rewards_path(id: &WorkerId) -> String {
+    format!("/api/workers/{id}/rewards")
+}
+
+/// Bounds every server and client checks the same way.
+pub const MAX_DESCRIPTION_LEN: usize = 4_000;
+pub const MAX_CRITERIA: usize = 32;
+pub const MAX_CRITERION_LEN: usize = 1_000;
+pub const MAX_CAPABILITIES: usize = 16;
+pub const MAX_CAPABILITY_LEN: usize = 128;
+pub const MAX_INPUT_MESSAGES: usize = 64;
+pub const MAX_DISPUTE_REASON_LEN: usize = 2_000;
+/// Claim lease bounds and default, seconds.
+pub const MIN_CLAIM_TTL_S: u64 = 10;
+pub const MAX_CLAIM_TTL_S: u64 = 86_400;
+pub const DEFAULT_CLAIM_TTL_S: u64 = 600;
+/// The score a submission needs when the task does not say.
+pub const DEFAULT_PASS_THRESHOLD: u8 = 70;
+/// `GET /api/tasks` page size when `limit` is not given, and its maximum.
+pub const TASKS_PAGE_DEFAULT: usize = 20;
+pub const TASKS_PAGE_MAX: usize = 50;
+
+/// One chat message of an inference task's input (`OpenAI` shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+/// What a worker can run on its runtime to produce the output of an inference task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    pub model: String,
+    #[schemars(length(min = 1, max = 64))]
+    pub messages: Vec<InputMessage>,
+    /// Upper bound on generated tokens, passed to the runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+/// `POST /api/tasks` (client key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostTaskRequest {
+    /// What to do, for the worker (or its agent) to read.
+    #[schemars(length(min = 1, max = 4000))]
+    pub description: String,
+    /// What the evaluator checks; at least one.
+    #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 1000)))]
+    pub criteria: Vec<String>,
+    /// Capabilities a worker needs, e.g. `runtime:vllm`, `model:llama3.2:1b`, `gpu:nvidia`.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub required_capabilities: Vec<String>,
+    /// Positive, in atomic units, as a decimal string.
+    pub reward: Amount,
+    /// The reward's asset; must be the orchestrator's asset (see the onboarding status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
+    /// Unix seconds; must be in the future.
+    pub deadline: u64,
+    pub output_format: OutputFormat,
+    /// How long a claim lasts before it lapses, seconds (10 to 86400; default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_ttl_s: Option<u64>,
+    /// Who evaluates, as a label shown to workers (any evaluator key may evaluate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluator: Option<String>,
+    /// The score (0 to 100) a submission needs besides `passed`; default 70.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_threshold: Option<u8>,
+    /// For inference tasks: what to run on the worker's runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<TaskInput>,
+}
+
+/// A task as the orchestrator holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Task {
+    pub task_id: TaskId,
+    /// Who posted it: `key:` + the first 8 hex of the client key's sha256, or `open`.
+    pub client: String,
+    pub description: String,
+    pub criteria: Vec<String>,
+    pub required_capabilities: Vec<String>,
+    pub reward: Amount,
+    pub asset: String,
+    /// Unix seconds.
+    pub deadline: u64,
+    pub output_format: OutputFormat,
+    pub claim_ttl_s: u64,
+    pub evaluator: String,
+    pub pass_threshold: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<TaskInput>,
+    pub status: TaskStatus,
+    /// Claims that lapsed or were released (3 → abandoned).
+    pub attempts: u32,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// The current claim holder (claimed) or the submitter (submitted and after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<WorkerId>,
+    /// Unix seconds when the current claim lapses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_expiry: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission_id: Option<SubmissionId>,
+}
+
+/// One page of `GET /api/tasks`, highest reward first (then by task id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskList {
+    pub tasks: Vec<Task>,
+    /// Pass as `?cursor=` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/tasks` query parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    /// Default `open`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+    /// Comma-separated capabilities: only tasks whose required capabilities are all among
+    /// these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<String>,
+    /// Only tasks paying at least this (decimal string of atomic units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_reward: Option<Amount>,
+    /// Only tasks whose deadline is at least this many seconds away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_buffer_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// 1 to 50; default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// `POST /api/tasks/{id}/claim` and `/release` (worker token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub worker_id: WorkerId,
+}
+
+/// A granted claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Claim {
+    pub task_id: TaskId,
+    pub worker_id: WorkerId,
+    /// Unix seconds.
+    pub claimed_at: u64,
+    /// Unix seconds: submit before this, or the claim lapses.
+    pub claim_expiry: u64,
+    /// Failed attempts before this claim.
+    pub attempts: u32,
+}
+
+/// `POST /api/tasks/{id}/submit` (worker token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub worker_id: WorkerId,
+    /// The output, in the task's `output_format` (bytes: standard base64).
+    pub output: String,
+    /// keccak256 of the output's raw bytes; the orchestrator recomputes it.
+    pub output_hash: OutputHash,
+    /// Token counts, when the output came from a runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// How long producing it took, milliseconds, as the worker measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// Why a credit pays nothing (§7 anti-cheat, checked before any credit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unpaid {
+    /// The work ran on the echo simulator.
+    Simulated,
+    /// The output is empty (or only whitespace).
+    EmptyOutput,
+    /// The output only repeats the task's input.
+    EchoedInput,
+    /// More tokens per second than the configured ceiling for any real GPU.
+    TooFast,
+}
+
+/// A ledger entry for one passed submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Credit {
+    pub submission_id: SubmissionId,
+    pub task_id: TaskId,
+    pub worker_id: WorkerId,
+    /// The worker's reward address when credited.
+    pub wallet: WalletAddress,
+    /// The task's reward (0 when not payable).
+    pub gross: Amount,
+    /// Protocol fee: `gross * protocol_fee_bps / 10000`, rounded down.
+    pub fee: Amount,
+    /// What the worker is owed: `gross - fee`.
+    pub net: Amount,
+    pub asset: String,
+    /// Absent when payable; otherwise why it pays nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpaid: Option<Unpaid>,
+    /// `pending` until paid out (off-chain settlement).
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub receipt_id: ReceiptId,
+    pub receipt_hash: ReceiptHash,
+}
+
+/// A dispute raised on a rejected submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Dispute {
+    pub reason: String,
+    /// Unix seconds.
+    pub raised_at: u64,
+    /// `completed` or `rejected` once the operator resolved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<TaskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<u64>,
+}
+
+/// A submission as the orchestrator holds it (`GET /api/submissions/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Submission {
+    pub submission_id: SubmissionId,
+    pub task_id: TaskId,
+    pub worker_id: WorkerId,
+    /// `submitted`, `completed`, `rejected` or `disputed` (the task's status).
+    pub status: TaskStatus,
+    pub output_format: OutputFormat,
+    pub output: String,
+    pub output_hash: OutputHash,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Unix seconds.
+    pub submitted_at: u64,
+    /// Unix seconds: after this the evaluator-timeout policy applies.
+    pub evaluation_deadline: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
+    /// keccak256(JCS(evaluation)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_hash: Option<ReceiptHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated_at: Option<u64>,
+    /// True when the evaluation came from the evaluator-timeout policy, not an evaluator.
+    #[serde(default)]
+    pub auto_evaluated: bool,
+    /// Unix seconds until which a rejection may be disputed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute_deadline: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<Dispute>,
+    /// The ledger credit, once passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<Credit>,
+}
+
+/// `POST /api/submissions/{id}/dispute` (worker token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeRequest {
+    pub worker_id: WorkerId,
+    #[schemars(length(min = 1, max = 2000))]
+    pub reason: String,
+}
+
+/// `POST /api/submissions/{id}/resolve` (admin key): the operator's decision on a dispute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// `completed` (for the worker: credited) or `rejected` (the rejection stands).
+    pub outcome: TaskStatus,
+    #[schemars(length(max = 2000))]
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `GET /api/workers/{id}/rewards`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Rewards {
+    pub worker_id: WorkerId,
+    pub wallet: WalletAddress,
+    /// Credited, not yet paid out, in atomic units of `asset`.
+    pub pending: Amount,
+    pub asset: String,
+    /// Newest first (at most 100).
+    pub credits: Vec<Credit>,
+}
+
+/// What happens when no evaluator answers before a submission's evaluation deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvaluatorTimeoutPolicy {
+    /// The submission passes (anti-cheat still applies) and is credited.
+    AutoComplete,
+    /// The submission is rejected (and may be disputed).
+    Reject,
+}
+
+impl EvaluatorTimeoutPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AutoComplete => "auto_complete",
+            Self::Reject => "reject",
+        }
+    }
+}
+
+/// The market's rules, shown in the onboarding status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskMarketPolicy {
+    /// The asset rewards are paid in.
+    pub asset: String,
+    /// Protocol fee taken from each credit, basis points.
+    pub protocol_fee_bps: u16,
+    /// How long an evaluator has after a submission, seconds.
+    pub evaluation_timeout_s: u64,
+    pub evaluator_timeout_policy: EvaluatorTimeoutPolicy,
+    /// How long after a rejection a dispute may be raised, seconds.
+    pub dispute_window_s: u64,
+    /// Outputs produced faster than this many tokens per second are not payable.
+    pub max_tokens_per_s: u64,
+    /// Largest accepted output, bytes.
+    pub max_output_bytes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_task_refuses_float_and_negative_rewards_and_unknown_fields() {
+        let base = serde_json::json!({
+            "description": "summarise",
+            "criteria": ["short"],
+            "reward": "1000",
+            "deadline": 2_000_000_000u64,
+            "output_format": "text",
+        });
+        let ok: PostTaskRequest = serde_json::from_value(base.clone()).unwrap();
+        assert_eq!(ok.reward, Amount::from_atomic(1000));
+        for bad in [
+            serde_json::json!(1.5),
+            serde_json::json!("-5"),
+            serde_json::json!(1000),
+            serde_json::json!("1e3"),
+        ] {
+            let mut v = base.clone();
+            v["reward"] = bad.clone();
+            assert!(
+                serde_json::from_value::<PostTaskRequest>(v).is_err(),
+                "{bad}"
+            );
+        }
+        let mut v = base;
+        v["surprise"] = true.into();
+        assert!(serde_json::from_value::<PostTaskRequest>(v).is_err());
+    }
+
+    #[test]
+    fn paths() {
+        let t = TaskId::parse(&format!("task-{}", "a".repeat(32))).unwrap();
+        assert_eq!(claim_path(&t), format!("/api/tasks/{t}/claim"));
+        let s = SubmissionId::generate();
+        assert_eq!(evaluate_path(&s), format!("/api/submissions/{s}/evaluate"));
+    }
+}
