@@ -1,9 +1,16 @@
 //! Logging: `tracing` to stderr only (stdout belongs to MCP stdio and `--json` output),
-//! filtered by `RUST_LOG`, as text or JSON lines.
+//! filtered by `RUST_LOG`, as text or JSON lines; and the [`hook`] that hands the crate's
+//! events to the MCP sessions that asked for them (`logging/setLevel`).
+
+pub mod hook;
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _, Registry};
+
+pub use hook::LogHook;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -15,21 +22,30 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
-/// Calling it twice is harmless (the second call is ignored).
+/// Installs the global subscriber: stderr, filtered by `RUST_LOG` (`default_filter` when it is
+/// unset), beside [`LogHook::global`]'s layer, which has a filter of its own (off until an MCP
+/// client sets a level). Calling it twice is harmless (the second call is ignored).
 pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = match format {
-        LogFormat::Text => builder
+    let stderr: Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Text => stderr
             .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => stderr
+            .json()
+            .flatten_event(true)
+            .with_filter(filter)
+            .boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(LogHook::global().layer())
+        .try_init();
 }
 
 #[cfg(test)]

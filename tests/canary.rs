@@ -1,5 +1,5 @@
 //! `basis canary` end to end (§9): a real orchestrator, supervisor and echo worker, driven
-//! through the gateway; the checklist must pass and print no secret.
+//! through the gateway and the task market; the checklist must pass and print no secret.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -21,8 +21,18 @@ fn the_canary_passes_and_prints_no_secret() {
     assert_eq!(report["passed"], true, "{report:#}");
     assert_eq!(out.status.code(), Some(0));
     let steps = report["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 10);
+    assert_eq!(steps.len(), 16);
     assert!(steps.iter().all(|s| s["outcome"] == "passed"));
+    // The task part of §9 ran and settled echo work at 0, stated as simulated.
+    let settled = steps
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().starts_with("settled"))
+        .unwrap();
+    let detail = settled["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("verifies") && detail.contains("simulated"),
+        "{detail}"
+    );
     // No 64-hex run (a token or key) anywhere in what the canary printed; hashes carry 0x
     // and are allowed, so strip them first.
     let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
@@ -37,10 +47,12 @@ fn the_canary_passes_and_prints_no_secret() {
             .any(|w| w.len() >= 64 && w.chars().all(|c| c.is_ascii_hexdigit())),
         "a token-like value was printed"
     );
-    assert!(
-        !without_hashes.contains("basis_client_"),
-        "the client key was printed"
-    );
+    for prefix in ["basis_client_", "basis_evaluator_"] {
+        assert!(
+            !without_hashes.contains(prefix),
+            "a {prefix} key was printed"
+        );
+    }
     // The temp dir (orchestrator DB, env file with the token) is gone.
     let left: Vec<_> = std::fs::read_dir(home.path())
         .unwrap()

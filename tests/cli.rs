@@ -264,3 +264,221 @@ fn logs_go_to_stderr_and_stdout_stays_clean_for_json() {
     serde_json::from_slice::<Value>(&out.stdout).expect("stdout holds only the JSON");
     assert!(!all_output(&out).contains(&home.token()));
 }
+
+/// A `basis orchestrator --open` child on 127.0.0.1:0 with its database in `dir`; killed on drop.
+struct TestOrchestrator {
+    child: std::process::Child,
+    url: String,
+    db: PathBuf,
+}
+
+impl TestOrchestrator {
+    fn start(dir: &Path) -> Self {
+        use std::io::BufRead;
+        let db = dir.join("orchestrator.db");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_basis"))
+            .args(["orchestrator", "--listen", "127.0.0.1:0", "--open", "--db"])
+            .arg(&db)
+            .env("BASIS_HOME", dir)
+            .env_remove("BASIS_CONFIG")
+            .env_remove("BASIS_ORCHESTRATOR_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        Self { child, url, db }
+    }
+}
+
+impl Drop for TestOrchestrator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Posts an inference task (model `tiny` on echo) to the orchestrator at `url`.
+fn post_task(url: &str, prompt: &str) -> String {
+    use basis::domain::{Amount, OutputFormat};
+    use basis::wire::{InputMessage, PostTaskRequest, TaskInput};
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let request = PostTaskRequest {
+        description: "echo the prompt".into(),
+        criteria: vec!["repeats the prompt".into()],
+        required_capabilities: vec!["runtime:echo".into(), "model:tiny".into()],
+        reward: Amount::from_atomic(700),
+        asset: None,
+        deadline,
+        output_format: OutputFormat::Text,
+        claim_ttl_s: None,
+        evaluator: None,
+        pass_threshold: None,
+        input: Some(TaskInput {
+            model: "tiny".into(),
+            messages: vec![InputMessage {
+                role: "user".into(),
+                content: prompt.into(),
+            }],
+            max_tokens: None,
+        }),
+    };
+    let client = basis::client::OrchestratorClient::new(
+        url::Url::parse(url).unwrap(),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let task = runtime.block_on(client.post_task(&request, None)).unwrap();
+    task.task_id.to_string()
+}
+
+#[test]
+fn task_commands_print_the_tools_json_and_exit_with_the_codes_status() {
+    let home = Home::new();
+    let orch = TestOrchestrator::start(home.path());
+    let (code, _) = home.json(&[
+        "write-env",
+        "--wallet",
+        WALLET,
+        "--worker-id",
+        "cli-box",
+        "--runtime",
+        "echo",
+        "--models",
+        "tiny",
+        "--orchestrator-url",
+        &orch.url,
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let (code, registered) = home.json(&["register", "--json"]);
+    assert_eq!(code, 0, "{registered}");
+    let task = post_task(&orch.url, "hello market");
+
+    let (code, page) = home.json(&["tasks", "--matching", "--json"]);
+    assert_eq!(code, 0, "{page}");
+    assert_eq!(page["tasks"][0]["task_id"], task.as_str());
+    assert_eq!(page["tasks"][0]["capabilities_match"], true);
+    let human = all_output(&home.basis(&["tasks"]));
+    assert!(human.contains(&task) && human.contains("next:"), "{human}");
+
+    let (code, claim) = home.json(&["claim", &task, "--json"]);
+    assert_eq!(code, 0, "{claim}");
+    assert!(claim["claim_expiry"].as_u64().unwrap() > 0);
+    let (code, run) = home.json(&["execute", &task, "--json"]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["output"], "echo: hello market");
+    let (code, sub) = home.json(&[
+        "submit",
+        &task,
+        "--output",
+        "echo: hello market",
+        "--prompt-tokens",
+        "2",
+        "--completion-tokens",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{sub}");
+    assert_eq!(sub["output_hash"], run["output_hash"]);
+    let id = sub["submission_id"].as_str().unwrap().to_owned();
+    let (code, shown) = home.json(&["submission", &id, "--json"]);
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(shown["status"], "submitted");
+    assert_eq!(shown["output_hash_verified"], true);
+
+    // Without an evaluator key: review works, a verdict is refused (exit 2).
+    let (code, review) = home.json(&["evaluate", &id, "--json"]);
+    assert_eq!(code, 0, "{review}");
+    assert_eq!(review["mode"], "review");
+    assert_eq!(review["evaluator_key_configured"], false);
+    let verdict = [
+        "evaluate", &id, "--score", "90", "--passed", "--reason", "ok", "--json",
+    ];
+    let (code, refused) = home.json(&verdict);
+    assert_eq!(
+        (code, &refused["error"]["code"]),
+        (2, &Value::from("EVALUATOR_KEY_REQUIRED"))
+    );
+    // Conflicts with remote state exit 3.
+    let (code, refused) = home.json(&["dispute", &id, "--reason", "fine", "--json"]);
+    assert_eq!(
+        (code, &refused["error"]["code"]),
+        (3, &Value::from("NOT_DISPUTABLE"))
+    );
+    let missing = format!("task-{}", "0".repeat(32));
+    let (code, refused) = home.json(&["claim", &missing, "--json"]);
+    assert_eq!(
+        (code, &refused["error"]["code"]),
+        (3, &Value::from("TASK_NOT_FOUND"))
+    );
+    // A private key pasted as output: refused (exit 2), never echoed.
+    let out = home.basis(&[
+        "submit",
+        &task,
+        "--output",
+        &format!("0x{PRIVATE_KEY}"),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(all_output(&out).contains("SECRET_REFUSED"));
+    assert!(!all_output(&out).contains(PRIVATE_KEY));
+
+    evaluate_with_a_key(&home, &orch, &verdict);
+}
+
+/// With the evaluator key in an env file, `verdict` is posted and settles the task; the key
+/// is never printed.
+fn evaluate_with_a_key(home: &Home, orch: &TestOrchestrator, verdict: &[&str]) {
+    let keys = Command::new(env!("CARGO_BIN_EXE_basis"))
+        .args([
+            "orchestrator",
+            "keys",
+            "create",
+            "--role",
+            "evaluator",
+            "--db",
+        ])
+        .arg(&orch.db)
+        .env_remove("BASIS_ORCHESTRATOR_CONFIG")
+        .output()
+        .unwrap();
+    let key = String::from_utf8(keys.stdout).unwrap().trim().to_owned();
+    let env = home.path().join("evaluator.env");
+    std::fs::write(
+        &env,
+        format!(
+            "BASIS_ORCHESTRATOR_URL={}\nBASIS_EVALUATOR_KEY={key}\n",
+            orch.url
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut with_key = verdict.to_vec();
+    with_key.extend(["--env", env.to_str().unwrap()]);
+    let out = home.basis(&with_key);
+    let settled: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{settled}");
+    assert_eq!(settled["status"], "completed");
+    assert_eq!(settled["credit"]["unpaid"], "simulated");
+    assert!(!all_output(&out).contains(&key));
+    assert!(!all_output(&out).contains(&home.token()));
+}

@@ -16,10 +16,14 @@ mod orchestrator {
     mod fake_worker;
     mod gateway;
     mod gating;
+    mod market;
     mod persistence;
     mod registration;
     mod robustness;
     mod surface;
+    mod tasks;
+    mod tasks_races;
+    mod tasks_settle;
 }
 
 use std::os::unix::fs::PermissionsExt;

@@ -2,15 +2,19 @@
 //! orchestrator's side of §6; the real endpoint is tested with the orchestrator): the channel
 //! (`hello`/`welcome`, heartbeats, readiness, reconnects and backoff), jobs (streaming, cancel,
 //! deadline, capacity, drain, resending unacknowledged results) and the real `basis worker`
-//! process (SIGTERM during a job, an incomplete env file).
+//! process (SIGTERM during a job, an incomplete env file), and the real worker under a real
+//! orchestrator that is killed and restarted.
 
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 /// The cases, one file per concern under `tests/worker/`.
 mod worker {
     mod channel;
     mod jobs;
     mod process;
+    mod restart;
     mod support;
 }

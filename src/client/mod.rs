@@ -13,6 +13,7 @@
 
 mod error;
 mod network;
+mod tasks;
 mod workers;
 
 use std::time::Duration;
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 pub use error::ClientError;
+pub use tasks::SubmitOutcome;
 pub use workers::{RegisterAuth, RegisterOutcome};
 
 use crate::wire::known_code;

@@ -9,9 +9,12 @@
 
 use std::fmt;
 
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::domain::{Runtime, WalletAddress, WalletError, WorkerId, WorkerToken};
+use crate::domain::{
+    Runtime, TokenFingerprint, TokenSha256, WalletAddress, WalletError, WorkerId, WorkerToken,
+};
 
 use super::dotenv::{is_key, push_line, quote_if_needed, split_line};
 use super::error::EnvFileError;
@@ -26,9 +29,16 @@ pub const KEY_OLLAMA_URL: &str = "OLLAMA_URL";
 pub const KEY_VLLM_URL: &str = "VLLM_URL";
 pub const KEY_ORCHESTRATOR_URL: &str = "BASIS_ORCHESTRATOR_URL";
 pub const KEY_TOKEN: &str = "BASIS_WORKER_TOKEN";
+/// The evaluator key an operator gives an Evaluator Agent's host (task market, §7). A secret
+/// like the token: never a tool argument, never shown (only its fingerprint).
+pub const KEY_EVALUATOR_KEY: &str = "BASIS_EVALUATOR_KEY";
 
-/// The known keys, in the order §3 lists them and [`WorkerEnv::render`] writes them.
-pub const KNOWN_KEYS: [&str; 9] = [
+/// The longest evaluator key accepted (the orchestrator's are `basis_evaluator_` + 64 hex).
+const MAX_EVALUATOR_KEY_LEN: usize = 256;
+
+/// The known keys, in the order §3 lists them and [`WorkerEnv::render`] writes them (the
+/// evaluator key, which §3 predates, last).
+pub const KNOWN_KEYS: [&str; 10] = [
     KEY_WORKER_ID,
     KEY_WALLET,
     KEY_RUNTIME,
@@ -38,6 +48,7 @@ pub const KNOWN_KEYS: [&str; 9] = [
     KEY_VLLM_URL,
     KEY_ORCHESTRATOR_URL,
     KEY_TOKEN,
+    KEY_EVALUATOR_KEY,
 ];
 
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
@@ -62,6 +73,8 @@ pub struct WorkerEnv {
     pub vllm_url: Option<Url>,
     pub orchestrator_url: Option<Url>,
     pub token: Option<WorkerToken>,
+    /// The operator's evaluator key, on an Evaluator Agent's host. Secret.
+    pub evaluator_key: Option<SecretString>,
     /// Unknown keys and their values, in file order, kept on rewrite.
     pub extra: Vec<(String, String)>,
 }
@@ -86,6 +99,13 @@ impl fmt::Debug for WorkerEnv {
                 &self.orchestrator_url.as_ref().map(Url::as_str),
             )
             .field("token", &token)
+            .field(
+                "evaluator_key",
+                &self
+                    .evaluator_key
+                    .as_ref()
+                    .map(|k| format!("[REDACTED] fingerprint {}", secret_fingerprint(k))),
+            )
             .field("extra_keys", &extra_keys)
             .finish()
     }
@@ -108,6 +128,33 @@ fn wallet_rule(err: &WalletError) -> String {
             checksum, so it may contain a typo; copy the address again from your wallet"
             .to_owned(),
         other => other.to_string(),
+    }
+}
+
+/// First 8 hex of the sha256 of a secret: safe to show, enough to tell secrets apart.
+pub fn secret_fingerprint(secret: &SecretString) -> TokenFingerprint {
+    TokenFingerprint::of(&TokenSha256::sha256(secret.expose_secret().as_bytes()))
+}
+
+/// Whether `value` can be an evaluator key: printable ASCII without spaces or quotes, at most
+/// [`MAX_EVALUATOR_KEY_LEN`] bytes. The reason never contains the value.
+fn evaluator_key(value: String) -> Result<Option<SecretString>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let plain = value.len() <= MAX_EVALUATOR_KEY_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\' | b'`'));
+    let key = SecretString::from(value);
+    if plain {
+        Ok(Some(key))
+    } else {
+        Err(format!(
+            "not a usable evaluator key (printable characters without spaces or quotes, at most \
+             {MAX_EVALUATOR_KEY_LEN}; the value is not shown): paste the key the operator's \
+             `basis orchestrator keys create --role evaluator` printed"
+        ))
     }
 }
 
@@ -188,14 +235,19 @@ impl WorkerEnv {
                             .to_owned()
                     })?;
             }
+            KEY_EVALUATOR_KEY => self.evaluator_key = evaluator_key(value)?,
             _ => self.extra.push((key.to_owned(), value)),
         }
         Ok(())
     }
 
-    /// The known keys present, as `(key, value)` pairs in §3 order. The token's value is
-    /// produced by `token`, so callers decide whether it is exposed.
-    fn known_pairs(&self, token: impl Fn(&WorkerToken) -> String) -> Vec<(&'static str, String)> {
+    /// The known keys present, as `(key, value)` pairs in §3 order. The secrets' values are
+    /// produced by `shown` (the token's fingerprint and the secret text), so callers decide
+    /// whether they are exposed.
+    fn known_pairs(
+        &self,
+        shown: impl Fn(&TokenFingerprint, &str) -> String,
+    ) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::new();
         let mut push = |key, value: Option<String>| {
             if let Some(v) = value {
@@ -230,13 +282,24 @@ impl WorkerEnv {
                 .as_ref()
                 .map(|u| url_text(u).to_owned()),
         );
-        push(KEY_TOKEN, self.token.as_ref().map(token));
+        push(
+            KEY_TOKEN,
+            self.token
+                .as_ref()
+                .map(|t| shown(&t.fingerprint(), t.expose_secret())),
+        );
+        push(
+            KEY_EVALUATOR_KEY,
+            self.evaluator_key
+                .as_ref()
+                .map(|k| shown(&secret_fingerprint(k), k.expose_secret())),
+        );
         pairs
     }
 
     /// The keys [`render`](Self::render) writes, in order.
     pub fn keys(&self) -> Vec<String> {
-        self.known_pairs(|_| String::new())
+        self.known_pairs(|_, _| String::new())
             .into_iter()
             .map(|(k, _)| k.to_owned())
             .chain(self.extra.iter().map(|(k, _)| k.clone()))
@@ -306,7 +369,7 @@ impl WorkerEnv {
     /// Call [`validate`](Self::validate) first (as [`write`](Self::write) does).
     pub fn render(&self) -> String {
         let mut out = String::from(HEADER);
-        for (key, value) in self.known_pairs(|t| t.expose_secret().to_owned()) {
+        for (key, value) in self.known_pairs(|_, secret| secret.to_owned()) {
             push_line(&mut out, key, &value);
         }
         for (key, value) in &self.extra {
@@ -315,10 +378,11 @@ impl WorkerEnv {
         out
     }
 
-    /// For showing to people and agents: the token as its fingerprint, unknown values hidden.
+    /// For showing to people and agents: the token and the evaluator key as their
+    /// fingerprints, unknown values hidden.
     pub fn masked(&self) -> String {
         let mut out = String::new();
-        let pairs = self.known_pairs(|t| format!("<redacted, fingerprint {}>", t.fingerprint()));
+        let pairs = self.known_pairs(|fp, _| format!("<redacted, fingerprint {fp}>"));
         for (key, value) in pairs {
             push_line(&mut out, key, &value);
         }
@@ -348,6 +412,7 @@ impl WorkerEnv {
         take(&mut self.vllm_url, update.vllm_url);
         take(&mut self.orchestrator_url, update.orchestrator_url);
         take(&mut self.token, update.token);
+        take(&mut self.evaluator_key, update.evaluator_key);
         for (key, value) in update.extra {
             match self.extra.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,

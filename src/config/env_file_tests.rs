@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::{Problem, Runtime, WalletAddress, WorkerId, WorkerToken};
+use secrecy::ExposeSecret;
 
 pub(super) const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 
@@ -16,6 +17,10 @@ pub(super) fn full_env() -> WorkerEnv {
         vllm_url: Some("http://10.0.0.2:8000/v1".parse().unwrap()),
         orchestrator_url: Some("https://orch.example".parse().unwrap()),
         token: Some(WorkerToken::generate()),
+        evaluator_key: Some(secrecy::SecretString::from(format!(
+            "basis_evaluator_{}",
+            "e7".repeat(32)
+        ))),
         extra: vec![
             ("CUDA_VISIBLE_DEVICES".into(), "0,1".into()),
             ("GREETING".into(), "hello world".into()),
@@ -186,4 +191,34 @@ fn token_never_shown_in_debug_masked_or_errors() {
     }
     let err = WorkerEnv::parse(&format!("BASIS_WORKER_TOKEN=\"{token}\n")).unwrap_err();
     assert!(!format!("{err} {err:?}").contains(&token));
+}
+
+#[test]
+fn the_evaluator_key_round_trips_and_is_never_shown() {
+    let env = full_env();
+    let key = env
+        .evaluator_key
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let text = env.render();
+    assert!(text.contains(&format!("\nBASIS_EVALUATOR_KEY={key}\n")));
+    let back = WorkerEnv::parse(&text).unwrap();
+    assert_eq!(
+        back.evaluator_key.as_ref().unwrap().expose_secret(),
+        key.as_str()
+    );
+    let fingerprint = secret_fingerprint(env.evaluator_key.as_ref().unwrap());
+    for shown in [format!("{env:?}"), env.masked()] {
+        assert!(!shown.contains(&key), "{shown}");
+        assert!(shown.contains(fingerprint.as_str()), "{shown}");
+    }
+    // A key with a space or a quote is refused without being echoed.
+    let err = WorkerEnv::parse("BASIS_EVALUATOR_KEY=basis evaluator secretvalue\n").unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("secretvalue"));
+    // Kept across a merge that does not name it.
+    let mut kept = full_env();
+    kept.merge(WorkerEnv::default());
+    assert!(kept.evaluator_key.is_some());
 }

@@ -87,9 +87,9 @@ fn write_outcome_lists_keys_and_fingerprint_not_token() {
     let env = full_env();
     let out = env.write(&fx.env_path(), &fx.allowed).unwrap();
     assert_eq!(out.path, fx.env_path());
-    assert_eq!(&out.keys[..9], KNOWN_KEYS);
+    assert_eq!(&out.keys[..10], KNOWN_KEYS);
     assert_eq!(
-        &out.keys[9..],
+        &out.keys[10..],
         ["CUDA_VISIBLE_DEVICES", "GREETING", "QUOTED", "EMPTY"]
     );
     assert_eq!(
@@ -343,6 +343,9 @@ fn reading_a_loose_file_warns_without_the_token() {
         .finish();
 
     tracing::subscriber::with_default(subscriber, || {
+        // Another test's scoped subscriber may have cached "never" for the warning's callsite
+        // (tracing's interest cache is process-wide); recompute it with this one registered.
+        tracing::callsite::rebuild_interest_cache();
         WorkerEnv::read(&path).unwrap();
         assert!(
             captured.0.lock().unwrap().is_empty(),

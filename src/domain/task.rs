@@ -185,7 +185,9 @@ fn is_cid(s: &str) -> bool {
     }
     if let Some(rest) = s.strip_prefix('b') {
         return (58..=128).contains(&rest.len())
-            && rest.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
     }
     false
 }
@@ -305,7 +307,10 @@ mod tests {
     #[test]
     fn format_errors_do_not_quote_the_output() {
         let secret_like = "{\"k\": \"0xdeadbeef";
-        let msg = OutputFormat::Json.hash(secret_like).unwrap_err().to_string();
+        let msg = OutputFormat::Json
+            .hash(secret_like)
+            .unwrap_err()
+            .to_string();
         assert!(!msg.contains("deadbeef"));
     }
 
@@ -346,7 +351,13 @@ mod tests {
             .validate(),
             Err(EvaluationError::NoReason)
         );
-        assert!(serde_json::from_str::<Evaluation>(r#"{"score":1.5,"passed":true,"reasons":[]}"#).is_err());
-        assert!(serde_json::from_str::<Evaluation>(r#"{"score":-1,"passed":true,"reasons":[]}"#).is_err());
+        assert!(
+            serde_json::from_str::<Evaluation>(r#"{"score":1.5,"passed":true,"reasons":[]}"#)
+                .is_err()
+        );
+        assert!(
+            serde_json::from_str::<Evaluation>(r#"{"score":-1,"passed":true,"reasons":[]}"#)
+                .is_err()
+        );
     }
 }

@@ -12,9 +12,11 @@ pub mod hash;
 pub mod logs;
 pub mod network;
 pub mod register;
+pub mod resolve;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod tasks;
 pub mod verify;
 pub mod write_env;
 

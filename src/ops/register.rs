@@ -118,6 +118,13 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             },
         )
         .await?;
+    tracing::info!(
+        worker_id = %written.worker_id,
+        orchestrator = %url,
+        created = outcome.created,
+        token_fingerprint = %WorkerToken::fingerprint(token),
+        "registered with the orchestrator"
+    );
     Ok(Output {
         record: outcome.record,
         created: outcome.created,

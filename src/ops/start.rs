@@ -162,6 +162,12 @@ pub async fn run_with_progress(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    tracing::info!(
+        pid = status.pid,
+        state = %status.state,
+        worker_pid = status.worker_pid,
+        "the supervisor started"
+    );
     report(
         4,
         format!(

@@ -216,6 +216,12 @@ pub async fn run_with_progress(
         let total = u32::try_from(checks.len()).unwrap_or(u32::MAX);
         progress(passed, total);
         let online = passed == total;
+        tracing::debug!(
+            passed,
+            total,
+            failing = checks.iter().find(|c| !c.ok).map(|c| c.name.as_str()),
+            "checked whether the worker is online"
+        );
         if online || Instant::now() >= deadline {
             let next_step = if online {
                 "the worker is online and can receive jobs"

@@ -100,6 +100,7 @@ fn update_from(input: &Input) -> Result<WorkerEnv, Problem> {
         vllm_url: opt_url("vllm_url", input.vllm_url.as_deref())?,
         orchestrator_url: opt_url("orchestrator_url", input.orchestrator_url.as_deref())?,
         token: None,
+        evaluator_key: None,
         extra: Vec::new(),
     })
 }
@@ -181,6 +182,13 @@ pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             "the env file was written without a token",
         )
     })?;
+    tracing::debug!(
+        path = %written.path.display(),
+        created,
+        token_kept,
+        token_fingerprint = %token_fingerprint,
+        "wrote the env file"
+    );
     Ok(Output {
         path: written.path.display().to_string(),
         mode: format!("{ENV_FILE_MODE:04o}"),

@@ -1,15 +1,18 @@
-//! Who is asking: the enrollment key (gated registration), the admin key and the worker's
-//! proof of possession (`Authorization: Bearer <token>`). Keys and tokens are hashed and
-//! compared in constant time; none is ever logged or echoed.
+//! Who is asking: the enrollment key (gated registration), the admin key, the worker's
+//! proof of possession (`Authorization: Bearer <token>`) and, for the task market, the evaluator
+//! key (`Authorization: Bearer <key>`). Keys and tokens are hashed and compared in constant
+//! time; none is ever logged or echoed. Every failure feeds the per-IP auth-failure limiter.
 
 use std::net::IpAddr;
 
 use axum::http::{HeaderMap, StatusCode, header};
 
 use super::error::ApiError;
+use super::market::problems::worker_not_found;
+use super::rate_limit::retry_after_secs;
 use super::state::AppState;
-use super::store::{KeyRole, KeySha256};
-use crate::domain::{ErrorCode, TokenSha256, WorkerToken};
+use super::store::{KeyRole, KeySha256, WorkerRow};
+use crate::domain::{ErrorCode, TokenSha256, WorkerId, WorkerToken};
 use crate::wire::{ADMIN_KEY_HEADER, ENROLLMENT_KEY_HEADER};
 
 /// What a credential header held.
@@ -107,4 +110,105 @@ pub fn enrollment_key(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Resu
         )
         .with_fix("Check BASIS_ENROLLMENT_KEY against the key the operator gave you."))
     }
+}
+
+/// 429 while `ip` has spent its failed-authentication bucket.
+pub fn not_locked_out(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
+    match state.auth_failure_limit.check(ip) {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            state.metrics.rate_limited("auth_failures");
+            Err(ApiError::rate_limited(
+                "failed authentications",
+                retry_after_secs(wait),
+            ))
+        }
+    }
+}
+
+/// The worker `id`, proven by `Authorization: Bearer <its token>`: 404 `WORKER_NOT_FOUND`,
+/// 401 `WORKER_TOKEN_INVALID` (missing or wrong), 429 after too many failures.
+pub async fn market_worker(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    id: &WorkerId,
+) -> Result<WorkerRow, ApiError> {
+    not_locked_out(state, ip)?;
+    let Some(row) = state.store.worker(id.clone()).await? else {
+        return Err(worker_not_found(id));
+    };
+    if worker_proof(state, headers, &row.token_sha256, ip).is_valid() {
+        Ok(row)
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::WorkerTokenInvalid,
+            format!("this action needs the token of worker `{id}` (it was not shown)"),
+        )
+        .with_fix(
+            "Send Authorization: Bearer <BASIS_WORKER_TOKEN> from that worker's env file; basis \
+             does this for you (the token is never a tool argument).",
+        ))
+    }
+}
+
+/// The bearer key of `Authorization`, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    header_str(headers, header::AUTHORIZATION.as_str())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// An evaluator key in `Authorization: Bearer <key>`: 401 `EVALUATOR_KEY_REQUIRED` or
+/// `EVALUATOR_KEY_INVALID`, 429 after too many failures.
+pub async fn evaluator_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+) -> Result<(), ApiError> {
+    not_locked_out(state, ip)?;
+    let fix = "Send Authorization: Bearer <evaluator key>; the operator creates one with \
+               `basis orchestrator keys create --role evaluator`.";
+    let Some(key) = bearer(headers) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::EvaluatorKeyRequired,
+            "evaluating a submission needs an evaluator key",
+        )
+        .with_fix(fix));
+    };
+    if state.store.key_role(KeySha256::of(key)).await? == Some(KeyRole::Evaluator) {
+        Ok(())
+    } else {
+        state.auth_failed(ip);
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::EvaluatorKeyInvalid,
+            "the key is not an evaluator key of this orchestrator (it was not shown)",
+        )
+        .with_fix(fix))
+    }
+}
+
+/// The admin key in `x-basis-admin-key`: 401 `ADMIN_KEY_REQUIRED` when missing or wrong.
+pub async fn require_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+) -> Result<(), ApiError> {
+    not_locked_out(state, ip)?;
+    if admin_key(state, headers, ip).await?.is_valid() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::AdminKeyRequired,
+        "this action needs the operator's admin key (none was sent, or it is wrong; it was not shown)",
+    )
+    .with_fix(format!(
+        "Send the admin key in the {ADMIN_KEY_HEADER} header; `basis orchestrator tasks resolve` \
+         reads it from BASIS_ADMIN_KEY or --admin-key-file."
+    )))
 }

@@ -224,7 +224,7 @@ impl OrchestratorConfig {
                 .map_err(|_| ConfigError::Invalid("bad default listen address".into()))?,
         };
         let r = raw.rate_limit;
-        let tasks = TaskMarketConfig::resolve(raw.tasks).map_err(ConfigError::Invalid)?;
+        let tasks = TaskMarketConfig::resolve(&raw.tasks).map_err(ConfigError::Invalid)?;
         let config = Self {
             listen,
             db,

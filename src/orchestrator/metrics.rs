@@ -1,6 +1,7 @@
 //! Prometheus metrics (`prometheus-client`): requests by route, method and status, request
 //! latency, registrations by outcome, rate-limit refusals, error codes, connected workers,
-//! heartbeats and gateway jobs by outcome. Served as
+//! heartbeats, gateway jobs by outcome, and the task market (tasks posted, claims,
+//! submissions, evaluations, sweeps). Served as
 //! `OpenMetrics` text at `/metrics`. Route labels are the route templates (`/api/workers/{id}`), never raw
 //! paths, so label cardinality stays bounded.
 
@@ -50,6 +51,53 @@ struct CodeLabels {
     code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EvaluationLabels {
+    outcome: &'static str,
+    by: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+/// The task market's counters.
+#[derive(Clone, Default)]
+struct Market {
+    posted: Counter,
+    claims: Family<OutcomeLabels, Counter>,
+    submissions: Family<OutcomeLabels, Counter>,
+    evaluations: Family<EvaluationLabels, Counter>,
+    sweeps: Family<KindLabels, Counter>,
+}
+
+impl Market {
+    fn register(&self, registry: &mut Registry) {
+        registry.register("tasks_posted", "Tasks posted", self.posted.clone());
+        registry.register(
+            "task_claims",
+            "Task claims by outcome (claimed, held, refused)",
+            self.claims.clone(),
+        );
+        registry.register(
+            "task_submissions",
+            "Task submissions by outcome (new, duplicate, refused)",
+            self.submissions.clone(),
+        );
+        registry.register(
+            "task_evaluations",
+            "Settled submissions by outcome (completed, rejected) and by whom (evaluator, policy, operator)",
+            self.evaluations.clone(),
+        );
+        registry.register(
+            "task_sweeps",
+            "Changes made by the task sweeper (reopened, abandoned, expired, auto_completed, auto_rejected)",
+            self.sweeps.clone(),
+        );
+    }
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// How a registration ended, for `basis_orchestrator_registrations_total{outcome}`.
@@ -86,6 +134,7 @@ pub struct Metrics {
     workers_connected: Gauge,
     heartbeats: Counter,
     jobs: Family<OutcomeLabels, Counter>,
+    market: Market,
 }
 
 impl fmt::Debug for Metrics {
@@ -146,7 +195,10 @@ impl Default for Metrics {
             "Gateway jobs by outcome (completed, failed, cancelled)",
             jobs.clone(),
         );
+        let market = Market::default();
+        market.register(&mut registry);
         Self {
+            market,
             registry: Arc::new(registry),
             requests,
             latency,
@@ -188,6 +240,67 @@ impl Metrics {
     /// `outcome` is `completed`, `failed` or `cancelled`.
     pub fn job(&self, outcome: &'static str) {
         self.jobs.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn task_posted(&self) {
+        self.market.posted.inc();
+    }
+
+    /// `outcome` is `claimed`, `held` (already this worker's) or `refused`.
+    pub fn task_claim(&self, outcome: &'static str) {
+        self.market
+            .claims
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// `outcome` is `new`, `duplicate` or `refused`.
+    pub fn task_submission(&self, outcome: &'static str) {
+        self.market
+            .submissions
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// `outcome` is `completed` or `rejected`; `by` is `evaluator`, `policy` or `operator`.
+    pub fn task_evaluation(&self, outcome: &'static str, by: &'static str) {
+        self.market
+            .evaluations
+            .get_or_create(&EvaluationLabels { outcome, by })
+            .inc();
+    }
+
+    /// What one sweep changed.
+    pub fn task_sweep(&self, r: &super::store::SweepReport) {
+        for (kind, n) in [
+            ("reopened", r.reopened),
+            ("abandoned", r.abandoned),
+            ("expired", r.expired),
+            ("auto_completed", r.auto_completed),
+            ("auto_rejected", r.auto_rejected),
+        ] {
+            if n > 0 {
+                self.market
+                    .sweeps
+                    .get_or_create(&KindLabels { kind })
+                    .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+            }
+        }
+        let by_policy = [
+            ("completed", r.auto_completed),
+            ("rejected", r.auto_rejected),
+        ];
+        for (outcome, n) in by_policy {
+            if n > 0 {
+                self.market
+                    .evaluations
+                    .get_or_create(&EvaluationLabels {
+                        outcome,
+                        by: "policy",
+                    })
+                    .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+            }
+        }
     }
 
     /// The `OpenMetrics` text exposition.

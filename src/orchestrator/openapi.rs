@@ -1,5 +1,8 @@
 //! The `OpenAPI` 3.1 document served at `/openapi.json`. Component schemas are the wire types'
 //! schemars output (JSON Schema 2020-12, which `OpenAPI` 3.1 uses as is); paths reference them.
+//! The task market's paths are in [`tasks`].
+
+mod tasks;
 
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -37,17 +40,18 @@ pub fn document() -> Value {
     let completion = schema_ref::<ChatCompletion>(&mut g);
     let chunk = schema_ref::<ChatCompletionChunk>(&mut g);
     let receipt = schema_ref::<HashedReceipt>(&mut g);
-    let schemas = g.take_definitions(true);
-
     let err =
         |description: &str| json!({ "description": description, "content": json_content(&error) });
+    let market = tasks::paths(&mut g, &err);
+    let schemas = g.take_definitions(true);
+
     let ok = |description: &str, schema: &Value| json!({ "description": description, "content": json_content(schema) });
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "basis orchestrator",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Worker registry and OpenAI-compatible gateway of a basis compute network. Errors are {\"error\":{code,message,fix}} with stable codes.",
+            "description": "Worker registry, OpenAI-compatible gateway and task market of a basis compute network. Errors are {\"error\":{code,message,fix}} with stable codes.",
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
         },
         "paths": {
@@ -116,8 +120,10 @@ pub fn document() -> Value {
         }
     });
     let gateway = gateway_paths(&err, &models, &completion, &chunk, &receipt);
-    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), gateway) {
-        paths.extend(more);
+    for more in [gateway, market] {
+        if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
     doc
 }
@@ -129,7 +135,9 @@ fn security_schemes() -> Value {
         "enrollmentKey": { "type": "apiKey", "in": "header", "name": ENROLLMENT_KEY_HEADER },
         "adminKey": { "type": "apiKey", "in": "header", "name": ADMIN_KEY_HEADER },
         "clientKey": { "type": "http", "scheme": "bearer",
-            "description": "A client key (basis orchestrator keys create --role client); not needed with --open" }
+            "description": "A client key (basis orchestrator keys create --role client); not needed with --open" },
+        "evaluatorKey": { "type": "http", "scheme": "bearer",
+            "description": "An evaluator key (basis orchestrator keys create --role evaluator)" }
     })
 }
 
@@ -203,6 +211,11 @@ mod tests {
             "Health",
             "ApiErrorBody",
             "WorkerList",
+            "PostTaskRequest",
+            "Task",
+            "TaskList",
+            "Submission",
+            "Rewards",
         ] {
             assert!(schemas.contains_key(name), "{name}");
         }

@@ -1,7 +1,8 @@
 //! Running the orchestrator: open the store, bind, announce `listening on http://ADDR` on
 //! stdout (tests bind port 0 and read it), serve until SIGTERM or SIGINT, then stop accepting,
 //! send `drain` to every worker, let in-flight jobs finish within `drain_timeout_s`, close the
-//! worker connections and stop.
+//! worker connections and stop. The task market's sweeper runs beside the server and stops
+//! with it.
 
 use std::future::IntoFuture;
 use std::io::Write;
@@ -10,12 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::config::{ConfigError, OrchestratorConfig};
 use super::hub::{presence, session};
+use super::market::sweeper;
 use super::routes;
 use super::state::AppState;
 use super::store::{SqliteStore, Store, StoreError};
@@ -76,7 +79,15 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     let app = routes::router(state.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let flusher = tokio::spawn(presence::flush_loop(state.clone(), stop_rx.clone()));
+    let sweeping = tokio::spawn(sweeper::run(state.clone(), stop_rx.clone()));
     let mut stopping = stop_rx;
+    // Small writes (a `job` frame, an SSE event, a response) leave at once: with Nagle's
+    // algorithm a write behind an unacknowledged one waits for the peer's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -107,6 +118,7 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
         }
     }
     let _ = flusher.await;
+    let _ = sweeping.await;
     tracing::info!("orchestrator stopped");
     Ok(())
 }

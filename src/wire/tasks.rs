@@ -67,7 +67,7 @@ pub const MAX_CAPABILITY_LEN: usize = 128;
 pub const MAX_INPUT_MESSAGES: usize = 64;
 pub const MAX_DISPUTE_REASON_LEN: usize = 2_000;
 /// Claim lease bounds and default, seconds.
-pub const MIN_CLAIM_TTL_S: u64 = 10;
+pub const MIN_CLAIM_TTL_S: u64 = 1;
 pub const MAX_CLAIM_TTL_S: u64 = 86_400;
 pub const DEFAULT_CLAIM_TTL_S: u64 = 600;
 /// The score a submission needs when the task does not say.
@@ -119,7 +119,7 @@ pub struct PostTaskRequest {
     /// Unix seconds; must be in the future.
     pub deadline: u64,
     pub output_format: OutputFormat,
-    /// How long a claim lasts before it lapses, seconds (10 to 86400; default 600).
+    /// How long a claim lasts before it lapses, seconds (1 to 86400; default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_ttl_s: Option<u64>,
     /// Who evaluates, as a label shown to workers (any evaluator key may evaluate).
@@ -329,6 +329,11 @@ pub struct Submission {
     /// The ledger credit, once passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit: Option<Credit>,
+    /// The settlement receipt (`GET /api/receipts/{id}`), once evaluated (pass or reject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_id: Option<ReceiptId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_hash: Option<ReceiptHash>,
 }
 
 /// `POST /api/submissions/{id}/dispute` (worker token).

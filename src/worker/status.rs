@@ -1,12 +1,15 @@
 //! `worker-status.json` (§3): what the worker is doing, for the supervisor, `worker_status` and
 //! `verify_online` to read. Rewritten atomically (mode 0600) on every state change by one
-//! writer task, which coalesces bursts: readers always see a whole, recent document.
+//! writer task, which coalesces bursts: readers always see a whole, recent document. Writes
+//! are at least [`MIN_WRITE_INTERVAL`] apart (a busy worker changes `current_jobs` hundreds of
+//! times a second, and each write costs two fsyncs); the latest state always lands, at most
+//! that much later, and the last one is written at once when the worker stops.
 //!
 //! Architecture invariant: the status never holds the token (no field can: the document is
 //! built from the config's public parts only).
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,8 @@ use crate::domain::{JobId, Runtime, WorkerId};
 
 /// The status file's mode: owner read/write only.
 pub const WORKER_STATUS_MODE: u32 = 0o600;
+/// The shortest time between two writes of the status file.
+pub const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The connection state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -206,6 +211,12 @@ impl StatusHandle {
                 }
                 if closing {
                     break;
+                }
+                // Changes in the meantime are coalesced into the next write; stopping cuts
+                // the wait short so the final state is written at once.
+                tokio::select! {
+                    () = tokio::time::sleep(MIN_WRITE_INTERVAL) => {}
+                    () = closed.cancelled() => {}
                 }
             }
         });

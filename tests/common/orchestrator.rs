@@ -105,6 +105,14 @@ impl Orchestrator {
     }
 
     fn spawn(&mut self) {
+        if let Err(why) = self.try_spawn("127.0.0.1:0") {
+            panic!("{why}; log:\n{}", self.logs());
+        }
+    }
+
+    /// Starts the process listening on `listen`; Err when it announced no address (it exited,
+    /// e.g. the port was taken, or stayed silent for 30 s).
+    fn try_spawn(&mut self, listen: &str) -> Result<(), String> {
         self.log = self
             .dir
             .path()
@@ -112,7 +120,7 @@ impl Orchestrator {
         self.starts += 1;
         let log = File::create(&self.log).expect("log file");
         let mut cmd = Command::new(bin());
-        cmd.args(["orchestrator", "--listen", "127.0.0.1:0", "--db"])
+        cmd.args(["orchestrator", "--listen", listen, "--db"])
             .arg(&self.db)
             .arg("--config")
             .arg(self.dir.path().join("orchestrator.toml"))
@@ -145,13 +153,13 @@ impl Orchestrator {
         let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "orchestrator did not announce its address; log:\n{}",
-                self.logs()
-            );
+            return Err(format!(
+                "the orchestrator (--listen {listen}) announced no address"
+            ));
         };
         self.url = Url::parse(&addr).expect("announced url");
         self.child = Some(child);
+        Ok(())
     }
 
     /// A client with a short timeout.
@@ -212,6 +220,34 @@ impl Orchestrator {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Starts it again on the same database, config and address (after `kill` or
+    /// `terminate`), so clients that hold the old URL (a worker) find it again. The port was
+    /// free when the first start bound it on port 0; binding it again is retried for `patience`
+    /// in case the closing sockets hold it briefly.
+    pub fn restart_on_same_address(&mut self, patience: Duration) {
+        self.kill();
+        let listen = format!(
+            "{}:{}",
+            self.url.host_str().expect("host"),
+            self.url.port().expect("port")
+        );
+        let before = self.url.clone();
+        let deadline = Instant::now() + patience;
+        loop {
+            match self.try_spawn(&listen) {
+                Ok(()) => break,
+                Err(why) if Instant::now() > deadline => {
+                    panic!("{why}; log:\n{}", self.logs())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        assert_eq!(
+            self.url, before,
+            "the orchestrator came back on another address"
+        );
     }
 
     /// Everything every run of this orchestrator logged so far.

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::support::{self, Client, Home, Result, Spawned, WALLET, call, check_result, token_in};
 
 /// A running `basis orchestrator --open` on 127.0.0.1:0 with its database in `home`.
-async fn orchestrator(home: &Home) -> Result<Spawned> {
+pub(crate) async fn orchestrator(home: &Home) -> Result<Spawned> {
     let db = home.path().join("orchestrator.db");
     let db = db.to_str().ok_or("temp path is not UTF-8")?;
     support::spawn_listening(

@@ -2,8 +2,6 @@
 //! be delivered, then the process exits 0 with a 0600 status file and logs that never hold
 //! the token; an incomplete env file is refused with a clear problem.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,27 +9,7 @@ use basis::domain::WorkerToken;
 use basis::wire::{JobErrorCode, OrchestratorMessage, WorkerMessage};
 use basis::worker::WorkerState;
 
-use super::support::{Fake, MODEL, read_status};
-
-fn write_env(dir: &Path, text: &str) -> std::path::PathBuf {
-    let path = dir.join("worker.env");
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
-fn worker_command(home: &Path, env_file: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_basis"));
-    cmd.args(["worker", "--env"])
-        .arg(env_file)
-        .args(["--drain-timeout-s", "20"])
-        .env_clear()
-        .env("BASIS_HOME", home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("RUST_LOG", "basis=debug")
-        .stdout(Stdio::null());
-    cmd
-}
+use super::support::{Fake, MODEL, read_status, worker_command, write_env};
 
 #[tokio::test]
 async fn sigterm_during_a_job_finishes_it_then_exits_zero() {

@@ -1,10 +1,13 @@
 //! A fake orchestrator for the worker tests: an in-test axum WebSocket server at
 //! `/api/workers/connect` that checks the bearer token, answers `hello` with `welcome`, reports
 //! every frame (with its arrival time) to the test, and sends or closes on command. It plays the
-//! orchestrator's side of §6 so the worker can be tested on its own.
+//! orchestrator's side of §6 so the worker can be tested on its own. Also what starting the
+//! real `basis worker` process takes: its env file, its command, a guard that kills it.
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -337,7 +340,6 @@ impl Worker {
 
 /// Reads the status file, checking it is 0600 and never holds the token.
 pub fn read_status(path: &Path, token: &WorkerToken) -> WorkerStatus {
-    use std::os::unix::fs::PermissionsExt;
     let text = std::fs::read_to_string(path).unwrap();
     assert!(
         !text.contains(token.expose_secret()),
@@ -371,5 +373,37 @@ pub async fn wait_status(
             path.display()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes `text` as `dir/worker.env`, mode 0600.
+pub fn write_env(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("worker.env");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// `basis worker --env ENV_FILE` in `home`, with a clean environment and debug logs.
+pub fn worker_command(home: &Path, env_file: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_basis"));
+    cmd.args(["worker", "--env"])
+        .arg(env_file)
+        .args(["--drain-timeout-s", "20"])
+        .env_clear()
+        .env("BASIS_HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "basis=debug")
+        .stdout(Stdio::null());
+    cmd
+}
+
+/// A child process killed (SIGKILL) when dropped, so a failing test leaves nothing running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

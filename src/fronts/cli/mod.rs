@@ -3,17 +3,24 @@
 
 mod canary;
 mod check;
+mod claim;
+mod evaluate;
+mod execute;
 mod hash;
 mod logs;
 mod mcp;
 mod network;
 mod orchestrator;
+mod orchestrator_tasks;
 mod output;
 mod register;
 mod start;
 mod status;
 mod stop;
+mod submission;
+mod submit;
 mod supervise;
+mod tasks;
 mod verify;
 mod worker;
 mod write_env;
@@ -78,6 +85,22 @@ pub enum Command {
     Status(status::Args),
     /// Show the worker log (secrets redacted), or follow it.
     Logs(logs::Args),
+    /// List tasks on the market, marked by whether this worker can do them.
+    Tasks(tasks::Args),
+    /// Claim an open task for this worker (an exclusive lease).
+    Claim(claim::Args),
+    /// Give back this worker's claim on a task.
+    Release(claim::ReleaseArgs),
+    /// Run a claimed task's inference input on this host's runtime (does not submit).
+    Execute(execute::Args),
+    /// Submit output for a claimed task (keccak256 output hash computed here).
+    Submit(submit::Args),
+    /// Show a submission: status, evaluation, attestation, credit.
+    Submission(submission::Args),
+    /// Review a submission (hash checked), or post a verdict with the evaluator key.
+    Evaluate(evaluate::Args),
+    /// Dispute the rejection of this worker's submission.
+    Dispute(submission::DisputeArgs),
     /// Run the supervisor itself (`basis start` starts it detached).
     Supervise(supervise::Args),
     /// Run the worker daemon: connect to the orchestrator and serve jobs on the runtime
@@ -104,6 +127,14 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Tasks(args) => tasks::run(&ctx, args).await,
+        Command::Claim(args) => claim::run(&ctx, args).await,
+        Command::Release(args) => claim::release(&ctx, args).await,
+        Command::Execute(args) => execute::run(&ctx, args).await,
+        Command::Submit(args) => submit::run(&ctx, args).await,
+        Command::Submission(args) => submission::run(&ctx, args).await,
+        Command::Evaluate(args) => evaluate::run(&ctx, args).await,
+        Command::Dispute(args) => submission::dispute(&ctx, args).await,
         Command::Supervise(args) => supervise::run(&ctx, args).await,
         Command::Worker(args) => worker::run(&ctx, args).await,
     }

@@ -1,5 +1,7 @@
-//! `basis orchestrator`: run the self-hostable orchestrator (§5), or manage its API keys
-//! (`keys create`, `keys hash`). Parses flags, calls `crate::orchestrator`, renders.
+//! `basis orchestrator`: run the self-hostable orchestrator (§5), manage its API keys
+//! (`keys create`, `keys hash`), or act on its task market as the operator (`tasks resolve`,
+//! in `orchestrator_tasks`). Parses flags, calls `crate::orchestrator` or the operation,
+//! renders.
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -8,7 +10,7 @@ use std::process::ExitCode;
 
 use secrecy::ExposeSecret;
 
-use super::output;
+use super::{orchestrator_tasks, output};
 use crate::domain::{ErrorCode, Problem};
 use crate::orchestrator::store::{KeyRole, KeySha256, SqliteStore};
 use crate::orchestrator::{self, OrchestratorConfig, Overrides, ServeError};
@@ -54,6 +56,9 @@ pub enum Sub {
     /// Manage API keys (admin, client, evaluator).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Operator actions on the task market (resolve a dispute).
+    #[command(subcommand)]
+    Tasks(orchestrator_tasks::TasksCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -108,6 +113,7 @@ pub async fn run(args: Args) -> ExitCode {
             create_key(role.into(), label, &serve).await
         }
         Some(Sub::Keys(KeysCommand::Hash)) => hash_key(),
+        Some(Sub::Tasks(command)) => return orchestrator_tasks::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,8 @@
 //! - `args` turns tool arguments into an operation's `Input` and its `Result<Output, Problem>`
 //!   into a tool result (`isError` + structured `{code, message, fix}` for a problem).
 //! - `resources` (the masked env file, the redacted log tail), `prompts`
-//!   (`onboard_gpu_worker`, runtime completion), `logging` (`logging/setLevel` per session),
+//!   (`onboard_gpu_worker`, runtime completion), `logging` (`logging/setLevel` per session;
+//!   the crate's `tracing` events, guarded, forwarded as `notifications/message`),
 //!   `long` (progress notifications and cancellation for the slow tools).
 //! - `http` serves `/mcp` behind `security` (Host/Origin allow-lists, bearer token, body limit).
 //!

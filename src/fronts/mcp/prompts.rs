@@ -126,6 +126,9 @@ fn onboarding_text(
          6. verify_online with wait_s (e.g. 30): the checklist until the worker is online; apply \
          the fix of any failed item. worker_status and the resource basis://worker/log help \
          when it does not come up.\n\
+         7. To earn from the task market: fetch_tasks (only_matching: true), claim_task, then \
+         execute_task for a task with an input (or write the output yourself), submit_output \
+         before claim_expiry, and get_submission to see the evaluation and the credit.\n\
          Report each step's result (fingerprints, not tokens) to the user.\n\n{RULES}"
     )
 }
@@ -171,6 +174,8 @@ mod tests {
             "write_env",
             "register_worker",
             "network_status",
+            "fetch_tasks",
+            "submit_output",
             "PUBLIC",
         ] {
             assert!(text.contains(step), "{step}");

@@ -1,6 +1,6 @@
 //! [`BasisMcp`]: the MCP server handler. The tool router and the operations' [`Context`] are
 //! built once and shared by every session (one for stdio, one per client over HTTP); a session
-//! only adds its own logging level.
+//! only adds its own logging (level, and the forwarding of `tracing` events once set).
 // MCP logging is deprecated by SEP-2577 in rmcp, but the spec versions clients use today have it.
 #![allow(deprecated)]
 
@@ -27,8 +27,11 @@ use crate::ops::Context;
 const INSTRUCTIONS: &str = "\
 basis turns this machine into a worker of a compute network. To onboard, follow the prompt \
 onboard_gpu_worker, or call check_hardware, write_env, register_worker, network_status, \
-start_worker, verify_online in that order. The reward wallet is a PUBLIC address; never ask \
-for or pass a private key, seed phrase or token (tools refuse them with SECRET_REFUSED). \
+start_worker, verify_online in that order. Then earn from the task market: fetch_tasks, \
+claim_task, execute_task (or produce the output yourself), submit_output, get_submission; an \
+Evaluator Agent judges submissions with verify_output. The reward wallet is a PUBLIC address; \
+never ask for or pass a private key, seed phrase, token or key (tools refuse them with \
+SECRET_REFUSED). \
 Failures come back as isError results with structuredContent {code, message, fix}: apply the \
 fix and retry.";
 
@@ -200,11 +203,12 @@ impl ServerHandler for BasisMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.clone();
         let peer = context.peer.clone();
+        // Events the call emits go to this session only (see `logging`).
         let result = match &self.work {
-            None => self.call_here(request, context).await,
+            None => self.level.scope(self.call_here(request, context)).await,
             Some(work) => {
                 let this = self.clone();
-                work.spawn(async move { this.call_here(request, context).await })
+                work.spawn(async move { this.level.scope(this.call_here(request, context)).await })
                     .await
                     .unwrap_or_else(|e| {
                         Err(ErrorData::internal_error(
@@ -279,9 +283,9 @@ impl ServerHandler for BasisMcp {
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.level.set(request.level);
+        self.level.set(request.level, &context.peer);
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 
 mod gateway;
 mod procs;
+mod tasks;
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -20,7 +21,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Context, register, start, stop, verify};
-use crate::domain::{ErrorCode, Problem, WalletAddress};
+use crate::domain::{ErrorCode, Problem, ReceiptId, SubmissionId, WalletAddress};
 
 /// One line of the checklist.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -75,7 +76,7 @@ impl Output {
 }
 
 /// The steps, in order (names as shown).
-const STEPS: [&str; 10] = [
+const STEPS: [&str; 16] = [
     "orchestrator starts (SQLite in a temp dir)",
     "no worker: chat completion -> 503",
     "no client key: chat completion -> 401",
@@ -84,6 +85,12 @@ const STEPS: [&str; 10] = [
     "worker online within the window",
     "chat completion -> 200, receipt verifies",
     "streamed completion -> 200, receipt verifies",
+    "post a task with an inference input",
+    "fetch_tasks lists it for this worker",
+    "claim_task",
+    "execute_task on the runtime, submit_output",
+    "verify_output: hash rechecked, evaluated",
+    "settled: receipt verifies, reward in ledger",
     "stop the worker",
     "worker offline",
 ];
@@ -263,6 +270,7 @@ async fn drive(
     run.step(wait_online(ctx)).await;
     run.step(gw.completion(false)).await;
     run.step(gw.completion(true)).await;
+    task_market(run, &orch, ctx).await;
     run.step(async {
         let out = stop::run(
             ctx,
@@ -281,4 +289,35 @@ async fn drive(
     .await;
     run.step(gw.expect_offline(Duration::from_secs(10))).await;
     Some(orch)
+}
+
+/// The task part of §9: post, fetch, claim, execute, submit, evaluate, settle.
+async fn task_market(run: &mut Run<'_>, orch: &procs::Orchestrator, ctx: &Context) {
+    let task = run.step(tasks::post(orch)).await;
+    let fetched = match &task {
+        Some(id) => run.step(tasks::fetch(ctx, id)).await,
+        None => run.step(not_reached()).await,
+    };
+    let claimed = match (&task, fetched) {
+        (Some(id), Some(())) => run.step(tasks::claim(ctx, id)).await,
+        _ => run.step(not_reached()).await,
+    };
+    let submitted = match (&task, claimed) {
+        (Some(id), Some(())) => run.step(tasks::execute_and_submit(ctx, id)).await,
+        _ => run.step(not_reached::<SubmissionId>()).await,
+    };
+    let receipt = match &submitted {
+        Some(sub) => run.step(tasks::evaluate(ctx, orch, sub)).await,
+        None => run.step(not_reached::<ReceiptId>()).await,
+    };
+    match &receipt {
+        Some(r) => run.step(tasks::settled(orch, r, gateway::WORKER_ID)).await,
+        None => run.step(not_reached()).await,
+    };
+}
+
+/// A step whose input an earlier (failed) step did not produce; [`Run::step`] marks it not
+/// run without polling this.
+fn not_reached<T>() -> std::future::Ready<Result<(T, String), String>> {
+    std::future::ready(Err("an earlier step failed".to_owned()))
 }

@@ -1,5 +1,5 @@
 //! The canary's orchestrator: a real `basis orchestrator` child process on 127.0.0.1:0 with a
-//! SQLite file in the canary's temp dir, and the client key it was given.
+//! SQLite file in the canary's temp dir, and the client and evaluator keys made for it.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -14,6 +14,7 @@ use url::Url;
 pub struct Orchestrator {
     pub url: Url,
     pub client_key: SecretString,
+    pub evaluator_key: SecretString,
     child: Child,
 }
 
@@ -22,25 +23,13 @@ fn exe() -> Result<std::path::PathBuf, String> {
 }
 
 impl Orchestrator {
-    /// Creates a client key in a fresh database, then starts the orchestrator on it.
+    /// Creates a client key and an evaluator key in a fresh database, then starts the
+    /// orchestrator on it.
     pub async fn start(home: &Path) -> Result<Self, String> {
         let db = home.join("orchestrator.db");
         let exe = exe()?;
-        let out = Command::new(&exe)
-            .args(["orchestrator", "keys", "create", "--role", "client", "--db"])
-            .arg(&db)
-            .env("BASIS_HOME", home)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(|e| format!("cannot run `basis orchestrator keys create`: {e}"))?;
-        let key = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && out.status.success())
-            .map(|k| SecretString::from(k.to_owned()))
-            .ok_or_else(|| "`basis orchestrator keys create` printed no key".to_owned())?;
+        let client_key = create_key(&exe, home, &db, "client").await?;
+        let evaluator_key = create_key(&exe, home, &db, "evaluator").await?;
         let mut child = Command::new(&exe)
             .args(["orchestrator", "--listen", "127.0.0.1:0", "--db"])
             .arg(&db)
@@ -72,7 +61,8 @@ impl Orchestrator {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self {
             url,
-            client_key: key,
+            client_key,
+            evaluator_key,
             child,
         })
     }
@@ -81,4 +71,28 @@ impl Orchestrator {
     pub async fn shutdown(&mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// `basis orchestrator keys create --role ROLE`: the key is the first line it prints.
+async fn create_key(
+    exe: &Path,
+    home: &Path,
+    db: &Path,
+    role: &str,
+) -> Result<SecretString, String> {
+    let out = Command::new(exe)
+        .args(["orchestrator", "keys", "create", "--role", role, "--db"])
+        .arg(db)
+        .env("BASIS_HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run `basis orchestrator keys create`: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && out.status.success())
+        .map(|k| SecretString::from(k.to_owned()))
+        .ok_or_else(|| format!("`basis orchestrator keys create --role {role}` printed no key"))
 }

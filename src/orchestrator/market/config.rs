@@ -66,7 +66,7 @@ impl Default for TaskMarketConfig {
 
 impl TaskMarketConfig {
     /// Fills defaults and checks bounds; the error names the key.
-    pub fn resolve(raw: RawTaskConfig) -> Result<Self, String> {
+    pub fn resolve(raw: &RawTaskConfig) -> Result<Self, String> {
         let d = Self::default();
         let c = Self {
             protocol_fee_bps: raw.protocol_fee_bps.unwrap_or(d.protocol_fee_bps),
@@ -98,6 +98,16 @@ impl TaskMarketConfig {
             return Err("tasks.sweep_interval_ms must be between 10 and 60000".into());
         }
         Ok(c)
+    }
+
+    /// What settlement and the sweeper need.
+    pub fn settle_policy(&self) -> super::settle::SettlePolicy {
+        super::settle::SettlePolicy {
+            protocol_fee_bps: self.protocol_fee_bps,
+            max_tokens_per_s: self.max_tokens_per_s,
+            dispute_window_s: self.dispute_window_s,
+            evaluator_timeout_policy: self.evaluator_timeout_policy,
+        }
     }
 
     /// The public part, for the onboarding status.

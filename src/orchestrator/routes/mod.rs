@@ -9,6 +9,8 @@ mod models;
 mod onboarding;
 mod receipts;
 mod register;
+mod submissions;
+mod tasks;
 mod workers;
 
 use std::convert::Infallible;
@@ -33,6 +35,7 @@ use crate::wire;
 pub fn router(state: AppState) -> Router {
     let limit = state.config.body_limit_bytes;
     let gateway_limit = state.config.gateway_body_limit_bytes;
+    let submit_limit = submissions::submit_body_limit(state.config.tasks.max_output_bytes);
     Router::new()
         .route(wire::HEALTH, get(health::health))
         .route(wire::METRICS, get(meta::metrics))
@@ -49,6 +52,31 @@ pub fn router(state: AppState) -> Router {
         .route(wire::WORKER_CONNECT, get(connect::connect))
         .route("/api/workers/{id}", get(workers::get))
         .route("/api/receipts/{id}", get(receipts::get))
+        .route("/api/workers/{id}/rewards", get(workers::rewards))
+        .route(
+            wire::TASKS,
+            get(tasks::list).merge(
+                post(tasks::post)
+                    .layer::<_, Infallible>(DefaultBodyLimit::max(gateway_limit))
+                    .layer::<_, Infallible>(Extension(BodyLimit(gateway_limit))),
+            ),
+        )
+        .route("/api/tasks/{id}", get(tasks::get))
+        .route("/api/tasks/{id}/claim", post(tasks::claim))
+        .route("/api/tasks/{id}/release", post(tasks::release))
+        .route(
+            "/api/tasks/{id}/submit",
+            post(submissions::submit)
+                .layer::<_, Infallible>(DefaultBodyLimit::max(submit_limit))
+                .layer::<_, Infallible>(Extension(BodyLimit(submit_limit))),
+        )
+        .route("/api/submissions/{id}", get(submissions::get))
+        .route(
+            "/api/submissions/{id}/evaluate",
+            post(submissions::evaluate),
+        )
+        .route("/api/submissions/{id}/dispute", post(submissions::dispute))
+        .route("/api/submissions/{id}/resolve", post(submissions::resolve))
         .route(wire::MODELS, get(models::list))
         .route(
             wire::CHAT_COMPLETIONS,

@@ -1,17 +1,21 @@
-//! `GET /api/workers/{id}` and `GET /api/workers` (paged by `?after=ID&limit=N`).
+//! `GET /api/workers/{id}`, `GET /api/workers` (paged by `?after=ID&limit=N`) and the
+//! reward ledger `GET /api/workers/{id}/rewards`.
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::domain::{ErrorCode, TokenFingerprint, WorkerId};
 use crate::orchestrator::error::{ApiError, scrub_serde_message};
 use crate::orchestrator::hub::Hub;
+use crate::orchestrator::market::problems::worker_not_found;
 use crate::orchestrator::state::AppState;
 use crate::orchestrator::store::WorkerRow;
-use crate::wire::{WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
+use crate::wire::{Rewards, WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
+
+/// Credits shown by `GET /api/workers/{id}/rewards`, newest first.
+pub const REWARDS_HISTORY: usize = 100;
 
 /// The public view of a stored worker: the token hash becomes its fingerprint, and while it is
 /// connected its presence comes from the hub (heartbeats are not written one by one). A
@@ -43,28 +47,44 @@ fn parse_id(id: &str) -> Result<WorkerId, ApiError> {
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidWorkerId, e.to_string()))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Json<WorkerRecord>, ApiError> {
+fn path_id(id: Result<Path<String>, PathRejection>) -> Result<WorkerId, ApiError> {
     let Path(id) = id.map_err(|_| {
         ApiError::bad_request(
             ErrorCode::InvalidWorkerId,
             "the worker id in the path is not valid UTF-8",
         )
     })?;
-    let id = parse_id(&id)?;
+    parse_id(&id)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<WorkerRecord>, ApiError> {
+    let id = path_id(id)?;
     match state.store.worker(id.clone()).await? {
         Some(row) => Ok(Json(record(row, &state.hub))),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::WorkerNotFound,
-            format!("no worker `{id}` is registered with this orchestrator"),
-        )
-        .with_fix(
-            "Register it first (register_worker / `basis register`), or check the worker id.",
-        )),
+        None => Err(worker_not_found(&id)),
     }
+}
+
+/// The worker's pending rewards and its newest credits (passes and unpaid ones alike).
+pub async fn rewards(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Rewards>, ApiError> {
+    let id = path_id(id)?;
+    let Some(row) = state.store.worker(id.clone()).await? else {
+        return Err(worker_not_found(&id));
+    };
+    let credits = state.store.credits(id, REWARDS_HISTORY).await?;
+    Ok(Json(Rewards {
+        worker_id: row.worker_id,
+        wallet: row.wallet,
+        pending: row.rewards_pending,
+        asset: state.config.asset.clone(),
+        credits,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
 //! Storage behind one trait, [`Store`], split per noun ([`WorkerStore`], [`KeyStore`],
-//! [`JobStore`]).
+//! [`JobStore`], [`TaskStore`]).
 //! Handlers hold an `Arc<dyn Store>` and never see SQL, so a `PostgreSQL` implementation can be
 //! added beside [`sqlite`] without touching them.
 //!
@@ -7,11 +7,13 @@
 //! of the orchestrator; [`WorkerStore::insert_worker`] of an existing id fails with
 //! [`StoreError::Conflict`] (so of N concurrent registrations of one new id exactly one wins);
 //! [`WorkerStore::update_registration`] is a compare-and-swap on the stored token hash;
-//! [`JobStore::record_job`] writes a job at most once.
+//! [`JobStore::record_job`] writes a job at most once; every [`TaskStore`] change is one
+//! transaction that moves the task only through [`crate::domain::transition`].
 
 mod jobs;
 mod keys;
 pub mod sqlite;
+mod tasks;
 mod workers;
 
 use std::fmt;
@@ -21,6 +23,10 @@ use futures::future::BoxFuture;
 pub use jobs::{JobOutcome, JobRecord, JobStatus, JobStore, Recorded};
 pub use keys::{KeyRole, KeySha256, KeyStore, UnknownKeyRole};
 pub use sqlite::SqliteStore;
+pub use tasks::{
+    ClaimArgs, Claimed, DisputeArgs, EvaluateArgs, NewSubmission, Refusal, ResolveArgs,
+    SubmissionRow, Submitted, SweepReport, TaskError, TaskFilter, TaskRow, TaskStore, secs,
+};
 pub use workers::{Presence, WorkerRow, WorkerStore};
 
 /// A store failure. Handlers log it and answer `INTERNAL`; only `Conflict` reaches a client
@@ -46,7 +52,7 @@ pub enum StoreError {
 }
 
 /// Everything the orchestrator stores.
-pub trait Store: WorkerStore + KeyStore + JobStore + fmt::Debug + Send + Sync {
+pub trait Store: WorkerStore + KeyStore + JobStore + TaskStore + fmt::Debug + Send + Sync {
     /// Cheap round trip to the backend, for `/health`.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }

@@ -6,9 +6,11 @@
 //! when to use it and what comes next, input and output schemas from the operation's types,
 //! and all four annotation hints set explicitly.
 
+mod evaluator;
 mod hardware;
 mod network;
 mod onboarding;
+mod tasks;
 mod worker;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -21,7 +23,9 @@ pub fn router(read_only: bool) -> ToolRouter<BasisMcp> {
     let mut router = BasisMcp::hardware_tools()
         + BasisMcp::onboarding_tools()
         + BasisMcp::network_tools()
-        + BasisMcp::worker_tools();
+        + BasisMcp::worker_tools()
+        + BasisMcp::task_tools()
+        + BasisMcp::evaluator_tools();
     if read_only {
         let writers: Vec<_> = router
             .map

@@ -1,8 +1,9 @@
 //! The `jobs` and `receipts` tables: a finished job, its receipt and its worker's counter are
-//! written in one transaction, once per `job_id`.
+//! written in one transaction, once per `job_id`. The statements of that path run once per
+//! gateway job, so they come from the connection's statement cache (parsed once).
 
 use futures::future::BoxFuture;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, to_sql_int};
 use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId};
@@ -17,20 +18,17 @@ fn corrupt_status() -> StoreError {
     }
 }
 
-fn status_of(tx: &Transaction<'_>, id: &str) -> Result<Option<JobStatus>, StoreError> {
+fn status_of(tx: &Connection, id: &str) -> Result<Option<JobStatus>, StoreError> {
     let status: Option<String> = tx
-        .query_row(
-            "SELECT status FROM jobs WHERE job_id = ?1",
-            params![id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT status FROM jobs WHERE job_id = ?1")?
+        .query_row(params![id], |r| r.get(0))
         .optional()?;
     status
         .map(|s| JobStatus::parse(&s).ok_or_else(corrupt_status))
         .transpose()
 }
 
-fn insert_receipt(tx: &Transaction<'_>, receipt: &HashedReceipt) -> Result<(), StoreError> {
+pub(super) fn insert_receipt(tx: &Connection, receipt: &HashedReceipt) -> Result<(), StoreError> {
     let body = serde_json::to_string(receipt).map_err(|e| StoreError::Corrupt {
         what: "receipt",
         reason: e.to_string(),
@@ -40,26 +38,26 @@ fn insert_receipt(tx: &Transaction<'_>, receipt: &HashedReceipt) -> Result<(), S
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     let r = &receipt.receipt;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO receipts (receipt_id, receipt_hash, kind, worker_id, job_id, issued_at, body) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            r.receipt_id.as_str(),
-            receipt.receipt_hash.to_string(),
-            kind,
-            r.worker_id.as_str(),
-            r.job_id.as_ref().map(JobId::as_str),
-            to_sql_int(r.issued_at),
-            body
-        ],
-    )?;
+    )?
+    .execute(params![
+        r.receipt_id.as_str(),
+        receipt.receipt_hash.to_string(),
+        kind,
+        r.worker_id.as_str(),
+        r.job_id.as_ref().map(JobId::as_str),
+        to_sql_int(r.issued_at),
+        body
+    ])?;
     Ok(())
 }
 
 impl JobStore for SqliteStore {
     fn record_job(&self, job: JobRecord) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             if let Some(status) = status_of(&tx, job.job_id.as_str())? {
                 return Ok(Recorded::Already(status));
             }
@@ -75,25 +73,25 @@ impl JobStore for SqliteStore {
                 JobOutcome::Failed(code) => (Some(code.as_str()), None, Some("jobs_failed")),
                 JobOutcome::Cancelled => (None, None, None),
             };
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO jobs (job_id, worker_id, model, status, error_code, receipt_id, \
                  started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    job.job_id.as_str(),
-                    job.worker_id.as_str(),
-                    job.model,
-                    job.outcome.status().as_str(),
-                    error_code,
-                    receipt_id,
-                    to_sql_int(job.started_at),
-                    to_sql_int(job.finished_at)
-                ],
-            )?;
+            )?
+            .execute(params![
+                job.job_id.as_str(),
+                job.worker_id.as_str(),
+                job.model,
+                job.outcome.status().as_str(),
+                error_code,
+                receipt_id,
+                to_sql_int(job.started_at),
+                to_sql_int(job.finished_at)
+            ])?;
             if let Some(column) = counter {
-                tx.execute(
-                    &format!("UPDATE workers SET {column} = {column} + 1 WHERE worker_id = ?1"),
-                    params![job.worker_id.as_str()],
-                )?;
+                tx.prepare_cached(&format!(
+                    "UPDATE workers SET {column} = {column} + 1 WHERE worker_id = ?1"
+                ))?
+                .execute(params![job.worker_id.as_str()])?;
             }
             tx.commit()?;
             Ok(Recorded::New)

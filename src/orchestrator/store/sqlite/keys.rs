@@ -25,12 +25,12 @@ impl KeyStore for SqliteStore {
 
     fn key_role(&self, sha256: KeySha256) -> BoxFuture<'_, Result<Option<KeyRole>, StoreError>> {
         self.read(move |conn| {
+            // Once per gateway request: parsed once, from the statement cache.
             let role: Option<String> = conn
-                .query_row(
+                .prepare_cached(
                     "SELECT role FROM keys WHERE key_sha256 = ?1 AND revoked_at IS NULL",
-                    params![&sha256.0[..]],
-                    |r| r.get(0),
-                )
+                )?
+                .query_row(params![&sha256.0[..]], |r| r.get(0))
                 .optional()?;
             role.map(|r| {
                 r.parse().map_err(|_| StoreError::Corrupt {

@@ -57,6 +57,92 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX receipts_by_worker ON receipts (worker_id, issued_at);
     CREATE INDEX workers_by_token ON workers (token_sha256);",
+    // 3: the task market. Times in unix milliseconds. `reward_key` is the reward zero-padded to
+    // 40 digits, so TEXT order is numeric order; the listing index serves `WHERE status = ?
+    // ORDER BY reward_key DESC, task_id` and its cursor, and carries the deadline and the
+    // capabilities so the filters skip rows without reading the table.
+    "CREATE TABLE tasks (
+        task_id                TEXT PRIMARY KEY NOT NULL,
+        client                 TEXT NOT NULL,
+        description            TEXT NOT NULL,
+        criteria               TEXT NOT NULL,
+        required_capabilities  TEXT NOT NULL,
+        reward                 TEXT NOT NULL,
+        reward_key             TEXT NOT NULL CHECK (length(reward_key) = 40),
+        asset                  TEXT NOT NULL,
+        deadline_ms            INTEGER NOT NULL,
+        output_format          TEXT NOT NULL,
+        claim_ttl_s            INTEGER NOT NULL,
+        evaluator              TEXT NOT NULL,
+        pass_threshold         INTEGER NOT NULL,
+        input                  TEXT,
+        status                 TEXT NOT NULL CHECK (status IN ('open', 'claimed', 'submitted',
+                                 'completed', 'rejected', 'disputed', 'abandoned', 'expired')),
+        attempts               INTEGER NOT NULL DEFAULT 0,
+        created_ms             INTEGER NOT NULL,
+        updated_ms             INTEGER NOT NULL,
+        claimed_by             TEXT,
+        claimed_ms             INTEGER,
+        claim_expiry_ms        INTEGER,
+        submission_id          TEXT
+    ) STRICT;
+    CREATE INDEX tasks_listing ON tasks (status, reward_key DESC, task_id, deadline_ms,
+        required_capabilities);
+    CREATE INDEX tasks_by_holder ON tasks (claimed_by, status);
+    CREATE INDEX tasks_leases ON tasks (claim_expiry_ms) WHERE status = 'claimed';
+    CREATE INDEX tasks_deadlines ON tasks (deadline_ms) WHERE status IN ('open', 'claimed');
+    CREATE TABLE claims (
+        claim_id    INTEGER PRIMARY KEY,
+        task_id     TEXT NOT NULL,
+        worker_id   TEXT NOT NULL,
+        attempt     INTEGER NOT NULL,
+        claimed_ms  INTEGER NOT NULL,
+        expiry_ms   INTEGER NOT NULL,
+        ended_ms    INTEGER,
+        outcome     TEXT CHECK (outcome IN ('released', 'lapsed', 'submitted', 'expired'))
+    ) STRICT;
+    CREATE INDEX claims_by_task ON claims (task_id, worker_id);
+    CREATE TABLE submissions (
+        submission_id           TEXT PRIMARY KEY NOT NULL,
+        task_id                 TEXT NOT NULL UNIQUE,
+        worker_id               TEXT NOT NULL,
+        output                  TEXT NOT NULL,
+        output_hash             TEXT NOT NULL,
+        usage                   TEXT,
+        duration_ms             INTEGER,
+        claimed_ms              INTEGER NOT NULL,
+        submitted_ms            INTEGER NOT NULL,
+        evaluation_deadline_ms  INTEGER NOT NULL,
+        evaluation              TEXT,
+        attestation_hash        TEXT,
+        evaluated_ms            INTEGER,
+        auto_evaluated          INTEGER NOT NULL DEFAULT 0,
+        dispute_deadline_ms     INTEGER,
+        dispute_reason          TEXT,
+        disputed_ms             INTEGER,
+        resolution              TEXT,
+        resolution_note         TEXT,
+        resolved_ms             INTEGER,
+        receipt_id              TEXT
+    ) STRICT;
+    CREATE INDEX submissions_unevaluated ON submissions (evaluation_deadline_ms)
+        WHERE evaluated_ms IS NULL;
+    CREATE TABLE credits (
+        submission_id  TEXT PRIMARY KEY NOT NULL,
+        task_id        TEXT NOT NULL,
+        worker_id      TEXT NOT NULL,
+        wallet         TEXT NOT NULL,
+        gross          TEXT NOT NULL,
+        fee            TEXT NOT NULL,
+        net            TEXT NOT NULL,
+        asset          TEXT NOT NULL,
+        unpaid         TEXT,
+        status         TEXT NOT NULL DEFAULT 'pending',
+        created_ms     INTEGER NOT NULL,
+        receipt_id     TEXT NOT NULL,
+        receipt_hash   TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX credits_by_worker ON credits (worker_id, created_ms);",
 ];
 
 /// The schema version this build writes.

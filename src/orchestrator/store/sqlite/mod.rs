@@ -1,18 +1,24 @@
 //! [`SqliteStore`]: the embedded default store. One `SQLite` file (WAL, `synchronous=FULL`, so an
 //! acknowledged write survives kill -9), migrated on open through `PRAGMA user_version`.
 //!
-//! One writer connection and one reader connection, each behind a mutex and used from
+//! One writer connection, owned by a dedicated thread that commits concurrent writes together
+//! (group commit, see `writer.rs`), and one reader connection behind a mutex used from
 //! `spawn_blocking`, so `SQLite` never blocks the async runtime and writes are serialised.
 
 mod jobs;
 mod keys;
 mod migrations;
+mod tasks;
+mod tasks_list;
+mod tasks_rows;
+mod tasks_settle;
 mod workers;
+mod writer;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -33,7 +39,7 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: mpsc::Sender<Box<dyn writer::Job>>,
     reader: Mutex<Connection>,
 }
 
@@ -71,10 +77,11 @@ impl SqliteStore {
         let mut writer = connect(path, false).map_err(|e| open_err(e.to_string()))?;
         migrations::migrate(&mut writer, path)?;
         let reader = connect(path, true).map_err(|e| open_err(e.to_string()))?;
+        let writer = writer::spawn(writer).map_err(|e| open_err(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: Mutex::new(writer),
+                writer,
                 reader: Mutex::new(reader),
             }),
         })
@@ -84,17 +91,31 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs `f` on the writer connection on the blocking pool.
+    /// Runs `f` on the writer thread, inside a transaction it may share with other writes
+    /// (group commit); resolves once that transaction is committed. `f` must not open a
+    /// transaction itself: it uses `conn.savepoint()` for atomic groups of statements.
     fn write<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self
+            .inner
+            .writer
+            .send(Box::new(writer::Task { f, reply }))
+            .is_ok();
+        async move {
+            if !sent {
+                return Err(StoreError::Backend("the store's writer has stopped".into()));
+            }
+            answer.await.unwrap_or_else(|_| {
+                Err(StoreError::Backend(
+                    "the store's writer dropped the operation".into(),
+                ))
+            })
+        }
+        .boxed()
     }
 
     /// Runs `f` on the reader connection on the blocking pool.
@@ -169,3 +190,5 @@ fn from_sql_int(v: i64, what: &'static str) -> Result<u64, StoreError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tasks;

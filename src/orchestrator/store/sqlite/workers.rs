@@ -104,7 +104,7 @@ impl WorkerStore for SqliteStore {
     ) -> BoxFuture<'_, Result<WorkerRow, StoreError>> {
         self.write(move |conn| {
             let p = reg_params(&reg)?;
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             tx.execute(
                 "INSERT INTO workers (worker_id, wallet, runtime, models, token_sha256, hardware, \
                  version, multi_task, registered_at, updated_at) \
@@ -135,7 +135,7 @@ impl WorkerStore for SqliteStore {
     ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>> {
         self.write(move |conn| {
             let p = reg_params(&reg)?;
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             let changed = tx.execute(
                 "UPDATE workers SET wallet = ?2, runtime = ?3, models = ?4, token_sha256 = ?5, \
                  hardware = ?6, version = ?7, multi_task = ?8, updated_at = ?9 \
@@ -210,7 +210,7 @@ impl WorkerStore for SqliteStore {
         changes: Vec<(WorkerId, Presence)>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             for (id, presence) in &changes {
                 match *presence {
                     Presence::Connected(now) => tx.execute(
@@ -230,7 +230,7 @@ impl WorkerStore for SqliteStore {
 
     fn touch_workers(&self, seen: Vec<(WorkerId, u64)>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             {
                 let mut stmt = tx.prepare_cached(
                     "UPDATE workers SET last_seen = ?2 WHERE worker_id = ?1 \

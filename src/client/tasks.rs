@@ -1,0 +1,266 @@
+//! The task market (§7): `tasks()`, `task()`, `post_task()`, `claim()`, `release()`,
+//! `submit()`, `submission()`, `evaluate()`, `dispute()`, `resolve()`, `rewards()`.
+//!
+//! Credentials travel only in headers marked sensitive: the worker token as `Authorization:
+//! Bearer` for claim, release, submit and dispute; the evaluator key (evaluate) and the client
+//! key (post) the same way; the admin key as `x-basis-admin-key`. Each is also passed as a
+//! secret to withhold should an error message repeat it.
+
+use reqwest::header::AUTHORIZATION;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use super::{ClientError, OrchestratorClient, secret_header};
+use crate::domain::{Evaluation, SubmissionId, TaskId, WorkerId, WorkerToken};
+use crate::wire::{
+    ADMIN_KEY_HEADER, Claim, ClaimRequest, DisputeRequest, PostTaskRequest, ResolveRequest,
+    Rewards, Submission, SubmitRequest, TASKS, Task, TaskList, TaskQuery, claim_path, dispute_path,
+    evaluate_path, release_path, resolve_path, rewards_path, submission_path, submit_path,
+    task_path,
+};
+
+/// A submission's result: the submission as stored, and whether this call created it (201)
+/// rather than finding the same `(task_id, output_hash)` already submitted (200).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitOutcome {
+    pub submission: Submission,
+    pub created: bool,
+}
+
+impl OrchestratorClient {
+    /// One page of `GET /api/tasks` with the filters in `query` (highest reward first).
+    pub async fn tasks(&self, query: &TaskQuery) -> Result<TaskList, ClientError> {
+        let rb = self.request(Method::GET, &tasks_path(query))?;
+        Ok(self.send(rb, &[], &[]).await?.1)
+    }
+
+    /// `GET /api/tasks/{id}`. A missing task is `Api` with `TASK_NOT_FOUND`.
+    pub async fn task(&self, id: &TaskId) -> Result<Task, ClientError> {
+        let rb = self.request(Method::GET, &task_path(id))?;
+        Ok(self.send(rb, &[], &[]).await?.1)
+    }
+
+    /// `POST /api/tasks` with a client key (none against an `--open` orchestrator).
+    pub async fn post_task(
+        &self,
+        req: &PostTaskRequest,
+        client_key: Option<&SecretString>,
+    ) -> Result<Task, ClientError> {
+        let rb = self.request(Method::POST, TASKS)?.json(req);
+        self.with_bearer(rb, client_key.map(ExposeSecret::expose_secret))
+            .await
+    }
+
+    /// `POST /api/tasks/{id}/claim` as `worker_id`, proven by its token. Claiming a task this
+    /// worker already holds returns its current claim.
+    pub async fn claim(
+        &self,
+        id: &TaskId,
+        worker_id: &WorkerId,
+        token: &WorkerToken,
+    ) -> Result<Claim, ClientError> {
+        let body = ClaimRequest {
+            worker_id: worker_id.clone(),
+        };
+        let rb = self.request(Method::POST, &claim_path(id))?.json(&body);
+        self.with_bearer(rb, Some(token.expose_secret())).await
+    }
+
+    /// `POST /api/tasks/{id}/release`: gives the claim back (the task reopens).
+    pub async fn release(
+        &self,
+        id: &TaskId,
+        worker_id: &WorkerId,
+        token: &WorkerToken,
+    ) -> Result<Task, ClientError> {
+        let body = ClaimRequest {
+            worker_id: worker_id.clone(),
+        };
+        let rb = self.request(Method::POST, &release_path(id))?.json(&body);
+        self.with_bearer(rb, Some(token.expose_secret())).await
+    }
+
+    /// `POST /api/tasks/{id}/submit`. The same output again returns the first submission.
+    pub async fn submit(
+        &self,
+        id: &TaskId,
+        req: &SubmitRequest,
+        token: &WorkerToken,
+    ) -> Result<SubmitOutcome, ClientError> {
+        let rb = self.request(Method::POST, &submit_path(id))?.json(req);
+        let (status, submission) = self.authed(rb, Some(token.expose_secret())).await?;
+        Ok(SubmitOutcome {
+            submission,
+            created: status == StatusCode::CREATED,
+        })
+    }
+
+    /// `GET /api/submissions/{id}`. A missing one is `Api` with `SUBMISSION_NOT_FOUND`.
+    pub async fn submission(&self, id: &SubmissionId) -> Result<Submission, ClientError> {
+        let rb = self.request(Method::GET, &submission_path(id))?;
+        Ok(self.send(rb, &[], &[]).await?.1)
+    }
+
+    /// `POST /api/submissions/{id}/evaluate` with an evaluator key.
+    pub async fn evaluate(
+        &self,
+        id: &SubmissionId,
+        evaluation: &Evaluation,
+        evaluator_key: &SecretString,
+    ) -> Result<Submission, ClientError> {
+        let rb = self
+            .request(Method::POST, &evaluate_path(id))?
+            .json(evaluation);
+        self.with_bearer(rb, Some(evaluator_key.expose_secret()))
+            .await
+    }
+
+    /// `POST /api/submissions/{id}/dispute`: this worker disputes a rejection.
+    pub async fn dispute(
+        &self,
+        id: &SubmissionId,
+        req: &DisputeRequest,
+        token: &WorkerToken,
+    ) -> Result<Submission, ClientError> {
+        let rb = self.request(Method::POST, &dispute_path(id))?.json(req);
+        self.with_bearer(rb, Some(token.expose_secret())).await
+    }
+
+    /// `POST /api/submissions/{id}/resolve` with the admin key: the operator decides a dispute.
+    pub async fn resolve(
+        &self,
+        id: &SubmissionId,
+        req: &ResolveRequest,
+        admin_key: &SecretString,
+    ) -> Result<Submission, ClientError> {
+        let key = admin_key.expose_secret();
+        let rb = self
+            .request(Method::POST, &resolve_path(id))?
+            .header(ADMIN_KEY_HEADER, secret_header(key)?)
+            .json(req);
+        Ok(self.send(rb, &[], &[key]).await?.1)
+    }
+
+    /// `GET /api/workers/{id}/rewards`: pending credits and their history.
+    pub async fn rewards(&self, worker_id: &WorkerId) -> Result<Rewards, ClientError> {
+        let rb = self.request(Method::GET, &rewards_path(worker_id))?;
+        Ok(self.send(rb, &[], &[]).await?.1)
+    }
+
+    /// [`authed`](Self::authed), keeping only the body.
+    async fn with_bearer<T: DeserializeOwned>(
+        &self,
+        rb: RequestBuilder,
+        secret: Option<&str>,
+    ) -> Result<T, ClientError> {
+        Ok(self.authed(rb, secret).await?.1)
+    }
+
+    /// Sends `rb` with `Authorization: Bearer <secret>` (when given), withholding any error
+    /// message that repeats the secret.
+    async fn authed<T: DeserializeOwned>(
+        &self,
+        rb: RequestBuilder,
+        secret: Option<&str>,
+    ) -> Result<(StatusCode, T), ClientError> {
+        match secret {
+            Some(secret) => {
+                let rb = rb.header(AUTHORIZATION, secret_header(&format!("Bearer {secret}"))?);
+                self.send(rb, &[], &[secret]).await
+            }
+            None => self.send(rb, &[], &[]).await,
+        }
+    }
+}
+
+/// `/api/tasks` with the query's filters, form-encoded (capabilities hold `:`).
+fn tasks_path(query: &TaskQuery) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(status) = query.status {
+        form.append_pair("status", status.as_str());
+    }
+    if let Some(caps) = &query.capabilities {
+        form.append_pair("capabilities", caps);
+    }
+    if let Some(min) = &query.min_reward {
+        form.append_pair("min_reward", &min.to_string());
+    }
+    if let Some(buffer) = query.deadline_buffer_s {
+        form.append_pair("deadline_buffer_s", &buffer.to_string());
+    }
+    if let Some(cursor) = &query.cursor {
+        form.append_pair("cursor", cursor);
+    }
+    if let Some(limit) = query.limit {
+        form.append_pair("limit", &limit.to_string());
+    }
+    let encoded = form.finish();
+    if encoded.is_empty() {
+        TASKS.to_owned()
+    } else {
+        format!("{TASKS}?{encoded}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::HeaderMap;
+
+    use super::*;
+    use crate::domain::{Amount, ErrorCode, TaskStatus};
+
+    /// A claim refused by the server: the token went as a bearer header, the server's code
+    /// comes through, and a message that repeats the token is withheld.
+    #[tokio::test]
+    async fn a_refused_claim_keeps_its_code_and_never_its_token() {
+        async fn refuse(headers: HeaderMap) -> (axum::http::StatusCode, String) {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let body = serde_json::json!({"error": {"code": "ALREADY_CLAIMED",
+                "message": format!("you sent {auth}"), "fix": "pick another task"}});
+            (axum::http::StatusCode::CONFLICT, body.to_string())
+        }
+        let app = axum::Router::new().route("/api/tasks/{id}/claim", axum::routing::post(refuse));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = OrchestratorClient::new(
+            url::Url::parse(&format!("http://{addr}")).unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let token = WorkerToken::generate();
+        let id = TaskId::generate();
+        let worker = WorkerId::parse("w-1").unwrap();
+        let e = client.claim(&id, &worker, &token).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::AlreadyClaimed);
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains(token.expose_secret()), "{shown}");
+        assert!(shown.contains("withheld"), "{shown}");
+        server.abort();
+    }
+
+    #[test]
+    fn the_query_is_form_encoded() {
+        assert_eq!(tasks_path(&TaskQuery::default()), "/api/tasks");
+        let query = TaskQuery {
+            status: Some(TaskStatus::Open),
+            capabilities: Some("runtime:vllm,model:llama3.2:1b".into()),
+            min_reward: Some(Amount::from_atomic(5)),
+            deadline_buffer_s: Some(60),
+            cursor: Some("a b&c".into()),
+            limit: Some(10),
+        };
+        assert_eq!(
+            tasks_path(&query),
+            "/api/tasks?status=open&capabilities=runtime%3Avllm%2Cmodel%3Allama3.2%3A1b\
+             &min_reward=5&deadline_buffer_s=60&cursor=a+b%26c&limit=10"
+        );
+    }
+}

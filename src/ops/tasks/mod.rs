@@ -1,0 +1,179 @@
+//! The task market's operations (§7), one file per action: `fetch` (fetch_tasks), `claim`
+//! (claim_task), `release` (release_task), `execute` (execute_task), `submit`
+//! (submit_output), `submission` (get_submission), `evaluate` (verify_output, the Evaluator
+//! Agent's) and `dispute` (dispute_output). This file holds what they share: the env file,
+//! the orchestrator client, this worker's identity and capabilities, id parsing.
+//!
+//! Capabilities: a worker has `runtime:<runtime>` (its `BASIS_WORKER_RUNTIME`) and
+//! `model:<name>` for each of its models (`BASIS_WORKER_MODELS`, or `BASIS_OLLAMA_MODEL` for an
+//! ollama worker without a list). A task matches when every capability it requires is among
+//! them; any other capability (e.g. `gpu:nvidia`) is one this worker does not claim to have.
+//!
+//! Secrets: the worker token and the evaluator key are read from the env file here and go
+//! only into the client's sensitive headers; no output type holds either.
+
+pub mod claim;
+pub mod dispute;
+pub mod evaluate;
+pub mod execute;
+pub mod fetch;
+pub mod release;
+pub mod submission;
+pub mod submit;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::Context;
+use crate::client::OrchestratorClient;
+use crate::config::{KEY_EVALUATOR_KEY, KEY_TOKEN, KEY_WORKER_ID, WorkerEnv};
+use crate::domain::{ErrorCode, Problem, Runtime, SubmissionId, TaskId, WorkerId, WorkerToken};
+use crate::wire::Task;
+
+/// Every task-market call gives up after this long.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The env file at `env_file` (default: worker.env in the config directory), when it exists.
+/// The path must be inside the allowed directories: it holds secrets basis will send.
+pub(crate) fn read_env(
+    ctx: &Context,
+    env_file: Option<&str>,
+) -> Result<Option<WorkerEnv>, Problem> {
+    let path = ctx.allowed.check(&ctx.env_path(env_file))?;
+    Ok(WorkerEnv::read_optional(&path)?)
+}
+
+/// The orchestrator to talk to: the env file's `BASIS_ORCHESTRATOR_URL`, else the configured
+/// one (basis.toml / `BASIS_ORCHESTRATOR_URL`).
+pub(crate) fn client(
+    ctx: &Context,
+    env: Option<&WorkerEnv>,
+) -> Result<(OrchestratorClient, Url), Problem> {
+    let url = env
+        .and_then(|e| e.orchestrator_url.clone())
+        .unwrap_or_else(|| ctx.settings.orchestrator_url.clone());
+    let client = OrchestratorClient::new(url.clone(), TIMEOUT)?;
+    Ok((client, url))
+}
+
+/// This host's worker, as the env file names it, with what acting as it needs.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub id: WorkerId,
+    /// Never shown; goes only into the client's `Authorization` header.
+    pub token: WorkerToken,
+    pub env: WorkerEnv,
+    pub client: OrchestratorClient,
+}
+
+impl Worker {
+    /// Reads the env file; it must name the worker and hold its token.
+    pub fn load(ctx: &Context, env_file: Option<&str>) -> Result<Self, Problem> {
+        let path = ctx.env_path(env_file);
+        let Some(env) = read_env(ctx, env_file)? else {
+            return Err(Problem::new(
+                ErrorCode::EnvIncomplete,
+                format!("there is no worker env file at {}", path.display()),
+            )
+            .with_fix(
+                "onboard first: write_env (public settings; it generates the token), then \
+                 register_worker",
+            ));
+        };
+        let missing: Vec<&str> = [
+            (KEY_WORKER_ID, env.worker_id.is_none()),
+            (KEY_TOKEN, env.token.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(key, missing)| missing.then_some(key))
+        .collect();
+        let (Some(id), Some(token)) = (env.worker_id.clone(), env.token.clone()) else {
+            return Err(Problem::new(
+                ErrorCode::EnvIncomplete,
+                format!("{} lacks {}", path.display(), missing.join(", ")),
+            )
+            .with_fix("write it with write_env, then register_worker"));
+        };
+        let (client, _) = client(ctx, Some(&env))?;
+        Ok(Self {
+            id,
+            token,
+            env,
+            client,
+        })
+    }
+}
+
+/// `runtime:<runtime>` and `model:<name>` for each model the env file announces.
+pub(crate) fn capabilities(env: &WorkerEnv) -> Vec<String> {
+    let mut caps: Vec<String> = env
+        .runtime
+        .map(|r| format!("runtime:{}", r.as_str()))
+        .into_iter()
+        .collect();
+    let mut models = env.models.clone();
+    if models.is_empty() && env.runtime == Some(Runtime::Ollama) {
+        models.extend(env.ollama_model.clone());
+    }
+    caps.extend(models.into_iter().map(|m| format!("model:{m}")));
+    caps
+}
+
+/// The capabilities `task` requires that `have` lacks (empty: it matches).
+pub(crate) fn missing_capabilities(task: &Task, have: &[String]) -> Vec<String> {
+    task.required_capabilities
+        .iter()
+        .filter(|c| !have.contains(c))
+        .cloned()
+        .collect()
+}
+
+/// The evaluator key: the env file's `BASIS_EVALUATOR_KEY`, else the process environment's.
+pub(crate) fn evaluator_key(env: Option<&WorkerEnv>) -> Option<SecretString> {
+    env.and_then(|e| e.evaluator_key.clone()).or_else(|| {
+        std::env::var(KEY_EVALUATOR_KEY)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(SecretString::from)
+    })
+}
+
+pub(crate) fn task_id(s: &str) -> Result<TaskId, Problem> {
+    TaskId::parse(s.trim()).map_err(|e| {
+        Problem::new(ErrorCode::InvalidArgument, format!("task_id: {e}"))
+            .with_fix("use a task_id exactly as fetch_tasks lists it: task- followed by 32 hex")
+    })
+}
+
+pub(crate) fn submission_id(s: &str) -> Result<SubmissionId, Problem> {
+    SubmissionId::parse(s.trim()).map_err(|e| {
+        Problem::new(ErrorCode::InvalidArgument, format!("submission_id: {e}"))
+            .with_fix("use the submission_id submit_output returned: sub- followed by 32 hex")
+    })
+}
+
+/// Unix time now, in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The `Problem` for a worker action on a task it does not hold (checked locally).
+pub(crate) fn not_held(task: &Task, worker: &WorkerId) -> Problem {
+    let holder = match &task.claimed_by {
+        Some(w) if w == worker => "this worker",
+        Some(_) => "another worker",
+        None => "no worker",
+    };
+    Problem::new(
+        ErrorCode::NotClaimHolder,
+        format!(
+            "task {} is {} and held by {holder}; this worker ({worker}) must hold its claim",
+            task.task_id, task.status
+        ),
+    )
+    .with_fix("claim it first with claim_task (it must be open), then try again")
+}

@@ -1,0 +1,109 @@
+//! `get_submission`: a submission as the orchestrator holds it (status, evaluation,
+//! attestation hash, credit, settlement receipt), with the output hash and the attestation
+//! hash recomputed here so the agent need not trust them. Read-only.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{client, read_env, submission_id};
+use crate::domain::{Problem, TaskStatus};
+use crate::guard::{GuardText, Guarded, SecretRefused};
+use crate::ops::Context;
+use crate::wire::Submission;
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The submission (sub- + 32 hex), as submit_output returned it.
+    pub submission_id: String,
+    /// The env file naming the orchestrator (default: worker.env in the config directory).
+    #[serde(default)]
+    pub env_file: Option<String>,
+}
+
+impl Guarded for Input {
+    fn check_secrets(&self) -> Result<(), SecretRefused> {
+        self.submission_id.guard("submission_id")?;
+        self.env_file.guard("env_file")
+    }
+}
+
+/// The submission, checked.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Output {
+    #[serde(flatten)]
+    pub submission: Submission,
+    /// keccak256 of the output (in its format) equals output_hash, recomputed here.
+    pub output_hash_verified: bool,
+    /// keccak256(JCS(evaluation)) equals attestation_hash, recomputed here; absent before
+    /// the evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_verified: Option<bool>,
+    pub next_step: String,
+}
+
+/// Fetches and checks the submission.
+pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
+    input.check_secrets()?;
+    let id = submission_id(&input.submission_id)?;
+    let env = read_env(ctx, input.env_file.as_deref())?;
+    let (client, _) = client(ctx, env.as_ref())?;
+    let submission = client.submission(&id).await?;
+    Ok(checked(submission))
+}
+
+/// `submission` with its hashes recomputed and what to do next.
+pub(crate) fn checked(submission: Submission) -> Output {
+    let output_hash_verified = submission
+        .output_format
+        .hash(&submission.output)
+        .is_ok_and(|h| h == submission.output_hash);
+    let attestation_verified = match (&submission.evaluation, &submission.attestation_hash) {
+        (Some(evaluation), Some(stored)) => {
+            Some(evaluation.attestation_hash().is_ok_and(|h| h == *stored))
+        }
+        (Some(_), None) => Some(false),
+        _ => None,
+    };
+    let next_step = next_step(&submission);
+    Output {
+        submission,
+        output_hash_verified,
+        attestation_verified,
+        next_step,
+    }
+}
+
+fn next_step(s: &Submission) -> String {
+    let paid = s.credit.as_ref().map(|c| (c.net, c.unpaid));
+    match s.status {
+        TaskStatus::Submitted => "waiting for the evaluator: check again later".to_owned(),
+        TaskStatus::Completed => match paid {
+            Some((net, None)) => format!(
+                "passed and credited {net} (net, pending off-chain settlement): fetch_tasks for \
+                 more work"
+            ),
+            Some((_, Some(reason))) => format!(
+                "passed, but not payable ({}): fetch_tasks for more work",
+                serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            None => "passed: fetch_tasks for more work".to_owned(),
+        },
+        TaskStatus::Rejected => {
+            if s.dispute.is_some() {
+                "rejected; the dispute was resolved against this output".to_owned()
+            } else {
+                "rejected: read evaluation.reasons; dispute_output with a reason before \
+                 dispute_deadline if the evaluation is wrong"
+                    .to_owned()
+            }
+        }
+        TaskStatus::Disputed => {
+            "disputed: the operator will resolve it; check again later".to_owned()
+        }
+        other => format!("the task is {other}"),
+    }
+}

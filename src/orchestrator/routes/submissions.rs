@@ -1,0 +1,280 @@
+//! The task market's submission routes (§7, docs/TASK_MARKET.md): the claim holder's
+//! `POST /api/tasks/{id}/submit` (hash recomputed, format checked, size bounded, idempotent),
+//! `GET /api/submissions/{id}`, `evaluate` (evaluator key; settles in one transaction),
+//! `dispute` (worker token, within the window) and `resolve` (admin key).
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::tasks::{Peer, ip, task_id};
+use crate::domain::{
+    ErrorCode, Evaluation, MAX_SAFE_INTEGER, OutputFormat, SubmissionId, TaskStatus,
+};
+use crate::guard::{GuardText, SecretRefused, check_text};
+use crate::orchestrator::auth;
+use crate::orchestrator::error::ApiError;
+use crate::orchestrator::extract::ApiJson;
+use crate::orchestrator::market::problems::{invalid, submission_not_found, task_not_found};
+use crate::orchestrator::state::{AppState, unix_now_ms};
+use crate::orchestrator::store::{
+    DisputeArgs, EvaluateArgs, NewSubmission, ResolveArgs, SubmissionRow, TaskError,
+};
+use crate::wire::{
+    DisputeRequest, MAX_DISPUTE_REASON_LEN, ResolveRequest, Submission, SubmitRequest,
+};
+
+/// Extra body bytes a submit may carry besides its output (ids, hash, usage, JSON escapes).
+pub const SUBMIT_HEADROOM: usize = 64 * 1024;
+
+/// The body limit of `POST /api/tasks/{id}/submit`: the output (base64 or escaped text can
+/// be larger than its raw bytes) plus headroom.
+pub fn submit_body_limit(max_output_bytes: usize) -> usize {
+    max_output_bytes
+        .saturating_mul(2)
+        .saturating_add(SUBMIT_HEADROOM)
+}
+
+fn submission_id(path: Result<Path<String>, PathRejection>) -> Result<SubmissionId, ApiError> {
+    let bad = || {
+        invalid(
+            "a submission id is sub- followed by 32 lowercase hex characters",
+            "Use the submission_id the submit call returned.",
+        )
+    };
+    let Path(id) = path.map_err(|_| bad())?;
+    SubmissionId::parse(&id).map_err(|_| bad())
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+        format!("the output is larger than this orchestrator accepts ({max} bytes)"),
+    )
+    .with_fix("Submit a smaller output, or store it elsewhere and submit its IPFS CID.")
+}
+
+/// The secrets guard on the output, and (for bytes) on its decoded text too.
+fn guard_output(format: OutputFormat, output: &str, raw: &[u8]) -> Result<(), SecretRefused> {
+    check_text("output", output)?;
+    if format == OutputFormat::Bytes
+        && let Ok(text) = std::str::from_utf8(raw)
+    {
+        check_text("output", text)?;
+    }
+    Ok(())
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(req): ApiJson<SubmitRequest>,
+) -> Result<Response, ApiError> {
+    let id = task_id(path)?;
+    check_text("output", &req.output)?;
+    auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    let max = state.config.tasks.max_output_bytes;
+    let safe = |v: u64| v <= MAX_SAFE_INTEGER;
+    if !req
+        .usage
+        .is_none_or(|u| safe(u.prompt_tokens) && safe(u.completion_tokens))
+        || !req.duration_ms.is_none_or(safe)
+    {
+        return Err(invalid(
+            "usage token counts and duration_ms must be below 2^53",
+            "Report the runtime's token counts as they are.",
+        ));
+    }
+    let Some(task) = state.store.task(id.clone()).await? else {
+        return Err(task_not_found());
+    };
+    if req.output.len() > max.saturating_mul(4) / 3 + 4 {
+        return Err(too_large(max));
+    }
+    let raw = task.output_format.raw_bytes(&req.output).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::OutputFormatInvalid,
+            format!(
+                "the output does not fit the task's format ({}): {e}",
+                task.output_format
+            ),
+        )
+        .with_fix("Send the output in the task's output_format (bytes as standard base64).")
+    })?;
+    if raw.len() > max {
+        return Err(too_large(max));
+    }
+    guard_output(task.output_format, &req.output, &raw)?;
+    let computed = crate::domain::OutputHash::of(&raw);
+    if computed != req.output_hash {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::HashMismatch,
+            format!(
+                "output_hash is not keccak256 of the output's raw bytes (the orchestrator computed {computed})"
+            ),
+        )
+        .with_fix("Hash exactly the bytes you send (`basis hash FILE`); bytes outputs hash the decoded bytes."));
+    }
+    drop(raw);
+    let result = state
+        .store
+        .submit(NewSubmission {
+            submission_id: SubmissionId::generate(),
+            task_id: id,
+            worker_id: req.worker_id,
+            output: req.output,
+            output_hash: req.output_hash,
+            usage: req.usage,
+            duration_ms: req.duration_ms,
+            now_ms: unix_now_ms(),
+            evaluation_timeout_ms: state.config.tasks.evaluation_timeout_s.saturating_mul(1000),
+        })
+        .await;
+    match result {
+        Ok(s) => {
+            let (status, outcome) = if s.new {
+                (StatusCode::CREATED, "new")
+            } else {
+                (StatusCode::OK, "duplicate")
+            };
+            state.metrics.task_submission(outcome);
+            if s.new {
+                tracing::info!(submission_id = %s.submission.submission_id, task_id = %s.submission.task_id, "output submitted");
+            }
+            Ok((status, Json(s.submission.to_wire())).into_response())
+        }
+        Err(e) => {
+            if matches!(e, TaskError::Refused(_)) {
+                state.metrics.task_submission("refused");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Submission>, ApiError> {
+    let id = submission_id(path)?;
+    match state.store.submission(id).await? {
+        Some(row) => Ok(Json(row.to_wire())),
+        None => Err(submission_not_found()),
+    }
+}
+
+fn settled(state: &AppState, row: &SubmissionRow, by: &'static str) {
+    let outcome = if row.status == TaskStatus::Completed {
+        "completed"
+    } else {
+        "rejected"
+    };
+    state.metrics.task_evaluation(outcome, by);
+    tracing::info!(submission_id = %row.submission_id, outcome, by, "submission settled");
+}
+
+pub async fn evaluate(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(evaluation): ApiJson<Evaluation>,
+) -> Result<Json<Submission>, ApiError> {
+    let id = submission_id(path)?;
+    evaluation.reasons.guard("reasons")?;
+    auth::evaluator_key(&state, &headers, ip(&peer)).await?;
+    evaluation.validate().map_err(|e| {
+        invalid(
+            e.to_string(),
+            "Send {score: 0-100, passed, reasons: [...]}; a rejection needs a reason.",
+        )
+    })?;
+    let row = state
+        .store
+        .evaluate(EvaluateArgs {
+            submission_id: id,
+            evaluation,
+            auto: false,
+            now_ms: unix_now_ms(),
+            policy: state.config.tasks.settle_policy(),
+        })
+        .await?;
+    settled(&state, &row, "evaluator");
+    Ok(Json(row.to_wire()))
+}
+
+pub async fn dispute(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(req): ApiJson<DisputeRequest>,
+) -> Result<Json<Submission>, ApiError> {
+    let id = submission_id(path)?;
+    req.reason.guard("reason")?;
+    auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    if req.reason.trim().is_empty() || req.reason.chars().count() > MAX_DISPUTE_REASON_LEN {
+        return Err(invalid(
+            format!("reason must be 1 to {MAX_DISPUTE_REASON_LEN} characters, not blank"),
+            "Say why the rejection is wrong, briefly.",
+        ));
+    }
+    let row = state
+        .store
+        .dispute(DisputeArgs {
+            submission_id: id,
+            worker_id: req.worker_id,
+            reason: req.reason,
+            now_ms: unix_now_ms(),
+        })
+        .await?;
+    tracing::info!(submission_id = %row.submission_id, "rejection disputed");
+    Ok(Json(row.to_wire()))
+}
+
+pub async fn resolve(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(req): ApiJson<ResolveRequest>,
+) -> Result<Json<Submission>, ApiError> {
+    let id = submission_id(path)?;
+    req.note.guard("note")?;
+    auth::require_admin(&state, &headers, ip(&peer)).await?;
+    let for_worker = match req.outcome {
+        TaskStatus::Completed => true,
+        TaskStatus::Rejected => false,
+        _ => {
+            return Err(invalid(
+                "outcome must be completed (for the worker) or rejected (the rejection stands)",
+                "Resolve with --outcome completed or --outcome rejected.",
+            ));
+        }
+    };
+    if req.note.chars().count() > MAX_DISPUTE_REASON_LEN {
+        return Err(invalid(
+            format!("note must be at most {MAX_DISPUTE_REASON_LEN} characters"),
+            "Shorten the note.",
+        ));
+    }
+    let row = state
+        .store
+        .resolve(ResolveArgs {
+            submission_id: id,
+            for_worker,
+            note: req.note,
+            now_ms: unix_now_ms(),
+            policy: state.config.tasks.settle_policy(),
+        })
+        .await?;
+    settled(&state, &row, "operator");
+    Ok(Json(row.to_wire()))
+}

@@ -1,0 +1,261 @@
+//! The task market's task routes (§7, docs/TASK_MARKET.md): `POST /api/tasks` (client key),
+//! `GET /api/tasks` (filtered, highest reward first, cursor), `GET /api/tasks/{id}`, and the
+//! worker's `claim` and `release` (worker token).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::domain::{Amount, TaskId, TaskStatus};
+use crate::orchestrator::auth;
+use crate::orchestrator::error::{ApiError, scrub_serde_message};
+use crate::orchestrator::extract::ApiJson;
+use crate::orchestrator::gateway;
+use crate::orchestrator::market::problems::{invalid, task_not_found};
+use crate::orchestrator::market::validate;
+use crate::orchestrator::state::{AppState, unix_now_ms};
+use crate::orchestrator::store::{ClaimArgs, KeySha256, TaskError, TaskFilter, TaskRow};
+use crate::wire::{
+    Claim, ClaimRequest, PostTaskRequest, TASKS_PAGE_DEFAULT, TASKS_PAGE_MAX, Task, TaskList,
+    TaskQuery, task_path,
+};
+
+/// The peer address (unspecified in-process, without connect info).
+pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+pub fn ip(peer: &Peer) -> IpAddr {
+    peer.as_ref()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip())
+}
+
+/// A task id from the path: 400 `INVALID_ARGUMENT` when malformed.
+pub fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError> {
+    let bad = || {
+        invalid(
+            "a task id is task- followed by 32 lowercase hex characters",
+            "Use a task_id from GET /api/tasks.",
+        )
+    };
+    let Path(id) = path.map_err(|_| bad())?;
+    TaskId::parse(&id).map_err(|_| bad())
+}
+
+/// Who posts: `key:` + the first 8 hex of the client key's sha256, or `open`.
+fn client_label(state: &AppState, headers: &HeaderMap) -> String {
+    match (state.config.open, auth::bearer(headers)) {
+        (false, Some(key)) => {
+            let hash = KeySha256::of(key).to_string();
+            format!("key:{}", hash.get(2..10).unwrap_or_default())
+        }
+        _ => "open".to_owned(),
+    }
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<PostTaskRequest>,
+) -> Result<Response, ApiError> {
+    validate::guard_post(&req)?;
+    gateway::authorize(&state, &headers, ip(&peer)).await?;
+    let row = validate::new_task(
+        req,
+        client_label(&state, &headers),
+        &state.config.asset,
+        unix_now_ms(),
+    )?;
+    state.store.insert_task(row.clone()).await?;
+    state.metrics.task_posted();
+    tracing::info!(task_id = %row.task_id, client = %row.client, "task posted");
+    let mut response = (StatusCode::CREATED, Json(row.to_wire())).into_response();
+    if let Ok(location) = HeaderValue::from_str(&task_path(&row.task_id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Task>, ApiError> {
+    let id = task_id(path)?;
+    match state.store.task(id).await? {
+        Some(row) => Ok(Json(row.to_wire())),
+        None => Err(task_not_found()),
+    }
+}
+
+const CURSOR_FIX: &str = "Pass back next_cursor exactly as a previous page returned it.";
+
+fn encode_cursor(reward: Amount, id: &TaskId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{reward}:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(Amount, TaskId), ApiError> {
+    let bad = || invalid("the cursor is not one this orchestrator issued", CURSOR_FIX);
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (reward, id) = text.split_once(':').ok_or_else(bad)?;
+    Ok((
+        Amount::parse(reward).map_err(|_| bad())?,
+        TaskId::parse(id).map_err(|_| bad())?,
+    ))
+}
+
+/// The query as the store's filter.
+fn filter(q: TaskQuery, now_ms: u64) -> Result<TaskFilter, ApiError> {
+    let limit = q.limit.unwrap_or(TASKS_PAGE_DEFAULT);
+    if !(1..=TASKS_PAGE_MAX).contains(&limit) {
+        return Err(invalid(
+            format!("limit must be between 1 and {TASKS_PAGE_MAX}"),
+            "Ask for at most 50 tasks a page; follow next_cursor for more.",
+        ));
+    }
+    let status = q.status.unwrap_or(TaskStatus::Open);
+    let capabilities = q.capabilities.map(|c| {
+        c.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    });
+    // Open tasks past their deadline (not yet swept) are never offered.
+    let deadline_from_ms = match q.deadline_buffer_s {
+        Some(buffer) => Some(now_ms.saturating_add(buffer.saturating_mul(1000))),
+        None => (status == TaskStatus::Open).then_some(now_ms.saturating_add(1)),
+    };
+    Ok(TaskFilter {
+        status,
+        capabilities,
+        min_reward: q.min_reward,
+        deadline_from_ms,
+        after: q.cursor.as_deref().map(decode_cursor).transpose()?,
+        limit,
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<TaskQuery>, QueryRejection>,
+) -> Result<Json<TaskList>, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        invalid(
+            format!("bad query: {}", scrub_serde_message(&e.body_text())),
+            "Use ?status=&capabilities=a,b&min_reward=&deadline_buffer_s=&cursor=&limit= \
+             (all optional).",
+        )
+    })?;
+    let mut f = filter(q, unix_now_ms())?;
+    let limit = f.limit;
+    f.limit = limit + 1;
+    let mut rows = state.store.list_tasks(f).await?;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| encode_cursor(r.reward, &r.task_id))
+    } else {
+        None
+    };
+    Ok(Json(TaskList {
+        tasks: rows.iter().map(TaskRow::to_wire).collect(),
+        next_cursor,
+    }))
+}
+
+pub async fn claim(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(req): ApiJson<ClaimRequest>,
+) -> Result<Json<Claim>, ApiError> {
+    let id = task_id(path)?;
+    let worker = auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    let result = state
+        .store
+        .claim_task(ClaimArgs {
+            task_id: id,
+            worker_id: req.worker_id,
+            multi_task: worker.multi_task,
+            now_ms: unix_now_ms(),
+        })
+        .await;
+    match result {
+        Ok(c) => {
+            state
+                .metrics
+                .task_claim(if c.new { "claimed" } else { "held" });
+            if c.new {
+                tracing::debug!(task_id = %c.claim.task_id, worker_id = %c.claim.worker_id, "task claimed");
+            }
+            Ok(Json(c.claim))
+        }
+        Err(e) => {
+            if matches!(e, TaskError::Refused(_)) {
+                state.metrics.task_claim("refused");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+pub async fn release(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(req): ApiJson<ClaimRequest>,
+) -> Result<Json<Task>, ApiError> {
+    let id = task_id(path)?;
+    auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    let row = state
+        .store
+        .release_task(id, req.worker_id, unix_now_ms())
+        .await?;
+    tracing::debug!(task_id = %row.task_id, status = %row.status, "claim released");
+    Ok(Json(row.to_wire()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let id = TaskId::generate();
+        let c = encode_cursor(Amount::from_atomic(12_345), &id);
+        assert_eq!(
+            decode_cursor(&c).unwrap(),
+            (Amount::from_atomic(12_345), id)
+        );
+        for bad in ["", "!!", "bm90LWEtY3Vyc29y"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_filter_bounds_the_limit_and_hides_past_deadlines() {
+        let f = filter(TaskQuery::default(), 5_000).unwrap();
+        assert_eq!((f.limit, f.status), (TASKS_PAGE_DEFAULT, TaskStatus::Open));
+        assert_eq!(f.deadline_from_ms, Some(5_001));
+        let q = TaskQuery {
+            limit: Some(51),
+            ..TaskQuery::default()
+        };
+        assert!(filter(q, 0).is_err());
+        let q = TaskQuery {
+            capabilities: Some(" a, b,,".into()),
+            deadline_buffer_s: Some(60),
+            ..TaskQuery::default()
+        };
+        let f = filter(q, 1_000).unwrap();
+        assert_eq!(f.capabilities.unwrap(), ["a", "b"]);
+        assert_eq!(f.deadline_from_ms, Some(61_000));
+    }
+}
