@@ -65,12 +65,16 @@ async fn completions(State(delay): State<Duration>, Json(body): Json<Value>) -> 
             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 5, "completion_tokens": PIECES.len()}});
         events.push(format!("data: {last}\n\ndata: [DONE]\n\n"));
-        let stream = futures::stream::iter(events).then(move |event| async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Ok::<_, Infallible>(event)
-        });
+        // A wait before each piece; the closing usage + `[DONE]` event follows the last one
+        // at once (the non-streamed answer waits as many times).
+        let stream = futures::stream::iter(events.into_iter().enumerate()).then(
+            move |(i, event)| async move {
+                if !delay.is_zero() && i < PIECES.len() {
+                    tokio::time::sleep(delay).await;
+                }
+                Ok::<_, Infallible>(event)
+            },
+        );
         return (
             [("content-type", "text/event-stream")],
             Body::from_stream(stream),
