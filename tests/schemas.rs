@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use basis::domain::{ErrorCode, HashedReceipt, Problem};
+use basis::domain::{ErrorCode, Evaluation, HashedReceipt, Problem};
 use basis::wire::{
-    ApiErrorBody, Health, OnboardingStatus, OrchestratorMessage, RegisterRequest, WorkerList,
-    WorkerMessage, WorkerRecord,
+    ApiErrorBody, Claim, ClaimRequest, DisputeRequest, Health, OnboardingStatus,
+    OrchestratorMessage, PostTaskRequest, RegisterRequest, ResolveRequest, Rewards, Submission,
+    SubmitRequest, Task, TaskList, WorkerList, WorkerMessage, WorkerRecord,
 };
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
@@ -105,6 +106,20 @@ fn expected() -> Result<BTreeMap<PathBuf, Value>> {
         ("api/worker_record.json", schema::<WorkerRecord>(true)?),
         ("api/worker_list.json", schema::<WorkerList>(true)?),
         ("api/error.json", schema::<ApiErrorBody>(true)?),
+        (
+            "api/post_task_request.json",
+            schema::<PostTaskRequest>(false)?,
+        ),
+        ("api/task.json", schema::<Task>(true)?),
+        ("api/task_list.json", schema::<TaskList>(true)?),
+        ("api/claim_request.json", schema::<ClaimRequest>(false)?),
+        ("api/claim.json", schema::<Claim>(true)?),
+        ("api/submit_request.json", schema::<SubmitRequest>(false)?),
+        ("api/submission.json", schema::<Submission>(true)?),
+        ("api/evaluation.json", schema::<Evaluation>(false)?),
+        ("api/dispute_request.json", schema::<DisputeRequest>(false)?),
+        ("api/resolve_request.json", schema::<ResolveRequest>(false)?),
+        ("api/rewards.json", schema::<Rewards>(true)?),
         (
             "channel/worker_message.json",
             schema::<WorkerMessage>(true)?,
