@@ -65,7 +65,13 @@ impl<T: Send> Pending for Ran<T> {
 
 const SAVEPOINT: &str = "SAVEPOINT basis_job";
 const RELEASE: &str = "RELEASE basis_job";
-const ROLLBACK: &str = "ROLLBACK TO basis_job; RELEASE basis_job";
+const ROLLBACK_TO: &str = "ROLLBACK TO basis_job";
+
+/// Runs one statement from the connection's statement cache: the batch's control statements
+/// run for every write, so they are parsed once, not per write.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
 
 impl<T, F> Job for Task<T, F>
 where
@@ -74,7 +80,7 @@ where
 {
     fn run(self: Box<Self>, conn: &mut Connection) -> (Box<dyn Pending>, Result<(), String>) {
         let Task { f, reply } = *self;
-        if let Err(e) = conn.execute_batch(SAVEPOINT) {
+        if let Err(e) = exec(conn, SAVEPOINT) {
             let why = e.to_string();
             let ran = Ran {
                 result: Err(StoreError::Backend(why.clone())),
@@ -86,8 +92,12 @@ where
             tracing::error!("a store write panicked; it was rolled back");
             Err(StoreError::Backend("a store operation panicked".into()))
         });
-        let end = if result.is_ok() { RELEASE } else { ROLLBACK };
-        let state = conn.execute_batch(end).map_err(|e| e.to_string());
+        let end = if result.is_ok() {
+            exec(conn, RELEASE)
+        } else {
+            exec(conn, ROLLBACK_TO).and_then(|()| exec(conn, RELEASE))
+        };
+        let state = end.map_err(|e| e.to_string());
         (Box::new(Ran { result, reply }), state)
     }
 
@@ -121,7 +131,7 @@ fn serve(mut conn: Connection, rx: &mpsc::Receiver<Box<dyn Job>>) {
 
 /// Runs `batch` in one transaction and answers every job after the commit.
 pub fn commit_batch(conn: &mut Connection, batch: Vec<Box<dyn Job>>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let why = format!("cannot begin a transaction: {e}");
         for job in batch {
             job.abort(why.clone());
@@ -143,7 +153,7 @@ pub fn commit_batch(conn: &mut Connection, batch: Vec<Box<dyn Job>>) {
     }
     let commit = match broken {
         Some(why) => Err(why),
-        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+        None => exec(conn, "COMMIT").map_err(|e| e.to_string()),
     };
     if commit.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
