@@ -42,6 +42,16 @@ pub enum ReceiptKind {
     TaskSettlement,
 }
 
+impl ReceiptKind {
+    /// The kind as it is written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GatewayJob => "gateway_job",
+            Self::TaskSettlement => "task_settlement",
+        }
+    }
+}
+
 /// Token counts as reported by the runtime.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Usage {
@@ -142,6 +152,13 @@ pub fn verify_receipt_json(value: &Value) -> Result<ReceiptHash, ReceiptError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_names_are_the_json_names() {
+        for kind in [ReceiptKind::GatewayJob, ReceiptKind::TaskSettlement] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
 
     fn sample() -> Receipt {
         Receipt {

@@ -33,10 +33,6 @@ pub(super) fn insert_receipt(tx: &Connection, receipt: &HashedReceipt) -> Result
         what: "receipt",
         reason: e.to_string(),
     })?;
-    let kind = serde_json::to_value(receipt.receipt.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
     let r = &receipt.receipt;
     tx.prepare_cached(
         "INSERT INTO receipts (receipt_id, receipt_hash, kind, worker_id, job_id, issued_at, body) \
@@ -45,7 +41,7 @@ pub(super) fn insert_receipt(tx: &Connection, receipt: &HashedReceipt) -> Result
     .execute(params![
         r.receipt_id.as_str(),
         receipt.receipt_hash.to_string(),
-        kind,
+        r.kind.as_str(),
         r.worker_id.as_str(),
         r.job_id.as_ref().map(JobId::as_str),
         to_sql_int(r.issued_at),
@@ -56,21 +52,26 @@ pub(super) fn insert_receipt(tx: &Connection, receipt: &HashedReceipt) -> Result
 
 impl JobStore for SqliteStore {
     fn record_job(&self, job: JobRecord) -> BoxFuture<'_, Result<Recorded, StoreError>> {
-        self.write(move |conn| {
-            let tx = conn.savepoint()?;
-            if let Some(status) = status_of(&tx, job.job_id.as_str())? {
+        // The writer runs this closure atomically (its own savepoint, or the whole
+        // transaction): no savepoint of its own.
+        self.write(move |tx| {
+            if let Some(status) = status_of(tx, job.job_id.as_str())? {
                 return Ok(Recorded::Already(status));
             }
             let (error_code, receipt_id, counter) = match &job.outcome {
                 JobOutcome::Completed(receipt) => {
-                    insert_receipt(&tx, receipt)?;
+                    insert_receipt(tx, receipt)?;
                     (
                         None,
                         Some(receipt.receipt.receipt_id.as_str().to_owned()),
-                        Some("jobs_completed"),
+                        Some("UPDATE workers SET jobs_completed = jobs_completed + 1 WHERE worker_id = ?1"),
                     )
                 }
-                JobOutcome::Failed(code) => (Some(code.as_str()), None, Some("jobs_failed")),
+                JobOutcome::Failed(code) => (
+                    Some(code.as_str()),
+                    None,
+                    Some("UPDATE workers SET jobs_failed = jobs_failed + 1 WHERE worker_id = ?1"),
+                ),
                 JobOutcome::Cancelled => (None, None, None),
             };
             tx.prepare_cached(
@@ -87,13 +88,10 @@ impl JobStore for SqliteStore {
                 to_sql_int(job.started_at),
                 to_sql_int(job.finished_at)
             ])?;
-            if let Some(column) = counter {
-                tx.prepare_cached(&format!(
-                    "UPDATE workers SET {column} = {column} + 1 WHERE worker_id = ?1"
-                ))?
-                .execute(params![job.worker_id.as_str()])?;
+            if let Some(sql) = counter {
+                tx.prepare_cached(sql)?
+                    .execute(params![job.worker_id.as_str()])?;
             }
-            tx.commit()?;
             Ok(Recorded::New)
         })
     }

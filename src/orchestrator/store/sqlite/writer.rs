@@ -12,8 +12,14 @@
 //! makes its write durable; if that commit fails, every closure of the batch gets the error (and
 //! the whole batch is rolled back), so an acknowledged write always survives kill -9.
 //!
-//! Closures must not open transactions of their own (`BEGIN` fails inside the batch's): they
-//! use `Connection::savepoint` for atomic groups of statements, which nests.
+//! A batch of one (the common case when writes do not overlap) needs no savepoint: a failing
+//! closure rolls the whole transaction back, which holds only its own writes. Savepoints are
+//! not free (every page a closure touches is first copied to the statement journal), so a
+//! lone write skips them.
+//!
+//! Closures must not open transactions of their own (`BEGIN` fails inside the batch's): a
+//! closure's writes are already atomic (its savepoint, or the transaction when alone), so they
+//! need no savepoint of their own; `Connection::savepoint` still nests if one wants it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
@@ -28,12 +34,23 @@ pub const MAX_BATCH: usize = 512;
 
 /// A queued write, its type erased.
 pub trait Job: Send {
-    /// Runs the closure inside its own savepoint; returns what to answer once the batch's
-    /// commit is known. `Err` means the connection is in an unknown state (the batch is
-    /// rolled back).
-    fn run(self: Box<Self>, conn: &mut Connection) -> (Box<dyn Pending>, Result<(), String>);
+    /// Runs the closure inside its own savepoint (or, `alone` in its batch, straight in the
+    /// transaction); returns what to answer once the batch's outcome is known, and what the
+    /// batch must do next.
+    fn run(self: Box<Self>, conn: &mut Connection, alone: bool) -> (Box<dyn Pending>, Next);
     /// The batch could not even begin: answer the error without running.
     fn abort(self: Box<Self>, why: String);
+}
+
+/// What a batch does after one of its closures ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Go on: the closure's writes (or, if it failed, their rollback) are in place.
+    Continue,
+    /// The lone closure failed: roll the transaction back. Its caller gets its own error.
+    RollBack,
+    /// The connection is in an unknown state: roll back and fail every closure of the batch.
+    Broken(String),
 }
 
 /// A closure that ran and waits for its batch's commit.
@@ -78,32 +95,50 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &mut Connection) -> (Box<dyn Pending>, Result<(), String>) {
+    fn run(self: Box<Self>, conn: &mut Connection, alone: bool) -> (Box<dyn Pending>, Next) {
         let Task { f, reply } = *self;
+        if alone {
+            let result = guarded(f, conn);
+            // A failed lone write rolls the transaction back: nothing else is in it.
+            let next = if result.is_ok() {
+                Next::Continue
+            } else {
+                Next::RollBack
+            };
+            return (Box::new(Ran { result, reply }), next);
+        }
         if let Err(e) = exec(conn, SAVEPOINT) {
             let why = e.to_string();
             let ran = Ran {
                 result: Err(StoreError::Backend(why.clone())),
                 reply,
             };
-            return (Box::new(ran), Err(why));
+            return (Box::new(ran), Next::Broken(why));
         }
-        let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
-            tracing::error!("a store write panicked; it was rolled back");
-            Err(StoreError::Backend("a store operation panicked".into()))
-        });
+        let result = guarded(f, conn);
         let end = if result.is_ok() {
             exec(conn, RELEASE)
         } else {
             exec(conn, ROLLBACK_TO).and_then(|()| exec(conn, RELEASE))
         };
-        let state = end.map_err(|e| e.to_string());
-        (Box::new(Ran { result, reply }), state)
+        let next = end.map_or_else(|e| Next::Broken(e.to_string()), |()| Next::Continue);
+        (Box::new(Ran { result, reply }), next)
     }
 
     fn abort(self: Box<Self>, why: String) {
         let _ = self.reply.send(Err(StoreError::Backend(why)));
     }
+}
+
+/// Runs a closure, turning a panic into an error (the caller rolls its writes back).
+fn guarded<T, F>(f: F, conn: &mut Connection) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut Connection) -> Result<T, StoreError>,
+{
+    catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
+        tracing::error!("a store write panicked; it was rolled back");
+        Err(StoreError::Backend("a store operation panicked".into()))
+    })
 }
 
 /// Starts the writer thread on `conn`; it stops when every sender is dropped.
@@ -138,27 +173,35 @@ pub fn commit_batch(conn: &mut Connection, batch: Vec<Box<dyn Job>>) {
         }
         return;
     }
+    let alone = batch.len() == 1;
     let mut pending = Vec::with_capacity(batch.len());
     let mut broken = None;
+    let mut roll_back = false;
     for job in batch {
         if let Some(why) = &broken {
             job.abort(format!("an earlier write of the batch failed: {why}"));
             continue;
         }
-        let (ran, state) = job.run(conn);
+        let (ran, next) = job.run(conn, alone);
         pending.push(ran);
-        if let Err(why) = state {
-            broken = Some(why);
+        match next {
+            Next::Continue => {}
+            Next::RollBack => roll_back = true,
+            Next::Broken(why) => broken = Some(why),
         }
     }
     let commit = match broken {
         Some(why) => Err(why),
+        // The lone closure failed: its caller gets its own error, whatever the rollback says.
+        None if roll_back => Err("the write failed and was rolled back".to_owned()),
         None => exec(conn, "COMMIT").map_err(|e| e.to_string()),
     };
     if commit.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    if let Err(why) = &commit {
+    if let Err(why) = &commit
+        && !roll_back
+    {
         tracing::error!(error = %why, writes = pending.len(), "a store commit failed");
     }
     for p in pending {
@@ -221,6 +264,47 @@ mod tests {
         assert_eq!(rd.blocking_recv().unwrap().unwrap(), 2);
         assert_eq!(count(&conn), 2);
         assert!(conn.is_autocommit(), "the batch's transaction is closed");
+    }
+
+    #[test]
+    fn a_lone_write_runs_without_a_savepoint_and_a_failing_one_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .unwrap();
+        // Alone in its batch: no savepoint is open (releasing one fails).
+        let (a, ra) = job(|c: &mut Connection| -> Result<(), StoreError> {
+            c.execute("INSERT INTO t (v) VALUES (1)", [])?;
+            assert!(c.execute_batch("RELEASE basis_job").is_err());
+            Ok(())
+        });
+        commit_batch(&mut conn, vec![a]);
+        assert!(ra.blocking_recv().unwrap().is_ok());
+        // Writes, then fails: the transaction is rolled back, the caller gets its own error.
+        let (b, rb) = job(|c: &mut Connection| -> Result<(), StoreError> {
+            c.execute("INSERT INTO t (v) VALUES (2)", [])?;
+            Err(StoreError::Conflict)
+        });
+        commit_batch(&mut conn, vec![b]);
+        assert!(matches!(
+            rb.blocking_recv().unwrap(),
+            Err(StoreError::Conflict)
+        ));
+        let (p, rp) = job(|c: &mut Connection| -> Result<(), StoreError> {
+            c.execute("INSERT INTO t (v) VALUES (3)", [])?;
+            panic!("boom");
+        });
+        commit_batch(&mut conn, vec![p]);
+        assert!(rp.blocking_recv().unwrap().is_err());
+        assert_eq!(count(&conn), 1);
+        assert!(conn.is_autocommit(), "the transaction is closed");
+        let (d, rd) = job(|c: &mut Connection| -> Result<(), StoreError> {
+            c.execute("INSERT INTO t (v) VALUES (4)", [])?;
+            Ok(())
+        });
+        commit_batch(&mut conn, vec![d]);
+        assert!(rd.blocking_recv().unwrap().is_ok());
+        assert_eq!(count(&conn), 2);
     }
 
     #[test]
