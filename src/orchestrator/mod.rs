@@ -17,6 +17,7 @@ pub mod error;
 mod extract;
 mod gateway;
 pub mod hub;
+mod key_cache;
 pub mod keys;
 pub mod market;
 pub mod metrics;

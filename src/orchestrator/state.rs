@@ -11,6 +11,7 @@ use axum::extract::{ConnectInfo, FromRef, Request};
 use super::config::OrchestratorConfig;
 use super::hub::Hub;
 use super::hub::presence::PresenceQueue;
+use super::key_cache::KeyCache;
 use super::metrics::Metrics;
 use super::rate_limit::RateLimiter;
 use super::store::Store;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub register_limit: RateLimiter,
     pub auth_failure_limit: RateLimiter,
+    /// Client keys found valid a moment ago (the gateway's hot path).
+    pub client_keys: KeyCache,
     pub started: Instant,
     pub openapi: Bytes,
 }
@@ -47,6 +50,7 @@ impl AppState {
             openapi: Bytes::from(super::openapi::document().to_string()),
             metrics: Metrics::default(),
             hub: Hub::new(std::time::Duration::from_secs(config.online_window_s)),
+            client_keys: KeyCache::default(),
             started: Instant::now(),
             store,
             config,

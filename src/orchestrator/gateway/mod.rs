@@ -92,7 +92,13 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Res
             "the gateway needs a client key",
         ));
     };
-    if state.store.key_role(KeySha256::of(key)).await? == Some(KeyRole::Client) {
+    let sha = KeySha256::of(key);
+    let now = std::time::Instant::now();
+    if state.client_keys.is_fresh(&sha, now) {
+        return Ok(());
+    }
+    if state.store.key_role(sha).await? == Some(KeyRole::Client) {
+        state.client_keys.remember(sha, now);
         Ok(())
     } else {
         state.auth_failed(ip);

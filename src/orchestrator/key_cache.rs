@@ -1,0 +1,73 @@
+//! A short memory of client keys found valid, so the gateway's hot path does not read the
+//! database (a blocking-pool hop and a query) on every request. Only the key's sha256 is kept,
+//! as in the database; only valid keys are remembered (an unknown key is always looked up, so
+//! a key created by `basis orchestrator keys create` works at once), and each for [`TTL`] at
+//! most: a key taken out of the database stops working within that time.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::store::KeySha256;
+
+/// How long a key found valid is trusted without asking the database again.
+pub const TTL: Duration = Duration::from_secs(5);
+/// Most keys remembered; past it, expired ones go, then all.
+const CAPACITY: usize = 4096;
+
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    /// Key hash → when it was found valid.
+    found: Mutex<HashMap<KeySha256, Instant>>,
+}
+
+impl KeyCache {
+    /// Whether `key` was found valid less than [`TTL`] ago.
+    pub fn is_fresh(&self, key: &KeySha256, now: Instant) -> bool {
+        let found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
+        found
+            .get(key)
+            .is_some_and(|at| now.saturating_duration_since(*at) < TTL)
+    }
+
+    /// Remembers that `key` was found valid at `now`.
+    pub fn remember(&self, key: KeySha256, now: Instant) {
+        let mut found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
+        if found.len() >= CAPACITY && !found.contains_key(&key) {
+            found.retain(|_, at| now.saturating_duration_since(*at) < TTL);
+            if found.len() >= CAPACITY {
+                found.clear();
+            }
+        }
+        found.insert(key, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_trusted_for_the_ttl_only() {
+        let cache = KeyCache::default();
+        let key = KeySha256::of("k");
+        let t0 = Instant::now();
+        assert!(!cache.is_fresh(&key, t0), "unknown keys are looked up");
+        cache.remember(key, t0);
+        assert!(cache.is_fresh(&key, t0 + TTL / 2));
+        assert!(!cache.is_fresh(&key, t0 + TTL), "expired: asked again");
+        assert!(!cache.is_fresh(&KeySha256::of("other"), t0));
+    }
+
+    #[test]
+    fn it_stays_bounded() {
+        let cache = KeyCache::default();
+        let t0 = Instant::now();
+        for i in 0..CAPACITY + 10 {
+            cache.remember(KeySha256::of(&i.to_string()), t0);
+        }
+        let len = cache.found.lock().unwrap().len();
+        assert!(len <= CAPACITY, "{len} keys kept");
+        assert!(cache.is_fresh(&KeySha256::of(&(CAPACITY + 9).to_string()), t0));
+    }
+}
