@@ -1,7 +1,10 @@
 //! A serializer that only inspects: it refuses any floating-point number (finite or not)
 //! before a document is canonicalised. serde_json silently turns NaN and infinity into
-//! `null` inside arrays and maps, so the check must happen on the Rust value itself.
+//! `null` inside arrays and maps, so the check must happen on the Rust value itself. On the
+//! way it notes whether every integer is within 2^53, so the caller re-reads the written JSON
+//! (to name the path of a too-large number) only when one may not be.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::ser::{self, Serialize};
@@ -24,12 +27,42 @@ impl ser::Error for FloatFound {
     }
 }
 
-/// Walks `value`, failing on the first `f32`/`f64`.
-pub fn refuse_floats<T: Serialize>(value: &T) -> Result<(), FloatFound> {
-    value.serialize(Walker)
+/// What the walk saw of the numbers, when it found no float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integers {
+    /// Every number is an integer within ±(2^53 - 1).
+    Safe,
+    /// Some number may not be: an integer beyond 2^53, or a number serde_json keeps as text
+    /// (`arbitrary_precision`); the written JSON has to be checked.
+    Unsure,
 }
 
-struct Walker;
+/// Walks `value`, failing on the first `f32`/`f64`; says whether every integer is safe.
+pub fn refuse_floats<T: Serialize>(value: &T) -> Result<Integers, FloatFound> {
+    let unsure = Cell::new(false);
+    value.serialize(Walker { unsure: &unsure })?;
+    Ok(if unsure.get() {
+        Integers::Unsure
+    } else {
+        Integers::Safe
+    })
+}
+
+/// The largest integer every JSON implementation represents exactly (2^53 - 1).
+const SAFE: u64 = (1 << 53) - 1;
+
+#[derive(Clone, Copy)]
+struct Walker<'a> {
+    unsure: &'a Cell<bool>,
+}
+
+impl Walker<'_> {
+    fn note(self, safe: bool) {
+        if !safe {
+            self.unsure.set(true);
+        }
+    }
+}
 
 type R = Result<(), FloatFound>;
 
@@ -39,7 +72,7 @@ macro_rules! accept {
     )*};
 }
 
-impl ser::Serializer for Walker {
+impl ser::Serializer for Walker<'_> {
     type Ok = ();
     type Error = FloatFound;
     type SerializeSeq = Self;
@@ -55,13 +88,9 @@ impl ser::Serializer for Walker {
         serialize_i8(i8),
         serialize_i16(i16),
         serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_i128(i128),
         serialize_u8(u8),
         serialize_u16(u16),
         serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_u128(u128),
         serialize_char(char),
         serialize_str(&str),
         serialize_bytes(&[u8]),
@@ -71,6 +100,22 @@ impl ser::Serializer for Walker {
         serialize_unit_variant(&'static str, u32, &'static str),
     );
 
+    fn serialize_i64(self, v: i64) -> R {
+        self.note(v.unsigned_abs() <= SAFE);
+        Ok(())
+    }
+    fn serialize_i128(self, v: i128) -> R {
+        self.note(v.unsigned_abs() <= u128::from(SAFE));
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> R {
+        self.note(v <= SAFE);
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> R {
+        self.note(v <= u128::from(SAFE));
+        Ok(())
+    }
     fn serialize_f32(self, _: f32) -> R {
         Err(FloatFound)
     }
@@ -78,10 +123,10 @@ impl ser::Serializer for Walker {
         Err(FloatFound)
     }
     fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> R {
-        v.serialize(Walker)
+        v.serialize(self)
     }
     fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> R {
-        v.serialize(Walker)
+        v.serialize(self)
     }
     fn serialize_newtype_variant<T: ?Sized + Serialize>(
         self,
@@ -90,7 +135,7 @@ impl ser::Serializer for Walker {
         _: &'static str,
         v: &T,
     ) -> R {
-        v.serialize(Walker)
+        v.serialize(self)
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self, FloatFound> {
         Ok(self)
@@ -113,7 +158,12 @@ impl ser::Serializer for Walker {
     fn serialize_map(self, _: Option<usize>) -> Result<Self, FloatFound> {
         Ok(self)
     }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, FloatFound> {
+    fn serialize_struct(self, name: &'static str, _: usize) -> Result<Self, FloatFound> {
+        // serde_json's `arbitrary_precision` numbers and raw values arrive as a struct
+        // holding text: only the written JSON tells what number it is.
+        if name.starts_with("$serde_json::private::") {
+            self.unsure.set(true);
+        }
         Ok(self)
     }
     fn serialize_struct_variant(
@@ -129,11 +179,11 @@ impl ser::Serializer for Walker {
 
 macro_rules! compound {
     ($($tr:ident :: $m:ident),* $(,)?) => {$(
-        impl ser::$tr for Walker {
+        impl ser::$tr for Walker<'_> {
             type Ok = ();
             type Error = FloatFound;
             fn $m<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-                v.serialize(Walker)
+                v.serialize(*self)
             }
             fn end(self) -> R {
                 Ok(())
@@ -149,14 +199,14 @@ compound!(
     SerializeTupleVariant::serialize_field,
 );
 
-impl ser::SerializeMap for Walker {
+impl ser::SerializeMap for Walker<'_> {
     type Ok = ();
     type Error = FloatFound;
     fn serialize_key<T: ?Sized + Serialize>(&mut self, k: &T) -> R {
-        k.serialize(Walker)
+        k.serialize(*self)
     }
     fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> R {
-        v.serialize(Walker)
+        v.serialize(*self)
     }
     fn end(self) -> R {
         Ok(())
@@ -165,11 +215,11 @@ impl ser::SerializeMap for Walker {
 
 macro_rules! fields {
     ($($tr:ident),*) => {$(
-        impl ser::$tr for Walker {
+        impl ser::$tr for Walker<'_> {
             type Ok = ();
             type Error = FloatFound;
             fn serialize_field<T: ?Sized + Serialize>(&mut self, _: &'static str, v: &T) -> R {
-                v.serialize(Walker)
+                v.serialize(*self)
             }
             fn end(self) -> R {
                 Ok(())
