@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -59,6 +60,8 @@ impl fmt::Display for Flavor {
 pub struct OpenAiBackend {
     flavor: Flavor,
     base: String,
+    /// `{base}/v1/chat/completions`, parsed once (a job should not re-parse its URL).
+    chat_url: Url,
     client: reqwest::Client,
     idle_timeout: Duration,
     probe_timeout: Duration,
@@ -72,9 +75,16 @@ impl OpenAiBackend {
                 runtime: flavor.runtime(),
                 reason: format!("cannot build an HTTP client: {}", chain(&e)),
             })?;
+        let base = base.as_str().trim_end_matches('/').to_owned();
+        let chat_url =
+            Url::parse(&format!("{base}/v1/chat/completions")).map_err(|e| RuntimeError::Down {
+                runtime: flavor.runtime(),
+                reason: format!("`{base}` cannot form a chat URL: {e}"),
+            })?;
         Ok(Self {
             flavor,
-            base: base.as_str().trim_end_matches('/').to_owned(),
+            base,
+            chat_url,
             client,
             idle_timeout,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
@@ -191,11 +201,7 @@ impl OpenAiBackend {
             object.insert("stream".into(), Value::Bool(true));
             object.insert("stream_options".into(), json!({"include_usage": true}));
         }
-        let send = self
-            .client
-            .post(self.url("/v1/chat/completions"))
-            .json(&body)
-            .send();
+        let send = self.client.post(self.chat_url.clone()).json(&body).send();
         let resp = timeout(self.idle_timeout, send)
             .await
             .map_err(|_| self.timed_out(self.idle_timeout))?
@@ -263,6 +269,31 @@ impl OpenAiBackend {
             state.done = true;
             return Ok(None);
         }
+        // The common chunk, read without building a JSON tree; anything unusual (an error,
+        // an odd shape) takes the general path below, which decides exactly as before.
+        // (An object only: serde would also read a struct from an array.)
+        if data.trim_start().starts_with('{')
+            && let Ok(chunk) = serde_json::from_str::<FastChunk<'_>>(data)
+            && !chunk.error
+        {
+            if let Some(usage) = chunk.usage {
+                state.usage = Some(Usage {
+                    prompt_tokens: usage.prompt_tokens,
+                    completion_tokens: usage.completion_tokens,
+                });
+            }
+            let delta = chunk
+                .choices
+                .and_then(|c| c.into_iter().next())
+                .and_then(|c| c.delta)
+                .and_then(|d| d.content)
+                .filter(|d| !d.is_empty());
+            return Ok(delta.map(|d| {
+                state.output.push_str(&d);
+                state.pieces += 1;
+                d.into_owned()
+            }));
+        }
         let chunk: Value = serde_json::from_str(data)
             .map_err(|e| self.bad(format!("a streamed chunk is not JSON ({e})")))?;
         let Some(object) = chunk.as_object() else {
@@ -324,6 +355,42 @@ impl OpenAiBackend {
             _ => self.bad(format!("HTTP {status}: {text}")),
         }
     }
+}
+
+/// The usual streamed chunk, borrowed from the event's text where it can be. Fields absent or
+/// `null` read as `None`; a field of another type fails the read (the general path decides).
+#[derive(Debug, serde::Deserialize)]
+struct FastChunk<'a> {
+    /// Only tells that an `error` member is there (whatever it holds); the general path
+    /// reads it.
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+    #[serde(default)]
+    usage: Option<FastUsage>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<FastChoice<'a>>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FastUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FastChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<FastDelta<'a>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FastDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// What a stream has produced so far.

@@ -107,7 +107,17 @@ pub async fn run(
     let stop = shutdown.abort.clone();
     let drainer = tokio::spawn(drain_on(Arc::clone(&shared), shutdown));
 
-    connect_loop(&shared, &mut out_rx, &stop).await;
+    // The connection loop runs as a task on the runtime's worker threads, not on the thread
+    // blocked in `main`: a job task that hands it a chunk or a result then wakes it on its own
+    // thread (tokio's LIFO slot) instead of unparking another thread.
+    let connection = tokio::spawn({
+        let shared = Arc::clone(&shared);
+        let stop = stop.clone();
+        async move { connect_loop(&shared, &mut out_rx, &stop).await }
+    });
+    if let Err(e) = connection.await {
+        tracing::error!(error = %e, "the worker channel task failed; stopping");
+    }
 
     shared.table().cancel_all();
     health.abort();
