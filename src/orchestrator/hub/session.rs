@@ -62,9 +62,8 @@ pub async fn serve(state: AppState, mut socket: WebSocket, candidates: Vec<Worke
         heartbeat_interval_s: u32::try_from(c.heartbeat_interval_s).unwrap_or(u32::MAX),
         online_window_s: u32::try_from(c.online_window_s).unwrap_or(u32::MAX),
     };
-    if send(&mut socket, &welcome).await.is_err() {
-        return;
-    }
+    // Attached before the welcome leaves, so a worker that has read its welcome is routable at
+    // once; a job routed meanwhile waits in `rx` and goes out after the welcome.
     let (tx, mut rx) = mpsc::unbounded_channel();
     let now = unix_now();
     let live = Arc::new(Live::new(
@@ -86,7 +85,11 @@ pub async fn serve(state: AppState, mut socket: WebSocket, candidates: Vec<Worke
     tracing::info!(worker_id = %id, conn = live.conn, models = ?live.hello.models,
         capacity = live.hello.capacity, "worker connected");
 
-    let end = run(&state, &live, &mut socket, &mut rx).await;
+    let end = if send(&mut socket, &welcome).await.is_ok() {
+        run(&state, &live, &mut socket, &mut rx).await
+    } else {
+        End::Gone
+    };
 
     state.hub.detach(&live);
     rx.close();
