@@ -16,7 +16,8 @@
 //! Run with `cargo bench --bench gateway_overhead`. Overrides: `BASIS_GATEWAY_REQUESTS` per
 //! latency series (1000), `BASIS_GATEWAY_SECONDS` per throughput series (4),
 //! `BASIS_GATEWAY_PIECE_DELAY_US` (0: the upstream answers at once; the targets are judged
-//! there, the worst case for the throughput ratio). Without `--bench` (as `cargo test
+//! there, the worst case for the throughput ratio), `BASIS_GATEWAY_DB_SYNCHRONOUS` (`full`,
+//! the default; `normal`). Without `--bench` (as `cargo test
 //! --benches` runs it) it only checks that every path answers.
 //!
 //! Besides the table it prints the CPU time each process spends per call and the fsync
@@ -55,6 +56,12 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// `BASIS_GATEWAY_DB_SYNCHRONOUS` (`full`, the orchestrator's default): the orchestrator's
+/// `db_synchronous`; `normal` drops the fsync per commit (durable through kill -9 only).
+fn db_synchronous() -> String {
+    std::env::var("BASIS_GATEWAY_DB_SYNCHRONOUS").unwrap_or_else(|_| "full".into())
+}
+
 // ---- the processes under test ----
 
 /// A child process, killed when dropped (also on an early error return).
@@ -75,7 +82,13 @@ fn bin() -> &'static str {
 fn orchestrator(dir: &Path) -> Result<(Proc, String, String)> {
     let db = dir.join("orchestrator.db");
     let config = dir.join("orchestrator.toml");
-    std::fs::write(&config, "heartbeat_interval_s = 10\nonline_window_s = 30\n")?;
+    std::fs::write(
+        &config,
+        format!(
+            "heartbeat_interval_s = 10\nonline_window_s = 30\ndb_synchronous = \"{}\"\n",
+            db_synchronous()
+        ),
+    )?;
     let out = Command::new(bin())
         .args(["orchestrator", "keys", "create", "--role", "client", "--db"])
         .arg(&db)
@@ -443,10 +456,11 @@ fn report(f: &Figures, n: usize, secs: f64, peak_kib: u64) {
     );
     println!(
         "binary {}; {} cores; load average {} at the end; {n} calls per latency series, \
-         {secs} s per throughput series\n",
+         {secs} s per throughput series; orchestrator db_synchronous = {}\n",
         bin(),
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-        load_average()
+        load_average(),
+        db_synchronous()
     );
     println!("| measure | direct | gateway | added | target | verdict |");
     println!("|---|---|---|---|---|---|");

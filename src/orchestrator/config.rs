@@ -5,6 +5,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8787"
 //! db = "/var/lib/basis/orchestrator.db"    # default: <state dir>/orchestrator.db
+//! db_synchronous = "full"                   # full: fsync per commit | normal: survives kill -9 only
 //! registration = "gated"                    # open | gated | closed
 //! enrollment_key_sha256 = "0x…"             # or the key itself in BASIS_ENROLLMENT_KEY
 //! admin_key_sha256 = ["0x…"]                # besides keys made by `keys create --role admin`
@@ -32,7 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::market::{RawTaskConfig, TaskMarketConfig};
-use super::store::KeySha256;
+use super::store::{KeySha256, Synchronous};
 use crate::wire::RegistrationMode;
 
 /// The environment variable holding the enrollment key itself (hashed at startup).
@@ -85,6 +86,9 @@ pub struct RateLimits {
 pub struct OrchestratorConfig {
     pub listen: SocketAddr,
     pub db: PathBuf,
+    /// How durable an acknowledged write is (`full`: through power loss; `normal`: through
+    /// kill -9 of the orchestrator, one fsync less per commit).
+    pub db_synchronous: Synchronous,
     /// Development mode: no key needed to register (and, with the gateway, to call it).
     pub open: bool,
     pub registration: RegistrationMode,
@@ -121,6 +125,7 @@ pub struct Overrides {
 struct RawConfig {
     listen: Option<SocketAddr>,
     db: Option<PathBuf>,
+    db_synchronous: Option<Synchronous>,
     open: Option<bool>,
     registration: Option<RegistrationMode>,
     enrollment_key_sha256: Option<String>,
@@ -228,6 +233,7 @@ impl OrchestratorConfig {
         let config = Self {
             listen,
             db,
+            db_synchronous: raw.db_synchronous.unwrap_or_default(),
             open,
             registration,
             enrollment_key,
@@ -340,6 +346,15 @@ mod tests {
         assert_eq!(c.registration, RegistrationMode::Open);
         assert_eq!((c.heartbeat_interval_s, c.online_window_s), (10, 30));
         assert_eq!(c.body_limit_bytes, 65_536);
+        assert_eq!(
+            c.db_synchronous,
+            Synchronous::Full,
+            "durable through power loss"
+        );
+        let c =
+            OrchestratorConfig::from_toml("db_synchronous = \"normal\"", &overrides(), |_| None)
+                .unwrap();
+        assert_eq!(c.db_synchronous, Synchronous::Normal);
     }
 
     #[test]
@@ -388,6 +403,7 @@ mod tests {
             "[tasks]\nevaluator_timeout_policy = \"shrug\"",
             "[tasks]\nmax_tokens_per_s = 0",
             "[tasks]\nfee = 1",
+            "db_synchronous = \"off\"",
         ] {
             assert!(
                 OrchestratorConfig::from_toml(bad, &overrides(), |_| None).is_err(),

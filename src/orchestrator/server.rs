@@ -51,8 +51,8 @@ pub fn app(config: OrchestratorConfig, store: Arc<dyn Store>) -> Router {
 /// then drains (see [`drain`]) and stops.
 pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     raise_open_file_limit();
-    let db = config.db.clone();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
+    let (db, synchronous) = (config.db.clone(), config.db_synchronous);
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&db, synchronous))
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))??;
     let listener = TcpListener::bind(config.listen)

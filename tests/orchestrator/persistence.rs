@@ -54,9 +54,21 @@ async fn a_v1_database_loads_and_is_migrated() -> TestResult {
 
 #[tokio::test]
 async fn receipts_and_the_registry_survive_a_restart() -> TestResult {
+    survives_kill_9(fast_toml()).await
+}
+
+/// `db_synchronous = "normal"` drops the per-commit fsync, not the kill -9 guarantee.
+#[tokio::test]
+async fn with_synchronous_normal_an_acknowledged_receipt_still_survives_kill_9() -> TestResult {
+    // Top-level keys go before the tables `fast_toml` ends with.
+    survives_kill_9(format!("db_synchronous = \"normal\"\n{}", fast_toml())).await
+}
+
+/// A receipt answered to a client, then kill -9 and a restart on the same database.
+async fn survives_kill_9(toml: String) -> TestResult {
     let mut orch = Orchestrator::with(Options {
         args: vec!["--open".into()],
-        toml: fast_toml(),
+        toml,
         ..Options::default()
     });
     let token = register(&orch, "gpu-1", &["echo"]).await;

@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 
 pub use jobs::{JobOutcome, JobRecord, JobStatus, JobStore, Recorded};
 pub use keys::{KeyRole, KeySha256, KeyStore, UnknownKeyRole};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, Synchronous};
 pub use tasks::{
     ClaimArgs, Claimed, DisputeArgs, EvaluateArgs, NewSubmission, Refusal, ResolveArgs,
     SubmissionRow, Submitted, SweepReport, TaskError, TaskFilter, TaskRow, TaskStore, secs,

@@ -1,5 +1,7 @@
-//! [`SqliteStore`]: the embedded default store. One `SQLite` file (WAL, `synchronous=FULL`, so an
-//! acknowledged write survives kill -9), migrated on open through `PRAGMA user_version`.
+//! [`SqliteStore`]: the embedded default store. One `SQLite` file in WAL mode, so an acknowledged
+//! write survives kill -9; with [`Synchronous::Full`] (the default) every commit is also fsynced
+//! before it is acknowledged, so it survives power loss too. Migrated on open through
+//! `PRAGMA user_version`.
 //!
 //! One writer connection, owned by a dedicated thread that commits concurrent writes together
 //! (group commit, see `writer.rs`), and one reader connection behind a mutex used from
@@ -30,6 +32,29 @@ use super::{Store, StoreError};
 /// The database file's mode: it holds token and key hashes.
 const DB_FILE_MODE: u32 = 0o600;
 
+/// How far an acknowledged write is durable: the `SQLite` `synchronous` setting (in WAL mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit fsyncs the WAL before it is acknowledged: it survives kill -9, an OS crash
+    /// and power loss.
+    #[default]
+    Full,
+    /// Commits reach the OS before they are acknowledged and the WAL is fsynced at each
+    /// checkpoint: it survives kill -9 of the orchestrator, but an OS crash or power loss may
+    /// undo the last commits (never corrupting the file). Saves one fsync per commit.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
 /// The `SQLite` store. Cheap to clone (shared connections).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -59,8 +84,14 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating it 0600, and its directory 0700, if needed) and migrates the database.
+    /// Opens (creating it 0600, and its directory 0700, if needed) and migrates the database,
+    /// with [`Synchronous::Full`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Synchronous::Full)
+    }
+
+    /// [`SqliteStore::open`] with the durability of commits chosen.
+    pub fn open_with(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
         let open_err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
             reason,
@@ -74,9 +105,9 @@ impl SqliteStore {
             .mode(DB_FILE_MODE)
             .open(path)
             .map_err(|e| open_err(e.to_string()))?;
-        let mut writer = connect(path, false).map_err(|e| open_err(e.to_string()))?;
+        let mut writer = connect(path, false, synchronous).map_err(|e| open_err(e.to_string()))?;
         migrations::migrate(&mut writer, path)?;
-        let reader = connect(path, true).map_err(|e| open_err(e.to_string()))?;
+        let reader = connect(path, true, synchronous).map_err(|e| open_err(e.to_string()))?;
         let writer = writer::spawn(writer).map_err(|e| open_err(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -146,7 +177,7 @@ where
 }
 
 /// Opens one connection with the pragmas every connection needs.
-fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+fn connect(path: &Path, read_only: bool, sync: Synchronous) -> rusqlite::Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -158,10 +189,10 @@ fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(5))?;
     if !read_only {
         // WAL survives kill -9 once a commit returns; FULL fsyncs the WAL on every commit so it
-        // survives power loss too.
+        // survives power loss too (see `Synchronous`).
         conn.pragma_update(None, "journal_mode", "WAL")?;
     }
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", sync.pragma())?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }
