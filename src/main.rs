@@ -8,6 +8,12 @@ use clap::Parser;
 
 use basis::fronts::cli::{self, Cli};
 
+/// mimalloc instead of the system allocator: the orchestrator and the worker allocate and free
+/// small buffers across threads on every request and frame, where glibc's malloc was a sixth of
+/// their CPU (docs/BENCHMARKS.md, gateway overhead).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     basis::telemetry::init(cli.log_format, "basis=info,warn");

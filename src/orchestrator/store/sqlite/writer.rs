@@ -222,6 +222,15 @@ mod tests {
         (Box::new(Task { f, reply }), rx)
     }
 
+    /// A fresh database with one table `t (v INTEGER PRIMARY KEY)`.
+    fn table() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .unwrap();
+        (dir, conn)
+    }
+
     fn count(conn: &Connection) -> i64 {
         conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap()
@@ -229,10 +238,7 @@ mod tests {
 
     #[test]
     fn a_failing_or_panicking_write_leaves_no_trace_and_the_others_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
-        conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
-            .unwrap();
+        let (_dir, mut conn) = table();
         let insert = |v: i64| {
             move |c: &mut Connection| -> Result<(), StoreError> {
                 c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
@@ -268,10 +274,7 @@ mod tests {
 
     #[test]
     fn a_lone_write_runs_without_a_savepoint_and_a_failing_one_leaves_no_trace() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
-        conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
-            .unwrap();
+        let (_dir, mut conn) = table();
         // Alone in its batch: no savepoint is open (releasing one fails).
         let (a, ra) = job(|c: &mut Connection| -> Result<(), StoreError> {
             c.execute("INSERT INTO t (v) VALUES (1)", [])?;
@@ -309,10 +312,7 @@ mod tests {
 
     #[test]
     fn nobody_is_told_ok_when_the_commit_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
-        conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
-            .unwrap();
+        let (_dir, mut conn) = table();
         let (a, ra) = job(|c: &mut Connection| -> Result<(), StoreError> {
             c.execute("INSERT INTO t (v) VALUES (1)", [])?;
             Ok(())
