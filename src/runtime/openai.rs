@@ -367,12 +367,21 @@ struct FastChunk<'a> {
     error: bool,
     #[serde(default)]
     usage: Option<FastUsage>,
-    #[serde(default, borrow)]
+    /// Present means an array: `null` fails the read, as the general path refuses it.
+    #[serde(default, borrow, deserialize_with = "array")]
     choices: Option<Vec<FastChoice<'a>>>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+fn array<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Vec::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -461,5 +470,75 @@ impl Backend for OpenAiBackend {
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Result<Completion, RuntimeError>> {
         async move { cancellable(&cancel, self.stream(model, request, chunks)).await }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod fast_chunk_tests {
+    use super::*;
+    use crate::wire::JobErrorCode;
+
+    /// The fast read of the usual chunk decides exactly as the general path: the same delta, the
+    /// same usage, and every odd shape refused or ignored as before.
+    #[test]
+    fn odd_chunks_are_decided_as_the_general_path_decides() {
+        let b = OpenAiBackend::new(
+            Flavor::Vllm,
+            &Url::parse("http://127.0.0.1:9").unwrap(),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let decide = |data: &str| {
+            let mut state = StreamState::default();
+            let out = b.event(data, "m", &mut state).map_err(|e| e.code());
+            (out, state.usage)
+        };
+        let usage = |p, c| {
+            Some(crate::domain::Usage {
+                prompt_tokens: p,
+                completion_tokens: c,
+            })
+        };
+        let bad = || Err(JobErrorCode::BadResponse);
+        for (data, expected) in [
+            (
+                r#"{"choices":[{"delta":{"content":"hi"}}]}"#,
+                (Ok(Some("hi".to_owned())), None),
+            ),
+            (
+                r#"{"choices":[{"delta":{"content":"a\nb"}}]}"#,
+                (Ok(Some("a\nb".to_owned())), None),
+            ),
+            (
+                r#"{"choices":[{"delta":{"content":""}}]}"#,
+                (Ok(None), None),
+            ),
+            (r#"{"choices":[{"delta":{"content":5}}]}"#, (Ok(None), None)),
+            (r#"{"choices":[{"delta":"x"}]}"#, (Ok(None), None)),
+            (r#"{"choices":[null]}"#, (Ok(None), None)),
+            (r#"{"choices":[]}"#, (Ok(None), None)),
+            (r"{}", (Ok(None), None)),
+            (
+                r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+                (Ok(None), usage(3, 4)),
+            ),
+            (r#"{"choices":[],"usage":null}"#, (Ok(None), None)),
+            (r#"{"choices":null}"#, (bad(), None)),
+            (r#"{"choices":{}}"#, (bad(), None)),
+            (r#"{"usage":{"prompt_tokens":3}}"#, (bad(), None)),
+            (
+                r#"{"usage":{"prompt_tokens":-1,"completion_tokens":1}}"#,
+                (bad(), None),
+            ),
+            (r#"{"error":null}"#, (bad(), None)),
+            (
+                r#"{"error":{"message":"overloaded"},"choices":[]}"#,
+                (bad(), None),
+            ),
+            (r#"[{"choices":[]}]"#, (bad(), None)),
+            (r"{not json", (bad(), None)),
+        ] {
+            assert_eq!(decide(data), expected, "{data}");
+        }
     }
 }
