@@ -32,7 +32,8 @@ pub struct ServeArgs {
     /// is printed as `listening on http://ADDR`).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// orchestrator.toml: registration mode, keys (as sha256), limits, database path.
+    /// orchestrator.toml: registration mode, keys (as sha256), limits, database path and its
+    /// durability (db_synchronous = "full", the default, or "normal": survives kill -9 only).
     #[arg(long, value_name = "FILE", env = "BASIS_ORCHESTRATOR_CONFIG")]
     pub config: Option<PathBuf>,
     /// Development mode: anyone may register (overrides the configured registration mode).
