@@ -111,6 +111,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body was not read to its end, so this connection cannot carry another
+            // request: say so, or a client's pool reuses it and its next request meets a
+            // closed socket (a broken pipe).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response.extensions_mut().insert(ErrorCodeTag(code));
         response
     }

@@ -223,6 +223,8 @@ async fn outputs_past_the_size_limit_get_413() -> TestResult {
                 .send()
                 .await;
             if let Ok(resp) = sent {
+                // The connection is not reused after a 413 (its body was left unread).
+                assert_eq!(resp.headers()["connection"], "close", "{size} bytes");
                 answered = Some((resp.status().as_u16(), resp.json::<Value>().await?));
                 break;
             }
