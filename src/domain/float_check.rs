@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::ser::{self, Serialize};
 
+use super::canonical::MAX_SAFE_INTEGER;
+
 /// The value held a float.
 #[derive(Debug)]
 pub struct FloatFound;
@@ -47,9 +49,6 @@ pub fn refuse_floats<T: Serialize>(value: &T) -> Result<Integers, FloatFound> {
         Integers::Safe
     })
 }
-
-/// The largest integer every JSON implementation represents exactly (2^53 - 1).
-const SAFE: u64 = (1 << 53) - 1;
 
 #[derive(Clone, Copy)]
 struct Walker<'a> {
@@ -101,19 +100,19 @@ impl ser::Serializer for Walker<'_> {
     );
 
     fn serialize_i64(self, v: i64) -> R {
-        self.note(v.unsigned_abs() <= SAFE);
+        self.note(v.unsigned_abs() <= MAX_SAFE_INTEGER);
         Ok(())
     }
     fn serialize_i128(self, v: i128) -> R {
-        self.note(v.unsigned_abs() <= u128::from(SAFE));
+        self.note(v.unsigned_abs() <= u128::from(MAX_SAFE_INTEGER));
         Ok(())
     }
     fn serialize_u64(self, v: u64) -> R {
-        self.note(v <= SAFE);
+        self.note(v <= MAX_SAFE_INTEGER);
         Ok(())
     }
     fn serialize_u128(self, v: u128) -> R {
-        self.note(v <= u128::from(SAFE));
+        self.note(v <= u128::from(MAX_SAFE_INTEGER));
         Ok(())
     }
     fn serialize_f32(self, _: f32) -> R {

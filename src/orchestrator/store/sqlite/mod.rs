@@ -123,8 +123,9 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer thread, inside a transaction it may share with other writes
-    /// (group commit); resolves once that transaction is committed. `f` must not open a
-    /// transaction itself: it uses `conn.savepoint()` for atomic groups of statements.
+    /// (group commit); resolves once that transaction is committed. `f`'s writes are atomic
+    /// (the writer gives it a savepoint, or the whole transaction when it is alone), so it
+    /// opens no transaction of its own.
     fn write<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
     where
         T: Send + 'static,
