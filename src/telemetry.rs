@@ -1,8 +1,10 @@
 //! Logging: `tracing` to stderr only (stdout belongs to MCP stdio and `--json` output),
-//! filtered by `RUST_LOG`, as text or JSON lines; and the [`hook`] that hands the crate's
+//! filtered by `RUST_LOG`, as text or JSON lines, every line redacted by the secrets guard
+//! ([`redact`]); and the [`hook`] that hands the crate's
 //! events to the MCP sessions that asked for them (`logging/setLevel`).
 
 pub mod hook;
+mod redact;
 
 use std::io::IsTerminal;
 
@@ -28,8 +30,9 @@ pub enum LogFormat {
 pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Every line passes the secrets guard on its way to stderr, whatever its level or origin.
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(redact::RedactingStderr)
         .with_target(false);
     let stderr: Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> = match format {
         LogFormat::Text => stderr

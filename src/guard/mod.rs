@@ -51,6 +51,7 @@ mod json;
 mod keystore;
 mod mnemonic;
 mod patterns;
+mod redact;
 mod text;
 
 #[cfg(test)]
@@ -59,6 +60,7 @@ mod proptests;
 mod tests;
 
 pub use error::{SecretKind, SecretRefused};
+pub use redact::{REDACTED, redact_line};
 pub use text::{GuardText, Guarded};
 
 use serde_json::Value;

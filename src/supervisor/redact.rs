@@ -1,6 +1,6 @@
 //! `Redactor`: what keeps secrets out of the worker log, `status` and `logs` (§4.2). Line by
 //! line: the env file's token is replaced wherever it appears; then any word the secrets guard
-//! ([`crate::guard::check_text`]) flags (a 64-hex key, an API key, …) is replaced; if the line
+//! ([`crate::guard::redact_line`]) flags (a 64-hex key, an API key, …) is replaced; if the line
 //! is still flagged (a seed phrase, a PEM block header spans words), the whole line is withheld.
 //!
 //! A 64-hex job id or hash in a log line is redacted too: the guard cannot tell it from a key,
@@ -11,10 +11,8 @@ use std::path::Path;
 
 use crate::config::WorkerEnv;
 use crate::domain::WorkerToken;
-use crate::guard::check_text;
-
-/// What replaces a redacted word.
-pub const REDACTED: &str = "[REDACTED]";
+pub use crate::guard::REDACTED;
+use crate::guard::redact_line;
 
 /// Redacts lines of text. Its `Debug` never shows the token (`WorkerToken` redacts itself).
 #[derive(Debug, Clone, Default)]
@@ -44,33 +42,11 @@ impl Redactor {
                 text = Cow::Owned(text.replace(secret, REDACTED));
             }
         }
-        if check_text("log", &text).is_ok() {
-            return text;
-        }
-        let words = redact_words(&text);
-        match check_text("log", &words) {
-            Ok(()) => Cow::Owned(words),
-            Err(refused) => Cow::Owned(format!(
-                "[REDACTED: a line that looked like {} was withheld]",
-                refused.kind.description()
-            )),
+        match redact_line(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(redacted) => Cow::Owned(redacted),
         }
     }
-}
-
-/// Replaces each whitespace-separated word the guard flags, keeping the whitespace.
-fn redact_words(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    for piece in line.split_inclusive(char::is_whitespace) {
-        let word = piece.trim_end_matches(char::is_whitespace);
-        if !word.is_empty() && check_text("log", word).is_err() {
-            out.push_str(REDACTED);
-            out.push_str(&piece[word.len()..]);
-        } else {
-            out.push_str(piece);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -157,9 +157,20 @@ impl ClientHandler for Collector {
 
 /// `basis mcp ARGS` over stdio, connected; with its stderr.
 pub async fn stdio(home: &Home, args: &[&str]) -> Result<(Client, Captured)> {
+    stdio_with_env(home, args, &[]).await
+}
+
+/// [`stdio`] with extra environment variables (e.g. `RUST_LOG`).
+pub async fn stdio_with_env(
+    home: &Home,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(Client, Captured)> {
     let mut all = vec!["mcp"];
     all.extend_from_slice(args);
-    let (transport, stderr) = TokioChildProcess::builder(home.command(&all))
+    let mut command = home.command(&all);
+    command.envs(env.iter().copied());
+    let (transport, stderr) = TokioChildProcess::builder(command)
         .stderr(Stdio::piped())
         .spawn()?;
     let captured = Captured::default();

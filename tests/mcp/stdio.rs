@@ -316,3 +316,39 @@ async fn read_env(client: &support::Client) -> Result<String> {
         other => Err(format!("unexpected contents {other:?}").into()),
     }
 }
+
+#[tokio::test]
+async fn a_refused_secret_never_reaches_the_log_at_any_level() -> Result {
+    let home = Home::new()?;
+    let (client, stderr) = support::stdio_with_env(&home, &[], &[("RUST_LOG", "trace")]).await?;
+    let key = private_key();
+    let bare = key.trim_start_matches("0x").to_owned();
+    for args in [
+        json!({"wallet": key, "worker_id": "box-1"}),
+        json!({"wallet": WALLET, "worker_id": "box-1", "models": [MNEMONIC]}),
+    ] {
+        let result = call(&client, "write_env", args).await?;
+        assert_eq!(result.is_error, Some(true));
+    }
+    client.cancel().await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logged = stderr.text();
+    // rmcp logs every request's arguments at debug and trace: the lines are there, redacted.
+    assert!(
+        logged.contains("write_env"),
+        "no trace of the calls:\n{logged}"
+    );
+    assert!(
+        logged.contains("[REDACTED"),
+        "nothing was redacted:\n{logged}"
+    );
+    assert!(
+        !logged.contains(&bare),
+        "the key reached the log:\n{logged}"
+    );
+    assert!(
+        !logged.contains("legal winner"),
+        "the mnemonic reached the log"
+    );
+    Ok(())
+}

@@ -74,6 +74,33 @@ async fn hello_must_come_first_and_match_the_token() -> TestResult {
             "PROTOCOL_UNSUPPORTED",
         ),
         (hello("gpu-1", &["echo"], 0), "INVALID_HELLO"),
+        // A worker serves only what its registration says: no model it never registered…
+        (
+            hello("gpu-1", &["echo", "gpt-4o"], 1),
+            "HELLO_NOT_REGISTERED",
+        ),
+        // …and no other runtime.
+        (
+            match hello("gpu-1", &["echo"], 1) {
+                WorkerMessage::Hello {
+                    protocol,
+                    worker_id,
+                    version,
+                    models,
+                    capacity,
+                    ..
+                } => WorkerMessage::Hello {
+                    protocol,
+                    worker_id,
+                    version,
+                    runtime: basis::domain::Runtime::Vllm,
+                    models,
+                    capacity,
+                },
+                other => other,
+            },
+            "HELLO_NOT_REGISTERED",
+        ),
     ];
     for (first, code) in cases {
         let mut ws = open(&orch, Some(token.expose_secret())).await.unwrap();

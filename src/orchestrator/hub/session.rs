@@ -31,6 +31,8 @@ pub mod codes {
     pub const PROTOCOL_UNSUPPORTED: &str = "PROTOCOL_UNSUPPORTED";
     pub const WORKER_ID_MISMATCH: &str = "WORKER_ID_MISMATCH";
     pub const INVALID_HELLO: &str = "INVALID_HELLO";
+    /// The hello announced a runtime or a model the worker's registration does not list.
+    pub const NOT_REGISTERED: &str = "HELLO_NOT_REGISTERED";
     pub const REPLACED: &str = "REPLACED";
     pub const HEARTBEAT_LAPSED: &str = "HEARTBEAT_LAPSED";
     pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
@@ -251,6 +253,7 @@ async fn handshake(
         ));
     };
     check_hello(&worker_id, runtime, &models, capacity, &version)?;
+    check_registered(&row, runtime, &models)?;
     Ok(Hello {
         worker_id,
         wallet: row.wallet,
@@ -289,6 +292,43 @@ fn check_hello(
         ));
     }
     tracing::debug!(worker_id = %id, "hello accepted");
+    Ok(())
+}
+
+/// A worker serves only what its registration says: the registered runtime and a subset of
+/// the registered models (serving fewer is harmless; announcing another one would let a
+/// worker take prompts for a model nobody vetted). Changing them is a re-registration.
+fn check_registered(
+    row: &WorkerRow,
+    runtime: Runtime,
+    models: &[String],
+) -> Result<(), (&'static str, String)> {
+    let fix = "re-register to change them (`basis register`, or the register_worker tool), then restart the worker";
+    if runtime != row.runtime {
+        return Err((
+            codes::NOT_REGISTERED,
+            format!(
+                "worker `{}` is registered with runtime {}, not {runtime}; {fix}",
+                row.worker_id, row.runtime
+            ),
+        ));
+    }
+    let unregistered: Vec<&str> = models
+        .iter()
+        .filter(|m| !row.models.contains(m))
+        .map(String::as_str)
+        .collect();
+    if !unregistered.is_empty() {
+        return Err((
+            codes::NOT_REGISTERED,
+            format!(
+                "worker `{}` is not registered to serve {} (registered: {}); {fix}",
+                row.worker_id,
+                unregistered.join(", "),
+                row.models.join(", ")
+            ),
+        ));
+    }
     Ok(())
 }
 
