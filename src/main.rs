@@ -4,9 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
-
-use basis::fronts::cli::{self, Cli};
+use basis::fronts::cli;
 
 /// mimalloc instead of the system allocator: the orchestrator and the worker allocate and free
 /// small buffers across threads on every request and frame, where glibc's malloc was a sixth of
@@ -15,7 +13,11 @@ use basis::fronts::cli::{self, Cli};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Every argument passes the secrets guard before clap sees it (fronts::cli::parse).
+    let cli = match cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(status) => return status,
+    };
     basis::telemetry::init(cli.log_format, "basis=info,warn");
     match runtime() {
         Ok(rt) => rt.block_on(cli::run(cli)),

@@ -482,3 +482,46 @@ fn evaluate_with_a_key(home: &Home, orch: &TestOrchestrator, verdict: &[&str]) {
     assert!(!all_output(&out).contains(&key));
     assert!(!all_output(&out).contains(&home.token()));
 }
+
+#[test]
+fn no_flag_or_clap_error_echoes_a_secret() {
+    let home = Home::new();
+    let pem = "-----BEGIN RSA PRIVATE KEY-----MIIEpAIBAAKCAQEA";
+    let phrase = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+    let db = home.path().join(PRIVATE_KEY);
+    let cases: Vec<Vec<String>> = vec![
+        vec![pem.into()],
+        vec!["write-env".into(), pem.into()],
+        vec!["logs".into(), "-n".into(), PRIVATE_KEY.into()],
+        vec!["hash".into(), PRIVATE_KEY.into()],
+        vec!["--config".into(), format!("/tmp/{PRIVATE_KEY}")],
+        vec![
+            "orchestrator".into(),
+            "--db".into(),
+            db.display().to_string(),
+        ],
+        vec![
+            "write-env".into(),
+            "--models".into(),
+            phrase.replace(' ', ","),
+        ],
+        vec![
+            "write-env".into(),
+            "--models".into(),
+            "legal-winner-thank-year-wave-sausage".into(),
+            "--models".into(),
+            "worth-useful-legal-winner-thank-yellow".into(),
+        ],
+    ];
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = home.basis(&args);
+        let text = all_output(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains("SECRET_REFUSED"), "{args:?}: {text}");
+        for secret in [PRIVATE_KEY, "MIIEpAIBAAKCAQEA", "sausage"] {
+            assert!(!text.contains(secret), "{args:?} echoed it: {text}");
+        }
+    }
+    assert!(!db.exists(), "a file was named after the secret");
+}

@@ -3,7 +3,7 @@
 //! against secrets and parses into domain types) and returns an `Output` or a [`Problem`].
 
 mod context;
-mod parse;
+pub(crate) mod parse;
 
 pub mod canary;
 pub mod check;

@@ -1,6 +1,7 @@
 //! The CLI front: clap definitions and human/JSON rendering. Every command parses its flags,
 //! calls one operation in `crate::ops`, and renders the result; no logic lives here.
 
+mod args_guard;
 mod canary;
 mod check;
 mod claim;
@@ -31,6 +32,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
+pub use args_guard::parse;
 
 /// basis: turn an idle GPU into a worker of a compute network, operated safely by an AI agent.
 ///

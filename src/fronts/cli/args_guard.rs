@@ -1,0 +1,133 @@
+//! The command line's secrets guard: every argument passes [`crate::guard`] before clap sees
+//! it, so no flag (known, unknown or mistyped) can echo a secret in an error, name a file
+//! after it or send it anywhere; and clap's own errors pass the log redactor on their way out.
+//!
+//! The arguments are checked one by one (the field named is the flag before the value) and
+//! then their values joined, so a seed phrase split over several arguments (with flags between
+//! them) or a comma list is refused too.
+//! A private key given as `--wallet` gets the wallet's own message (`PRIVATE_KEY_REFUSED`).
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use super::Cli;
+use super::output;
+use crate::domain::Problem;
+use crate::guard::{check_text, redact_line};
+use crate::ops::parse::refuse_key_as_wallet;
+
+/// Parses the command line, or prints why not (help, version, a usage error, a refused
+/// secret) and returns the exit status.
+pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    if let Err(problem) = check(&argv) {
+        let json = argv.iter().any(|a| a == "--json");
+        return Err(output::failure(json, &problem));
+    }
+    Cli::try_parse_from(&argv).map_err(|error| {
+        let status = ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        match error.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = error.print();
+            }
+            _ => {
+                let rendered = error.render().to_string();
+                for line in rendered.lines() {
+                    eprintln!("{}", redact_line(line));
+                }
+            }
+        }
+        status
+    })
+}
+
+/// The guard over every argument (program name excluded), then over all of them together.
+fn check(argv: &[OsString]) -> Result<(), Problem> {
+    let args: Vec<String> = argv
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    for (i, arg) in args.iter().enumerate() {
+        let (flag, value) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, value),
+            _ => match i.checked_sub(1).map(|p| args[p].as_str()) {
+                Some(prev) if prev.starts_with('-') && !prev.contains('=') => (prev, arg.as_str()),
+                _ => ("argument", arg.as_str()),
+            },
+        };
+        if flag == "--wallet" {
+            refuse_key_as_wallet(Some(value))?;
+        }
+        check_text(flag, arg)?;
+    }
+    // The values alone, joined: flags between the pieces of a split phrase must not hide it.
+    let values: Vec<&str> = args
+        .iter()
+        .filter_map(|a| match a.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => Some(value),
+            _ if a.starts_with('-') => None,
+            _ => Some(a.as_str()),
+        })
+        .collect();
+    check_text("the command line", &values.join(" "))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ErrorCode;
+
+    const KEY: &str = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        std::iter::once("basis")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn plain_command_lines_pass() {
+        let ok = argv(&[
+            "write-env",
+            "--wallet",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        ]);
+        assert!(check(&ok).is_ok());
+    }
+
+    #[test]
+    fn a_key_as_wallet_gets_the_wallet_message_anywhere_else_the_generic_one() {
+        for args in [
+            vec!["write-env", "--wallet", KEY],
+            vec!["write-env", &format!("--wallet={KEY}")],
+        ] {
+            let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+            let problem = check(&argv(&args)).unwrap_err();
+            assert_eq!(problem.code, ErrorCode::PrivateKeyRefused);
+        }
+        let problem = check(&argv(&["logs", "-n", KEY])).unwrap_err();
+        assert_eq!(problem.code, ErrorCode::SecretRefused);
+        assert!(problem.fix.as_deref().unwrap_or_default().contains("`-n`"));
+        assert!(!format!("{problem:?}").contains(KEY));
+    }
+
+    #[test]
+    fn a_phrase_split_over_arguments_is_refused() {
+        let problem = check(&argv(&[
+            "write-env",
+            "--models",
+            "legal-winner-thank-year-wave-sausage",
+            "--models=worth-useful-legal-winner-thank-yellow",
+        ]))
+        .unwrap_err();
+        assert_eq!(problem.code, ErrorCode::SecretRefused);
+    }
+}
