@@ -352,3 +352,54 @@ async fn a_refused_secret_never_reaches_the_log_at_any_level() -> Result {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_secret_as_a_tool_name_uri_prompt_or_method_is_not_echoed() -> Result {
+    let home = Home::new()?;
+    // Default log level (warn for dependencies) and a session listening at debug.
+    let (client, stderr) = support::stdio(&home, &[]).await?;
+    let logs = client.service().logs.clone();
+    client
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Debug))
+        .await?;
+    let key = private_key();
+    let bare = key.trim_start_matches("0x").to_owned();
+    let answers = [
+        format!(
+            "{:?}",
+            client
+                .call_tool(CallToolRequestParams::new(key.clone()))
+                .await
+        ),
+        format!(
+            "{:?}",
+            client
+                .read_resource(ReadResourceRequestParams::new(format!("basis://{key}")))
+                .await
+        ),
+        format!(
+            "{:?}",
+            client
+                .get_prompt(GetPromptRequestParams::new(key.clone()))
+                .await
+        ),
+        format!(
+            "{:?}",
+            client
+                .send_request(rmcp::model::ClientRequest::CustomRequest(
+                    rmcp::model::CustomRequest::new(key.clone(), None)
+                ))
+                .await
+        ),
+    ];
+    for answer in &answers {
+        assert!(!answer.contains(&bare), "echoed: {answer}");
+        assert!(answer.contains("rror"), "not refused: {answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let notified = serde_json::to_string(&support::lock(&logs).clone())?;
+    assert!(!notified.contains(&bare), "a log notification echoed it");
+    assert!(!stderr.text().contains(&bare), "stderr echoed it");
+    client.cancel().await?;
+    Ok(())
+}

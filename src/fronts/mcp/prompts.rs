@@ -58,7 +58,10 @@ pub fn list() -> ListPromptsResult {
 pub fn get(name: &str, arguments: Option<&JsonObject>) -> Result<GetPromptResult, ErrorData> {
     if name != ONBOARD {
         return Err(ErrorData::invalid_params(
-            format!("no prompt {name}; prompts/list shows the ones this server has"),
+            format!(
+                "no prompt {}; prompts/list shows the ones this server has",
+                guard::redact_line(name)
+            ),
             None,
         ));
     }

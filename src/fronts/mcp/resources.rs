@@ -57,7 +57,10 @@ pub async fn read(ctx: &Context, uri: &str) -> Result<ReadResourceResult, ErrorD
         }
         _ => {
             return Err(ErrorData::resource_not_found(
-                format!("no resource {uri}; resources/list shows the ones this server has"),
+                format!(
+                    "no resource {}; resources/list shows the ones this server has",
+                    crate::guard::redact_line(uri)
+                ),
                 None,
             ));
         }

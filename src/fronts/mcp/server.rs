@@ -10,10 +10,10 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
-    ListResourcesResult, ListToolsResult, LoggingLevel, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams, Tool,
+    CustomRequest, CustomResult, ErrorCode as RpcErrorCode, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    LoggingLevel, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
@@ -197,7 +197,8 @@ impl ServerHandler for BasisMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let tool = request.name.clone();
+        // Shown in a log notification: a name that is a secret is not echoed.
+        let tool = crate::guard::redact_line(&request.name).into_owned();
         let peer = context.peer.clone();
         // Events the call emits go to this session only (see `logging`).
         let result = match &self.work {
@@ -216,6 +217,23 @@ impl ServerHandler for BasisMcp {
         };
         self.log_call(&peer, &tool, &result).await;
         result
+    }
+
+    /// An unknown method: rmcp's default answer quotes the method; this one does not when it
+    /// looks like a secret.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        Err(ErrorData::new(
+            RpcErrorCode::METHOD_NOT_FOUND,
+            format!(
+                "method not found: {}",
+                crate::guard::redact_line(&request.method)
+            ),
+            None,
+        ))
     }
 
     async fn list_tools(
