@@ -103,7 +103,8 @@ fn spawn(dir: &std::path::Path) -> Result<(Child, String)> {
     let config = dir.join("orchestrator.toml");
     std::fs::write(
         &config,
-        "heartbeat_interval_s = 10\nonline_window_s = 30\n[rate_limit]\nauth_failure_burst = 100000\nauth_failures_per_minute = 100000\n",
+        // All 10,000 simulated workers connect from 127.0.0.1: no per-address cap.
+        "heartbeat_interval_s = 10\nonline_window_s = 30\n[rate_limit]\nauth_failure_burst = 100000\nauth_failures_per_minute = 100000\n[http]\nmax_connections_per_ip = 0\n",
     )?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_basis"))
         .args(["orchestrator", "--open", "--listen", "127.0.0.1:0", "--db"])

@@ -20,6 +20,11 @@
 //! [tasks]                                  # see `market::config` for every key
 //! protocol_fee_bps = 250
 //!
+//! [http]                                   # slow or idle clients cannot hold the server open
+//! header_read_timeout_s = 10                # a request's headers (and an idle keep-alive gap)
+//! body_read_timeout_s = 30                  # the longest pause inside a request body
+//! max_connections_per_ip = 1024             # open connections from one address; 0 = no cap
+//!
 //! [rate_limit]
 //! register_per_minute = 60
 //! register_burst = 20
@@ -29,6 +34,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -81,6 +87,24 @@ pub struct RateLimits {
     pub auth_failures: Bucket,
 }
 
+/// Limits on HTTP connections (`[http]`), so that slow, silent or too many connections cannot
+/// exhaust the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// How long a client may take to send a request's headers; also how long a keep-alive
+    /// connection may sit idle between requests, and a new connection before its first byte.
+    pub header_read_timeout: Duration,
+    /// The longest pause between two pieces of a request body.
+    pub body_read_timeout: Duration,
+    /// Open connections one peer address may hold (workers' WebSockets included); `None` for
+    /// no cap. Behind a reverse proxy every client has the proxy's address: raise it there.
+    pub max_connections_per_ip: Option<u32>,
+}
+
+pub const DEFAULT_HEADER_READ_TIMEOUT_S: u64 = 10;
+pub const DEFAULT_BODY_READ_TIMEOUT_S: u64 = 30;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 1024;
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrchestratorConfig {
@@ -106,6 +130,8 @@ pub struct OrchestratorConfig {
     /// The asset receipts name (gateway jobs pay 0 of it for now).
     pub asset: String,
     pub rate_limits: RateLimits,
+    /// Connection timeouts and caps (`[http]`).
+    pub http: HttpLimits,
     /// The task market's rules (`[tasks]`).
     pub tasks: TaskMarketConfig,
 }
@@ -141,7 +167,17 @@ struct RawConfig {
     #[serde(default)]
     rate_limit: RawRateLimits,
     #[serde(default)]
+    http: RawHttpLimits,
+    #[serde(default)]
     tasks: RawTaskConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpLimits {
+    header_read_timeout_s: Option<u64>,
+    body_read_timeout_s: Option<u64>,
+    max_connections_per_ip: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,6 +293,23 @@ impl OrchestratorConfig {
                     burst: r.auth_failure_burst.unwrap_or(10),
                 },
             },
+            http: HttpLimits {
+                header_read_timeout: Duration::from_secs(
+                    raw.http
+                        .header_read_timeout_s
+                        .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_S),
+                ),
+                body_read_timeout: Duration::from_secs(
+                    raw.http
+                        .body_read_timeout_s
+                        .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_S),
+                ),
+                max_connections_per_ip: match raw.http.max_connections_per_ip {
+                    Some(0) => None,
+                    Some(n) => Some(n),
+                    None => Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
+                },
+            },
             tasks,
         };
         config.validate()?;
@@ -290,6 +343,12 @@ impl OrchestratorConfig {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
         if !asset_ok {
             return bad("asset must be 1 to 32 letters, digits or . - _ :");
+        }
+        let timeouts = [self.http.header_read_timeout, self.http.body_read_timeout];
+        if timeouts.iter().any(|t| !(1..=3600).contains(&t.as_secs())) {
+            return bad(
+                "[http] header_read_timeout_s and body_read_timeout_s must be between 1 and 3600",
+            );
         }
         let buckets = [self.rate_limits.register, self.rate_limits.auth_failures];
         if buckets.iter().any(|b| b.per_minute == 0 || b.burst == 0) {

@@ -11,6 +11,7 @@
 //! `crate::client`, `crate::fronts`); it shares only `crate::domain` and `crate::wire` with it.
 //! Handlers never see SQL: a new backend implements [`store::Store`] and nothing else changes.
 
+mod accept;
 mod auth;
 pub mod config;
 pub mod error;

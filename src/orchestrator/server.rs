@@ -4,14 +4,12 @@
 //! worker connections and stop. The task market's sweeper runs beside the server and stops
 //! with it.
 
-use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -80,37 +78,20 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let flusher = tokio::spawn(presence::flush_loop(state.clone(), stop_rx.clone()));
     let sweeping = tokio::spawn(sweeper::run(state.clone(), stop_rx.clone()));
-    let mut stopping = stop_rx;
-    // Small writes (a `job` frame, an SSE event, a response) leave at once: with Nagle's
-    // algorithm a write behind an unacknowledged one waits for the peer's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-        }
-    });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stopping.wait_for(|s| *s).await;
-    })
-    .into_future();
+    let server = super::accept::serve(listener, app, state.config.http, stop_rx);
     let mut server = tokio::spawn(server);
     tokio::select! {
         () = shutdown_signal() => {}
         joined = &mut server => {
             let _ = stop_tx.send(true);
-            return joined
-                .map_err(|e| ServeError::Serve(std::io::Error::other(e.to_string())))?
-                .map_err(ServeError::Serve);
+            return joined.map_err(|e| ServeError::Serve(std::io::Error::other(e.to_string())));
         }
     }
     // Stop accepting, then let in-flight jobs finish within the bound.
     let _ = stop_tx.send(true);
     drain(&state, drain_timeout).await;
     match tokio::time::timeout(CLOSE_GRACE, &mut server).await {
-        Ok(Ok(result)) => result.map_err(ServeError::Serve)?,
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "the server task failed"),
         Err(_) => {
             server.abort();

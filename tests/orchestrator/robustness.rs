@@ -144,3 +144,95 @@ async fn an_unreachable_orchestrator_fails_fast_with_a_clear_code() -> TestResul
     assert!(p.fix.unwrap().contains("basis orchestrator"));
     Ok(())
 }
+
+/// Reads until the server closes the connection (or `limit` passes); returns what arrived
+/// and how long it took.
+async fn until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (Vec<u8>, Option<Duration>) {
+    use tokio::io::AsyncReadExt as _;
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match tokio::time::timeout(limit - start.elapsed(), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return (got, Some(start.elapsed())),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    (got, None)
+}
+
+#[tokio::test]
+async fn slow_silent_and_too_many_connections_are_closed() -> TestResult {
+    use tokio::io::AsyncWriteExt as _;
+    let orch = Orchestrator::with(Options {
+        toml: format!(
+            "{RELAXED_LIMITS}\n[http]\nheader_read_timeout_s = 1\nbody_read_timeout_s = 1\nmax_connections_per_ip = 6\n"
+        ),
+        ..Options::default()
+    });
+    let addr = format!(
+        "{}:{}",
+        orch.url.host_str().unwrap_or("127.0.0.1"),
+        orch.url.port().unwrap_or(80)
+    );
+    let open = || tokio::net::TcpStream::connect(addr.clone());
+    let patience = Duration::from_secs(5);
+
+    // Silent: connected, never a byte.
+    let mut silent = open().await?;
+    // Half-sent headers.
+    let mut half_head = open().await?;
+    half_head
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await?;
+    // Half-sent body: 100 bytes announced, 10 sent.
+    let mut half_body = open().await?;
+    half_body
+        .write_all(b"POST /api/workers/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"worker_")
+        .await?;
+    // Idle keep-alive after one whole request.
+    let mut idle = open().await?;
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await?;
+
+    for (name, stream) in [
+        ("silent", &mut silent),
+        ("half-sent headers", &mut half_head),
+        ("half-sent body", &mut half_body),
+        ("idle keep-alive", &mut idle),
+    ] {
+        let (got, closed) = until_closed(stream, patience).await;
+        let closed = closed.ok_or(format!("{name}: still open after {patience:?}"))?;
+        if name == "silent" {
+            // Checked first: the others time out meanwhile.
+            assert!(
+                closed >= Duration::from_millis(500),
+                "{name}: closed too early ({closed:?})"
+            );
+        }
+        let text = String::from_utf8_lossy(&got);
+        if name == "idle keep-alive" {
+            assert!(text.starts_with("HTTP/1.1 200"), "{name}: {text}");
+        }
+    }
+
+    // The cap: 6 open connections from this address; a 7th is closed at once, and one
+    // freed slot lets the next one in.
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        held.push(open().await?);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = open().await?;
+    let (_, closed) = until_closed(&mut extra, Duration::from_millis(500)).await;
+    assert!(closed.is_some(), "a connection over the cap was kept open");
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let health = orch.http().get(orch.at("/health")).send().await?;
+    assert_eq!(health.status(), 200, "a freed slot is usable");
+    Ok(())
+}

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
@@ -92,6 +93,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(Extension(BodyLimit(limit)))
         .layer(DefaultBodyLimit::max(limit))
+        // A body that stalls longer than this between pieces ends its request (`[http]`).
+        .layer(RequestBodyTimeoutLayer::new(
+            state.config.http.body_read_timeout,
+        ))
         // 5xx answers are expected conditions here (503 no worker, 502 worker lost) and are
         // logged where they arise; internal failures are logged by `ApiError::internal`.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
