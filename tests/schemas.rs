@@ -12,6 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use basis::domain::{ErrorCode, Evaluation, HashedReceipt, Problem};
+use basis::wire::schema::StandardFormats;
 use basis::wire::{
     ApiErrorBody, Claim, ClaimRequest, DisputeRequest, Health, OnboardingStatus,
     OrchestratorMessage, PostTaskRequest, RegisterRequest, ResolveRequest, Rewards, Submission,
@@ -28,7 +29,7 @@ const COMMENT: &str = "Generated from the Rust types by tests/schemas.rs; regene
 
 /// The schema of `T` as it is written (`serialize`) or as it is accepted.
 fn schema<T: JsonSchema>(serialize: bool) -> Result<Value> {
-    let mut settings = SchemaSettings::draft2020_12();
+    let mut settings = SchemaSettings::draft2020_12().with_transform(StandardFormats);
     if serialize {
         settings = settings.for_serialize();
     }
@@ -82,8 +83,9 @@ fn errors_file() -> Result<Value> {
     map.insert(
         "description".into(),
         json!(
-            "An actionable failure: MCP tool results with isError carry it as structuredContent, \
-             the orchestrator API as {\"error\": …}, the CLI with --json on stdout. Agents branch on `code`."
+            "An actionable failure: MCP tool results with isError carry it as the JSON text of their \
+             one content block (no structuredContent), the orchestrator API as {\"error\": …}, \
+             the CLI with --json on stdout. Agents branch on `code`."
         ),
     );
     map.insert("x-codes".into(), Value::Array(codes));
@@ -214,6 +216,48 @@ fn every_schema_compiles_as_json_schema() -> Result {
             );
         }
     }
+    Ok(())
+}
+
+/// Every `format` keyword under `value` that JSON Schema 2020-12 does not define (schemars
+/// writes `uint64`, `int32`, `double`…; strict validators such as Ajv warn on each).
+fn non_standard_formats(value: &Value, at: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(format)) = map.get("format")
+                && !basis::wire::schema::STANDARD_FORMATS.contains(&format.as_str())
+            {
+                out.push(format!("{at}: format {format}"));
+            }
+            for (key, child) in map {
+                non_standard_formats(child, &format!("{at}/{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                non_standard_formats(child, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn schemas_use_only_json_schema_formats() -> Result {
+    let mut found = Vec::new();
+    for (rel, value) in expected()? {
+        non_standard_formats(&value, &rel.display().to_string(), &mut found);
+    }
+    non_standard_formats(
+        &basis::orchestrator::openapi::document(),
+        "openapi.json",
+        &mut found,
+    );
+    assert!(
+        found.is_empty(),
+        "non-standard formats:\n  {}",
+        found.join("\n  ")
+    );
     Ok(())
 }
 

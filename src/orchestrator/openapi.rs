@@ -9,6 +9,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Value, json};
 
 use crate::domain::HashedReceipt;
+use crate::wire::schema::StandardFormats;
 use crate::wire::{
     ADMIN_KEY_HEADER, ApiErrorBody, ChatCompletion, ChatCompletionChunk, ENROLLMENT_KEY_HEADER,
     Health, ModelList, OnboardingStatus, RegisterRequest, WorkerList, WorkerRecord,
@@ -23,13 +24,20 @@ fn json_content(schema: &Value) -> Value {
     json!({ "application/json": { "schema": schema } })
 }
 
+/// JSON Schema 2020-12 with components under `/components/schemas` and JSON Schema's own
+/// formats only.
+fn settings() -> SchemaSettings {
+    SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .with_transform(StandardFormats)
+}
+
 /// Builds the document. Deterministic, so it can be snapshotted.
 pub fn document() -> Value {
-    let settings = SchemaSettings::draft2020_12().with(|s| {
-        s.definitions_path = "/components/schemas".into();
-        s.meta_schema = None;
-    });
-    let mut g = settings.into_generator();
+    let mut g = settings().into_generator();
     let health = schema_ref::<Health>(&mut g);
     let onboarding = schema_ref::<OnboardingStatus>(&mut g);
     let register = schema_ref::<RegisterRequest>(&mut g);

@@ -16,6 +16,7 @@ mod health;
 mod onboarding;
 mod paths;
 mod receipts;
+pub mod schema;
 mod tasks;
 mod workers;
 

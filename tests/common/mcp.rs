@@ -271,23 +271,38 @@ pub async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolRe
         .await?)
 }
 
+/// The `{code, message, fix?}` problem of an `isError` result: the JSON text of its first
+/// content block (errors carry no `structuredContent`). `None` for a success or another shape.
+pub fn problem(result: &CallToolResult) -> Option<Value> {
+    if result.is_error != Some(true) {
+        return None;
+    }
+    let text = &result.content.first()?.as_text()?.text;
+    serde_json::from_str(text).ok()
+}
+
 /// Checks a tool result: a success's `structuredContent` validates against the tool's
-/// `outputSchema`; an error's is a `{code, message, fix?}` with a known code.
+/// `outputSchema`; an error has no `structuredContent` and its text is a `{code, message,
+/// fix?}` with a known code.
 pub fn check_result(tool: &Tool, result: &CallToolResult) -> Result {
+    if result.is_error == Some(true) {
+        if result.structured_content.is_some() {
+            return Err(format!("{}: an error result with structuredContent", tool.name).into());
+        }
+        let problem = problem(result).ok_or("an error result whose text is not a problem")?;
+        let code = problem["code"].as_str().ok_or("error without a code")?;
+        let known = basis::domain::ErrorCode::ALL
+            .iter()
+            .any(|c| c.as_str() == code);
+        if !known || !problem["message"].is_string() {
+            return Err(format!("{}: malformed problem {problem}", tool.name).into());
+        }
+        return Ok(());
+    }
     let structured = result
         .structured_content
         .as_ref()
         .ok_or("no structuredContent")?;
-    if result.is_error == Some(true) {
-        let code = structured["code"].as_str().ok_or("error without a code")?;
-        let known = basis::domain::ErrorCode::ALL
-            .iter()
-            .any(|c| c.as_str() == code);
-        if !known || !structured["message"].is_string() {
-            return Err(format!("{}: malformed problem {structured}", tool.name).into());
-        }
-        return Ok(());
-    }
     let schema = Value::Object(
         tool.output_schema
             .as_deref()

@@ -40,7 +40,7 @@ async fn wait_for(client: &Client, logger: &str) -> Result<LoggingMessageNotific
 async fn succeeds(client: &Client, tool: &str, args: Value) -> Result {
     let result = call(client, tool, args).await?;
     if result.is_error == Some(true) {
-        return Err(format!("{tool} failed: {:?}", result.structured_content).into());
+        return Err(format!("{tool} failed: {:?}", result.content).into());
     }
     Ok(())
 }

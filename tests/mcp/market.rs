@@ -20,7 +20,7 @@ use futures::StreamExt as _;
 use rmcp::model::Tool;
 use serde_json::{Value, json};
 
-use crate::support::{self, Client, Home, Result, Spawned, WALLET, call, check_result};
+use crate::support::{self, Client, Home, Result, Spawned, WALLET, call, check_result, problem};
 
 /// A running orchestrator (`--open`: posting needs no client key) and an evaluator key.
 pub struct Market {
@@ -162,7 +162,7 @@ pub async fn step(
     check_result(schema, &result)?;
     seen.push_str(&serde_json::to_string(&result)?);
     if result.is_error == Some(true) {
-        return Err(format!("{tool} failed: {:?}", result.structured_content).into());
+        return Err(format!("{tool} failed: {:?}", result.content).into());
     }
     Ok(result.structured_content.unwrap_or_default())
 }
@@ -170,13 +170,10 @@ pub async fn step(
 /// Calls `tool`, which must fail with a structured problem that has a fix; returns it.
 pub async fn refused(client: &Client, tool: &str, args: Value) -> Result<Value> {
     let result = call(client, tool, args).await?;
-    let problem = result
-        .structured_content
-        .clone()
-        .ok_or("no structuredContent")?;
     if result.is_error != Some(true) {
-        return Err(format!("{tool} succeeded: {problem}").into());
+        return Err(format!("{tool} succeeded: {:?}", result.structured_content).into());
     }
+    let problem = problem(&result).ok_or("no problem in the error result")?;
     if !problem["fix"].is_string() {
         return Err(format!("{tool}: no fix in {problem}").into());
     }

@@ -12,7 +12,9 @@ use rmcp::model::{LoggingLevel, ReadResourceRequestParams, SetLevelRequestParams
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{self, Client, Home, Result, Spawned, WALLET, call, check_result, token_in};
+use crate::support::{
+    self, Client, Home, Result, Spawned, WALLET, call, check_result, problem, token_in,
+};
 
 /// A running `basis orchestrator --open` on 127.0.0.1:0 with its database in `home`.
 pub(crate) async fn orchestrator(home: &Home) -> Result<Spawned> {
@@ -49,7 +51,7 @@ async fn step(
     check_result(schema, &result)?;
     seen.push_str(&serde_json::to_string(&result)?);
     if result.is_error == Some(true) {
-        return Err(format!("{tool} failed: {:?}", result.structured_content).into());
+        return Err(format!("{tool} failed: {:?}", result.content).into());
     }
     Ok(result.structured_content.unwrap_or_default())
 }
@@ -196,7 +198,7 @@ async fn refused(client: &Client, tool: &str, args: Value) -> Result<String> {
         "{tool} accepted it: {:?}",
         result.structured_content
     );
-    let problem = result.structured_content.ok_or("no structuredContent")?;
+    let problem = problem(&result).ok_or("no problem in the error result")?;
     assert!(problem["fix"].is_string(), "{tool}: no fix in {problem}");
     Ok(problem["code"].as_str().unwrap_or_default().to_owned())
 }

@@ -13,7 +13,7 @@ use rmcp::model::{
 use serde_json::{Value, json};
 
 use crate::support::{
-    self, Home, MNEMONIC, Result, WALLET, call, check_result, private_key, sample_args,
+    self, Home, MNEMONIC, Result, WALLET, call, check_result, private_key, problem, sample_args,
     string_properties, token_in,
 };
 
@@ -68,10 +68,7 @@ async fn a_secret_in_any_string_argument_of_any_tool_is_refused_and_not_echoed()
                 };
                 args.insert(field.clone(), value);
                 let result = call(&client, &tool.name, Value::Object(args)).await?;
-                let code = result
-                    .structured_content
-                    .as_ref()
-                    .map(|s| s["code"].clone());
+                let code = problem(&result).map(|p| p["code"].clone());
                 assert_eq!(
                     result.is_error,
                     Some(true),
@@ -116,10 +113,7 @@ async fn a_secret_in_a_mis_shaped_argument_is_refused_too() -> Result {
     let result = call(&client, "write_env", json!({"models": MNEMONIC})).await?;
     assert_eq!(result.is_error, Some(true));
     assert_eq!(
-        result
-            .structured_content
-            .as_ref()
-            .map(|s| s["code"].clone()),
+        problem(&result).map(|p| p["code"].clone()),
         Some(json!("SECRET_REFUSED"))
     );
     assert!(!serde_json::to_string(&result)?.contains("legal winner"));

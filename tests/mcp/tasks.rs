@@ -15,7 +15,7 @@ use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestM
 use serde_json::{Value, json};
 
 use crate::market::{Market, agent_task, fake_vllm, inference_task, onboard, refused, step};
-use crate::support::{self, Client, Home, Result, private_key, token_in};
+use crate::support::{self, Client, Home, Result, private_key, problem, token_in};
 
 /// execute_task with a progress token; returns the output and checks progress was reported.
 async fn execute_with_progress(client: &Client, seen: &mut String, task_id: &str) -> Result<Value> {
@@ -33,7 +33,7 @@ async fn execute_with_progress(client: &Client, seen: &mut String, task_id: &str
     support::check_result(tool, &result)?;
     seen.push_str(&serde_json::to_string(&result)?);
     if result.is_error == Some(true) {
-        return Err(format!("execute_task failed: {:?}", result.structured_content).into());
+        return Err(format!("execute_task failed: {:?}", result.content).into());
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let progress = support::lock(&client.service().progress).clone();
@@ -449,10 +449,7 @@ async fn market_mistakes_come_back_as_codes_with_fixes() -> Result {
     .await?;
     assert_eq!(result.is_error, Some(true));
     assert_eq!(
-        result
-            .structured_content
-            .as_ref()
-            .map(|s| s["code"].clone()),
+        problem(&result).map(|p| p["code"].clone()),
         Some(json!("SECRET_REFUSED"))
     );
     let shown = serde_json::to_string(&result)?;

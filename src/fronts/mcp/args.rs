@@ -5,10 +5,15 @@
 //! raw arguments go through the secrets guard first and a refusal wins. The input schema is the
 //! `Input` type's own ([`input_schema`]).
 //!
-//! Out: [`reply`] turns an operation's `Result<Output, Problem>` into a tool result:
-//! `structuredContent` is the output (schema: [`output_schema`]) or, with `isError: true`, the
-//! `{code, message, fix}` problem. An `INTERNAL` problem is a bug, not something an agent can
+//! Out: [`reply`] turns an operation's `Result<Output, Problem>` into a tool result. A success
+//! carries the output as `structuredContent` (schema: [`output_schema`]). A failure is
+//! `isError: true` with the `{code, message, fix}` problem as JSON in its one text block and
+//! no `structuredContent`: the problem does not follow the tool's `outputSchema`, and clients
+//! that validate `structuredContent` against it (the TypeScript SDK does, even on errors) would
+//! throw instead of showing the fix. An `INTERNAL` problem is a bug, not something an agent can
 //! act on, so it becomes a JSON-RPC internal error instead.
+//!
+//! Schemas keep only JSON Schema's own formats ([`crate::wire::schema`]).
 
 use std::sync::Arc;
 
@@ -25,6 +30,7 @@ use serde_json::Value;
 
 use crate::domain::{ErrorCode, Problem};
 use crate::guard;
+use crate::wire::schema::standard_formats;
 
 /// A tool's arguments, parsed into an operation's `Input`, or the problem that stopped it.
 #[derive(Debug)]
@@ -65,28 +71,30 @@ pub fn reply<T: Serialize>(result: Result<T, Problem>) -> Result<CallToolResult,
     }
 }
 
-/// An `isError` result: the problem as `structuredContent`, and a one-paragraph text for
-/// clients that only show text.
+/// An `isError` result: one text block holding the problem as a JSON object
+/// `{"code", "message", "fix"?}`, which agents parse and people can read; no
+/// `structuredContent` (see the module doc).
 pub fn problem_result(problem: &Problem) -> CallToolResult {
-    let mut text = format!("{}: {}", problem.code, problem.message);
-    if let Some(fix) = &problem.fix {
-        text.push_str("\nfix: ");
-        text.push_str(fix);
-    }
-    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
-    result.structured_content = serde_json::to_value(problem).ok();
-    result
+    let text = serde_json::to_string(problem).unwrap_or_else(|_| {
+        // `Problem` is three strings; serializing it cannot fail. Should it ever, the code
+        // and message still reach the agent as plain text.
+        format!("{}: {}", problem.code, problem.message)
+    });
+    CallToolResult::error(vec![ContentBlock::text(text)])
 }
 
 /// The input schema of `T` (root `type: object`, top-level title and description removed).
 /// A type whose root is not an object keeps its full schema, which the schema tests reject.
 pub fn input_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
-    schema_for_input::<T>().unwrap_or_else(|_| schema_for_type::<T>())
+    let schema = schema_for_input::<T>().unwrap_or_else(|_| schema_for_type::<T>());
+    Arc::new(standard_formats(Arc::unwrap_or_clone(schema)))
 }
 
 /// The output schema of `T`, for what its `Serialize` writes.
 pub fn output_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
-    schema_for_output::<T>()
+    Arc::new(standard_formats(Arc::unwrap_or_clone(
+        schema_for_output::<T>(),
+    )))
 }
 
 #[cfg(test)]
@@ -122,7 +130,15 @@ mod tests {
         let p = Problem::new(ErrorCode::InvalidWallet, "bad").with_fix("fix it");
         let r = reply::<()>(Err(p)).unwrap();
         assert_eq!(r.is_error, Some(true));
-        assert_eq!(r.structured_content.unwrap()["code"], "INVALID_WALLET");
+        assert!(
+            r.structured_content.is_none(),
+            "no structuredContent on errors"
+        );
+        let text = &r.content[0].as_text().unwrap().text;
+        let problem: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(problem["code"], "INVALID_WALLET");
+        assert_eq!(problem["message"], "bad");
+        assert_eq!(problem["fix"], "fix it");
         assert!(reply::<()>(Err(Problem::new(ErrorCode::Internal, "bug"))).is_err());
     }
 }

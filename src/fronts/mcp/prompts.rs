@@ -24,8 +24,8 @@ this system never needs one, and the tools refuse them (SECRET_REFUSED).
 - The worker token is generated on this host and lives only in the 0600 env file; you never \
 see it. Results show its fingerprint (8 hex) only. Do not try to read the env file directly: \
 the resource basis://worker/env shows it with the token masked.
-- When a tool returns isError, read structuredContent {code, message, fix}, apply the fix and \
-retry; do not work around a refusal.";
+- When a tool returns isError, its text is a JSON object {code, message, fix}: apply the fix \
+and retry; do not work around a refusal.";
 
 /// Every prompt this server offers.
 pub fn list() -> ListPromptsResult {

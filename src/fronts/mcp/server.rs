@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourcesResult, ListToolsResult, LoggingLevel, PaginatedRequestParams,
     ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
@@ -17,7 +17,7 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::runtime::Handle;
 
 use super::logging::SessionLevel;
@@ -32,8 +32,8 @@ claim_task, execute_task (or produce the output yourself), submit_output, get_su
 Evaluator Agent judges submissions with verify_output. The reward wallet is a PUBLIC address; \
 never ask for or pass a private key, seed phrase, token or key (tools refuse them with \
 SECRET_REFUSED). \
-Failures come back as isError results with structuredContent {code, message, fix}: apply the \
-fix and retry.";
+Failures come back as isError results whose text is a JSON object {code, message, fix}: apply \
+the fix and retry.";
 
 /// The MCP server. Cheap to clone: clones share everything but the logging level.
 #[derive(Debug, Clone)]
@@ -153,11 +153,7 @@ impl BasisMcp {
     ) {
         let (level, data) = match result {
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
-                let code = r
-                    .structured_content
-                    .as_ref()
-                    .and_then(|s| s.get("code"))
-                    .cloned();
+                let code = problem_code(r);
                 (
                     LoggingLevel::Warning,
                     json!({"tool": tool, "outcome": "refused", "code": code}),
@@ -288,4 +284,13 @@ impl ServerHandler for BasisMcp {
         self.level.set(request.level, &context.peer);
         Ok(())
     }
+}
+
+/// The stable code of an `isError` result written by [`super::args::problem_result`].
+fn problem_code(result: &CallToolResult) -> Option<Value> {
+    let text = &result.content.first()?.as_text()?.text;
+    serde_json::from_str::<Value>(text)
+        .ok()?
+        .get("code")
+        .cloned()
 }
