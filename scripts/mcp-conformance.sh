@@ -45,7 +45,8 @@ BASIS_HOME="$work" BASIS_ORCHESTRATOR_URL="http://127.0.0.1:9" \
 server_pid=$!
 url=""
 for _ in $(seq 1 100); do
-  url="$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/server.err" | head -n1)"
+  # The whole line: stderr is unbuffered, so a read may catch it half-written.
+  url="$(sed -n 's/.*listening on \(http:\/\/[^ ]*\/mcp\)$/\1/p' "$work/server.err" | head -n1)"
   [[ -n "$url" ]] && break
   sleep 0.1
 done
