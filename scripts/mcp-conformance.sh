@@ -2,8 +2,8 @@
 # Runs the official MCP conformance suite (@modelcontextprotocol/conformance, which needs
 # Node >= 22) against `basis mcp --http` on 127.0.0.1, one server scenario at a time.
 #
-# Node: the `node` on PATH when it is 22 or newer; otherwise Node 22 from the npm registry
-# (the `node-linux-<arch>` package ships the binary), installed under target/conformance/.
+# Node: the `node` on PATH when it is 22 or newer; otherwise Node 22 from the npm registry,
+# under target/node22/ (scripts/node22.sh). The suite is installed under target/conformance/.
 #
 #   scripts/mcp-conformance.sh                 # builds target/debug/basis if needed
 #   BASIS_BIN=path/to/basis scripts/mcp-conformance.sh
@@ -23,20 +23,7 @@ if [[ -z "${BASIS_BIN:-}" ]]; then
 fi
 
 # --- Node 22 ------------------------------------------------------------------------------
-node_major() { "$1" --version 2>/dev/null | sed -n 's/^v\([0-9]*\).*/\1/p'; }
-node="$(command -v node || true)"
-if [[ -z "$node" || "$(node_major "$node")" -lt 22 ]]; then
-  case "$(uname -m)" in
-    x86_64) arch=x64 ;;
-    aarch64 | arm64) arch=arm64 ;;
-    *) echo "no Node 22 package for $(uname -m)" >&2; exit 1 ;;
-  esac
-  node="$prefix/node_modules/node-linux-$arch/bin/node"
-  if [[ ! -x "$node" || "$(node_major "$node")" -lt 22 ]]; then
-    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "node-linux-$arch@22" >/dev/null
-  fi
-fi
-echo "node $("$node" --version)"
+source scripts/node22.sh
 
 # --- the suite ----------------------------------------------------------------------------
 suite="$prefix/node_modules/@modelcontextprotocol/conformance/dist/index.js"
@@ -58,7 +45,8 @@ BASIS_HOME="$work" BASIS_ORCHESTRATOR_URL="http://127.0.0.1:9" \
 server_pid=$!
 url=""
 for _ in $(seq 1 100); do
-  url="$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/server.err" | head -n1)"
+  # The whole line: stderr is unbuffered, so a read may catch it half-written.
+  url="$(sed -n 's/.*listening on \(http:\/\/[^ ]*\/mcp\)$/\1/p' "$work/server.err" | head -n1)"
   [[ -n "$url" ]] && break
   sleep 0.1
 done

@@ -363,14 +363,47 @@ fn the_skill_allows_exactly_the_read_only_tools() {
     assert!(field("description").len() > 80);
     let mut allowed: Vec<&str> = field("allowed-tools").split(',').map(str::trim).collect();
     allowed.sort_unstable();
+    // Claude Code names a tool `mcp__<server>__<tool>`; a plugin's server is
+    // `plugin:<plugin>:<server>`, normalised to `plugin_<plugin>_<server>`. Both ways of
+    // installing the server (the `basis` plugin, `claude mcp add basis`) are allowed.
     let mut read_only: Vec<String> = basis::fronts::mcp::catalogue()
         .iter()
         .filter(|t| basis::fronts::mcp::is_read_only(t))
-        .map(|t| format!("mcp__basis__{}", t.name))
+        .flat_map(|t| {
+            [
+                format!("mcp__plugin_basis_basis__{}", t.name),
+                format!("mcp__basis__{}", t.name),
+            ]
+        })
         .collect();
     read_only.sort_unstable();
     assert_eq!(
         allowed, read_only,
         "allowed-tools must name exactly the read-only tools"
     );
+}
+
+/// The Claude Code plugin (`.claude-plugin/`): the plugin and server names the skill's
+/// `mcp__plugin_basis_basis__` prefix is made of, and the repository as its marketplace.
+#[test]
+fn the_plugin_is_basis_and_serves_basis_mcp() -> Result {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| -> Result<Value> {
+        Ok(serde_json::from_str(&fs::read_to_string(root.join(p))?)?)
+    };
+    let plugin = read(".claude-plugin/plugin.json")?;
+    assert_eq!(plugin["name"], "basis");
+    // The plugin's version and license are the crate's.
+    assert_eq!(plugin["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(plugin["license"], env!("CARGO_PKG_LICENSE"));
+    assert_eq!(
+        plugin["mcpServers"],
+        json!({"basis": {"command": "basis", "args": ["mcp"]}})
+    );
+    let market = read(".claude-plugin/marketplace.json")?;
+    let entries = market["plugins"].as_array().ok_or("no plugins")?;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["name"], "basis");
+    assert_eq!(entries[0]["source"], "./");
+    Ok(())
 }
