@@ -1,5 +1,6 @@
 //! The CLI as a user runs it: the real `basis` binary in a temp `BASIS_HOME`, checking exit
-//! codes, `--json` output, the env file on disk, and that no secret is ever printed.
+//! codes, `--json` output, the env file on disk, and that no secret is ever printed;
+//! `basis mcp install` for every client in `mcp_install`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -8,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+
+#[path = "cli/mcp_install.rs"]
+mod mcp_install;
 
 const WALLET_LOWER: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
 const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";

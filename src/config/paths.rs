@@ -15,6 +15,25 @@ pub const BASIS_HOME: &str = "BASIS_HOME";
 pub const ENV_FILE_NAME: &str = "worker.env";
 pub const SETTINGS_FILE_NAME: &str = "basis.toml";
 
+/// The user's home directory: `HOME` when it is set to an absolute path (empty or relative
+/// values count as unset).
+pub fn home_dir(lookup: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    lookup("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+/// The directory an environment variable names (e.g. `XDG_CONFIG_HOME`, `CODEX_HOME`) when it
+/// is set to an absolute path; a relative value is ignored, as the XDG spec requires.
+pub fn dir_var(lookup: impl Fn(&str) -> Option<String>, var: &str) -> Option<PathBuf> {
+    lookup(var).map(PathBuf::from).filter(|p| p.is_absolute())
+}
+
+/// `$XDG_CONFIG_HOME`, else `$HOME/.config`: where Linux applications keep their settings.
+pub fn user_config_dir(lookup: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    dir_var(&lookup, "XDG_CONFIG_HOME").or_else(|| home_dir(&lookup).map(|h| h.join(".config")))
+}
+
 /// The config and state directories. Neither is created here: writers create what they need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dirs {
@@ -38,19 +57,12 @@ impl Dirs {
                 config_dir: home,
             });
         }
-        // XDG: a relative value is invalid and must be ignored.
-        let xdg = |name: &str| get(name).map(PathBuf::from).filter(|p| p.is_absolute());
-        let home = || {
-            get("HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .ok_or(ConfigError::NoHome)
-        };
-        let config_dir = match xdg("XDG_CONFIG_HOME") {
+        let home = || home_dir(&lookup).ok_or(ConfigError::NoHome);
+        let config_dir = match dir_var(&lookup, "XDG_CONFIG_HOME") {
             Some(dir) => dir.join("basis"),
             None => home()?.join(".config").join("basis"),
         };
-        let state_dir = match xdg("XDG_STATE_HOME") {
+        let state_dir = match dir_var(&lookup, "XDG_STATE_HOME") {
             Some(dir) => dir.join("basis"),
             None => home()?.join(".local").join("state").join("basis"),
         };
@@ -197,6 +209,28 @@ mod tests {
         assert!(
             Dirs::from_env(env(&[("XDG_CONFIG_HOME", "/c"), ("XDG_STATE_HOME", "/s")])).is_ok()
         );
+    }
+
+    #[test]
+    fn home_and_user_config_dir() {
+        assert_eq!(
+            home_dir(env(&[("HOME", "/home/u")])),
+            Some("/home/u".into())
+        );
+        assert_eq!(home_dir(env(&[("HOME", "rel")])), None);
+        assert_eq!(
+            user_config_dir(env(&[("HOME", "/home/u")])),
+            Some("/home/u/.config".into())
+        );
+        assert_eq!(
+            user_config_dir(env(&[("HOME", "/home/u"), ("XDG_CONFIG_HOME", "/x")])),
+            Some("/x".into())
+        );
+        assert_eq!(
+            user_config_dir(env(&[("HOME", "/home/u"), ("XDG_CONFIG_HOME", "x")])),
+            Some("/home/u/.config".into())
+        );
+        assert_eq!(dir_var(env(&[("CODEX_HOME", "")]), "CODEX_HOME"), None);
     }
 
     #[test]

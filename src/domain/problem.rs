@@ -66,6 +66,12 @@ error_codes! {
     ConfigInvalid = "CONFIG_INVALID", exit 2;
     /// A file could not be read or written.
     IoError = "IO_ERROR", exit 1;
+    /// An MCP client's config file cannot be parsed, or is not the shape its client documents;
+    /// it was left as it was.
+    McpConfigInvalid = "MCP_CONFIG_INVALID", exit 2;
+    /// The MCP client's config already has a different `basis` server; replacing it needs
+    /// `--force`.
+    McpConfigConflict = "MCP_CONFIG_CONFLICT", exit 3;
     // internal
     /// A bug: please report it.
     Internal = "INTERNAL", exit 1;

@@ -10,6 +10,7 @@ pub mod check;
 pub mod env_resource;
 pub mod hash;
 pub mod logs;
+pub mod mcp_install;
 pub mod network;
 pub mod register;
 pub mod resolve;

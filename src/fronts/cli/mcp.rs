@@ -1,21 +1,26 @@
 //! `basis mcp`: run the MCP server, over stdio (what Claude Code, Cursor and Windsurf launch) or
-//! over streamable HTTP with `--http`.
+//! over streamable HTTP with `--http`; `basis mcp install` (in `mcp_install`) adds it to a
+//! client's config.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{Context, output};
+use super::{Context, mcp_install, output};
 use crate::config::Overrides;
 use crate::fronts::mcp::{BasisMcp, BearerToken, HttpOptions, HttpServer, TOKEN_ENV, serve_stdio};
 use crate::ops::{self, Problem};
 
 /// Serves the basis tools, resources and prompts over MCP: stdio by default (stdout is the
 /// protocol; logs go to stderr), or streamable HTTP at http://ADDR/mcp with --http.
+/// `basis mcp install --client NAME` adds this server to an MCP client's config.
 // The doc comments are clap's --help text, not rustdoc: URLs and names stay unquoted there.
 #[allow(clippy::doc_markdown)]
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<McpCommand>,
     /// Serve streamable HTTP at http://ADDR/mcp instead of stdio [ADDR: from basis.toml,
     /// default 127.0.0.1:8765; port 0 picks a free port]. A non-loopback ADDR needs a bearer
     /// token (BASIS_MCP_TOKEN or --token-file).
@@ -37,7 +42,27 @@ pub struct Args {
     pub allow_origin: Vec<String>,
 }
 
-pub async fn run(ctx: &Context, args: Args) -> ExitCode {
+/// What `basis mcp` does besides serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum McpCommand {
+    /// Add this basis binary as the "basis" MCP server in a client's config file
+    /// (claude-code, claude-desktop, cursor, windsurf, vscode, codex, gemini).
+    ///
+    /// The entry runs this binary by its absolute path with args ["mcp"] (plus "--read-only"
+    /// with --read-only), in the file and shape the client documents; `examples/README.md`
+    /// lists them. Other servers and settings in the file are kept: a JSON file is rewritten
+    /// pretty-printed with its keys sorted (so their order may change), Codex's config.toml
+    /// keeps its comments and layout. A different existing "basis" entry is refused unless
+    /// --force; an identical one is left alone; a file that does not parse (JSON with comments
+    /// included) is refused and never rewritten. A symlinked config file is written through to
+    /// its target.
+    Install(mcp_install::Args),
+}
+
+pub async fn run(ctx: &Context, mut args: Args) -> ExitCode {
+    if let Some(McpCommand::Install(install)) = args.command.take() {
+        return mcp_install::run(install);
+    }
     match serve(ctx, args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(problem) => output::failure(false, &problem),

@@ -10,6 +10,7 @@ mod execute;
 mod hash;
 mod logs;
 mod mcp;
+mod mcp_install;
 mod network;
 mod orchestrator;
 mod orchestrator_tasks;
@@ -73,7 +74,8 @@ pub enum Command {
     Network(network::Args),
     /// Print the output hash (keccak256 of the raw bytes) of a file or of stdin.
     Hash(hash::Args),
-    /// Run the MCP server (stdio by default; --http ADDR for streamable HTTP at /mcp).
+    /// Run the MCP server (stdio by default; --http ADDR for streamable HTTP at /mcp), or add
+    /// it to an MCP client's config with `basis mcp install --client NAME`.
     Mcp(mcp::Args),
     /// Run the self-hostable orchestrator (worker registry), or manage its API keys.
     Orchestrator(orchestrator::Args),
