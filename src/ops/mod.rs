@@ -13,6 +13,7 @@ pub mod logs;
 pub mod network;
 pub mod register;
 pub mod resolve;
+pub mod service;
 pub mod start;
 pub mod status;
 pub mod stop;
