@@ -178,6 +178,14 @@ error_codes! {
     OutputTampered = "OUTPUT_TAMPERED", exit 1;
     /// The admin key is missing or wrong for an operator-only action.
     AdminKeyRequired = "ADMIN_KEY_REQUIRED", exit 2;
+    // service (`basis service`)
+    /// Another unit (or launchd property list) is already installed where `basis service
+    /// install` writes; `--force` replaces it.
+    ServiceUnitExists = "SERVICE_UNIT_EXISTS", exit 3;
+    /// `systemctl` or `launchctl` failed; the message has the command and its output.
+    ServiceManagerFailed = "SERVICE_MANAGER_FAILED", exit 1;
+    /// This OS has no service manager basis installs into (systemd on Linux, launchd on macOS).
+    ServiceUnsupported = "SERVICE_UNSUPPORTED", exit 1;
 }
 
 impl fmt::Display for ErrorCode {

@@ -18,8 +18,17 @@ impl Context {
     /// Resolves the directories (`BASIS_HOME` / XDG), reads `basis.toml` (or `config_file`),
     /// and applies environment variables and `overrides` on top.
     pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Self, Problem> {
-        let dirs = Dirs::resolve()?;
-        let env = |name: &str| std::env::var(name).ok();
+        Self::load_with(config_file, overrides, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Context::load`] with the environment read through `env` (`service install` run under
+    /// sudo resolves the invoking user's directories with their `HOME`).
+    pub fn load_with(
+        config_file: Option<&Path>,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Problem> {
+        let dirs = Dirs::from_env(env)?;
         let settings = match config_file {
             None => Settings::load(&dirs, overrides, env)?,
             Some(path) => {

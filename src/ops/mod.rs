@@ -14,6 +14,7 @@ pub mod mcp_install;
 pub mod network;
 pub mod register;
 pub mod resolve;
+pub mod service;
 pub mod start;
 pub mod status;
 pub mod stop;

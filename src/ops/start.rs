@@ -200,8 +200,8 @@ fn output(ctx: &Context, status: SupervisorStatus, cleaned_up: Option<String>) -
     }
 }
 
-/// The env file must hold everything the worker needs.
-fn check_env(path: &Path) -> Result<(), Problem> {
+/// The env file must hold everything the worker needs (`service install` checks it too).
+pub(crate) fn check_env(path: &Path) -> Result<(), Problem> {
     let env = WorkerEnv::read(path)?;
     let missing: Vec<&str> = [
         (KEY_WORKER_ID, env.worker_id.is_none()),

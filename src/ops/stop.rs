@@ -100,6 +100,9 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             out.stopped = true;
             out.worker_exit = exit;
             out.forced = forced;
+            if let Some(managed_by) = info.managed_by {
+                out.next_step = super::service::after_stop(managed_by);
+            }
         }
     }
     Ok(out)

@@ -16,6 +16,7 @@ use super::control::{self, Request, Response};
 use super::error::SupervisorError;
 use super::keeper::{Control, Finish, Keeper};
 use super::logs::{self, MAX_TAIL_LINES, WORKER_LOG};
+use super::managed::ManagedBy;
 use super::pidfile::{self, SupervisorInfo};
 use super::redact::Redactor;
 use super::sink::LogSink;
@@ -39,6 +40,9 @@ pub struct SuperviseConfig {
     pub dirs: Dirs,
     pub worker: WorkerCommand,
     pub tuning: Tuning,
+    /// The service manager that started this supervisor, if any (recorded in
+    /// `supervisor.json` for `stop`).
+    pub managed_by: Option<ManagedBy>,
 }
 
 /// Runs the supervisor until it is stopped. Returns `AlreadyRunning` when another one holds
@@ -70,6 +74,7 @@ pub async fn run(config: SuperviseConfig) -> Result<(), SupervisorError> {
         start_ticks: proc::start_ticks(pid),
         worker_pid: None,
         worker_start_ticks: None,
+        managed_by: config.managed_by,
     };
     pidfile::write(&dirs.supervisor_json(), &info)?;
     let shared = Arc::new(Shared::new(SupervisorStatus {

@@ -8,7 +8,8 @@
 //!   client [`control::request`] the operations use.
 //! - [`launch::spawn_detached`]: how `start` starts a supervisor.
 //! - [`presence::probe`]: is a supervisor running, gone, or stale (dead or reused pid)?
-//! - [`backoff`], [`logs`], [`redact`], [`pidfile`], [`proc`], [`tuning`]: one concern each.
+//! - [`backoff`], [`logs`], [`redact`], [`pidfile`], [`proc`], [`tuning`]: one concern each;
+//!   [`managed`]: which service manager (systemd, launchd) runs it, if any.
 //!
 //! Files (all in the state dir): `supervisor.json` (0600, atomic), `supervisor.sock` (0600),
 //! `supervisor.lock` (held for the supervisor's life: two can never run at once),
@@ -24,6 +25,7 @@ mod error;
 mod keeper;
 pub mod launch;
 pub mod logs;
+pub mod managed;
 pub mod pidfile;
 pub mod presence;
 pub mod proc;
@@ -35,6 +37,7 @@ pub mod tuning;
 pub use child::WorkerCommand;
 pub use daemon::{SuperviseConfig, run};
 pub use error::SupervisorError;
+pub use managed::ManagedBy;
 pub use presence::{Presence, probe};
 pub use state::{ExitInfo, SupervisorState, SupervisorStatus};
 pub use tuning::Tuning;

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::SupervisorError;
+use super::managed::ManagedBy;
 use crate::config::atomic;
 
 /// The file's mode.
@@ -37,6 +38,9 @@ pub struct SupervisorInfo {
     /// The worker process's kernel start time (so a stale cleanup never signals a reused pid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_start_ticks: Option<u64>,
+    /// The service manager that started it (`basis service install`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<ManagedBy>,
 }
 
 /// Reads `path`; `None` when there is no file.
@@ -93,6 +97,7 @@ mod tests {
             start_ticks: Some(7),
             worker_pid: None,
             worker_start_ticks: None,
+            managed_by: Some(ManagedBy::SystemdUser),
         };
         write(&path, &info).unwrap();
         assert_eq!(read(&path).unwrap(), Some(info));

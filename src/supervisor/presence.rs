@@ -132,6 +132,7 @@ mod tests {
             start_ticks,
             worker_pid: None,
             worker_start_ticks: None,
+            managed_by: None,
         }
     }
 

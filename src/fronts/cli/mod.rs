@@ -16,6 +16,7 @@ mod orchestrator;
 mod orchestrator_tasks;
 mod output;
 mod register;
+mod service;
 mod start;
 mod status;
 mod stop;
@@ -83,6 +84,9 @@ pub enum Command {
     Start(start::Args),
     /// Stop the worker (it drains in-flight jobs first) and its supervisor.
     Stop(stop::Args),
+    /// Keep the worker running across reboots: install, remove or inspect a systemd unit
+    /// (Linux) or launchd agent (macOS) that runs the supervisor.
+    Service(service::Args),
     /// Verify the worker is really online (a checklist with a fix for each failure).
     Verify(verify::Args),
     /// Show the supervisor, the worker's state, recent exits and the last log lines.
@@ -128,6 +132,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Mcp(args) => mcp::run(&ctx, args).await,
         Command::Start(args) => start::run(&ctx, args).await,
         Command::Stop(args) => stop::run(&ctx, args).await,
+        Command::Service(args) => service::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,

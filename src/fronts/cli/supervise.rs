@@ -1,5 +1,6 @@
 //! `basis supervise --env PATH`: the supervisor process itself. `basis start` (`start_worker`)
-//! starts it detached; it is rarely run by hand. Resolves its config and runs
+//! starts it detached; a unit written by `basis service install` runs it in the foreground
+//! under systemd or launchd (it never forks). Resolves its config and runs
 //! `crate::supervisor::run` until stopped.
 
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use super::{Context, output};
 use crate::domain::{ErrorCode, Problem};
 use crate::supervisor::child::WORKER_CMD_ENV;
 use crate::supervisor::tuning::TUNING_ENV;
-use crate::supervisor::{self, SuperviseConfig, Tuning, WorkerCommand, launch};
+use crate::supervisor::{self, ManagedBy, SuperviseConfig, Tuning, WorkerCommand, launch};
 
 /// Keeps one worker (`basis worker --env PATH`) alive: restarts it with backoff, stops
 /// restarting in a crash loop, writes redacted rotated logs and answers a 0600 control socket.
@@ -21,6 +22,10 @@ pub struct Args {
     /// The state directory (set by `basis start`) [default: from `BASIS_HOME` / basis.toml].
     #[arg(long, value_name = "DIR", hide = true)]
     pub state_dir: Option<PathBuf>,
+    /// The service manager running this supervisor (set in the unit `basis service install`
+    /// writes; `basis stop` then says how to stop the service for good).
+    #[arg(long, value_name = "MANAGER", hide = true)]
+    pub managed_by: Option<ManagedBy>,
     /// Tests only: a shell command to run as the worker instead of `basis worker`
     /// (`/bin/sh -c CMD basis-worker --env PATH`).
     #[arg(long, value_name = "CMD", hide = true, env = WORKER_CMD_ENV, hide_env = true)]
@@ -65,5 +70,6 @@ fn resolve(ctx: &Context, args: Args) -> Result<SuperviseConfig, Problem> {
         dirs,
         worker,
         tuning,
+        managed_by: args.managed_by,
     })
 }
