@@ -66,6 +66,9 @@ error_codes! {
     ConfigInvalid = "CONFIG_INVALID", exit 2;
     /// A file could not be read or written.
     IoError = "IO_ERROR", exit 1;
+    /// submit_output's output_file is outside basis's work directory (and allowed_env_dirs),
+    /// is a credentials, key or env file, or is not a regular file of its own: not read.
+    OutputFileNotAllowed = "OUTPUT_FILE_NOT_ALLOWED", exit 2;
     // internal
     /// A bug: please report it.
     Internal = "INTERNAL", exit 1;
@@ -172,6 +175,9 @@ error_codes! {
     OutputTampered = "OUTPUT_TAMPERED", exit 1;
     /// The admin key is missing or wrong for an operator-only action.
     AdminKeyRequired = "ADMIN_KEY_REQUIRED", exit 2;
+    /// Reading a submission needs a credential (the poster's client key, an evaluator key, the
+    /// submitting worker's token or the admin key) and none was sent.
+    SubmissionCredentialRequired = "SUBMISSION_CREDENTIAL_REQUIRED", exit 2;
 }
 
 impl fmt::Display for ErrorCode {

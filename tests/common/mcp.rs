@@ -157,9 +157,22 @@ impl ClientHandler for Collector {
 
 /// `basis mcp ARGS` over stdio, connected; with its stderr.
 pub async fn stdio(home: &Home, args: &[&str]) -> Result<(Client, Captured)> {
+    stdio_env(home, args, &[]).await
+}
+
+/// [`stdio`] with `env` set for the server (e.g. its `HOME`).
+pub async fn stdio_env(
+    home: &Home,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> Result<(Client, Captured)> {
     let mut all = vec!["mcp"];
     all.extend_from_slice(args);
-    let (transport, stderr) = TokioChildProcess::builder(home.command(&all))
+    let mut cmd = home.command(&all);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::piped())
         .spawn()?;
     let captured = Captured::default();
