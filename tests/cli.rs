@@ -445,6 +445,11 @@ fn task_commands_print_the_tools_json_and_exit_with_the_codes_status() {
     assert_eq!(out.status.code(), Some(2));
     assert!(all_output(&out).contains("SECRET_REFUSED"));
     assert!(!all_output(&out).contains(PRIVATE_KEY));
+    // A file from outside the work directory: refused (exit 2), never read.
+    let out = home.basis(&["submit", &task, "--output-file", "/etc/passwd", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(all_output(&out).contains("OUTPUT_FILE_NOT_ALLOWED"));
+    assert!(!all_output(&out).contains("root:"));
 
     evaluate_with_a_key(&home, &orch, &verdict);
 }

@@ -12,6 +12,7 @@ mod orchestrator {
     use super::*;
 
     mod channel;
+    mod exfiltration;
     mod failures;
     mod fake_worker;
     mod gateway;

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 pub use error::ClientError;
-pub use tasks::SubmitOutcome;
+pub use tasks::{ReadAs, SubmitOutcome};
 pub use workers::{RegisterAuth, RegisterOutcome};
 
 use crate::wire::known_code;

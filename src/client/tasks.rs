@@ -3,8 +3,9 @@
 //!
 //! Credentials travel only in headers marked sensitive: the worker token as `Authorization:
 //! Bearer` for claim, release, submit and dispute; the evaluator key (evaluate) and the client
-//! key (post) the same way; the admin key as `x-basis-admin-key`. Each is also passed as a
-//! secret to withhold should an error message repeat it.
+//! key (post) the same way; the admin key as `x-basis-admin-key`. Reading a submission takes
+//! one of them ([`ReadAs`]). Each is also passed as a secret to withhold should an error
+//! message repeat it.
 
 use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -19,6 +20,18 @@ use crate::wire::{
     evaluate_path, release_path, resolve_path, rewards_path, submission_path, submit_path,
     task_path,
 };
+
+/// The credential a submission is read with: only its poster, an evaluator, the worker that
+/// submitted it and the operator may read it.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadAs<'a> {
+    /// The submitting worker, by its token.
+    Worker(&'a WorkerToken),
+    /// The client key that posted the task, or an evaluator key.
+    Key(&'a SecretString),
+    /// The operator's admin key.
+    Admin(&'a SecretString),
+}
 
 /// A submission's result: the submission as stored, and whether this call created it (201)
 /// rather than finding the same `(task_id, output_hash)` already submitted (200).
@@ -96,10 +109,24 @@ impl OrchestratorClient {
         })
     }
 
-    /// `GET /api/submissions/{id}`. A missing one is `Api` with `SUBMISSION_NOT_FOUND`.
-    pub async fn submission(&self, id: &SubmissionId) -> Result<Submission, ClientError> {
+    /// `GET /api/submissions/{id}`, read as `reader` (the poster, an evaluator, the submitter
+    /// or the operator). A missing one, or one that credential may not read, is `Api` with
+    /// `SUBMISSION_NOT_FOUND`.
+    pub async fn submission(
+        &self,
+        id: &SubmissionId,
+        reader: ReadAs<'_>,
+    ) -> Result<Submission, ClientError> {
         let rb = self.request(Method::GET, &submission_path(id))?;
-        Ok(self.send(rb, &[], &[]).await?.1)
+        match reader {
+            ReadAs::Worker(token) => self.with_bearer(rb, Some(token.expose_secret())).await,
+            ReadAs::Key(key) => self.with_bearer(rb, Some(key.expose_secret())).await,
+            ReadAs::Admin(key) => {
+                let key = key.expose_secret();
+                let rb = rb.header(ADMIN_KEY_HEADER, secret_header(key)?);
+                Ok(self.send(rb, &[], &[key]).await?.1)
+            }
+        }
     }
 
     /// `POST /api/submissions/{id}/evaluate` with an evaluator key.

@@ -113,6 +113,12 @@ impl Dirs {
     pub fn log_dir(&self) -> PathBuf {
         self.state_dir.join("logs")
     }
+
+    /// `state_dir/work` (0700): where an agent writes a task's output for `submit_output`'s
+    /// `output_file`; output files are read from here (or an `allowed_env_dirs` directory).
+    pub fn work_dir(&self) -> PathBuf {
+        self.state_dir.join("work")
+    }
 }
 
 #[cfg(test)]

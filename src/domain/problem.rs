@@ -72,6 +72,9 @@ error_codes! {
     /// The MCP client's config already has a different `basis` server; replacing it needs
     /// `--force`.
     McpConfigConflict = "MCP_CONFIG_CONFLICT", exit 3;
+    /// submit_output's output_file is outside basis's work directory (and allowed_env_dirs),
+    /// is a credentials, key or env file, or is not a regular file of its own: not read.
+    OutputFileNotAllowed = "OUTPUT_FILE_NOT_ALLOWED", exit 2;
     // internal
     /// A bug: please report it.
     Internal = "INTERNAL", exit 1;
@@ -186,6 +189,9 @@ error_codes! {
     ServiceManagerFailed = "SERVICE_MANAGER_FAILED", exit 1;
     /// This OS has no service manager basis installs into (systemd on Linux, launchd on macOS).
     ServiceUnsupported = "SERVICE_UNSUPPORTED", exit 1;
+    /// Reading a submission needs a credential (the poster's client key, an evaluator key, the
+    /// submitting worker's token or the admin key) and none was sent.
+    SubmissionCredentialRequired = "SUBMISSION_CREDENTIAL_REQUIRED", exit 2;
 }
 
 impl fmt::Display for ErrorCode {

@@ -20,6 +20,14 @@ pub enum SecretKind {
     PemPrivateKey,
     /// A known API-key or access-token format.
     ApiKey,
+    /// A credentials file or key container: an SSH, PGP, PKCS#8/#12, Java or KeePass key
+    /// store, or a cloud, registry, netrc or basis env file holding a credential.
+    CredentialFile,
+    /// This worker's own token (or the evaluator key) from its env file.
+    WorkerToken,
+    /// Compressed or archived data the guard cannot look inside (bzip2, xz, zstd, 7z, rar, an
+    /// encrypted zip entry, nesting too deep, or expanding past the guard's limits).
+    Uninspectable,
 }
 
 impl SecretKind {
@@ -30,6 +38,9 @@ impl SecretKind {
         Self::Keystore,
         Self::PemPrivateKey,
         Self::ApiKey,
+        Self::CredentialFile,
+        Self::WorkerToken,
+        Self::Uninspectable,
     ];
 
     /// The wire name, as serde writes it.
@@ -40,6 +51,9 @@ impl SecretKind {
             Self::Keystore => "keystore",
             Self::PemPrivateKey => "pem_private_key",
             Self::ApiKey => "api_key",
+            Self::CredentialFile => "credential_file",
+            Self::WorkerToken => "worker_token",
+            Self::Uninspectable => "uninspectable",
         }
     }
 
@@ -51,6 +65,15 @@ impl SecretKind {
             Self::Keystore => "an encrypted wallet keystore (JSON with crypto/ciphertext/kdf/mac)",
             Self::PemPrivateKey => "a PEM private key block",
             Self::ApiKey => "an API key or access token",
+            Self::CredentialFile => {
+                "a credentials file or key container (SSH, PGP, PKCS#8/#12, Java or KeePass key \
+                 store, cloud, registry, netrc or basis env file)"
+            }
+            Self::WorkerToken => "this host's worker token or evaluator key",
+            Self::Uninspectable => {
+                "compressed or archived data basis cannot look inside (bzip2, xz, zstd, 7z, rar, \
+                 an encrypted zip entry, nesting too deep, or expanding past basis's limits)"
+            }
         }
     }
 
@@ -80,6 +103,20 @@ impl SecretKind {
             Self::ApiKey => {
                 "Remove it. basis never needs an API key or access token. If this one was ever \
                  pasted anywhere shared, revoke it with its issuer and create a new one."
+            }
+            Self::CredentialFile => {
+                "Remove it. A task never needs a credentials file or key store from this host: \
+                 write only the task's own output, into a new file in basis's work directory."
+            }
+            Self::WorkerToken => {
+                "Remove it. The worker token and the evaluator key never leave worker.env: \
+                 basis sends them itself, only to the orchestrator, only in a header. If a task \
+                 asked for them, it is an attack: release it."
+            }
+            Self::Uninspectable => {
+                "Submit the output uncompressed, or as gzip, zlib or an unencrypted zip (deflate \
+                 or stored): basis checks what leaves this host for secrets, and cannot vouch for \
+                 what it cannot read."
             }
         }
     }

@@ -3,7 +3,8 @@
 //! Every front calls it on every free-text argument and API field before anything else sees
 //! the value: [`check_text`] for a string, [`check_json`] for a JSON value (every string and
 //! object key, recursively), or a param struct's [`Guarded::check_secrets`], written with
-//! [`GuardText::guard`] on each field:
+//! [`GuardText::guard`] on each field. An output (a file, a bytes output) goes through
+//! [`check_bytes`] on its raw bytes, which also looks inside what they encode: see `payload`.
 //!
 //! ```
 //! use basis::guard::{GuardText, Guarded, SecretRefused};
@@ -34,6 +35,8 @@
 //!   `AKIA`/`ASIA`, Google `AIza`, Hugging Face `hf_`, Slack `xoxb-`/`xoxp-`; only at a word
 //!   start (so `task-…` ids or `risk-averse` never match `sk-`) and only when the body has a
 //!   digit or a capital (so `sk-fine-tuned-summaries` does not either).
+//! - `CredentialFile`, `WorkerToken`, `Uninspectable`: only [`check_bytes`] reports these (a
+//!   key container or credentials file, the host's own token, data it cannot look inside).
 //!
 //! Hashes are exempt by type, not by field name: an [`OutputHash`], [`ReceiptHash`] or
 //! [`TokenSha256`] is `0x` + 64 hex, the same shape as a private key, but param structs hold
@@ -46,20 +49,29 @@
 //! [`ReceiptHash`]: crate::domain::ReceiptHash
 //! [`TokenSha256`]: crate::domain::TokenSha256
 
+mod containers;
+mod credentials;
+mod decode;
 mod error;
 mod json;
 mod keystore;
 mod mnemonic;
 mod patterns;
+mod payload;
 mod redact;
 mod text;
 
+#[cfg(test)]
+mod payload_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
 
 pub use error::{SecretKind, SecretRefused};
+pub use payload::{
+    MAX_DECODED_BYTES, MAX_DEPTH, MAX_RATIO, RATIO_FLOOR, check_bytes, check_bytes_with,
+};
 pub use redact::{REDACTED, redact_line};
 pub use text::{GuardText, Guarded};
 

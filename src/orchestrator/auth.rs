@@ -1,7 +1,8 @@
 //! Who is asking: the enrollment key (gated registration), the admin key, the worker's
 //! proof of possession (`Authorization: Bearer <token>`) and, for the task market, the evaluator
-//! key (`Authorization: Bearer <key>`). Keys and tokens are hashed and compared in constant
-//! time; none is ever logged or echoed. Every failure feeds the per-IP auth-failure limiter.
+//! key (`Authorization: Bearer <key>`) and who may read a submission ([`submission_reader`]).
+//! Keys and tokens are hashed and compared in constant time; none is ever logged or echoed.
+//! Every failure feeds the per-IP auth-failure limiter.
 
 use std::net::IpAddr;
 
@@ -126,6 +127,22 @@ pub fn not_locked_out(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
     }
 }
 
+/// Worker `id`'s row, and whether `headers` prove it is the one asking (today
+/// `Authorization: Bearer <its token>`): the one worker-auth check every worker action goes
+/// through. `None` when no such worker is registered.
+pub async fn worker_auth(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    id: &WorkerId,
+) -> Result<Option<(WorkerRow, bool)>, ApiError> {
+    let Some(row) = state.store.worker(id.clone()).await? else {
+        return Ok(None);
+    };
+    let proven = worker_proof(state, headers, &row.token_sha256, ip).is_valid();
+    Ok(Some((row, proven)))
+}
+
 /// The worker `id`, proven by `Authorization: Bearer <its token>`: 404 `WORKER_NOT_FOUND`,
 /// 401 `WORKER_TOKEN_INVALID` (missing or wrong), 429 after too many failures.
 pub async fn market_worker(
@@ -135,13 +152,10 @@ pub async fn market_worker(
     id: &WorkerId,
 ) -> Result<WorkerRow, ApiError> {
     not_locked_out(state, ip)?;
-    let Some(row) = state.store.worker(id.clone()).await? else {
-        return Err(worker_not_found(id));
-    };
-    if worker_proof(state, headers, &row.token_sha256, ip).is_valid() {
-        Ok(row)
-    } else {
-        Err(ApiError::new(
+    match worker_auth(state, headers, ip, id).await? {
+        None => Err(worker_not_found(id)),
+        Some((row, true)) => Ok(row),
+        Some((_, false)) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::WorkerTokenInvalid,
             format!("this action needs the token of worker `{id}` (it was not shown)"),
@@ -149,8 +163,72 @@ pub async fn market_worker(
         .with_fix(
             "Send Authorization: Bearer <BASIS_WORKER_TOKEN> from that worker's env file; basis \
              does this for you (the token is never a tool argument).",
-        ))
+        )),
     }
+}
+
+/// Who may read a submission (its output included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmissionReader {
+    /// The admin key, in `x-basis-admin-key`.
+    Admin,
+    /// An evaluator key, as the bearer.
+    Evaluator,
+    /// The key the task was posted with (a client key; any key with `--open`), as the bearer.
+    Poster,
+    /// The submitting worker, by the worker-auth check.
+    Worker,
+}
+
+/// Whether `headers` carry any credential a submission could be read with.
+pub fn has_credential(headers: &HeaderMap) -> bool {
+    bearer(headers).is_some()
+        || header_str(headers, ADMIN_KEY_HEADER).is_some_and(|k| !k.is_empty())
+}
+
+/// 401 `SUBMISSION_CREDENTIAL_REQUIRED`: reading a submission with no credential at all.
+pub fn submission_credential_required() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::SubmissionCredentialRequired,
+        "reading a submission needs a credential, and none was sent",
+    )
+    .with_fix(
+        "Send Authorization: Bearer <key> with the client key that posted the task, an \
+         evaluator key or the submitting worker's token, or the admin key in \
+         x-basis-admin-key; basis's get_submission and verify_output do this from the env file.",
+    )
+}
+
+/// Who the credentials in `headers` make a reader of a submission by `worker` to a task
+/// posted with the key hashed as `poster`, if anyone. A credential that matches none of them
+/// counts as a failed authentication.
+pub async fn submission_reader(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    worker: &WorkerId,
+    poster: Option<&KeySha256>,
+) -> Result<Option<SubmissionReader>, ApiError> {
+    if admin_key(state, headers, ip).await?.is_valid() {
+        return Ok(Some(SubmissionReader::Admin));
+    }
+    let Some(key) = bearer(headers) else {
+        return Ok(None);
+    };
+    let hash = KeySha256::of(key);
+    let role = state.store.key_role(hash).await?;
+    if role == Some(KeyRole::Evaluator) {
+        return Ok(Some(SubmissionReader::Evaluator));
+    }
+    let posted_it = poster.is_some_and(|p| p.ct_eq(&hash));
+    if posted_it && (state.config.open || role == Some(KeyRole::Client)) {
+        return Ok(Some(SubmissionReader::Poster));
+    }
+    if let Some((_, true)) = worker_auth(state, headers, ip, worker).await? {
+        return Ok(Some(SubmissionReader::Worker));
+    }
+    Ok(None)
 }
 
 /// The bearer key of `Authorization`, if any.

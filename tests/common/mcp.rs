@@ -157,19 +157,21 @@ impl ClientHandler for Collector {
 
 /// `basis mcp ARGS` over stdio, connected; with its stderr.
 pub async fn stdio(home: &Home, args: &[&str]) -> Result<(Client, Captured)> {
-    stdio_with_env(home, args, &[]).await
+    stdio_with_env::<&str>(home, args, &[]).await
 }
 
-/// [`stdio`] with extra environment variables (e.g. `RUST_LOG`).
-pub async fn stdio_with_env(
+/// [`stdio`] with extra environment variables for the server (its `HOME`, `RUST_LOG`, …).
+pub async fn stdio_with_env<V: AsRef<std::ffi::OsStr>>(
     home: &Home,
     args: &[&str],
-    env: &[(&str, &str)],
+    env: &[(&str, V)],
 ) -> Result<(Client, Captured)> {
     let mut all = vec!["mcp"];
     all.extend_from_slice(args);
     let mut command = home.command(&all);
-    command.envs(env.iter().copied());
+    for (name, value) in env {
+        command.env(name, value);
+    }
     let (transport, stderr) = TokioChildProcess::builder(command)
         .stderr(Stdio::piped())
         .spawn()?;

@@ -81,6 +81,12 @@ pub async fn get(orch: &Orchestrator, path: &str) -> Answer {
     call(orch, Method::GET, path, None, None, None).await
 }
 
+/// `GET /api/submissions/{sub}` with `Authorization: Bearer <bearer>`.
+pub async fn read_submission(orch: &Orchestrator, sub: &str, bearer: &str) -> Answer {
+    let path = format!("/api/submissions/{sub}");
+    call(orch, Method::GET, &path, Some(bearer), None, None).await
+}
+
 pub async fn post(orch: &Orchestrator, path: &str, bearer: Option<&str>, body: &Value) -> Answer {
     call(orch, Method::POST, path, bearer, None, Some(body)).await
 }
@@ -193,11 +199,16 @@ pub async fn submitted(
     )
 }
 
-/// Polls `GET path` until `check` holds.
-pub async fn wait_for(orch: &Orchestrator, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+/// Polls `GET path` (with `bearer`, when given) until `check` holds.
+pub async fn wait_for(
+    orch: &Orchestrator,
+    path: &str,
+    bearer: Option<&str>,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let a = get(orch, path).await;
+        let a = call(orch, Method::GET, path, bearer, None, None).await;
         if check(&a.body) {
             return a.body;
         }

@@ -160,7 +160,7 @@ async fn three_lapsed_claims_abandon_the_task() -> TestResult {
         assert_eq!(c.status, 200, "{}", c.text);
         assert_eq!(c.body["attempts"], attempt);
         // The sweeper (every 50 ms) reopens it once the 1 s lease is over.
-        let t = wait_for(&orch, &path, |t| t["attempts"] == attempt + 1).await;
+        let t = wait_for(&orch, &path, None, |t| t["attempts"] == attempt + 1).await;
         let expected = if attempt < 2 { "open" } else { "abandoned" };
         assert_eq!(t["status"], expected, "{t}");
     }
@@ -189,7 +189,7 @@ async fn a_task_past_its_deadline_expires() -> TestResult {
     let mut body = task_body("10");
     body["deadline"] = json!(basis_now() + 2);
     let task = post_task(&orch, &body).await;
-    let t = wait_for(&orch, &format!("/api/tasks/{task}"), |t| {
+    let t = wait_for(&orch, &format!("/api/tasks/{task}"), None, |t| {
         t["status"] == "expired"
     })
     .await;
@@ -250,7 +250,7 @@ async fn the_submit_checks_hash_format_and_repeats() -> TestResult {
     .await
     .refused(409, "ALREADY_SUBMITTED");
     let sub = first.body["submission_id"].as_str().unwrap();
-    let got = get(&orch, &format!("/api/submissions/{sub}")).await;
+    let got = read_submission(&orch, sub, token.expose_secret()).await;
     assert_eq!(got.body, first.body);
     let t = get(&orch, &format!("/api/tasks/{task}")).await.body;
     assert_eq!(

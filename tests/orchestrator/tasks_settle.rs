@@ -369,8 +369,9 @@ async fn a_dispute_after_the_window_is_refused() -> TestResult {
 #[tokio::test]
 async fn no_evaluation_before_the_deadline_applies_the_policy() -> TestResult {
     let orch = market("evaluation_timeout_s = 1\nevaluator_timeout_policy = \"auto_complete\"");
-    let (_, sub, _) = submitted(&orch, "gpu-1", Runtime::Vllm, "A fox jumps over a dog.").await;
-    let s = wait_for(&orch, &format!("/api/submissions/{sub}"), |s| {
+    let (_, sub, token) = submitted(&orch, "gpu-1", Runtime::Vllm, "A fox jumps over a dog.").await;
+    let path = format!("/api/submissions/{sub}");
+    let s = wait_for(&orch, &path, Some(token.expose_secret()), |s| {
         s["status"] == "completed"
     })
     .await;
@@ -393,11 +394,14 @@ async fn no_evaluation_before_the_deadline_applies_the_policy() -> TestResult {
 async fn kill_9_between_submit_and_evaluate_loses_nothing() -> TestResult {
     let mut orch = market("");
     let key = evaluator_key(&orch);
-    let (task, sub, _) = submitted(&orch, "gpu-1", Runtime::Vllm, "A fox jumps over a dog.").await;
-    let before = get(&orch, &format!("/api/submissions/{sub}")).await.body;
+    let (task, sub, token) =
+        submitted(&orch, "gpu-1", Runtime::Vllm, "A fox jumps over a dog.").await;
+    let before = read_submission(&orch, &sub, &key).await.body;
     orch.kill();
     orch.restart();
-    let after = get(&orch, &format!("/api/submissions/{sub}")).await.body;
+    let after = read_submission(&orch, &sub, token.expose_secret())
+        .await
+        .body;
     assert_eq!(after, before);
     assert_eq!(
         get(&orch, &format!("/api/tasks/{task}")).await.body["status"],
@@ -409,7 +413,7 @@ async fn kill_9_between_submit_and_evaluate_loses_nothing() -> TestResult {
     // And the settlement itself survives the next kill.
     orch.kill();
     orch.restart();
-    let settled = get(&orch, &format!("/api/submissions/{sub}")).await.body;
+    let settled = read_submission(&orch, &sub, &key).await.body;
     assert_eq!(settled, a.body);
     assert_eq!(record(&orch, "gpu-1").await["rewards_pending"], "975000");
     Ok(())

@@ -19,7 +19,10 @@ pub struct Args {
     /// The output as text (json: a JSON document; bytes: standard base64; ipfs_cid: a CID).
     #[arg(long, value_name = "TEXT")]
     pub output: Option<String>,
-    /// Read the output from this file (for a bytes task its raw bytes; otherwise UTF-8 text).
+    /// Read the output from this file: inside basis's work directory (<state dir>/work, e.g.
+    /// ~/.local/state/basis/work; a bare name is taken there) or an allowed_env_dirs directory.
+    /// For a bytes task its raw bytes; otherwise UTF-8 text. Credentials, key and env files are
+    /// never read.
     #[arg(long, value_name = "PATH")]
     pub output_file: Option<String>,
     /// Prompt tokens, as `basis execute` reported them.

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::procs::Orchestrator;
 use super::{Context, problem_text};
-use crate::client::{DEFAULT_TIMEOUT, OrchestratorClient};
+use crate::client::{DEFAULT_TIMEOUT, OrchestratorClient, ReadAs};
 use crate::config::WorkerEnv;
 use crate::domain::{
     Amount, OutputFormat, ReceiptId, SubmissionId, TaskId, WorkerId, verify_receipt_json,
@@ -186,7 +186,7 @@ pub async fn evaluate(
     .await
     .map_err(|p| problem_text(&p))?;
     let settled = client(orch)?
-        .submission(sub)
+        .submission(sub, ReadAs::Key(&orch.client_key))
         .await
         .map_err(|e| e.to_string())?;
     let receipt = settled

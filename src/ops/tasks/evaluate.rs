@@ -6,12 +6,13 @@
 //! submission with its attestation hash (recomputed here) and credit.
 //!
 //! The evaluator key comes from the env file's `BASIS_EVALUATOR_KEY` (else the process
-//! environment); it is never an argument and never in a result.
+//! environment); it is never an argument and never in a result. The submission is read with
+//! it; a host without one reads only its own worker's submissions (with the worker token).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{client, evaluator_key, read_env, submission_id};
+use super::{Reader, client, evaluator_key, read_env, submission_id};
 use crate::domain::{
     ErrorCode, Evaluation, OutputFormat, OutputHash, Problem, ReceiptHash, ReceiptId, SubmissionId,
     TaskId, TaskStatus,
@@ -110,8 +111,13 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let verdict = verdict(input)?;
     let env = read_env(ctx, input.env_file.as_deref())?;
     let key = evaluator_key(env.as_ref());
+    let Some(reader) = Reader::from_env(env.as_ref(), true) else {
+        return Err(no_evaluator_key(
+            "reviewing a submission needs an evaluator key, and this host has none",
+        ));
+    };
     let (client, _) = client(ctx, env.as_ref())?;
-    let submission = client.submission(&id).await?;
+    let submission = client.submission(&id, reader.read_as()).await?;
     check_hash(&submission)?;
     let task = client.task(&submission.task_id).await?;
     let Some(evaluation) = verdict else {
@@ -135,14 +141,8 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         ));
     };
     let Some(key) = key else {
-        return Err(Problem::new(
-            ErrorCode::EvaluatorKeyRequired,
+        return Err(no_evaluator_key(
             "posting an evaluation needs an evaluator key, and this host has none",
-        )
-        .with_fix(
-            "ask the orchestrator's operator for an evaluator key (`basis orchestrator keys \
-             create --role evaluator`) and have the user put it in the env file as \
-             BASIS_EVALUATOR_KEY; it is never a tool argument",
         ));
     };
     let settled = client.evaluate(&id, &evaluation, &key).await?;
@@ -156,6 +156,14 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         (status, _) => format!("evaluated: the submission is {status}"),
     };
     Ok(output(Mode::Evaluated, settled, &task, true, next_step))
+}
+
+fn no_evaluator_key(message: &str) -> Problem {
+    Problem::new(ErrorCode::EvaluatorKeyRequired, message).with_fix(
+        "ask the orchestrator's operator for an evaluator key (`basis orchestrator keys create \
+         --role evaluator`) and have the user put it in the env file as BASIS_EVALUATOR_KEY; it \
+         is never a tool argument",
+    )
 }
 
 /// The evaluation the input carries, if any; `None` for a review.

@@ -1,8 +1,9 @@
 //! The task market's operations (§7), one file per action: `fetch` (fetch_tasks), `claim`
 //! (claim_task), `release` (release_task), `execute` (execute_task), `submit`
 //! (submit_output), `submission` (get_submission), `evaluate` (verify_output, the Evaluator
-//! Agent's) and `dispute` (dispute_output). This file holds what they share: the env file,
-//! the orchestrator client, this worker's identity and capabilities, id parsing.
+//! Agent's) and `dispute` (dispute_output); `output_file` confines the files submit_output
+//! reads. This file holds what they share: the env file, the orchestrator client, this
+//! worker's identity and capabilities, the credential a submission is read with, id parsing.
 //!
 //! Capabilities: a worker has `runtime:<runtime>` (its `BASIS_WORKER_RUNTIME`) and
 //! `model:<name>` for each of its models (`BASIS_WORKER_MODELS`, or `BASIS_OLLAMA_MODEL` for an
@@ -10,13 +11,18 @@
 //! them; any other capability (e.g. `gpu:nvidia`) is one this worker does not claim to have.
 //!
 //! Secrets: the worker token and the evaluator key are read from the env file here and go
-//! only into the client's sensitive headers; no output type holds either.
+//! only into the client's sensitive headers; no output type holds either. A submission is read
+//! with one of them ([`Reader`]): the orchestrator shows it only to its poster, an evaluator,
+//! the worker that submitted it and the operator.
 
 pub mod claim;
 pub mod dispute;
 pub mod evaluate;
 pub mod execute;
 pub mod fetch;
+mod output_file;
+#[cfg(test)]
+mod output_file_tests;
 pub mod release;
 pub mod submission;
 pub mod submit;
@@ -27,7 +33,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::Context;
-use crate::client::OrchestratorClient;
+use crate::client::{OrchestratorClient, ReadAs};
 use crate::config::{KEY_EVALUATOR_KEY, KEY_TOKEN, KEY_WORKER_ID, WorkerEnv};
 use crate::domain::{ErrorCode, Problem, Runtime, SubmissionId, TaskId, WorkerId, WorkerToken};
 use crate::wire::Task;
@@ -138,6 +144,35 @@ pub(crate) fn evaluator_key(env: Option<&WorkerEnv>) -> Option<SecretString> {
             .filter(|v| !v.is_empty())
             .map(SecretString::from)
     })
+}
+
+/// The credential this host reads a submission with, from its env file: the worker token
+/// (its own submissions) or the evaluator key (any submission).
+#[derive(Debug)]
+pub(crate) enum Reader {
+    Worker(WorkerToken),
+    Evaluator(SecretString),
+}
+
+impl Reader {
+    /// The first this host has: the evaluator key first when `evaluator_first`
+    /// (verify_output), else the worker token first (get_submission).
+    pub fn from_env(env: Option<&WorkerEnv>, evaluator_first: bool) -> Option<Self> {
+        let token = || env.and_then(|e| e.token.clone()).map(Self::Worker);
+        let key = || evaluator_key(env).map(Self::Evaluator);
+        if evaluator_first {
+            key().or_else(token)
+        } else {
+            token().or_else(key)
+        }
+    }
+
+    pub fn read_as(&self) -> ReadAs<'_> {
+        match self {
+            Self::Worker(token) => ReadAs::Worker(token),
+            Self::Evaluator(key) => ReadAs::Key(key),
+        }
+    }
 }
 
 pub(crate) fn task_id(s: &str) -> Result<TaskId, Problem> {

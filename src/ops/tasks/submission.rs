@@ -1,12 +1,13 @@
 //! `get_submission`: a submission as the orchestrator holds it (status, evaluation,
 //! attestation hash, credit, settlement receipt), with the output hash and the attestation
-//! hash recomputed here so the agent need not trust them. Read-only.
+//! hash recomputed here so the agent need not trust them. Read-only. Read with this worker's
+//! token (its own submissions), else the evaluator key, from the env file.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{client, read_env, submission_id};
-use crate::domain::{Problem, TaskStatus};
+use super::{Reader, client, read_env, submission_id};
+use crate::domain::{ErrorCode, Problem, TaskStatus};
 use crate::guard::{GuardText, Guarded, SecretRefused};
 use crate::ops::Context;
 use crate::wire::Submission;
@@ -47,8 +48,20 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     input.check_secrets()?;
     let id = submission_id(&input.submission_id)?;
     let env = read_env(ctx, input.env_file.as_deref())?;
+    let Some(reader) = Reader::from_env(env.as_ref(), false) else {
+        return Err(Problem::new(
+            ErrorCode::EnvIncomplete,
+            "reading a submission needs this worker's token or an evaluator key, and the env \
+             file has neither",
+        )
+        .with_fix(
+            "onboard this host's worker (write_env, register_worker) to read its own \
+             submissions; an evaluator reads any submission with BASIS_EVALUATOR_KEY in the env \
+             file (never as an argument)",
+        ));
+    };
     let (client, _) = client(ctx, env.as_ref())?;
-    let submission = client.submission(&id).await?;
+    let submission = client.submission(&id, reader.read_as()).await?;
     Ok(checked(submission))
 }
 

@@ -1,20 +1,24 @@
-//! `submit_output`: submits this worker's output for a claimed task. The output (given as
-//! text, or read from a file on this host) passes the secrets guard, is checked against the
-//! task's output format, and its keccak256 is computed here; the orchestrator recomputes it.
-//! Submitting the same output again returns the first submission.
+//! `submit_output`: submits this worker's output for a claimed task. The output is given as
+//! text, or read from a file in basis's work directory (`output_file`, confined by
+//! `output_file::OutputFiles`). Its raw bytes (the file as read, a bytes output decoded) pass
+//! `guard::check_bytes` before any encoding, with this host's worker token and evaluator key
+//! refused wherever they appear; then the format is checked and the keccak256 computed here
+//! (the orchestrator recomputes both). Submitting the same output again returns the first
+//! submission.
 
-use std::io::Read;
-use std::path::Path;
+use std::borrow::Cow;
 
 use base64::Engine as _;
 use schemars::JsonSchema;
+use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 
-use super::{Worker, task_id};
+use super::output_file::OutputFiles;
+use super::{Worker, evaluator_key, task_id};
 use crate::domain::{
     ErrorCode, OutputFormat, OutputHash, Problem, SubmissionId, TaskId, TaskStatus, Usage,
 };
-use crate::guard::{GuardText, Guarded, SecretRefused};
+use crate::guard::{GuardText, Guarded, SecretRefused, check_bytes_with};
 use crate::ops::Context;
 use crate::wire::SubmitRequest;
 
@@ -31,8 +35,10 @@ pub struct Input {
     /// (bytes) or an IPFS CID (ipfs_cid). Exactly one of output and output_file.
     #[serde(default)]
     pub output: Option<String>,
-    /// A file on this host holding the output instead (for bytes, its raw bytes, sent as
-    /// base64; otherwise UTF-8 text).
+    /// A file holding the output instead: inside basis's work directory (<state dir>/work,
+    /// e.g. ~/.local/state/basis/work; a bare file name is taken there) or an allowed_env_dirs
+    /// directory of basis.toml. For bytes, its raw bytes (sent as base64); otherwise UTF-8
+    /// text. Credentials, key and env files are never read (OUTPUT_FILE_NOT_ALLOWED).
     #[serde(default)]
     pub output_file: Option<String>,
     /// Token counts, as execute_task reported them.
@@ -80,12 +86,36 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let id = task_id(&input.task_id)?;
     let worker = Worker::load(ctx, input.env_file.as_deref())?;
     let task = worker.client.task(&id).await?;
-    let output = match (&input.output, &input.output_file) {
-        (Some(text), None) => text.clone(),
+    let (output, raw) = match (&input.output, &input.output_file) {
+        (Some(text), None) => {
+            let raw = task.output_format.raw_bytes(text).map_err(|e| {
+                Problem::new(ErrorCode::OutputFormatInvalid, e.to_string()).with_fix(format!(
+                    "the task wants output_format {}: correct the output, then submit again",
+                    task.output_format
+                ))
+            })?;
+            let raw = guard_raw(&worker, "output", raw.into_owned()).await?;
+            (text.clone(), Cow::Owned(raw))
+        }
         (None, Some(path)) => {
-            let text = read_output(Path::new(path), task.output_format)?;
-            text.guard("output_file contents")?;
-            text
+            let files = OutputFiles::new(ctx, input.env_file.as_deref())?;
+            let raw = files.read(path, MAX_OUTPUT_BYTES)?;
+            // Before any encoding: what the file holds, not its base64.
+            let raw = guard_raw(&worker, "output_file contents", raw).await?;
+            let text = encode(path, raw, task.output_format)?;
+            let raw =
+                task.output_format
+                    .raw_bytes(&text)
+                    .map_err(|e| {
+                        Problem::new(ErrorCode::OutputFormatInvalid, format!("{path}: {e}"))
+                            .with_fix(format!(
+                                "the task wants output_format {}: correct the file, then submit \
+                             again",
+                                task.output_format
+                            ))
+                    })?
+                    .into_owned();
+            (text, Cow::Owned(raw))
         }
         _ => {
             return Err(Problem::new(
@@ -95,12 +125,6 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             .with_fix("pass the output as text in output, or a path to it in output_file"));
         }
     };
-    let raw = task.output_format.raw_bytes(&output).map_err(|e| {
-        Problem::new(ErrorCode::OutputFormatInvalid, e.to_string()).with_fix(format!(
-            "the task wants output_format {}: correct the output, then submit again",
-            task.output_format
-        ))
-    })?;
     let output_hash = OutputHash::of(&raw);
     let output_bytes = raw.len() as u64;
     let request = SubmitRequest {
@@ -131,34 +155,38 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     })
 }
 
-/// The output stored at `path`, as the text to submit in `format`.
-fn read_output(path: &Path, format: OutputFormat) -> Result<String, Problem> {
-    let io = |e: &dyn std::fmt::Display| {
+/// The guard over an output's raw bytes, refusing this host's worker token and evaluator
+/// key (held in memory) wherever they appear too; off the async threads (an 8 MiB output
+/// takes a moment). Returns the bytes.
+async fn guard_raw(worker: &Worker, field: &'static str, raw: Vec<u8>) -> Result<Vec<u8>, Problem> {
+    let token = worker.token.clone();
+    let evaluator = evaluator_key(Some(&worker.env));
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut known: Vec<&[u8]> = vec![token.expose_secret().as_bytes()];
+        if let Some(key) = &evaluator {
+            known.push(key.expose_secret().as_bytes());
+        }
+        check_bytes_with(field, &raw, &known).map(|()| raw)
+    })
+    .await
+    .map_err(|e| {
         Problem::new(
-            ErrorCode::IoError,
-            format!("cannot read {}: {e}", path.display()),
+            ErrorCode::Internal,
+            format!("the secrets guard did not finish: {e}"),
         )
-        .with_fix("give output_file as the path of a readable file on this host")
-    };
-    let file = std::fs::File::open(path).map_err(|e| io(&e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_OUTPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io(&e))?;
-    if bytes.len() as u64 > MAX_OUTPUT_BYTES {
-        return Err(Problem::new(
-            ErrorCode::PayloadTooLarge,
-            format!("{} is larger than {MAX_OUTPUT_BYTES} bytes", path.display()),
-        )
-        .with_fix("submit a smaller output (or its IPFS CID for an ipfs_cid task)"));
-    }
+    })?;
+    Ok(checked?)
+}
+
+/// A file's bytes as the text to submit in `format`: base64 for bytes, else UTF-8 text.
+fn encode(path: &str, bytes: Vec<u8>, format: OutputFormat) -> Result<String, Problem> {
     if format == OutputFormat::Bytes {
         return Ok(base64::engine::general_purpose::STANDARD.encode(bytes));
     }
     String::from_utf8(bytes).map_err(|_| {
         Problem::new(
             ErrorCode::OutputFormatInvalid,
-            format!("{} is not UTF-8 text", path.display()),
+            format!("output_file {path} is not UTF-8 text"),
         )
         .with_fix(format!(
             "a {format} output is text; only a bytes task takes a binary file"
@@ -171,18 +199,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn files_are_read_as_text_or_as_base64_for_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out");
-        std::fs::write(&path, [0xffu8, 0x00, 0x10]).unwrap();
-        assert_eq!(read_output(&path, OutputFormat::Bytes).unwrap(), "/wAQ");
+    fn files_are_encoded_as_text_or_as_base64_for_bytes() {
+        let binary = vec![0xffu8, 0x00, 0x10];
         assert_eq!(
-            read_output(&path, OutputFormat::Text).unwrap_err().code,
+            encode("out", binary.clone(), OutputFormat::Bytes).unwrap(),
+            "/wAQ"
+        );
+        assert_eq!(
+            encode("out", binary, OutputFormat::Text).unwrap_err().code,
             ErrorCode::OutputFormatInvalid
         );
-        std::fs::write(&path, "hello").unwrap();
-        assert_eq!(read_output(&path, OutputFormat::Text).unwrap(), "hello");
-        let missing = read_output(&dir.path().join("none"), OutputFormat::Text).unwrap_err();
-        assert_eq!(missing.code, ErrorCode::IoError);
+        assert_eq!(
+            encode("out", b"hello".to_vec(), OutputFormat::Text).unwrap(),
+            "hello"
+        );
     }
 }

@@ -102,6 +102,20 @@ pub fn submission_not_found() -> ApiError {
     .with_fix("Use the submission_id returned by the submit call.")
 }
 
+/// `GET /api/submissions/{id}` for a submission that does not exist or that the credential
+/// sent may not read: the same answer, so a stranger learns nothing of which.
+pub fn submission_not_readable() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::SubmissionNotFound,
+        "no submission with this id is readable with the credential sent",
+    )
+    .with_fix(
+        "Use the submission_id the submit call returned, read with the client key that posted \
+         the task, an evaluator key, the submitting worker's token or the admin key.",
+    )
+}
+
 pub fn worker_not_found(id: &crate::domain::WorkerId) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,

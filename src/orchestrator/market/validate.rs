@@ -7,7 +7,7 @@ use crate::domain::{Amount, TaskId, TaskStatus};
 use crate::guard::{GuardText, SecretRefused};
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::market::problems::invalid;
-use crate::orchestrator::store::TaskRow;
+use crate::orchestrator::store::{KeySha256, TaskRow};
 use crate::wire::{
     DEFAULT_CLAIM_TTL_S, DEFAULT_PASS_THRESHOLD, MAX_CAPABILITIES, MAX_CAPABILITY_LEN,
     MAX_CLAIM_TTL_S, MAX_CRITERIA, MAX_CRITERION_LEN, MAX_DESCRIPTION_LEN, MAX_INPUT_MESSAGES,
@@ -103,10 +103,12 @@ fn capabilities(caps: Vec<String>) -> Result<Vec<String>, ApiError> {
     Ok(caps)
 }
 
-/// A new open task from a validated request.
+/// A new open task from a validated request, posted by `client` (its label) with the key
+/// whose hash is `client_key` (if one was sent).
 pub fn new_task(
     req: PostTaskRequest,
     client: String,
+    client_key: Option<KeySha256>,
     asset: &str,
     now_ms: u64,
 ) -> Result<TaskRow, ApiError> {
@@ -194,6 +196,7 @@ pub fn new_task(
         claimed_ms: None,
         claim_expiry_ms: None,
         submission_id: None,
+        client_key,
     })
 }
 
@@ -226,7 +229,7 @@ mod tests {
 
     #[test]
     fn defaults_and_sorted_capabilities() {
-        let t = new_task(req(), "open".into(), "USDC", NOW).unwrap();
+        let t = new_task(req(), "open".into(), None, "USDC", NOW).unwrap();
         assert_eq!(t.required_capabilities, ["gpu:nvidia", "runtime:vllm"]);
         assert_eq!((t.claim_ttl_s, t.pass_threshold), (600, 70));
         assert_eq!(t.evaluator, "any");
@@ -260,7 +263,7 @@ mod tests {
         for (i, f) in cases.iter().enumerate() {
             let mut r = req();
             f(&mut r);
-            let e = new_task(r, "open".into(), "USDC", NOW).unwrap_err();
+            let e = new_task(r, "open".into(), None, "USDC", NOW).unwrap_err();
             assert_eq!(
                 e.problem.code,
                 crate::domain::ErrorCode::InvalidArgument,

@@ -121,12 +121,17 @@ fn submission_paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Val
                 "404": err("TASK_NOT_FOUND or WORKER_NOT_FOUND"),
                 "409": err("NOT_CLAIM_HOLDER, CLAIM_EXPIRED, ALREADY_SUBMITTED"),
                 "413": err("Output past tasks.max_output_bytes"),
-                "422": err("HASH_MISMATCH, OUTPUT_FORMAT_INVALID") }
+                "422": err("HASH_MISMATCH, OUTPUT_FORMAT_INVALID, SECRET_REFUSED (a secret in what the output decodes to: base64, hex, gzip, zlib, zip; or data the guard cannot open)") }
         }},
         "/api/submissions/{id}": { "get": {
-            "operationId": "getSubmission", "summary": "A submission: status, evaluation, attestation hash, credit, receipt",
+            "operationId": "getSubmission",
+            "summary": "A submission with its output: status, evaluation, attestation hash, credit, receipt. Only for the task's poster (the key it was posted with), an evaluator key, the submitting worker (its token) or the admin key",
+            "security": [ { "clientKey": [] }, { "evaluatorKey": [] }, { "workerToken": [] }, { "adminKey": [] } ],
             "parameters": sub_id,
-            "responses": { "200": ok("The submission", &submission), "400": err("Malformed id"), "404": err("SUBMISSION_NOT_FOUND") }
+            "responses": { "200": ok("The submission", &submission), "400": err("Malformed id"),
+                "401": err("SUBMISSION_CREDENTIAL_REQUIRED (no credential sent)"),
+                "404": err("SUBMISSION_NOT_FOUND: no such submission, or the credential sent may not read it (the same answer)"),
+                "429": err("RATE_LIMITED after too many failed authentications") }
         }},
         "/api/submissions/{id}/evaluate": { "post": {
             "operationId": "evaluateSubmission",

@@ -1,7 +1,9 @@
 //! The task market's submission routes (§7, docs/TASK_MARKET.md): the claim holder's
-//! `POST /api/tasks/{id}/submit` (hash recomputed, format checked, size bounded, idempotent),
-//! `GET /api/submissions/{id}`, `evaluate` (evaluator key; settles in one transaction),
-//! `dispute` (worker token, within the window) and `resolve` (admin key).
+//! `POST /api/tasks/{id}/submit` (hash recomputed, format checked, size bounded, the secrets
+//! guard over the decoded output, idempotent), `GET /api/submissions/{id}` (only for the
+//! poster, an evaluator, the submitting worker or the admin), `evaluate` (evaluator key;
+//! settles in one transaction), `dispute` (worker token, within the window) and `resolve`
+//! (admin key).
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -10,14 +12,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::tasks::{Peer, ip, task_id};
-use crate::domain::{
-    ErrorCode, Evaluation, MAX_SAFE_INTEGER, OutputFormat, SubmissionId, TaskStatus,
-};
-use crate::guard::{GuardText, SecretRefused, check_text};
+use crate::domain::{ErrorCode, Evaluation, MAX_SAFE_INTEGER, SubmissionId, TaskStatus};
+use crate::guard::{GuardText, check_bytes, check_text};
 use crate::orchestrator::auth;
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
-use crate::orchestrator::market::problems::{invalid, submission_not_found, task_not_found};
+use crate::orchestrator::market::problems::{invalid, submission_not_readable, task_not_found};
 use crate::orchestrator::state::{AppState, unix_now_ms};
 use crate::orchestrator::store::{
     DisputeArgs, EvaluateArgs, NewSubmission, ResolveArgs, SubmissionRow, TaskError,
@@ -57,15 +57,17 @@ fn too_large(max: usize) -> ApiError {
     .with_fix("Submit a smaller output, or store it elsewhere and submit its IPFS CID.")
 }
 
-/// The secrets guard on the output, and (for bytes) on its decoded text too.
-fn guard_output(format: OutputFormat, output: &str, raw: &[u8]) -> Result<(), SecretRefused> {
-    check_text("output", output)?;
-    if format == OutputFormat::Bytes
-        && let Ok(text) = std::str::from_utf8(raw)
-    {
-        check_text("output", text)?;
-    }
-    Ok(())
+/// The secrets guard over the output's raw bytes (a bytes output decoded) and whatever they
+/// encode, off the async threads: 422 `SECRET_REFUSED`, nothing echoed. Returns the bytes.
+async fn guard_output(raw: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+    let checked = tokio::task::spawn_blocking(move || check_bytes("output", &raw).map(|()| raw))
+        .await
+        .map_err(|e| ApiError::internal("the output guard did not finish", &e))?;
+    checked.map_err(|refused| {
+        let mut e = ApiError::from(refused);
+        e.status = StatusCode::UNPROCESSABLE_ENTITY;
+        e
+    })
 }
 
 pub async fn submit(
@@ -110,7 +112,7 @@ pub async fn submit(
     if raw.len() > max {
         return Err(too_large(max));
     }
-    guard_output(task.output_format, &req.output, &raw)?;
+    let raw = guard_output(raw.into_owned()).await?;
     let computed = crate::domain::OutputHash::of(&raw);
     if computed != req.output_hash {
         return Err(ApiError::new(
@@ -159,14 +161,37 @@ pub async fn submit(
     }
 }
 
+/// A submission, for its poster, an evaluator, the submitting worker or the admin only:
+/// 401 `SUBMISSION_CREDENTIAL_REQUIRED` with no credential, else the same 404 for a submission
+/// that does not exist and one the credential may not read.
 pub async fn get(
     State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
-    match state.store.submission(id).await? {
-        Some(row) => Ok(Json(row.to_wire())),
-        None => Err(submission_not_found()),
+    let ip = ip(&peer);
+    auth::not_locked_out(&state, ip)?;
+    if !auth::has_credential(&headers) {
+        return Err(auth::submission_credential_required());
+    }
+    let Some(row) = state.store.submission(id).await? else {
+        return Err(submission_not_readable());
+    };
+    let poster = state
+        .store
+        .task(row.task_id.clone())
+        .await?
+        .and_then(|t| t.client_key);
+    let reader =
+        auth::submission_reader(&state, &headers, ip, &row.worker_id, poster.as_ref()).await?;
+    match reader {
+        Some(reader) => {
+            tracing::debug!(submission_id = %row.submission_id, ?reader, "submission read");
+            Ok(Json(row.to_wire()))
+        }
+        None => Err(submission_not_readable()),
     }
 }
 

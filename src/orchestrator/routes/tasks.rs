@@ -68,6 +68,7 @@ pub async fn post(
     let row = validate::new_task(
         req,
         client_label(&state, &headers),
+        auth::bearer(&headers).map(KeySha256::of),
         &state.config.asset,
         unix_now_ms(),
     )?;
@@ -81,6 +82,7 @@ pub async fn post(
     Ok(response)
 }
 
+/// A task as anyone may see it (no output: that is the submission's, behind a credential).
 pub async fn get(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

@@ -10,7 +10,7 @@
 
 use futures::future::BoxFuture;
 
-use super::StoreError;
+use super::{KeySha256, StoreError};
 use crate::domain::{
     Amount, Evaluation, OutputFormat, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId,
     TaskStatus, Usage, WorkerId,
@@ -49,6 +49,9 @@ pub struct TaskRow {
     pub claimed_ms: Option<u64>,
     pub claim_expiry_ms: Option<u64>,
     pub submission_id: Option<SubmissionId>,
+    /// sha256 of the key the poster sent (its client key), if any: the poster reads the
+    /// task's submission with it. Never on the wire.
+    pub client_key: Option<KeySha256>,
 }
 
 impl TaskRow {

@@ -12,7 +12,8 @@ use crate::ops::tasks::evaluate;
 
 const VERIFY_OUTPUT: &str = "\
 For an Evaluator Agent. Call it with submission_id alone to review: basis fetches the \
-submission and its task, recomputes the output hash itself (a mismatch is OUTPUT_TAMPERED: \
+submission (with the evaluator key from the env file; without one, only this worker's own) \
+and its task, recomputes the output hash itself (a mismatch is OUTPUT_TAMPERED: \
 refuse to judge it) and returns the description, criteria, pass_threshold, input and the \
 output to judge. Then call it again with score (0-100), passed and reasons (one per \
 criterion; a rejection needs one) to post the evaluation with the evaluator key from the env \

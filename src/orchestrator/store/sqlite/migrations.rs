@@ -143,6 +143,10 @@ const MIGRATIONS: &[&str] = &[
         receipt_hash   TEXT NOT NULL
     ) STRICT;
     CREATE INDEX credits_by_worker ON credits (worker_id, created_ms);",
+    // 4: who posted a task, as the sha256 of the key sent with it (NULL: none), so the
+    // poster can read its submissions.
+    "ALTER TABLE tasks ADD COLUMN client_key_sha256 BLOB
+        CHECK (client_key_sha256 IS NULL OR length(client_key_sha256) = 32);",
 ];
 
 /// The schema version this build writes.

@@ -11,12 +11,13 @@ use crate::domain::{
     Amount, Forbidden, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskEvent, TaskId,
     TaskStatus, WalletAddress, WorkerId, transition,
 };
-use crate::orchestrator::store::{StoreError, SubmissionRow, TaskRow};
+use crate::orchestrator::store::{KeySha256, StoreError, SubmissionRow, TaskRow};
 use crate::wire::{Credit, Dispute, Unpaid};
 
 pub const TASK_COLUMNS: &str = "task_id, client, description, criteria, required_capabilities, \
      reward, asset, deadline_ms, output_format, claim_ttl_s, evaluator, pass_threshold, input, \
-     status, attempts, created_ms, claimed_by, claimed_ms, claim_expiry_ms, submission_id";
+     status, attempts, created_ms, claimed_by, claimed_ms, claim_expiry_ms, submission_id, \
+     client_key_sha256";
 
 /// The reward as a 40-digit, zero-padded decimal: TEXT order is numeric order.
 pub fn reward_key(a: Amount) -> String {
@@ -63,6 +64,7 @@ pub fn row_to_task(row: &Row<'_>) -> Result<TaskRow, StoreError> {
     let input: Option<String> = row.get(12)?;
     let claimed_by: Option<String> = row.get(16)?;
     let submission: Option<String> = row.get(19)?;
+    let client_key: Option<Vec<u8>> = row.get(20)?;
     Ok(TaskRow {
         task_id: parse("task id", TaskId::parse(&text(0)?))?,
         client: text(1)?,
@@ -88,6 +90,13 @@ pub fn row_to_task(row: &Row<'_>) -> Result<TaskRow, StoreError> {
         submission_id: submission
             .map(|s| parse("submission id", SubmissionId::parse(&s)))
             .transpose()?,
+        client_key: client_key
+            .map(|k| {
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map(KeySha256)
+                    .map_err(|e| corrupt("client key hash", e))
+            })
+            .transpose()?,
     })
 }
 
@@ -103,8 +112,9 @@ pub fn insert_task(conn: &Connection, t: &TaskRow) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO tasks (task_id, client, description, criteria, required_capabilities, \
          reward, reward_key, asset, deadline_ms, output_format, claim_ttl_s, evaluator, \
-         pass_threshold, input, status, attempts, created_ms, updated_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)",
+         pass_threshold, input, status, attempts, created_ms, updated_ms, client_key_sha256) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, \
+         ?18)",
     )?
     .execute(params![
         t.task_id.as_str(),
@@ -124,6 +134,7 @@ pub fn insert_task(conn: &Connection, t: &TaskRow) -> Result<(), StoreError> {
         t.status.as_str(),
         i64::from(t.attempts),
         to_sql_int(t.created_ms),
+        t.client_key.as_ref().map(|k| k.0.to_vec()),
     ])?;
     Ok(())
 }

@@ -13,8 +13,8 @@ use crate::domain::{
 };
 use crate::orchestrator::market::settle::{AUTO_COMPLETED, SettlePolicy};
 use crate::orchestrator::store::{
-    ClaimArgs, EvaluateArgs, JobStore, NewSubmission, Refusal, ResolveArgs, StoreError, TaskError,
-    TaskFilter, TaskRow, TaskStore, WorkerStore,
+    ClaimArgs, EvaluateArgs, JobStore, KeySha256, NewSubmission, Refusal, ResolveArgs, StoreError,
+    TaskError, TaskFilter, TaskRow, TaskStore, WorkerStore,
 };
 use crate::wire::{EvaluatorTimeoutPolicy, RegisterRequest, Unpaid};
 
@@ -73,6 +73,7 @@ fn task(reward: u128, caps: &[&str]) -> TaskRow {
         claimed_ms: None,
         claim_expiry_ms: None,
         submission_id: None,
+        client_key: Some(KeySha256::of("basis_client_test")),
     }
 }
 
@@ -242,6 +243,21 @@ async fn a_late_submit_is_claim_expired_even_before_the_sweeper_runs() {
         .submit(submission(&t.task_id, &other, "x", NOW + 11_000))
         .await;
     assert_eq!(refusal(r), Refusal::NotClaimHolder);
+}
+
+#[tokio::test]
+async fn a_task_keeps_the_hash_of_its_posters_key() {
+    let (_dir, store) = temp_store();
+    let keyed = task(5, &[]);
+    let open = TaskRow {
+        client_key: None,
+        ..task(5, &[])
+    };
+    for t in [keyed, open] {
+        store.insert_task(t.clone()).await.unwrap();
+        let loaded = store.task(t.task_id.clone()).await.unwrap().unwrap();
+        assert_eq!(loaded, t);
+    }
 }
 
 #[tokio::test]
