@@ -139,6 +139,28 @@ pub fn check_json(field: &str, value: &Value) -> Result<(), SecretRefused> {
     json::walk(value, &json::Path::Root(field))
 }
 
+/// Refuses a request whose strings, each fine alone, make a secret together: every string
+/// in `value` that passes [`check_text`] on its own, joined in document order. Strings that
+/// fail alone are left to the field-by-field check, whose messages are more precise (a key in
+/// a wallet field has its own). So a seed phrase split between `worker_id` and `models`, or
+/// over list items, is refused as a whole.
+pub fn check_joined(field: &str, value: &Value) -> Result<(), SecretRefused> {
+    fn collect<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::String(s) if check_text("", s).is_ok() => out.push(s),
+            Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            Value::Object(map) => map.values().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let mut strings = Vec::new();
+    collect(value, &mut strings);
+    if strings.len() < 2 {
+        return Ok(());
+    }
+    check_text(field, &strings.join(" "))
+}
+
 impl From<SecretRefused> for Problem {
     fn from(refused: SecretRefused) -> Self {
         let fix = format!("In `{}`: {}", refused.field, refused.fix());

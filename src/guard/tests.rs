@@ -391,3 +391,35 @@ fn leak_check_can_fail() {
     assert!(leak(&[format!("0x{KEY}")], KEY, 100).is_some());
     assert!(leak(&["`note` was refused".to_owned()], KEY, 5).is_none());
 }
+
+#[test]
+fn a_phrase_split_over_list_items_or_fields_is_refused_whole() {
+    use crate::guard::{GuardText, check_joined};
+    let items = vec![
+        "legal-winner-thank-year-wave-sausage".to_owned(),
+        "worth-useful-legal-winner-thank-yellow".to_owned(),
+    ];
+    for item in &items {
+        assert!(item.guard("models").is_ok(), "half a phrase alone passes");
+    }
+    assert!(items.guard("models").is_err(), "the list whole is refused");
+    let split = serde_json::json!({
+        "worker_id": "legal-winner-thank-year-wave-sausage",
+        "models": ["worth-useful-legal-winner-thank-yellow"],
+    });
+    let refused = check_joined("arguments", &split).unwrap_err();
+    assert!(!format!("{refused:?}").contains("sausage"));
+    // Plain lists and requests pass.
+    assert!(
+        vec!["llama3".to_owned(), "qwen2".to_owned()]
+            .guard("models")
+            .is_ok()
+    );
+    assert!(
+        check_joined(
+            "arguments",
+            &serde_json::json!({"a": "box-1", "b": ["echo"]})
+        )
+        .is_ok()
+    );
+}

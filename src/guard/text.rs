@@ -29,20 +29,34 @@ impl<T: Guarded> Guarded for Option<T> {
 }
 
 /// One field's check: `self.description.guard("description")?`. Lists report `field[i]`, maps
-/// and JSON report `field.key`.
+/// and JSON report `field.key`. A list of strings is also checked whole, its items joined, so
+/// a seed phrase split over several items is refused like one in a single item.
 pub trait GuardText {
     fn guard(&self, field: &str) -> Result<(), SecretRefused>;
+
+    /// The text a list joins with its neighbours' for the whole-list check (strings only).
+    fn as_text(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl GuardText for str {
     fn guard(&self, field: &str) -> Result<(), SecretRefused> {
         check_text(field, self)
     }
+
+    fn as_text(&self) -> Option<&str> {
+        Some(self)
+    }
 }
 
 impl GuardText for String {
     fn guard(&self, field: &str) -> Result<(), SecretRefused> {
         check_text(field, self)
+    }
+
+    fn as_text(&self) -> Option<&str> {
+        Some(self)
     }
 }
 
@@ -61,6 +75,10 @@ impl GuardText for url::Url {
 impl<T: GuardText + ?Sized> GuardText for &T {
     fn guard(&self, field: &str) -> Result<(), SecretRefused> {
         (**self).guard(field)
+    }
+
+    fn as_text(&self) -> Option<&str> {
+        (**self).as_text()
     }
 }
 
@@ -85,7 +103,15 @@ impl<T: GuardText> GuardText for [T] {
                 refused.field.insert_str(field.len(), &format!("[{index}]"));
                 refused
             })
-        })
+        })?;
+        // Whole: the items joined, so a secret split over several is seen as one.
+        if self.len() > 1 {
+            let joined: Vec<&str> = self.iter().filter_map(GuardText::as_text).collect();
+            if joined.len() > 1 {
+                check_text(field, &joined.join(" "))?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -39,7 +39,10 @@ pub struct Args<T>(pub Result<T, Problem>);
 impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T> {
     fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
         let value = Value::Object(context.arguments.take().unwrap_or_default());
-        Ok(Self(parse(&value)))
+        // The request whole: a secret split over several arguments is refused here; each
+        // argument alone is the operation's to check (with its field's own message).
+        let whole = guard::check_joined("arguments", &value).map_err(Problem::from);
+        Ok(Self(whole.and_then(|()| parse(&value))))
     }
 }
 
