@@ -41,7 +41,7 @@ fn submission_id(path: Result<Path<String>, PathRejection>) -> Result<Submission
     let bad = || {
         invalid(
             "a submission id is sub- followed by 32 lowercase hex characters",
-            "Use the submission_id the submit call returned.",
+            "Use the submission_id that submit_output (`basis submit`) returned.",
         )
     };
     let Path(id) = path.map_err(|_| bad())?;
@@ -148,7 +148,11 @@ pub async fn submit(
             if s.new {
                 tracing::info!(submission_id = %s.submission.submission_id, task_id = %s.submission.task_id, "output submitted");
             }
-            Ok((status, Json(s.submission.to_wire())).into_response())
+            Ok((
+                status,
+                Json(s.submission.to_wire(&state.config.asset_units())),
+            )
+                .into_response())
         }
         Err(e) => {
             if matches!(e, TaskError::Refused(_)) {
@@ -165,7 +169,7 @@ pub async fn get(
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
     match state.store.submission(id).await? {
-        Some(row) => Ok(Json(row.to_wire())),
+        Some(row) => Ok(Json(row.to_wire(&state.config.asset_units()))),
         None => Err(submission_not_found()),
     }
 }
@@ -207,7 +211,7 @@ pub async fn evaluate(
         })
         .await?;
     settled(&state, &row, "evaluator");
-    Ok(Json(row.to_wire()))
+    Ok(Json(row.to_wire(&state.config.asset_units())))
 }
 
 pub async fn dispute(
@@ -236,7 +240,7 @@ pub async fn dispute(
         })
         .await?;
     tracing::info!(submission_id = %row.submission_id, "rejection disputed");
-    Ok(Json(row.to_wire()))
+    Ok(Json(row.to_wire(&state.config.asset_units())))
 }
 
 pub async fn resolve(
@@ -276,5 +280,5 @@ pub async fn resolve(
         })
         .await?;
     settled(&state, &row, "operator");
-    Ok(Json(row.to_wire()))
+    Ok(Json(row.to_wire(&state.config.asset_units())))
 }
