@@ -10,8 +10,16 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-#[path = "cli/mcp_install.rs"]
-mod mcp_install;
+/// Human output as a newcomer reads it, one file per concern under `tests/cli/`.
+mod cli {
+    use super::*;
+
+    mod mcp_install;
+    mod readable;
+    mod register;
+    mod verify;
+    mod voice;
+}
 
 const WALLET_LOWER: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
 const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
@@ -317,6 +325,11 @@ impl Drop for TestOrchestrator {
 
 /// Posts an inference task (model `tiny` on echo) to the orchestrator at `url`.
 fn post_task(url: &str, prompt: &str) -> String {
+    post_task_paying(url, prompt, 700)
+}
+
+/// [`post_task`] with a reward of `reward` atomic units.
+fn post_task_paying(url: &str, prompt: &str, reward: u128) -> String {
     use basis::domain::{Amount, OutputFormat};
     use basis::wire::{InputMessage, PostTaskRequest, TaskInput};
     let deadline = std::time::SystemTime::now()
@@ -328,7 +341,7 @@ fn post_task(url: &str, prompt: &str) -> String {
         description: "echo the prompt".into(),
         criteria: vec!["repeats the prompt".into()],
         required_capabilities: vec!["runtime:echo".into(), "model:tiny".into()],
-        reward: Amount::from_atomic(700),
+        reward: Amount::from_atomic(reward),
         asset: None,
         deadline,
         output_format: OutputFormat::Text,
@@ -533,4 +546,54 @@ fn no_flag_or_clap_error_echoes_a_secret() {
         }
     }
     assert!(!db.exists(), "a file was named after the secret");
+}
+
+/// `write-env` (echo runtime, model `tiny`, worker `cli-box`, pointed at `url`) with `extra`
+/// flags, then `register`; panics unless both succeed.
+fn onboard(home: &Home, url: &str, extra: &[&str]) {
+    let mut args = vec![
+        "write-env",
+        "--wallet",
+        WALLET,
+        "--worker-id",
+        "cli-box",
+        "--models",
+        "tiny",
+        "--orchestrator-url",
+        url,
+    ];
+    args.extend(extra);
+    let out = home.basis(&args);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let out = home.basis(&["register"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+}
+
+/// A URL on 127.0.0.1 where nothing listens (a port that was free a moment ago).
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// What a person reads: stdout, and stderr's `error[…]` and `fix:` lines (not log lines).
+fn human_text(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error[") || l.trim_start().starts_with("fix:"))
+        .collect();
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        problems.join("\n")
+    )
+}
+
+/// The line of `text` that starts with `prefix` (after indentation).
+fn line_with<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{text}"))
 }

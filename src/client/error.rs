@@ -75,13 +75,16 @@ impl From<ClientError> for Problem {
         match e {
             ClientError::Api { problem, .. } => problem,
             ClientError::InvalidUrl { .. } => Problem::new(code, e.to_string()).with_fix(
-                "Set BASIS_ORCHESTRATOR_URL (or orchestrator_url in basis.toml) to the \
-                 orchestrator's http(s):// address, e.g. http://127.0.0.1:8787.",
+                "Set BASIS_ORCHESTRATOR_URL in the env file (or `orchestrator_url` in \
+                 basis.toml) to the orchestrator's http(s):// address, e.g. \
+                 http://127.0.0.1:8787.",
             ),
             ClientError::Unreachable { ref url, .. } => {
                 let fix = format!(
-                    "Is `basis orchestrator` running at {url}? Check BASIS_ORCHESTRATOR_URL (or \
-                     orchestrator_url in basis.toml), the host and the port, and any firewall."
+                    "Is the orchestrator running at {url} (`basis orchestrator` on its host)? \
+                     Check BASIS_ORCHESTRATOR_URL in the env file (or `orchestrator_url` in \
+                     basis.toml), the host, the port and any firewall; network_status (`basis \
+                     network`) shows what this host sees."
                 );
                 Problem::new(code, e.to_string()).with_fix(fix)
             }
@@ -96,8 +99,8 @@ impl From<ClientError> for Problem {
                 )
             }
             ClientError::BadResponse { .. } => Problem::new(code, e.to_string()).with_fix(
-                "Check that the URL points at a basis orchestrator (GET /health), and that \
-                 both run compatible versions.",
+                "Check that the URL points at a basis orchestrator and that both run \
+                 compatible versions; network_status (`basis network`) asks it.",
             ),
             ClientError::Setup(_) => Problem::new(code, e.to_string()),
         }

@@ -32,13 +32,15 @@ pub const KEY_TOKEN: &str = "BASIS_WORKER_TOKEN";
 /// The evaluator key an operator gives an Evaluator Agent's host (task market, §7). A secret
 /// like the token: never a tool argument, never shown (only its fingerprint).
 pub const KEY_EVALUATOR_KEY: &str = "BASIS_EVALUATOR_KEY";
+/// `true` when the worker registers as multi-task: it may hold several task claims at once.
+pub const KEY_MULTI_TASK: &str = "BASIS_WORKER_MULTI_TASK";
 
 /// The longest evaluator key accepted (the orchestrator's are `basis_evaluator_` + 64 hex).
 const MAX_EVALUATOR_KEY_LEN: usize = 256;
 
 /// The known keys, in the order §3 lists them and [`WorkerEnv::render`] writes them (the
-/// evaluator key, which §3 predates, last).
-pub const KNOWN_KEYS: [&str; 10] = [
+/// evaluator key and the multi-task switch, which §3 predates, last).
+pub const KNOWN_KEYS: [&str; 11] = [
     KEY_WORKER_ID,
     KEY_WALLET,
     KEY_RUNTIME,
@@ -49,6 +51,7 @@ pub const KNOWN_KEYS: [&str; 10] = [
     KEY_ORCHESTRATOR_URL,
     KEY_TOKEN,
     KEY_EVALUATOR_KEY,
+    KEY_MULTI_TASK,
 ];
 
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
@@ -75,6 +78,8 @@ pub struct WorkerEnv {
     pub token: Option<WorkerToken>,
     /// The operator's evaluator key, on an Evaluator Agent's host. Secret.
     pub evaluator_key: Option<SecretString>,
+    /// Register as multi-task (several claims at once); absent: no.
+    pub multi_task: Option<bool>,
     /// Unknown keys and their values, in file order, kept on rewrite.
     pub extra: Vec<(String, String)>,
 }
@@ -106,6 +111,7 @@ impl fmt::Debug for WorkerEnv {
                     .as_ref()
                     .map(|k| format!("[REDACTED] fingerprint {}", secret_fingerprint(k))),
             )
+            .field("multi_task", &self.multi_task)
             .field("extra_keys", &extra_keys)
             .finish()
     }
@@ -236,6 +242,14 @@ impl WorkerEnv {
                     })?;
             }
             KEY_EVALUATOR_KEY => self.evaluator_key = evaluator_key(value)?,
+            KEY_MULTI_TASK => {
+                self.multi_task = match value.as_str() {
+                    "" => None,
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => return Err("must be true or false".to_owned()),
+                };
+            }
             _ => self.extra.push((key.to_owned(), value)),
         }
         Ok(())
@@ -294,6 +308,7 @@ impl WorkerEnv {
                 .as_ref()
                 .map(|k| shown(&secret_fingerprint(k), k.expose_secret())),
         );
+        push(KEY_MULTI_TASK, self.multi_task.map(|m| m.to_string()));
         pairs
     }
 
@@ -413,6 +428,7 @@ impl WorkerEnv {
         take(&mut self.orchestrator_url, update.orchestrator_url);
         take(&mut self.token, update.token);
         take(&mut self.evaluator_key, update.evaluator_key);
+        take(&mut self.multi_task, update.multi_task);
         for (key, value) in update.extra {
             match self.extra.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,

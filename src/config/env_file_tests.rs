@@ -21,6 +21,7 @@ pub(super) fn full_env() -> WorkerEnv {
             "basis_evaluator_{}",
             "e7".repeat(32)
         ))),
+        multi_task: Some(true),
         extra: vec![
             ("CUDA_VISIBLE_DEVICES".into(), "0,1".into()),
             ("GREETING".into(), "hello world".into()),
@@ -32,6 +33,15 @@ pub(super) fn full_env() -> WorkerEnv {
 
 pub(super) fn secret(env: &WorkerEnv) -> String {
     env.token.as_ref().unwrap().expose_secret().to_owned()
+}
+
+#[test]
+fn multi_task_is_true_false_or_absent() {
+    let env = WorkerEnv::parse("BASIS_WORKER_MULTI_TASK=true\n").unwrap();
+    assert_eq!(env.multi_task, Some(true));
+    assert!(env.render().contains("\nBASIS_WORKER_MULTI_TASK=true\n"));
+    assert_eq!(WorkerEnv::parse("").unwrap().multi_task, None);
+    assert!(WorkerEnv::parse("BASIS_WORKER_MULTI_TASK=yes\n").is_err());
 }
 
 #[test]

@@ -66,6 +66,31 @@ impl Amount {
         self.0.checked_sub(other.0).map(Self)
     }
 
+    /// The most decimals an asset can have: 10^38 is the largest power of ten in a `u128`.
+    pub const MAX_DECIMALS: u8 = 38;
+
+    /// The amount in whole units of an asset with `decimals` decimals, exactly (integer
+    /// arithmetic, trailing zeros dropped): 1000000 with 6 → "1", 250000 → "0.25", 700 →
+    /// "0.0007". `None` when `decimals` exceeds [`Self::MAX_DECIMALS`].
+    pub fn in_units(self, decimals: u8) -> Option<String> {
+        let one = 10u128.checked_pow(u32::from(decimals))?;
+        let (whole, frac) = (self.0 / one, self.0 % one);
+        if frac == 0 {
+            return Some(whole.to_string());
+        }
+        let digits = format!("{frac:0width$}", width = usize::from(decimals));
+        Some(format!("{whole}.{}", digits.trim_end_matches('0')))
+    }
+
+    /// The amount with its asset, for people: whole units when the decimals are known
+    /// ("0.25 USDC"), otherwise said to be atomic ("700 atomic units of ETH").
+    pub fn describe(self, asset: &str, decimals: Option<u8>) -> String {
+        match decimals.and_then(|d| self.in_units(d)) {
+            Some(units) => format!("{units} {asset}"),
+            None => format!("{self} atomic units of {asset}"),
+        }
+    }
+
     /// `self * bps / 10_000`, rounded down (a protocol fee in basis points).
     #[must_use]
     pub fn basis_points(self, bps: u16) -> Self {
@@ -171,6 +196,25 @@ mod tests {
         assert!(serde_json::from_str::<Amount>("-3").is_err());
         let a: Amount = serde_json::from_str("\"42\"").unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), "\"42\"");
+    }
+
+    #[test]
+    fn whole_units_are_exact() {
+        let units = |a: u128, d: u8| Amount::from_atomic(a).in_units(d);
+        assert_eq!(units(1_000_000, 6).as_deref(), Some("1"));
+        assert_eq!(units(250_000, 6).as_deref(), Some("0.25"));
+        assert_eq!(units(700, 6).as_deref(), Some("0.0007"));
+        assert_eq!(units(1_234_567_890, 6).as_deref(), Some("1234.56789"));
+        assert_eq!(units(0, 18).as_deref(), Some("0"));
+        assert_eq!(units(42, 0).as_deref(), Some("42"));
+        assert_eq!(
+            units(u128::MAX, 38).as_deref(),
+            Some("3.40282366920938463463374607431768211455")
+        );
+        assert_eq!(units(1, 39), None);
+        let a = Amount::from_atomic(250_000);
+        assert_eq!(a.describe("USDC", Some(6)), "0.25 USDC");
+        assert_eq!(a.describe("ETH", None), "250000 atomic units of ETH");
     }
 
     #[test]

@@ -13,15 +13,97 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// (an id field is free text an agent may have pasted anything into).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error(
-        "{kind} must be 2 to 63 characters of lowercase letters, digits and '-', starting with a letter or digit (got {len} characters)"
-    )]
-    BadWorkerId { kind: &'static str, len: usize },
+    #[error("{kind} {faults}")]
+    BadWorkerId {
+        kind: &'static str,
+        faults: WorkerIdFaults,
+    },
     #[error("{kind} must be '{prefix}' followed by 32 lowercase hex characters")]
     BadGenerated {
         kind: &'static str,
         prefix: &'static str,
     },
+}
+
+/// What is wrong with a worker id, each rule it breaks and nothing else. It names character
+/// classes (and ASCII punctuation, one character each), never the value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkerIdFaults {
+    /// Its length in characters, when that is outside 2 to 63.
+    pub bad_length: Option<usize>,
+    pub uppercase: bool,
+    /// ASCII punctuation and spaces other than '-', in order of first appearance.
+    pub punctuation: Vec<char>,
+    /// Letters outside a-z, control characters and the like.
+    pub other: bool,
+    /// It starts with '-'.
+    pub starts_with_dash: bool,
+}
+
+impl WorkerIdFaults {
+    /// The rules `s` breaks (all empty when it is a valid worker id).
+    pub fn of(s: &str) -> Self {
+        let mut faults = Self::default();
+        let len = s.chars().count();
+        if !(2..=63).contains(&len) {
+            faults.bad_length = Some(len);
+        }
+        for c in s.chars() {
+            if c.is_ascii_uppercase() {
+                faults.uppercase = true;
+            } else if (c.is_ascii_punctuation() || c == ' ') && c != '-' {
+                if !faults.punctuation.contains(&c) {
+                    faults.punctuation.push(c);
+                }
+            } else if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+                faults.other = true;
+            }
+        }
+        faults.starts_with_dash = s.starts_with('-');
+        faults
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl fmt::Display for WorkerIdFaults {
+    /// E.g. "must not contain uppercase letters or '_' (only lowercase letters, digits and
+    /// '-')"; rules joined with "; ".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rules: Vec<String> = Vec::new();
+        let mut banned: Vec<String> = Vec::new();
+        if self.uppercase {
+            banned.push("uppercase letters".to_owned());
+        }
+        banned.extend(self.punctuation.iter().map(|c| match c {
+            ' ' => "spaces".to_owned(),
+            c => format!("'{c}'"),
+        }));
+        if self.other {
+            banned.push("characters outside a-z, 0-9 and '-'".to_owned());
+        }
+        if !banned.is_empty() {
+            let list = match banned.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                _ => banned.concat(),
+            };
+            rules.push(format!(
+                "must not contain {list} (only lowercase letters, digits and '-')"
+            ));
+        }
+        if self.starts_with_dash {
+            rules.push("must start with a lowercase letter or digit, not '-'".to_owned());
+        }
+        if let Some(len) = self.bad_length {
+            rules.push(format!("must be 2 to 63 characters long (it has {len})"));
+        }
+        if rules.is_empty() {
+            rules.push("is valid".to_owned());
+        }
+        f.write_str(&rules.join("; "))
+    }
 }
 
 /// A worker's name: `^[a-z0-9][a-z0-9-]{1,62}$`.
@@ -32,18 +114,13 @@ impl WorkerId {
     pub const PATTERN: &'static str = "^[a-z0-9][a-z0-9-]{1,62}$";
 
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let bytes = s.as_bytes();
-        let ok = (2..=63).contains(&bytes.len())
-            && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-        if ok {
+        let faults = WorkerIdFaults::of(s);
+        if faults.is_empty() {
             Ok(Self(s.to_owned()))
         } else {
             Err(IdError::BadWorkerId {
                 kind: "worker_id",
-                len: s.chars().count(),
+                faults,
             })
         }
     }
@@ -224,6 +301,33 @@ mod tests {
         assert!(TaskId::parse("sub-00000000000000000000000000000000").is_err());
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(serde_json::from_str::<TaskId>(&json).unwrap(), id);
+    }
+
+    #[test]
+    fn worker_id_errors_name_exactly_the_rules_broken() {
+        let msg = |s: &str| WorkerId::parse(s).unwrap_err().to_string();
+        assert_eq!(
+            msg("GPU_Box"),
+            "worker_id must not contain uppercase letters or '_' (only lowercase letters, \
+             digits and '-')"
+        );
+        assert_eq!(
+            msg("-gpu"),
+            "worker_id must start with a lowercase letter or digit, not '-'"
+        );
+        assert_eq!(
+            msg("a"),
+            "worker_id must be 2 to 63 characters long (it has 1)"
+        );
+        assert_eq!(
+            msg("a b.c"),
+            "worker_id must not contain spaces or '.' (only lowercase letters, digits and '-')"
+        );
+        assert!(msg("ä1").contains("characters outside a-z, 0-9 and '-'"));
+        assert!(
+            !msg("GPU_Box").contains("long"),
+            "length only when it is wrong"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod wallet;
 pub use amount::{Amount, AmountError};
 pub use canonical::{CanonicalError, MAX_SAFE_INTEGER, canonical_bytes, canonical_hash};
 pub use hash::{HashError, OutputHash, ReceiptHash, TokenSha256, keccak256_hex};
-pub use ids::{IdError, JobId, ReceiptId, SubmissionId, TaskId, WorkerId};
+pub use ids::{IdError, JobId, ReceiptId, SubmissionId, TaskId, WorkerId, WorkerIdFaults};
 pub use problem::{ErrorCode, Problem};
 pub use receipt::{
     HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, Usage, verify_receipt_json,

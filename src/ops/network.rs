@@ -109,6 +109,21 @@ fn env_state(path: &Path) -> (EnvState, Option<WorkerEnv>) {
     (state, Some(env))
 }
 
+/// The orchestrator at `url` did not answer: say so first, then what to check. `source` says
+/// where the URL came from (see [`env_url_source`]). Shared by network_status, verify_online
+/// and worker_status.
+pub fn unreachable_step(url: &str, source: &str) -> String {
+    format!(
+        "the orchestrator at {url} cannot be reached: check that it is running (`basis \
+         orchestrator` on its host) and that {source} is its address"
+    )
+}
+
+/// Where an orchestrator URL read for the env file at `env_path` comes from.
+pub fn env_url_source(env_path: &str) -> String {
+    format!("BASIS_ORCHESTRATOR_URL in {env_path} (or `orchestrator_url` in basis.toml)")
+}
+
 /// Asks the orchestrator for its posture and this worker's record.
 pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     input.check_secrets()?;
@@ -140,15 +155,27 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         _ => false,
     };
     let next_step = if onboarding.is_none() {
-        "start or fix the orchestrator at orchestrator_url (see orchestrator_error), then ask again"
+        format!(
+            "{}; then ask again",
+            unreachable_step(
+                url.as_str(),
+                &if input.orchestrator_url.is_some() {
+                    "the orchestrator_url given".to_owned()
+                } else {
+                    env_url_source(&env_state.path)
+                }
+            )
+        )
     } else if !env_state.complete {
-        "write the missing settings with write_env (public values only)"
+        "write the missing settings with write_env (public values only)".to_owned()
     } else if worker.is_none() {
-        "register the worker with register_worker"
+        "register the worker with register_worker".to_owned()
     } else if !token_matches {
-        "the orchestrator holds another token for this worker id: re-register from the host that has it, or ask the operator"
+        "the orchestrator holds another token for this worker id: run register_worker from the \
+         host whose env file holds the worker's token, or ask the operator"
+            .to_owned()
     } else {
-        "ready: start the worker (start_worker) and verify it is online"
+        "ready: start the worker with start_worker, then check it with verify_online".to_owned()
     };
     Ok(Output {
         orchestrator_url: url.to_string(),
@@ -159,6 +186,6 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         token_matches,
         worker,
         env: env_state,
-        next_step: next_step.to_owned(),
+        next_step,
     })
 }

@@ -6,11 +6,32 @@ use url::Url;
 use crate::config::parse_http_url;
 use crate::domain::{ErrorCode, IdError, Problem, Runtime, WalletAddress, WalletError, WorkerId};
 
+/// A worker id; a refusal says which rules `s` breaks and suggests a valid form of it. (Inputs
+/// have passed the secrets guard, so the suggestion may echo what was typed.)
 pub fn worker_id(s: &str) -> Result<WorkerId, Problem> {
     WorkerId::parse(s).map_err(|e: IdError| {
-        Problem::new(ErrorCode::InvalidWorkerId, e.to_string())
-            .with_fix("use 2-63 lowercase letters, digits and '-', e.g. \"gpu-box-1\"")
+        let example = suggest_worker_id(s).unwrap_or_else(|| "gpu-box-1".to_owned());
+        Problem::new(ErrorCode::InvalidWorkerId, e.to_string()).with_fix(format!(
+            "use 2-63 lowercase letters, digits and '-', starting with a letter or digit, \
+             e.g. \"{example}\""
+        ))
     })
+}
+
+/// `s` lowercased, every run of other characters one '-', cut to 63: "GPU_Box" → "gpu-box".
+/// `None` when nothing valid is left.
+fn suggest_worker_id(s: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in s.chars().map(|c| c.to_ascii_lowercase()) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.truncate(63);
+    let out = out.trim_end_matches('-');
+    WorkerId::parse(out).ok().map(|w| w.to_string())
 }
 
 /// Gives a private key pasted into a wallet field its own message (§4.3), before the generic
@@ -61,4 +82,28 @@ pub fn http_url(field: &str, s: &str) -> Result<Url, Problem> {
         Problem::new(ErrorCode::InvalidArgument, format!("{field}: {e}"))
             .with_fix(format!("give {field} as an http:// or https:// URL"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_worker_id_gets_a_valid_suggestion_of_itself() {
+        let p = worker_id("GPU_Box").unwrap_err();
+        assert_eq!(p.code, ErrorCode::InvalidWorkerId);
+        assert!(
+            p.fix.as_deref().unwrap_or("").contains("\"gpu-box\""),
+            "{p:?}"
+        );
+        assert_eq!(
+            suggest_worker_id("-My Rig #2-"),
+            Some("my-rig-2".to_owned())
+        );
+        assert_eq!(suggest_worker_id("x"), None);
+        assert_eq!(
+            suggest_worker_id(&"A".repeat(80)).map(|s| s.len()),
+            Some(63)
+        );
+    }
 }

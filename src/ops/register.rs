@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::{Context, parse, write_env};
-use crate::client::{OrchestratorClient, RegisterAuth};
+use crate::client::{ClientError, OrchestratorClient, RegisterAuth};
 use crate::config::WorkerEnv;
 use crate::domain::{ErrorCode, Problem, TokenFingerprint, WorkerToken};
 use crate::guard::{GuardText, Guarded, SecretRefused};
@@ -20,7 +20,8 @@ use crate::wire::{GpuSummary, HardwareSummary, MAX_TEXT_LEN, RegisterRequest, Wo
 pub const ENROLLMENT_KEY_VAR: &str = "BASIS_ENROLLMENT_KEY";
 
 /// Public settings to register with. Omitted fields come from the env file (written by
-/// write_env); given ones are saved there first. No key or token is ever an argument.
+/// write_env); given ones are saved there first, except orchestrator_url, which is saved only
+/// once that orchestrator has answered. No key or token is ever an argument.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
@@ -36,9 +37,13 @@ pub struct Input {
     /// Models served.
     #[serde(default)]
     pub models: Option<Vec<String>>,
-    /// The orchestrator to register with (saved in the env file).
+    /// The orchestrator to register with (saved in the env file once it has answered).
     #[serde(default)]
     pub orchestrator_url: Option<String>,
+    /// Let this worker hold several task claims at once (saved in the env file; default
+    /// false: one claim at a time).
+    #[serde(default)]
+    pub multi_task: Option<bool>,
     /// The env file (default: worker.env in the config directory).
     #[serde(default)]
     pub env_file: Option<String>,
@@ -73,6 +78,11 @@ pub struct Output {
 pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     parse::refuse_key_as_wallet(input.wallet.as_deref())?;
     input.check_secrets()?;
+    let given_url = input
+        .orchestrator_url
+        .as_deref()
+        .map(|u| parse::http_url("orchestrator_url", u))
+        .transpose()?;
     let written = write_env::run(
         ctx,
         &write_env::Input {
@@ -80,7 +90,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             worker_id: input.worker_id.clone(),
             runtime: input.runtime.clone(),
             models: input.models.clone(),
-            orchestrator_url: input.orchestrator_url.clone(),
+            multi_task: input.multi_task,
             out: input.env_file.clone(),
             ..write_env::Input::default()
         },
@@ -92,9 +102,9 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             "the env file has no token after writing it",
         )
     })?;
-    let url = env
-        .orchestrator_url
+    let url = given_url
         .clone()
+        .or_else(|| env.orchestrator_url.clone())
         .unwrap_or_else(|| ctx.settings.orchestrator_url.clone());
     let request = RegisterRequest {
         worker_id: written.worker_id.clone(),
@@ -104,7 +114,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         token_sha256: token.sha256(),
         hardware: Some(hardware_summary(ctx).await),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        multi_task: false,
+        multi_task: env.multi_task.unwrap_or(false),
     };
     let client = OrchestratorClient::new(url.clone(), Duration::from_secs(10))?;
     let enrollment = enrollment_key(&env);
@@ -117,7 +127,25 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
                 admin_key: None,
             },
         )
-        .await?;
+        .await;
+    // A new URL is saved only when an orchestrator answered there (a registration or its own
+    // refusal): one that cannot be reached, or is not an orchestrator, must not replace the
+    // saved one.
+    let answered = matches!(
+        &outcome,
+        Ok(_) | Err(ClientError::Api { .. } | ClientError::UnknownCode { .. })
+    );
+    if answered && given_url.is_some_and(|u| env.orchestrator_url.as_ref() != Some(&u)) {
+        write_env::run(
+            ctx,
+            &write_env::Input {
+                orchestrator_url: input.orchestrator_url.clone(),
+                out: input.env_file.clone(),
+                ..write_env::Input::default()
+            },
+        )?;
+    }
+    let outcome = outcome?;
     tracing::info!(
         worker_id = %written.worker_id,
         orchestrator = %url,
@@ -131,7 +159,8 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         token_fingerprint: WorkerToken::fingerprint(token),
         env_file: written.path,
         orchestrator_url: url.to_string(),
-        next_step: "check the posture with network_status, then start the worker".to_owned(),
+        next_step: "start the worker with start_worker, then check it with verify_online"
+            .to_owned(),
     })
 }
 

@@ -15,7 +15,7 @@ use crate::guard::{Guarded, SecretRefused, check_json};
 use crate::supervisor::control::{self, Request, Response};
 use crate::supervisor::redact::Redactor;
 use crate::supervisor::{ExitInfo, Presence, SupervisorState, SupervisorStatus, probe};
-use crate::worker::WorkerStatus;
+use crate::worker::{UNREACHABLE, WorkerState, WorkerStatus};
 
 /// Log lines included when none are asked for.
 pub const DEFAULT_LOG_LINES: u32 = 20;
@@ -50,6 +50,18 @@ pub enum SupervisorPresence {
     Stale,
     /// No supervisor: the worker is not started.
     NotRunning,
+}
+
+impl SupervisorPresence {
+    /// In words: "running", "not running", ….
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Unresponsive => "not answering",
+            Self::Stale => "gone (stale files left)",
+            Self::NotRunning => "not running",
+        }
+    }
 }
 
 /// The supervisor and worker on this host. Never contains the worker token.
@@ -109,13 +121,37 @@ pub fn read_worker_status(dirs: &Dirs, since: Option<u64>) -> Option<WorkerStatu
     Some(status)
 }
 
+/// When the running worker reports that it cannot reach its orchestrator, that comes first.
+fn unreachable(out: &Output, env_path: &std::path::Path) -> Option<String> {
+    let ws = out
+        .worker_status
+        .as_ref()
+        .filter(|_| out.worker_status_current)?;
+    let cut_off = ws.state != WorkerState::Online
+        && ws
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.code == UNREACHABLE);
+    cut_off.then(|| {
+        format!(
+            "{}; network_status shows what this host sees, and the worker reconnects by itself \
+             once it answers",
+            super::network::unreachable_step(
+                &ws.orchestrator_url,
+                &super::network::env_url_source(&env_path.display().to_string())
+            )
+        )
+    })
+}
+
 fn next_step(presence: SupervisorPresence, state: SupervisorState) -> String {
     match (presence, state) {
         (SupervisorPresence::Running, SupervisorState::CrashLoop) => {
-            "the worker kept exiting and is no longer restarted: read last_exits and log_tail, fix the cause, then stop_worker and start_worker (`basis stop`, `basis start`)"
+            "the worker kept exiting and is no longer restarted: read its recent exits and log \
+             lines, fix the cause, then stop_worker, then start_worker"
         }
         (SupervisorPresence::Running, SupervisorState::Backoff) => {
-            "the worker exited and will be restarted: read last_exits and log_tail for why"
+            "the worker exited and will be restarted: its recent exits and log lines say why"
         }
         (SupervisorPresence::Running, _) => {
             "the worker process is up: check it is online with verify_online (`basis verify`)"
@@ -206,7 +242,8 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         (Some(ws), Some(pid)) => ws.pid == pid,
         _ => false,
     };
-    out.next_step = next_step(out.supervisor, out.state);
+    out.next_step =
+        unreachable(&out, &env_path).unwrap_or_else(|| next_step(out.supervisor, out.state));
     Ok(out)
 }
 

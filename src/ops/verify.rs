@@ -37,8 +37,9 @@ impl Guarded for Input {
 /// One line of the checklist.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Check {
-    /// Stable name: env_complete, registered, supervisor_alive, worker_connected,
-    /// heartbeat_fresh, orchestrator_says_online, runtime_healthy, can_receive_jobs.
+    /// Stable name: env_complete, orchestrator_reachable, registered, supervisor_alive,
+    /// worker_connected, heartbeat_fresh, orchestrator_says_online, runtime_healthy,
+    /// can_receive_jobs.
     pub name: String,
     pub ok: bool,
     pub detail: String,
@@ -76,7 +77,15 @@ fn supervisor_alive(sup: &status::Output) -> Check {
     item(
         "supervisor_alive",
         sup.running,
-        format!("supervisor {:?}, state {:?}", sup.supervisor, sup.state),
+        if sup.running {
+            format!(
+                "the supervisor is {}; the worker process is {}",
+                sup.supervisor.describe(),
+                sup.state.describe()
+            )
+        } else {
+            format!("the supervisor is {}", sup.supervisor.describe())
+        },
         "start the worker with start_worker (`basis start`)",
     )
 }
@@ -86,10 +95,11 @@ fn worker_connected(worker: Option<&WorkerStatus>) -> Check {
         "worker_connected",
         worker.is_some_and(|w| w.state == WorkerState::Online),
         worker.map_or_else(
-            || "no current worker-status.json".to_owned(),
-            |w| format!("worker state {:?}", w.state),
+            || "no report from a running worker (worker-status.json)".to_owned(),
+            |w| format!("the worker is {}", w.state.describe()),
         ),
-        "read worker_status (last_error, log_tail): the worker may be unable to reach the orchestrator or refused",
+        "read worker_status: its last error and log lines say why (the worker may be unable to \
+         reach the orchestrator, or refused by it)",
     )
 }
 
@@ -102,6 +112,77 @@ fn heartbeat_fresh(age: Option<u64>, window: u64) -> Check {
             |age| format!("last acknowledged {age} s ago (window {window} s)"),
         ),
         "wait a heartbeat interval; if it stays stale, check the network to the orchestrator",
+    )
+}
+
+fn orchestrator_reachable(net: &network::Output) -> Check {
+    item(
+        "orchestrator_reachable",
+        net.reachable,
+        match &net.orchestrator_error {
+            None if net.reachable => {
+                format!("the orchestrator at {} answers", net.orchestrator_url)
+            }
+            None => format!(
+                "the orchestrator at {} did not answer",
+                net.orchestrator_url
+            ),
+            Some(p) => p.message.clone(),
+        },
+        &format!(
+            "{}; network_status shows what this host sees",
+            network::unreachable_step(
+                &net.orchestrator_url,
+                &network::env_url_source(&net.env.path)
+            )
+        ),
+    )
+}
+
+fn registered(net: &network::Output) -> Check {
+    item(
+        "registered",
+        net.registered && net.token_matches,
+        match (net.reachable, net.registered, net.token_matches) {
+            (false, _, _) => "unknown: the orchestrator could not be asked".to_owned(),
+            (true, false, _) => "the orchestrator does not know this worker id".to_owned(),
+            (true, true, false) => "the orchestrator holds another token for this id".to_owned(),
+            (true, true, true) => "registered with this host's token".to_owned(),
+        },
+        if net.reachable {
+            "run register_worker (`basis register`)"
+        } else {
+            "make the orchestrator reachable first (see orchestrator_reachable)"
+        },
+    )
+}
+
+fn orchestrator_says_online(net: &network::Output) -> Check {
+    item(
+        "orchestrator_says_online",
+        net.worker.as_ref().is_some_and(|w| w.online),
+        match &net.worker {
+            None => "the orchestrator has no record of this worker".to_owned(),
+            Some(w) if w.online => "the orchestrator sees this worker online".to_owned(),
+            Some(_) => "the orchestrator sees this worker offline".to_owned(),
+        },
+        "wait for the worker to connect and heartbeat (verify_online with wait_s)",
+    )
+}
+
+fn can_receive_jobs(net: &network::Output) -> Check {
+    item(
+        "can_receive_jobs",
+        net.onboarding.as_ref().is_some_and(|o| o.can_receive_jobs),
+        match &net.onboarding {
+            None => "the orchestrator did not answer".to_owned(),
+            Some(o) if !o.job_routing => "this orchestrator does not route jobs".to_owned(),
+            Some(o) if o.can_receive_jobs => {
+                "the orchestrator routes jobs, and a ready worker is connected".to_owned()
+            }
+            Some(_) => "the orchestrator routes jobs, but no ready worker is connected".to_owned(),
+        },
+        "the orchestrator routes jobs only to online, ready workers: fix the items above",
     )
 }
 
@@ -135,31 +216,12 @@ async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> 
             },
             "write the missing settings with write_env (`basis write-env`)",
         ),
-        item(
-            "registered",
-            net.registered && net.token_matches,
-            match (net.reachable, net.registered, net.token_matches) {
-                (false, _, _) => "the orchestrator could not be reached".to_owned(),
-                (true, false, _) => "the orchestrator does not know this worker id".to_owned(),
-                (true, true, false) => {
-                    "the orchestrator holds another token for this id".to_owned()
-                }
-                (true, true, true) => "registered with this host's token".to_owned(),
-            },
-            "run register_worker (`basis register`); if the orchestrator is down, start it first",
-        ),
+        orchestrator_reachable(&net),
+        registered(&net),
         supervisor_alive(&sup),
         worker_connected(worker),
         heartbeat_fresh(heartbeat_age, window),
-        item(
-            "orchestrator_says_online",
-            net.worker.as_ref().is_some_and(|w| w.online),
-            net.worker.as_ref().map_or_else(
-                || "no worker record".to_owned(),
-                |w| format!("online: {}", w.online),
-            ),
-            "wait for the worker to connect and heartbeat (verify_online with wait_s)",
-        ),
+        orchestrator_says_online(&net),
         item(
             "runtime_healthy",
             worker.is_some_and(|w| w.runtime_healthy),
@@ -168,20 +230,7 @@ async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> 
                 .unwrap_or_else(|| "unknown (no current worker status)".to_owned()),
             "start the runtime (Ollama / vLLM) or pull the model; check_hardware shows which",
         ),
-        item(
-            "can_receive_jobs",
-            net.onboarding.as_ref().is_some_and(|o| o.can_receive_jobs),
-            net.onboarding.as_ref().map_or_else(
-                || "no onboarding status".to_owned(),
-                |o| {
-                    format!(
-                        "job_routing {}, can_receive_jobs {}",
-                        o.job_routing, o.can_receive_jobs
-                    )
-                },
-            ),
-            "the orchestrator routes jobs only to online, ready workers: fix the items above",
-        ),
+        can_receive_jobs(&net),
     ];
     checks.shrink_to_fit();
     Ok(checks)
@@ -223,16 +272,19 @@ pub async fn run_with_progress(
             "checked whether the worker is online"
         );
         if online || Instant::now() >= deadline {
-            let next_step = if online {
-                "the worker is online and can receive jobs"
-            } else {
-                "fix the first failing check (see its fix), then verify again"
+            let next_step = match checks.iter().find(|c| !c.ok) {
+                None => "the worker is online and can receive jobs".to_owned(),
+                Some(first) => format!(
+                    "fix {} first: {}; then verify again",
+                    first.name,
+                    first.fix.as_deref().unwrap_or("see its detail")
+                ),
             };
             return Ok(Output {
                 online,
                 checks,
                 waited_s: start.elapsed().as_secs(),
-                next_step: next_step.to_owned(),
+                next_step,
             });
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -40,6 +40,10 @@ pub struct Input {
     /// The orchestrator to register with (default from basis.toml / BASIS_ORCHESTRATOR_URL).
     #[serde(default)]
     pub orchestrator_url: Option<String>,
+    /// Let this worker hold several task claims at once when it registers (default false:
+    /// one claim at a time).
+    #[serde(default)]
+    pub multi_task: Option<bool>,
     /// Where to write the env file (default: worker.env in the basis config directory). Must
     /// be inside the config dir, the current dir or a dir allowed in basis.toml.
     #[serde(default)]
@@ -80,6 +84,8 @@ pub struct Output {
     pub runtime: Runtime,
     pub models: Vec<String>,
     pub orchestrator_url: String,
+    /// The worker registers as multi-task: it may hold several task claims at once.
+    pub multi_task: bool,
     /// What to do next.
     pub next_step: String,
 }
@@ -101,6 +107,7 @@ fn update_from(input: &Input) -> Result<WorkerEnv, Problem> {
         orchestrator_url: opt_url("orchestrator_url", input.orchestrator_url.as_deref())?,
         token: None,
         evaluator_key: None,
+        multi_task: input.multi_task,
         extra: Vec::new(),
     })
 }
@@ -205,6 +212,7 @@ pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default(),
+        multi_task: env.multi_task.unwrap_or(false),
         next_step: "register the worker with the orchestrator (register_worker / `basis register`)"
             .to_owned(),
     })

@@ -96,8 +96,9 @@ pub fn enrollment_key(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Resu
             "this orchestrator registers new workers only with the operator's enrollment key",
         )
         .with_fix(
-            "Ask the orchestrator's operator for the enrollment key, and give it to basis through \
-             the BASIS_ENROLLMENT_KEY environment variable (never as a tool argument).",
+            "Ask the orchestrator's operator for the enrollment key and put it in the \
+             BASIS_ENROLLMENT_KEY environment variable (or the env file), then register again \
+             with register_worker (`basis register`); it is never a tool argument.",
         ));
     };
     if KeySha256::of(key).ct_eq(&expected) {
@@ -161,9 +162,11 @@ pub async fn market_worker(
             format!("this action needs the token of worker `{id}` (it was not shown)"),
         )
         .with_fix(
-            "Send Authorization: Bearer <BASIS_WORKER_TOKEN> from that worker's env file; basis \
-             does this for you (the token is never a tool argument).",
-        )),
+            "The env file's BASIS_WORKER_TOKEN is not the token this worker registered with. Run \
+             register_worker (`basis register`) on the host whose env file holds the worker's \
+             token, or register under another worker_id; network_status (`basis network`) shows \
+             whether the tokens match. basis sends the token itself; it is never a tool argument.",
+        ))
     }
 }
 
@@ -247,8 +250,10 @@ pub async fn evaluator_key(
     ip: IpAddr,
 ) -> Result<(), ApiError> {
     not_locked_out(state, ip)?;
-    let fix = "Send Authorization: Bearer <evaluator key>; the operator creates one with \
-               `basis orchestrator keys create --role evaluator`.";
+    let fix = "Put the operator's evaluator key in the env file as BASIS_EVALUATOR_KEY; \
+               verify_output (`basis evaluate SUBMISSION_ID`) sends it (it is never a tool \
+               argument). The operator creates one with `basis orchestrator keys create --role \
+               evaluator`.";
     let Some(key) = bearer(headers) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -16,6 +16,7 @@
 //! job_timeout_s = 300                       # a gateway job's deadline
 //! drain_timeout_s = 10                      # in-flight jobs get this long after SIGTERM
 //! asset = "USDC"                            # the asset named in receipts
+//! asset_decimals = 6                        # its decimals (default 6 for USDC; else unknown)
 //!
 //! [tasks]                                  # see `market::config` for every key
 //! protocol_fee_bps = 250
@@ -51,6 +52,8 @@ pub const DEFAULT_GATEWAY_BODY_LIMIT: usize = 4 * 1024 * 1024;
 pub const DEFAULT_JOB_TIMEOUT_S: u64 = 300;
 pub const DEFAULT_DRAIN_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_ASSET: &str = "USDC";
+/// The decimals of [`DEFAULT_ASSET`].
+pub const DEFAULT_ASSET_DECIMALS: u8 = 6;
 
 /// Why the configuration cannot be used. Never contains a key.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +132,9 @@ pub struct OrchestratorConfig {
     pub drain_timeout_s: u64,
     /// The asset receipts name (gateway jobs pay 0 of it for now).
     pub asset: String,
+    /// Its decimals, so clients can show amounts in whole units; `None`: not configured (for
+    /// an asset other than the default).
+    pub asset_decimals: Option<u8>,
     pub rate_limits: RateLimits,
     /// Connection timeouts and caps (`[http]`).
     pub http: HttpLimits,
@@ -164,6 +170,7 @@ struct RawConfig {
     job_timeout_s: Option<u64>,
     drain_timeout_s: Option<u64>,
     asset: Option<String>,
+    asset_decimals: Option<u8>,
     #[serde(default)]
     rate_limit: RawRateLimits,
     #[serde(default)]
@@ -190,6 +197,14 @@ struct RawRateLimits {
 }
 
 impl OrchestratorConfig {
+    /// The asset and its decimals, for the wire's `asset_decimals`.
+    pub fn asset_units(&self) -> super::market::AssetUnits<'_> {
+        super::market::AssetUnits {
+            asset: &self.asset,
+            decimals: self.asset_decimals,
+        }
+    }
+
     /// Reads the config file (if any) and resolves it with the process environment.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
         let raw = match &overrides.config_file {
@@ -282,6 +297,12 @@ impl OrchestratorConfig {
                 .unwrap_or(DEFAULT_GATEWAY_BODY_LIMIT),
             job_timeout_s: raw.job_timeout_s.unwrap_or(DEFAULT_JOB_TIMEOUT_S),
             drain_timeout_s: raw.drain_timeout_s.unwrap_or(DEFAULT_DRAIN_TIMEOUT_S),
+            asset_decimals: raw.asset_decimals.or_else(|| {
+                raw.asset
+                    .as_deref()
+                    .is_none_or(|a| a == DEFAULT_ASSET)
+                    .then_some(DEFAULT_ASSET_DECIMALS)
+            }),
             asset: raw.asset.unwrap_or_else(|| DEFAULT_ASSET.to_owned()),
             rate_limits: RateLimits {
                 register: Bucket {
@@ -349,6 +370,12 @@ impl OrchestratorConfig {
             return bad(
                 "[http] header_read_timeout_s and body_read_timeout_s must be between 1 and 3600",
             );
+        }
+        if self
+            .asset_decimals
+            .is_some_and(|d| d > crate::domain::Amount::MAX_DECIMALS)
+        {
+            return bad("asset_decimals must be at most 38");
         }
         let buckets = [self.rate_limits.register, self.rate_limits.auth_failures];
         if buckets.iter().any(|b| b.per_minute == 0 || b.burst == 0) {
@@ -458,6 +485,7 @@ mod tests {
             "admin_key_sha256 = [\"not-a-hash\"]",
             "job_timeout_s = 0",
             "asset = \"US D\"",
+            "asset_decimals = 39",
             "[tasks]\nprotocol_fee_bps = 10001",
             "[tasks]\nevaluator_timeout_policy = \"shrug\"",
             "[tasks]\nmax_tokens_per_s = 0",
@@ -469,5 +497,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn asset_decimals_default_only_for_the_default_asset() {
+        let decimals = |toml: &str| {
+            OrchestratorConfig::from_toml(toml, &overrides(), |_| None)
+                .unwrap()
+                .asset_decimals
+        };
+        assert_eq!(decimals(""), Some(DEFAULT_ASSET_DECIMALS));
+        assert_eq!(decimals("asset = \"USDC\""), Some(6));
+        assert_eq!(decimals("asset = \"ETH\""), None);
+        assert_eq!(decimals("asset = \"ETH\"\nasset_decimals = 18"), Some(18));
     }
 }

@@ -46,7 +46,7 @@ impl From<SupervisorError> for Problem {
         let (code, fix) = match &err {
             SupervisorError::AlreadyRunning { .. } => (
                 ErrorCode::WorkerAlreadyRunning,
-                "see it with `basis status` (worker_status); stop it first with `basis stop` (stop_worker) to restart",
+                "see it with worker_status (`basis status`); stop it first with stop_worker (`basis stop`) to restart",
             ),
             SupervisorError::Io { .. } => (
                 ErrorCode::IoError,

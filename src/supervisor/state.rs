@@ -45,6 +45,19 @@ impl SupervisorState {
             Self::Unresponsive => "unresponsive",
         }
     }
+
+    /// What the worker process is doing, in words: "running", "waiting to be restarted".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Backoff => "waiting to be restarted after it exited",
+            Self::CrashLoop => "no longer restarted: it kept exiting",
+            Self::Stopping => "stopping",
+            Self::Stopped => "not started",
+            Self::Unresponsive => "unknown: the supervisor does not answer",
+        }
+    }
 }
 
 impl std::fmt::Display for SupervisorState {

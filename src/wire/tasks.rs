@@ -144,6 +144,10 @@ pub struct Task {
     pub required_capabilities: Vec<String>,
     pub reward: Amount,
     pub asset: String,
+    /// Decimals of `asset`: an amount / 10^asset_decimals is whole units (e.g. 6 for USDC:
+    /// "1500000" is 1.5). Absent when the orchestrator does not know them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_decimals: Option<u8>,
     /// Unix seconds.
     pub deadline: u64,
     pub output_format: OutputFormat,
@@ -266,6 +270,10 @@ pub struct Credit {
     /// What the worker is owed: `gross - fee`.
     pub net: Amount,
     pub asset: String,
+    /// Decimals of `asset`: an amount / 10^asset_decimals is whole units (e.g. 6 for USDC:
+    /// "1500000" is 1.5). Absent when the orchestrator does not know them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_decimals: Option<u8>,
     /// Absent when payable; otherwise why it pays nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpaid: Option<Unpaid>,
@@ -364,6 +372,10 @@ pub struct Rewards {
     /// Credited, not yet paid out, in atomic units of `asset`.
     pub pending: Amount,
     pub asset: String,
+    /// Decimals of `asset`: an amount / 10^asset_decimals is whole units (e.g. 6 for USDC:
+    /// "1500000" is 1.5). Absent when the orchestrator does not know them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_decimals: Option<u8>,
     /// Newest first (at most 100).
     pub credits: Vec<Credit>,
 }
@@ -392,6 +404,10 @@ impl EvaluatorTimeoutPolicy {
 pub struct TaskMarketPolicy {
     /// The asset rewards are paid in.
     pub asset: String,
+    /// Decimals of `asset`: an amount / 10^asset_decimals is whole units (e.g. 6 for USDC:
+    /// "1500000" is 1.5). Absent when the orchestrator does not know them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_decimals: Option<u8>,
     /// Protocol fee taken from each credit, basis points.
     pub protocol_fee_bps: u16,
     /// How long an evaluator has after a submission, seconds.

@@ -14,7 +14,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use zeroize::Zeroizing;
 
 use super::config::WorkerConfig;
-use super::status::{LastError, unix_now};
+use super::status::{LastError, UNREACHABLE, unix_now};
 use crate::wire::{OrchestratorMessage, WorkerMessage};
 
 pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -58,7 +58,7 @@ pub(super) enum ChannelError {
 impl ChannelError {
     pub(super) fn last_error(&self) -> LastError {
         let code = match self {
-            Self::Unreachable(_) => "UNREACHABLE".to_owned(),
+            Self::Unreachable(_) => UNREACHABLE.to_owned(),
             Self::Unauthorized(_) => "UNAUTHORIZED".to_owned(),
             Self::Rejected { code, .. } => code.clone(),
             Self::Protocol(_) => "PROTOCOL".to_owned(),

@@ -33,6 +33,6 @@ pub use config::{
 pub use daemon::{Shutdown, run, run_from_env_file};
 pub use error::WorkerError;
 pub use status::{
-    Counters, CurrentJob, LastError, StatusError, WORKER_STATUS_MODE, WorkerState, WorkerStatus,
-    unix_now,
+    Counters, CurrentJob, LastError, StatusError, UNREACHABLE, WORKER_STATUS_MODE, WorkerState,
+    WorkerStatus, unix_now,
 };

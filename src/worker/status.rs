@@ -42,6 +42,19 @@ pub enum WorkerState {
     Stopped,
 }
 
+impl WorkerState {
+    /// The connection in words: "connected and online", "disconnected, retrying soon".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting to the orchestrator",
+            Self::Online => "connected and online",
+            Self::Backoff => "disconnected, retrying soon",
+            Self::Draining => "draining: finishing its jobs, taking no new ones",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 /// A job in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CurrentJob {
@@ -60,6 +73,9 @@ pub struct Counters {
     /// Successful connections after the first.
     pub reconnects: u64,
 }
+
+/// [`LastError::code`] when the orchestrator could not be reached at all.
+pub const UNREACHABLE: &str = "UNREACHABLE";
 
 /// Why the last connection attempt or connection failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -285,10 +285,13 @@ async fn a_vllm_worker_earns_a_real_credit_gross_minus_fee() -> Result {
     )
     .await?;
     assert_eq!(shown["credit"]["net"], "9750");
+    // Its next step says the credit in whole units (USDC has 6 decimals).
+    assert_eq!(shown["credit"]["asset_decimals"], 6);
     assert!(
         shown["next_step"]
             .as_str()
-            .is_some_and(|s| s.contains("9750"))
+            .is_some_and(|s| s.contains("credited 0.00975 USDC")),
+        "{shown}"
     );
     let rewards = market
         .client()?

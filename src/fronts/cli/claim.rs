@@ -35,15 +35,25 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "claimed {} for {}: expires at {} (in {} s)",
-            o.task_id, o.worker_id, o.claim_expiry, o.expires_in_s
+            "claimed {} for {}; the claim expires {}",
+            o.task_id,
+            o.worker_id,
+            output::when(o.claim_expiry)
         );
         let _ = writeln!(s, "  task: {}", o.task.description);
+        let _ = writeln!(
+            s,
+            "  reward: {}",
+            output::amount(o.task.reward, &o.task.asset, o.task.asset_decimals)
+        );
         for c in &o.task.criteria {
             let _ = writeln!(s, "  criterion: {c}");
         }
         let _ = writeln!(s, "  output format: {}", o.task.output_format);
-        let _ = write!(s, "next: {}", o.next_step);
+        s.push_str(&output::next_for(
+            &o.next_step,
+            &[("TASK_ID", o.task_id.as_str())],
+        ));
         s
     })
 }
@@ -74,8 +84,10 @@ pub async fn release(ctx: &Context, args: ReleaseArgs) -> ExitCode {
     };
     output::render(args.json, result, |o| {
         format!(
-            "released {}: now {}\nnext: {}",
-            o.task.task_id, o.task.status, o.next_step
+            "released {}: it is now {}\n{}",
+            o.task.task_id,
+            o.task.status,
+            output::next(&o.next_step)
         )
     })
 }

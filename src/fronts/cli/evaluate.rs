@@ -65,18 +65,20 @@ fn human(o: &Output) -> String {
         let _ = writeln!(s, "---");
     }
     if let Some(e) = &o.evaluation {
-        let _ = writeln!(s, "evaluation: score {}, passed {}", e.score, e.passed);
+        let _ = writeln!(s, "evaluation: {}", output::verdict(e.score, e.passed));
     }
     if let Some(h) = &o.attestation_hash {
-        let _ = writeln!(s, "attestation_hash: {h}");
+        let _ = writeln!(s, "attestation hash: {h}");
     }
     if let Some(c) = &o.credit {
-        let _ = writeln!(
-            s,
-            "credit: gross {} fee {} net {} {}",
-            c.gross, c.fee, c.net, c.asset
-        );
+        let _ = writeln!(s, "credit: {}", output::credit(c));
     }
-    let _ = write!(s, "next: {}", o.next_step);
+    s.push_str(&output::next_for(
+        &o.next_step,
+        &[
+            ("TASK_ID", o.task_id.as_str()),
+            ("SUBMISSION_ID", o.submission_id.as_str()),
+        ],
+    ));
     s
 }

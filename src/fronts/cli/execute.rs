@@ -71,6 +71,9 @@ fn human(o: &Output) -> String {
         }
         (None, None) => {}
     }
-    let _ = write!(s, "next: {}", o.next_step);
+    s.push_str(&output::next_for(
+        &o.next_step,
+        &[("TASK_ID", o.task_id.as_str())],
+    ));
     s
 }

@@ -25,6 +25,7 @@ mod submit;
 mod supervise;
 mod tasks;
 mod verify;
+mod vocab;
 mod worker;
 mod write_env;
 

@@ -54,18 +54,30 @@ fn human(o: &Output) -> String {
         o.orchestrator_url
     );
     if let Some(p) = &o.orchestrator_error {
-        let _ = writeln!(s, "      {}: {}", p.code, p.message);
+        let _ = writeln!(s, "      {}: {}", p.code, output::cli(&p.message));
     }
     if let Some(b) = &o.onboarding {
         let _ = writeln!(
             s,
             "      registration {}, job routing {}, settlement {}, heartbeat every {} s, online window {} s",
             wire_name(&b.registration),
-            b.job_routing,
+            if b.job_routing { "on" } else { "off" },
             wire_name(&b.settlement),
             b.heartbeat_interval_s,
             b.online_window_s
         );
+        if let Some(m) = &b.task_market {
+            let units = m
+                .asset_decimals
+                .map_or_else(|| "atomic units".to_owned(), |d| format!("{d} decimals"));
+            let _ = writeln!(
+                s,
+                "      task market: rewards in {} ({units}), protocol fee {}.{:02} %",
+                m.asset,
+                m.protocol_fee_bps / 100,
+                m.protocol_fee_bps % 100
+            );
+        }
     }
     let _ = writeln!(
         s,
@@ -76,12 +88,22 @@ fn human(o: &Output) -> String {
     if !o.env.missing.is_empty() {
         let _ = writeln!(s, "      missing: {}", o.env.missing.join(", "));
     }
-    let _ = writeln!(s, "{} registered", mark(o.registered));
-    let _ = writeln!(
-        s,
-        "{} orchestrator holds this host's token",
-        mark(o.token_matches)
-    );
-    let _ = write!(s, "next: {}", o.next_step);
+    if let Some(p) = &o.env.error {
+        let _ = writeln!(s, "      {}: {}", p.code, output::cli(&p.message));
+        if let Some(fix) = &p.fix {
+            let _ = writeln!(s, "      fix: {}", output::cli(fix));
+        }
+    }
+    if o.reachable {
+        let _ = writeln!(s, "{} registered", mark(o.registered));
+        let _ = writeln!(
+            s,
+            "{} orchestrator holds this host's token",
+            mark(o.token_matches)
+        );
+    } else {
+        let _ = writeln!(s, "[?] registered: unknown until the orchestrator answers");
+    }
+    s.push_str(&output::next(&o.next_step));
     s
 }

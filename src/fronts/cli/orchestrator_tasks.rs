@@ -55,7 +55,7 @@ pub async fn run(command: TasksCommand) -> ExitCode {
             output::render(json, result, |s| {
                 let credit = s.credit.as_ref().map_or_else(
                     || "no credit".to_owned(),
-                    |c| format!("credited {} {} (net)", c.net, c.asset),
+                    |c| format!("credited {}", output::credit(c)),
                 );
                 format!("{} is now {}: {credit}", s.submission_id, s.status)
             })

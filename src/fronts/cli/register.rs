@@ -7,7 +7,8 @@ use super::{Context, output};
 use crate::ops::register::{self, Input, Output};
 
 /// Registers this host's worker with the orchestrator. Given flags are saved in the env file
-/// first; the token stays in the env file and only its sha256 is sent. When registration is
+/// first (a new --orchestrator-url only once it has answered); the token stays in the env
+/// file and only its sha256 is sent. When registration is
 /// gated, the operator's key is read from BASIS_ENROLLMENT_KEY (environment or env file).
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,9 +24,13 @@ pub struct Args {
     /// Models served, comma separated.
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
-    /// Orchestrator URL (saved in the env file).
+    /// Orchestrator URL (saved in the env file once it has answered).
     #[arg(long)]
     pub orchestrator_url: Option<String>,
+    /// Let this worker hold several task claims at once (`--multi-task` or
+    /// `--multi-task=false`; saved in the env file) [default: one claim at a time].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub multi_task: Option<bool>,
     /// Env file [default: worker.env in the config directory].
     #[arg(long, value_name = "PATH")]
     pub env: Option<String>,
@@ -41,6 +46,7 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
         runtime: args.runtime,
         models: args.models,
         orchestrator_url: args.orchestrator_url,
+        multi_task: args.multi_task,
         env_file: args.env,
     };
     let result = match ctx.ops() {
@@ -67,6 +73,6 @@ fn human(o: &Output) -> String {
         r.models.join(", ")
     );
     let _ = writeln!(s, "  token fingerprint: {}", o.token_fingerprint);
-    let _ = write!(s, "next: {}", o.next_step);
+    s.push_str(&output::next(&o.next_step));
     s
 }

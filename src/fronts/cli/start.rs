@@ -44,7 +44,7 @@ fn human(o: &Output) -> String {
     if let Some(cleaned) = &o.cleaned_up {
         let _ = writeln!(s, "  cleaned up first: {cleaned}");
     }
-    let _ = write!(s, "next: {}", o.next_step);
+    s.push_str(&output::next(&o.next_step));
     s
 }
 

@@ -33,18 +33,13 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
 fn human(o: &Output) -> String {
     let mut s = String::new();
     let pid = o.pid.map_or_else(String::new, |p| format!(" (pid {p})"));
-    let presence = match o.supervisor {
-        SupervisorPresence::Running => "running",
-        SupervisorPresence::Unresponsive => "not answering",
-        SupervisorPresence::Stale => "gone (stale files left)",
-        SupervisorPresence::NotRunning => "not running",
-    };
+    let presence = o.supervisor.describe();
     let _ = writeln!(s, "supervisor: {presence}{pid}");
     if let Some(note) = &o.note {
         let _ = writeln!(s, "  {note}");
     }
     if o.supervisor == SupervisorPresence::Running {
-        let _ = write!(s, "worker: {}", o.state);
+        let _ = write!(s, "worker process: {}", o.state.describe());
         if let Some(pid) = o.worker_pid {
             let _ = write!(s, " (pid {pid})");
         }
@@ -60,7 +55,7 @@ fn human(o: &Output) -> String {
     if !o.last_exits.is_empty() {
         let _ = writeln!(s, "recent exits:");
         for exit in &o.last_exits {
-            let _ = writeln!(s, "  {} {}", clock::rfc3339(exit.at), exit.reason);
+            let _ = writeln!(s, "  {} {}", output::when(exit.at), exit.reason);
         }
     }
     if let Some(ws) = &o.worker_status {
@@ -69,10 +64,9 @@ fn human(o: &Output) -> String {
         } else {
             " (from an earlier worker process)"
         };
-        let state = serde_json::to_value(ws.state).unwrap_or_default();
-        let _ = writeln!(s, "connection: {}{old}", state.as_str().unwrap_or("?"));
+        let _ = writeln!(s, "connection: {}{old}", ws.state.describe());
         if let Some(at) = ws.last_heartbeat_acked {
-            let _ = writeln!(s, "  last heartbeat acknowledged: {}", clock::rfc3339(at));
+            let _ = writeln!(s, "  last heartbeat acknowledged: {}", output::when(at));
         }
         let health = if ws.runtime_healthy {
             "healthy"
@@ -98,6 +92,6 @@ fn human(o: &Output) -> String {
             let _ = writeln!(s, "  {line}");
         }
     }
-    let _ = write!(s, "next: {}", o.next_step);
+    s.push_str(&output::next(&o.next_step));
     s
 }

@@ -52,6 +52,6 @@ fn human(o: &Output) -> String {
             let _ = writeln!(s, "  no worker process was running");
         }
     }
-    let _ = write!(s, "next: {}", o.next_step);
+    s.push_str(&output::next(&o.next_step));
     s
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use super::{Context, output};
+use crate::domain::TaskStatus;
 use crate::ops::tasks::{dispute, submission};
 
 /// Shows a submission: status, evaluation, attestation hash (recomputed here), the ledger
@@ -78,9 +79,16 @@ fn human(o: &submission::Output) -> String {
     } else {
         "MISMATCH"
     };
-    let _ = writeln!(s, "  output_hash: {} ({verified})", sub.output_hash);
+    let _ = writeln!(s, "  output hash: {} ({verified})", sub.output_hash);
+    if sub.evaluation.is_none() {
+        let _ = writeln!(
+            s,
+            "  to be evaluated by: {}",
+            output::when(sub.evaluation_deadline)
+        );
+    }
     if let Some(e) = &sub.evaluation {
-        let _ = writeln!(s, "  evaluation: score {}, passed {}", e.score, e.passed);
+        let _ = writeln!(s, "  evaluation: {}", output::verdict(e.score, e.passed));
         for r in &e.reasons {
             let _ = writeln!(s, "    - {r}");
         }
@@ -89,24 +97,20 @@ fn human(o: &submission::Output) -> String {
         let ok = o.attestation_verified == Some(true);
         let _ = writeln!(
             s,
-            "  attestation_hash: {h} ({})",
+            "  attestation hash: {h} ({})",
             if ok { "verified" } else { "MISMATCH" }
         );
     }
     if let Some(c) = &sub.credit {
-        let _ = write!(
-            s,
-            "  credit: gross {} fee {} net {} {} ({})",
-            c.gross, c.fee, c.net, c.asset, c.status
-        );
+        let _ = write!(s, "  credit: {} ({})", output::credit(c), c.status);
         if let Some(unpaid) = c.unpaid {
-            let reason = serde_json::to_value(unpaid)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let _ = write!(s, ", unpaid: {reason}");
+            let _ = write!(s, "; pays nothing: {}", output::unpaid(unpaid));
         }
         let _ = writeln!(s);
+    }
+    let disputable = sub.status == TaskStatus::Rejected && sub.dispute.is_none();
+    if let (Some(until), true) = (sub.dispute_deadline, disputable) {
+        let _ = writeln!(s, "  may be disputed until: {}", output::when(until));
     }
     if let Some(d) = &sub.dispute {
         let _ = writeln!(s, "  dispute: {}", d.reason);
@@ -114,6 +118,12 @@ fn human(o: &submission::Output) -> String {
     if let Some(r) = &sub.receipt_id {
         let _ = writeln!(s, "  receipt: {r}");
     }
-    let _ = write!(s, "next: {}", o.next_step);
+    s.push_str(&output::next_for(
+        &o.next_step,
+        &[
+            ("TASK_ID", sub.task_id.as_str()),
+            ("SUBMISSION_ID", sub.submission_id.as_str()),
+        ],
+    ));
     s
 }

@@ -64,7 +64,7 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
     };
     output::render(args.json, result, |o| {
         format!(
-            "{} {} for {}\n  output_hash: {} ({} bytes, {})\n  evaluation deadline: {}\nnext: {}",
+            "{} {} for {}\n  output hash: {} ({} bytes, {})\n  evaluation due by: {}\n{}",
             if o.created {
                 "submitted"
             } else {
@@ -75,8 +75,14 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
             o.output_hash,
             o.output_bytes,
             o.output_format,
-            o.evaluation_deadline,
-            o.next_step
+            output::when(o.evaluation_deadline),
+            output::next_for(
+                &o.next_step,
+                &[
+                    ("TASK_ID", o.task_id.as_str()),
+                    ("SUBMISSION_ID", o.submission_id.as_str())
+                ]
+            )
         )
     })
 }

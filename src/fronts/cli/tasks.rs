@@ -79,11 +79,11 @@ fn human(o: &Output) -> String {
         let kind = if t.has_input { "inference" } else { "agent" };
         let _ = writeln!(
             s,
-            "{mark} {}  {} {}  {}  {kind}  {}",
+            "{mark} {}  {}  {}  {kind}  due {}  {}",
             task.task_id,
-            task.reward,
-            task.asset,
+            output::amount(task.reward, &task.asset, task.asset_decimals),
             task.status,
+            output::relative(task.deadline),
             one_line(&task.description, 60)
         );
         if !t.missing_capabilities.is_empty() {
@@ -93,7 +93,7 @@ fn human(o: &Output) -> String {
     if let Some(cursor) = &o.next_cursor {
         let _ = writeln!(s, "more: --cursor {cursor}");
     }
-    let _ = write!(s, "next: {}", o.next_step);
+    s.push_str(&output::next(&o.next_step));
     s
 }
 

@@ -38,7 +38,8 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
         }
         Err(problem) => Err(problem),
     };
-    drop(spinner);
+    // Clears the progress line before the checklist prints.
+    spinner.finish();
     let online = result.as_ref().is_ok_and(|o| o.online);
     let code = output::render(args.json, result, human);
     if online || code != ExitCode::SUCCESS {
@@ -52,11 +53,11 @@ fn human(o: &Output) -> String {
     let mut s = String::new();
     for c in &o.checks {
         let mark = if c.ok { "[x]" } else { "[ ]" };
-        let _ = writeln!(s, "{mark} {:<26} {}", c.name, c.detail);
+        let _ = writeln!(s, "{mark} {:<26} {}", c.name, output::cli(&c.detail));
         if let Some(fix) = &c.fix {
-            let _ = writeln!(s, "      fix: {fix}");
+            let _ = writeln!(s, "      fix: {}", output::cli(fix));
         }
     }
-    let _ = write!(s, "{}", o.next_step);
+    s.push_str(&output::next(&o.next_step));
     s
 }

@@ -34,6 +34,10 @@ pub struct Args {
     /// Orchestrator URL [default: from basis.toml or BASIS_ORCHESTRATOR_URL].
     #[arg(long)]
     pub orchestrator_url: Option<String>,
+    /// Let this worker hold several task claims at once (`--multi-task` or
+    /// `--multi-task=false`; saved in the env file) [default: one claim at a time].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub multi_task: Option<bool>,
     /// Env file to write [default: worker.env in the config directory].
     #[arg(long, value_name = "PATH")]
     pub out: Option<String>,
@@ -53,6 +57,7 @@ pub fn run(ctx: &Context, args: Args) -> ExitCode {
         ollama_url: args.ollama_url,
         vllm_url: args.vllm_url,
         orchestrator_url: args.orchestrator_url,
+        multi_task: args.multi_task,
         out: args.out,
     };
     let result = ctx.ops().and_then(|ops| write_env::run(&ops, &input));
@@ -67,6 +72,9 @@ fn human(o: &Output) -> String {
     let token = if o.token_kept { "kept" } else { "generated" };
     let _ = writeln!(s, "  token: {token}, fingerprint {}", o.token_fingerprint);
     let _ = writeln!(s, "  worker {} pays to {}", o.worker_id, o.wallet);
-    let _ = write!(s, "next: {}", o.next_step);
+    if o.multi_task {
+        let _ = writeln!(s, "  it may hold several task claims at once (multi-task)");
+    }
+    s.push_str(&output::next(&o.next_step));
     s
 }

@@ -29,6 +29,9 @@ pub use resources::{ENV_URI, LOG_URI};
 pub use security::{BearerToken, MAX_BODY_BYTES, TOKEN_ENV};
 pub use server::BasisMcp;
 pub use tools::is_read_only;
+/// The tool catalogue (the CLI's vocabulary test checks it names every tool).
+#[cfg(test)]
+pub(crate) use tools::router as tool_router;
 
 use rmcp::ServiceExt;
 use rmcp::model::Tool;

@@ -56,7 +56,11 @@ pub async fn post(orch: &Orchestrator) -> Result<(TaskId, String), String> {
         .post_task(&req, Some(&orch.client_key))
         .await
         .map_err(|e| e.to_string())?;
-    let detail = format!("{} reward {} {}", task.task_id, task.reward, task.asset);
+    let detail = format!(
+        "{} reward {}",
+        task.task_id,
+        task.reward.describe(&task.asset, task.asset_decimals)
+    );
     Ok((task.task_id, detail))
 }
 
@@ -251,8 +255,11 @@ pub async fn settled(
     Ok((
         (),
         format!(
-            "receipt {hash} verifies; credit {} {} (simulated: echo work pays 0), pending {}",
-            credit.net, credit.asset, rewards.pending
+            "receipt {hash} verifies; credit {} (simulated: echo work pays 0), pending {}",
+            credit.net.describe(&credit.asset, credit.asset_decimals),
+            rewards
+                .pending
+                .describe(&rewards.asset, rewards.asset_decimals)
         ),
     ))
 }

@@ -57,11 +57,11 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let task = worker.client.task(&id).await?;
     let has_input = task.input.is_some();
     let next_step = if has_input {
-        "run it on this host's runtime with execute_task, then submit_output with its output \
-         before claim_expiry"
+        "run it on this host's runtime with execute_task, then submit its output with \
+         submit_output before the claim expires"
     } else {
-        "produce the output yourself (read description, criteria and output_format), then \
-         submit_output before claim_expiry; release_task if you cannot do it"
+        "produce the output yourself (read the description, criteria and output format), then \
+         submit it with submit_output before the claim expires; release_task if you cannot do it"
     };
     Ok(Output {
         expires_in_s: claim.claim_expiry.saturating_sub(now_ms() / 1000),

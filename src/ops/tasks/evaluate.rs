@@ -128,8 +128,9 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
              BASIS_EVALUATOR_KEY in its env file (the operator gives it; never as an argument)"
                 .to_owned()
         } else {
-            "judge the output against each criterion, then call verify_output again with \
-             score (0-100), passed and reasons (one per criterion)"
+            "judge the output against each criterion, then post your verdict with verify_output \
+             with score and passed and one reason per criterion (`basis evaluate SUBMISSION_ID \
+             --score 0-100 --passed|--failed --reason TEXT`)"
                 .to_owned()
         };
         return Ok(output(
@@ -148,7 +149,10 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let settled = client.evaluate(&id, &evaluation, &key).await?;
     let next_step = match (settled.status, &settled.credit) {
         (TaskStatus::Completed, Some(c)) if c.unpaid.is_none() => {
-            format!("passed: {} (net) credited to the worker", c.net)
+            format!(
+                "passed: {} (net) credited to the worker",
+                c.net.describe(&c.asset, c.asset_decimals)
+            )
         }
         (TaskStatus::Completed, _) => {
             "passed; the credit pays nothing (see credit.unpaid)".to_owned()

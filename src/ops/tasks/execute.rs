@@ -136,8 +136,8 @@ pub async fn run_with_progress(
             ),
         )
         .with_fix(
-            "release_task, then choose a task with a longer claim_ttl_s or a smaller \
-             max_tokens (or make the runtime faster)",
+            "give the task back with release_task, then choose one with a longer claim time or \
+             fewer tokens to generate (or make the runtime faster)",
         ));
     };
     let completion = result.map_err(|e| runtime_problem(&e))?;
@@ -149,15 +149,16 @@ pub async fn run_with_progress(
     };
     let next_step = match (&format_error, completion.simulated) {
         (Some(_), _) => format!(
-            "the output does not fit output_format {}: correct it, then submit_output",
+            "the output is not valid {}: correct it, then submit it with submit_output",
             task.output_format
         ),
-        (None, true) => "submit_output with this output, usage and duration_ms before \
-                         claim_expiry (echo work is simulated and pays nothing)"
+        (None, true) => "submit this output with submit_output, with its token usage and \
+                         duration_ms, before the claim expires (echo work is simulated and pays \
+                         nothing)"
             .to_owned(),
-        (None, false) => {
-            "submit_output with this output, usage and duration_ms before claim_expiry".to_owned()
-        }
+        (None, false) => "submit this output with submit_output, with its token usage and \
+                          duration_ms, before the claim expires"
+            .to_owned(),
     };
     Ok(Output {
         task_id: task.task_id,
@@ -270,7 +271,7 @@ fn no_input(task: &Task) -> Problem {
     )
     .with_fix(format!(
         "produce the output yourself: read the task's description and criteria, write output \
-         in its output_format ({}), then call submit_output with it before claim_expiry",
+         in its output format ({}), then submit it with submit_output before the claim expires",
         task.output_format
     ))
 }
@@ -286,7 +287,7 @@ fn runtime_problem(e: &RuntimeError) -> Problem {
         RuntimeError::Down { .. } => (
             ErrorCode::RuntimeDown,
             "start the runtime at the URL in the env file (OLLAMA_URL or VLLM_URL; \
-             check_hardware shows what runs), then execute_task again before claim_expiry",
+             check_hardware shows what runs), then execute_task again before the claim expires",
         ),
         RuntimeError::Timeout { .. } => (
             ErrorCode::JobTimeout,

@@ -177,15 +177,15 @@ impl Reader {
 
 pub(crate) fn task_id(s: &str) -> Result<TaskId, Problem> {
     TaskId::parse(s.trim()).map_err(|e| {
-        Problem::new(ErrorCode::InvalidArgument, format!("task_id: {e}"))
+        Problem::new(ErrorCode::InvalidArgument, e.to_string())
             .with_fix("use a task_id exactly as fetch_tasks lists it: task- followed by 32 hex")
     })
 }
 
 pub(crate) fn submission_id(s: &str) -> Result<SubmissionId, Problem> {
     SubmissionId::parse(s.trim()).map_err(|e| {
-        Problem::new(ErrorCode::InvalidArgument, format!("submission_id: {e}"))
-            .with_fix("use the submission_id submit_output returned: sub- followed by 32 hex")
+        Problem::new(ErrorCode::InvalidArgument, e.to_string())
+            .with_fix("use the submission_id that submit_output returned: sub- followed by 32 hex")
     })
 }
 

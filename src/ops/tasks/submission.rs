@@ -88,7 +88,10 @@ pub(crate) fn checked(submission: Submission) -> Output {
 }
 
 fn next_step(s: &Submission) -> String {
-    let paid = s.credit.as_ref().map(|c| (c.net, c.unpaid));
+    let paid = s
+        .credit
+        .as_ref()
+        .map(|c| (c.net.describe(&c.asset, c.asset_decimals), c.unpaid));
     match s.status {
         TaskStatus::Submitted => "waiting for the evaluator: check again later".to_owned(),
         TaskStatus::Completed => match paid {
@@ -109,8 +112,8 @@ fn next_step(s: &Submission) -> String {
             if s.dispute.is_some() {
                 "rejected; the dispute was resolved against this output".to_owned()
             } else {
-                "rejected: read evaluation.reasons; dispute_output with a reason before \
-                 dispute_deadline if the evaluation is wrong"
+                "rejected: read the evaluation's reasons; if it is wrong, dispute it with \
+                 dispute_output (give a reason) before the dispute deadline"
                     .to_owned()
             }
         }

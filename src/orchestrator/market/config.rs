@@ -25,6 +25,21 @@ pub const DEFAULT_MAX_TOKENS_PER_S: u64 = 2_000;
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_SWEEP_INTERVAL_MS: u64 = 1_000;
 
+/// The orchestrator's asset and its decimals: what an amount of it is in whole units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AssetUnits<'a> {
+    pub asset: &'a str,
+    pub decimals: Option<u8>,
+}
+
+impl AssetUnits<'_> {
+    /// The decimals of `asset`, when it is this asset and they are known (a task posted
+    /// before the operator changed the asset keeps its own, unknown here).
+    pub fn decimals_of(&self, asset: &str) -> Option<u8> {
+        self.decimals.filter(|_| asset == self.asset)
+    }
+}
+
 /// `[tasks]` as written; every key optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,9 +126,10 @@ impl TaskMarketConfig {
     }
 
     /// The public part, for the onboarding status.
-    pub fn policy(&self, asset: &str) -> TaskMarketPolicy {
+    pub fn policy(&self, units: AssetUnits<'_>) -> TaskMarketPolicy {
         TaskMarketPolicy {
-            asset: asset.to_owned(),
+            asset: units.asset.to_owned(),
+            asset_decimals: units.decimals,
             protocol_fee_bps: self.protocol_fee_bps,
             evaluation_timeout_s: self.evaluation_timeout_s,
             evaluator_timeout_policy: self.evaluator_timeout_policy,

@@ -9,4 +9,4 @@ pub mod settle;
 pub mod sweeper;
 pub mod validate;
 
-pub use config::{RawTaskConfig, TaskMarketConfig};
+pub use config::{AssetUnits, RawTaskConfig, TaskMarketConfig};

@@ -16,11 +16,12 @@ impl From<TaskError> for ApiError {
     }
 }
 
-fn conflict(code: ErrorCode, message: impl Into<String>, fix: &str) -> ApiError {
+fn conflict(code: ErrorCode, message: impl Into<String>, fix: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, code, message).with_fix(fix)
 }
 
-/// The answer to a refusal.
+/// The answer to a refusal. Its fix names the basis tool and command that act on it (the
+/// callers are basis workers and agents; the token never passes through their hands).
 pub fn refused(r: &Refusal) -> ApiError {
     match r {
         Refusal::TaskNotFound => task_not_found(),
@@ -28,23 +29,29 @@ pub fn refused(r: &Refusal) -> ApiError {
         Refusal::TaskNotOpen(status) => conflict(
             ErrorCode::TaskNotOpen,
             format!("the task is {status}, not open for claims"),
-            "Fetch open tasks (GET /api/tasks) and claim another one.",
+            "List open tasks with fetch_tasks (`basis tasks`) and claim another one.",
         ),
         Refusal::AlreadyClaimed => conflict(
             ErrorCode::AlreadyClaimed,
             "another worker holds the claim on this task",
-            "Claim another open task; this one reopens only if that claim lapses.",
+            "Claim another open task: fetch_tasks (`basis tasks`) lists them. This one reopens \
+             only if that claim lapses.",
         ),
         Refusal::ActiveClaimExists(other) => conflict(
             ErrorCode::ActiveClaimExists,
             format!("this worker already holds an active claim, on {other}"),
-            "Submit or release that task first, or register the worker with multi_task.",
+            format!(
+                "Finish that task first: submit its output with submit_output (`basis submit \
+                 {other}`), or give it back with release_task (`basis release {other}`). To \
+                 hold several claims at once, register this worker again with register_worker \
+                 with multi_task true (`basis register --multi-task`)."
+            ),
         ),
         Refusal::NotClaimHolder => conflict(
             ErrorCode::NotClaimHolder,
             "this worker does not hold the claim on this task",
-            "Claim the task first (POST /api/tasks/{id}/claim); only the holder may submit or \
-             release.",
+            "Claim the task first with claim_task (`basis claim TASK_ID`); only the claim holder \
+             may submit or release it.",
         ),
         Refusal::ClaimExpired { deadline } => conflict(
             ErrorCode::ClaimExpired,
@@ -53,33 +60,36 @@ pub fn refused(r: &Refusal) -> ApiError {
             } else {
                 "this worker's claim lapsed before the output was submitted"
             },
-            "Claim the task again if it is open (a new lease starts), and submit before \
-             claim_expiry.",
+            "If the task is still open, claim it again with claim_task (`basis claim TASK_ID`) \
+             and submit before the new claim expires.",
         ),
         Refusal::AlreadySubmitted(id) => conflict(
             ErrorCode::AlreadySubmitted,
             format!("this task was already submitted with a different output ({id})"),
-            "A submission is final; fetch it with GET /api/submissions/{id}.",
+            format!("A submission is final; see it with get_submission (`basis submission {id}`)."),
         ),
         Refusal::AlreadyEvaluated => conflict(
             ErrorCode::AlreadyEvaluated,
             "this submission was already evaluated; an evaluation is final",
-            "Fetch it with GET /api/submissions/{id}; a rejected worker may dispute instead.",
+            "See it with get_submission (`basis submission SUBMISSION_ID`); if it was rejected, \
+             its worker may dispute it with dispute_output (`basis dispute SUBMISSION_ID`).",
         ),
         Refusal::NotDisputable(why) => conflict(
             ErrorCode::NotDisputable,
             format!("this submission cannot be disputed: {why}"),
-            "Fetch it with GET /api/submissions/{id} to see its status.",
+            "See its status with get_submission (`basis submission SUBMISSION_ID`).",
         ),
         Refusal::DisputeWindowClosed => conflict(
             ErrorCode::DisputeWindowClosed,
             "the dispute window of this submission has closed",
-            "Disputes are accepted until dispute_deadline (see GET /api/submissions/{id}).",
+            "Disputes are accepted until the submission's dispute deadline, which get_submission \
+             (`basis submission SUBMISSION_ID`) shows.",
         ),
         Refusal::NotDisputed => conflict(
             ErrorCode::NotDisputed,
             "this submission is not under dispute",
-            "Only a disputed submission can be resolved; check its status first.",
+            "Only a disputed submission can be resolved; check its status with get_submission \
+             (`basis submission SUBMISSION_ID`) first.",
         ),
     }
 }
@@ -90,7 +100,7 @@ pub fn task_not_found() -> ApiError {
         ErrorCode::TaskNotFound,
         "no task with this id exists on this orchestrator",
     )
-    .with_fix("List tasks with GET /api/tasks and use a task_id from there.")
+    .with_fix("List tasks with fetch_tasks (`basis tasks`) and use a task_id from there.")
 }
 
 pub fn submission_not_found() -> ApiError {
@@ -99,7 +109,7 @@ pub fn submission_not_found() -> ApiError {
         ErrorCode::SubmissionNotFound,
         "no submission with this id exists on this orchestrator",
     )
-    .with_fix("Use the submission_id returned by the submit call.")
+    .with_fix("Use the submission_id that submit_output (`basis submit`) returned.")
 }
 
 /// `GET /api/submissions/{id}` for a submission that does not exist or that the credential
@@ -122,7 +132,10 @@ pub fn worker_not_found(id: &crate::domain::WorkerId) -> ApiError {
         ErrorCode::WorkerNotFound,
         format!("no worker `{id}` is registered with this orchestrator"),
     )
-    .with_fix("Register it first (register_worker / `basis register`), or check the worker id.")
+    .with_fix(
+        "Register it first with register_worker (`basis register`), or check BASIS_WORKER_ID \
+         in the env file.",
+    )
 }
 
 /// 400 `INVALID_ARGUMENT` with a fix.
@@ -178,7 +191,13 @@ mod tests {
         for (r, code, status) in cases {
             let e = refused(&r);
             assert_eq!((e.problem.code, e.status.as_u16()), (code, status), "{r:?}");
-            assert!(e.problem.fix.is_some());
+            let fix = e.problem.fix.unwrap_or_default();
+            // Callers are basis workers and agents: a fix names the command, not a route.
+            assert!(fix.contains("(`basis "), "{r:?}: {fix}");
+            assert!(
+                !fix.contains("/api/") && !fix.contains("Bearer"),
+                "{r:?}: {fix}"
+            );
         }
     }
 }

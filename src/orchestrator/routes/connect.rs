@@ -62,8 +62,9 @@ pub async fn connect(
             "the worker channel needs the token of a registered worker (it was not shown)",
         )
         .with_fix(
-            "Connect with Authorization: Bearer <BASIS_WORKER_TOKEN> from the worker's env file, \
-             after registering the worker (`basis register`).",
+            "Register the worker with register_worker (`basis register`) from the env file it runs \
+             with, then start it again (`basis stop`, `basis start`): it connects with that \
+             file's token.",
         ));
     }
     if state.hub.is_draining() {

@@ -20,6 +20,6 @@ pub async fn status(State(state): State<AppState>) -> Json<OnboardingStatus> {
         online_window_s: c.online_window_s,
         protocol_version: PROTOCOL_VERSION,
         orchestrator_version: env!("CARGO_PKG_VERSION").to_owned(),
-        task_market: Some(c.tasks.policy(&c.asset)),
+        task_market: Some(c.tasks.policy(c.asset_units())),
     })
 }

@@ -179,7 +179,8 @@ fn taken(id: &crate::domain::WorkerId) -> ApiError {
         ),
     )
     .with_fix(
-        "If this is your worker, re-register from the host whose env file holds its token \
-         (it is sent as Authorization: Bearer). Otherwise choose another worker id.",
+        "If this is your worker, run register_worker (`basis register`) on the host whose env \
+         file holds its token (basis proves it without showing it). Otherwise choose another \
+         worker_id.",
     )
 }

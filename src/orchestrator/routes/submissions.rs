@@ -41,7 +41,7 @@ fn submission_id(path: Result<Path<String>, PathRejection>) -> Result<Submission
     let bad = || {
         invalid(
             "a submission id is sub- followed by 32 lowercase hex characters",
-            "Use the submission_id the submit call returned.",
+            "Use the submission_id that submit_output (`basis submit`) returned.",
         )
     };
     let Path(id) = path.map_err(|_| bad())?;
@@ -150,7 +150,11 @@ pub async fn submit(
             if s.new {
                 tracing::info!(submission_id = %s.submission.submission_id, task_id = %s.submission.task_id, "output submitted");
             }
-            Ok((status, Json(s.submission.to_wire())).into_response())
+            Ok((
+                status,
+                Json(s.submission.to_wire(&state.config.asset_units())),
+            )
+                .into_response())
         }
         Err(e) => {
             if matches!(e, TaskError::Refused(_)) {
@@ -189,7 +193,7 @@ pub async fn get(
     match reader {
         Some(reader) => {
             tracing::debug!(submission_id = %row.submission_id, ?reader, "submission read");
-            Ok(Json(row.to_wire()))
+            Ok(Json(row.to_wire(&state.config.asset_units())))
         }
         None => Err(submission_not_readable()),
     }
@@ -232,7 +236,7 @@ pub async fn evaluate(
         })
         .await?;
     settled(&state, &row, "evaluator");
-    Ok(Json(row.to_wire()))
+    Ok(Json(row.to_wire(&state.config.asset_units())))
 }
 
 pub async fn dispute(
@@ -261,7 +265,7 @@ pub async fn dispute(
         })
         .await?;
     tracing::info!(submission_id = %row.submission_id, "rejection disputed");
-    Ok(Json(row.to_wire()))
+    Ok(Json(row.to_wire(&state.config.asset_units())))
 }
 
 pub async fn resolve(
@@ -301,5 +305,5 @@ pub async fn resolve(
         })
         .await?;
     settled(&state, &row, "operator");
-    Ok(Json(row.to_wire()))
+    Ok(Json(row.to_wire(&state.config.asset_units())))
 }

@@ -20,7 +20,7 @@ use crate::orchestrator::gateway;
 use crate::orchestrator::market::problems::{invalid, task_not_found};
 use crate::orchestrator::market::validate;
 use crate::orchestrator::state::{AppState, unix_now_ms};
-use crate::orchestrator::store::{ClaimArgs, KeySha256, TaskError, TaskFilter, TaskRow};
+use crate::orchestrator::store::{ClaimArgs, KeySha256, TaskError, TaskFilter};
 use crate::wire::{
     Claim, ClaimRequest, PostTaskRequest, TASKS_PAGE_DEFAULT, TASKS_PAGE_MAX, Task, TaskList,
     TaskQuery, task_path,
@@ -39,7 +39,7 @@ pub fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiE
     let bad = || {
         invalid(
             "a task id is task- followed by 32 lowercase hex characters",
-            "Use a task_id from GET /api/tasks.",
+            "Use a task_id as fetch_tasks (`basis tasks`) lists it.",
         )
     };
     let Path(id) = path.map_err(|_| bad())?;
@@ -75,7 +75,11 @@ pub async fn post(
     state.store.insert_task(row.clone()).await?;
     state.metrics.task_posted();
     tracing::info!(task_id = %row.task_id, client = %row.client, "task posted");
-    let mut response = (StatusCode::CREATED, Json(row.to_wire())).into_response();
+    let mut response = (
+        StatusCode::CREATED,
+        Json(row.to_wire(&state.config.asset_units())),
+    )
+        .into_response();
     if let Ok(location) = HeaderValue::from_str(&task_path(&row.task_id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -89,7 +93,7 @@ pub async fn get(
 ) -> Result<Json<Task>, ApiError> {
     let id = task_id(path)?;
     match state.store.task(id).await? {
-        Some(row) => Ok(Json(row.to_wire())),
+        Some(row) => Ok(Json(row.to_wire(&state.config.asset_units()))),
         None => Err(task_not_found()),
     }
 }
@@ -164,8 +168,9 @@ pub async fn list(
     } else {
         None
     };
+    let units = state.config.asset_units();
     Ok(Json(TaskList {
-        tasks: rows.iter().map(TaskRow::to_wire).collect(),
+        tasks: rows.iter().map(|r| r.to_wire(&units)).collect(),
         next_cursor,
     }))
 }
@@ -221,7 +226,7 @@ pub async fn release(
         .release_task(id, req.worker_id, unix_now_ms())
         .await?;
     tracing::debug!(task_id = %row.task_id, status = %row.status, "claim released");
-    Ok(Json(row.to_wire()))
+    Ok(Json(row.to_wire(&state.config.asset_units())))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::orchestrator::error::{ApiError, scrub_serde_message};
 use crate::orchestrator::hub::Hub;
 use crate::orchestrator::market::problems::worker_not_found;
 use crate::orchestrator::state::AppState;
-use crate::orchestrator::store::WorkerRow;
+use crate::orchestrator::store::{WorkerRow, credit_with_decimals};
 use crate::wire::{Rewards, WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
 
 /// Credits shown by `GET /api/workers/{id}/rewards`, newest first.
@@ -83,7 +83,11 @@ pub async fn rewards(
         wallet: row.wallet,
         pending: row.rewards_pending,
         asset: state.config.asset.clone(),
-        credits,
+        asset_decimals: state.config.asset_decimals,
+        credits: credits
+            .into_iter()
+            .map(|c| credit_with_decimals(c, &state.config.asset_units()))
+            .collect(),
     }))
 }
 

@@ -25,7 +25,8 @@ pub use keys::{KeyRole, KeySha256, KeyStore, UnknownKeyRole};
 pub use sqlite::{SqliteStore, Synchronous};
 pub use tasks::{
     ClaimArgs, Claimed, DisputeArgs, EvaluateArgs, NewSubmission, Refusal, ResolveArgs,
-    SubmissionRow, Submitted, SweepReport, TaskError, TaskFilter, TaskRow, TaskStore, secs,
+    SubmissionRow, Submitted, SweepReport, TaskError, TaskFilter, TaskRow, TaskStore,
+    credit_with_decimals, secs,
 };
 pub use workers::{Presence, WorkerRow, WorkerStore};
 

@@ -15,6 +15,7 @@ use crate::domain::{
     Amount, Evaluation, OutputFormat, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId,
     TaskStatus, Usage, WorkerId,
 };
+use crate::orchestrator::market::AssetUnits;
 use crate::orchestrator::market::settle::SettlePolicy;
 use crate::wire::{Claim, Credit, Dispute, Submission, Task, TaskInput};
 
@@ -55,8 +56,8 @@ pub struct TaskRow {
 }
 
 impl TaskRow {
-    /// The wire form (times in seconds).
-    pub fn to_wire(&self) -> Task {
+    /// The wire form (times in seconds), with the asset's decimals when `units` knows them.
+    pub fn to_wire(&self, units: &AssetUnits<'_>) -> Task {
         let claimed = self.status == TaskStatus::Claimed;
         Task {
             task_id: self.task_id.clone(),
@@ -66,6 +67,7 @@ impl TaskRow {
             required_capabilities: self.required_capabilities.clone(),
             reward: self.reward,
             asset: self.asset.clone(),
+            asset_decimals: units.decimals_of(&self.asset),
             deadline: secs(self.deadline_ms),
             output_format: self.output_format,
             claim_ttl_s: self.claim_ttl_s,
@@ -96,6 +98,12 @@ impl TaskRow {
     }
 }
 
+/// `credit` with its asset's decimals, when `units` knows them (the store keeps none).
+pub fn credit_with_decimals(mut credit: Credit, units: &AssetUnits<'_>) -> Credit {
+    credit.asset_decimals = units.decimals_of(&credit.asset);
+    credit
+}
+
 /// A submission as stored, with its task's status and format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubmissionRow {
@@ -123,8 +131,9 @@ pub struct SubmissionRow {
 }
 
 impl SubmissionRow {
-    /// The wire form (times in seconds).
-    pub fn to_wire(&self) -> Submission {
+    /// The wire form (times in seconds), the credit with its asset's decimals when `units`
+    /// knows them.
+    pub fn to_wire(&self, units: &AssetUnits<'_>) -> Submission {
         Submission {
             submission_id: self.submission_id.clone(),
             task_id: self.task_id.clone(),
@@ -143,7 +152,7 @@ impl SubmissionRow {
             auto_evaluated: self.auto_evaluated,
             dispute_deadline: self.dispute_deadline_ms.map(secs),
             dispute: self.dispute.clone(),
-            credit: self.credit.clone(),
+            credit: self.credit.clone().map(|c| credit_with_decimals(c, units)),
             receipt_id: self.receipt_id.clone(),
             receipt_hash: self.receipt_hash,
         }

@@ -374,6 +374,7 @@ fn row_to_credit(row: &Row<'_>) -> Result<Credit, StoreError> {
         fee: amount(5)?,
         net: amount(6)?,
         asset: text(7)?,
+        asset_decimals: None,
         unpaid: unpaid
             .map(|u| from_json::<Unpaid>("unpaid", &format!("\"{u}\"")))
             .transpose()?,

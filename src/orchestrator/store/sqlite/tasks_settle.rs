@@ -118,6 +118,7 @@ fn settle_submission(
             fee: split.fee,
             net: split.net,
             asset: t.asset.clone(),
+            asset_decimals: None,
             unpaid,
             status: "pending".into(),
             created_at: secs(now_ms),
