@@ -19,8 +19,9 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 const WALLET: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
-/// A stand-in worker that says it is up and idles.
-const IDLE: &str = "echo worker up; exec sleep 600";
+/// A stand-in worker that says it is up and idles (`sleep` by its absolute path: the test runs
+/// the supervisor with an empty `PATH`).
+const IDLE: &str = "echo worker up; exec /bin/sleep 600";
 
 /// A temp dir holding `home/` (`BASIS_HOME`, with a complete worker.env), `xdg/`
 /// (`XDG_CONFIG_HOME`, where the user unit goes) and an empty `bin/` (the whole `PATH`).

@@ -109,6 +109,9 @@ pub async fn serve(
             slot,
         ));
     }
+    // Refuse new connections at once (a connect would otherwise wait in the backlog), then
+    // let the open ones finish.
+    drop(listener);
     connections.close();
     connections.wait().await;
 }

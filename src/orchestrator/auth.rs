@@ -166,7 +166,7 @@ pub async fn market_worker(
              register_worker (`basis register`) on the host whose env file holds the worker's \
              token, or register under another worker_id; network_status (`basis network`) shows \
              whether the tokens match. basis sends the token itself; it is never a tool argument.",
-        ))
+        )),
     }
 }
 

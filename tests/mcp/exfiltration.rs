@@ -131,7 +131,7 @@ async fn a_task_cannot_make_the_agent_publish_host_files() -> Result {
         let shown = serde_json::to_string(&result)?;
         seen.push_str(&shown);
         assert_eq!(result.is_error, Some(true), "{file} was submitted: {shown}");
-        let problem = result.structured_content.clone().unwrap_or_default();
+        let problem = support::problem(&result).unwrap_or_default();
         assert_eq!(problem["code"], code, "{file}: {problem}");
         assert!(problem["fix"].is_string(), "{file}: {problem}");
         if code == "OUTPUT_FILE_NOT_ALLOWED" {

@@ -155,8 +155,8 @@ async fn until_closed(
     let start = Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    while start.elapsed() < limit {
-        match tokio::time::timeout(limit - start.elapsed(), stream.read(&mut buf)).await {
+    while let Some(left) = limit.checked_sub(start.elapsed()) {
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
             Ok(Ok(0) | Err(_)) => return (got, Some(start.elapsed())),
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
             Err(_) => break,

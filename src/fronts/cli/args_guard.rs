@@ -47,8 +47,8 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> 
 }
 
 /// The guard over every argument (program name excluded), then over all of them together.
-fn check(argv: &[OsString]) -> Result<(), Problem> {
-    let args: Vec<String> = argv
+fn check(command_line: &[OsString]) -> Result<(), Problem> {
+    let args: Vec<String> = command_line
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
@@ -109,7 +109,7 @@ mod tests {
             vec!["write-env", "--wallet", KEY],
             vec!["write-env", &format!("--wallet={KEY}")],
         ] {
-            let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+            let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
             let problem = check(&argv(&args)).unwrap_err();
             assert_eq!(problem.code, ErrorCode::PrivateKeyRefused);
         }
