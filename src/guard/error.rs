@@ -60,7 +60,7 @@ impl SecretKind {
     /// How the kind reads in a sentence: "looks like {description}".
     pub fn description(self) -> &'static str {
         match self {
-            Self::PrivateKey => "a private key (64 hex characters)",
+            Self::PrivateKey => "a private key",
             Self::Mnemonic => "a seed phrase (a run of 12 or more BIP-39 words)",
             Self::Keystore => "an encrypted wallet keystore (JSON with crypto/ciphertext/kdf/mac)",
             Self::PemPrivateKey => "a PEM private key block",
@@ -137,7 +137,8 @@ pub struct SecretRefused {
     pub field: String,
     /// What the value looked like.
     pub kind: SecretKind,
-    /// For [`SecretKind::ApiKey`]: whose key format matched (e.g. `"GitHub"`); static text.
+    /// Which format matched (e.g. `"GitHub"` for an API key, `"WIF"` for a private key);
+    /// static text.
     pub vendor: Option<&'static str>,
 }
 

@@ -53,6 +53,7 @@ mod containers;
 mod credentials;
 mod decode;
 mod error;
+mod families;
 mod json;
 mod keystore;
 mod mnemonic;
@@ -77,7 +78,7 @@ pub use text::{GuardText, Guarded};
 
 use serde_json::Value;
 
-use crate::ops::{ErrorCode, Problem};
+use crate::domain::{ErrorCode, Problem};
 
 /// What a scan found; turned into a [`SecretRefused`] once the field is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +118,9 @@ fn scan(text: &str) -> Option<Finding> {
     }
     if patterns::has_hex_key(text) {
         return Some(Finding::of(SecretKind::PrivateKey));
+    }
+    if let Some(finding) = families::find(text) {
+        return Some(finding);
     }
     if mnemonic::has_mnemonic(text) {
         return Some(Finding::of(SecretKind::Mnemonic));

@@ -423,3 +423,50 @@ fn a_phrase_split_over_list_items_or_fields_is_refused_whole() {
         .is_ok()
     );
 }
+
+#[test]
+fn phrases_in_every_wordlist_and_abbreviated_are_refused() {
+    for language in bip39::Language::ALL {
+        let words: Vec<&str> = language.word_list()[100..112].to_vec();
+        for sep in [" ", "\u{3000}", "-"] {
+            let phrase = words.join(sep);
+            assert_eq!(
+                check_text(FIELD, &phrase).map_err(|e| e.kind),
+                Err(SecretKind::Mnemonic),
+                "{language:?} joined by {sep:?}"
+            );
+        }
+    }
+    // Chinese without separators, one ideograph a word.
+    let chinese: String = bip39::Language::SimplifiedChinese.word_list()[..12].concat();
+    assert_eq!(
+        check_text(FIELD, &chinese).unwrap_err().kind,
+        SecretKind::Mnemonic
+    );
+    // English in its 4-letter form: "aban aban … abou".
+    let abbreviated = "aban aban aban aban aban aban aban aban aban aban aban abou";
+    assert_eq!(
+        check_text(FIELD, abbreviated).unwrap_err().kind,
+        SecretKind::Mnemonic
+    );
+    // Eleven words of one list pass; so do ordinary sentences in those languages.
+    passes(&bip39::Language::Spanish.word_list()[100..111].join(" "));
+    passes("Por favor resume el informe adjunto y enumera tres riesgos clave para el equipo.");
+    passes("Veuillez résumer le rapport ci-joint et lister trois risques majeurs pour l'équipe.");
+}
+
+#[test]
+fn wallet_and_token_formats_beyond_hex_are_refused_not_echoed() {
+    let cases = [
+        "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi",
+        "KwDiBf89QgGbjEhKnhXJuH7LrciVrZi3qYjgd9M7rFU73sVHnoWn",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "4c08 83a6 9102 937d 6231 471b 5dbb 6204 fe51 2961 7082 792a e468 d01a 3f36 2318",
+    ];
+    for secret in cases {
+        let refused = check_text(FIELD, secret).unwrap_err();
+        let shown = format!("{refused} {refused:?} {}", refused.fix());
+        assert!(!shown.contains(&secret[8..24]), "echoed: {shown}");
+    }
+}

@@ -34,6 +34,19 @@ pub const WALLET: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
 pub const MNEMONIC: &str =
     "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
+/// Secrets in the formats beyond 64 hex and English words that the guard refuses: a BIP-32
+/// extended private key, a WIF key, a JWT, a labelled AWS secret key, a hex key in groups, a
+/// Spanish seed phrase and an English one abbreviated to four letters a word.
+pub const SECRET_FAMILIES: &[&str] = &[
+    "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi",
+    "KwDiBf89QgGbjEhKnhXJuH7LrciVrZi3qYjgd9M7rFU73sVHnoWn",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "4c08:83a6:9102:937d:6231:471b:5dbb:6204:fe51:2961:7082:792a:e468:d01a:3f36:2318",
+    "ábaco abdomen abeja abierto abogado abono aborto abrazo abrir abuelo abuso acabar",
+    "lega winn than year wave saus wort usef lega winn than yell",
+];
+
 /// A private-key-shaped value (0x + 64 hex).
 pub fn private_key() -> String {
     format!(

@@ -13,8 +13,8 @@ use rmcp::model::{
 use serde_json::{Value, json};
 
 use crate::support::{
-    self, Home, MNEMONIC, Result, WALLET, call, check_result, private_key, problem, sample_args,
-    string_properties, token_in,
+    self, Home, MNEMONIC, Result, SECRET_FAMILIES, WALLET, call, check_result, private_key,
+    problem, sample_args, string_properties, token_in,
 };
 
 #[tokio::test]
@@ -58,11 +58,18 @@ async fn a_secret_in_any_string_argument_of_any_tool_is_refused_and_not_echoed()
             if !is_hash {
                 secrets.push(key.clone());
                 secrets.push(bare_key.clone());
+                secrets.extend(SECRET_FAMILIES.iter().map(|s| (*s).to_owned()));
             }
             for secret in secrets {
                 let mut args = sample_args(&tool.name);
                 let value = if is_list {
-                    json!([secret])
+                    // A list also gets the secret split over two items.
+                    let words: Vec<&str> = secret.split(' ').collect();
+                    if words.len() >= 12 {
+                        json!([words[..6].join("-"), words[6..].join("-")])
+                    } else {
+                        json!([secret])
+                    }
                 } else {
                     json!(secret)
                 };
@@ -84,8 +91,11 @@ async fn a_secret_in_any_string_argument_of_any_tool_is_refused_and_not_echoed()
                     tool.name
                 );
                 let shown = serde_json::to_string(&result)?;
+                let piece = secret.get(8..24).unwrap_or(&secret);
                 assert!(
-                    !shown.contains(&secret) && !shown.contains(&bare_key),
+                    !shown.contains(&secret)
+                        && !shown.contains(&bare_key)
+                        && !shown.contains(piece),
                     "{}.{field} echoed it",
                     tool.name
                 );
