@@ -32,8 +32,18 @@ struct Home {
 
 impl Home {
     /// Under target/tmp, not /tmp: a system unit refuses files under /tmp (`PrivateTmp=yes`).
+    /// A checkout that itself lies under /tmp (a CI clone) gets `$HOME/.cache/basis-tests`.
     fn new() -> Self {
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let under_tmp = ["/tmp", "/var/tmp"]
+            .iter()
+            .any(|t| target_tmp.starts_with(t));
+        let base = match std::env::var_os("HOME") {
+            Some(home) if under_tmp => Path::new(&home).join(".cache/basis-tests"),
+            _ => target_tmp.to_path_buf(),
+        };
+        fs::create_dir_all(&base).unwrap();
+        let dir = tempfile::tempdir_in(&base).unwrap();
         fs::create_dir(dir.path().join("bin")).unwrap();
         let home = Self {
             dir,

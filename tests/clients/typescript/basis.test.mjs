@@ -116,12 +116,13 @@ for (const transport of ['stdio', 'http']) {
     });
 
     it('refuses the task tools before onboarding', async () => {
-      // No env file yet: the worker tools need one; the read-only ones reach no orchestrator
-      // (the server's default URL is the discard port).
+      // No env file yet: the worker tools need one (reading a submission needs the worker's
+      // token or an evaluator key from it); listing tasks reaches no orchestrator (the
+      // server's default URL is the discard port).
       await s.refused('claim_task', { task_id: MISSING_TASK }, 'ENV_INCOMPLETE');
       await s.refused('submit_output', { task_id: MISSING_TASK, output: 'hello' }, 'ENV_INCOMPLETE');
       await s.refused('fetch_tasks', { only_matching: true }, 'ORCHESTRATOR_UNREACHABLE');
-      await s.refused('get_submission', { submission_id: MISSING_SUBMISSION }, 'ORCHESTRATOR_UNREACHABLE');
+      await s.refused('get_submission', { submission_id: MISSING_SUBMISSION }, 'ENV_INCOMPLETE');
     });
 
     it('refuses bad write_env inputs without echoing them', async () => {
