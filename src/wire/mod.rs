@@ -39,10 +39,11 @@ pub use tasks::{
     Claim, ClaimRequest, Credit, DEFAULT_CLAIM_TTL_S, DEFAULT_PASS_THRESHOLD, Dispute,
     DisputeRequest, EvaluatorTimeoutPolicy, InputMessage, MAX_CAPABILITIES, MAX_CAPABILITY_LEN,
     MAX_CLAIM_TTL_S, MAX_CRITERIA, MAX_CRITERION_LEN, MAX_DESCRIPTION_LEN, MAX_DISPUTE_REASON_LEN,
-    MAX_INPUT_MESSAGES, MIN_CLAIM_TTL_S, PostTaskRequest, ResolveRequest, Rewards, SUBMISSIONS,
-    Submission, SubmitRequest, TASKS, TASKS_PAGE_DEFAULT, TASKS_PAGE_MAX, Task, TaskInput,
-    TaskList, TaskMarketPolicy, TaskQuery, Unpaid, claim_path, dispute_path, evaluate_path,
-    release_path, resolve_path, rewards_path, submission_path, submit_path, task_path,
+    MAX_INPUT_MESSAGES, MAX_REWARD_ATOMIC, MIN_CLAIM_TTL_S, PostTaskRequest, ResolveRequest,
+    Rewards, SUBMISSIONS, Submission, SubmitRequest, TASKS, TASKS_PAGE_DEFAULT, TASKS_PAGE_MAX,
+    Task, TaskInput, TaskList, TaskMarketPolicy, TaskQuery, Unpaid, claim_path, dispute_path,
+    evaluate_path, release_path, resolve_path, rewards_path, submission_path, submit_path,
+    task_path,
 };
 pub use workers::{
     MAX_HARDWARE_GPUS, MAX_MODEL_LEN, MAX_MODELS, MAX_TEXT_LEN, MAX_VERSION_LEN, RegisterRequest,

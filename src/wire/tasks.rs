@@ -69,6 +69,10 @@ pub const MAX_DISPUTE_REASON_LEN: usize = 2_000;
 /// Claim lease bounds and default, seconds.
 pub const MIN_CLAIM_TTL_S: u64 = 1;
 pub const MAX_CLAIM_TTL_S: u64 = 86_400;
+/// The largest reward one task may offer, in atomic units (10^30: a trillion units of an
+/// 18-decimal asset). Bounded so that the ledger's sums stay far inside `u128`: a worker's
+/// pending total could only overflow after 10^8 such rewards.
+pub const MAX_REWARD_ATOMIC: u128 = 1_000_000_000_000_000_000_000_000_000_000;
 pub const DEFAULT_CLAIM_TTL_S: u64 = 600;
 /// The score a submission needs when the task does not say.
 pub const DEFAULT_PASS_THRESHOLD: u8 = 70;

@@ -11,7 +11,7 @@ use crate::orchestrator::store::{KeySha256, TaskRow};
 use crate::wire::{
     DEFAULT_CLAIM_TTL_S, DEFAULT_PASS_THRESHOLD, MAX_CAPABILITIES, MAX_CAPABILITY_LEN,
     MAX_CLAIM_TTL_S, MAX_CRITERIA, MAX_CRITERION_LEN, MAX_DESCRIPTION_LEN, MAX_INPUT_MESSAGES,
-    MAX_MODEL_LEN, MIN_CLAIM_TTL_S, PostTaskRequest, TaskInput,
+    MAX_MODEL_LEN, MAX_REWARD_ATOMIC, MIN_CLAIM_TTL_S, PostTaskRequest, TaskInput,
 };
 
 /// The evaluator label of a task that names none.
@@ -140,6 +140,12 @@ pub fn new_task(
             FIX,
         ));
     }
+    if req.reward > Amount::from_atomic(MAX_REWARD_ATOMIC) {
+        return Err(invalid(
+            format!("reward must be at most {MAX_REWARD_ATOMIC} atomic units"),
+            FIX,
+        ));
+    }
     if req.asset.as_deref().is_some_and(|a| a != asset) {
         return Err(invalid(
             format!("this orchestrator pays rewards in {asset} only"),
@@ -245,6 +251,8 @@ mod tests {
             Box::new(|r| r.criteria = vec!["  ".into()]),
             Box::new(|r| r.description = String::new()),
             Box::new(|r| r.reward = Amount::ZERO),
+            Box::new(|r| r.reward = Amount::from_atomic(u128::MAX)),
+            Box::new(|r| r.reward = Amount::from_atomic(MAX_REWARD_ATOMIC + 1)),
             Box::new(|r| r.asset = Some("ETH".into())),
             Box::new(|r| r.deadline = 1_700_000_000),
             Box::new(|r| r.deadline = u64::MAX),
