@@ -597,3 +597,23 @@ fn line_with<'a>(text: &'a str, prefix: &str) -> &'a str {
         .find(|l| l.trim_start().starts_with(prefix))
         .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{text}"))
 }
+
+#[test]
+fn a_loose_env_file_is_refused_with_the_chmod_fix_and_no_token() {
+    let home = Home::new();
+    let out = home.basis(&["write-env", "--wallet", WALLET, "--worker-id", "gpu-1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    let token = home.token();
+    std::fs::set_permissions(home.env_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, json) = home.json(&["write-env", "--runtime", "echo", "--json"]);
+    assert_eq!(code, 2, "{json}");
+    assert_eq!(json["error"]["code"], "ENV_FILE_INSECURE");
+    assert!(json["error"]["fix"].as_str().unwrap().contains("chmod 600"));
+    assert!(!json.to_string().contains(&token));
+    let mode = std::fs::metadata(home.env_file())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o644, "a refused file is left as it was");
+}

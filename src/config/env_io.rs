@@ -2,7 +2,7 @@
 //! never through a symlink; reading warns when the file is open to other users.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::domain::{TokenFingerprint, WorkerToken};
@@ -60,13 +60,21 @@ impl WorkerEnv {
                 "larger than 1 MiB; this is not a worker env file",
             )));
         }
+        // The file holds the token: one others may read or change, or that another user
+        // owns, is refused, not used with a warning nobody (an agent) reads.
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format_args!("{mode:o}"),
-                "the env file holds the worker token but other users may access it: run `chmod 600` on it (basis write-env rewrites it 0600)"
-            );
+            return Err(EnvFileError::LooseMode {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        let owner = meta.uid();
+        if owner != nix::unistd::geteuid().as_raw() {
+            return Err(EnvFileError::ForeignOwner {
+                path: path.to_path_buf(),
+                owner,
+            });
         }
         let bytes = fs::read(path).map_err(io_err)?;
         let text = String::from_utf8(bytes).map_err(|e| {

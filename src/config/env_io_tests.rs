@@ -2,14 +2,13 @@
 //! token preservation on rewrite, read warnings.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use tempfile::TempDir;
 
 use super::env_file_tests::{full_env, secret};
+
 use super::*;
 use crate::domain::{ErrorCode, Problem, Runtime, WorkerId, WorkerToken};
 
@@ -52,6 +51,12 @@ fn dir_names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Writes `contents` at `path` with mode 0600, as an env file must have to be read.
+fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
+    fs::write(path, contents).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 #[test]
@@ -163,15 +168,14 @@ fn rewrite_keeps_token_and_unknown_keys_in_order() {
     let path = fx.env_path();
     fs::create_dir_all(&fx.config).unwrap();
     let token = WorkerToken::generate();
-    fs::write(
+    write_private(
         &path,
         format!(
             "# hand written\nZED=last\nexport BASIS_WORKER_ID=old-name\nALPHA='a b'\n\
              BASIS_WORKER_TOKEN={}\nMIDDLE=m\n",
             token.expose_secret()
         ),
-    )
-    .unwrap();
+    );
 
     let mut env = WorkerEnv::read(&path).unwrap();
     env.merge(WorkerEnv {
@@ -301,13 +305,13 @@ fn read_reports_missing_file_and_path_in_parse_errors() {
     ));
     assert!(WorkerEnv::read_optional(&path).unwrap().is_none());
     fs::create_dir_all(&fx.config).unwrap();
-    fs::write(&path, b"A=1\nB=\xff\n").unwrap();
+    write_private(&path, b"A=1\nB=\xff\n");
     let err = WorkerEnv::read(&path).unwrap_err();
     assert!(
         matches!(err, EnvFileError::Parse { line: 2, .. }),
         "{err:?}"
     );
-    fs::write(&path, "A=1\n\nbroken\n").unwrap();
+    write_private(&path, "A=1\n\nbroken\n");
     let err = WorkerEnv::read(&path).unwrap_err();
     assert!(
         err.to_string()
@@ -316,46 +320,39 @@ fn read_reports_missing_file_and_path_in_parse_errors() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
-fn reading_a_loose_file_warns_without_the_token() {
+fn a_loose_or_foreign_env_file_is_refused_without_the_token() {
     let fx = Fx::new();
     let path = fx.env_path();
     let env = full_env();
     env.write(&path, &fx.allowed).unwrap();
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .finish();
-
-    tracing::subscriber::with_default(subscriber, || {
-        // Another test's scoped subscriber may have cached "never" for the warning's callsite
-        // (tracing's interest cache is process-wide); recompute it with this one registered.
-        tracing::callsite::rebuild_interest_cache();
-        WorkerEnv::read(&path).unwrap();
+    WorkerEnv::read(&path).unwrap();
+    for mode in [0o640, 0o604, 0o644, 0o660] {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        let err = WorkerEnv::read(&path).unwrap_err();
         assert!(
-            captured.0.lock().unwrap().is_empty(),
-            "0600 needs no warning"
+            matches!(err, EnvFileError::LooseMode { .. }),
+            "{mode:o}: {err}"
         );
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        WorkerEnv::read(&path).unwrap();
-    });
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("WARN"), "{log}");
-    assert!(log.contains("644"), "{log}");
-    assert!(!log.contains(&secret(&env)));
+        let problem = Problem::from(err);
+        assert_eq!(problem.code, ErrorCode::EnvFileInsecure);
+        assert!(
+            problem
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("chmod 600")
+        );
+        assert!(!format!("{problem:?}").contains(&secret(&env)));
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    if nix::unistd::geteuid().is_root() {
+        // Another user's file (root can hand it over; others cannot run this part).
+        nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let err = WorkerEnv::read(&path).unwrap_err();
+        assert!(
+            matches!(err, EnvFileError::ForeignOwner { owner: 65534, .. }),
+            "{err}"
+        );
+    }
 }

@@ -66,6 +66,16 @@ pub enum EnvFileError {
     InvalidValue { key: String, reason: String },
     #[error("{} does not exist", .path.display())]
     Missing { path: PathBuf },
+    #[error(
+        "{} holds the worker's secrets but its mode is {mode:o}: other users may read or change it, so basis does not use it",
+        .path.display()
+    )]
+    LooseMode { path: PathBuf, mode: u32 },
+    #[error(
+        "{} holds the worker's secrets but belongs to user id {owner}, not to this user, so basis does not use it",
+        .path.display()
+    )]
+    ForeignOwner { path: PathBuf, owner: u32 },
     #[error("cannot {op} {}: {source}", .path.display())]
     Io {
         op: &'static str,
@@ -116,6 +126,21 @@ impl From<EnvFileError> for Problem {
             EnvFileError::Missing { .. } => (
                 ErrorCode::IoError,
                 "create it with `basis write-env`, or pass the path of an existing env file".to_owned(),
+            ),
+            EnvFileError::LooseMode { path, .. } => (
+                ErrorCode::EnvFileInsecure,
+                format!(
+                    "run `chmod 600 {}`; if other users could read it, also treat the worker token as exposed and re-register the worker from a fresh env file",
+                    path.display()
+                ),
+            ),
+            EnvFileError::ForeignOwner { path, .. } => (
+                ErrorCode::EnvFileInsecure,
+                format!(
+                    "run basis as the user who owns {}, or take it over with `sudo chown \"$(id -un)\" {}`",
+                    path.display(),
+                    path.display()
+                ),
             ),
             EnvFileError::Io { .. } => (
                 ErrorCode::IoError,

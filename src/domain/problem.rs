@@ -75,6 +75,9 @@ error_codes! {
     /// submit_output's output_file is outside basis's work directory (and allowed_env_dirs),
     /// is a credentials, key or env file, or is not a regular file of its own: not read.
     OutputFileNotAllowed = "OUTPUT_FILE_NOT_ALLOWED", exit 2;
+    /// The env file is readable or writable by other users, or belongs to another user: not
+    /// used until its mode (`chmod 600`) or owner is fixed.
+    EnvFileInsecure = "ENV_FILE_INSECURE", exit 2;
     // internal
     /// A bug: please report it.
     Internal = "INTERNAL", exit 1;
