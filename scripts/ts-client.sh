@@ -11,6 +11,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# shellcheck source=scripts/lib/orchestrator.sh
+source "$root/scripts/lib/orchestrator.sh"
 bin="${BASIS_BIN:-$root/target/debug/basis}"
 if [[ -z "${BASIS_BIN:-}" ]]; then
   cargo build --quiet --bin basis
@@ -34,21 +36,7 @@ trap cleanup EXIT
 
 mkdir -p "$work/orchestrator" "$work/home"
 export HOME="$work/home"
-BASIS_HOME="$work/orchestrator" "$bin" orchestrator --listen 127.0.0.1:0 \
-  --db "$work/orchestrator/orchestrator.db" --registration open >"$work/orch.out" 2>"$work/orch.err" &
-orch_pid=$!
-url=""
-for _ in $(seq 1 100); do
-  url="$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/orch.out" | head -n1)"
-  [[ -n "$url" ]] && break
-  sleep 0.1
-done
-if [[ -z "$url" ]]; then
-  echo "the orchestrator did not start:" >&2
-  cat "$work/orch.err" >&2
-  exit 1
-fi
-echo "orchestrator at $url"
+start_orchestrator "$bin" "$work" --registration open
 
 # The test's temp dirs (worker and evaluator homes) go under $work too.
 status=0
