@@ -447,17 +447,23 @@ fn task_commands_print_the_tools_json_and_exit_with_the_codes_status() {
         (code, &refused["error"]["code"]),
         (3, &Value::from("TASK_NOT_FOUND"))
     );
-    // A private key pasted as output: refused (exit 2), never echoed.
-    let out = home.basis(&[
-        "submit",
-        &task,
-        "--output",
-        &format!("0x{PRIVATE_KEY}"),
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(all_output(&out).contains("SECRET_REFUSED"));
-    assert!(!all_output(&out).contains(PRIVATE_KEY));
+    // A private key pasted as output, labelled, or this host's own token bare: refused
+    // (exit 2), never echoed.
+    for output in [
+        format!("private key: 0x{PRIVATE_KEY}"),
+        format!("result {}", home.token()),
+    ] {
+        let out = home.basis(&["submit", &task, "--output", &output, "--json"]);
+        assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+        assert!(all_output(&out).contains("SECRET_REFUSED"));
+        assert!(!all_output(&out).contains(PRIVATE_KEY));
+        assert!(!all_output(&out).contains(&home.token()));
+    }
+    // A transaction hash is not a key: it passes the guard, and the orchestrator answers
+    // (this task already has its submission).
+    let tx = "0x88df016429689c079f3b2f6ad39fa052532c56795b733da78a91ebe6a713944b";
+    let (_, answer) = home.json(&["submit", &task, "--output", &format!("tx {tx}"), "--json"]);
+    assert_ne!(answer["error"]["code"], "SECRET_REFUSED", "{answer}");
     // A file from outside the work directory: refused (exit 2), never read.
     let out = home.basis(&["submit", &task, "--output-file", "/etc/passwd", "--json"]);
     assert_eq!(out.status.code(), Some(2));

@@ -72,7 +72,8 @@ impl SecretKind {
             Self::WorkerToken => "this host's worker token or evaluator key",
             Self::Uninspectable => {
                 "compressed or archived data basis cannot look inside (bzip2, xz, zstd, 7z, rar, \
-                 an encrypted zip entry, nesting too deep, or expanding past basis's limits)"
+                 an encrypted zip entry, nesting too deep, or expanding past basis's limits), or \
+                 more 64-hex values than basis checks against the worker's wallet"
             }
         }
     }
@@ -115,8 +116,8 @@ impl SecretKind {
             }
             Self::Uninspectable => {
                 "Submit the output uncompressed, or as gzip, zlib or an unencrypted zip (deflate \
-                 or stored): basis checks what leaves this host for secrets, and cannot vouch for \
-                 what it cannot read."
+                 or stored), with at most 4096 hashes: basis checks what leaves this host for \
+                 secrets, and cannot vouch for what it cannot read."
             }
         }
     }

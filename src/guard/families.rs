@@ -6,10 +6,11 @@
 
 use sha2::{Digest, Sha256};
 
+use super::free_text::{Rule, WalletChecks};
 use super::{Finding, SecretKind};
 
 /// The first format `text` holds, if any.
-pub(super) fn find(text: &str) -> Option<Finding> {
+pub(super) fn find(text: &str, rule: Rule<'_>, checks: &WalletChecks) -> Option<Finding> {
     let key = |vendor| Finding {
         kind: SecretKind::PrivateKey,
         vendor: Some(vendor),
@@ -38,8 +39,10 @@ pub(super) fn find(text: &str) -> Option<Finding> {
     if has_labelled_aws_secret(text) {
         return Some(token("AWS secret access key"));
     }
-    if has_split_hex_key(text) {
-        return Some(key("64 hex characters in groups"));
+    match has_split_hex_key(text, rule, checks) {
+        Ok(true) => return Some(key("64 hex characters in groups")),
+        Err(spent) => return Some(spent),
+        Ok(false) => {}
     }
     None
 }
@@ -171,8 +174,8 @@ fn has_labelled_aws_secret(text: &str) -> bool {
 }
 
 /// 64 hex digits in two or more groups joined by one separator (` `, `-` or `:`), the whole
-/// between boundaries: `4c08 83a6 …`, `4c:08:83:…`.
-fn has_split_hex_key(text: &str) -> bool {
+/// between boundaries: `4c08 83a6 …`, `4c:08:83:…`; refused where `rule` says.
+fn has_split_hex_key(text: &str, rule: Rule<'_>, checks: &WalletChecks) -> Result<bool, Finding> {
     let bytes = text.as_bytes();
     let boundary = |i: usize| i >= bytes.len() || !bytes[i].is_ascii_alphanumeric();
     let mut i = 0;
@@ -187,6 +190,7 @@ fn has_split_hex_key(text: &str) -> bool {
         }
         let mut j = i;
         let (mut digits, mut groups, mut sep) = (0usize, 0usize, None);
+        let mut key = Vec::with_capacity(64);
         loop {
             let start = j;
             while j < bytes.len() && bytes[j].is_ascii_hexdigit() {
@@ -197,12 +201,15 @@ fn has_split_hex_key(text: &str) -> bool {
             }
             digits += j - start;
             groups += 1;
+            if digits <= 64 {
+                key.extend_from_slice(&bytes[start..j]);
+            }
             if digits == 64 && groups >= 2 && boundary(j) {
                 let next_is_hex = j + 1 < bytes.len()
                     && Some(bytes[j]) == sep
                     && bytes[j + 1].is_ascii_hexdigit();
-                if !next_is_hex {
-                    return true;
+                if !next_is_hex && rule.refuses_hex(text, i, &key, checks)? {
+                    return Ok(true);
                 }
             }
             if digits > 64 || j >= bytes.len() {
@@ -220,7 +227,7 @@ fn has_split_hex_key(text: &str) -> bool {
             i += 1;
         }
     }
-    false
+    Ok(false)
 }
 
 /// Whether the separator at `sep` follows a word made only of hex digits.
@@ -238,12 +245,17 @@ fn continues_hex_group(bytes: &[u8], sep: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::free_text::wallet_checks;
     use super::*;
 
     const HEX: &str = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
 
+    fn has_split_hex_key_strict(text: &str) -> bool {
+        has_split_hex_key(text, Rule::Strict, &wallet_checks()) == Ok(true)
+    }
+
     fn found(text: &str) -> Option<&'static str> {
-        find(text).and_then(|f| f.vendor)
+        find(text, Rule::Strict, &wallet_checks()).and_then(|f| f.vendor)
     }
 
     #[test]
@@ -317,21 +329,26 @@ mod tests {
     fn hex_keys_in_groups_are_found_and_uuids_and_short_runs_pass() {
         for sep in [" ", "-", ":"] {
             let grouped: Vec<&str> = (0..16).map(|i| &HEX[i * 4..i * 4 + 4]).collect();
-            assert!(has_split_hex_key(&grouped.join(sep)), "{sep}");
+            assert!(has_split_hex_key_strict(&grouped.join(sep)), "{sep}");
             let pairs: Vec<&str> = (0..32).map(|i| &HEX[i * 2..i * 2 + 2]).collect();
             assert!(
-                has_split_hex_key(&format!("key: {}.", pairs.join(sep))),
+                has_split_hex_key_strict(&format!("key: {}.", pairs.join(sep))),
                 "{sep}"
             );
         }
-        assert!(!has_split_hex_key("123e4567-e89b-12d3-a456-426614174000"));
-        assert!(!has_split_hex_key("dead beef cafe babe"));
+        assert!(!has_split_hex_key_strict(
+            "123e4567-e89b-12d3-a456-426614174000"
+        ));
+        assert!(!has_split_hex_key_strict("dead beef cafe babe"));
         assert!(
-            !has_split_hex_key(HEX),
+            !has_split_hex_key_strict(HEX),
             "a whole 64-hex run is the plain scanner's"
         );
         // 64 digits then more groups: a longer value, not a key.
         let grouped: Vec<&str> = (0..16).map(|i| &HEX[i * 4..i * 4 + 4]).collect();
-        assert!(!has_split_hex_key(&format!("{} abcd", grouped.join(" "))));
+        assert!(!has_split_hex_key_strict(&format!(
+            "{} abcd",
+            grouped.join(" ")
+        )));
     }
 }

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{SecretKind, SecretRefused, keystore, scan};
+use super::free_text::wallet_checks;
+use super::{Rule, SecretKind, SecretRefused, keystore, scan};
 
 /// Keys longer than this are shortened when shown in a path.
 const MAX_SHOWN_KEY: usize = 40;
@@ -73,7 +74,7 @@ pub(super) fn refused_key_path(path: &str) -> String {
 
 pub(super) fn walk(value: &Value, path: &Path<'_>) -> Result<(), SecretRefused> {
     match value {
-        Value::String(text) => match scan(text) {
+        Value::String(text) => match scan(text, Rule::Strict, &wallet_checks()) {
             Some(finding) => Err(finding.refuse(path.render())),
             None => Ok(()),
         },
@@ -86,7 +87,7 @@ pub(super) fn walk(value: &Value, path: &Path<'_>) -> Result<(), SecretRefused> 
                 return Err(SecretRefused::new(path.render(), SecretKind::Keystore));
             }
             for (key, item) in object {
-                if let Some(finding) = scan(key) {
+                if let Some(finding) = scan(key, Rule::Strict, &wallet_checks()) {
                     return Err(finding.refuse(refused_key_path(&path.render())));
                 }
                 walk(item, &Path::Key(path, key))?;

@@ -4,7 +4,7 @@
 //! the value: [`check_text`] for a string, [`check_json`] for a JSON value (every string and
 //! object key, recursively), or a param struct's [`Guarded::check_secrets`], written with
 //! [`GuardText::guard`] on each field. An output (a file, a bytes output) goes through
-//! [`check_bytes`] on its raw bytes, which also looks inside what they encode: see `payload`.
+//! [`check_output`] on its raw bytes, which also looks inside what they encode: see `payload`.
 //!
 //! ```
 //! use basis::guard::{GuardText, Guarded, SecretRefused};
@@ -24,6 +24,9 @@
 //! - `PrivateKey`: a token of exactly 64 hex characters, with or without `0x`, between
 //!   boundaries (anything but an ASCII letter or digit). A 40-hex address, a 63- or 65-hex run
 //!   and a 64-hex run inside a longer one pass. A worker token is 64 hex too, and is refused.
+//!   In free text where a hash belongs (outputs, descriptions, reasons: [`check_free_text`],
+//!   [`GuardText::guard_free_text`], [`check_output`]) a 64-hex value passes unless labelled
+//!   as a key, one of the host's own secrets, or the key of the worker's wallet: see [`Rule`].
 //! - `Mnemonic`: 12 or more consecutive BIP-39 English words, any case, any separators,
 //!   checksum-valid or not (digit-only tokens such as list numbers are skipped).
 //! - `Keystore`: JSON with `ciphertext`, `kdf` and `mac` in a `crypto`/`Crypto` object (or the
@@ -40,8 +43,9 @@
 //!
 //! Hashes are exempt by type, not by field name: an [`OutputHash`], [`ReceiptHash`] or
 //! [`TokenSha256`] is `0x` + 64 hex, the same shape as a private key, but param structs hold
-//! them as those types, parsed strictly, and never pass them here. A hash inside a free-text
-//! string or an untyped JSON value is refused like any 64-hex token.
+//! them as those types, parsed strictly, and never pass them here. A hash inside a string
+//! checked strictly, or an untyped JSON value, is refused like any 64-hex token; inside free
+//! text it passes (see above).
 //!
 //! The error never contains the value: see [`SecretRefused`].
 //!
@@ -54,6 +58,7 @@ mod credentials;
 mod decode;
 mod error;
 mod families;
+mod free_text;
 mod json;
 mod keystore;
 mod mnemonic;
@@ -70,8 +75,9 @@ mod proptests;
 mod tests;
 
 pub use error::{SecretKind, SecretRefused};
+pub use free_text::{HostSecrets, MAX_WALLET_CHECKS, Rule};
 pub use payload::{
-    MAX_DECODED_BYTES, MAX_DEPTH, MAX_RATIO, RATIO_FLOOR, check_bytes, check_bytes_with,
+    MAX_DECODED_BYTES, MAX_DEPTH, MAX_RATIO, RATIO_FLOOR, check_bytes, check_output,
 };
 pub use redact::{REDACTED, redact_line};
 pub use text::{GuardText, Guarded};
@@ -103,7 +109,8 @@ impl Finding {
 
 /// Scans one string; the most specific kind wins (a keystore holds 64-hex fields, it is
 /// reported as a keystore).
-fn scan(text: &str) -> Option<Finding> {
+/// `checks` bounds the wallet derivations of [`Rule::FreeText`] over a whole check.
+fn scan(text: &str, rule: Rule<'_>, checks: &free_text::WalletChecks) -> Option<Finding> {
     if keystore::has_keystore_text(text) {
         return Some(Finding::of(SecretKind::Keystore));
     }
@@ -116,10 +123,12 @@ fn scan(text: &str) -> Option<Finding> {
             vendor: Some(vendor),
         });
     }
-    if patterns::has_hex_key(text) {
-        return Some(Finding::of(SecretKind::PrivateKey));
+    match patterns::has_hex_key(text, rule, checks) {
+        Ok(true) => return Some(Finding::of(SecretKind::PrivateKey)),
+        Err(spent) => return Some(spent),
+        Ok(false) => {}
     }
-    if let Some(finding) = families::find(text) {
+    if let Some(finding) = families::find(text, rule, checks) {
         return Some(finding);
     }
     if mnemonic::has_mnemonic(text) {
@@ -128,9 +137,26 @@ fn scan(text: &str) -> Option<Finding> {
     None
 }
 
-/// Refuses `value` if it looks like a secret; `field` names it in the error.
+/// Refuses `value` if it looks like a secret; `field` names it in the error. Every 64-hex
+/// value is refused: for ids, names, URLs, paths and wallet fields ([`Rule::Strict`]).
 pub fn check_text(field: &str, value: &str) -> Result<(), SecretRefused> {
-    match scan(value) {
+    check_text_with(field, value, Rule::Strict)
+}
+
+/// [`check_text`] for free text where a hash belongs (an output, a description, a reason):
+/// a 64-hex value passes unless labelled as a key or secret, or it is one of `host`'s
+/// secrets (see [`Rule::FreeText`]).
+pub fn check_free_text(
+    field: &str,
+    value: &str,
+    host: &HostSecrets<'_>,
+) -> Result<(), SecretRefused> {
+    check_text_with(field, value, Rule::FreeText(host))
+}
+
+/// [`check_text`] under `rule`.
+pub fn check_text_with(field: &str, value: &str, rule: Rule<'_>) -> Result<(), SecretRefused> {
+    match scan(value, rule, &free_text::wallet_checks()) {
         Some(finding) => Err(finding.refuse(field)),
         None => Ok(()),
     }
@@ -144,14 +170,16 @@ pub fn check_json(field: &str, value: &Value) -> Result<(), SecretRefused> {
 }
 
 /// Refuses a request whose strings, each fine alone, make a secret together: every string
-/// in `value` that passes [`check_text`] on its own, joined in document order. Strings that
-/// fail alone are left to the field-by-field check, whose messages are more precise (a key in
-/// a wallet field has its own). So a seed phrase split between `worker_id` and `models`, or
-/// over list items, is refused as a whole.
+/// in `value` that passes [`check_text`] on its own, joined in document order, checked
+/// strictly; then likewise under the free-text rule (so a phrase split between an output
+/// holding a transaction hash and another field is seen too). Strings that fail alone are
+/// left to the field-by-field check, whose messages are more precise (a key in a wallet field
+/// has its own). So a seed phrase split between `worker_id` and `models`, or over list items,
+/// is refused as a whole.
 pub fn check_joined(field: &str, value: &Value) -> Result<(), SecretRefused> {
     fn collect<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
         match value {
-            Value::String(s) if check_text("", s).is_ok() => out.push(s),
+            Value::String(s) => out.push(s),
             Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
             Value::Object(map) => map.values().for_each(|v| collect(v, out)),
             _ => {}
@@ -162,7 +190,17 @@ pub fn check_joined(field: &str, value: &Value) -> Result<(), SecretRefused> {
     if strings.len() < 2 {
         return Ok(());
     }
-    check_text(field, &strings.join(" "))
+    for rule in [Rule::Strict, Rule::FREE_TEXT] {
+        let passing: Vec<&str> = strings
+            .iter()
+            .copied()
+            .filter(|s| check_text_with("", s, rule).is_ok())
+            .collect();
+        if passing.len() > 1 {
+            check_text_with(field, &passing.join(" "), rule)?;
+        }
+    }
+    Ok(())
 }
 
 impl From<SecretRefused> for Problem {

@@ -1,6 +1,9 @@
 //! Byte scanners for the fixed-shape secrets: 64-hex private keys, PEM private-key headers and
 //! known API-key formats. Each is one linear pass over the bytes and allocates nothing.
 
+use super::Finding;
+use super::free_text::{Rule as HexRule, WalletChecks};
+
 /// Whether `b` can be part of a word; every other byte (ASCII punctuation, whitespace and all
 /// non-ASCII bytes) is a boundary.
 fn is_word_byte(b: u8) -> bool {
@@ -12,7 +15,13 @@ fn is_word_byte(b: u8) -> bool {
 /// Tokens are maximal runs of ASCII letters and digits, so a 64-hex run inside a longer hex or
 /// alphanumeric run (a 65-hex run, a 130-character signature, `abc` + 64 hex) is not a key, and
 /// a 40-hex address is too short. `_`, `-`, `:` and the like are boundaries.
-pub(super) fn has_hex_key(text: &str) -> bool {
+/// Under [`HexRule::FreeText`] a token is refused only where the rule says (see `free_text`).
+/// An error when the rule's wallet checks are spent.
+pub(super) fn has_hex_key(
+    text: &str,
+    rule: HexRule<'_>,
+    checks: &WalletChecks,
+) -> Result<bool, Finding> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -29,11 +38,14 @@ pub(super) fn has_hex_key(text: &str) -> bool {
             [b'0', b'x' | b'X', rest @ ..] if rest.len() == 64 => rest,
             _ => token,
         };
-        if body.len() == 64 && body.iter().all(u8::is_ascii_hexdigit) {
-            return true;
+        if body.len() == 64
+            && body.iter().all(u8::is_ascii_hexdigit)
+            && rule.refuses_hex(text, start, body, checks)?
+        {
+            return Ok(true);
         }
     }
-    false
+    Ok(false)
 }
 
 /// A PEM header `-----BEGIN <label>-----` whose label (on one line) contains `PRIVATE KEY`:
@@ -135,11 +147,16 @@ const RULES: &[Rule] = &[
     rule("hf_", "Hugging Face", 30, Class::Alnum),
     rule("xoxb-", "Slack", 20, Class::Token),
     rule("xoxp-", "Slack", 20, Class::Token),
+    // basis's own orchestrator keys (`basis_<role>_` + 64 hex): in free text the 64-hex body
+    // alone would pass as a hash.
+    exact("basis_admin_", "basis", 64, Class::Alnum),
+    exact("basis_client_", "basis", 64, Class::Alnum),
+    exact("basis_evaluator_", "basis", 64, Class::Alnum),
 ];
 
 /// The first bytes of the prefixes in [`RULES`]: a cheap filter before trying them (a test
 /// checks that the two agree).
-pub(super) const FIRST_BYTES: &[u8] = b"sgrAhx";
+pub(super) const FIRST_BYTES: &[u8] = b"sgrAhxb";
 
 /// Whether a key body has a digit or an uppercase letter. Real keys are random strings (the
 /// chance that 20 random base64url characters have neither is below 1e-7); this keeps

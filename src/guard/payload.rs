@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use subtle::ConstantTimeEq as _;
 
 use super::decode::{self, Stream, ZipEntry};
+use super::free_text::{HostSecrets, Rule, WalletChecks, wallet_checks};
 use super::{Finding, SecretKind, SecretRefused, containers, credentials, scan};
 
 /// Layers of decoding below the raw bytes (base64 of a gzip of a zip entry is three).
@@ -28,16 +29,32 @@ const MIN_CONTAINER: usize = 64;
 /// Secrets held in memory shorter than this are not searched for.
 const MIN_KNOWN: usize = 16;
 
-/// Refuses `bytes` if any layer of them holds a secret; `field` names them in the error.
+/// Refuses `bytes` if any layer of them holds a secret, every 64-hex value included
+/// ([`Rule::Strict`]); `field` names them in the error.
 pub fn check_bytes(field: &str, bytes: &[u8]) -> Result<(), SecretRefused> {
-    check_bytes_with(field, bytes, &[])
+    check_bytes_with(field, bytes, Rule::Strict, &HostSecrets::NONE)
 }
 
-/// [`check_bytes`], also refusing `known` secrets (the worker token and the evaluator key held
-/// in memory) wherever they appear, in any case, with whitespace inside, in any layer.
-pub fn check_bytes_with(field: &str, bytes: &[u8], known: &[&[u8]]) -> Result<(), SecretRefused> {
+/// The guard over a task output's raw bytes: free text ([`Rule::FreeText`] with `host`, so a
+/// transaction hash passes and the worker wallet's key does not), also refusing `host.known`
+/// (the worker token and the evaluator key held in memory) wherever they appear, in any case,
+/// with whitespace inside, in any layer.
+pub fn check_output(
+    field: &str,
+    bytes: &[u8],
+    host: &HostSecrets<'_>,
+) -> Result<(), SecretRefused> {
+    check_bytes_with(field, bytes, Rule::FreeText(host), host)
+}
+
+fn check_bytes_with(
+    field: &str,
+    bytes: &[u8],
+    rule: Rule<'_>,
+    host: &HostSecrets<'_>,
+) -> Result<(), SecretRefused> {
     let mut forms: Vec<Vec<u8>> = Vec::new();
-    for secret in known.iter().filter(|s| s.len() >= MIN_KNOWN) {
+    for secret in host.known.iter().filter(|s| s.len() >= MIN_KNOWN) {
         for form in [
             secret.to_vec(),
             secret.to_ascii_lowercase(),
@@ -51,6 +68,8 @@ pub fn check_bytes_with(field: &str, bytes: &[u8], known: &[&[u8]]) -> Result<()
     let mut walk = Walk {
         known: forms,
         budget: MAX_DECODED_BYTES,
+        rule,
+        checks: wallet_checks(),
     };
     walk.layer(bytes, 0, Origin::Raw)
         .map_err(|finding| finding.refuse(field))
@@ -64,8 +83,12 @@ enum Origin {
     Text,
 }
 
-struct Walk {
+struct Walk<'r> {
     known: Vec<Vec<u8>>,
+    /// The 64-hex rule every layer is scanned by.
+    rule: Rule<'r>,
+    /// The rule's wallet derivations left, over all layers.
+    checks: WalletChecks,
     /// Decoded bytes still allowed.
     budget: usize,
 }
@@ -88,7 +111,7 @@ fn contains_secret(hay: &[u8], needle: &[u8]) -> bool {
             .any(|w| w[0] == first && bool::from(w.ct_eq(needle)))
 }
 
-impl Walk {
+impl Walk<'_> {
     fn layer(&mut self, bytes: &[u8], depth: usize, origin: Origin) -> Result<(), Finding> {
         self.known(bytes)?;
         let magic = origin != Origin::Text || bytes.len() >= MIN_CONTAINER;
@@ -99,13 +122,13 @@ impl Walk {
             });
         }
         let text = String::from_utf8_lossy(bytes);
-        scan_text(&text)?;
+        scan_text(&text, self.rule, &self.checks)?;
         let nuls = bytes.len() - bytes.iter().filter(|b| **b != 0).count();
         if nuls > 0 && nuls >= bytes.len() / 4 {
             // UTF-16 (or text padded with NULs): the same characters without them.
             let stripped: Vec<u8> = bytes.iter().copied().filter(|b| *b != 0).collect();
             self.known(&stripped)?;
-            scan_text(&String::from_utf8_lossy(&stripped))?;
+            scan_text(&String::from_utf8_lossy(&stripped), self.rule, &self.checks)?;
         }
         if magic && let Some(name) = containers::unreadable_archive(bytes) {
             return Err(uninspectable(name));
@@ -223,8 +246,8 @@ impl Walk {
 }
 
 /// One layer's text: the secret scanners, then the credential-file markers.
-fn scan_text(text: &str) -> Result<(), Finding> {
-    if let Some(finding) = scan(text) {
+fn scan_text(text: &str, rule: Rule<'_>, checks: &WalletChecks) -> Result<(), Finding> {
+    if let Some(finding) = scan(text, rule, checks) {
         return Err(finding);
     }
     if let Some(name) = credentials::find(text) {

@@ -127,9 +127,18 @@ fn hexdump(data: &[u8]) -> String {
     out
 }
 
+/// [`check_output`] with `known` held in memory and nothing else known about the host.
+fn with_known(bytes: &[u8], known: &[&[u8]]) -> Result<(), SecretRefused> {
+    let host = HostSecrets {
+        known,
+        ..HostSecrets::NONE
+    };
+    check_output("output", bytes, &host)
+}
+
 /// Refused, of `kind`, with nothing of the token in any text of the refusal.
 fn refused_as(bytes: &[u8], known: &[&[u8]], kind: SecretKind) {
-    let err = check_bytes_with("output", bytes, known).expect_err("should be refused");
+    let err = with_known(bytes, known).expect_err("should be refused");
     assert_eq!(err.kind, kind, "{err}");
     assert_eq!(err.field, "output");
     assert_no_leak(&err, TOKEN);
@@ -181,10 +190,7 @@ fn an_env_file_is_refused_raw_and_through_every_encoding() {
         let err = check_bytes("output", &bytes).expect_err(what);
         assert_no_leak(&err, TOKEN);
         // With the token known, the same outputs are refused too (as whatever matched first).
-        assert!(
-            check_bytes_with("output", &bytes, &[TOKEN.as_bytes()]).is_err(),
-            "{what}"
-        );
+        assert!(with_known(&bytes, &[TOKEN.as_bytes()]).is_err(), "{what}");
     }
 }
 
@@ -306,10 +312,48 @@ fn ordinary_outputs_pass() {
         ("empty", Vec::new()),
     ] {
         assert_eq!(check_bytes("output", &bytes), Ok(()), "{what}");
-        assert_eq!(
-            check_bytes_with("output", &bytes, &[TOKEN.as_bytes()]),
-            Ok(()),
-            "{what}"
-        );
+        assert_eq!(with_known(&bytes, &[TOKEN.as_bytes()]), Ok(()), "{what}");
     }
+}
+
+#[test]
+fn outputs_with_hashes_pass_unless_one_is_the_wallets_key_or_there_are_too_many_to_check() {
+    // The wallet of the well-known web3 example key below.
+    let wallet = crate::domain::WalletAddress::parse("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23")
+        .expect("a valid address");
+    let key = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+    let wallets = [wallet];
+    let host = HostSecrets {
+        wallets: &wallets,
+        ..HostSecrets::NONE
+    };
+    let hashes: Vec<String> = (0..100u64)
+        .map(|i| format!("0x{:064x}", i * 7919 + 1))
+        .collect();
+    let listing = hashes.join("\n");
+    assert_eq!(check_output("output", listing.as_bytes(), &host), Ok(()));
+    // The same listing in a gzip layer too.
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(listing.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    assert_eq!(check_output("output", &gz, &host), Ok(()));
+    // The wallet's key among them, in any layer, is refused.
+    let hidden = format!("{listing}\n{key}");
+    let err = check_output("output", hidden.as_bytes(), &host).unwrap_err();
+    assert_eq!(err.kind, SecretKind::PrivateKey);
+    let encoded = STANDARD.encode(hidden.as_bytes());
+    assert!(check_output("output", encoded.as_bytes(), &host).is_err());
+    // Strictly (no host), every one of them is refused.
+    assert!(check_bytes("output", listing.as_bytes()).is_err());
+    // Past the allowance of wallet derivations: uninspectable, not let through.
+    let many: Vec<String> = (0..=MAX_WALLET_CHECKS as u64)
+        .map(|i| format!("{:064x}", i + 1))
+        .collect();
+    let err = check_output("output", many.join(" ").as_bytes(), &host).unwrap_err();
+    assert_eq!(err.kind, SecretKind::Uninspectable);
+    assert!(
+        SecretKind::Uninspectable
+            .fix()
+            .contains(&MAX_WALLET_CHECKS.to_string())
+    );
 }

@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::client::OrchestratorClient;
 use crate::domain::{ErrorCode, Problem, SubmissionId, TaskStatus};
-use crate::guard::check_text;
+use crate::guard::{GuardText as _, check_text};
 use crate::wire::{MAX_DISPUTE_REASON_LEN, ResolveRequest, Submission};
 
 /// The environment variable holding the admin key.
@@ -80,7 +80,7 @@ pub async fn run_with(
     input: Input,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Submission, Problem> {
-    check_text("note", &input.note)?;
+    input.note.guard_free_text("note")?;
     check_text("submission_id", &input.submission_id)?;
     let id = SubmissionId::parse(input.submission_id.trim()).map_err(|e| {
         invalid(

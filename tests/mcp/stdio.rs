@@ -60,6 +60,12 @@ async fn a_secret_in_any_string_argument_of_any_tool_is_refused_and_not_echoed()
                 secrets.push(bare_key.clone());
                 secrets.extend(SECRET_FAMILIES.iter().map(|s| (*s).to_owned()));
             }
+            if FREE_TEXT.contains(&(tool.name.as_ref(), field.as_str())) {
+                // Where a hash belongs, a 64-hex value is refused when labelled as a key.
+                for s in &mut secrets {
+                    *s = format!("my private key: {s}");
+                }
+            }
             for secret in secrets {
                 let mut args = sample_args(&tool.name);
                 let value = if is_list {
@@ -110,6 +116,70 @@ async fn a_secret_in_any_string_argument_of_any_tool_is_refused_and_not_echoed()
     assert!(
         !home.env_file().exists(),
         "a refused call wrote the env file"
+    );
+    client.cancel().await?;
+    Ok(())
+}
+
+/// The tool arguments that are free text where a hash belongs: there a bare 64-hex value (a
+/// transaction hash, a digest) passes and only a labelled one is refused.
+const FREE_TEXT: &[(&str, &str)] = &[
+    ("submit_output", "output"),
+    ("verify_output", "reasons"),
+    ("dispute_output", "reason"),
+];
+
+#[tokio::test]
+async fn hashes_pass_in_free_text_arguments_and_nowhere_else() -> Result {
+    let home = Home::new()?;
+    let (client, _stderr) = support::stdio(&home, &[]).await?;
+    let tx = "0x88df016429689c079f3b2f6ad39fa052532c56795b733da78a91ebe6a713944b";
+    let digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let tools = client.list_all_tools().await?;
+    for (tool_name, field) in FREE_TEXT {
+        let tool = tools
+            .iter()
+            .find(|t| t.name == *tool_name)
+            .ok_or_else(|| format!("no tool {tool_name}"))?;
+        let is_list = string_properties(tool)
+            .into_iter()
+            .any(|(f, is_list, _)| f == *field && is_list);
+        for text in [
+            format!("paid in transaction {tx}"),
+            digest.to_owned(),
+            format!("{{\"txHash\": \"{tx}\", \"root\": \"0x{digest}\"}}"),
+        ] {
+            let mut args = sample_args(tool_name);
+            // Well-formed otherwise, so the arguments parse (a mis-shaped call is checked
+            // strictly whole, as its shape error could quote any field).
+            if *tool_name == "submit_output" {
+                args.insert(
+                    "task_id".into(),
+                    json!("task-0123456789abcdef0123456789abcdef"),
+                );
+            } else {
+                args.insert(
+                    "submission_id".into(),
+                    json!("sub-0123456789abcdef0123456789abcdef"),
+                );
+            }
+            let value = if is_list { json!([text]) } else { json!(text) };
+            args.insert((*field).to_owned(), value);
+            let result = call(&client, tool_name, Value::Object(args)).await?;
+            // The call may fail for want of a registered worker or a key; never as a secret.
+            let code = problem(&result).map(|p| p["code"].clone());
+            assert_ne!(
+                code.as_ref().and_then(Value::as_str),
+                Some("SECRET_REFUSED"),
+                "{tool_name}.{field} refused a hash: {text}"
+            );
+        }
+    }
+    // The same hash in a strict field (an id, a model name) is still refused.
+    let result = call(&client, "write_env", json!({"worker_id": tx})).await?;
+    assert_eq!(
+        problem(&result).map(|p| p["code"].clone()),
+        Some(json!("SECRET_REFUSED"))
     );
     client.cancel().await?;
     Ok(())

@@ -506,7 +506,9 @@ async fn the_evaluator_refuses_an_output_altered_after_submission() -> Result {
         json!({"task_id": task_id}),
     )
     .await?;
-    let output = json!({"task_id": task_id, "output": "silicon hums softly"});
+    // A transaction hash in an output is a hash, not a key: it passes both guards.
+    let output = json!({"task_id": task_id, "output": "silicon hums softly; anchored in \
+        0x88df016429689c079f3b2f6ad39fa052532c56795b733da78a91ebe6a713944b"});
     let sub = step(&client, &tools, &mut seen, "submit_output", output).await?;
     let id = sub["submission_id"].as_str().ok_or("no id")?.to_owned();
     client.cancel().await?;

@@ -98,10 +98,21 @@ pub async fn worker(
     runtime: Runtime,
     multi_task: bool,
 ) -> WorkerToken {
+    worker_paid_to(orch, id, runtime, multi_task, WALLET_LOWER).await
+}
+
+/// [`worker`], its rewards paid to `wallet`.
+pub async fn worker_paid_to(
+    orch: &Orchestrator,
+    id: &str,
+    runtime: Runtime,
+    multi_task: bool,
+    wallet: &str,
+) -> WorkerToken {
     let token = WorkerToken::generate();
     let req = RegisterRequest {
         worker_id: WorkerId::parse(id).unwrap(),
-        wallet: WalletAddress::parse(WALLET_LOWER).unwrap(),
+        wallet: WalletAddress::parse(wallet).unwrap(),
         runtime,
         models: vec!["llama3.2:1b".into()],
         token_sha256: token.sha256(),

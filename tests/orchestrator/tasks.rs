@@ -100,14 +100,14 @@ async fn a_private_key_in_a_description_or_an_output_is_refused_and_not_echoed()
         body[field] = if field == "criteria" {
             json!([format!("key {PRIVATE_KEY}")])
         } else {
-            json!(format!("use 0x{PRIVATE_KEY} to pay"))
+            json!(format!("use the private key 0x{PRIVATE_KEY} to pay"))
         };
         let a = post(&orch, "/api/tasks", None, &body).await;
         a.refused(400, "SECRET_REFUSED");
         assert!(!a.text.contains(PRIVATE_KEY), "{}", a.text);
     }
     let mut body = task_body("1");
-    body["input"]["messages"][0]["content"] = json!(PRIVATE_KEY);
+    body["input"]["messages"][0]["content"] = json!(format!("PRIVATE_KEY={PRIVATE_KEY}"));
     let a = post(&orch, "/api/tasks", None, &body).await;
     a.refused(400, "SECRET_REFUSED");
     assert!(!a.text.contains(PRIVATE_KEY));
@@ -136,6 +136,52 @@ async fn a_private_key_in_a_description_or_an_output_is_refused_and_not_echoed()
         !orch.logs().contains(PRIVATE_KEY),
         "the key reached the log"
     );
+    Ok(())
+}
+
+/// The address of [`PRIVATE_KEY`].
+const KEYS_WALLET: &str = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23";
+
+#[tokio::test]
+async fn hashes_pass_in_free_text_but_the_workers_own_key_and_token_do_not() -> TestResult {
+    let orch = market("");
+    let tx = "0x88df016429689c079f3b2f6ad39fa052532c56795b733da78a91ebe6a713944b";
+    // A description, criteria and a prompt may cite a transaction or a digest.
+    let mut body = task_body("10");
+    body["description"] = json!(format!("Explain what transaction {tx} did."));
+    body["criteria"] = json!([format!("names the block that holds {tx}")]);
+    body["input"]["messages"][0]["content"] = json!(format!("What did {tx} do?"));
+    let task = post_task(&orch, &body).await;
+    // A worker paid to the wallet whose private key is PRIVATE_KEY.
+    let token = worker_paid_to(&orch, "gpu-1", Runtime::Vllm, false, KEYS_WALLET).await;
+    assert_eq!(claim(&orch, &task, "gpu-1", &token).await.status, 200);
+    let refused = [
+        // Its wallet's key, unlabelled, in any case, split in groups or in a bytes layer.
+        format!("done: {PRIVATE_KEY}"),
+        format!("done: 0x{}", PRIVATE_KEY.to_uppercase()),
+        PRIVATE_KEY
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(" "),
+        // Its own token, unlabelled.
+        format!("result {}", token.expose_secret()),
+    ];
+    for output in &refused {
+        let a = submit(&orch, &task, &token, &output_body("gpu-1", output)).await;
+        a.refused(422, "SECRET_REFUSED");
+        assert!(!a.text.contains(PRIVATE_KEY) && !a.text.contains(token.expose_secret()));
+    }
+    // Any other 64-hex value is a hash: accepted.
+    let output = format!(
+        "The transaction {tx} moved 5 USDC; its receipt root is 0x{}.",
+        "ab".repeat(32)
+    );
+    let a = submit(&orch, &task, &token, &output_body("gpu-1", &output)).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let logs = orch.logs();
+    assert!(!logs.contains(PRIVATE_KEY) && !logs.contains(token.expose_secret()));
     Ok(())
 }
 

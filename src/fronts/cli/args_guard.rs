@@ -6,6 +6,9 @@
 //! then their values joined, so a seed phrase split over several arguments (with flags between
 //! them) or a comma list is refused too.
 //! A private key given as `--wallet` gets the wallet's own message (`PRIVATE_KEY_REFUSED`).
+//! The values of the free-text flags ([`FREE_TEXT_FLAGS`]: an output, a reason, a note) are
+//! checked under the guard's free-text rule, so a transaction hash in them passes; every
+//! other argument is checked strictly.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -16,7 +19,7 @@ use clap::error::ErrorKind;
 use super::Cli;
 use super::output;
 use crate::domain::Problem;
-use crate::guard::{check_text, redact_line};
+use crate::guard::{Rule, check_text, check_text_with, redact_line};
 use crate::ops::parse::refuse_key_as_wallet;
 
 /// Parses the command line, or prints why not (help, version, a usage error, a refused
@@ -46,6 +49,11 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> 
     })
 }
 
+/// Flags whose value is free text where a hash may belong (`basis submit --output`, `basis
+/// evaluate --reason`, `basis submission dispute --reason`, `basis orchestrator tasks resolve
+/// --note`).
+pub const FREE_TEXT_FLAGS: &[&str] = &["--output", "--reason", "--note"];
+
 /// The guard over every argument (program name excluded), then over all of them together.
 fn check(command_line: &[OsString]) -> Result<(), Problem> {
     let args: Vec<String> = command_line
@@ -64,9 +72,16 @@ fn check(command_line: &[OsString]) -> Result<(), Problem> {
         if flag == "--wallet" {
             refuse_key_as_wallet(Some(value))?;
         }
-        check_text(flag, arg)?;
+        if FREE_TEXT_FLAGS.contains(&flag) {
+            check_text_with(flag, value, Rule::FREE_TEXT)?;
+        } else {
+            check_text(flag, arg)?;
+        }
     }
     // The values alone, joined: flags between the pieces of a split phrase must not hide it.
+    // Strictly over the values that pass strictly alone (a key split over two arguments), then
+    // as free text over those that pass it alone (a phrase split between an output holding a
+    // hash and another argument).
     let values: Vec<&str> = args
         .iter()
         .filter_map(|a| match a.split_once('=') {
@@ -75,7 +90,14 @@ fn check(command_line: &[OsString]) -> Result<(), Problem> {
             _ => Some(a.as_str()),
         })
         .collect();
-    check_text("the command line", &values.join(" "))?;
+    for rule in [Rule::Strict, Rule::FREE_TEXT] {
+        let passing: Vec<&str> = values
+            .iter()
+            .copied()
+            .filter(|v| check_text_with("", v, rule).is_ok())
+            .collect();
+        check_text_with("the command line", &passing.join(" "), rule)?;
+    }
     Ok(())
 }
 
@@ -117,6 +139,49 @@ mod tests {
         assert_eq!(problem.code, ErrorCode::SecretRefused);
         assert!(problem.fix.as_deref().unwrap_or_default().contains("`-n`"));
         assert!(!format!("{problem:?}").contains(KEY));
+    }
+
+    #[test]
+    fn free_text_flags_take_hashes_and_still_refuse_labelled_keys() {
+        let tx = "0x88df016429689c079f3b2f6ad39fa052532c56795b733da78a91ebe6a713944b";
+        for ok in [
+            argv(&[
+                "submit",
+                "task-0123",
+                "--output",
+                &format!("sent in tx {tx}"),
+            ]),
+            argv(&["submit", "task-0123", &format!("--output={tx}")]),
+            argv(&["evaluate", "sub-1", "--score", "90", "--reason", tx]),
+            argv(&["orchestrator", "tasks", "resolve", "sub-1", "--note", tx]),
+        ] {
+            assert!(check(&ok).is_ok(), "{ok:?}");
+        }
+        for refused in [
+            argv(&[
+                "submit",
+                "task-0123",
+                "--output",
+                &format!("private key: {KEY}"),
+            ]),
+            argv(&["submit", "task-0123", "--models", tx]),
+            argv(&["logs", "-n", tx]),
+            argv(&["hash", tx]),
+            // Half a key in each of two strict fields, an output beside them: the strict join
+            // of the values that pass alone sees it.
+            argv(&[
+                "submit",
+                "--env",
+                &KEY[..32],
+                "--models",
+                &KEY[32..],
+                "--output",
+                tx,
+            ]),
+        ] {
+            let problem = check(&refused).unwrap_err();
+            assert_eq!(problem.code, ErrorCode::SecretRefused, "{refused:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::submission::{self, checked};
 use super::{Worker, submission_id};
 use crate::domain::{ErrorCode, Problem};
-use crate::guard::{GuardText, Guarded, SecretRefused};
+use crate::guard::{GuardText, Guarded, HostSecrets, SecretRefused, check_free_text};
 use crate::ops::Context;
 use crate::wire::{DisputeRequest, MAX_DISPUTE_REASON_LEN};
 
@@ -26,7 +26,7 @@ pub struct Input {
 impl Guarded for Input {
     fn check_secrets(&self) -> Result<(), SecretRefused> {
         self.submission_id.guard("submission_id")?;
-        self.reason.guard("reason")?;
+        self.reason.guard_free_text("reason")?;
         self.env_file.guard("env_file")
     }
 }
@@ -47,6 +47,14 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         .with_fix("say briefly which criteria the output meets and why the rejection is wrong"));
     }
     let worker = Worker::load(ctx, input.env_file.as_deref())?;
+    let known = [worker.token.expose_secret().as_bytes()];
+    let wallets: Vec<_> = worker.env.wallet.into_iter().collect();
+    let host = HostSecrets {
+        known: &known,
+        wallets: &wallets,
+        token_hashes: &[],
+    };
+    check_free_text("reason", reason, &host)?;
     let request = DisputeRequest {
         worker_id: worker.id.clone(),
         reason: reason.to_owned(),

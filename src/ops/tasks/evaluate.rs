@@ -17,7 +17,9 @@ use crate::domain::{
     ErrorCode, Evaluation, OutputFormat, OutputHash, Problem, ReceiptHash, ReceiptId, SubmissionId,
     TaskId, TaskStatus,
 };
-use crate::guard::{GuardText, Guarded, SecretRefused};
+use secrecy::ExposeSecret as _;
+
+use crate::guard::{GuardText, Guarded, HostSecrets, Rule, SecretRefused};
 use crate::ops::Context;
 use crate::wire::{Credit, Submission, Task, TaskInput};
 
@@ -45,7 +47,7 @@ pub struct Input {
 impl Guarded for Input {
     fn check_secrets(&self) -> Result<(), SecretRefused> {
         self.submission_id.guard("submission_id")?;
-        self.reasons.guard("reasons")?;
+        self.reasons.guard_free_text("reasons")?;
         self.env_file.guard("env_file")
     }
 }
@@ -111,6 +113,15 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let verdict = verdict(input)?;
     let env = read_env(ctx, input.env_file.as_deref())?;
     let key = evaluator_key(env.as_ref());
+    if let Some(key) = &key {
+        // The reasons as free text, knowing this host's evaluator key.
+        let known = [key.expose_secret().as_bytes()];
+        let host = HostSecrets {
+            known: &known,
+            ..HostSecrets::NONE
+        };
+        input.reasons.guard_with("reasons", Rule::FreeText(&host))?;
+    }
     let Some(reader) = Reader::from_env(env.as_ref(), true) else {
         return Err(no_evaluator_key(
             "reviewing a submission needs an evaluator key, and this host has none",

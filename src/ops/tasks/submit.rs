@@ -18,7 +18,7 @@ use super::{Worker, evaluator_key, task_id};
 use crate::domain::{
     ErrorCode, OutputFormat, OutputHash, Problem, SubmissionId, TaskId, TaskStatus, Usage,
 };
-use crate::guard::{GuardText, Guarded, SecretRefused, check_bytes_with};
+use crate::guard::{GuardText, Guarded, HostSecrets, SecretRefused, check_output};
 use crate::ops::Context;
 use crate::wire::SubmitRequest;
 
@@ -55,7 +55,8 @@ pub struct Input {
 impl Guarded for Input {
     fn check_secrets(&self) -> Result<(), SecretRefused> {
         self.task_id.guard("task_id")?;
-        self.output.guard("output")?;
+        // Labels only here; `guard_raw` then checks the raw bytes against this host's secrets.
+        self.output.guard_free_text("output")?;
         self.output_file.guard("output_file")?;
         self.env_file.guard("env_file")
     }
@@ -155,18 +156,25 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     })
 }
 
-/// The guard over an output's raw bytes, refusing this host's worker token and evaluator
-/// key (held in memory) wherever they appear too; off the async threads (an 8 MiB output
-/// takes a moment). Returns the bytes.
+/// The guard over an output's raw bytes as free text (a transaction hash passes), refusing
+/// this host's worker token and evaluator key (held in memory) wherever they appear, and the
+/// private key of the worker's reward wallet; off the async threads (an 8 MiB output takes a
+/// moment). Returns the bytes.
 async fn guard_raw(worker: &Worker, field: &'static str, raw: Vec<u8>) -> Result<Vec<u8>, Problem> {
     let token = worker.token.clone();
     let evaluator = evaluator_key(Some(&worker.env));
+    let wallets: Vec<_> = worker.env.wallet.into_iter().collect();
     let checked = tokio::task::spawn_blocking(move || {
         let mut known: Vec<&[u8]> = vec![token.expose_secret().as_bytes()];
         if let Some(key) = &evaluator {
             known.push(key.expose_secret().as_bytes());
         }
-        check_bytes_with(field, &raw, &known).map(|()| raw)
+        let host = HostSecrets {
+            known: &known,
+            wallets: &wallets,
+            token_hashes: &[],
+        };
+        check_output(field, &raw, &host).map(|()| raw)
     })
     .await
     .map_err(|e| {

@@ -25,8 +25,8 @@ const FIX: &str = "Fix the field named in the message; /openapi.json describes P
 
 /// The secrets guard over every free-text field of a posted task.
 pub fn guard_post(req: &PostTaskRequest) -> Result<(), SecretRefused> {
-    req.description.guard("description")?;
-    req.criteria.guard("criteria")?;
+    req.description.guard_free_text("description")?;
+    req.criteria.guard_free_text("criteria")?;
     req.required_capabilities.guard("required_capabilities")?;
     req.asset.guard("asset")?;
     req.evaluator.guard("evaluator")?;
@@ -34,7 +34,8 @@ pub fn guard_post(req: &PostTaskRequest) -> Result<(), SecretRefused> {
         input.model.guard("input.model")?;
         for (i, m) in input.messages.iter().enumerate() {
             m.role.guard(&format!("input.messages[{i}].role"))?;
-            m.content.guard(&format!("input.messages[{i}].content"))?;
+            m.content
+                .guard_free_text(&format!("input.messages[{i}].content"))?;
         }
     }
     Ok(())
@@ -292,10 +293,17 @@ mod tests {
             model: "m".into(),
             messages: vec![crate::wire::InputMessage {
                 role: "user".into(),
-                content: key.into(),
+                content: format!("secret: {key}"),
             }],
             max_tokens: None,
         });
+        assert!(guard_post(&r).is_err());
+        // Free text cites hashes; ids and names do not hold them.
+        let mut r = req();
+        r.description = format!("Explain transaction 0x{key}.");
+        r.criteria = vec![format!("names the sender of {key}")];
+        assert!(guard_post(&r).is_ok());
+        r.evaluator = Some(key.into());
         assert!(guard_post(&r).is_err());
     }
 }

@@ -13,12 +13,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::tasks::{Peer, ip, task_id};
 use crate::domain::{ErrorCode, Evaluation, MAX_SAFE_INTEGER, SubmissionId, TaskStatus};
-use crate::guard::{GuardText, check_bytes, check_text};
+use crate::guard::{GuardText, HostSecrets, check_free_text, check_output};
 use crate::orchestrator::auth;
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::market::problems::{invalid, submission_not_readable, task_not_found};
 use crate::orchestrator::state::{AppState, unix_now_ms};
+use crate::orchestrator::store::WorkerRow;
 use crate::orchestrator::store::{
     DisputeArgs, EvaluateArgs, NewSubmission, ResolveArgs, SubmissionRow, TaskError,
 };
@@ -58,11 +59,22 @@ fn too_large(max: usize) -> ApiError {
 }
 
 /// The secrets guard over the output's raw bytes (a bytes output decoded) and whatever they
-/// encode, off the async threads: 422 `SECRET_REFUSED`, nothing echoed. Returns the bytes.
-async fn guard_output(raw: Vec<u8>) -> Result<Vec<u8>, ApiError> {
-    let checked = tokio::task::spawn_blocking(move || check_bytes("output", &raw).map(|()| raw))
-        .await
-        .map_err(|e| ApiError::internal("the output guard did not finish", &e))?;
+/// encode, as free text (a transaction hash passes; the submitting worker's token and its
+/// wallet's private key do not), off the async threads: 422 `SECRET_REFUSED`, nothing
+/// echoed. Returns the bytes.
+async fn guard_output(raw: Vec<u8>, worker: &WorkerRow) -> Result<Vec<u8>, ApiError> {
+    let wallets = [worker.wallet];
+    let hashes = [worker.token_sha256];
+    let checked = tokio::task::spawn_blocking(move || {
+        let host = HostSecrets {
+            known: &[],
+            wallets: &wallets,
+            token_hashes: &hashes,
+        };
+        check_output("output", &raw, &host).map(|()| raw)
+    })
+    .await
+    .map_err(|e| ApiError::internal("the output guard did not finish", &e))?;
     checked.map_err(|refused| {
         let mut e = ApiError::from(refused);
         e.status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -78,8 +90,8 @@ pub async fn submit(
     ApiJson(req): ApiJson<SubmitRequest>,
 ) -> Result<Response, ApiError> {
     let id = task_id(path)?;
-    check_text("output", &req.output)?;
-    auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    req.output.guard_free_text("output")?;
+    let worker = auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
     let max = state.config.tasks.max_output_bytes;
     let safe = |v: u64| v <= MAX_SAFE_INTEGER;
     if !req
@@ -112,7 +124,7 @@ pub async fn submit(
     if raw.len() > max {
         return Err(too_large(max));
     }
-    let raw = guard_output(raw.into_owned()).await?;
+    let raw = guard_output(raw.into_owned(), &worker).await?;
     let computed = crate::domain::OutputHash::of(&raw);
     if computed != req.output_hash {
         return Err(ApiError::new(
@@ -217,7 +229,7 @@ pub async fn evaluate(
     ApiJson(evaluation): ApiJson<Evaluation>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
-    evaluation.reasons.guard("reasons")?;
+    evaluation.reasons.guard_free_text("reasons")?;
     auth::evaluator_key(&state, &headers, ip(&peer)).await?;
     evaluation.validate().map_err(|e| {
         invalid(
@@ -247,8 +259,16 @@ pub async fn dispute(
     ApiJson(req): ApiJson<DisputeRequest>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
-    req.reason.guard("reason")?;
-    auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    req.reason.guard_free_text("reason")?;
+    let worker = auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    // What the orchestrator knows of the worker's secrets: its token's verifier, its wallet.
+    let (wallets, hashes) = ([worker.wallet], [worker.token_sha256]);
+    let host = HostSecrets {
+        known: &[],
+        wallets: &wallets,
+        token_hashes: &hashes,
+    };
+    check_free_text("reason", &req.reason, &host)?;
     if req.reason.trim().is_empty() || req.reason.chars().count() > MAX_DISPUTE_REASON_LEN {
         return Err(invalid(
             format!("reason must be 1 to {MAX_DISPUTE_REASON_LEN} characters, not blank"),
@@ -276,7 +296,7 @@ pub async fn resolve(
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
-    req.note.guard("note")?;
+    req.note.guard_free_text("note")?;
     auth::require_admin(&state, &headers, ip(&peer)).await?;
     let for_worker = match req.outcome {
         TaskStatus::Completed => true,
