@@ -2,7 +2,13 @@
 //! proof of possession (`Authorization: Bearer <token>`) and, for the task market, the evaluator
 //! key (`Authorization: Bearer <key>`) and who may read a submission ([`submission_reader`]).
 //! Keys and tokens are hashed and compared in constant time; none is ever logged or echoed.
-//! Every failure feeds the per-IP auth-failure limiter.
+//!
+//! The failed-authentication lockout ([`not_locked_out`]): every failure counts against the
+//! client address (the real client behind a trusted proxy: `client_ip`) and against the
+//! credential presented ([`presented`]). A credential that keeps failing is refused unchecked
+//! (429); an address that keeps failing is refused for every credential except one that
+//! passed lately, so a worker or client already proven keeps working while someone behind
+//! the same address (a NAT, a proxy) guesses.
 
 use std::net::IpAddr;
 
@@ -36,6 +42,24 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|v| v.to_str().unwrap_or_default().trim())
 }
 
+/// The credentials `headers` present (`Authorization`, the admin key and the enrollment key
+/// headers), hashed together; `None` when there are none.
+pub fn presented(headers: &HeaderMap) -> Option<KeySha256> {
+    let names = [
+        header::AUTHORIZATION.as_str(),
+        ADMIN_KEY_HEADER,
+        ENROLLMENT_KEY_HEADER,
+    ];
+    let values: Vec<&str> = names
+        .iter()
+        .map(|name| header_str(headers, name).unwrap_or_default())
+        .collect();
+    values
+        .iter()
+        .any(|v| !v.is_empty())
+        .then(|| KeySha256::of(&values.join("\n")))
+}
+
 /// Checks `x-basis-admin-key` against the config's admin hashes and the stored admin keys.
 pub async fn admin_key(
     state: &AppState,
@@ -55,9 +79,10 @@ pub async fn admin_key(
     let valid = in_config || state.store.key_role(hash).await? == Some(KeyRole::Admin);
     if valid {
         tracing::info!(%ip, "admin key accepted");
+        state.auth_succeeded(presented(headers));
         Ok(Credential::Valid)
     } else {
-        state.auth_failed(ip);
+        state.auth_failed(ip, presented(headers));
         Ok(Credential::Invalid)
     }
 }
@@ -77,9 +102,10 @@ pub fn worker_proof(
         .and_then(|t| WorkerToken::parse(t.trim()).ok())
         .is_some_and(|token| token.matches(stored));
     if valid {
+        state.auth_succeeded(presented(headers));
         Credential::Valid
     } else {
-        state.auth_failed(ip);
+        state.auth_failed(ip, presented(headers));
         Credential::Invalid
     }
 }
@@ -102,9 +128,10 @@ pub fn enrollment_key(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Resu
         ));
     };
     if KeySha256::of(key).ct_eq(&expected) {
+        state.auth_succeeded(presented(headers));
         Ok(())
     } else {
-        state.auth_failed(ip);
+        state.auth_failed(ip, presented(headers));
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::EnrollmentKeyInvalid,
@@ -114,17 +141,32 @@ pub fn enrollment_key(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Resu
     }
 }
 
-/// 429 while `ip` has spent its failed-authentication bucket.
-pub fn not_locked_out(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
+/// Before a credential is checked: 429 while the credential `headers` present has spent its
+/// failed-authentication bucket, or while `ip` has and that credential has not passed lately
+/// (see the module doc).
+pub fn not_locked_out(state: &AppState, ip: IpAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    let credential = presented(headers);
+    let refused = |wait| {
+        state.metrics.rate_limited("auth_failures");
+        Err(ApiError::rate_limited(
+            "failed authentications",
+            retry_after_secs(wait),
+        ))
+    };
+    if let Some(credential) = credential {
+        if let Err(wait) = state.credential_failure_limit.check(credential) {
+            return refused(wait);
+        }
+        if state
+            .proven
+            .is_fresh(&credential, std::time::Instant::now())
+        {
+            return Ok(());
+        }
+    }
     match state.auth_failure_limit.check(ip) {
         Ok(()) => Ok(()),
-        Err(wait) => {
-            state.metrics.rate_limited("auth_failures");
-            Err(ApiError::rate_limited(
-                "failed authentications",
-                retry_after_secs(wait),
-            ))
-        }
+        Err(wait) => refused(wait),
     }
 }
 
@@ -152,7 +194,7 @@ pub async fn market_worker(
     ip: IpAddr,
     id: &WorkerId,
 ) -> Result<WorkerRow, ApiError> {
-    not_locked_out(state, ip)?;
+    not_locked_out(state, ip, headers)?;
     match worker_auth(state, headers, ip, id).await? {
         None => Err(worker_not_found(id)),
         Some((row, true)) => Ok(row),
@@ -249,7 +291,7 @@ pub async fn evaluator_key(
     headers: &HeaderMap,
     ip: IpAddr,
 ) -> Result<(), ApiError> {
-    not_locked_out(state, ip)?;
+    not_locked_out(state, ip, headers)?;
     let fix = "Put the operator's evaluator key in the env file as BASIS_EVALUATOR_KEY; \
                verify_output (`basis evaluate SUBMISSION_ID`) sends it (it is never a tool \
                argument). The operator creates one with `basis orchestrator keys create --role \
@@ -263,9 +305,10 @@ pub async fn evaluator_key(
         .with_fix(fix));
     };
     if state.store.key_role(KeySha256::of(key)).await? == Some(KeyRole::Evaluator) {
+        state.auth_succeeded(presented(headers));
         Ok(())
     } else {
-        state.auth_failed(ip);
+        state.auth_failed(ip, presented(headers));
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::EvaluatorKeyInvalid,
@@ -281,7 +324,7 @@ pub async fn require_admin(
     headers: &HeaderMap,
     ip: IpAddr,
 ) -> Result<(), ApiError> {
-    not_locked_out(state, ip)?;
+    not_locked_out(state, ip, headers)?;
     if admin_key(state, headers, ip).await?.is_valid() {
         return Ok(());
     }

@@ -25,6 +25,8 @@
 //! header_read_timeout_s = 10                # a request's headers (and an idle keep-alive gap)
 //! body_read_timeout_s = 30                  # the longest pause inside a request body
 //! max_connections_per_ip = 1024             # open connections from one address; 0 = no cap
+//! trusted_proxies = ["127.0.0.1"]           # reverse proxies whose client header is believed
+//! client_ip_header = "x-forwarded-for"      # where they name the client (see client_ip.rs)
 //!
 //! [rate_limit]
 //! register_per_minute = 60
@@ -39,6 +41,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::client_ip::TrustedProxies;
 use super::market::{RawTaskConfig, TaskMarketConfig};
 use super::store::{KeySha256, Synchronous};
 use crate::wire::RegistrationMode;
@@ -138,6 +141,9 @@ pub struct OrchestratorConfig {
     pub rate_limits: RateLimits,
     /// Connection timeouts and caps (`[http]`).
     pub http: HttpLimits,
+    /// Reverse proxies whose client-address header is believed (`[http] trusted_proxies`,
+    /// `client_ip_header`); none by default.
+    pub trusted_proxies: TrustedProxies,
     /// The task market's rules (`[tasks]`).
     pub tasks: TaskMarketConfig,
 }
@@ -185,6 +191,9 @@ struct RawHttpLimits {
     header_read_timeout_s: Option<u64>,
     body_read_timeout_s: Option<u64>,
     max_connections_per_ip: Option<u32>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,6 +340,11 @@ impl OrchestratorConfig {
                     None => Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
                 },
             },
+            trusted_proxies: TrustedProxies::parse(
+                &raw.http.trusted_proxies,
+                raw.http.client_ip_header.as_deref(),
+            )
+            .map_err(ConfigError::Invalid)?,
             tasks,
         };
         config.validate()?;

@@ -2,7 +2,9 @@
 //! database (a blocking-pool hop and a query) on every request. Only the key's sha256 is kept,
 //! as in the database; only valid keys are remembered (an unknown key is always looked up, so
 //! a key created by `basis orchestrator keys create` works at once), and each for [`TTL`] at
-//! most: a key taken out of the database stops working within that time.
+//! most: a key taken out of the database stops working within that time. The same memory,
+//! with [`PROVEN_TTL`], holds the credentials that passed authentication lately, which the
+//! failed-authentication lockout of their address does not stop (`auth::not_locked_out`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -12,29 +14,46 @@ use super::store::KeySha256;
 
 /// How long a key found valid is trusted without asking the database again.
 pub const TTL: Duration = Duration::from_secs(5);
+/// How long a credential that passed authentication is exempt from its address's lockout.
+pub const PROVEN_TTL: Duration = Duration::from_mins(15);
 /// Most keys remembered; past it, expired ones go, then all.
 const CAPACITY: usize = 4096;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyCache {
     /// Key hash → when it was found valid.
     found: Mutex<HashMap<KeySha256, Instant>>,
+    ttl: Duration,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::with_ttl(TTL)
+    }
 }
 
 impl KeyCache {
-    /// Whether `key` was found valid less than [`TTL`] ago.
+    /// A memory whose entries last `ttl`.
+    pub fn with_ttl(ttl: Duration) -> Self {
+        Self {
+            found: Mutex::default(),
+            ttl,
+        }
+    }
+
+    /// Whether `key` was found valid less than the TTL ago.
     pub fn is_fresh(&self, key: &KeySha256, now: Instant) -> bool {
         let found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
         found
             .get(key)
-            .is_some_and(|at| now.saturating_duration_since(*at) < TTL)
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.ttl)
     }
 
     /// Remembers that `key` was found valid at `now`.
     pub fn remember(&self, key: KeySha256, now: Instant) {
         let mut found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
         if found.len() >= CAPACITY && !found.contains_key(&key) {
-            found.retain(|_, at| now.saturating_duration_since(*at) < TTL);
+            found.retain(|_, at| now.saturating_duration_since(*at) < self.ttl);
             if found.len() >= CAPACITY {
                 found.clear();
             }

@@ -13,6 +13,7 @@
 
 mod accept;
 mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 mod extract;

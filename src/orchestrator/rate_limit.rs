@@ -1,28 +1,30 @@
-//! Per-IP token buckets, written as GCRA (the generic cell rate algorithm: one timestamp per
-//! address, no floats): `burst` requests at once, refilled at `per_minute`.
+//! Token buckets per key (a client address, a presented credential), written as GCRA (the
+//! generic cell rate algorithm: one timestamp per key, no floats): `burst` requests at once,
+//! refilled at `per_minute`.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::config::Bucket;
 
-/// Above this many tracked addresses, idle ones are dropped on the next call.
+/// Above this many tracked keys, idle ones are dropped on the next call.
 const PRUNE_ABOVE: usize = 4096;
 
-/// A per-address token bucket.
+/// A token bucket per key (by default a client address).
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     /// Time one token takes to refill.
     interval: Duration,
     /// How far ahead of now an address's theoretical arrival time may run (burst - 1 tokens).
     tolerance: Duration,
-    /// Theoretical arrival time per address.
-    tat: Mutex<HashMap<IpAddr, Instant>>,
+    /// Theoretical arrival time per key.
+    tat: Mutex<HashMap<K, Instant>>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq + Copy> RateLimiter<K> {
     pub fn new(bucket: Bucket) -> Self {
         let interval = Duration::from_mins(1) / bucket.per_minute.max(1);
         Self {
@@ -33,25 +35,28 @@ impl RateLimiter {
     }
 
     /// Takes a token for `ip`, or says how long until one is available.
-    pub fn try_acquire(&self, ip: IpAddr) -> Result<(), Duration> {
+    pub fn try_acquire(&self, ip: K) -> Result<(), Duration> {
         self.at(ip, Instant::now(), true)
     }
 
     /// Whether `ip` has a token left, without taking it.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    pub fn check(&self, ip: K) -> Result<(), Duration> {
         self.at(ip, Instant::now(), false)
     }
 
     /// Takes a token for `ip` even if none is left (an event that already happened, such as
     /// a failed authentication); later calls wait longer.
-    pub fn consume(&self, ip: IpAddr) {
+    pub fn consume(&self, ip: K) {
         let now = Instant::now();
         let mut map = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() > PRUNE_ABOVE {
+            map.retain(|_, tat| *tat > now);
+        }
         let tat = map.get(&ip).copied().unwrap_or(now).max(now);
         map.insert(ip, tat + self.interval);
     }
 
-    fn at(&self, ip: IpAddr, now: Instant, take: bool) -> Result<(), Duration> {
+    fn at(&self, ip: K, now: Instant, take: bool) -> Result<(), Duration> {
         let mut map = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() > PRUNE_ABOVE {
             map.retain(|_, tat| *tat > now);
@@ -77,7 +82,7 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 mod tests {
     use super::*;
 
-    fn limiter(per_minute: u32, burst: u32) -> RateLimiter {
+    fn limiter(per_minute: u32, burst: u32) -> RateLimiter<IpAddr> {
         RateLimiter::new(Bucket { per_minute, burst })
     }
 

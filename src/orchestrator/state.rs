@@ -1,20 +1,20 @@
 //! `AppState`: what every handler shares: the store, the resolved config, the hub of connected
 //! workers, metrics, rate limiters and the prebuilt `OpenAPI` document.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRef, Request};
+use axum::extract::FromRef;
 
 use super::config::OrchestratorConfig;
 use super::hub::Hub;
 use super::hub::presence::PresenceQueue;
-use super::key_cache::KeyCache;
+use super::key_cache::{KeyCache, PROVEN_TTL};
 use super::metrics::Metrics;
 use super::rate_limit::RateLimiter;
-use super::store::Store;
+use super::store::{KeySha256, Store};
 
 /// Shared state; cheap to clone.
 #[derive(Debug, Clone)]
@@ -29,7 +29,13 @@ pub struct Shared {
     pub presence: PresenceQueue,
     pub metrics: Metrics,
     pub register_limit: RateLimiter,
+    /// Failed authentications per client address.
     pub auth_failure_limit: RateLimiter,
+    /// Failed authentications per presented credential (`auth::presented`).
+    pub credential_failure_limit: RateLimiter<KeySha256>,
+    /// Credentials that passed authentication lately: their address's lockout does not
+    /// stop them.
+    pub proven: KeyCache,
     /// Client keys found valid a moment ago (the gateway's hot path).
     pub client_keys: KeyCache,
     pub started: Instant,
@@ -47,6 +53,8 @@ impl AppState {
             presence,
             register_limit: RateLimiter::new(config.rate_limits.register),
             auth_failure_limit: RateLimiter::new(config.rate_limits.auth_failures),
+            credential_failure_limit: RateLimiter::new(config.rate_limits.auth_failures),
+            proven: KeyCache::with_ttl(PROVEN_TTL),
             openapi: Bytes::from(super::openapi::document().to_string()),
             metrics: Metrics::default(),
             hub: Hub::new(std::time::Duration::from_secs(config.online_window_s)),
@@ -57,10 +65,21 @@ impl AppState {
         }))
     }
 
-    /// Records a failed authentication from `ip` (wrong enrollment key, token or admin key).
-    pub fn auth_failed(&self, ip: IpAddr) {
+    /// Records a failed authentication from `ip` presenting `credential` (wrong enrollment
+    /// key, token or admin key): it counts against both.
+    pub fn auth_failed(&self, ip: IpAddr, credential: Option<KeySha256>) {
         tracing::warn!(%ip, "authentication failed");
         self.auth_failure_limit.consume(ip);
+        if let Some(credential) = credential {
+            self.credential_failure_limit.consume(credential);
+        }
+    }
+
+    /// Records that `credential` passed authentication.
+    pub fn auth_succeeded(&self, credential: Option<KeySha256>) {
+        if let Some(credential) = credential {
+            self.proven.remember(credential, Instant::now());
+        }
     }
 }
 
@@ -75,14 +94,6 @@ impl FromRef<AppState> for Metrics {
     fn from_ref(state: &AppState) -> Metrics {
         state.metrics.clone()
     }
-}
-
-/// The peer address of a request (unspecified when served without connect info, as in
-/// in-process tests).
-pub fn client_ip(req: &Request) -> IpAddr {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ci| ci.0.ip())
 }
 
 /// Milliseconds since the Unix epoch (the task market's clock).

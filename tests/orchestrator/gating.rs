@@ -159,3 +159,130 @@ async fn repeated_auth_failures_are_rate_limited() -> TestResult {
     assert_eq!((code(&e), e.status()), (ErrorCode::RateLimited, Some(429)));
     Ok(())
 }
+
+/// A registration request with `headers`, as a reverse proxy or a client would send it.
+async fn register_raw(
+    orch: &Orchestrator,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> Result<u16, Box<dyn std::error::Error>> {
+    let mut rb = orch
+        .http()
+        .post(orch.at("/api/workers/register"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (name, value) in headers {
+        rb = rb.header(*name, *value);
+    }
+    Ok(rb.send().await?.status().as_u16())
+}
+
+#[tokio::test]
+async fn a_proven_credential_outlives_its_addresss_lockout() -> TestResult {
+    let orch = Orchestrator::with(Options {
+        toml: "[rate_limit]\nregister_burst = 100\nauth_failures_per_minute = 1\nauth_failure_burst = 3\n".into(),
+        ..Options::default()
+    });
+    let client = orch.client();
+    let token = WorkerToken::generate();
+    let req = request("gpu-1", &token);
+    client.register(&req, None, None).await?;
+    // A changed re-registration proves the token: it has passed.
+    let mut changed = req.clone();
+    changed.version = "0.1.1".into();
+    client.register(&changed, Some(&token), None).await?;
+    // Someone at the same address guesses tokens for the worker until the address is spent.
+    changed.version = "0.1.2".into();
+    for _ in 0..3 {
+        let e = client
+            .register(&changed, Some(&WorkerToken::generate()), None)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), ErrorCode::WorkerIdTaken);
+    }
+    let e = client
+        .register(&changed, Some(&WorkerToken::generate()), None)
+        .await
+        .unwrap_err();
+    assert_eq!((code(&e), e.status()), (ErrorCode::RateLimited, Some(429)));
+    // The worker's own token still works from there...
+    client.register(&changed, Some(&token), None).await?;
+    // ...and a credential that has not passed lately is refused, unchecked.
+    let other = WorkerToken::generate();
+    let e = client
+        .register(&request("gpu-2", &other), Some(&other), None)
+        .await
+        .unwrap_err();
+    assert_eq!((code(&e), e.status()), (ErrorCode::RateLimited, Some(429)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_lockout_is_per_client_and_per_credential() -> TestResult {
+    let toml = "registration = \"gated\"\n[rate_limit]\nregister_burst = 100\n\
+                auth_failures_per_minute = 1\nauth_failure_burst = 2\n\
+                [http]\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]\n";
+    let orch = Orchestrator::with(Options {
+        toml: toml.into(),
+        env: vec![("BASIS_ENROLLMENT_KEY".into(), "right".into())],
+        ..Options::default()
+    });
+    let body = raw_body("gpu-1", WALLET_LOWER, &WorkerToken::generate());
+    let via = |client: &'static str, key: &'static str| {
+        [("x-forwarded-for", client), ("x-basis-enrollment-key", key)]
+    };
+    // One client behind the proxy spends its bucket...
+    assert_eq!(
+        register_raw(&orch, &body, &via("203.0.113.1", "wrong-1")).await?,
+        403
+    );
+    assert_eq!(
+        register_raw(&orch, &body, &via("203.0.113.1", "wrong-2")).await?,
+        403
+    );
+    assert_eq!(
+        register_raw(&orch, &body, &via("203.0.113.1", "right")).await?,
+        429
+    );
+    // ...and another client behind the same proxy is not locked out with it.
+    assert_eq!(
+        register_raw(&orch, &body, &via("203.0.113.2", "right")).await?,
+        201
+    );
+    // A credential that keeps failing is locked out whichever address it comes from.
+    let body = raw_body("gpu-2", WALLET_LOWER, &WorkerToken::generate());
+    assert_eq!(
+        register_raw(&orch, &body, &via("203.0.113.3", "stale")).await?,
+        403
+    );
+    assert_eq!(
+        register_raw(&orch, &body, &via("203.0.113.4", "stale")).await?,
+        403
+    );
+    assert_eq!(
+        register_raw(&orch, &body, &via("203.0.113.5", "stale")).await?,
+        429
+    );
+
+    // Without trusted_proxies, the header is the client's word and is ignored.
+    let orch_strict = Orchestrator::with(Options {
+        toml: "registration = \"gated\"\n[rate_limit]\nregister_burst = 100\n\
+               auth_failures_per_minute = 1\nauth_failure_burst = 2\n"
+            .into(),
+        env: vec![("BASIS_ENROLLMENT_KEY".into(), "right".into())],
+        ..Options::default()
+    });
+    assert_eq!(
+        register_raw(&orch_strict, &body, &via("203.0.113.1", "wrong-1")).await?,
+        403
+    );
+    assert_eq!(
+        register_raw(&orch_strict, &body, &via("203.0.113.2", "wrong-2")).await?,
+        403
+    );
+    assert_eq!(
+        register_raw(&orch_strict, &body, &via("203.0.113.3", "right")).await?,
+        429
+    );
+    Ok(())
+}

@@ -16,9 +16,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use super::auth;
 use super::error::ApiError;
 use super::hub::{JobFailure, JobHandle, NoRoute};
-use super::rate_limit::retry_after_secs;
 use super::state::AppState;
 use super::store::{KeyRole, KeySha256};
 use crate::domain::ErrorCode;
@@ -73,13 +73,7 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Res
     if state.config.open {
         return Ok(());
     }
-    if let Err(wait) = state.auth_failure_limit.check(ip) {
-        state.metrics.rate_limited("auth_failures");
-        return Err(ApiError::rate_limited(
-            "failed authentications",
-            retry_after_secs(wait),
-        ));
-    }
+    auth::not_locked_out(state, ip, headers)?;
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -99,9 +93,10 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Res
     }
     if state.store.key_role(sha).await? == Some(KeyRole::Client) {
         state.client_keys.remember(sha, now);
+        state.auth_succeeded(auth::presented(headers));
         Ok(())
     } else {
-        state.auth_failed(ip);
+        state.auth_failed(ip, auth::presented(headers));
         Err(unauthorized(
             ErrorCode::ClientKeyInvalid,
             "the key is not a client key of this orchestrator (it was not shown)",

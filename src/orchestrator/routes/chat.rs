@@ -1,14 +1,12 @@
 //! `POST /v1/chat/completions`: client key (unless `--open`), then the body, then the gateway
 //! answers streamed or not (see [`crate::orchestrator::gateway`]).
 
-use std::net::{IpAddr, SocketAddr};
-
-use axum::Extension;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::gateway::{self, ChatRequest, complete, stream};
@@ -16,11 +14,10 @@ use crate::orchestrator::state::AppState;
 
 pub async fn completions(
     State(state): State<AppState>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<ApiJson<Value>, ApiError>,
 ) -> Response {
-    let ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip());
     if let Err(e) = gateway::authorize(&state, &headers, ip).await {
         return e.into_response();
     }

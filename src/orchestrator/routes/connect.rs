@@ -2,19 +2,17 @@
 //! checked before the upgrade (401 `WORKER_TOKEN_INVALID` otherwise; never logged); the
 //! connection is then served by [`crate::orchestrator::hub::session`].
 
-use std::net::{IpAddr, SocketAddr};
-
-use axum::Extension;
+use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::{ErrorCode, WorkerToken};
+use crate::orchestrator::auth;
+use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::hub::session;
-use crate::orchestrator::rate_limit::retry_after_secs;
 use crate::orchestrator::state::AppState;
 
 /// Frames larger than this close the connection (a whole answer travels in `job_done`).
@@ -24,18 +22,11 @@ const READ_BUFFER: usize = 4 * 1024;
 
 pub async fn connect(
     State(state): State<AppState>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip());
-    if let Err(wait) = state.auth_failure_limit.check(ip) {
-        state.metrics.rate_limited("auth_failures");
-        return Err(ApiError::rate_limited(
-            "failed authentications",
-            retry_after_secs(wait),
-        ));
-    }
+    auth::not_locked_out(&state, ip, &headers)?;
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -55,7 +46,7 @@ pub async fn connect(
         None => Vec::new(),
     };
     if candidates.is_empty() {
-        state.auth_failed(ip);
+        state.auth_failed(ip, auth::presented(&headers));
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::WorkerTokenInvalid,
@@ -67,6 +58,7 @@ pub async fn connect(
              file's token.",
         ));
     }
+    state.auth_succeeded(auth::presented(&headers));
     if state.hub.is_draining() {
         let mut e = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -15,12 +15,13 @@ use serde_json::Value;
 use super::workers::record;
 use crate::domain::ErrorCode;
 use crate::orchestrator::auth::{self, Credential};
+use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::metrics::RegistrationOutcome;
 use crate::orchestrator::rate_limit::retry_after_secs;
 use crate::orchestrator::registration::parse_register;
-use crate::orchestrator::state::{AppState, client_ip, unix_now};
+use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::{StoreError, WorkerRow};
 use crate::wire::{RegisterRequest, RegistrationMode, worker_path};
 
@@ -30,12 +31,10 @@ pub struct Peer(IpAddr);
 
 /// Per-IP limits: registrations, and an address whose failed-authentication bucket is empty.
 pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let ip = client_ip(&req);
-    if let Err(wait) = state.auth_failure_limit.check(ip) {
-        state.metrics.rate_limited("auth_failures");
+    let ClientIp(ip) = ClientIp::of(&state, req.extensions(), req.headers());
+    if let Err(refused) = auth::not_locked_out(&state, ip, req.headers()) {
         tracing::warn!(%ip, "registration refused: too many failed authentications");
-        return ApiError::rate_limited("failed authentications", retry_after_secs(wait))
-            .into_response();
+        return refused.into_response();
     }
     if let Err(wait) = state.register_limit.try_acquire(ip) {
         state.metrics.rate_limited("register");

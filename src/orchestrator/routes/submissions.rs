@@ -11,10 +11,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::tasks::{Peer, ip, task_id};
+use super::tasks::task_id;
 use crate::domain::{ErrorCode, Evaluation, MAX_SAFE_INTEGER, SubmissionId, TaskStatus};
 use crate::guard::{GuardText, HostSecrets, check_free_text, check_output};
 use crate::orchestrator::auth;
+use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::market::problems::{invalid, submission_not_readable, task_not_found};
@@ -84,14 +85,14 @@ async fn guard_output(raw: Vec<u8>, worker: &WorkerRow) -> Result<Vec<u8>, ApiEr
 
 pub async fn submit(
     State(state): State<AppState>,
-    peer: Peer,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<SubmitRequest>,
 ) -> Result<Response, ApiError> {
     let id = task_id(path)?;
     req.output.guard_free_text("output")?;
-    let worker = auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    let worker = auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
     let max = state.config.tasks.max_output_bytes;
     let safe = |v: u64| v <= MAX_SAFE_INTEGER;
     if !req
@@ -182,13 +183,12 @@ pub async fn submit(
 /// that does not exist and one the credential may not read.
 pub async fn get(
     State(state): State<AppState>,
-    peer: Peer,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
-    let ip = ip(&peer);
-    auth::not_locked_out(&state, ip)?;
+    auth::not_locked_out(&state, ip, &headers)?;
     if !auth::has_credential(&headers) {
         return Err(auth::submission_credential_required());
     }
@@ -223,14 +223,14 @@ fn settled(state: &AppState, row: &SubmissionRow, by: &'static str) {
 
 pub async fn evaluate(
     State(state): State<AppState>,
-    peer: Peer,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     ApiJson(evaluation): ApiJson<Evaluation>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
     evaluation.reasons.guard_free_text("reasons")?;
-    auth::evaluator_key(&state, &headers, ip(&peer)).await?;
+    auth::evaluator_key(&state, &headers, ip).await?;
     evaluation.validate().map_err(|e| {
         invalid(
             e.to_string(),
@@ -253,14 +253,14 @@ pub async fn evaluate(
 
 pub async fn dispute(
     State(state): State<AppState>,
-    peer: Peer,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<DisputeRequest>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
     req.reason.guard_free_text("reason")?;
-    let worker = auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    let worker = auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
     // What the orchestrator knows of the worker's secrets: its token's verifier, its wallet.
     let (wallets, hashes) = ([worker.wallet], [worker.token_sha256]);
     let host = HostSecrets {
@@ -290,14 +290,14 @@ pub async fn dispute(
 
 pub async fn resolve(
     State(state): State<AppState>,
-    peer: Peer,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
     req.note.guard_free_text("note")?;
-    auth::require_admin(&state, &headers, ip(&peer)).await?;
+    auth::require_admin(&state, &headers, ip).await?;
     let for_worker = match req.outcome {
         TaskStatus::Completed => true,
         TaskStatus::Rejected => false,

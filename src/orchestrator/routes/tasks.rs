@@ -2,18 +2,17 @@
 //! `GET /api/tasks` (filtered, highest reward first, cursor), `GET /api/tasks/{id}`, and the
 //! worker's `claim` and `release` (worker token).
 
-use std::net::{IpAddr, SocketAddr};
-
+use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::domain::{Amount, TaskId, TaskStatus};
 use crate::orchestrator::auth;
+use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::{ApiError, scrub_serde_message};
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::gateway;
@@ -25,14 +24,6 @@ use crate::wire::{
     Claim, ClaimRequest, PostTaskRequest, TASKS_PAGE_DEFAULT, TASKS_PAGE_MAX, Task, TaskList,
     TaskQuery, task_path,
 };
-
-/// The peer address (unspecified in-process, without connect info).
-pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
-
-pub fn ip(peer: &Peer) -> IpAddr {
-    peer.as_ref()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip())
-}
 
 /// A task id from the path: 400 `INVALID_ARGUMENT` when malformed.
 pub fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError> {
@@ -59,12 +50,12 @@ fn client_label(state: &AppState, headers: &HeaderMap) -> String {
 
 pub async fn post(
     State(state): State<AppState>,
-    peer: Peer,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(req): ApiJson<PostTaskRequest>,
 ) -> Result<Response, ApiError> {
     validate::guard_post(&req)?;
-    gateway::authorize(&state, &headers, ip(&peer)).await?;
+    gateway::authorize(&state, &headers, ip).await?;
     let row = validate::new_task(
         req,
         client_label(&state, &headers),
@@ -177,13 +168,13 @@ pub async fn list(
 
 pub async fn claim(
     State(state): State<AppState>,
-    peer: Peer,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> Result<Json<Claim>, ApiError> {
     let id = task_id(path)?;
-    let worker = auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    let worker = auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
     let result = state
         .store
         .claim_task(ClaimArgs {
@@ -214,13 +205,13 @@ pub async fn claim(
 
 pub async fn release(
     State(state): State<AppState>,
-    peer: Peer,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> Result<Json<Task>, ApiError> {
     let id = task_id(path)?;
-    auth::market_worker(&state, &headers, ip(&peer), &req.worker_id).await?;
+    auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
     let row = state
         .store
         .release_task(id, req.worker_id, unix_now_ms())
