@@ -271,7 +271,7 @@ impl Metrics {
     }
 
     /// What one sweep changed.
-    pub fn task_sweep(&self, r: &super::store::SweepReport) {
+    pub fn task_sweep(&self, r: &super::market::engine::SweepReport) {
         for (kind, n) in [
             ("reopened", r.reopened),
             ("abandoned", r.abandoned),

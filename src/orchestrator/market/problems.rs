@@ -3,9 +3,9 @@
 
 use axum::http::StatusCode;
 
+use super::engine::{Refusal, TaskError};
 use crate::domain::ErrorCode;
 use crate::orchestrator::error::ApiError;
-use crate::orchestrator::store::{Refusal, TaskError};
 
 impl From<TaskError> for ApiError {
     fn from(e: TaskError) -> Self {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::engine::{self, SweepReport};
 use crate::orchestrator::state::{AppState, unix_now_ms};
-use crate::orchestrator::store::SweepReport;
 
 /// At most this many of each kind per transaction; a full batch is followed by another at once.
 pub const BATCH: usize = 500;
@@ -33,7 +33,7 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
     let policy = state.config.tasks.settle_policy();
     let mut total = SweepReport::default();
     loop {
-        let report = match state.store.sweep(unix_now_ms(), policy, BATCH).await {
+        let report = match engine::sweep(&*state.store, unix_now_ms(), policy, BATCH).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "task sweep failed; retrying at the next interval");

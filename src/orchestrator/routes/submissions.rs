@@ -18,12 +18,12 @@ use crate::orchestrator::auth;
 use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
+use crate::orchestrator::market::engine::{
+    self, DisputeArgs, EvaluateArgs, NewSubmission, ResolveArgs, TaskError,
+};
 use crate::orchestrator::market::problems::{invalid, submission_not_readable, task_not_found};
 use crate::orchestrator::state::{AppState, unix_now_ms};
-use crate::orchestrator::store::WorkerRow;
-use crate::orchestrator::store::{
-    DisputeArgs, EvaluateArgs, NewSubmission, ResolveArgs, SubmissionRow, TaskError,
-};
+use crate::orchestrator::store::{SubmissionRow, WorkerRow};
 use crate::wire::{
     DisputeRequest, MAX_DISPUTE_REASON_LEN, ResolveRequest, Submission, SubmitRequest,
 };
@@ -138,9 +138,9 @@ pub async fn submit(
         .with_fix("Hash exactly the bytes you send (`basis hash FILE`); bytes outputs hash the decoded bytes."));
     }
     drop(raw);
-    let result = state
-        .store
-        .submit(NewSubmission {
+    let result = engine::submit(
+        &*state.store,
+        NewSubmission {
             submission_id: SubmissionId::generate(),
             task_id: id,
             worker_id: req.worker_id,
@@ -150,8 +150,9 @@ pub async fn submit(
             duration_ms: req.duration_ms,
             now_ms: unix_now_ms(),
             evaluation_timeout_ms: state.config.tasks.evaluation_timeout_s.saturating_mul(1000),
-        })
-        .await;
+        },
+    )
+    .await;
     match result {
         Ok(s) => {
             let (status, outcome) = if s.new {
@@ -237,16 +238,17 @@ pub async fn evaluate(
             "Send {score: 0-100, passed, reasons: [...]}; a rejection needs a reason.",
         )
     })?;
-    let row = state
-        .store
-        .evaluate(EvaluateArgs {
+    let row = engine::evaluate(
+        &*state.store,
+        EvaluateArgs {
             submission_id: id,
             evaluation,
             auto: false,
             now_ms: unix_now_ms(),
             policy: state.config.tasks.settle_policy(),
-        })
-        .await?;
+        },
+    )
+    .await?;
     settled(&state, &row, "evaluator");
     Ok(Json(row.to_wire(&state.config.asset_units())))
 }
@@ -275,15 +277,16 @@ pub async fn dispute(
             "Say why the rejection is wrong, briefly.",
         ));
     }
-    let row = state
-        .store
-        .dispute(DisputeArgs {
+    let row = engine::dispute(
+        &*state.store,
+        DisputeArgs {
             submission_id: id,
             worker_id: req.worker_id,
             reason: req.reason,
             now_ms: unix_now_ms(),
-        })
-        .await?;
+        },
+    )
+    .await?;
     tracing::info!(submission_id = %row.submission_id, "rejection disputed");
     Ok(Json(row.to_wire(&state.config.asset_units())))
 }
@@ -314,16 +317,17 @@ pub async fn resolve(
             "Shorten the note.",
         ));
     }
-    let row = state
-        .store
-        .resolve(ResolveArgs {
+    let row = engine::resolve(
+        &*state.store,
+        ResolveArgs {
             submission_id: id,
             for_worker,
             note: req.note,
             now_ms: unix_now_ms(),
             policy: state.config.tasks.settle_policy(),
-        })
-        .await?;
+        },
+    )
+    .await?;
     settled(&state, &row, "operator");
     Ok(Json(row.to_wire(&state.config.asset_units())))
 }

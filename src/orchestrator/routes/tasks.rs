@@ -16,10 +16,11 @@ use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::{ApiError, scrub_serde_message};
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::gateway;
+use crate::orchestrator::market::engine::{self, ClaimArgs, TaskError};
 use crate::orchestrator::market::problems::{invalid, task_not_found};
 use crate::orchestrator::market::validate;
 use crate::orchestrator::state::{AppState, unix_now_ms};
-use crate::orchestrator::store::{ClaimArgs, KeySha256, TaskError, TaskFilter};
+use crate::orchestrator::store::{KeySha256, TaskFilter};
 use crate::wire::{
     Claim, ClaimRequest, PostTaskRequest, TASKS_PAGE_DEFAULT, TASKS_PAGE_MAX, Task, TaskList,
     TaskQuery, task_path,
@@ -175,15 +176,16 @@ pub async fn claim(
 ) -> Result<Json<Claim>, ApiError> {
     let id = task_id(path)?;
     let worker = auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
-    let result = state
-        .store
-        .claim_task(ClaimArgs {
+    let result = engine::claim(
+        &*state.store,
+        ClaimArgs {
             task_id: id,
             worker_id: req.worker_id,
             multi_task: worker.multi_task,
             now_ms: unix_now_ms(),
-        })
-        .await;
+        },
+    )
+    .await;
     match result {
         Ok(c) => {
             state
@@ -212,10 +214,7 @@ pub async fn release(
 ) -> Result<Json<Task>, ApiError> {
     let id = task_id(path)?;
     auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
-    let row = state
-        .store
-        .release_task(id, req.worker_id, unix_now_ms())
-        .await?;
+    let row = engine::release(&*state.store, id, req.worker_id, unix_now_ms()).await?;
     tracing::debug!(task_id = %row.task_id, status = %row.status, "claim released");
     Ok(Json(row.to_wire(&state.config.asset_units())))
 }

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use crate::domain::{ErrorCode, TokenFingerprint, WorkerId};
 use crate::orchestrator::error::{ApiError, scrub_serde_message};
 use crate::orchestrator::hub::Hub;
+use crate::orchestrator::market::credit_with_decimals;
 use crate::orchestrator::market::problems::worker_not_found;
 use crate::orchestrator::state::AppState;
-use crate::orchestrator::store::{WorkerRow, credit_with_decimals};
+use crate::orchestrator::store::WorkerRow;
 use crate::wire::{Rewards, WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
 
 /// Credits shown by `GET /api/workers/{id}/rewards`, newest first.

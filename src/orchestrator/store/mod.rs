@@ -7,9 +7,12 @@
 //! of the orchestrator; [`WorkerStore::insert_worker`] of an existing id fails with
 //! [`StoreError::Conflict`] (so of N concurrent registrations of one new id exactly one wins);
 //! [`WorkerStore::update_registration`] is a compare-and-swap on the stored token hash;
-//! [`JobStore::record_job`] writes a job at most once; every [`TaskStore`] change is one
-//! transaction that moves the task only through [`crate::domain::transition`].
+//! [`JobStore::record_job`] writes a job at most once; [`TaskStore::transact`] runs the market
+//! engine's body in one transaction. The store holds no market rule and imports nothing
+//! from `orchestrator::market`.
 
+#[cfg(test)]
+pub mod contract;
 mod jobs;
 mod keys;
 pub mod sqlite;
@@ -24,9 +27,8 @@ pub use jobs::{JobOutcome, JobRecord, JobStatus, JobStore, Recorded};
 pub use keys::{KeyRole, KeySha256, KeyStore, UnknownKeyRole};
 pub use sqlite::{SqliteStore, Synchronous};
 pub use tasks::{
-    ClaimArgs, Claimed, DisputeArgs, EvaluateArgs, NewSubmission, Refusal, ResolveArgs,
-    SubmissionRow, Submitted, SweepReport, TaskError, TaskFilter, TaskRow, TaskStore,
-    credit_with_decimals, secs,
+    ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, SubmissionInsert,
+    SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture, secs,
 };
 pub use workers::{Presence, WorkerRow, WorkerStore};
 

@@ -1,23 +1,25 @@
-//! The task market in the store (§7): [`TaskRow`], [`SubmissionRow`], the arguments of each
-//! state change, the typed [`Refusal`]s, and the [`TaskStore`] trait.
+//! The task market's rows in the store (docs/TASK_MARKET.md): [`TaskRow`], [`SubmissionRow`],
+//! the listing's [`TaskFilter`], the [`TaskStore`] trait, and [`MarketTx`], the narrow
+//! transaction a backend opens for the market engine (`orchestrator::market::engine`).
 //!
-//! Contract every implementation keeps: each state change is one transaction that re-reads
-//! the task's current status and applies [`crate::domain::transition`] (nothing else decides
-//! the next status), so a claim is a compare-and-swap: of N concurrent claimers of one open
-//! task exactly one wins. Evaluating writes the evaluation, the status, the credit, the
-//! worker's `rewards_pending` and the sealed settlement receipt together. Times are unix
+//! The store holds no market rule: which claim wins, when a lease lapses, what a submission
+//! is credited, all of it is decided in the engine, which reads and writes rows through
+//! [`MarketTx`] inside one transaction ([`TaskStore::transact`]). A backend only maps rows.
+//!
+//! Contract every implementation keeps: [`TaskStore::transact`] runs its body in one
+//! transaction that is serializable with respect to every other market transaction (SQLite's
+//! single writer; PostgreSQL row locks), commits it when the body returns `Ok` and rolls it
+//! back when it returns `Err`; it answers `Ok` only once the commit is durable. Times are unix
 //! milliseconds here (a 1 s lease is exact); the wire shows seconds.
 
 use futures::future::BoxFuture;
 
 use super::{KeySha256, StoreError};
 use crate::domain::{
-    Amount, Evaluation, OutputFormat, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId,
-    TaskStatus, Usage, WorkerId,
+    Amount, Evaluation, HashedReceipt, OutputFormat, OutputHash, ReceiptHash, ReceiptId, Runtime,
+    SubmissionId, TaskId, TaskStatus, Usage, WalletAddress, WorkerId,
 };
-use crate::orchestrator::market::AssetUnits;
-use crate::orchestrator::market::settle::SettlePolicy;
-use crate::wire::{Claim, Credit, Dispute, Submission, Task, TaskInput};
+use crate::wire::{Claim, Credit, Dispute, TaskInput};
 
 /// Milliseconds → whole unix seconds (rounded down).
 pub fn secs(ms: u64) -> u64 {
@@ -56,33 +58,6 @@ pub struct TaskRow {
 }
 
 impl TaskRow {
-    /// The wire form (times in seconds), with the asset's decimals when `units` knows them.
-    pub fn to_wire(&self, units: &AssetUnits<'_>) -> Task {
-        let claimed = self.status == TaskStatus::Claimed;
-        Task {
-            task_id: self.task_id.clone(),
-            client: self.client.clone(),
-            description: self.description.clone(),
-            criteria: self.criteria.clone(),
-            required_capabilities: self.required_capabilities.clone(),
-            reward: self.reward,
-            asset: self.asset.clone(),
-            asset_decimals: units.decimals_of(&self.asset),
-            deadline: secs(self.deadline_ms),
-            output_format: self.output_format,
-            claim_ttl_s: self.claim_ttl_s,
-            evaluator: self.evaluator.clone(),
-            pass_threshold: self.pass_threshold,
-            input: self.input.clone(),
-            status: self.status,
-            attempts: self.attempts,
-            created_at: secs(self.created_ms),
-            claimed_by: self.claimed_by.clone(),
-            claim_expiry: self.claim_expiry_ms.filter(|_| claimed).map(secs),
-            submission_id: self.submission_id.clone(),
-        }
-    }
-
     /// The claim it holds now, if claimed.
     pub fn claim(&self) -> Option<Claim> {
         if self.status != TaskStatus::Claimed {
@@ -96,12 +71,6 @@ impl TaskRow {
             attempts: self.attempts,
         })
     }
-}
-
-/// `credit` with its asset's decimals, when `units` knows them (the store keeps none).
-pub fn credit_with_decimals(mut credit: Credit, units: &AssetUnits<'_>) -> Credit {
-    credit.asset_decimals = units.decimals_of(&credit.asset);
-    credit
 }
 
 /// A submission as stored, with its task's status and format.
@@ -130,35 +99,6 @@ pub struct SubmissionRow {
     pub receipt_hash: Option<ReceiptHash>,
 }
 
-impl SubmissionRow {
-    /// The wire form (times in seconds), the credit with its asset's decimals when `units`
-    /// knows them.
-    pub fn to_wire(&self, units: &AssetUnits<'_>) -> Submission {
-        Submission {
-            submission_id: self.submission_id.clone(),
-            task_id: self.task_id.clone(),
-            worker_id: self.worker_id.clone(),
-            status: self.status,
-            output_format: self.output_format,
-            output: self.output.clone(),
-            output_hash: self.output_hash,
-            usage: self.usage,
-            duration_ms: self.duration_ms,
-            submitted_at: secs(self.submitted_ms),
-            evaluation_deadline: secs(self.evaluation_deadline_ms),
-            evaluation: self.evaluation.clone(),
-            attestation_hash: self.attestation_hash,
-            evaluated_at: self.evaluated_ms.map(secs),
-            auto_evaluated: self.auto_evaluated,
-            dispute_deadline: self.dispute_deadline_ms.map(secs),
-            dispute: self.dispute.clone(),
-            credit: self.credit.clone().map(|c| credit_with_decimals(c, units)),
-            receipt_id: self.receipt_id.clone(),
-            receipt_hash: self.receipt_hash,
-        }
-    }
-}
-
 /// `GET /api/tasks` as the store sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskFilter {
@@ -173,26 +113,35 @@ pub struct TaskFilter {
     pub limit: usize,
 }
 
-/// A claim attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimArgs {
-    pub task_id: TaskId,
-    pub worker_id: WorkerId,
-    /// The worker registered as multi-task: it may hold several claims at once.
-    pub multi_task: bool,
-    pub now_ms: u64,
+/// How a claim ended, in the claims history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimEnd {
+    Released,
+    Lapsed,
+    Submitted,
+    Expired,
 }
 
-/// A granted claim; `new` is false when the worker already held it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    pub claim: Claim,
-    pub new: bool,
+impl ClaimEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Released => "released",
+            Self::Lapsed => "lapsed",
+            Self::Submitted => "submitted",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Released, Self::Lapsed, Self::Submitted, Self::Expired]
+            .into_iter()
+            .find(|end| end.as_str() == s)
+    }
 }
 
-/// A submission to record (format and hash already checked against the task).
+/// A submission row to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewSubmission {
+pub struct SubmissionInsert {
     pub submission_id: SubmissionId,
     pub task_id: TaskId,
     pub worker_id: WorkerId,
@@ -200,110 +149,114 @@ pub struct NewSubmission {
     pub output_hash: OutputHash,
     pub usage: Option<Usage>,
     pub duration_ms: Option<u64>,
-    pub now_ms: u64,
-    /// How long the evaluator has, from now.
-    pub evaluation_timeout_ms: u64,
+    pub claimed_ms: u64,
+    pub submitted_ms: u64,
+    pub evaluation_deadline_ms: u64,
 }
 
-/// A recorded submission; `new` is false for a repeat of the same `(task_id, output_hash)`.
+/// An evaluation to record on its submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Submitted {
-    pub submission: SubmissionRow,
-    pub new: bool,
-}
-
-/// An evaluation to apply (by an evaluator, or by the timeout policy when `auto`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvaluateArgs {
+pub struct EvaluationRecord {
     pub submission_id: SubmissionId,
     pub evaluation: Evaluation,
+    pub attestation_hash: ReceiptHash,
+    pub evaluated_ms: u64,
     pub auto: bool,
-    pub now_ms: u64,
-    pub policy: SettlePolicy,
+    pub dispute_deadline_ms: Option<u64>,
+    pub receipt_id: ReceiptId,
 }
 
-/// A worker's dispute of a rejection.
+/// A dispute's resolution to record on its submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DisputeArgs {
+pub struct ResolutionRecord {
     pub submission_id: SubmissionId,
-    pub worker_id: WorkerId,
-    pub reason: String,
-    pub now_ms: u64,
-}
-
-/// The operator's decision on a dispute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolveArgs {
-    pub submission_id: SubmissionId,
-    /// For the worker (`completed`: credited) or against (`rejected`).
-    pub for_worker: bool,
+    /// The task's status after the resolution.
+    pub resolution: TaskStatus,
     pub note: String,
-    pub now_ms: u64,
-    pub policy: SettlePolicy,
+    pub resolved_ms: u64,
+    /// The new settlement receipt, when resolved for the worker.
+    pub receipt_id: Option<ReceiptId>,
 }
 
-/// What one sweep changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SweepReport {
-    /// Claims whose lease ran out and whose task reopened.
-    pub reopened: usize,
-    /// Claims whose lease ran out on the last attempt.
-    pub abandoned: usize,
-    /// Open or claimed tasks past their deadline.
-    pub expired: usize,
-    /// Submissions settled by the evaluator-timeout policy.
-    pub auto_completed: usize,
-    pub auto_rejected: usize,
+/// What the sweeper looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueTasks {
+    /// Open or claimed tasks whose deadline has passed.
+    Deadline,
+    /// Claimed tasks whose lease has run out.
+    Lease,
 }
 
-impl SweepReport {
-    pub fn total(&self) -> usize {
-        self.reopened + self.abandoned + self.expired + self.auto_completed + self.auto_rejected
-    }
+/// A future of a [`MarketTx`] call.
+pub type TxFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// The rows the market engine reads and writes inside one transaction. Every method is a
+/// plain read or write of rows; none decides anything.
+pub trait MarketTx: Send {
+    fn task<'a>(&'a mut self, id: &'a TaskId) -> TxFuture<'a, Option<TaskRow>>;
+    /// Writes the task's mutable state: status, attempts, claim fields, submission id.
+    fn write_task_state<'a>(&'a mut self, t: &'a TaskRow, now_ms: u64) -> TxFuture<'a, ()>;
+    /// Appends the task's current claim (holder, attempt, times) to the claims history.
+    fn open_claim<'a>(&'a mut self, t: &'a TaskRow) -> TxFuture<'a, ()>;
+    /// Ends the task's open claim in the history, if one is open.
+    fn close_claim<'a>(
+        &'a mut self,
+        task: &'a TaskId,
+        end: ClaimEnd,
+        now_ms: u64,
+    ) -> TxFuture<'a, ()>;
+    /// How `worker`'s latest claim on `task` ended (`None`: never claimed, or still open).
+    fn last_claim_end<'a>(
+        &'a mut self,
+        task: &'a TaskId,
+        worker: &'a WorkerId,
+    ) -> TxFuture<'a, Option<ClaimEnd>>;
+    /// A task other than `except` that `worker` holds claimed with a lease running past
+    /// `now_ms`.
+    fn live_claim_of<'a>(
+        &'a mut self,
+        worker: &'a WorkerId,
+        except: &'a TaskId,
+        now_ms: u64,
+    ) -> TxFuture<'a, Option<TaskId>>;
+    fn submission<'a>(&'a mut self, id: &'a SubmissionId) -> TxFuture<'a, Option<SubmissionRow>>;
+    fn insert_submission<'a>(&'a mut self, s: &'a SubmissionInsert) -> TxFuture<'a, ()>;
+    fn record_evaluation<'a>(&'a mut self, e: &'a EvaluationRecord) -> TxFuture<'a, ()>;
+    fn record_dispute<'a>(
+        &'a mut self,
+        id: &'a SubmissionId,
+        reason: &'a str,
+        now_ms: u64,
+    ) -> TxFuture<'a, ()>;
+    fn record_resolution<'a>(&'a mut self, r: &'a ResolutionRecord) -> TxFuture<'a, ()>;
+    /// The registered worker's wallet and runtime.
+    fn payee<'a>(
+        &'a mut self,
+        worker: &'a WorkerId,
+    ) -> TxFuture<'a, Option<(WalletAddress, Runtime)>>;
+    fn insert_receipt<'a>(&'a mut self, receipt: &'a HashedReceipt) -> TxFuture<'a, ()>;
+    fn insert_credit<'a>(&'a mut self, credit: &'a Credit, now_ms: u64) -> TxFuture<'a, ()>;
+    /// The worker's `rewards_pending` (`None`: not registered).
+    fn pending_rewards<'a>(&'a mut self, worker: &'a WorkerId) -> TxFuture<'a, Option<Amount>>;
+    fn set_pending_rewards<'a>(
+        &'a mut self,
+        worker: &'a WorkerId,
+        total: Amount,
+    ) -> TxFuture<'a, ()>;
+    /// Up to `limit` tasks due at `now_ms`.
+    fn due_tasks(&mut self, due: DueTasks, now_ms: u64, limit: usize) -> TxFuture<'_, Vec<TaskId>>;
+    /// Up to `limit` unevaluated submissions whose evaluation deadline is at or before
+    /// `now_ms`.
+    fn due_evaluations(&mut self, now_ms: u64, limit: usize) -> TxFuture<'_, Vec<SubmissionId>>;
 }
 
-/// Why the market refused a change (a client's mistake or a lost race, never a failure).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    TaskNotFound,
-    /// The task is in this status, which takes no claim.
-    TaskNotOpen(TaskStatus),
-    /// Another worker holds the claim.
-    AlreadyClaimed,
-    /// This worker holds a claim on this other task and is not multi-task.
-    ActiveClaimExists(TaskId),
-    NotClaimHolder,
-    /// The lease ran out (`deadline`: the task's deadline passed first).
-    ClaimExpired {
-        deadline: bool,
-    },
-    /// This worker already submitted a different output for the task.
-    AlreadySubmitted(SubmissionId),
-    SubmissionNotFound,
-    AlreadyEvaluated,
-    /// Not rejected, already disputed once, or not this worker's submission.
-    NotDisputable(&'static str),
-    DisputeWindowClosed,
-    NotDisputed,
-}
-
-/// A refused or failed task-market change.
-#[derive(Debug, thiserror::Error)]
-pub enum TaskError {
-    #[error("refused: {0:?}")]
-    Refused(Refusal),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<Refusal> for TaskError {
-    fn from(r: Refusal) -> Self {
-        Self::Refused(r)
-    }
-}
+/// A market transaction's body: runs against the open transaction; `Ok` commits, `Err` rolls
+/// back.
+pub type TxBody =
+    Box<dyn for<'t> FnOnce(&'t mut dyn MarketTx) -> BoxFuture<'t, Result<(), StoreError>> + Send>;
 
 /// Stored tasks, claims, submissions and credits.
-pub trait TaskStore {
+pub trait TaskStore: Send + Sync {
     /// Inserts a new open task.
     fn insert_task(&self, task: TaskRow) -> BoxFuture<'_, Result<(), StoreError>>;
 
@@ -312,34 +265,10 @@ pub trait TaskStore {
     /// A page of tasks: highest reward first, then by task id.
     fn list_tasks(&self, filter: TaskFilter) -> BoxFuture<'_, Result<Vec<TaskRow>, StoreError>>;
 
-    /// Claims an open task (compare-and-swap), first applying a lapsed lease or a passed
-    /// deadline. Claiming a task the worker already holds returns its claim.
-    fn claim_task(&self, args: ClaimArgs) -> BoxFuture<'_, Result<Claimed, TaskError>>;
-
-    /// Gives a held claim back (attempt + 1; the third → abandoned).
-    fn release_task(
-        &self,
-        task: TaskId,
-        worker: WorkerId,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<TaskRow, TaskError>>;
-
-    /// Records the claim holder's output; idempotent on `(task_id, output_hash)`.
-    fn submit(&self, sub: NewSubmission) -> BoxFuture<'_, Result<Submitted, TaskError>>;
-
     fn submission(
         &self,
         id: SubmissionId,
     ) -> BoxFuture<'_, Result<Option<SubmissionRow>, StoreError>>;
-
-    /// Evaluates a submitted output and settles it, in one transaction.
-    fn evaluate(&self, args: EvaluateArgs) -> BoxFuture<'_, Result<SubmissionRow, TaskError>>;
-
-    /// Disputes a rejection within its window.
-    fn dispute(&self, args: DisputeArgs) -> BoxFuture<'_, Result<SubmissionRow, TaskError>>;
-
-    /// Resolves a dispute (for the worker: credited and a new settlement receipt).
-    fn resolve(&self, args: ResolveArgs) -> BoxFuture<'_, Result<SubmissionRow, TaskError>>;
 
     /// A worker's newest credits first.
     fn credits(
@@ -348,12 +277,6 @@ pub trait TaskStore {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Credit>, StoreError>>;
 
-    /// Lapsed leases, passed deadlines and evaluator timeouts due at `now_ms`, at most `limit`
-    /// of each, each through [`crate::domain::transition`].
-    fn sweep(
-        &self,
-        now_ms: u64,
-        policy: SettlePolicy,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<SweepReport, StoreError>>;
+    /// Runs `body` in one market transaction (see the module doc).
+    fn transact(&self, body: TxBody) -> BoxFuture<'_, Result<(), StoreError>>;
 }

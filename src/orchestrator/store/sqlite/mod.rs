@@ -13,7 +13,6 @@ mod migrations;
 mod tasks;
 mod tasks_list;
 mod tasks_rows;
-mod tasks_settle;
 mod workers;
 mod writer;
 
@@ -223,4 +222,4 @@ fn from_sql_int(v: i64, what: &'static str) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_tasks;
+mod tests_contract;

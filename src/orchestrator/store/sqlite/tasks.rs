@@ -1,44 +1,62 @@
-//! [`TaskStore`] for `SQLite`: posting, claiming (a compare-and-swap in one transaction),
-//! releasing and submitting; evaluation, disputes and the sweeper are in `tasks_settle`, the
-//! listing in `tasks_list`, the row mapping in `tasks_rows`. Every change re-reads the task in
-//! its transaction and moves it only through `tasks_rows::apply`.
+//! [`TaskStore`] for `SQLite`: reads on the reader connection, and [`TaskStore::transact`] on
+//! the single writer, where the market engine's body runs against [`SqliteTx`], this
+//! backend's [`MarketTx`] (plain row reads and writes in `tasks_rows`, `tasks_list` and
+//! `jobs`). The writer runs one closure at a time inside its group-commit transaction, so a
+//! market transaction is serializable by construction; its calls complete synchronously, so
+//! the body is driven to completion on the writer thread.
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use rusqlite::{Connection, OptionalExtension, params};
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, ready};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::tasks_rows::{
-    self, apply, catch_up, last_claim_end, load_submission, load_task, open_claim, to_json,
+use super::jobs::insert_receipt;
+use super::tasks_rows::{self, load_submission, load_task, to_json};
+use super::{SqliteStore, tasks_list, to_sql_int};
+use crate::domain::{
+    Amount, HashedReceipt, Runtime, SubmissionId, TaskId, WalletAddress, WorkerId,
 };
-use super::{SqliteStore, tasks_list, tasks_settle, to_sql_int};
-use crate::domain::{SubmissionId, TaskEvent, TaskId, TaskStatus, WorkerId};
-use crate::orchestrator::market::settle::SettlePolicy;
 use crate::orchestrator::store::{
-    ClaimArgs, Claimed, DisputeArgs, EvaluateArgs, NewSubmission, Refusal, ResolveArgs, StoreError,
-    SubmissionRow, Submitted, SweepReport, TaskError, TaskFilter, TaskRow, TaskStore,
+    ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, StoreError, SubmissionInsert,
+    SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture,
 };
 use crate::wire::Credit;
 
-/// A change's result inside its transaction: refused, or done.
-pub type Outcome<T> = Result<Result<T, Refusal>, StoreError>;
-
-/// Flattens a store future's nested result into [`TaskError`].
-fn flat<T: Send + 'static>(
-    f: BoxFuture<'static, Outcome<T>>,
-) -> BoxFuture<'static, Result<T, TaskError>> {
-    f.map(|r| match r {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(refusal)) => Err(TaskError::Refused(refusal)),
-        Err(e) => Err(TaskError::Store(e)),
-    })
-    .boxed()
+fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        reason: reason.to_string(),
+    }
 }
 
-/// A task this worker (not multi-task) already holds under a live lease, other than `task`.
-fn other_active_claim(
+/// One market transaction on the writer's connection.
+pub struct SqliteTx<'c> {
+    conn: &'c mut Connection,
+}
+
+/// A finished result as a [`TxFuture`].
+fn done<'a, T: Send + 'a>(r: Result<T, StoreError>) -> TxFuture<'a, T> {
+    ready(r).boxed()
+}
+
+/// Ids (as text) the query returns for `now_ms` and `limit`.
+fn due_ids(
+    conn: &Connection,
+    sql: &str,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(
+        params![to_sql_int(now_ms), i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| r.get::<_, String>(0),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn live_claim_of(
     conn: &Connection,
     worker: &WorkerId,
-    task: &TaskId,
+    except: &TaskId,
     now_ms: u64,
 ) -> Result<Option<TaskId>, StoreError> {
     let id: Option<String> = conn
@@ -47,137 +65,16 @@ fn other_active_claim(
              AND claim_expiry_ms > ?2 AND task_id <> ?3 LIMIT 1",
         )?
         .query_row(
-            params![worker.as_str(), to_sql_int(now_ms), task.as_str()],
+            params![worker.as_str(), to_sql_int(now_ms), except.as_str()],
             |r| r.get(0),
         )
         .optional()?;
-    id.map(|s| {
-        TaskId::parse(&s).map_err(|e| StoreError::Corrupt {
-            what: "task id",
-            reason: e.to_string(),
-        })
-    })
-    .transpose()
+    id.map(|s| TaskId::parse(&s).map_err(|e| corrupt("task id", e)))
+        .transpose()
 }
 
-fn claim(conn: &mut Connection, a: &ClaimArgs) -> Outcome<Claimed> {
-    let tx = conn.savepoint()?;
-    let Some(mut t) = load_task(&tx, &a.task_id)? else {
-        return Ok(Err(Refusal::TaskNotFound));
-    };
-    catch_up(&tx, &mut t, a.now_ms)?;
-    let outcome = decide_claim(&tx, &mut t, a)?;
-    tx.commit()?;
-    Ok(outcome)
-}
-
-fn decide_claim(conn: &Connection, t: &mut TaskRow, a: &ClaimArgs) -> Outcome<Claimed> {
-    if t.status == TaskStatus::Claimed {
-        if t.claimed_by.as_ref() == Some(&a.worker_id)
-            && let Some(claim) = t.claim()
-        {
-            return Ok(Ok(Claimed { claim, new: false }));
-        }
-        return Ok(Err(Refusal::AlreadyClaimed));
-    }
-    if t.status != TaskStatus::Open {
-        return Ok(Err(Refusal::TaskNotOpen(t.status)));
-    }
-    if !a.multi_task
-        && let Some(other) = other_active_claim(conn, &a.worker_id, &t.task_id, a.now_ms)?
-    {
-        return Ok(Err(Refusal::ActiveClaimExists(other)));
-    }
-    let lease_ms = t.claim_ttl_s.saturating_mul(1000);
-    // Set the holder first: `apply` writes the whole state once the move is allowed.
-    let mut next = t.clone();
-    next.claimed_by = Some(a.worker_id.clone());
-    next.claimed_ms = Some(a.now_ms);
-    next.claim_expiry_ms = Some(a.now_ms.saturating_add(lease_ms));
-    if let Err(f) = apply(conn, &mut next, TaskEvent::Claim, a.now_ms)? {
-        return Ok(Err(Refusal::TaskNotOpen(f.from)));
-    }
-    open_claim(conn, &next)?;
-    *t = next;
-    let claim = t.claim().ok_or_else(|| StoreError::Corrupt {
-        what: "claim",
-        reason: "a claimed task without its holder".into(),
-    })?;
-    Ok(Ok(Claimed { claim, new: true }))
-}
-
-fn release(
-    conn: &mut Connection,
-    task: &TaskId,
-    worker: &WorkerId,
-    now_ms: u64,
-) -> Outcome<TaskRow> {
-    let tx = conn.savepoint()?;
-    let Some(mut t) = load_task(&tx, task)? else {
-        return Ok(Err(Refusal::TaskNotFound));
-    };
-    catch_up(&tx, &mut t, now_ms)?;
-    let outcome = if t.status == TaskStatus::Claimed && t.claimed_by.as_ref() == Some(worker) {
-        match apply(&tx, &mut t, TaskEvent::Release, now_ms)? {
-            Ok(()) => Ok(t),
-            Err(_) => Err(Refusal::NotClaimHolder),
-        }
-    } else {
-        Err(Refusal::NotClaimHolder)
-    };
-    tx.commit()?;
-    Ok(outcome)
-}
-
-fn submit(conn: &mut Connection, s: &NewSubmission) -> Outcome<Submitted> {
-    let tx = conn.savepoint()?;
-    let Some(mut t) = load_task(&tx, &s.task_id)? else {
-        return Ok(Err(Refusal::TaskNotFound));
-    };
-    // Already submitted: the same output again is the same submission.
-    if let Some(existing) = &t.submission_id {
-        let Some(sub) = load_submission(&tx, existing)? else {
-            return Err(StoreError::Corrupt {
-                what: "submission",
-                reason: "a task names a submission that is not stored".into(),
-            });
-        };
-        return Ok(if sub.worker_id != s.worker_id {
-            Err(Refusal::NotClaimHolder)
-        } else if sub.output_hash == s.output_hash {
-            Ok(Submitted {
-                submission: sub,
-                new: false,
-            })
-        } else {
-            Err(Refusal::AlreadySubmitted(sub.submission_id))
-        });
-    }
-    let caught = catch_up(&tx, &mut t, s.now_ms)?;
-    let holds = t.status == TaskStatus::Claimed && t.claimed_by.as_ref() == Some(&s.worker_id);
-    if !holds {
-        let expired = match caught {
-            Some(TaskEvent::Deadline) => Some(true),
-            Some(_) => Some(false),
-            None => match last_claim_end(&tx, &s.task_id, &s.worker_id)?.as_deref() {
-                Some("lapsed") => Some(false),
-                Some("expired") => Some(true),
-                _ => None,
-            },
-        };
-        // The lapse (or expiry) just applied is kept.
-        tx.commit()?;
-        return Ok(Err(match expired {
-            Some(deadline) => Refusal::ClaimExpired { deadline },
-            None => Refusal::NotClaimHolder,
-        }));
-    }
-    let claimed_ms = t.claimed_ms.unwrap_or(s.now_ms);
-    t.submission_id = Some(s.submission_id.clone());
-    if apply(&tx, &mut t, TaskEvent::Submit, s.now_ms)?.is_err() {
-        return Ok(Err(Refusal::NotClaimHolder));
-    }
-    tx.prepare_cached(
+fn insert_submission(conn: &Connection, s: &SubmissionInsert) -> Result<(), StoreError> {
+    conn.prepare_cached(
         "INSERT INTO submissions (submission_id, task_id, worker_id, output, output_hash, usage, \
          duration_ms, claimed_ms, submitted_ms, evaluation_deadline_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -190,18 +87,195 @@ fn submit(conn: &mut Connection, s: &NewSubmission) -> Outcome<Submitted> {
         s.output_hash.to_string(),
         s.usage.map(|u| to_json("usage", &u)).transpose()?,
         s.duration_ms.map(to_sql_int),
-        to_sql_int(claimed_ms),
-        to_sql_int(s.now_ms),
-        to_sql_int(s.now_ms.saturating_add(s.evaluation_timeout_ms)),
+        to_sql_int(s.claimed_ms),
+        to_sql_int(s.submitted_ms),
+        to_sql_int(s.evaluation_deadline_ms),
     ])?;
-    let submission = load_submission(&tx, &s.submission_id)?.ok_or_else(|| {
-        StoreError::Backend("the submission just written cannot be read back".into())
-    })?;
-    tx.commit()?;
-    Ok(Ok(Submitted {
-        submission,
-        new: true,
-    }))
+    Ok(())
+}
+
+fn record_evaluation(conn: &Connection, e: &EvaluationRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE submissions SET evaluation = ?2, attestation_hash = ?3, evaluated_ms = ?4, \
+         auto_evaluated = ?5, dispute_deadline_ms = ?6, receipt_id = ?7 WHERE submission_id = ?1",
+    )?
+    .execute(params![
+        e.submission_id.as_str(),
+        to_json("evaluation", &e.evaluation)?,
+        e.attestation_hash.to_string(),
+        to_sql_int(e.evaluated_ms),
+        e.auto,
+        e.dispute_deadline_ms.map(to_sql_int),
+        e.receipt_id.as_str(),
+    ])?;
+    Ok(())
+}
+
+fn record_resolution(conn: &Connection, r: &ResolutionRecord) -> Result<(), StoreError> {
+    if let Some(receipt) = &r.receipt_id {
+        conn.prepare_cached("UPDATE submissions SET receipt_id = ?2 WHERE submission_id = ?1")?
+            .execute(params![r.submission_id.as_str(), receipt.as_str()])?;
+    }
+    conn.prepare_cached(
+        "UPDATE submissions SET resolution = ?2, resolution_note = ?3, resolved_ms = ?4 \
+         WHERE submission_id = ?1",
+    )?
+    .execute(params![
+        r.submission_id.as_str(),
+        r.resolution.as_str(),
+        r.note,
+        to_sql_int(r.resolved_ms)
+    ])?;
+    Ok(())
+}
+
+fn payee(
+    conn: &Connection,
+    worker: &WorkerId,
+) -> Result<Option<(WalletAddress, Runtime)>, StoreError> {
+    let found: Option<(String, String)> = conn
+        .prepare_cached("SELECT wallet, runtime FROM workers WHERE worker_id = ?1")?
+        .query_row(params![worker.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    found
+        .map(|(wallet, runtime)| {
+            Ok((
+                WalletAddress::parse(&wallet).map_err(|e| corrupt("wallet", e))?,
+                runtime.parse().map_err(|e| corrupt("runtime", e))?,
+            ))
+        })
+        .transpose()
+}
+
+impl MarketTx for SqliteTx<'_> {
+    fn task<'a>(&'a mut self, id: &'a TaskId) -> TxFuture<'a, Option<TaskRow>> {
+        done(load_task(self.conn, id))
+    }
+
+    fn write_task_state<'a>(&'a mut self, t: &'a TaskRow, now_ms: u64) -> TxFuture<'a, ()> {
+        done(tasks_rows::write_state(self.conn, t, now_ms))
+    }
+
+    fn open_claim<'a>(&'a mut self, t: &'a TaskRow) -> TxFuture<'a, ()> {
+        done(tasks_rows::open_claim(self.conn, t))
+    }
+
+    fn close_claim<'a>(
+        &'a mut self,
+        task: &'a TaskId,
+        end: ClaimEnd,
+        now_ms: u64,
+    ) -> TxFuture<'a, ()> {
+        done(tasks_rows::close_claim(self.conn, task, end, now_ms))
+    }
+
+    fn last_claim_end<'a>(
+        &'a mut self,
+        task: &'a TaskId,
+        worker: &'a WorkerId,
+    ) -> TxFuture<'a, Option<ClaimEnd>> {
+        done(tasks_rows::last_claim_end(self.conn, task, worker))
+    }
+
+    fn live_claim_of<'a>(
+        &'a mut self,
+        worker: &'a WorkerId,
+        except: &'a TaskId,
+        now_ms: u64,
+    ) -> TxFuture<'a, Option<TaskId>> {
+        done(live_claim_of(self.conn, worker, except, now_ms))
+    }
+
+    fn submission<'a>(&'a mut self, id: &'a SubmissionId) -> TxFuture<'a, Option<SubmissionRow>> {
+        done(load_submission(self.conn, id))
+    }
+
+    fn insert_submission<'a>(&'a mut self, s: &'a SubmissionInsert) -> TxFuture<'a, ()> {
+        done(insert_submission(self.conn, s))
+    }
+
+    fn record_evaluation<'a>(&'a mut self, e: &'a EvaluationRecord) -> TxFuture<'a, ()> {
+        done(record_evaluation(self.conn, e))
+    }
+
+    fn record_dispute<'a>(
+        &'a mut self,
+        id: &'a SubmissionId,
+        reason: &'a str,
+        now_ms: u64,
+    ) -> TxFuture<'a, ()> {
+        let result = self
+            .conn
+            .prepare_cached(
+                "UPDATE submissions SET dispute_reason = ?2, disputed_ms = ?3 \
+                 WHERE submission_id = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute(params![id.as_str(), reason, to_sql_int(now_ms)]))
+            .map(|_| ())
+            .map_err(StoreError::from);
+        done(result)
+    }
+
+    fn record_resolution<'a>(&'a mut self, r: &'a ResolutionRecord) -> TxFuture<'a, ()> {
+        done(record_resolution(self.conn, r))
+    }
+
+    fn payee<'a>(
+        &'a mut self,
+        worker: &'a WorkerId,
+    ) -> TxFuture<'a, Option<(WalletAddress, Runtime)>> {
+        done(payee(self.conn, worker))
+    }
+
+    fn insert_receipt<'a>(&'a mut self, receipt: &'a HashedReceipt) -> TxFuture<'a, ()> {
+        done(insert_receipt(self.conn, receipt))
+    }
+
+    fn insert_credit<'a>(&'a mut self, credit: &'a Credit, now_ms: u64) -> TxFuture<'a, ()> {
+        done(tasks_rows::insert_credit(self.conn, credit, now_ms))
+    }
+
+    fn pending_rewards<'a>(&'a mut self, worker: &'a WorkerId) -> TxFuture<'a, Option<Amount>> {
+        done(tasks_rows::pending_rewards(self.conn, worker))
+    }
+
+    fn set_pending_rewards<'a>(
+        &'a mut self,
+        worker: &'a WorkerId,
+        total: Amount,
+    ) -> TxFuture<'a, ()> {
+        done(tasks_rows::set_pending_rewards(self.conn, worker, total))
+    }
+
+    fn due_tasks(&mut self, due: DueTasks, now_ms: u64, limit: usize) -> TxFuture<'_, Vec<TaskId>> {
+        let sql = match due {
+            DueTasks::Deadline => {
+                "SELECT task_id FROM tasks WHERE status IN ('open', 'claimed') \
+                 AND deadline_ms <= ?1 LIMIT ?2"
+            }
+            DueTasks::Lease => {
+                "SELECT task_id FROM tasks WHERE status = 'claimed' AND claim_expiry_ms <= ?1 \
+                 LIMIT ?2"
+            }
+        };
+        let ids = due_ids(self.conn, sql, now_ms, limit).and_then(|ids| {
+            ids.iter()
+                .map(|s| TaskId::parse(s).map_err(|e| corrupt("task id", e)))
+                .collect()
+        });
+        done(ids)
+    }
+
+    fn due_evaluations(&mut self, now_ms: u64, limit: usize) -> TxFuture<'_, Vec<SubmissionId>> {
+        let sql = "SELECT submission_id FROM submissions WHERE evaluated_ms IS NULL \
+                   AND evaluation_deadline_ms <= ?1 LIMIT ?2";
+        let ids = due_ids(self.conn, sql, now_ms, limit).and_then(|ids| {
+            ids.iter()
+                .map(|s| SubmissionId::parse(s).map_err(|e| corrupt("submission id", e)))
+                .collect()
+        });
+        done(ids)
+    }
 }
 
 impl TaskStore for SqliteStore {
@@ -217,40 +291,11 @@ impl TaskStore for SqliteStore {
         self.read(move |conn| tasks_list::list(conn, &filter))
     }
 
-    fn claim_task(&self, args: ClaimArgs) -> BoxFuture<'_, Result<Claimed, TaskError>> {
-        flat(self.write(move |conn| claim(conn, &args)))
-    }
-
-    fn release_task(
-        &self,
-        task: TaskId,
-        worker: WorkerId,
-        now_ms: u64,
-    ) -> BoxFuture<'_, Result<TaskRow, TaskError>> {
-        flat(self.write(move |conn| release(conn, &task, &worker, now_ms)))
-    }
-
-    fn submit(&self, sub: NewSubmission) -> BoxFuture<'_, Result<Submitted, TaskError>> {
-        flat(self.write(move |conn| submit(conn, &sub)))
-    }
-
     fn submission(
         &self,
         id: SubmissionId,
     ) -> BoxFuture<'_, Result<Option<SubmissionRow>, StoreError>> {
         self.read(move |conn| load_submission(conn, &id))
-    }
-
-    fn evaluate(&self, args: EvaluateArgs) -> BoxFuture<'_, Result<SubmissionRow, TaskError>> {
-        flat(self.write(move |conn| tasks_settle::evaluate(conn, &args)))
-    }
-
-    fn dispute(&self, args: DisputeArgs) -> BoxFuture<'_, Result<SubmissionRow, TaskError>> {
-        flat(self.write(move |conn| tasks_settle::dispute(conn, &args)))
-    }
-
-    fn resolve(&self, args: ResolveArgs) -> BoxFuture<'_, Result<SubmissionRow, TaskError>> {
-        flat(self.write(move |conn| tasks_settle::resolve(conn, &args)))
     }
 
     fn credits(
@@ -261,12 +306,13 @@ impl TaskStore for SqliteStore {
         self.read(move |conn| tasks_rows::load_credits(conn, &worker, limit))
     }
 
-    fn sweep(
-        &self,
-        now_ms: u64,
-        policy: SettlePolicy,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<SweepReport, StoreError>> {
-        self.write(move |conn| tasks_settle::sweep(conn, now_ms, policy, limit))
+    fn transact(&self, body: TxBody) -> BoxFuture<'_, Result<(), StoreError>> {
+        // The writer runs the closure inside its transaction (rolled back on `Err`); every
+        // `SqliteTx` call is ready at once, so `block_on` returns without ever parking the
+        // writer thread.
+        self.write(move |conn| {
+            let mut tx = SqliteTx { conn };
+            futures::executor::block_on(body(&mut tx))
+        })
     }
 }

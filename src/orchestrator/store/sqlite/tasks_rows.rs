@@ -1,6 +1,6 @@
 //! The task market's rows in `SQLite`: reading and writing `tasks`, `claims`, `submissions`
-//! and `credits` rows, and [`apply`], the one place a stored task changes status (through
-//! [`crate::domain::transition`]), used by every state change and the sweeper.
+//! and `credits` rows. No rule lives here: the market engine decides, `tasks` maps its
+//! [`crate::orchestrator::store::MarketTx`] calls onto these functions.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -8,10 +8,10 @@ use serde::de::DeserializeOwned;
 
 use super::{from_sql_int, to_sql_int};
 use crate::domain::{
-    Amount, Forbidden, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskEvent, TaskId,
-    TaskStatus, WalletAddress, WorkerId, transition,
+    Amount, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId, TaskStatus, WalletAddress,
+    WorkerId,
 };
-use crate::orchestrator::store::{KeySha256, StoreError, SubmissionRow, TaskRow};
+use crate::orchestrator::store::{ClaimEnd, KeySha256, StoreError, SubmissionRow, TaskRow};
 use crate::wire::{Credit, Dispute, Unpaid};
 
 pub const TASK_COLUMNS: &str = "task_id, client, description, criteria, required_capabilities, \
@@ -158,26 +158,6 @@ pub fn write_state(conn: &Connection, t: &TaskRow, now_ms: u64) -> Result<(), St
     Ok(())
 }
 
-/// How a claim ended, in the `claims` history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimEnd {
-    Released,
-    Lapsed,
-    Submitted,
-    Expired,
-}
-
-impl ClaimEnd {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Released => "released",
-            Self::Lapsed => "lapsed",
-            Self::Submitted => "submitted",
-            Self::Expired => "expired",
-        }
-    }
-}
-
 /// Records a new claim in the history.
 pub fn open_claim(conn: &Connection, t: &TaskRow) -> Result<(), StoreError> {
     let (Some(worker), Some(at), Some(expiry)) = (&t.claimed_by, t.claimed_ms, t.claim_expiry_ms)
@@ -198,7 +178,8 @@ pub fn open_claim(conn: &Connection, t: &TaskRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn close_claim(
+/// Ends the task's open claim in the history, if one is open.
+pub fn close_claim(
     conn: &Connection,
     task: &TaskId,
     end: ClaimEnd,
@@ -217,8 +198,8 @@ pub fn last_claim_end(
     conn: &Connection,
     task: &TaskId,
     worker: &WorkerId,
-) -> Result<Option<String>, StoreError> {
-    Ok(conn
+) -> Result<Option<ClaimEnd>, StoreError> {
+    let outcome = conn
         .prepare_cached(
             "SELECT outcome FROM claims WHERE task_id = ?1 AND worker_id = ?2 \
              ORDER BY claim_id DESC LIMIT 1",
@@ -227,62 +208,10 @@ pub fn last_claim_end(
             r.get::<_, Option<String>>(0)
         })
         .optional()?
-        .flatten())
-}
-
-/// Moves `t` on `event` through [`transition`] and writes it; claim fields follow the new
-/// status (kept for the submitter, cleared when the task reopens or ends unsubmitted).
-pub fn apply(
-    conn: &Connection,
-    t: &mut TaskRow,
-    event: TaskEvent,
-    now_ms: u64,
-) -> Result<Result<(), Forbidden>, StoreError> {
-    let moved = match transition(t.status, t.attempts, event) {
-        Ok(m) => m,
-        Err(f) => return Ok(Err(f)),
-    };
-    let end = match event {
-        TaskEvent::Release => Some(ClaimEnd::Released),
-        TaskEvent::LeaseLapsed => Some(ClaimEnd::Lapsed),
-        TaskEvent::Submit => Some(ClaimEnd::Submitted),
-        TaskEvent::Deadline if t.status == TaskStatus::Claimed => Some(ClaimEnd::Expired),
-        _ => None,
-    };
-    if let Some(end) = end {
-        close_claim(conn, &t.task_id, end, now_ms)?;
-    }
-    t.status = moved.to;
-    t.attempts = moved.attempts;
-    if matches!(
-        moved.to,
-        TaskStatus::Open | TaskStatus::Abandoned | TaskStatus::Expired
-    ) {
-        t.claimed_by = None;
-        t.claimed_ms = None;
-        t.claim_expiry_ms = None;
-    }
-    write_state(conn, t, now_ms)?;
-    Ok(Ok(()))
-}
-
-/// Applies what time has already decided: a passed deadline (open or claimed → expired), or
-/// else a lapsed lease (claimed → open / abandoned). Returns the event applied.
-pub fn catch_up(
-    conn: &Connection,
-    t: &mut TaskRow,
-    now_ms: u64,
-) -> Result<Option<TaskEvent>, StoreError> {
-    let event = if matches!(t.status, TaskStatus::Open | TaskStatus::Claimed)
-        && t.deadline_ms <= now_ms
-    {
-        TaskEvent::Deadline
-    } else if t.status == TaskStatus::Claimed && t.claim_expiry_ms.is_some_and(|e| e <= now_ms) {
-        TaskEvent::LeaseLapsed
-    } else {
-        return Ok(None);
-    };
-    Ok(apply(conn, t, event, now_ms)?.ok().map(|()| event))
+        .flatten();
+    outcome
+        .map(|o| ClaimEnd::parse(&o).ok_or_else(|| corrupt("claim outcome", o)))
+        .transpose()
 }
 
 const SUBMISSION_COLUMNS: &str = "s.submission_id, s.task_id, s.worker_id, t.status, \
@@ -448,19 +377,23 @@ pub fn insert_credit(conn: &Connection, c: &Credit, created_ms: u64) -> Result<(
     Ok(())
 }
 
-/// Adds `net` to the worker's `rewards_pending` (a decimal string).
-pub fn add_pending(conn: &Connection, worker: &WorkerId, net: Amount) -> Result<(), StoreError> {
-    if net.is_zero() {
-        return Ok(());
-    }
-    let current: String = conn
+/// The worker's `rewards_pending` (`None`: not registered).
+pub fn pending_rewards(conn: &Connection, worker: &WorkerId) -> Result<Option<Amount>, StoreError> {
+    let current: Option<String> = conn
         .prepare_cached("SELECT rewards_pending FROM workers WHERE worker_id = ?1")?
         .query_row(params![worker.as_str()], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| corrupt("credit", "the credited worker is not registered"))?;
-    let total = parse("rewards_pending", Amount::parse(&current))?
-        .checked_add(net)
-        .ok_or_else(|| corrupt("rewards_pending", "overflow"))?;
+        .optional()?;
+    current
+        .map(|c| parse("rewards_pending", Amount::parse(&c)))
+        .transpose()
+}
+
+/// Sets the worker's `rewards_pending` (a decimal string).
+pub fn set_pending_rewards(
+    conn: &Connection,
+    worker: &WorkerId,
+    total: Amount,
+) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE workers SET rewards_pending = ?2 WHERE worker_id = ?1")?
         .execute(params![worker.as_str(), total.to_string()])?;
     Ok(())

@@ -1,21 +1,20 @@
-//! Unit tests of the task market in the `SQLite` store: each state change as one transaction
-//! through `transition` (claim compare-and-swap under 100 concurrent claimers, lapses and
+//! The task market's contract cases: each state change as one transaction through
+//! `transition` (claim compare-and-swap under 100 concurrent claimers, lapses and
 //! abandonment, idempotent submit, settlement with credit, pending rewards and receipt,
-//! rejection, dispute and resolution, the sweeper's policies), the listing's order, filters
-//! and cursor, and group commit (a failing write does not take its batch down).
+//! rejection, dispute and resolution, the sweeper's policies) and the listing's order,
+//! filters and cursor, all through the market engine over [`Store`].
 
 use std::sync::Arc;
 
-use super::SqliteStore;
 use crate::domain::{
     Amount, Evaluation, OutputFormat, OutputHash, Runtime, SubmissionId, TaskId, TaskStatus, Usage,
     WalletAddress, WorkerId, WorkerToken, verify_receipt_json,
 };
-use crate::orchestrator::market::settle::{AUTO_COMPLETED, SettlePolicy};
-use crate::orchestrator::store::{
-    ClaimArgs, EvaluateArgs, JobStore, KeySha256, NewSubmission, Refusal, ResolveArgs, StoreError,
-    TaskError, TaskFilter, TaskRow, TaskStore, WorkerStore,
+use crate::orchestrator::market::engine::{
+    self, ClaimArgs, EvaluateArgs, NewSubmission, Refusal, ResolveArgs, TaskError,
 };
+use crate::orchestrator::market::settle::{AUTO_COMPLETED, SettlePolicy};
+use crate::orchestrator::store::{KeySha256, Store, TaskFilter, TaskRow};
 use crate::wire::{EvaluatorTimeoutPolicy, RegisterRequest, Unpaid};
 
 const NOW: u64 = 1_800_000_000_000;
@@ -30,13 +29,7 @@ fn policy() -> SettlePolicy {
     }
 }
 
-fn temp_store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
-    (dir, store)
-}
-
-async fn worker(store: &SqliteStore, id: &str, runtime: Runtime) -> WorkerId {
+async fn worker(store: &dyn Store, id: &str, runtime: Runtime) -> WorkerId {
     let req = RegisterRequest {
         worker_id: WorkerId::parse(id).unwrap(),
         wallet: WalletAddress::parse(WALLET).unwrap(),
@@ -129,36 +122,32 @@ fn evaluate(id: &SubmissionId, e: Evaluation, now_ms: u64) -> EvaluateArgs {
 }
 
 /// A posted task claimed and submitted by a fresh `runtime` worker, 5 s after the claim.
-async fn submitted(store: &SqliteStore, runtime: Runtime) -> (TaskRow, WorkerId, SubmissionId) {
+async fn submitted(store: &dyn Store, runtime: Runtime) -> (TaskRow, WorkerId, SubmissionId) {
     let w = worker(store, "gpu-1", runtime).await;
     let t = task(1_000_000, &[]);
     store.insert_task(t.clone()).await.unwrap();
-    store.claim_task(claim(&t.task_id, &w, NOW)).await.unwrap();
-    let s = store
-        .submit(submission(
-            &t.task_id,
-            &w,
-            "A fox jumps over a dog.",
-            NOW + 5_000,
-        ))
+    engine::claim(store, claim(&t.task_id, &w, NOW))
         .await
         .unwrap();
+    let s = engine::submit(
+        store,
+        submission(&t.task_id, &w, "A fox jumps over a dog.", NOW + 5_000),
+    )
+    .await
+    .unwrap();
     (t, w, s.submission.submission_id)
 }
 
-#[tokio::test]
-async fn of_100_concurrent_claimers_exactly_one_wins() {
-    let (_dir, store) = temp_store();
-    let store = Arc::new(store);
+pub async fn of_100_concurrent_claimers_exactly_one_wins(store: Arc<dyn Store>) {
     let t = task(5, &[]);
     store.insert_task(t.clone()).await.unwrap();
     let mut workers = Vec::new();
     for i in 0..100 {
-        workers.push(worker(&store, &format!("w-{i}"), Runtime::Vllm).await);
+        workers.push(worker(&*store, &format!("w-{i}"), Runtime::Vllm).await);
     }
     let attempts = workers.iter().map(|w| {
         let (store, args) = (Arc::clone(&store), claim(&t.task_id, w, NOW));
-        tokio::spawn(async move { store.claim_task(args).await })
+        tokio::spawn(async move { engine::claim(&*store, args).await })
     });
     let results = futures::future::join_all(attempts).await;
     let won: Vec<_> = results
@@ -176,78 +165,73 @@ async fn of_100_concurrent_claimers_exactly_one_wins() {
     assert_eq!(stored.status, TaskStatus::Claimed);
     assert_eq!(stored.claimed_by.as_ref(), Some(&won[0].claim.worker_id));
     // The winner claiming again gets its claim back; one active claim per worker.
-    let again = store
-        .claim_task(claim(&t.task_id, &won[0].claim.worker_id, NOW + 1))
+    let again = engine::claim(&*store, claim(&t.task_id, &won[0].claim.worker_id, NOW + 1))
         .await
         .unwrap();
     assert!(!again.new);
     let other = task(5, &[]);
     store.insert_task(other.clone()).await.unwrap();
-    let r = store
-        .claim_task(claim(&other.task_id, &won[0].claim.worker_id, NOW + 2))
-        .await;
+    let r = engine::claim(
+        &*store,
+        claim(&other.task_id, &won[0].claim.worker_id, NOW + 2),
+    )
+    .await;
     assert_eq!(refusal(r), Refusal::ActiveClaimExists(t.task_id.clone()));
     let multi = ClaimArgs {
         multi_task: true,
         ..claim(&other.task_id, &won[0].claim.worker_id, NOW + 3)
     };
-    assert!(store.claim_task(multi).await.unwrap().new);
+    assert!(engine::claim(&*store, multi).await.unwrap().new);
 }
 
-#[tokio::test]
-async fn three_lapsed_leases_abandon_the_task() {
-    let (_dir, store) = temp_store();
-    let w = worker(&store, "gpu-1", Runtime::Vllm).await;
+pub async fn three_lapsed_leases_abandon_the_task(store: Arc<dyn Store>) {
+    let w = worker(&*store, "gpu-1", Runtime::Vllm).await;
     let t = task(5, &[]);
     store.insert_task(t.clone()).await.unwrap();
     let mut now = NOW;
     for attempt in 0..3 {
-        let c = store.claim_task(claim(&t.task_id, &w, now)).await.unwrap();
+        let c = engine::claim(&*store, claim(&t.task_id, &w, now))
+            .await
+            .unwrap();
         assert_eq!(c.claim.attempts, attempt);
         assert_eq!(c.claim.claim_expiry, (now + 10_000) / 1000);
         // Still held just before the expiry; lapsed at it.
-        let early = store.sweep(now + 9_999, policy(), 100).await.unwrap();
+        let early = engine::sweep(&*store, now + 9_999, policy(), 100)
+            .await
+            .unwrap();
         assert_eq!(early.total(), 0);
         now += 10_000;
-        let swept = store.sweep(now, policy(), 100).await.unwrap();
+        let swept = engine::sweep(&*store, now, policy(), 100).await.unwrap();
         assert_eq!(swept.reopened + swept.abandoned, 1);
     }
     let stored = store.task(t.task_id.clone()).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.attempts), (TaskStatus::Abandoned, 3));
-    let r = store.claim_task(claim(&t.task_id, &w, now)).await;
+    let r = engine::claim(&*store, claim(&t.task_id, &w, now)).await;
     assert_eq!(refusal(r), Refusal::TaskNotOpen(TaskStatus::Abandoned));
 }
 
-#[tokio::test]
-async fn a_late_submit_is_claim_expired_even_before_the_sweeper_runs() {
-    let (_dir, store) = temp_store();
-    let w = worker(&store, "gpu-1", Runtime::Vllm).await;
+pub async fn a_late_submit_is_claim_expired_even_before_the_sweeper_runs(store: Arc<dyn Store>) {
+    let w = worker(&*store, "gpu-1", Runtime::Vllm).await;
     let t = task(5, &[]);
     store.insert_task(t.clone()).await.unwrap();
-    store.claim_task(claim(&t.task_id, &w, NOW)).await.unwrap();
-    let r = store
-        .submit(submission(&t.task_id, &w, "late", NOW + 10_000))
-        .await;
+    engine::claim(&*store, claim(&t.task_id, &w, NOW))
+        .await
+        .unwrap();
+    let r = engine::submit(&*store, submission(&t.task_id, &w, "late", NOW + 10_000)).await;
     assert_eq!(refusal(r), Refusal::ClaimExpired { deadline: false });
     // The lapse was recorded in the same transaction: the task reopened.
     let stored = store.task(t.task_id.clone()).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.attempts), (TaskStatus::Open, 1));
     // Asking again still says why.
-    let r = store
-        .submit(submission(&t.task_id, &w, "late", NOW + 11_000))
-        .await;
+    let r = engine::submit(&*store, submission(&t.task_id, &w, "late", NOW + 11_000)).await;
     assert_eq!(refusal(r), Refusal::ClaimExpired { deadline: false });
     // Someone who never claimed it is not the holder.
-    let other = worker(&store, "gpu-2", Runtime::Vllm).await;
-    let r = store
-        .submit(submission(&t.task_id, &other, "x", NOW + 11_000))
-        .await;
+    let other = worker(&*store, "gpu-2", Runtime::Vllm).await;
+    let r = engine::submit(&*store, submission(&t.task_id, &other, "x", NOW + 11_000)).await;
     assert_eq!(refusal(r), Refusal::NotClaimHolder);
 }
 
-#[tokio::test]
-async fn a_task_keeps_the_hash_of_its_posters_key() {
-    let (_dir, store) = temp_store();
+pub async fn a_task_keeps_the_hash_of_its_posters_key(store: Arc<dyn Store>) {
     let keyed = task(5, &[]);
     let open = TaskRow {
         client_key: None,
@@ -260,33 +244,29 @@ async fn a_task_keeps_the_hash_of_its_posters_key() {
     }
 }
 
-#[tokio::test]
-async fn submit_is_idempotent_on_the_output_hash() {
-    let (_dir, store) = temp_store();
-    let (t, w, id) = submitted(&store, Runtime::Vllm).await;
-    let again = store
-        .submit(submission(
-            &t.task_id,
-            &w,
-            "A fox jumps over a dog.",
-            NOW + 6_000,
-        ))
-        .await
-        .unwrap();
+pub async fn submit_is_idempotent_on_the_output_hash(store: Arc<dyn Store>) {
+    let (t, w, id) = submitted(&*store, Runtime::Vllm).await;
+    let again = engine::submit(
+        &*store,
+        submission(&t.task_id, &w, "A fox jumps over a dog.", NOW + 6_000),
+    )
+    .await
+    .unwrap();
     assert!(!again.new);
     assert_eq!(again.submission.submission_id, id);
-    let r = store
-        .submit(submission(&t.task_id, &w, "another output", NOW + 6_000))
-        .await;
+    let r = engine::submit(
+        &*store,
+        submission(&t.task_id, &w, "another output", NOW + 6_000),
+    )
+    .await;
     assert_eq!(refusal(r), Refusal::AlreadySubmitted(id));
 }
 
-#[tokio::test]
-async fn a_pass_credits_the_worker_with_the_fee_taken_and_seals_a_receipt() {
-    let (dir, store) = temp_store();
-    let (t, w, id) = submitted(&store, Runtime::Vllm).await;
-    let sub = store
-        .evaluate(evaluate(&id, verdict(90, true), NOW + 7_000))
+pub async fn a_pass_credits_the_worker_with_the_fee_taken_and_seals_a_receipt(
+    store: Arc<dyn Store>,
+) {
+    let (t, w, id) = submitted(&*store, Runtime::Vllm).await;
+    let sub = engine::evaluate(&*store, evaluate(&id, verdict(90, true), NOW + 7_000))
         .await
         .unwrap();
     assert_eq!(sub.status, TaskStatus::Completed);
@@ -318,24 +298,17 @@ async fn a_pass_credits_the_worker_with_the_fee_taken_and_seals_a_receipt() {
     assert_eq!(json["task_id"], t.task_id.as_str());
     assert_eq!(json["duration_ms"], 5_000);
     // Evaluating twice is refused and changes nothing.
-    let r = store
-        .evaluate(evaluate(&id, verdict(10, false), NOW + 8_000))
-        .await;
+    let r = engine::evaluate(&*store, evaluate(&id, verdict(10, false), NOW + 8_000)).await;
     assert_eq!(refusal(r), Refusal::AlreadyEvaluated);
-    // Everything is there after a reopen.
-    drop(store);
-    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    // Everything is there when read back.
     let again = store.submission(id).await.unwrap().unwrap();
     assert_eq!(again, sub);
     assert_eq!(store.credits(w, 10).await.unwrap(), vec![credit]);
 }
 
-#[tokio::test]
-async fn echo_work_is_credited_zero_as_simulated() {
-    let (_dir, store) = temp_store();
-    let (_t, w, id) = submitted(&store, Runtime::Echo).await;
-    let sub = store
-        .evaluate(evaluate(&id, verdict(100, true), NOW + 7_000))
+pub async fn echo_work_is_credited_zero_as_simulated(store: Arc<dyn Store>) {
+    let (_t, w, id) = submitted(&*store, Runtime::Echo).await;
+    let sub = engine::evaluate(&*store, evaluate(&id, verdict(100, true), NOW + 7_000))
         .await
         .unwrap();
     let credit = sub.credit.unwrap();
@@ -355,13 +328,10 @@ async fn echo_work_is_credited_zero_as_simulated() {
     );
 }
 
-#[tokio::test]
-async fn reject_then_dispute_then_resolve_for_the_worker() {
-    let (_dir, store) = temp_store();
-    let (_t, w, id) = submitted(&store, Runtime::Vllm).await;
+pub async fn reject_then_dispute_then_resolve_for_the_worker(store: Arc<dyn Store>) {
+    let (_t, w, id) = submitted(&*store, Runtime::Vllm).await;
     // Passed but under the threshold is a rejection.
-    let sub = store
-        .evaluate(evaluate(&id, verdict(50, true), NOW + 7_000))
+    let sub = engine::evaluate(&*store, evaluate(&id, verdict(50, true), NOW + 7_000))
         .await
         .unwrap();
     assert_eq!(sub.status, TaskStatus::Rejected);
@@ -374,16 +344,16 @@ async fn reject_then_dispute_then_resolve_for_the_worker() {
         .unwrap()
         .unwrap();
     assert!(body.contains("\"reward\":\"0\""), "{body}");
-    let args = |now_ms| crate::orchestrator::store::DisputeArgs {
+    let args = |now_ms| engine::DisputeArgs {
         submission_id: id.clone(),
         worker_id: w.clone(),
         reason: "the summary is one sentence".into(),
         now_ms,
     };
-    let sub = store.dispute(args(NOW + 8_000)).await.unwrap();
+    let sub = engine::dispute(&*store, args(NOW + 8_000)).await.unwrap();
     assert_eq!(sub.status, TaskStatus::Disputed);
     assert_eq!(
-        refusal(store.dispute(args(NOW + 9_000)).await),
+        refusal(engine::dispute(&*store, args(NOW + 9_000)).await),
         Refusal::NotDisputable("it was already disputed once")
     );
     let resolve = |for_worker| ResolveArgs {
@@ -393,53 +363,51 @@ async fn reject_then_dispute_then_resolve_for_the_worker() {
         now_ms: NOW + 10_000,
         policy: policy(),
     };
-    let sub = store.resolve(resolve(true)).await.unwrap();
+    let sub = engine::resolve(&*store, resolve(true)).await.unwrap();
     assert_eq!(sub.status, TaskStatus::Completed);
     assert_eq!(sub.credit.unwrap().net, Amount::from_atomic(975_000));
     assert_ne!(sub.receipt_id.unwrap(), rejected_receipt);
     let dispute = sub.dispute.unwrap();
     assert_eq!(dispute.resolution, Some(TaskStatus::Completed));
     assert_eq!(
-        refusal(store.resolve(resolve(false)).await),
+        refusal(engine::resolve(&*store, resolve(false)).await),
         Refusal::NotDisputed
     );
 }
 
-#[tokio::test]
-async fn the_dispute_window_closes() {
-    let (_dir, store) = temp_store();
-    let (_t, w, id) = submitted(&store, Runtime::Vllm).await;
-    store
-        .evaluate(evaluate(&id, verdict(10, false), NOW + 7_000))
+pub async fn the_dispute_window_closes(store: Arc<dyn Store>) {
+    let (_t, w, id) = submitted(&*store, Runtime::Vllm).await;
+    engine::evaluate(&*store, evaluate(&id, verdict(10, false), NOW + 7_000))
         .await
         .unwrap();
-    let r = store
-        .dispute(crate::orchestrator::store::DisputeArgs {
+    let r = engine::dispute(
+        &*store,
+        engine::DisputeArgs {
             submission_id: id,
             worker_id: w,
             reason: "late".into(),
             now_ms: NOW + 67_000,
-        })
-        .await;
+        },
+    )
+    .await;
     assert_eq!(refusal(r), Refusal::DisputeWindowClosed);
 }
 
-#[tokio::test]
-async fn the_sweeper_applies_the_evaluator_timeout_policy_and_deadlines() {
-    let (_dir, store) = temp_store();
-    let (_t, w, id) = submitted(&store, Runtime::Vllm).await;
+pub async fn the_sweeper_applies_the_evaluator_timeout_policy_and_deadlines(store: Arc<dyn Store>) {
+    let (_t, w, id) = submitted(&*store, Runtime::Vllm).await;
     let open = task(7, &[]);
     store.insert_task(open.clone()).await.unwrap();
     // Not yet: the evaluation deadline is 60 s after the submit.
     assert_eq!(
-        store
-            .sweep(NOW + 60_000, policy(), 100)
+        engine::sweep(&*store, NOW + 60_000, policy(), 100)
             .await
             .unwrap()
             .total(),
         0
     );
-    let r = store.sweep(NOW + 65_000, policy(), 100).await.unwrap();
+    let r = engine::sweep(&*store, NOW + 65_000, policy(), 100)
+        .await
+        .unwrap();
     assert_eq!(r.auto_completed, 1);
     let sub = store.submission(id).await.unwrap().unwrap();
     assert!(sub.auto_evaluated);
@@ -451,15 +419,15 @@ async fn the_sweeper_applies_the_evaluator_timeout_policy_and_deadlines() {
         store.worker(w).await.unwrap().unwrap().rewards_pending,
         Amount::from_atomic(975_000)
     );
-    let r = store.sweep(NOW + 3_600_000, policy(), 100).await.unwrap();
+    let r = engine::sweep(&*store, NOW + 3_600_000, policy(), 100)
+        .await
+        .unwrap();
     assert_eq!(r.expired, 1);
     let t = store.task(open.task_id).await.unwrap().unwrap();
     assert_eq!(t.status, TaskStatus::Expired);
 }
 
-#[tokio::test]
-async fn the_listing_orders_filters_and_pages() {
-    let (_dir, store) = temp_store();
+pub async fn the_listing_orders_filters_and_pages(store: Arc<dyn Store>) {
     let rewards = [5_u128, 1_000_000_000_000_000_000_000, 70, 70, 9, 1_000];
     let caps: [&[&str]; 6] = [
         &[],
@@ -540,53 +508,4 @@ async fn the_listing_orders_filters_and_pages() {
         ..all
     };
     assert!(page(f).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn a_failing_write_does_not_take_its_batch_down() {
-    let (_dir, store) = temp_store();
-    let store = Arc::new(store);
-    worker(&store, "taken", Runtime::Echo).await;
-    // Many writes at once land in shared transactions; the duplicate fails alone.
-    let writes = (0..64).map(|i| {
-        let store = Arc::clone(&store);
-        tokio::spawn(async move {
-            let id = if i == 17 {
-                "taken".to_owned()
-            } else {
-                format!("w-{i}")
-            };
-            let req = RegisterRequest {
-                worker_id: WorkerId::parse(&id).unwrap(),
-                wallet: WalletAddress::parse(WALLET).unwrap(),
-                runtime: Runtime::Echo,
-                models: vec![],
-                token_sha256: WorkerToken::generate().sha256(),
-                hardware: None,
-                version: "0.1.0".into(),
-                multi_task: false,
-            };
-            store.insert_worker(req, 2).await
-        })
-    });
-    let results = futures::future::join_all(writes).await;
-    let failed: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.as_ref().unwrap().is_err())
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(failed, [17]);
-    assert!(matches!(
-        results[17].as_ref().unwrap(),
-        Err(StoreError::Conflict)
-    ));
-    let all = store.workers(None, 1000).await.unwrap();
-    assert_eq!(all.len(), 64);
-    let taken = store
-        .worker(WorkerId::parse("taken").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(taken.registered_at, 1);
 }
