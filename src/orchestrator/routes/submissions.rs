@@ -1,6 +1,6 @@
-//! The task market's submission routes (§7, docs/TASK_MARKET.md): the claim holder's
-//! `POST /api/tasks/{id}/submit` (hash recomputed, format checked, size bounded, the secrets
-//! guard over the decoded output, idempotent), `GET /api/submissions/{id}` (only for the
+//! The task market's submission routes (docs/TASK_MARKET.md): the claim holder's
+//! `POST /api/tasks/{id}/submit` (the output checked by `market::intake`, recorded by the
+//! engine, idempotent), `GET /api/submissions/{id}` (only for the
 //! poster, an evaluator, the submitting worker or the admin), `evaluate` (evaluator key;
 //! settles in one transaction), `dispute` (worker token, within the window) and `resolve`
 //! (admin key).
@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::tasks::task_id;
-use crate::domain::{ErrorCode, Evaluation, MAX_SAFE_INTEGER, SubmissionId, TaskStatus};
-use crate::guard::{GuardText, HostSecrets, check_free_text, check_output};
+use crate::domain::{Evaluation, SubmissionId, TaskStatus};
+use crate::guard::{GuardText, HostSecrets, check_free_text};
 use crate::orchestrator::auth;
 use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::ApiError;
@@ -21,9 +21,10 @@ use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::market::engine::{
     self, DisputeArgs, EvaluateArgs, NewSubmission, ResolveArgs, TaskError,
 };
+use crate::orchestrator::market::intake;
 use crate::orchestrator::market::problems::{invalid, submission_not_readable, task_not_found};
 use crate::orchestrator::state::{AppState, unix_now_ms};
-use crate::orchestrator::store::{SubmissionRow, WorkerRow};
+use crate::orchestrator::store::SubmissionRow;
 use crate::wire::{
     DisputeRequest, MAX_DISPUTE_REASON_LEN, ResolveRequest, Submission, SubmitRequest,
 };
@@ -50,39 +51,6 @@ fn submission_id(path: Result<Path<String>, PathRejection>) -> Result<Submission
     SubmissionId::parse(&id).map_err(|_| bad())
 }
 
-fn too_large(max: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::PayloadTooLarge,
-        format!("the output is larger than this orchestrator accepts ({max} bytes)"),
-    )
-    .with_fix("Submit a smaller output, or store it elsewhere and submit its IPFS CID.")
-}
-
-/// The secrets guard over the output's raw bytes (a bytes output decoded) and whatever they
-/// encode, as free text (a transaction hash passes; the submitting worker's token and its
-/// wallet's private key do not), off the async threads: 422 `SECRET_REFUSED`, nothing
-/// echoed. Returns the bytes.
-async fn guard_output(raw: Vec<u8>, worker: &WorkerRow) -> Result<Vec<u8>, ApiError> {
-    let wallets = [worker.wallet];
-    let hashes = [worker.token_sha256];
-    let checked = tokio::task::spawn_blocking(move || {
-        let host = HostSecrets {
-            known: &[],
-            wallets: &wallets,
-            token_hashes: &hashes,
-        };
-        check_output("output", &raw, &host).map(|()| raw)
-    })
-    .await
-    .map_err(|e| ApiError::internal("the output guard did not finish", &e))?;
-    checked.map_err(|refused| {
-        let mut e = ApiError::from(refused);
-        e.status = StatusCode::UNPROCESSABLE_ENTITY;
-        e
-    })
-}
-
 pub async fn submit(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -93,51 +61,10 @@ pub async fn submit(
     let id = task_id(path)?;
     req.output.guard_free_text("output")?;
     let worker = auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
-    let max = state.config.tasks.max_output_bytes;
-    let safe = |v: u64| v <= MAX_SAFE_INTEGER;
-    if !req
-        .usage
-        .is_none_or(|u| safe(u.prompt_tokens) && safe(u.completion_tokens))
-        || !req.duration_ms.is_none_or(safe)
-    {
-        return Err(invalid(
-            "usage token counts and duration_ms must be below 2^53",
-            "Report the runtime's token counts as they are.",
-        ));
-    }
     let Some(task) = state.store.task(id.clone()).await? else {
         return Err(task_not_found());
     };
-    if req.output.len() > max.saturating_mul(4) / 3 + 4 {
-        return Err(too_large(max));
-    }
-    let raw = task.output_format.raw_bytes(&req.output).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::OutputFormatInvalid,
-            format!(
-                "the output does not fit the task's format ({}): {e}",
-                task.output_format
-            ),
-        )
-        .with_fix("Send the output in the task's output_format (bytes as standard base64).")
-    })?;
-    if raw.len() > max {
-        return Err(too_large(max));
-    }
-    let raw = guard_output(raw.into_owned(), &worker).await?;
-    let computed = crate::domain::OutputHash::of(&raw);
-    if computed != req.output_hash {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::HashMismatch,
-            format!(
-                "output_hash is not keccak256 of the output's raw bytes (the orchestrator computed {computed})"
-            ),
-        )
-        .with_fix("Hash exactly the bytes you send (`basis hash FILE`); bytes outputs hash the decoded bytes."));
-    }
-    drop(raw);
+    intake::check_output(&task, &req, &worker, state.config.tasks.max_output_bytes).await?;
     let result = engine::submit(
         &*state.store,
         NewSubmission {
