@@ -107,10 +107,36 @@ impl WorkerEnv {
     /// Validates, then atomically writes the file with mode 0600 at `path`, which must pass
     /// [`AllowedDirs::check`]. Missing parent directories are created 0700.
     pub fn write(&self, path: &Path, allowed: &AllowedDirs) -> Result<WriteOutcome, EnvFileError> {
+        self.write_as(path, allowed, false)
+    }
+
+    /// [`write`](Self::write) for a file the caller found missing: it is created only if it is
+    /// still missing; a file another writer created meanwhile is left as it is and the answer
+    /// is [`EnvFileError::Appeared`] (read it and merge again).
+    pub fn create(&self, path: &Path, allowed: &AllowedDirs) -> Result<WriteOutcome, EnvFileError> {
+        self.write_as(path, allowed, true)
+    }
+
+    fn write_as(
+        &self,
+        path: &Path,
+        allowed: &AllowedDirs,
+        new: bool,
+    ) -> Result<WriteOutcome, EnvFileError> {
         let target = allowed.check(path)?;
         self.validate()?;
         let replaced = fs::symlink_metadata(&target).is_ok();
-        atomic::write_atomic(&target, self.render().as_bytes(), ENV_FILE_MODE).map_err(|e| {
+        if new && replaced {
+            return Err(EnvFileError::Appeared { path: target });
+        }
+        let prepared = atomic::prepare(&target, self.render().as_bytes(), ENV_FILE_MODE);
+        let committed = prepared.and_then(|p| if new { p.commit_new() } else { p.commit() });
+        committed.map_err(|e| {
+            if new && e.kind() == std::io::ErrorKind::AlreadyExists {
+                return EnvFileError::Appeared {
+                    path: target.clone(),
+                };
+            }
             match atomic::symlink_refused(&e) {
                 Some(link) => EnvFileError::Symlink {
                     path: target.clone(),

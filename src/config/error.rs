@@ -76,6 +76,13 @@ pub enum EnvFileError {
         .path.display()
     )]
     ForeignOwner { path: PathBuf, owner: u32 },
+    #[error(
+        "another basis process has been writing {} for too long (it holds {}); nothing was changed",
+        .path.display(), .lock.display()
+    )]
+    Busy { path: PathBuf, lock: PathBuf },
+    #[error("{} was created by another writer while this one was preparing it; nothing was changed", .path.display())]
+    Appeared { path: PathBuf },
     #[error("cannot {op} {}: {source}", .path.display())]
     Io {
         op: &'static str,
@@ -141,6 +148,14 @@ impl From<EnvFileError> for Problem {
                     path.display(),
                     path.display()
                 ),
+            ),
+            EnvFileError::Busy { .. } => (
+                ErrorCode::IoError,
+                "wait for the other write_env or register_worker to finish (a stopped one, e.g. suspended with Ctrl-Z, must be resumed or ended), then try again".to_owned(),
+            ),
+            EnvFileError::Appeared { .. } => (
+                ErrorCode::IoError,
+                "try again: the file now exists and its token is kept".to_owned(),
             ),
             EnvFileError::Io { .. } => (
                 ErrorCode::IoError,
@@ -224,6 +239,17 @@ mod tests {
             ),
             (
                 EnvFileError::Missing { path: "/a".into() },
+                ErrorCode::IoError,
+            ),
+            (
+                EnvFileError::Busy {
+                    path: "/a/worker.env".into(),
+                    lock: "/a/worker.env.lock".into(),
+                },
+                ErrorCode::IoError,
+            ),
+            (
+                EnvFileError::Appeared { path: "/a".into() },
                 ErrorCode::IoError,
             ),
             (
