@@ -81,6 +81,11 @@ pub enum EnvFileError {
         .path.display(), .lock.display()
     )]
     Busy { path: PathBuf, lock: PathBuf },
+    #[error(
+        "{} exists and is not a worker env file (it lacks the header basis writes and holds more than BASIS_* settings), so basis does not replace it",
+        .path.display()
+    )]
+    Foreign { path: PathBuf },
     #[error("{} was created by another writer while this one was preparing it; nothing was changed", .path.display())]
     Appeared { path: PathBuf },
     #[error("cannot {op} {}: {source}", .path.display())]
@@ -152,6 +157,10 @@ impl From<EnvFileError> for Problem {
             EnvFileError::Busy { .. } => (
                 ErrorCode::IoError,
                 "wait for the other write_env or register_worker to finish (a stopped one, e.g. suspended with Ctrl-Z, must be resumed or ended), then try again".to_owned(),
+            ),
+            EnvFileError::Foreign { .. } => (
+                ErrorCode::EnvFileForeign,
+                "choose another path for the env file (the default is worker.env in the config directory), or, to replace this file and lose what it holds, call write_env with force (`basis write-env --force`)".to_owned(),
             ),
             EnvFileError::Appeared { .. } => (
                 ErrorCode::IoError,
@@ -247,6 +256,12 @@ mod tests {
                     lock: "/a/worker.env.lock".into(),
                 },
                 ErrorCode::IoError,
+            ),
+            (
+                EnvFileError::Foreign {
+                    path: "/home/u/.bashrc".into(),
+                },
+                ErrorCode::EnvFileForeign,
             ),
             (
                 EnvFileError::Appeared { path: "/a".into() },

@@ -28,7 +28,7 @@ pub use env_file::{
     KEY_OLLAMA_MODEL, KEY_OLLAMA_URL, KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_TOKEN, KEY_VLLM_URL,
     KEY_WALLET, KEY_WORKER_ID, KNOWN_KEYS, WorkerEnv, secret_fingerprint,
 };
-pub use env_io::{ENV_FILE_MODE, WriteOutcome};
+pub use env_io::{ENV_FILE_MODE, EnvTarget, WriteOutcome, env_target};
 pub use env_lock::{ENV_LOCK_WAIT, EnvLock, lock_path};
 pub use error::{ConfigError, EnvFileError};
 pub use paths::{

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::Context;
 use super::parse;
-use crate::config::{ENV_FILE_MODE, EnvFileError, EnvLock, WorkerEnv};
+use crate::config::{ENV_FILE_MODE, EnvFileError, EnvLock, EnvTarget, WorkerEnv, env_target};
 use crate::domain::{ErrorCode, Problem, Runtime, TokenFingerprint, WalletAddress, WorkerId};
 use crate::guard::{GuardText, Guarded, SecretRefused};
 
@@ -52,6 +52,11 @@ pub struct Input {
     /// be inside the config dir, the current dir or a dir allowed in basis.toml.
     #[serde(default)]
     pub out: Option<String>,
+    /// Replace the file at out even when it is not a worker env file (what it holds is
+    /// lost). Without it such a file is refused (ENV_FILE_FOREIGN); a missing file or a
+    /// worker env file needs no force.
+    #[serde(default)]
+    pub force: Option<bool>,
 }
 
 impl Guarded for Input {
@@ -154,26 +159,42 @@ pub(super) fn update(ctx: &Context, input: &Input) -> Result<(Output, WorkerEnv)
     input.check_secrets()?;
     let path = ctx.allowed.check(&ctx.env_path(input.out.as_deref()))?;
     let update = update_from(input)?;
+    let force = input.force.unwrap_or(false);
+    // Refused before the lock, whose file would otherwise be left beside the foreign one.
+    if !force && env_target(&path)? == EnvTarget::Foreign {
+        return Err(EnvFileError::Foreign { path }.into());
+    }
     let _lock = EnvLock::acquire(&path)?;
     // Under the lock no other basis process writes the file; `create` also refuses to replace
     // a file a writer without the lock (an older basis) created meanwhile: read it and merge
     // again, once.
-    match merge_and_write(ctx, &path, update.clone()) {
-        Err(EnvFileError::Appeared { .. }) => merge_and_write(ctx, &path, update),
+    match merge_and_write(ctx, &path, update.clone(), force) {
+        Err(EnvFileError::Appeared { .. }) => merge_and_write(ctx, &path, update, force),
         other => other,
     }
     .map_err(Problem::from)?
 }
 
-/// One read-merge-write of the env file at `path` (checked, locked). The outer error is the
-/// file's (a retry may help); the inner one is the merged settings'.
+/// One read-merge-write of the env file at `path` (checked, locked). A file there that is
+/// not a worker env file is refused, or with `force` replaced without reading it. The outer
+/// error is the file's (a retry may help); the inner one is the merged settings'.
 fn merge_and_write(
     ctx: &Context,
     path: &Path,
     update: WorkerEnv,
+    force: bool,
 ) -> Result<Result<(Output, WorkerEnv), Problem>, EnvFileError> {
-    let existing = WorkerEnv::read_optional(path)?;
-    let created = existing.is_none();
+    let target = env_target(path)?;
+    let existing = match target {
+        EnvTarget::WorkerEnv => WorkerEnv::read_optional(path)?,
+        EnvTarget::Foreign if !force => {
+            return Err(EnvFileError::Foreign {
+                path: path.to_path_buf(),
+            });
+        }
+        EnvTarget::Foreign | EnvTarget::Missing => None,
+    };
+    let created = existing.is_none() && target != EnvTarget::Foreign;
     let mut env = existing.unwrap_or_default();
     let models_given = !update.models.is_empty();
     env.merge(update);
@@ -302,5 +323,37 @@ mod tests {
                 assert_eq!(output.token_kept, !output.created);
             }
         }
+    }
+
+    /// A file that is not a worker env file is left byte for byte (no lock file beside it)
+    /// unless forced; forced, it is replaced by a fresh worker env file.
+    #[test]
+    fn a_foreign_file_is_refused_unless_forced() {
+        let home = tempfile::tempdir().unwrap();
+        let url = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let ctx = Context::for_home(home.path(), &url).unwrap();
+        let bashrc = home.path().join(".bashrc");
+        let original = "export PATH=\"$HOME/bin:$PATH\"\nBASIS_WORKER_ID=gpu-1\n";
+        std::fs::write(&bashrc, original).unwrap();
+        let mut input = Input {
+            wallet: Some(WALLET.to_owned()),
+            worker_id: Some("gpu-1".to_owned()),
+            out: Some(bashrc.display().to_string()),
+            ..Input::default()
+        };
+        let problem = run(&ctx, &input).unwrap_err();
+        assert_eq!(problem.code, ErrorCode::EnvFileForeign, "{problem:?}");
+        assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), original);
+        assert!(!home.path().join(".bashrc.lock").exists());
+
+        input.force = Some(true);
+        let output = run(&ctx, &input).unwrap();
+        assert!(!output.created && !output.token_kept);
+        let env = WorkerEnv::read(&bashrc).unwrap();
+        assert!(env.extra.is_empty(), "the foreign lines are not merged");
+        assert_eq!(env.token.unwrap().fingerprint(), output.token_fingerprint);
+        // Now it is a worker env file: rewriting it needs no force and keeps its token.
+        input.force = None;
+        assert!(run(&ctx, &input).unwrap().token_kept);
     }
 }
