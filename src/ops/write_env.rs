@@ -157,8 +157,8 @@ pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
 pub(super) fn update(ctx: &Context, input: &Input) -> Result<(Output, WorkerEnv), Problem> {
     parse::refuse_key_as_wallet(input.wallet.as_deref())?;
     input.check_secrets()?;
-    let path = ctx.allowed.check(&ctx.env_path(input.out.as_deref()))?;
     let update = update_from(input)?;
+    let path = ctx.allowed.check(&ctx.env_path(input.out.as_deref()))?;
     let force = input.force.unwrap_or(false);
     // Refused before the lock, whose file would otherwise be left beside the foreign one.
     if !force && env_target(&path)? == EnvTarget::Foreign {
