@@ -31,9 +31,12 @@ pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // Every line passes the secrets guard on its way to stderr, whatever its level or origin.
+    // A failed write is dropped, not reported: tracing reports it with `eprintln!`, which panics
+    // when stderr is a pipe nobody reads any more (a worker whose supervisor was killed).
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(redact::RedactingStderr)
-        .with_target(false);
+        .with_target(false)
+        .log_internal_errors(false);
     let stderr: Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> = match format {
         LogFormat::Text => stderr
             .with_ansi(std::io::stderr().is_terminal())

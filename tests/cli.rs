@@ -14,6 +14,7 @@ use serde_json::Value;
 mod cli {
     use super::*;
 
+    mod env_file;
     mod mcp_install;
     mod readable;
     mod register;

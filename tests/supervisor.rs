@@ -1,10 +1,13 @@
 //! The supervisor end to end: the real `basis start|stop|status|logs` in a temp `BASIS_HOME`,
 //! a real detached `basis supervise`, and a stand-in worker (a shell command given through the
 //! test-only `BASIS_SUPERVISE_WORKER_CMD`) with short durations (`BASIS_SUPERVISE_TUNING`).
-//! Every test kills what it started, even when it fails.
+//! Every test kills what it started, even when it fails. The real worker, under a real
+//! orchestrator, where the lifeline between supervisor and worker is what is tested.
 
 // Test helpers outside `#[test]` fns: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -13,6 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::orchestrator::{Options, Orchestrator};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -303,12 +307,21 @@ fn a_killed_supervisor_is_reported_gone_and_start_works_again() {
     sigkill(pid);
     wait_dead(pid, Duration::from_secs(5));
 
+    // This worker ignores its lifeline (a real one drains and exits: see below), so it is
+    // still there, and status says so rather than "stopped".
     let v = home.status();
     assert_eq!(v["supervisor"], "stale", "{v:#}");
     assert_eq!(v["running"], false);
-    assert_eq!(v["state"], "stopped");
-    assert!(v["note"].as_str().unwrap().contains(&pid.to_string()));
-    assert!(v["next_step"].as_str().unwrap().contains("start_worker"));
+    assert_eq!(v["state"], "orphaned");
+    assert_eq!(pid_of(&v, "worker_pid"), worker);
+    let note = v["note"].as_str().unwrap();
+    assert!(note.contains(&pid.to_string()) && note.contains(&format!("worker (pid {worker})")));
+    assert!(v["next_step"].as_str().unwrap().contains("stop_worker"));
+    let human = text(&home.basis(&["status"], ""));
+    assert!(
+        human.contains("orphaned") && human.contains("`basis stop`"),
+        "{human}"
+    );
 
     let again = home.start(IDLE);
     let new_pid = pid_of(&again, "pid");
@@ -458,4 +471,54 @@ fn start_refuses_an_incomplete_env_file() {
     assert!(message.contains("BASIS_WORKER_TOKEN") && message.contains("BASIS_WORKER_WALLET"));
     assert!(v["error"]["fix"].as_str().unwrap().contains("write-env"));
     assert!(!home.state().join("supervisor.json").exists());
+}
+
+/// The real worker under a real orchestrator: when its supervisor is killed (SIGKILL, no
+/// chance to stop it) the worker reads the end of its lifeline, drains and exits, so nothing
+/// serves unseen; `stop` then cleans the stale files up and leaves nothing running.
+#[test]
+fn a_real_worker_exits_when_its_supervisor_is_killed() {
+    let orch = Orchestrator::with(Options {
+        args: vec!["--open".into()],
+        ..Options::default()
+    });
+    let home = Home::new("");
+    let url = orch.url.to_string();
+    let (code, v) = home.json(&["register", "--orchestrator-url", &url, "--json"], "");
+    assert_eq!(code, 0, "{v:#}");
+    let started = home.start("");
+    let (pid, worker) = (pid_of(&started, "pid"), pid_of(&started, "worker_pid"));
+    let args = proc_args(worker);
+    assert!(args.iter().any(|a| a == "worker"), "{args:?}");
+    home.wait_status("the worker online", Duration::from_secs(30), |v| {
+        v["worker_status_current"] == true && v["worker_status"]["state"] == "online"
+    });
+
+    sigkill(pid);
+    wait_dead(pid, Duration::from_secs(5));
+    wait_dead(worker, Duration::from_secs(15));
+    let v = home.status();
+    assert_eq!(v["supervisor"], "stale", "{v:#}");
+    assert_eq!(v["state"], "stopped", "no orphan is left: {v:#}");
+    assert!(v["worker_pid"].is_null());
+    // It drained and stopped cleanly (its last status), not killed by a dead stderr pipe.
+    assert_eq!(v["worker_status"]["state"], "stopped", "{v:#}");
+
+    let (code, v) = home.json(&["stop", "--json"], "");
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["was_running"], false);
+    assert!(v["cleaned_up"].as_str().is_some(), "{v:#}");
+    assert!(!alive(pid) && !alive(worker));
+    assert_eq!(home.status()["supervisor"], "not_running");
+    assert!(!home.state().join("supervisor.json").exists());
+}
+
+/// `/proc/PID/cmdline` as arguments.
+fn proc_args(pid: u32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }

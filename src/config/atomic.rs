@@ -2,7 +2,8 @@
 //!
 //! [`prepare`] creates a temp file in the target's own directory, already carrying its final
 //! mode (so the content never exists with a looser one), writes and fsyncs it;
-//! [`PreparedWrite::commit`] renames it over the target and fsyncs the directory. Dropping a
+//! [`PreparedWrite::commit`] renames it over the target and fsyncs the directory
+//! ([`PreparedWrite::commit_new`] only where no target exists yet). Dropping a
 //! prepared write instead removes the temp file and leaves the old target untouched, which is
 //! what a crash between the two steps looks like to readers.
 
@@ -168,6 +169,17 @@ impl PreparedWrite {
         self.temp.persist(&self.target).map_err(|e| e.error)?;
         File::open(&dir)?.sync_all()
     }
+
+    /// [`commit`](Self::commit), but only when the target does not exist: if another writer
+    /// created it since the caller looked, this fails with `AlreadyExists` and leaves that
+    /// file as it is (the temp file is removed).
+    pub fn commit_new(self) -> io::Result<()> {
+        let dir = parent_dir(&self.target).to_path_buf();
+        self.temp
+            .persist_noclobber(&self.target)
+            .map_err(|e| e.error)?;
+        File::open(&dir)?.sync_all()
+    }
 }
 
 /// Atomically replaces `path` with `bytes` at `mode`: [`prepare`] then
@@ -288,6 +300,22 @@ mod tests {
         let err = write_atomic_within(&root, &root.join("sub/f"), b"x", 0o600).unwrap_err();
         assert_eq!(symlink_refused(&err), Some(root.join("sub").as_path()));
         assert!(entries(&elsewhere).is_empty());
+    }
+
+    #[test]
+    fn commit_new_never_replaces_a_file_that_appeared() {
+        let tmp = TempDir::new().unwrap();
+        let path = tmp.path().join("f");
+        prepare(&path, b"first", 0o600)
+            .unwrap()
+            .commit_new()
+            .unwrap();
+        let late = prepare(&path, b"second", 0o600).unwrap();
+        let err = late.commit_new().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        assert_eq!(mode_of(&path), 0o600);
+        assert_eq!(entries(tmp.path()), ["f"]);
     }
 
     #[test]

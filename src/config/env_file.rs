@@ -57,6 +57,9 @@ pub const KNOWN_KEYS: [&str; 11] = [
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
 pub const DEFAULT_VLLM_URL: &str = "http://127.0.0.1:8000";
 
+/// How the header basis writes begins: a file that begins so is a worker env file.
+const HEADER_MARK: &str = "# basis worker environment, written by basis.";
+
 const HEADER: &str = "\
 # basis worker environment, written by basis. Read by `basis worker`, systemd
 # EnvironmentFile= and `docker --env-file`.
@@ -169,6 +172,31 @@ fn non_empty(value: String) -> Option<String> {
 }
 
 impl WorkerEnv {
+    /// Whether `text` is a worker env file, which basis may rewrite, rather than some other
+    /// file at the same path (`~/.bashrc`), which it must not. The rule: the text is blank; or
+    /// it begins with the header basis writes; or every line that is not blank or a `#`
+    /// comment is a `KEY=value` assignment (optionally `export`ed) of a worker key, one of
+    /// [`KNOWN_KEYS`] or a `BASIS_*` name, and there is at least one.
+    pub fn is_worker_env_text(text: &str) -> bool {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text.trim().is_empty() || text.starts_with(HEADER_MARK) {
+            return true;
+        }
+        let mut assignments = 0_usize;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match split_line(line) {
+                Ok((key, _)) if KNOWN_KEYS.contains(&key) || key.starts_with("BASIS_") => {
+                    assignments += 1;
+                }
+                _ => return false,
+            }
+        }
+        assignments > 0
+    }
+
     /// Parses dotenv text. Errors carry the 1-based line and a reason that never contains a
     /// value. Duplicate keys are errors.
     pub fn parse(text: &str) -> Result<WorkerEnv, EnvFileError> {

@@ -232,3 +232,30 @@ fn the_evaluator_key_round_trips_and_is_never_shown() {
     kept.merge(WorkerEnv::default());
     assert!(kept.evaluator_key.is_some());
 }
+
+#[test]
+fn the_worker_env_rule() {
+    let written = full_env().render();
+    for ours in [
+        "",
+        " \n\n",
+        written.as_str(),
+        // basis's header marks a file as its own whatever else it holds.
+        "# basis worker environment, written by basis. Read by ...\nCUDA_VISIBLE_DEVICES=0\n",
+        "\u{feff}BASIS_WORKER_ID=gpu-1\n",
+        "# mine\nexport BASIS_WORKER_ID=gpu-1\nOLLAMA_URL=http://127.0.0.1:11434\nBASIS_ECHO_DELAY_MS=5\n",
+    ] {
+        assert!(WorkerEnv::is_worker_env_text(ours), "{ours:?}");
+    }
+    for foreign in [
+        "export PATH=\"$HOME/bin:$PATH\"\n",
+        "BASIS_WORKER_ID=gpu-1\nexport PATH=/usr/bin\n",
+        "# only a comment\n",
+        "alias ll='ls -l'\n",
+        "BASIS_WORKER_ID=gpu-1\nif [ -f x ]; then . x; fi\n",
+        "[section]\nkey = 1\n",
+        "CUDA_VISIBLE_DEVICES=0\n",
+    ] {
+        assert!(!WorkerEnv::is_worker_env_text(foreign), "{foreign:?}");
+    }
+}

@@ -1,5 +1,6 @@
 //! Reading and writing `worker.env` on disk: 0600, atomic, only inside [`AllowedDirs`],
-//! never through a symlink; reading warns when the file is open to other users.
+//! never through a symlink; reading refuses a file open to other users; [`env_target`] tells
+//! a worker env file from another file a write must not replace.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -28,6 +29,44 @@ pub struct WriteOutcome {
     pub token_fingerprint: Option<TokenFingerprint>,
     /// Whether a file was replaced (false: newly created).
     pub replaced: bool,
+}
+
+/// What an env file path holds before it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvTarget {
+    /// Nothing: the file is created.
+    Missing,
+    /// A worker env file ([`WorkerEnv::is_worker_env_text`]): it is merged and rewritten.
+    WorkerEnv,
+    /// Any other file (or not a regular file, or larger than a worker env file can be): it is
+    /// replaced only when the caller forces it.
+    Foreign,
+}
+
+/// Classifies `path` (already through [`AllowedDirs::check`]) by [`EnvTarget`]. Reads the
+/// file to decide, and never shows what it read.
+pub fn env_target(path: &Path) -> Result<EnvTarget, EnvFileError> {
+    let io_err = |source| EnvFileError::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(EnvTarget::Missing),
+        Err(e) => return Err(io_err(e)),
+    };
+    if !meta.is_file() || meta.len() > MAX_ENV_FILE_BYTES {
+        return Ok(EnvTarget::Foreign);
+    }
+    let bytes = fs::read(path).map_err(io_err)?;
+    Ok(
+        if WorkerEnv::is_worker_env_text(&String::from_utf8_lossy(&bytes)) {
+            EnvTarget::WorkerEnv
+        } else {
+            EnvTarget::Foreign
+        },
+    )
 }
 
 impl WorkerEnv {
@@ -107,10 +146,36 @@ impl WorkerEnv {
     /// Validates, then atomically writes the file with mode 0600 at `path`, which must pass
     /// [`AllowedDirs::check`]. Missing parent directories are created 0700.
     pub fn write(&self, path: &Path, allowed: &AllowedDirs) -> Result<WriteOutcome, EnvFileError> {
+        self.write_as(path, allowed, false)
+    }
+
+    /// [`write`](Self::write) for a file the caller found missing: it is created only if it is
+    /// still missing; a file another writer created meanwhile is left as it is and the answer
+    /// is [`EnvFileError::Appeared`] (read it and merge again).
+    pub fn create(&self, path: &Path, allowed: &AllowedDirs) -> Result<WriteOutcome, EnvFileError> {
+        self.write_as(path, allowed, true)
+    }
+
+    fn write_as(
+        &self,
+        path: &Path,
+        allowed: &AllowedDirs,
+        new: bool,
+    ) -> Result<WriteOutcome, EnvFileError> {
         let target = allowed.check(path)?;
         self.validate()?;
         let replaced = fs::symlink_metadata(&target).is_ok();
-        atomic::write_atomic(&target, self.render().as_bytes(), ENV_FILE_MODE).map_err(|e| {
+        if new && replaced {
+            return Err(EnvFileError::Appeared { path: target });
+        }
+        let prepared = atomic::prepare(&target, self.render().as_bytes(), ENV_FILE_MODE);
+        let committed = prepared.and_then(|p| if new { p.commit_new() } else { p.commit() });
+        committed.map_err(|e| {
+            if new && e.kind() == std::io::ErrorKind::AlreadyExists {
+                return EnvFileError::Appeared {
+                    path: target.clone(),
+                };
+            }
             match atomic::symlink_refused(&e) {
                 Some(link) => EnvFileError::Symlink {
                     path: target.clone(),

@@ -356,3 +356,25 @@ fn a_loose_or_foreign_env_file_is_refused_without_the_token() {
         );
     }
 }
+
+#[test]
+fn env_targets_tell_worker_env_files_from_others() {
+    let fx = Fx::new();
+    let path = fx.env_path();
+    assert_eq!(env_target(&path).unwrap(), EnvTarget::Missing);
+    full_env().write(&path, &fx.allowed).unwrap();
+    assert_eq!(env_target(&path).unwrap(), EnvTarget::WorkerEnv);
+    let bashrc = fx.base.join("cwd/.bashrc");
+    fs::write(&bashrc, "export PATH=\"$HOME/bin:$PATH\"\n").unwrap();
+    assert_eq!(env_target(&bashrc).unwrap(), EnvTarget::Foreign);
+    // Not a regular file: a directory (and, unread, anything else of its kind).
+    assert_eq!(env_target(&fx.base).unwrap(), EnvTarget::Foreign);
+    // Larger than any worker env file.
+    let big = fx.base.join("cwd/big");
+    fs::write(&big, format!("BASIS_X={}\n", "a".repeat(1 << 20))).unwrap();
+    assert_eq!(env_target(&big).unwrap(), EnvTarget::Foreign);
+    let p = Problem::from(EnvFileError::Foreign { path: bashrc });
+    assert_eq!(p.code, ErrorCode::EnvFileForeign);
+    assert!(p.message.contains(".bashrc"), "{}", p.message);
+    assert!(p.fix.unwrap().contains("force"));
+}

@@ -76,6 +76,18 @@ pub enum EnvFileError {
         .path.display()
     )]
     ForeignOwner { path: PathBuf, owner: u32 },
+    #[error(
+        "another basis process has been writing {} for too long (it holds {}); nothing was changed",
+        .path.display(), .lock.display()
+    )]
+    Busy { path: PathBuf, lock: PathBuf },
+    #[error(
+        "{} exists and is not a worker env file (it lacks the header basis writes and holds more than BASIS_* settings), so basis does not replace it",
+        .path.display()
+    )]
+    Foreign { path: PathBuf },
+    #[error("{} was created by another writer while this one was preparing it; nothing was changed", .path.display())]
+    Appeared { path: PathBuf },
     #[error("cannot {op} {}: {source}", .path.display())]
     Io {
         op: &'static str,
@@ -141,6 +153,18 @@ impl From<EnvFileError> for Problem {
                     path.display(),
                     path.display()
                 ),
+            ),
+            EnvFileError::Busy { .. } => (
+                ErrorCode::IoError,
+                "wait for the other write_env or register_worker to finish (a stopped one, e.g. suspended with Ctrl-Z, must be resumed or ended), then try again".to_owned(),
+            ),
+            EnvFileError::Foreign { .. } => (
+                ErrorCode::EnvFileForeign,
+                "choose another path for the env file (the default is worker.env in the config directory), or, to replace this file and lose what it holds, call write_env with force (`basis write-env --force`)".to_owned(),
+            ),
+            EnvFileError::Appeared { .. } => (
+                ErrorCode::IoError,
+                "try again: the file now exists and its token is kept".to_owned(),
             ),
             EnvFileError::Io { .. } => (
                 ErrorCode::IoError,
@@ -224,6 +248,23 @@ mod tests {
             ),
             (
                 EnvFileError::Missing { path: "/a".into() },
+                ErrorCode::IoError,
+            ),
+            (
+                EnvFileError::Busy {
+                    path: "/a/worker.env".into(),
+                    lock: "/a/worker.env.lock".into(),
+                },
+                ErrorCode::IoError,
+            ),
+            (
+                EnvFileError::Foreign {
+                    path: "/home/u/.bashrc".into(),
+                },
+                ErrorCode::EnvFileForeign,
+            ),
+            (
+                EnvFileError::Appeared { path: "/a".into() },
                 ErrorCode::IoError,
             ),
             (

@@ -2,13 +2,15 @@
 //!
 //! - [`Dirs`]: the config and state dirs (`BASIS_HOME`, XDG, `HOME`).
 //! - [`Settings`]: `basis.toml`, with precedence flag > env > file > defaults.
-//! - [`WorkerEnv`]: `worker.env`, read and written through [`AllowedDirs`] and [`atomic`].
+//! - [`WorkerEnv`]: `worker.env`, read and written through [`AllowedDirs`] and [`atomic`],
+//!   under the cross-process [`EnvLock`].
 
 mod allowed;
 pub mod atomic;
 mod dotenv;
 mod env_file;
 mod env_io;
+mod env_lock;
 mod error;
 mod paths;
 mod settings;
@@ -26,7 +28,8 @@ pub use env_file::{
     KEY_OLLAMA_MODEL, KEY_OLLAMA_URL, KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_TOKEN, KEY_VLLM_URL,
     KEY_WALLET, KEY_WORKER_ID, KNOWN_KEYS, WorkerEnv, secret_fingerprint,
 };
-pub use env_io::{ENV_FILE_MODE, WriteOutcome};
+pub use env_io::{ENV_FILE_MODE, EnvTarget, WriteOutcome, env_target};
+pub use env_lock::{ENV_LOCK_WAIT, EnvLock, lock_path};
 pub use error::{ConfigError, EnvFileError};
 pub use paths::{
     BASIS_HOME, Dirs, ENV_FILE_NAME, SETTINGS_FILE_NAME, dir_var, home_dir, user_config_dir,

@@ -78,6 +78,9 @@ error_codes! {
     /// The env file is readable or writable by other users, or belongs to another user: not
     /// used until its mode (`chmod 600`) or owner is fixed.
     EnvFileInsecure = "ENV_FILE_INSECURE", exit 2;
+    /// The env file path names an existing file that is not a worker env file (not basis's
+    /// header, not only `BASIS_*` settings): not replaced unless write_env is given `force`.
+    EnvFileForeign = "ENV_FILE_FOREIGN", exit 2;
     // internal
     /// A bug: please report it.
     Internal = "INTERNAL", exit 1;

@@ -83,7 +83,11 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         .as_deref()
         .map(|u| parse::http_url("orchestrator_url", u))
         .transpose()?;
-    let written = write_env::run(
+    // The token comes from the file as `update` wrote it under the env file's lock: a
+    // concurrent first write_env or register_worker either created the file before (and this
+    // keeps its token) or waits and keeps this one. The lock is not held across the network
+    // call below: basis never replaces a token that exists, so nothing can change it meanwhile.
+    let (written, env) = write_env::update(
         ctx,
         &write_env::Input {
             wallet: input.wallet.clone(),
@@ -95,7 +99,6 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             ..write_env::Input::default()
         },
     )?;
-    let env = WorkerEnv::read(std::path::Path::new(&written.path))?;
     let token = env.token.as_ref().ok_or_else(|| {
         Problem::new(
             ErrorCode::Internal,

@@ -1,6 +1,7 @@
 //! `worker_status`: is the supervisor alive, what is it doing (running, backoff, crash loop),
 //! how did the worker last exit, what does `worker-status.json` say, and the last log lines,
-//! redacted. Read-only: stale files are reported, not removed (`start` removes them).
+//! redacted. Read-only: stale files are reported, not removed (`start` removes them), and so
+//! is a worker a gone supervisor left running (`orphaned`; `stop` ends it).
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use crate::config::Dirs;
 use crate::domain::Problem;
 use crate::guard::{Guarded, SecretRefused, check_json};
 use crate::supervisor::control::{self, Request, Response};
+use crate::supervisor::presence::orphan_worker;
 use crate::supervisor::redact::Redactor;
 use crate::supervisor::{ExitInfo, Presence, SupervisorState, SupervisorStatus, probe};
 use crate::worker::{UNREACHABLE, WorkerState, WorkerStatus};
@@ -72,7 +74,8 @@ pub struct Output {
     pub running: bool,
     /// running (worker process up), backoff (it exited; restarted after `next_restart_in_ms`),
     /// `crash_loop` (it kept exiting: no more restarts), starting, stopping, stopped (no
-    /// supervisor), unresponsive.
+    /// supervisor), unresponsive, orphaned (the supervisor is gone but its worker, `worker_pid`,
+    /// still runs unsupervised: stop_worker ends it).
     pub state: SupervisorState,
     /// The supervisor's pid (also for a stale or unresponsive one).
     pub pid: Option<u32>,
@@ -159,6 +162,10 @@ fn next_step(presence: SupervisorPresence, state: SupervisorState) -> String {
         (SupervisorPresence::Unresponsive, _) => {
             "the supervisor does not answer: stop_worker (`basis stop`) ends it and its worker, then start_worker"
         }
+        (SupervisorPresence::Stale, SupervisorState::Orphaned) => {
+            "the supervisor is gone but its worker still runs, unsupervised: stop_worker \
+             (`basis stop`) ends it; then start_worker (`basis start`) starts a supervised one"
+        }
         (SupervisorPresence::Stale, _) => {
             "the supervisor is gone: start_worker (`basis start`) cleans up and starts a new one"
         }
@@ -227,9 +234,16 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
                 ));
             }
         }
-        Presence::Stale { reason, .. } => {
+        Presence::Stale { info, reason } => {
             out.supervisor = SupervisorPresence::Stale;
             out.note = Some(reason);
+            if let Some(worker) = info.as_ref().and_then(orphan_worker) {
+                out.state = SupervisorState::Orphaned;
+                out.worker_pid = Some(worker);
+                out.note = out
+                    .note
+                    .map(|r| format!("{r}; its worker (pid {worker}) still runs without it"));
+            }
         }
         Presence::Absent => {}
     }

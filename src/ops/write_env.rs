@@ -1,5 +1,9 @@
 //! `write_env`: write the worker's env file (§3) from public settings. The token is generated
-//! here, on the host, when the file has none, and an existing one is always kept.
+//! here, on the host, when the file has none, and an existing one is always kept: the whole
+//! read-modify-write runs under the file's cross-process [`EnvLock`], so of several processes
+//! racing to create the file, one creates it and the others keep its token.
+
+use std::path::Path;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -7,7 +11,7 @@ use url::Url;
 
 use super::Context;
 use super::parse;
-use crate::config::{ENV_FILE_MODE, WorkerEnv};
+use crate::config::{ENV_FILE_MODE, EnvFileError, EnvLock, EnvTarget, WorkerEnv, env_target};
 use crate::domain::{ErrorCode, Problem, Runtime, TokenFingerprint, WalletAddress, WorkerId};
 use crate::guard::{GuardText, Guarded, SecretRefused};
 
@@ -48,6 +52,11 @@ pub struct Input {
     /// be inside the config dir, the current dir or a dir allowed in basis.toml.
     #[serde(default)]
     pub out: Option<String>,
+    /// Replace the file at out even when it is not a worker env file (what it holds is
+    /// lost). Without it such a file is refused (ENV_FILE_FOREIGN); a missing file or a
+    /// worker env file needs no force.
+    #[serde(default)]
+    pub force: Option<bool>,
 }
 
 impl Guarded for Input {
@@ -137,14 +146,55 @@ fn default_models(env: &mut WorkerEnv, runtime: Runtime) {
 const ECHO_MODEL: &str = "echo";
 
 /// Merges the input into the env file (creating it if needed), keeps or generates the token,
-/// and writes it atomically with mode 0600.
+/// and writes it atomically with mode 0600, all under the file's [`EnvLock`].
 pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
+    update(ctx, input).map(|(output, _)| output)
+}
+
+/// [`run`], also returning the file as written, token included, for `register_worker`: the
+/// token it registers is the one this call read or created under the lock, and basis never
+/// replaces a token that exists, so it is the one the file keeps.
+pub(super) fn update(ctx: &Context, input: &Input) -> Result<(Output, WorkerEnv), Problem> {
     parse::refuse_key_as_wallet(input.wallet.as_deref())?;
     input.check_secrets()?;
-    let path = ctx.env_path(input.out.as_deref());
     let update = update_from(input)?;
-    let existing = WorkerEnv::read_optional(&ctx.allowed.check(&path)?)?;
-    let created = existing.is_none();
+    let path = ctx.allowed.check(&ctx.env_path(input.out.as_deref()))?;
+    let force = input.force.unwrap_or(false);
+    // Refused before the lock, whose file would otherwise be left beside the foreign one.
+    if !force && env_target(&path)? == EnvTarget::Foreign {
+        return Err(EnvFileError::Foreign { path }.into());
+    }
+    let _lock = EnvLock::acquire(&path)?;
+    // Under the lock no other basis process writes the file; `create` also refuses to replace
+    // a file a writer without the lock (an older basis) created meanwhile: read it and merge
+    // again, once.
+    match merge_and_write(ctx, &path, update.clone(), force) {
+        Err(EnvFileError::Appeared { .. }) => merge_and_write(ctx, &path, update, force),
+        other => other,
+    }
+    .map_err(Problem::from)?
+}
+
+/// One read-merge-write of the env file at `path` (checked, locked). A file there that is
+/// not a worker env file is refused, or with `force` replaced without reading it. The outer
+/// error is the file's (a retry may help); the inner one is the merged settings'.
+fn merge_and_write(
+    ctx: &Context,
+    path: &Path,
+    update: WorkerEnv,
+    force: bool,
+) -> Result<Result<(Output, WorkerEnv), Problem>, EnvFileError> {
+    let target = env_target(path)?;
+    let existing = match target {
+        EnvTarget::WorkerEnv => WorkerEnv::read_optional(path)?,
+        EnvTarget::Foreign if !force => {
+            return Err(EnvFileError::Foreign {
+                path: path.to_path_buf(),
+            });
+        }
+        EnvTarget::Foreign | EnvTarget::Missing => None,
+    };
+    let created = existing.is_none() && target != EnvTarget::Foreign;
     let mut env = existing.unwrap_or_default();
     let models_given = !update.models.is_empty();
     env.merge(update);
@@ -165,30 +215,34 @@ pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         .into_iter()
         .filter_map(|(k, m)| m.then_some(k))
         .collect();
-        return Err(Problem::new(
+        return Ok(Err(Problem::new(
             ErrorCode::EnvIncomplete,
             format!("the env file would lack {}", missing.join(" and ")),
         )
         .with_fix(format!(
             "pass {} (public values only)",
             missing.join(" and ")
-        )));
+        ))));
     };
     if env.models.is_empty() {
-        return Err(Problem::new(
+        return Ok(Err(Problem::new(
             ErrorCode::EnvIncomplete,
             format!("the {runtime} runtime needs at least one model"),
         )
-        .with_fix("pass models, e.g. [\"llama3.1:8b\"]"));
+        .with_fix("pass models, e.g. [\"llama3.1:8b\"]")));
     }
     let token_kept = !env.ensure_token();
-    let written = env.write(&path, &ctx.allowed)?;
-    let token_fingerprint = written.token_fingerprint.clone().ok_or_else(|| {
-        Problem::new(
+    let written = if created {
+        env.create(path, &ctx.allowed)?
+    } else {
+        env.write(path, &ctx.allowed)?
+    };
+    let Some(token_fingerprint) = written.token_fingerprint.clone() else {
+        return Ok(Err(Problem::new(
             ErrorCode::Internal,
             "the env file was written without a token",
-        )
-    })?;
+        )));
+    };
     tracing::debug!(
         path = %written.path.display(),
         created,
@@ -196,7 +250,7 @@ pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         token_fingerprint = %token_fingerprint,
         "wrote the env file"
     );
-    Ok(Output {
+    let output = Output {
         path: written.path.display().to_string(),
         mode: format!("{ENV_FILE_MODE:04o}"),
         keys_written: written.keys,
@@ -215,5 +269,91 @@ pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         multi_task: env.multi_task.unwrap_or(false),
         next_step: "register the worker with the orchestrator (register_worker / `basis register`)"
             .to_owned(),
-    })
+    };
+    Ok(Ok((output, env)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+
+    const WALLET: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+
+    /// Threads released together all find the file missing at once, the race that made each
+    /// create it with a token of its own: under the lock one creates it and the rest keep its
+    /// token, and the file holds that one token.
+    #[test]
+    fn racing_first_writes_end_with_one_token_the_one_each_reported() {
+        for round in 0..5 {
+            let home = tempfile::tempdir().unwrap();
+            let url = url::Url::parse("http://127.0.0.1:9").unwrap();
+            let ctx = Arc::new(Context::for_home(home.path(), &url).unwrap());
+            let n = 8;
+            let barrier = Arc::new(Barrier::new(n));
+            let threads: Vec<_> = (0..n)
+                .map(|i| {
+                    let (ctx, barrier) = (Arc::clone(&ctx), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        let input = Input {
+                            wallet: Some(WALLET.to_owned()),
+                            worker_id: Some("gpu-1".to_owned()),
+                            multi_task: Some(i % 2 == 0),
+                            ..Input::default()
+                        };
+                        barrier.wait();
+                        update(&ctx, &input).unwrap()
+                    })
+                })
+                .collect();
+            let results: Vec<(Output, WorkerEnv)> =
+                threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let on_disk = WorkerEnv::read(&ctx.dirs().env_file()).unwrap();
+            let token = on_disk.token.as_ref().unwrap();
+            let created = results.iter().filter(|(o, _)| o.created).count();
+            assert_eq!(created, 1, "round {round}: one writer creates the file");
+            for (output, env) in &results {
+                assert_eq!(
+                    output.token_fingerprint,
+                    token.fingerprint(),
+                    "round {round}"
+                );
+                assert_eq!(env.token.as_ref().unwrap().sha256(), token.sha256());
+                assert_eq!(output.token_kept, !output.created);
+            }
+        }
+    }
+
+    /// A file that is not a worker env file is left byte for byte (no lock file beside it)
+    /// unless forced; forced, it is replaced by a fresh worker env file.
+    #[test]
+    fn a_foreign_file_is_refused_unless_forced() {
+        let home = tempfile::tempdir().unwrap();
+        let url = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let ctx = Context::for_home(home.path(), &url).unwrap();
+        let bashrc = home.path().join(".bashrc");
+        let original = "export PATH=\"$HOME/bin:$PATH\"\nBASIS_WORKER_ID=gpu-1\n";
+        std::fs::write(&bashrc, original).unwrap();
+        let mut input = Input {
+            wallet: Some(WALLET.to_owned()),
+            worker_id: Some("gpu-1".to_owned()),
+            out: Some(bashrc.display().to_string()),
+            ..Input::default()
+        };
+        let problem = run(&ctx, &input).unwrap_err();
+        assert_eq!(problem.code, ErrorCode::EnvFileForeign, "{problem:?}");
+        assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), original);
+        assert!(!home.path().join(".bashrc.lock").exists());
+
+        input.force = Some(true);
+        let output = run(&ctx, &input).unwrap();
+        assert!(!output.created && !output.token_kept);
+        let env = WorkerEnv::read(&bashrc).unwrap();
+        assert!(env.extra.is_empty(), "the foreign lines are not merged");
+        assert_eq!(env.token.unwrap().fingerprint(), output.token_fingerprint);
+        // Now it is a worker env file: rewriting it needs no force and keeps its token.
+        input.force = None;
+        assert!(run(&ctx, &input).unwrap().token_kept);
+    }
 }

@@ -1,5 +1,6 @@
-//! The worker process: how it is started ([`WorkerCommand`]), and the pumps that copy its
-//! stdout and stderr, line by line, into the redacting [`LogSink`].
+//! The worker process: how it is started ([`WorkerCommand`]; its stdin is the lifeline that
+//! ends it if this supervisor dies, see `worker::lifeline`), and the pumps that copy its stdout
+//! and stderr, line by line, into the redacting [`LogSink`].
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -8,13 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::task::JoinHandle;
 
 use super::clock;
 use super::logs::MAX_LINE_BYTES;
 use super::sink::LogSink;
 use crate::config::ENV_STATE_DIR;
+use crate::worker::{LIFELINE_ENV, LIFELINE_STDIN};
 
 /// The variable naming a test worker command (tests only; see [`WorkerCommand::Shell`]).
 pub const WORKER_CMD_ENV: &str = "BASIS_SUPERVISE_WORKER_CMD";
@@ -49,6 +51,7 @@ impl WorkerCommand {
         };
         cmd.arg("--env").arg(OsString::from(env_path.as_os_str()));
         cmd.env(ENV_STATE_DIR, state_dir);
+        cmd.env(LIFELINE_ENV, LIFELINE_STDIN);
         cmd
     }
 }
@@ -63,6 +66,10 @@ pub struct RunningWorker {
     /// Unix seconds when it started.
     pub started_at: u64,
     pumps: Vec<JoinHandle<()>>,
+    /// The write end of the worker's stdin, its lifeline (`worker::lifeline`): held, never
+    /// written, closed by the kernel when this process ends, which tells the worker to go.
+    /// Kept out of `child`, whose `wait` would close it at once.
+    _lifeline: Option<ChildStdin>,
 }
 
 impl RunningWorker {
@@ -81,7 +88,7 @@ impl RunningWorker {
     }
 }
 
-/// Starts the worker with stdin closed and stdout/stderr piped into `sink`. `started` runs
+/// Starts the worker with its lifeline as stdin and stdout/stderr piped into `sink`. `started` runs
 /// with its pid before any of its output is copied (so the start event comes first). It is
 /// killed if the supervisor drops it (only after it ended, or on a bug).
 pub fn spawn(
@@ -92,7 +99,7 @@ pub fn spawn(
     started: impl FnOnce(u32),
 ) -> std::io::Result<RunningWorker> {
     let mut cmd = command.command(env_path, state_dir);
-    cmd.stdin(Stdio::null())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -101,6 +108,7 @@ pub fn spawn(
         .id()
         .ok_or_else(|| std::io::Error::other("the worker exited before its pid was known"))?;
     started(pid);
+    let lifeline = child.stdin.take();
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
         pumps.push(tokio::spawn(pump(out, Arc::clone(sink))));
@@ -114,6 +122,7 @@ pub fn spawn(
         started: Instant::now(),
         started_at: clock::unix_now(),
         pumps,
+        _lifeline: lifeline,
     })
 }
 

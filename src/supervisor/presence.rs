@@ -1,7 +1,8 @@
 //! Is a supervisor running? [`probe`] reads `supervisor.json` and checks its pid: alive, and
 //! still a `basis supervise` (same kernel start time, `supervise` in its command line). A dead
 //! pid, a zombie or a reused pid makes the files [`Presence::Stale`]; [`clean_stale`] removes
-//! them and ends the orphaned worker a killed supervisor left behind.
+//! them and ends the orphaned worker a killed supervisor left behind ([`orphan_worker`] says
+//! whether there is one).
 
 use std::time::Duration;
 
@@ -74,6 +75,14 @@ pub fn probe(dirs: &Dirs) -> Presence {
     }
 }
 
+/// The worker a gone supervisor left running: `info`'s worker pid when that pid is alive and
+/// verifiably the same process (same kernel start time). Where that cannot be told (no
+/// `/proc`), `None`: a pid that may have been reused is never reported or signalled.
+pub fn orphan_worker(info: &SupervisorInfo) -> Option<u32> {
+    let worker = info.worker_pid?;
+    (proc::same_process(worker, info.worker_start_ticks) == Some(true)).then_some(worker)
+}
+
 /// What [`clean_stale`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cleanup {
@@ -85,10 +94,7 @@ pub struct Cleanup {
 /// (SIGTERM, then SIGKILL after `grace`) when that pid is verifiably the same process.
 pub async fn clean_stale(dirs: &Dirs, info: Option<&SupervisorInfo>, grace: Duration) -> Cleanup {
     let mut cleanup = Cleanup::default();
-    if let Some(info) = info
-        && let Some(worker) = info.worker_pid
-        && proc::same_process(worker, info.worker_start_ticks) == Some(true)
-    {
+    if let Some(worker) = info.and_then(orphan_worker) {
         proc::send(worker, Signal::SIGTERM);
         let deadline = tokio::time::Instant::now() + grace;
         while proc::is_alive(worker) && tokio::time::Instant::now() < deadline {

@@ -31,6 +31,9 @@ pub enum SupervisorState {
     /// Reported by `worker_status` only: the supervisor process is alive but its control
     /// socket did not answer.
     Unresponsive,
+    /// Reported by `worker_status` only: the supervisor is gone (killed or crashed) but the
+    /// worker process it started still runs, unsupervised. stop_worker ends it.
+    Orphaned,
 }
 
 impl SupervisorState {
@@ -43,6 +46,7 @@ impl SupervisorState {
             Self::Stopping => "stopping",
             Self::Stopped => "stopped",
             Self::Unresponsive => "unresponsive",
+            Self::Orphaned => "orphaned",
         }
     }
 
@@ -56,6 +60,7 @@ impl SupervisorState {
             Self::Stopping => "stopping",
             Self::Stopped => "not started",
             Self::Unresponsive => "unknown: the supervisor does not answer",
+            Self::Orphaned => "still running without its supervisor (orphaned)",
         }
     }
 }

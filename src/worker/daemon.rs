@@ -15,6 +15,7 @@ use super::config::{Options, WorkerConfig};
 use super::connection;
 use super::error::WorkerError;
 use super::jobs::Outgoing;
+use super::lifeline;
 use super::session::{self, Ended};
 use super::shared::Shared;
 use super::status::{Counters, StatusHandle, WorkerState, WorkerStatus, unix_now};
@@ -48,7 +49,8 @@ impl Shutdown {
 }
 
 /// `basis worker --env PATH`: reads and validates the env file, builds the runtime, drains on
-/// SIGTERM or SIGINT (a second one aborts), and runs until drained.
+/// SIGTERM or SIGINT (a second one aborts) or, started by a supervisor, when that supervisor is
+/// gone (the `lifeline` on stdin), and runs until drained.
 pub async fn run_from_env_file(env_path: &Path, options: Options) -> Result<(), WorkerError> {
     let env = WorkerEnv::read(env_path)?;
     let config = WorkerConfig::from_env(&env, options, |k| std::env::var(k).ok())?;
@@ -72,6 +74,17 @@ pub async fn run_from_env_file(env_path: &Path, options: Options) -> Result<(), 
             }
         }
     });
+    if lifeline::stdin_is_lifeline() {
+        let orphaned = shutdown.clone();
+        // Drain first: with the supervisor gone, stderr may be a pipe nobody reads.
+        let gone = move || {
+            orphaned.drain();
+            tracing::warn!("the supervisor is gone (its lifeline closed): draining");
+        };
+        if let Err(e) = lifeline::watch_stdin(gone) {
+            tracing::warn!(error = %e, "cannot watch the supervisor's lifeline");
+        }
+    }
     let result = run(config, backend, shutdown).await;
     listener.abort();
     result

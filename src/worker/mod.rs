@@ -4,7 +4,7 @@
 //! runtime (`crate::runtime`), streams their pieces as `job_chunk`s, keeps each finished result
 //! until the orchestrator's `job_ack` (resending it after a reconnect), reconnects with
 //! jittered exponential backoff, writes `worker-status.json` on every state change, and drains
-//! on SIGTERM.
+//! on SIGTERM, or when the supervisor that started it is gone (`lifeline`).
 //!
 //! - [`run_from_env_file`]: what the CLI calls (signals included).
 //! - [`run`] with a [`WorkerConfig`], any [`Backend`](crate::runtime::Backend) and a
@@ -21,6 +21,7 @@ mod connection;
 mod daemon;
 mod error;
 mod jobs;
+mod lifeline;
 mod session;
 mod shared;
 mod status;
@@ -32,6 +33,7 @@ pub use config::{
 };
 pub use daemon::{Shutdown, run, run_from_env_file};
 pub use error::WorkerError;
+pub use lifeline::{LIFELINE_ENV, LIFELINE_STDIN};
 pub use status::{
     Counters, CurrentJob, LastError, StatusError, UNREACHABLE, WORKER_STATUS_MODE, WorkerState,
     WorkerStatus, unix_now,

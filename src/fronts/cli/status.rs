@@ -51,6 +51,8 @@ fn human(o: &Output) -> String {
             );
         }
         let _ = writeln!(s, ", {} restart(s)", o.restarts);
+    } else if let Some(pid) = o.worker_pid {
+        let _ = writeln!(s, "worker process: {} (pid {pid})", o.state.describe());
     }
     if !o.last_exits.is_empty() {
         let _ = writeln!(s, "recent exits:");

@@ -41,6 +41,9 @@ pub struct Args {
     /// Env file to write [default: worker.env in the config directory].
     #[arg(long, value_name = "PATH")]
     pub out: Option<String>,
+    /// Replace the file at --out even when it is not a worker env file (what it holds is lost).
+    #[arg(long)]
+    pub force: bool,
     /// Print the tool's structured output as JSON.
     #[arg(long)]
     pub json: bool,
@@ -59,6 +62,7 @@ pub fn run(ctx: &Context, args: Args) -> ExitCode {
         orchestrator_url: args.orchestrator_url,
         multi_task: args.multi_task,
         out: args.out,
+        force: args.force.then_some(true),
     };
     let result = ctx.ops().and_then(|ops| write_env::run(&ops, &input));
     output::render(json, result, human)

@@ -15,8 +15,9 @@ settings: the reward wallet address, worker_id, runtime (echo|ollama|vllm), mode
 orchestrator_url. Use it after check_hardware, once the user has given their public wallet \
 address. The worker token is generated here on the host and kept on every rewrite; the result \
 shows only its fingerprint. Omitted fields keep their current values, so calling it again with \
-the same arguments changes nothing. Never pass a private key, seed phrase or token: they are \
-refused (SECRET_REFUSED). Next: register_worker.";
+the same arguments changes nothing. An existing file at out that is not a worker env file is \
+refused (ENV_FILE_FOREIGN) unless force is true. Never pass a private key, seed phrase or token: \
+they are refused (SECRET_REFUSED). Next: register_worker.";
 
 const REGISTER_WORKER: &str = "\
 Register this machine's worker with the orchestrator. Uses the env file written by write_env \

@@ -1,0 +1,159 @@
+//! The env file's writes: `basis write-env` and `basis register` processes started together on
+//! a fresh home all end with the one token the file keeps, which is the one the orchestrator
+//! registered; and `--out` onto a file that is not a worker env file leaves it as it was
+//! unless `--force` is given.
+
+use super::*;
+
+use basis::domain::WorkerToken;
+
+/// The token's fingerprint as the commands print it.
+fn fingerprint(token: &str) -> String {
+    WorkerToken::parse(token).unwrap().fingerprint().to_string()
+}
+
+#[test]
+fn racing_write_env_and_register_processes_keep_one_token() {
+    for round in 0..3 {
+        let home = Home::new();
+        let orch = TestOrchestrator::start(home.path());
+        let base = [
+            "--wallet",
+            WALLET,
+            "--worker-id",
+            "race-box",
+            "--orchestrator-url",
+            &orch.url,
+            "--json",
+        ];
+        let children: Vec<(bool, std::process::Child)> = (0..8)
+            .map(|i| {
+                // One register: two racing registrations of a new id are the orchestrator's own race.
+                let register = i == 3;
+                let command = if register { "register" } else { "write-env" };
+                let child = Command::new(env!("CARGO_BIN_EXE_basis"))
+                    .arg(command)
+                    .args(base)
+                    .env("BASIS_HOME", home.path())
+                    .env_remove("BASIS_ORCHESTRATOR_URL")
+                    .env_remove("BASIS_CONFIG")
+                    .current_dir(home.path())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (register, child)
+            })
+            .collect();
+        let token = {
+            let outputs: Vec<(bool, Output)> = children
+                .into_iter()
+                .map(|(register, child)| (register, child.wait_with_output().unwrap()))
+                .collect();
+            let kept = fingerprint(&home.token());
+            for (register, out) in &outputs {
+                assert!(out.status.success(), "round {round}: {}", all_output(out));
+                let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(
+                    json["token_fingerprint"], kept,
+                    "round {round}: a process reported a token the file does not keep: {json}"
+                );
+                if *register {
+                    assert_eq!(json["record"]["token_fingerprint"], kept, "{json}");
+                }
+            }
+            kept
+        };
+        // The orchestrator holds that token: a register now proves possession of it.
+        let (code, json) = home.json(&["register", "--json"]);
+        assert_eq!(code, 0, "{json}");
+        assert_eq!(json["record"]["token_fingerprint"], token);
+        assert_eq!(json["created"], false);
+        let lock = home.path().join("worker.env.lock");
+        assert_eq!(
+            std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn out_onto_a_file_that_is_not_a_worker_env_file_is_refused_unless_forced() {
+    let home = Home::new();
+    let bashrc = home.path().join(".bashrc");
+    let original = "# ~/.bashrc\nexport PATH=\"$HOME/.local/bin:$PATH\"\nBASIS_WORKER_ID=x1\n";
+    // 0600, as the old code needed to read it (and then rewrote it), and 0644, where the
+    // refusal must be this one, not a chmod 600 fix.
+    for mode in [0o600, 0o644] {
+        std::fs::write(&bashrc, original).unwrap();
+        std::fs::set_permissions(&bashrc, std::fs::Permissions::from_mode(mode)).unwrap();
+        let args = [
+            "write-env",
+            "--wallet",
+            WALLET,
+            "--worker-id",
+            "gpu-1",
+            "--out",
+            ".bashrc",
+        ];
+        let (code, json) = home.json(&[&args[..], &["--json"]].concat());
+        assert_eq!(code, 2, "{json}");
+        assert_eq!(json["error"]["code"], "ENV_FILE_FOREIGN", "{json}");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(".bashrc")
+        );
+        assert_eq!(std::fs::read(&bashrc).unwrap(), original.as_bytes());
+        let meta = std::fs::metadata(&bashrc).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, mode);
+        assert!(!home.path().join(".bashrc.lock").exists());
+        let human = human_text(&home.basis(&args));
+        assert!(human.contains("`basis write-env --force`"), "{human}");
+    }
+
+    let (code, json) = home.json(&[
+        "write-env",
+        "--wallet",
+        WALLET,
+        "--worker-id",
+        "gpu-1",
+        "--out",
+        ".bashrc",
+        "--force",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        (&json["created"], &json["token_kept"]),
+        (&Value::Bool(false), &Value::Bool(false))
+    );
+    let written = std::fs::read_to_string(&bashrc).unwrap();
+    assert!(!written.contains("PATH"), "{written}");
+    assert!(written.contains("BASIS_WORKER_TOKEN="));
+    let mode = std::fs::metadata(&bashrc).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // The default env file and a missing --out need no force.
+    let (code, json) = home.json(&[
+        "write-env",
+        "--wallet",
+        WALLET,
+        "--worker-id",
+        "gpu-1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    let (code, json) = home.json(&[
+        "write-env",
+        "--out",
+        "other.env",
+        "--wallet",
+        WALLET,
+        "--worker-id",
+        "gpu-1",
+        "--json",
+    ]);
+    assert_eq!((code, &json["created"]), (0, &Value::Bool(true)), "{json}");
+}
