@@ -201,3 +201,33 @@ async fn bad_wallets_get_codes_and_private_keys_are_not_echoed() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn racing_first_registrations_of_one_worker_all_succeed() -> TestResult {
+    let orch = Orchestrator::with(Options::default());
+    let token = WorkerToken::generate();
+    let req = request("race-1", &token);
+    // The same request from several hosts' racing `basis register`: one creates, the rest
+    // find it created and are answered unchanged, not WORKER_ID_TAKEN.
+    let attempts = (0..8).map(|_| {
+        let (client, req) = (orch.client(), req.clone());
+        async move { client.register(&req, None, None).await }
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let created = outcomes
+        .iter()
+        .filter(|o| o.as_ref().is_ok_and(|o| o.created))
+        .count();
+    for o in &outcomes {
+        assert!(o.is_ok(), "{o:?}");
+    }
+    assert_eq!(created, 1);
+    // Another token for the same id is still refused without the proof.
+    let e = orch
+        .client()
+        .register(&request("race-1", &WorkerToken::generate()), None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), ErrorCode::WorkerIdTaken);
+    Ok(())
+}

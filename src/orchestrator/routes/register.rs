@@ -123,12 +123,18 @@ async fn create(
         }
     }
     let id = req.worker_id.clone();
-    match state.store.insert_worker(req, unix_now()).await {
+    match state.store.insert_worker(req.clone(), unix_now()).await {
         Ok(row) => {
             tracing::info!(worker_id = %id, "worker registered");
             Ok((StatusCode::CREATED, Changed::Yes(row)))
         }
-        Err(StoreError::Conflict) => Err(taken(&id)),
+        // A concurrent registration of the same id won the insert: this one is now a
+        // re-registration (the same request is answered as unchanged; another token needs
+        // the proof as always).
+        Err(StoreError::Conflict) => match state.store.worker(id.clone()).await? {
+            Some(row) => Box::pin(reregister(state, headers, ip, req, row, admin)).await,
+            None => Err(taken(&id)),
+        },
         Err(e) => Err(e.into()),
     }
 }
