@@ -1,4 +1,5 @@
-//! `write_env`: write the worker's env file (§3) from public settings. The token is generated
+//! `write_env`: write the worker's env file (docs/FILES.md, "worker.env") from public
+//! settings. The token is generated
 //! here, on the host, when the file has none, and an existing one is always kept.
 
 use schemars::JsonSchema;
