@@ -1,5 +1,5 @@
-//! `basis canary` end to end (§9): a real orchestrator, supervisor and echo worker, driven
-//! through the gateway and the task market; the checklist must pass and print no secret.
+//! `basis canary` end to end (docs/CANARY.md): a real orchestrator, supervisor and echo worker,
+//! driven through the gateway and the task market; the checklist must pass and print no secret.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -23,7 +23,7 @@ fn the_canary_passes_and_prints_no_secret() {
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 16);
     assert!(steps.iter().all(|s| s["outcome"] == "passed"));
-    // The task part of §9 ran and settled echo work at 0, stated as simulated.
+    // The canary's task steps ran and settled echo work at 0, stated as simulated.
     let settled = steps
         .iter()
         .find(|s| s["name"].as_str().unwrap().starts_with("settled"))

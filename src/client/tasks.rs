@@ -1,5 +1,5 @@
-//! The task market (§7): `tasks()`, `task()`, `post_task()`, `claim()`, `release()`,
-//! `submit()`, `submission()`, `evaluate()`, `dispute()`, `resolve()`, `rewards()`.
+//! The task market (docs/TASK_MARKET.md): `tasks()`, `task()`, `post_task()`, `claim()`,
+//! `release()`, `submit()`, `submission()`, `evaluate()`, `dispute()`, `resolve()`, `rewards()`.
 //!
 //! Credentials travel only in headers marked sensitive: the worker token as `Authorization:
 //! Bearer` for claim, release, submit and dispute; the evaluator key (evaluate) and the client

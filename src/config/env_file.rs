@@ -1,11 +1,12 @@
-//! `worker.env` (§3): the dotenv file `basis worker`, systemd `EnvironmentFile=` and
-//! `docker --env-file` all read. It holds the worker token, so it is written 0600, atomically,
-//! never through a symlink and only inside the allowed directories (see `env_io`).
+//! `worker.env` (docs/FILES.md, "worker.env"): the dotenv file `basis worker`, systemd
+//! `EnvironmentFile=` and `docker --env-file` all read. It holds the worker token, so it is written
+//! 0600, atomically, never through a symlink and only inside the allowed directories (see
+//! `env_io`).
 //!
-//! Written form: a header comment, then plain `KEY=value` lines (known keys in §3 order, then
-//! unknown keys in their original order). Known values never need quotes; unknown values are
-//! quoted only when they must be. Reading also accepts `export KEY=...`, comments, blank lines
-//! and single- or double-quoted values on one line.
+//! Written form (docs/FILES.md, "Format"): a header comment, then plain `KEY=value` lines (known
+//! keys in [`KNOWN_KEYS`] order, then unknown keys in their original order). Known values never
+//! need quotes; unknown values are quoted only when they must be. Reading also accepts
+//! `export KEY=...`, comments, blank lines and single- or double-quoted values on one line.
 
 use std::fmt;
 
@@ -29,7 +30,7 @@ pub const KEY_OLLAMA_URL: &str = "OLLAMA_URL";
 pub const KEY_VLLM_URL: &str = "VLLM_URL";
 pub const KEY_ORCHESTRATOR_URL: &str = "BASIS_ORCHESTRATOR_URL";
 pub const KEY_TOKEN: &str = "BASIS_WORKER_TOKEN";
-/// The evaluator key an operator gives an Evaluator Agent's host (task market, §7). A secret
+/// The evaluator key an operator gives an Evaluator Agent's host (docs/TASK_MARKET.md). A secret
 /// like the token: never a tool argument, never shown (only its fingerprint).
 pub const KEY_EVALUATOR_KEY: &str = "BASIS_EVALUATOR_KEY";
 /// `true` when the worker registers as multi-task: it may hold several task claims at once.
@@ -38,8 +39,8 @@ pub const KEY_MULTI_TASK: &str = "BASIS_WORKER_MULTI_TASK";
 /// The longest evaluator key accepted (the orchestrator's are `basis_evaluator_` + 64 hex).
 const MAX_EVALUATOR_KEY_LEN: usize = 256;
 
-/// The known keys, in the order §3 lists them and [`WorkerEnv::render`] writes them (the
-/// evaluator key and the multi-task switch, which §3 predates, last).
+/// The known keys, in the order docs/FILES.md ("Keys") lists them and [`WorkerEnv::render`]
+/// writes them (the evaluator key and the multi-task switch, added later, last).
 pub const KNOWN_KEYS: [&str; 11] = [
     KEY_WORKER_ID,
     KEY_WALLET,
@@ -283,8 +284,8 @@ impl WorkerEnv {
         Ok(())
     }
 
-    /// The known keys present, as `(key, value)` pairs in §3 order. The secrets' values are
-    /// produced by `shown` (the token's fingerprint and the secret text), so callers decide
+    /// The known keys present, as `(key, value)` pairs in [`KNOWN_KEYS`] order. The secrets' values
+    /// are produced by `shown` (the token's fingerprint and the secret text), so callers decide
     /// whether they are exposed.
     fn known_pairs(
         &self,
@@ -408,8 +409,8 @@ impl WorkerEnv {
         Ok(())
     }
 
-    /// The file's text: header, known keys in §3 order, then unknown keys in their order.
-    /// Call [`validate`](Self::validate) first (as [`write`](Self::write) does).
+    /// The file's text: header, known keys in [`KNOWN_KEYS`] order, then unknown keys in their
+    /// order. Call [`validate`](Self::validate) first (as [`write`](Self::write) does).
     pub fn render(&self) -> String {
         let mut out = String::from(HEADER);
         for (key, value) in self.known_pairs(|_, secret| secret.to_owned()) {

@@ -1,5 +1,5 @@
-//! Tests of `worker.env` on disk (§3): mode 0600, atomic replace, symlinks, allowed dirs,
-//! token preservation on rewrite, read warnings.
+//! Tests of `worker.env` on disk (docs/FILES.md, "Writing and reading"): mode 0600, atomic replace,
+//! symlinks, allowed dirs, token preservation on rewrite, read warnings.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};

@@ -1,4 +1,5 @@
-//! Files on the worker's host (§3): directories, `basis.toml` settings and the 0600 `worker.env`.
+//! Files on the worker's host (docs/FILES.md): directories, `basis.toml` settings and the 0600
+//! `worker.env`.
 //!
 //! - [`Dirs`]: the config and state dirs (`BASIS_HOME`, XDG, `HOME`).
 //! - [`Settings`]: `basis.toml`, with precedence flag > env > file > defaults.

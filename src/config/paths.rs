@@ -1,4 +1,5 @@
-//! Where basis keeps its files (§3): the config dir (`worker.env`, `basis.toml`) and the state dir.
+//! Where basis keeps its files (docs/FILES.md, "Directories"): the config dir (`worker.env`,
+//! `basis.toml`) and the state dir.
 //!
 //! Order: `$BASIS_HOME` (config) and `$BASIS_HOME/state` (state); otherwise the XDG base
 //! directories, `$XDG_CONFIG_HOME/basis` or `$HOME/.config/basis`, and `$XDG_STATE_HOME/basis`

@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn rfc8785_key_ordering_vector() {
-        // RFC 8785 §3.2.3: keys sorted by UTF-16 code units.
+        // RFC 8785 section 3.2.3: keys sorted by UTF-16 code units.
         let input: Value = serde_json::from_str(
             r#"{"\u20ac":"Euro Sign","\r":"Carriage Return","\ufb33":"Hebrew Letter Dalet With Dagesh","1":"One","\ud83d\ude00":"Emoji: Grinning Face","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis"}"#,
         )
@@ -137,7 +137,7 @@ mod tests {
             let v: Value = serde_json::from_str(input).unwrap();
             assert_eq!(jcs(&v), expected, "input {input}");
         }
-        // The RFC's own sample document, §3.2.2.
+        // The RFC's own sample document, section 3.2.2.
         let sample: Value = serde_json::from_str(
             r#"{"numbers":[333333333.33333329,1E30,4.50,2e-3,0.000000000000000000000000001],"string":"\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/","literals":[null,true,false]}"#,
         )

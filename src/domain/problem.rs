@@ -147,7 +147,7 @@ error_codes! {
     OrchestratorDraining = "ORCHESTRATOR_DRAINING", exit 1;
     /// No receipt with this id or hash is stored.
     ReceiptNotFound = "RECEIPT_NOT_FOUND", exit 3;
-    // task market (§7)
+    // task market (docs/TASK_MARKET.md)
     /// No task with this id exists.
     TaskNotFound = "TASK_NOT_FOUND", exit 3;
     /// The task is not open for claims (claimed, submitted, settled, expired or abandoned).

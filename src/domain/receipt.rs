@@ -1,6 +1,6 @@
-//! Receipts (§8): the versioned record of a finished gateway job or an evaluated submission,
-//! sealed with `receipt_hash = keccak256(JCS(receipt without receipt_hash))` and verifiable
-//! offline from its JSON alone.
+//! Receipts (docs/RECEIPTS.md): the versioned record of a finished gateway job or an evaluated
+//! submission, sealed with `receipt_hash = keccak256(JCS(receipt without receipt_hash))` and
+//! verifiable offline from its JSON alone.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
-//! Task-market vocabulary (§7): a task's [`TaskStatus`], its [`OutputFormat`] (which also says
-//! what the "raw output bytes" behind `output_hash` are), and an [`Evaluation`] with its
-//! attestation hash `keccak256(JCS(evaluation))`.
+//! Task-market vocabulary (docs/TASK_MARKET.md): a task's [`TaskStatus`], its [`OutputFormat`]
+//! (which also says what the "raw output bytes" behind `output_hash` are), and an [`Evaluation`]
+//! with its attestation hash `keccak256(JCS(evaluation))`.
 
 use std::borrow::Cow;
 use std::fmt;

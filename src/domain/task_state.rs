@@ -1,6 +1,6 @@
-//! The task lifecycle (§7) as one pure function, [`transition`]: every allowed move between
-//! [`TaskStatus`] values, and a refusal for every other. The store applies the result inside its
-//! transaction; nothing else decides a task's next status.
+//! The task lifecycle (docs/TASK_MARKET.md, "Lifecycle") as one pure function, [`transition`]:
+//! every allowed move between [`TaskStatus`] values, and a refusal for every other. The store
+//! applies the result inside its transaction; nothing else decides a task's next status.
 //!
 //! ```text
 //! open ──claim──▶ claimed ──submit──▶ submitted ──pass──▶ completed

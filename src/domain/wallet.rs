@@ -1,5 +1,5 @@
-//! `WalletAddress`: a public EVM reward address, parsed strictly (§4.1) and always shown in
-//! its EIP-55 checksummed form.
+//! `WalletAddress`: a public EVM reward address, parsed strictly and always shown in its EIP-55
+//! checksummed form (docs/SECURITY.md, "Identity: worker id, wallet, token").
 
 use std::borrow::Cow;
 use std::fmt;
@@ -56,7 +56,7 @@ pub struct WalletAddress(Address);
 impl WalletAddress {
     pub const PATTERN: &'static str = "^0x[0-9a-fA-F]{40}$";
 
-    /// Parses per §4.1: mixed case must match EIP-55; all-lower or all-upper hex is accepted
+    /// Parses strictly: mixed case must match EIP-55; all-lower or all-upper hex is accepted
     /// and normalised; the zero address is refused; 64 hex gets the private-key message.
     pub fn parse(s: &str) -> Result<Self, WalletError> {
         let body = s

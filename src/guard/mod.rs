@@ -1,4 +1,5 @@
-//! The secrets guard (§4.3): refuses private keys, mnemonics, keystores, PEM keys and API keys in any free-text field, without echoing them.
+//! The secrets guard (docs/SECURITY.md, "The secrets guard"): refuses private keys, mnemonics,
+//! keystores, PEM keys and API keys in any free-text field, without echoing them.
 //!
 //! Every front calls it on every free-text argument and API field before anything else sees
 //! the value: [`check_text`] for a string, [`check_json`] for a JSON value (every string and

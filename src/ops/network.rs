@@ -1,4 +1,5 @@
-//! `network_status`: the orchestrator's onboarding posture (§5) and whether this host's env
+//! `network_status`: the orchestrator's onboarding posture
+//! (docs/PROTOCOL.md, "Onboarding status") and whether this host's env
 //! file is complete and registered there. Read-only; an unreachable orchestrator is reported,
 //! not raised, so the local half of the answer is never lost.
 

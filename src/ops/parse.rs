@@ -34,7 +34,8 @@ fn suggest_worker_id(s: &str) -> Option<String> {
     WorkerId::parse(out).ok().map(|w| w.to_string())
 }
 
-/// Gives a private key pasted into a wallet field its own message (§4.3), before the generic
+/// Gives a private key pasted into a wallet field its own message (docs/SECURITY.md,
+/// "Identity: worker id, wallet, token"), before the generic
 /// secrets guard sees it. Call it ahead of `Guarded::check_secrets`.
 pub fn refuse_key_as_wallet(s: Option<&str>) -> Result<(), Problem> {
     match s.map(WalletAddress::parse) {

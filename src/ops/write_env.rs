@@ -1,7 +1,8 @@
-//! `write_env`: write the worker's env file (§3) from public settings. The token is generated
-//! here, on the host, when the file has none, and an existing one is always kept: the whole
-//! read-modify-write runs under the file's cross-process [`EnvLock`], so of several processes
-//! racing to create the file, one creates it and the others keep its token.
+//! `write_env`: write the worker's env file (docs/FILES.md, "worker.env") from public
+//! settings. The token is generated here, on the host, when the file has none, and an
+//! existing one is always kept: the whole read-modify-write runs under the file's
+//! cross-process [`EnvLock`], so of several processes racing to create the file, one creates
+//! it and the others keep its token.
 
 use std::path::Path;
 

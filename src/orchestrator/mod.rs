@@ -1,4 +1,5 @@
-//! The self-hostable orchestrator (`basis orchestrator`, §5): the worker registry over HTTP
+//! The self-hostable orchestrator (`basis orchestrator`; its API is docs/PROTOCOL.md): the
+//! worker registry over HTTP
 //! (axum), with storage behind the [`store::Store`] trait (`SQLite` by default).
 //!
 //! Request path: [`routes`] (one file per noun) → [`registration`] / [`auth`] → [`store`].

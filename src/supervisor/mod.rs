@@ -1,4 +1,5 @@
-//! The supervisor (`basis supervise --env PATH`, §2, §3): a detached process that keeps one
+//! The supervisor (`basis supervise --env PATH`; docs/FILES.md,
+//! "Supervisor restarts and logs" and "State directory"): a detached process that keeps one
 //! worker alive, restarts it with backoff, stops restarting in a crash loop, writes its output
 //! to size-rotated, redacted log files, and answers a 0600 Unix control socket.
 //!

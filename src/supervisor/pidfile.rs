@@ -1,5 +1,6 @@
-//! `supervisor.json` (§3): who the running supervisor is. Written atomically with mode 0600
-//! when the supervisor starts and whenever its worker changes; removed when it exits.
+//! `supervisor.json` (docs/FILES.md, "State directory"): who the running supervisor is.
+//! Written atomically with mode 0600 when the supervisor starts and whenever its worker
+//! changes; removed when it exits.
 
 use std::fs;
 use std::io;

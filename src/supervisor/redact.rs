@@ -1,7 +1,8 @@
-//! `Redactor`: what keeps secrets out of the worker log, `status` and `logs` (§4.2). Line by
-//! line: the env file's token is replaced wherever it appears; then any word the secrets guard
-//! ([`crate::guard::redact_line`]) flags (a 64-hex key, an API key, …) is replaced; if the line
-//! is still flagged (a seed phrase, a PEM block header spans words), the whole line is withheld.
+//! `Redactor`: what keeps secrets out of the worker log, `status` and `logs` (docs/SECURITY.md,
+//! "Identity: worker id, wallet, token"). Line by line: the env file's token is replaced wherever
+//! it appears; then any word the secrets guard ([`crate::guard::redact_line`]) flags (a 64-hex key,
+//! an API key, …) is replaced; if the line is still flagged (a seed phrase, a PEM block header
+//! spans words), the whole line is withheld.
 //!
 //! A 64-hex job id or hash in a log line is redacted too: the guard cannot tell it from a key,
 //! and a lost hash in a log costs less than a leaked key.

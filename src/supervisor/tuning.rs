@@ -1,5 +1,6 @@
-//! `Tuning`: the supervisor's durations and limits. The defaults are the product's (§3: 1 s
-//! doubling to 60 s, reset after 5 healthy minutes, 5 exits in 10 minutes, 5 MiB × 3 files).
+//! `Tuning`: the supervisor's durations and limits. The defaults are the product's
+//! (docs/FILES.md, "Supervisor restarts and logs"): 1 s doubling to 60 s, reset after 5
+//! healthy minutes, 5 exits in 10 minutes, 5 MiB × 3 files.
 //!
 //! Tests shorten them through the hidden `basis supervise --tuning SPEC` flag or the
 //! [`TUNING_ENV`] variable (inherited from `basis start`): a comma list of `key=value` with

@@ -1,8 +1,9 @@
-//! The worker channel (§6): JSON text frames over the WebSocket at `/api/workers/connect`,
-//! tagged by `type`, protocol version 1. `WorkerMessage` flows worker → orchestrator,
-//! `OrchestratorMessage` the other way.
+//! The worker channel (docs/PROTOCOL.md, "Worker channel"): JSON text frames over the WebSocket at
+//! `/api/workers/connect`, tagged by `type`, protocol version 1. `WorkerMessage` flows worker →
+//! orchestrator, `OrchestratorMessage` the other way.
 //!
-//! One addition to §6: `job_ack {job_id}`. The orchestrator sends it once it has durably
+//! `job_ack {job_id}` (docs/PROTOCOL.md, "Jobs and results"): the orchestrator sends it once
+//! it has durably
 //! recorded a `job_done`/`job_error`; until then the worker keeps the finished result and
 //! resends it after a reconnect, so a finished result is never lost. Re-sent results are
 //! idempotent on `job_id`.

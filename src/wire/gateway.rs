@@ -1,6 +1,6 @@
-//! The `OpenAI`-compatible gateway (§5): `GET /v1/models` and `POST /v1/chat/completions`
-//! answers, and the `x-basis-*` response headers that tie an answer to its worker, job and
-//! receipt.
+//! The `OpenAI`-compatible gateway (docs/PROTOCOL.md, "Gateway"): `GET /v1/models` and
+//! `POST /v1/chat/completions` answers, and the `x-basis-*` response headers that tie an answer
+//! to its worker, job and receipt.
 //!
 //! The request body is the client's `OpenAI` chat body, forwarded to the worker as it is; only
 //! `model`, `messages` and `stream` are read here. Answers are the `OpenAI` shapes plus two

@@ -17,7 +17,7 @@ pub struct Health {
     pub status: HealthStatus,
     /// The orchestrator's basis version.
     pub version: String,
-    /// Worker-channel protocol version (§6).
+    /// Worker-channel protocol version.
     pub protocol_version: u32,
     /// Seconds since the orchestrator started.
     pub uptime_s: u64,

@@ -1,4 +1,5 @@
-//! Wire types: the JSON bodies of the orchestrator's HTTP API (§5), shared by the server
+//! Wire types: the JSON bodies of the orchestrator's HTTP API (docs/PROTOCOL.md), shared by the
+//! server
 //! (`crate::orchestrator`) and its client (`crate::client`). One file per noun.
 //!
 //! Serialization is an IPC boundary: these types are what other processes (and other versions
@@ -50,5 +51,5 @@ pub use workers::{
     WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord,
 };
 
-/// The worker-channel protocol version this build speaks (§6).
+/// The worker-channel protocol version this build speaks (docs/PROTOCOL.md, "Worker channel").
 pub const PROTOCOL_VERSION: u32 = 1;

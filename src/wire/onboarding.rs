@@ -76,7 +76,7 @@ pub struct OnboardingStatus {
     pub heartbeat_interval_s: u64,
     /// A worker is online while its last heartbeat is younger than this, in seconds.
     pub online_window_s: u64,
-    /// Worker-channel protocol version (§6).
+    /// Worker-channel protocol version.
     pub protocol_version: u32,
     /// The orchestrator's basis version.
     pub orchestrator_version: String,

@@ -14,7 +14,8 @@ pub const ONBOARDING_STATUS: &str = "/api/workers/onboarding/status";
 pub const REGISTER: &str = "/api/workers/register";
 /// `GET`: the registered workers, paged by `?after=ID&limit=N`.
 pub const WORKERS: &str = "/api/workers";
-/// `GET`: the worker channel's WebSocket upgrade (§6), `Authorization: Bearer <token>`.
+/// `GET`: the worker channel's WebSocket upgrade (docs/PROTOCOL.md, "Connecting"),
+/// `Authorization: Bearer <token>`.
 pub const WORKER_CONNECT: &str = "/api/workers/connect";
 
 /// The operator's enrollment key when registration is gated.

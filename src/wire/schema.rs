@@ -10,7 +10,7 @@ use schemars::Schema;
 use schemars::transform::{Transform, transform_subschemas};
 use serde_json::{Map, Value};
 
-/// The `format` values JSON Schema 2020-12 defines (its Validation vocabulary, §7.3).
+/// The `format` values JSON Schema 2020-12 defines (its Validation vocabulary, section 7.3).
 pub const STANDARD_FORMATS: &[&str] = &[
     "date-time",
     "date",

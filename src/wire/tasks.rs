@@ -1,6 +1,6 @@
-//! The task market's API bodies (§5, §7): posting and listing tasks, claims, submissions,
-//! evaluations, disputes, the reward ledger, and the market policy shown in the onboarding
-//! status.
+//! The task market's API bodies (docs/TASK_MARKET.md): posting and listing tasks, claims,
+//! submissions, evaluations, disputes, the reward ledger, and the market policy shown in the
+//! onboarding status.
 //!
 //! Who may call what: posting needs a client key (`Authorization: Bearer <client key>`, unless
 //! the orchestrator runs `--open`); claim, release, submit and dispute need the worker's token
@@ -245,7 +245,7 @@ pub struct SubmitRequest {
     pub duration_ms: Option<u64>,
 }
 
-/// Why a credit pays nothing (§7 anti-cheat, checked before any credit).
+/// Why a credit pays nothing (anti-cheat, checked before any credit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unpaid {

@@ -1,4 +1,5 @@
-//! Reconnect delays: exponential backoff with full jitter (§6: 1 s doubling to 30 s). The
+//! Reconnect delays: exponential backoff with full jitter, 1 s doubling to 30 s
+//! (docs/PROTOCOL.md, "Reconnecting and draining"). The
 //! n-th wait is uniform in `[0, min(cap, base · 2ⁿ)]`, so a fleet of workers that lost the
 //! same orchestrator does not come back in lockstep; a successful `welcome` resets it.
 

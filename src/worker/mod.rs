@@ -1,4 +1,5 @@
-//! The worker daemon (`basis worker --env PATH`, §6): connects to the orchestrator's worker
+//! The worker daemon (`basis worker --env PATH`; docs/PROTOCOL.md, "Worker channel"): connects
+//! to the orchestrator's worker
 //! channel over WebSocket, says `hello`, heartbeats at the interval the `welcome` asks for
 //! (`ready` false while the runtime is unhealthy), runs up to `capacity` jobs at once on its
 //! runtime (`crate::runtime`), streams their pieces as `job_chunk`s, keeps each finished result

@@ -1,4 +1,5 @@
-//! `worker-status.json` (§3): what the worker is doing, for the supervisor, `worker_status` and
+//! `worker-status.json` (docs/FILES.md, "State directory"): what the worker is doing, for the
+//! supervisor, `worker_status` and
 //! `verify_online` to read. Rewritten atomically (mode 0600) on every state change by one
 //! writer task, which coalesces bursts: readers always see a whole, recent document. Writes
 //! are at least [`MIN_WRITE_INTERVAL`] apart (a busy worker changes `current_jobs` hundreds of

@@ -1,6 +1,6 @@
-//! `basis mcp --http`: the same tools through rmcp's streamable HTTP client, and the HTTP
-//! security rules (§4.5): Host/Origin allow-lists (403), the bearer token (401), the
-//! non-loopback bind refusal, the body size limit (413). Servers bind 127.0.0.1:0 only.
+//! `basis mcp --http`: the same tools through rmcp's streamable HTTP client, and the HTTP security
+//! rules (docs/SECURITY.md, "MCP over HTTP"): Host/Origin allow-lists (403), the bearer token
+//! (401), the non-loopback bind refusal, the body size limit (413). Servers bind 127.0.0.1:0 only.
 
 use serde_json::Value;
 

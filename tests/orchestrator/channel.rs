@@ -1,5 +1,6 @@
-//! The worker channel (§6) from the orchestrator's side: token auth before the upgrade,
-//! hello → welcome, heartbeats and the online window, readiness, and what the registry shows.
+//! The worker channel (docs/PROTOCOL.md, "Worker channel") from the orchestrator's side: token auth
+//! before the upgrade, hello → welcome, heartbeats and the online window, readiness, and what the
+//! registry shows.
 
 use super::fake_worker::*;
 use super::*;

@@ -1,4 +1,5 @@
-//! A minimal in-test worker that speaks the worker channel (§6) over tokio-tungstenite, so the
+//! A minimal in-test worker that speaks the worker channel
+//! (docs/PROTOCOL.md, "Worker channel") over tokio-tungstenite, so the
 //! orchestrator side can be tested on its own; plus helpers to register workers, make client
 //! keys, call the gateway and read server-sent events.
 

@@ -1,8 +1,8 @@
-//! The real `basis worker` under a real `basis orchestrator` that is killed (SIGKILL) and
-//! started again on the same database and address: the worker notices the loss, backs off
-//! (§6: 1 s doubling to 30 s, with jitter), reconnects and is online again within the backoff
-//! cap of the orchestrator's return, and gateway jobs route to it again; the job it finished
-//! before the kill is still counted.
+//! The real `basis worker` under a real `basis orchestrator` that is killed (SIGKILL) and started
+//! again on the same database and address: the worker notices the loss, backs off (1 s doubling to
+//! 30 s, with jitter: docs/PROTOCOL.md, "Reconnecting and draining"), reconnects and is online
+//! again within the backoff cap of the orchestrator's return, and gateway jobs route to it again;
+//! the job it finished before the kill is still counted.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

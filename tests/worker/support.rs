@@ -1,7 +1,8 @@
 //! A fake orchestrator for the worker tests: an in-test axum WebSocket server at
 //! `/api/workers/connect` that checks the bearer token, answers `hello` with `welcome`, reports
 //! every frame (with its arrival time) to the test, and sends or closes on command. It plays the
-//! orchestrator's side of §6 so the worker can be tested on its own. Also what starting the
+//! orchestrator's side of the worker channel (docs/PROTOCOL.md, "Worker channel") so the
+//! worker can be tested on its own. Also what starting the
 //! real `basis worker` process takes: its env file, its command, a guard that kills it.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! `basis canary`: the end-to-end proof on one machine (§9), as a checklist.
+//! `basis canary`: the end-to-end proof on one machine (docs/CANARY.md), as a checklist.
 
 use std::io::Write as _;
 use std::process::ExitCode;

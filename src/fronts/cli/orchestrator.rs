@@ -1,4 +1,5 @@
-//! `basis orchestrator`: run the self-hostable orchestrator (§5), manage its API keys
+//! `basis orchestrator`: run the self-hostable orchestrator (docs/PROTOCOL.md), manage its API
+//! keys
 //! (`keys create`, `keys hash`), or act on its task market as the operator (`tasks resolve`,
 //! in `orchestrator_tasks`). Parses flags, calls `crate::orchestrator` or the operation,
 //! renders.

@@ -1,6 +1,6 @@
 //! MCP resources: `basis://worker/env`, the worker env file with its secret masked
 //! (`BASIS_WORKER_TOKEN` shows only the token's fingerprint), and `basis://worker/log`, the
-//! tail of the worker log, redacted. Later: receipts (§10).
+//! tail of the worker log, redacted. Later: receipts (docs/RECEIPTS.md, "Not yet").
 
 use rmcp::ErrorData;
 use rmcp::model::{ListResourcesResult, ReadResourceResult, Resource, ResourceContents};

@@ -1,4 +1,5 @@
-//! HTTP security for `basis mcp --http` (§4.5), as pure checks on request headers:
+//! HTTP security for `basis mcp --http` (docs/SECURITY.md, "MCP over HTTP"), as pure checks on
+//! request headers:
 //!
 //! - `Host` must name an allowed host (by default `localhost`, `127.0.0.1`, `[::1]`, any port):
 //!   a DNS-rebinding page cannot reach the server under its own name. 403 otherwise.

@@ -1,6 +1,7 @@
-//! `canary` (§9): the end-to-end proof on one machine. With throwaway secrets and a throwaway
-//! wallet in a temp dir it starts a real orchestrator, registers a worker, starts a real echo
-//! worker through the supervisor, and drives the gateway, checking each promise of the brief.
+//! `canary` (docs/CANARY.md): the end-to-end proof on one machine. With throwaway secrets and
+//! a throwaway wallet in a temp dir it starts a real orchestrator, registers a worker, starts a
+//! real echo worker through the supervisor, and drives the gateway and the task market,
+//! checking each promise listed in docs/CANARY.md, "Steps".
 //! Every step is reported; the first failure stops the run; cleanup always happens.
 
 // The canary runs once per process, not on a hot path: its futures are large because they hold
@@ -291,7 +292,8 @@ async fn drive(
     Some(orch)
 }
 
-/// The task part of §9: post, fetch, claim, execute, submit, evaluate, settle.
+/// The task part of the canary (docs/CANARY.md, "Steps"): post, fetch, claim, execute,
+/// submit, evaluate, settle.
 async fn task_market(run: &mut Run<'_>, orch: &procs::Orchestrator, ctx: &Context) {
     let task = run.step(tasks::post(orch)).await;
     let fetched = match &task {

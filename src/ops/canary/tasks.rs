@@ -1,8 +1,8 @@
-//! The canary's task-market part (§9): a task with an inference input is posted with the
-//! client key, then fetched, claimed, executed on the echo worker's runtime, submitted and
-//! evaluated through the same operations the MCP tools and the CLI call; the settlement's
-//! receipt is re-verified from its JSON and the reward is read back from the ledger (0 for
-//! echo work, which is simulated).
+//! The canary's task-market part (docs/CANARY.md, "Steps"): a task with an inference input is
+//! posted with the client key, then fetched, claimed, executed on the echo worker's runtime,
+//! submitted and evaluated through the same operations the MCP tools and the CLI call; the
+//! settlement's receipt is re-verified from its JSON and the reward is read back from the ledger (0
+//! for echo work, which is simulated).
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

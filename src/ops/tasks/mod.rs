@@ -1,9 +1,9 @@
-//! The task market's operations (§7), one file per action: `fetch` (fetch_tasks), `claim`
-//! (claim_task), `release` (release_task), `execute` (execute_task), `submit`
+//! The task market's operations (docs/TASK_MARKET.md), one file per action: `fetch` (fetch_tasks),
+//! `claim` (claim_task), `release` (release_task), `execute` (execute_task), `submit`
 //! (submit_output), `submission` (get_submission), `evaluate` (verify_output, the Evaluator
-//! Agent's) and `dispute` (dispute_output); `output_file` confines the files submit_output
-//! reads. This file holds what they share: the env file, the orchestrator client, this
-//! worker's identity and capabilities, the credential a submission is read with, id parsing.
+//! Agent's) and `dispute` (dispute_output); `output_file` confines the files submit_output reads.
+//! This file holds what they share: the env file, the orchestrator client, this worker's identity
+//! and capabilities, the credential a submission is read with, id parsing.
 //!
 //! Capabilities: a worker has `runtime:<runtime>` (its `BASIS_WORKER_RUNTIME`) and
 //! `model:<name>` for each of its models (`BASIS_WORKER_MODELS`, or `BASIS_OLLAMA_MODEL` for an

@@ -1,6 +1,7 @@
-//! The OpenAI-compatible gateway (§5): client-key auth, the chat request, routing through the
-//! [`crate::orchestrator::hub`], and the answer: [`complete`] (one `chat.completion`) or
-//! [`stream`] (server-sent `chat.completion.chunk`s, forwarded as they arrive).
+//! The OpenAI-compatible gateway (docs/PROTOCOL.md, "Gateway"): client-key auth, the chat request,
+//! routing through the [`crate::orchestrator::hub`], and the answer: [`complete`] (one
+//! `chat.completion`) or [`stream`] (server-sent `chat.completion.chunk`s, forwarded as they
+//! arrive).
 //!
 //! Every answer carries `x-basis-worker-id` and `x-basis-job-id`. A non-streamed answer also
 //! carries `x-basis-receipt-id` and `x-basis-receipt-hash`; a stream's headers leave before

@@ -1,4 +1,5 @@
-//! The hub: the workers connected right now over the worker channel (§6), in memory. Sessions
+//! The hub: the workers connected right now over the worker channel, in memory
+//! (docs/PROTOCOL.md, "Worker channel" and "Worker registry and presence"). Sessions
 //! ([`session`]) attach a [`Live`] per welcomed connection; the gateway asks the hub to route a
 //! job to the least busy routable worker serving a model ([`Hub::dispatch`]); results are
 //! recorded by [`settle`] before the worker gets `job_ack`.

@@ -5,10 +5,10 @@
 //! acknowledged before it is durable; a result re-sent for a job already recorded is simply
 //! acknowledged again.
 //!
-//! Receipts (§8): one per completed gateway job. `output_hash` is keccak256 of exactly the
-//! text the client received; `duration_ms` is measured by the orchestrator; `simulated` is
-//! true when the worker says so or runs the echo runtime; `reward` is 0 (gateway jobs pay
-//! nothing yet) in the configured `asset`.
+//! Receipts (docs/RECEIPTS.md, "Gateway job receipts"): one per completed gateway job.
+//! `output_hash` is keccak256 of exactly the text the client received; `duration_ms` is measured by
+//! the orchestrator; `simulated` is true when the worker says so or runs the echo runtime; `reward`
+//! is 0 (gateway jobs pay nothing yet) in the configured `asset`.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,7 +1,7 @@
-//! Anti-cheat (§7), authoritative and checked before any credit: from what the orchestrator
-//! knows itself (the worker's registered runtime, the output, the task's input, the time it
-//! measured from claim to submit), whether a passed submission pays nothing, and why
-//! ([`Unpaid`]). Pure: no clock, no store.
+//! Anti-cheat (docs/TASK_MARKET.md, "Settlement"), authoritative and checked before any credit:
+//! from what the orchestrator knows itself (the worker's registered runtime, the output, the task's
+//! input, the time it measured from claim to submit), whether a passed submission pays nothing, and
+//! why ([`Unpaid`]). Pure: no clock, no store.
 
 use crate::domain::{OutputFormat, Runtime, Usage};
 use crate::wire::{TaskInput, Unpaid};

@@ -1,7 +1,7 @@
-//! The task market's server side (§7) above storage and below the routes: the engine (every
-//! lifecycle decision, over the store's `MarketTx`), its configuration, the anti-cheat
-//! verdict, settlement arithmetic and receipts, the refusals as API errors, the wire form of
-//! its rows, and the background sweeper.
+//! The task market's server side (docs/TASK_MARKET.md) above storage and below the routes: the
+//! engine (every lifecycle decision, over the store's `MarketTx`), its configuration, the
+//! anti-cheat verdict, settlement arithmetic and receipts, the refusals as API errors, the wire
+//! form of its rows, and the background sweeper.
 
 pub mod anti_cheat;
 pub mod config;

@@ -1,7 +1,8 @@
-//! Settlement arithmetic and documents (§7, §8), pure: the fee split of a credit
-//! (`fee = gross * bps / 10000` rounded down, `net = gross - fee`), the sealed
-//! `task_settlement` receipt, and the evaluation the evaluator-timeout policy stands in with.
-//! The store calls these inside the transaction that records the outcome.
+//! Settlement arithmetic and documents (docs/TASK_MARKET.md, "Settlement"; docs/RECEIPTS.md, "Task
+//! settlement receipts"), pure: the fee split of a credit (`fee = gross * bps / 10000` rounded
+//! down, `net = gross - fee`), the sealed `task_settlement` receipt, and the evaluation the
+//! evaluator-timeout policy stands in with. The store calls these inside the transaction that
+//! records the outcome.
 
 use crate::domain::{
     Amount, CanonicalError, Evaluation, HashedReceipt, MAX_SAFE_INTEGER, OutputHash,

@@ -1,4 +1,4 @@
-//! The task market's paths in the `OpenAPI` document (§7, docs/TASK_MARKET.md): tasks,
+//! The task market's paths in the `OpenAPI` document (docs/TASK_MARKET.md): tasks,
 //! claims, submissions, evaluations, disputes, resolutions and the reward ledger, with their
 //! credentials and error answers.
 

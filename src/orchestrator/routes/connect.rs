@@ -1,4 +1,5 @@
-//! `GET /api/workers/connect`: the worker channel's WebSocket upgrade (§6). The bearer token is
+//! `GET /api/workers/connect`: the worker channel's WebSocket upgrade (docs/PROTOCOL.md,
+//! "Connecting"). The bearer token is
 //! checked before the upgrade (401 `WORKER_TOKEN_INVALID` otherwise; never logged); the
 //! connection is then served by [`crate::orchestrator::hub::session`].
 

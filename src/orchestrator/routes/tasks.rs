@@ -1,6 +1,6 @@
-//! The task market's task routes (§7, docs/TASK_MARKET.md): `POST /api/tasks` (client key),
-//! `GET /api/tasks` (filtered, highest reward first, cursor), `GET /api/tasks/{id}`, and the
-//! worker's `claim` and `release` (worker token).
+//! The task market's task routes (docs/TASK_MARKET.md, "Who may do what"): `POST /api/tasks`
+//! (client key), `GET /api/tasks` (filtered, highest reward first, cursor), `GET /api/tasks/{id}`,
+//! and the worker's `claim` and `release` (worker token).
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};

@@ -1,6 +1,6 @@
-//! Task-market tools for the Worker Agent (§7): `fetch_tasks`, `claim_task`, `release_task`,
-//! `execute_task`, `submit_output`, `get_submission`, `dispute_output`. Each calls one
-//! operation in `crate::ops::tasks`; the worker token is read from the env file there and never
+//! Task-market tools for the Worker Agent (docs/TASK_MARKET.md): `fetch_tasks`, `claim_task`,
+//! `release_task`, `execute_task`, `submit_output`, `get_submission`, `dispute_output`. Each calls
+//! one operation in `crate::ops::tasks`; the worker token is read from the env file there and never
 //! appears here.
 
 use rmcp::model::CallToolResult;
