@@ -15,6 +15,8 @@
 pub mod contract;
 mod jobs;
 mod keys;
+pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 mod tasks;
 mod workers;
@@ -25,6 +27,7 @@ use futures::future::BoxFuture;
 
 pub use jobs::{JobOutcome, JobRecord, JobStatus, JobStore, Recorded};
 pub use keys::{KeyRole, KeySha256, KeyStore, UnknownKeyRole};
+pub use postgres::PgStore;
 pub use sqlite::{SqliteStore, Synchronous};
 pub use tasks::{
     ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, SubmissionInsert,

@@ -509,3 +509,27 @@ pub async fn the_listing_orders_filters_and_pages(store: Arc<dyn Store>) {
     };
     assert!(page(f).await.unwrap().is_empty());
 }
+
+pub async fn one_worker_racing_for_two_tasks_holds_one(store: Arc<dyn Store>) {
+    let w = worker(&*store, "gpu-1", Runtime::Vllm).await;
+    let (a, b) = (task(5, &[]), task(5, &[]));
+    store.insert_task(a.clone()).await.unwrap();
+    store.insert_task(b.clone()).await.unwrap();
+    // Many rounds of the same worker claiming both at once: never both.
+    let claims = (0..20).map(|i| {
+        let store = Arc::clone(&store);
+        let t = if i % 2 == 0 {
+            a.task_id.clone()
+        } else {
+            b.task_id.clone()
+        };
+        let args = claim(&t, &w, NOW);
+        tokio::spawn(async move { engine::claim(&*store, args).await })
+    });
+    let held: std::collections::BTreeSet<TaskId> = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap().ok().map(|c| c.claim.task_id))
+        .collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+}

@@ -207,16 +207,34 @@ impl Store for SqliteStore {
 }
 
 /// Seconds as an `SQLite` INTEGER (`i64`); values past `i64::MAX` are clamped (year 292 billion).
-fn to_sql_int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+impl crate::orchestrator::store::rows::Columns for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn flag(&self, i: usize) -> Result<bool, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(i)?)
+    }
 }
 
-/// An INTEGER column read back as u64; negative values are corrupt.
-fn from_sql_int(v: i64, what: &'static str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt {
-        what,
-        reason: "negative integer".into(),
-    })
+fn to_sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use super::tasks_rows::{TASK_COLUMNS, reward_key, row_to_task};
+use super::tasks_rows::row_to_task;
 use super::to_sql_int;
+use crate::orchestrator::store::rows::{TASK_COLUMNS, reward_key};
 use crate::orchestrator::store::{StoreError, TaskFilter, TaskRow};
 
 /// The page `filter` asks for.

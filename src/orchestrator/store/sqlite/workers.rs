@@ -3,90 +3,15 @@
 use futures::future::BoxFuture;
 use rusqlite::{Connection, Row, params};
 
-use super::{SqliteStore, from_sql_int, to_sql_int};
-use crate::domain::{Amount, TokenSha256, WalletAddress, WorkerId};
+use super::{SqliteStore, to_sql_int};
+use crate::domain::{TokenSha256, WorkerId};
 use crate::orchestrator::store::{Presence, StoreError, WorkerRow, WorkerStore};
-use crate::wire::{HardwareSummary, RegisterRequest};
+use crate::wire::RegisterRequest;
 
-const COLUMNS: &str = "worker_id, wallet, runtime, models, token_sha256, hardware, version, \
-     multi_task, registered_at, updated_at, last_seen, connected_since, jobs_completed, \
-     jobs_failed, rewards_pending";
-
-/// The registration fields as SQL values.
-struct RegParams {
-    worker_id: String,
-    wallet: String,
-    runtime: &'static str,
-    models: String,
-    token: [u8; 32],
-    hardware: Option<String>,
-    version: String,
-    multi_task: bool,
-}
-
-fn reg_params(reg: &RegisterRequest) -> Result<RegParams, StoreError> {
-    let json = |what: &'static str, r: serde_json::Result<String>| {
-        r.map_err(|e| StoreError::Corrupt {
-            what,
-            reason: e.to_string(),
-        })
-    };
-    Ok(RegParams {
-        worker_id: reg.worker_id.as_str().to_owned(),
-        wallet: reg.wallet.checksummed(),
-        runtime: reg.runtime.as_str(),
-        models: json("models", serde_json::to_string(&reg.models))?,
-        token: *reg.token_sha256.as_bytes(),
-        hardware: reg
-            .hardware
-            .as_ref()
-            .map(|h| json("hardware", serde_json::to_string(h)))
-            .transpose()?,
-        version: reg.version.clone(),
-        multi_task: reg.multi_task,
-    })
-}
-
-fn corrupt(what: &'static str) -> impl Fn(String) -> StoreError {
-    move |reason| StoreError::Corrupt { what, reason }
-}
+use crate::orchestrator::store::rows::{self, RegColumns, WORKER_COLUMNS as COLUMNS};
 
 fn row_to_worker(row: &Row<'_>) -> Result<WorkerRow, StoreError> {
-    let text = |i: usize| -> Result<String, StoreError> { Ok(row.get::<_, String>(i)?) };
-    let opt_int = |i: usize, what| -> Result<Option<u64>, StoreError> {
-        row.get::<_, Option<i64>>(i)?
-            .map(|v| from_sql_int(v, what))
-            .transpose()
-    };
-    let int = |i: usize, what| -> Result<u64, StoreError> { from_sql_int(row.get(i)?, what) };
-    let token: Vec<u8> = row.get(4)?;
-    let token: [u8; 32] = token
-        .try_into()
-        .map_err(|_| corrupt("token hash")("not 32 bytes".into()))?;
-    let hardware: Option<String> = row.get(5)?;
-    Ok(WorkerRow {
-        worker_id: WorkerId::parse(&text(0)?).map_err(|e| corrupt("worker id")(e.to_string()))?,
-        wallet: WalletAddress::parse(&text(1)?).map_err(|e| corrupt("wallet")(e.to_string()))?,
-        runtime: text(2)?
-            .parse()
-            .map_err(|_| corrupt("runtime")("unknown runtime".into()))?,
-        models: serde_json::from_str(&text(3)?).map_err(|e| corrupt("models")(e.to_string()))?,
-        token_sha256: TokenSha256::from_bytes(token),
-        hardware: hardware
-            .map(|h| serde_json::from_str::<HardwareSummary>(&h))
-            .transpose()
-            .map_err(|e| corrupt("hardware")(e.to_string()))?,
-        version: text(6)?,
-        multi_task: row.get(7)?,
-        registered_at: int(8, "registered_at")?,
-        updated_at: int(9, "updated_at")?,
-        last_seen: opt_int(10, "last_seen")?,
-        connected_since: opt_int(11, "connected_since")?,
-        jobs_completed: int(12, "jobs_completed")?,
-        jobs_failed: int(13, "jobs_failed")?,
-        rewards_pending: Amount::parse(&text(14)?)
-            .map_err(|e| corrupt("rewards_pending")(e.to_string()))?,
-    })
+    rows::worker(row)
 }
 
 fn select_one(conn: &Connection, id: &str) -> Result<Option<WorkerRow>, StoreError> {
@@ -103,7 +28,7 @@ impl WorkerStore for SqliteStore {
         now: u64,
     ) -> BoxFuture<'_, Result<WorkerRow, StoreError>> {
         self.write(move |conn| {
-            let p = reg_params(&reg)?;
+            let p = RegColumns::of(&reg)?;
             let tx = conn.savepoint()?;
             tx.execute(
                 "INSERT INTO workers (worker_id, wallet, runtime, models, token_sha256, hardware, \
@@ -134,7 +59,7 @@ impl WorkerStore for SqliteStore {
         now: u64,
     ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>> {
         self.write(move |conn| {
-            let p = reg_params(&reg)?;
+            let p = RegColumns::of(&reg)?;
             let tx = conn.savepoint()?;
             let changed = tx.execute(
                 "UPDATE workers SET wallet = ?2, runtime = ?3, models = ?4, token_sha256 = ?5, \

@@ -1,0 +1,179 @@
+//! Finished gateway jobs and receipts on PostgreSQL. A job is recorded at most once: a second
+//! record of the same id (a retry, or another replica) answers with the stored status.
+
+use deadpool_postgres::GenericClient;
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+
+use super::{PgStore, int, pg_err};
+use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId};
+use crate::orchestrator::store::{
+    JobOutcome, JobRecord, JobStatus, JobStore, Recorded, StoreError,
+};
+
+fn corrupt_status() -> StoreError {
+    StoreError::Corrupt {
+        what: "job status",
+        reason: "unknown status".into(),
+    }
+}
+
+async fn status_of(client: &impl GenericClient, id: &str) -> Result<Option<JobStatus>, StoreError> {
+    let stmt = client
+        .prepare_cached("SELECT status FROM jobs WHERE job_id = $1")
+        .await
+        .map_err(pg_err)?;
+    let status: Option<String> = client
+        .query_opt(&stmt, &[&id])
+        .await
+        .map_err(pg_err)?
+        .map(|row| row.get(0));
+    status
+        .map(|s| JobStatus::parse(&s).ok_or_else(corrupt_status))
+        .transpose()
+}
+
+/// Inserts a sealed receipt (also used by the market's settlements).
+pub(super) async fn insert_receipt(
+    client: &impl GenericClient,
+    receipt: &HashedReceipt,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_string(receipt).map_err(|e| StoreError::Corrupt {
+        what: "receipt",
+        reason: e.to_string(),
+    })?;
+    let r = &receipt.receipt;
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO receipts (receipt_id, receipt_hash, kind, worker_id, job_id, issued_at, \
+             body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await
+        .map_err(pg_err)?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &r.receipt_id.as_str(),
+                &receipt.receipt_hash.to_string(),
+                &r.kind.as_str(),
+                &r.worker_id.as_str(),
+                &r.job_id.as_ref().map(JobId::as_str),
+                &int(r.issued_at),
+                &body,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(())
+}
+
+impl PgStore {
+    async fn record_new_job(&self, job: &JobRecord) -> Result<Recorded, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        if let Some(status) = status_of(&tx, job.job_id.as_str()).await? {
+            return Ok(Recorded::Already(status));
+        }
+        let (error_code, receipt_id, counter) = match &job.outcome {
+            JobOutcome::Completed(receipt) => {
+                insert_receipt(&tx, receipt).await?;
+                (
+                    None,
+                    Some(receipt.receipt.receipt_id.as_str().to_owned()),
+                    Some(
+                        "UPDATE workers SET jobs_completed = jobs_completed + 1 \
+                         WHERE worker_id = $1",
+                    ),
+                )
+            }
+            JobOutcome::Failed(code) => (
+                Some(code.as_str()),
+                None,
+                Some("UPDATE workers SET jobs_failed = jobs_failed + 1 WHERE worker_id = $1"),
+            ),
+            JobOutcome::Cancelled => (None, None, None),
+        };
+        tx.execute(
+            "INSERT INTO jobs (job_id, worker_id, model, status, error_code, receipt_id, \
+             started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &job.job_id.as_str(),
+                &job.worker_id.as_str(),
+                &job.model,
+                &job.outcome.status().as_str(),
+                &error_code,
+                &receipt_id,
+                &int(job.started_at),
+                &int(job.finished_at),
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+        if let Some(sql) = counter {
+            tx.execute(sql, &[&job.worker_id.as_str()])
+                .await
+                .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(Recorded::New)
+    }
+
+    async fn body_where(&self, sql: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
+        Ok(client
+            .query_opt(&stmt, &[&key])
+            .await
+            .map_err(pg_err)?
+            .map(|row| row.get(0)))
+    }
+}
+
+impl JobStore for PgStore {
+    fn record_job(&self, job: JobRecord) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+        async move {
+            match self.record_new_job(&job).await {
+                // Recorded concurrently (another replica): the stored one stands.
+                Err(StoreError::Conflict) => {
+                    let client = self.client().await?;
+                    match status_of(&client, job.job_id.as_str()).await? {
+                        Some(status) => Ok(Recorded::Already(status)),
+                        None => Err(StoreError::Conflict),
+                    }
+                }
+                other => other,
+            }
+        }
+        .boxed()
+    }
+
+    fn job_status(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobStatus>, StoreError>> {
+        async move { status_of(&self.client().await?, id.as_str()).await }.boxed()
+    }
+
+    fn receipt(&self, id: ReceiptId) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        async move {
+            self.body_where(
+                "SELECT body FROM receipts WHERE receipt_id = $1",
+                id.as_str(),
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn receipt_by_hash(
+        &self,
+        hash: ReceiptHash,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        async move {
+            self.body_where(
+                "SELECT body FROM receipts WHERE receipt_hash = $1",
+                &hash.to_string(),
+            )
+            .await
+        }
+        .boxed()
+    }
+}

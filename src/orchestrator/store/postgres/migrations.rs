@@ -1,0 +1,198 @@
+//! The PostgreSQL schema as versioned migrations, applied in order when a store connects;
+//! `basis_schema.version` records how many have run. Several replicas may start at once: the
+//! migrations run under a transaction-scoped advisory lock, so exactly one applies each.
+//! Append new migrations; never edit one that has shipped.
+//!
+//! The tables mirror the `SQLite` schema (store/sqlite/migrations.rs) column for column, with
+//! PostgreSQL's types: `BIGINT` times and counters, `BYTEA` hashes, `BOOLEAN` flags, JSON kept
+//! as `TEXT` (the row mapping is shared in spirit: the same strings round-trip). Ids and the
+//! reward key are `COLLATE "C"`, so ordering and cursors are byte order on every locale.
+
+use deadpool_postgres::Object;
+
+use super::pg_err;
+use crate::orchestrator::store::StoreError;
+
+/// The advisory lock key migrations run under (any fixed number; "basis" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0062_6173_6973;
+
+/// Migration `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole schema of SQLite's migrations 1 to 4.
+    r#"CREATE TABLE workers (
+        worker_id        TEXT COLLATE "C" PRIMARY KEY,
+        wallet           TEXT NOT NULL,
+        runtime          TEXT NOT NULL,
+        models           TEXT NOT NULL,
+        token_sha256     BYTEA NOT NULL CHECK (length(token_sha256) = 32),
+        hardware         TEXT,
+        version          TEXT NOT NULL,
+        multi_task       BOOLEAN NOT NULL DEFAULT FALSE,
+        registered_at    BIGINT NOT NULL,
+        updated_at       BIGINT NOT NULL,
+        last_seen        BIGINT,
+        connected_since  BIGINT,
+        jobs_completed   BIGINT NOT NULL DEFAULT 0,
+        jobs_failed      BIGINT NOT NULL DEFAULT 0,
+        rewards_pending  TEXT NOT NULL DEFAULT '0'
+    );
+    CREATE INDEX workers_by_token ON workers (token_sha256);
+    CREATE TABLE keys (
+        key_sha256  BYTEA PRIMARY KEY CHECK (length(key_sha256) = 32),
+        role        TEXT NOT NULL CHECK (role IN ('admin', 'client', 'evaluator')),
+        label       TEXT,
+        created_at  BIGINT NOT NULL,
+        revoked_at  BIGINT
+    );
+    CREATE TABLE jobs (
+        job_id       TEXT PRIMARY KEY,
+        worker_id    TEXT NOT NULL,
+        model        TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('completed', 'failed', 'cancelled')),
+        error_code   TEXT,
+        receipt_id   TEXT,
+        started_at   BIGINT NOT NULL,
+        finished_at  BIGINT NOT NULL
+    );
+    CREATE INDEX jobs_by_worker ON jobs (worker_id, finished_at);
+    CREATE TABLE receipts (
+        receipt_id    TEXT PRIMARY KEY,
+        receipt_hash  TEXT NOT NULL UNIQUE,
+        kind          TEXT NOT NULL,
+        worker_id     TEXT NOT NULL,
+        job_id        TEXT UNIQUE,
+        issued_at     BIGINT NOT NULL,
+        body          TEXT NOT NULL
+    );
+    CREATE INDEX receipts_by_worker ON receipts (worker_id, issued_at);
+    CREATE TABLE tasks (
+        task_id                TEXT COLLATE "C" PRIMARY KEY,
+        client                 TEXT NOT NULL,
+        description            TEXT NOT NULL,
+        criteria               TEXT NOT NULL,
+        required_capabilities  TEXT NOT NULL,
+        reward                 TEXT NOT NULL,
+        reward_key             TEXT COLLATE "C" NOT NULL CHECK (length(reward_key) = 40),
+        asset                  TEXT NOT NULL,
+        deadline_ms            BIGINT NOT NULL,
+        output_format          TEXT NOT NULL,
+        claim_ttl_s            BIGINT NOT NULL,
+        evaluator              TEXT NOT NULL,
+        pass_threshold         BIGINT NOT NULL,
+        input                  TEXT,
+        status                 TEXT NOT NULL CHECK (status IN ('open', 'claimed', 'submitted',
+                                 'completed', 'rejected', 'disputed', 'abandoned', 'expired')),
+        attempts               BIGINT NOT NULL DEFAULT 0,
+        created_ms             BIGINT NOT NULL,
+        updated_ms             BIGINT NOT NULL,
+        claimed_by             TEXT,
+        claimed_ms             BIGINT,
+        claim_expiry_ms        BIGINT,
+        submission_id          TEXT,
+        client_key_sha256      BYTEA CHECK (client_key_sha256 IS NULL
+                                 OR length(client_key_sha256) = 32)
+    );
+    CREATE INDEX tasks_listing ON tasks (status, reward_key DESC, task_id);
+    CREATE INDEX tasks_by_holder ON tasks (claimed_by, status);
+    CREATE INDEX tasks_leases ON tasks (claim_expiry_ms) WHERE status = 'claimed';
+    CREATE INDEX tasks_deadlines ON tasks (deadline_ms) WHERE status IN ('open', 'claimed');
+    CREATE TABLE claims (
+        claim_id    BIGSERIAL PRIMARY KEY,
+        task_id     TEXT NOT NULL,
+        worker_id   TEXT NOT NULL,
+        attempt     BIGINT NOT NULL,
+        claimed_ms  BIGINT NOT NULL,
+        expiry_ms   BIGINT NOT NULL,
+        ended_ms    BIGINT,
+        outcome     TEXT CHECK (outcome IN ('released', 'lapsed', 'submitted', 'expired'))
+    );
+    CREATE INDEX claims_by_task ON claims (task_id, worker_id);
+    CREATE TABLE submissions (
+        submission_id           TEXT PRIMARY KEY,
+        task_id                 TEXT NOT NULL UNIQUE,
+        worker_id               TEXT NOT NULL,
+        output                  TEXT NOT NULL,
+        output_hash             TEXT NOT NULL,
+        usage                   TEXT,
+        duration_ms             BIGINT,
+        claimed_ms              BIGINT NOT NULL,
+        submitted_ms            BIGINT NOT NULL,
+        evaluation_deadline_ms  BIGINT NOT NULL,
+        evaluation              TEXT,
+        attestation_hash        TEXT,
+        evaluated_ms            BIGINT,
+        auto_evaluated          BOOLEAN NOT NULL DEFAULT FALSE,
+        dispute_deadline_ms     BIGINT,
+        dispute_reason          TEXT,
+        disputed_ms             BIGINT,
+        resolution              TEXT,
+        resolution_note         TEXT,
+        resolved_ms             BIGINT,
+        receipt_id              TEXT
+    );
+    CREATE INDEX submissions_unevaluated ON submissions (evaluation_deadline_ms)
+        WHERE evaluated_ms IS NULL;
+    CREATE TABLE credits (
+        submission_id  TEXT PRIMARY KEY,
+        task_id        TEXT NOT NULL,
+        worker_id      TEXT NOT NULL,
+        wallet         TEXT NOT NULL,
+        gross          TEXT NOT NULL,
+        fee            TEXT NOT NULL,
+        net            TEXT NOT NULL,
+        asset          TEXT NOT NULL,
+        unpaid         TEXT,
+        status         TEXT NOT NULL DEFAULT 'pending',
+        created_ms     BIGINT NOT NULL,
+        receipt_id     TEXT NOT NULL,
+        receipt_hash   TEXT NOT NULL
+    );
+    CREATE INDEX credits_by_worker ON credits (worker_id, created_ms);"#,
+];
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// Applies the pending migrations in one transaction under the migration lock; refuses a
+/// schema newer than this build.
+pub async fn migrate(client: &mut Object, url_shown: &str) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(pg_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg_err)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS basis_schema (version BIGINT NOT NULL)")
+        .await
+        .map_err(pg_err)?;
+    let stored = tx
+        .query_opt("SELECT version FROM basis_schema", &[])
+        .await
+        .map_err(pg_err)?;
+    let current: i64 = if let Some(row) = stored {
+        row.get(0)
+    } else {
+        tx.execute("INSERT INTO basis_schema (version) VALUES (0)", &[])
+            .await
+            .map_err(pg_err)?;
+        0
+    };
+    if current > latest() {
+        return Err(StoreError::TooNew {
+            path: url_shown.to_owned(),
+            found: current,
+            supported: latest(),
+        });
+    }
+    for (version, sql) in (1_i64..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        tx.batch_execute(sql).await.map_err(pg_err)?;
+        tx.execute("UPDATE basis_schema SET version = $1", &[&version])
+            .await
+            .map_err(pg_err)?;
+        tracing::info!(version, "database migrated");
+    }
+    tx.commit().await.map_err(pg_err)
+}

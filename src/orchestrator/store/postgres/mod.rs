@@ -1,0 +1,155 @@
+//! [`Store`] on PostgreSQL, for several orchestrator replicas on one database: a
+//! `deadpool-postgres` pool of `tokio-postgres` connections, versioned migrations
+//! ([`migrations`]), one module per noun as for `SQLite`. The market engine's transactions run
+//! on one pooled connection inside `BEGIN … COMMIT` with the task row locked (`SELECT … FOR
+//! UPDATE`), so of N concurrent claimers on any replicas exactly one wins, without a single
+//! writer. An acknowledged write is a committed transaction (PostgreSQL's default
+//! `synchronous_commit = on`: on disk before `COMMIT` returns).
+//!
+//! Errors never carry a query's parameters; the database URL is shown without its password.
+
+mod jobs;
+mod keys;
+pub mod migrations;
+mod tasks;
+mod tasks_list;
+#[cfg(test)]
+pub mod testdb;
+mod workers;
+
+use deadpool_postgres::{Config, Object, Pool, PoolConfig, Runtime};
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::{Store, StoreError};
+
+/// Connections a store keeps open unless configured otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// The PostgreSQL store. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// The database URL without its password, for messages.
+    shown: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("database", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with any password replaced, for messages and logs.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "the configured database_url (not a URL)".to_owned(),
+    }
+}
+
+/// A driver error as a [`StoreError`]: a unique violation is a [`StoreError::Conflict`];
+/// anything else a backend error naming the SQL state, never the parameters.
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(pg_err)`
+pub(super) fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        return StoreError::Conflict;
+    }
+    match e.as_db_error() {
+        Some(db) => {
+            StoreError::Backend(format!("PostgreSQL {}: {}", db.code().code(), db.message()))
+        }
+        None => StoreError::Backend(format!("PostgreSQL: {e}")),
+    }
+}
+
+/// A `u64` (times, counters) as PostgreSQL's `BIGINT`, saturating at `i64::MAX`.
+pub(super) fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl crate::orchestrator::store::rows::Columns for tokio_postgres::Row {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.try_get(i).map_err(pg_err)
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        self.try_get(i).map_err(pg_err)
+    }
+
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        self.try_get(i).map_err(pg_err)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        self.try_get(i).map_err(pg_err)
+    }
+
+    fn flag(&self, i: usize) -> Result<bool, StoreError> {
+        self.try_get(i).map_err(pg_err)
+    }
+
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        self.try_get(i).map_err(pg_err)
+    }
+}
+
+impl PgStore {
+    /// Connects a pool of `pool_size` to `url` and applies the pending migrations.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let shown = shown_url(url);
+        let open = |reason: String| StoreError::Open {
+            path: shown.clone(),
+            reason,
+        };
+        let config = Config {
+            url: Some(url.to_owned()),
+            pool: Some(PoolConfig::new(pool_size.max(1))),
+            ..Config::default()
+        };
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .map_err(|e| open(e.to_string()))?;
+        let store = Self {
+            pool,
+            shown: shown.clone(),
+        };
+        let mut client = store.client().await.map_err(|e| open(e.to_string()))?;
+        migrations::migrate(&mut client, &shown).await?;
+        Ok(store)
+    }
+
+    /// A pooled connection.
+    pub(super) async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => pg_err(e),
+            other => StoreError::Backend(format!("PostgreSQL pool: {other}")),
+        })
+    }
+}
+
+impl Store for PgStore {
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await.map_err(pg_err)?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// The store contract suite, each case on a fresh database.
+#[cfg(test)]
+mod contract {
+    crate::orchestrator::store::contract::store_contract!(super::testdb::fresh());
+}

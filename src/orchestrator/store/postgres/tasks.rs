@@ -1,0 +1,572 @@
+//! [`TaskStore`] on PostgreSQL, and [`PgTx`], its [`MarketTx`]: one pooled connection inside
+//! `BEGIN … COMMIT` (read committed) where every read the engine decides on locks its row.
+//! A task is read `FOR UPDATE`; a claim also locks the claiming worker's row before it looks
+//! for the worker's other live claim; pending rewards are read `FOR UPDATE`. So concurrent
+//! market transactions on any replica serialize per task and per worker, exactly as the
+//! single `SQLite` writer serializes them all, and nothing is decided on a stale read. Locks
+//! are always taken task first, then worker, and due rows in id order, so two transactions
+//! never wait on each other in a circle.
+
+use deadpool_postgres::GenericClient;
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+
+use super::jobs::insert_receipt;
+use super::{PgStore, int, pg_err, tasks_list};
+use crate::domain::{
+    Amount, HashedReceipt, Runtime, SubmissionId, TaskId, WalletAddress, WorkerId,
+};
+use crate::orchestrator::store::rows::{
+    self, CREDIT_COLUMNS, SUBMISSION_COLUMNS, TASK_COLUMNS, corrupt, reward_key, to_json,
+    unpaid_text,
+};
+use crate::orchestrator::store::{
+    ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, StoreError, SubmissionInsert,
+    SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture,
+};
+use crate::wire::Credit;
+
+/// One market transaction.
+pub struct PgTx<'c> {
+    tx: deadpool_postgres::Transaction<'c>,
+}
+
+async fn load_task(
+    c: &impl GenericClient,
+    id: &TaskId,
+    lock: bool,
+) -> Result<Option<TaskRow>, StoreError> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let stmt = c.prepare_cached(&sql).await.map_err(pg_err)?;
+    c.query_opt(&stmt, &[&id.as_str()])
+        .await
+        .map_err(pg_err)?
+        .map(|row| rows::task(&row))
+        .transpose()
+}
+
+async fn load_credit(c: &impl GenericClient, id: &str) -> Result<Option<Credit>, StoreError> {
+    let sql = format!("SELECT {CREDIT_COLUMNS} FROM credits WHERE submission_id = $1");
+    let stmt = c.prepare_cached(&sql).await.map_err(pg_err)?;
+    c.query_opt(&stmt, &[&id])
+        .await
+        .map_err(pg_err)?
+        .map(|row| rows::credit(&row))
+        .transpose()
+}
+
+/// A submission with its task's status and its credit, if any.
+async fn load_submission(
+    c: &impl GenericClient,
+    id: &SubmissionId,
+) -> Result<Option<SubmissionRow>, StoreError> {
+    let sql = format!(
+        "SELECT {SUBMISSION_COLUMNS} FROM submissions s JOIN tasks t ON t.task_id = s.task_id \
+         LEFT JOIN receipts r ON r.receipt_id = s.receipt_id WHERE s.submission_id = $1"
+    );
+    let stmt = c.prepare_cached(&sql).await.map_err(pg_err)?;
+    let Some(row) = c.query_opt(&stmt, &[&id.as_str()]).await.map_err(pg_err)? else {
+        return Ok(None);
+    };
+    let mut sub = rows::submission(&row)?;
+    sub.credit = load_credit(c, id.as_str()).await?;
+    Ok(Some(sub))
+}
+
+/// Runs `sql` with `params`, expecting no rows back.
+async fn exec(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<(), StoreError> {
+    let stmt = c.prepare_cached(sql).await.map_err(pg_err)?;
+    c.execute(&stmt, params).await.map_err(pg_err)?;
+    Ok(())
+}
+
+impl PgTx<'_> {
+    async fn write_state(&self, t: &TaskRow, now_ms: u64) -> Result<(), StoreError> {
+        exec(
+            &self.tx,
+            "UPDATE tasks SET status = $2, attempts = $3, claimed_by = $4, claimed_ms = $5, \
+             claim_expiry_ms = $6, submission_id = $7, updated_ms = $8 WHERE task_id = $1",
+            &[
+                &t.task_id.as_str(),
+                &t.status.as_str(),
+                &i64::from(t.attempts),
+                &t.claimed_by.as_ref().map(WorkerId::as_str),
+                &t.claimed_ms.map(int),
+                &t.claim_expiry_ms.map(int),
+                &t.submission_id.as_ref().map(SubmissionId::as_str),
+                &int(now_ms),
+            ],
+        )
+        .await
+    }
+
+    async fn open_claim(&self, t: &TaskRow) -> Result<(), StoreError> {
+        let (Some(worker), Some(at), Some(expiry)) =
+            (&t.claimed_by, t.claimed_ms, t.claim_expiry_ms)
+        else {
+            return Err(corrupt("claim", "a claimed task without its holder"));
+        };
+        exec(
+            &self.tx,
+            "INSERT INTO claims (task_id, worker_id, attempt, claimed_ms, expiry_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &t.task_id.as_str(),
+                &worker.as_str(),
+                &i64::from(t.attempts),
+                &int(at),
+                &int(expiry),
+            ],
+        )
+        .await
+    }
+
+    async fn last_claim_end(
+        &self,
+        task: &TaskId,
+        worker: &WorkerId,
+    ) -> Result<Option<ClaimEnd>, StoreError> {
+        let stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT outcome FROM claims WHERE task_id = $1 AND worker_id = $2 \
+                 ORDER BY claim_id DESC LIMIT 1",
+            )
+            .await
+            .map_err(pg_err)?;
+        let outcome: Option<String> = self
+            .tx
+            .query_opt(&stmt, &[&task.as_str(), &worker.as_str()])
+            .await
+            .map_err(pg_err)?
+            .and_then(|row| row.get(0));
+        outcome
+            .map(|o| ClaimEnd::parse(&o).ok_or_else(|| corrupt("claim outcome", o)))
+            .transpose()
+    }
+
+    async fn live_claim_of(
+        &self,
+        worker: &WorkerId,
+        except: &TaskId,
+        now_ms: u64,
+    ) -> Result<Option<TaskId>, StoreError> {
+        // The worker's row first: its claims serialize, so two concurrent claims by one
+        // worker cannot both see no other claim.
+        exec(
+            &self.tx,
+            "SELECT 1 FROM workers WHERE worker_id = $1 FOR UPDATE",
+            &[&worker.as_str()],
+        )
+        .await?;
+        let stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT task_id FROM tasks WHERE claimed_by = $1 AND status = 'claimed' \
+                 AND claim_expiry_ms > $2 AND task_id <> $3 LIMIT 1",
+            )
+            .await
+            .map_err(pg_err)?;
+        let id: Option<String> = self
+            .tx
+            .query_opt(&stmt, &[&worker.as_str(), &int(now_ms), &except.as_str()])
+            .await
+            .map_err(pg_err)?
+            .map(|row| row.get(0));
+        id.map(|s| TaskId::parse(&s).map_err(|e| corrupt("task id", e)))
+            .transpose()
+    }
+
+    async fn insert_submission(&self, s: &SubmissionInsert) -> Result<(), StoreError> {
+        exec(
+            &self.tx,
+            "INSERT INTO submissions (submission_id, task_id, worker_id, output, output_hash, \
+             usage, duration_ms, claimed_ms, submitted_ms, evaluation_deadline_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &s.submission_id.as_str(),
+                &s.task_id.as_str(),
+                &s.worker_id.as_str(),
+                &s.output,
+                &s.output_hash.to_string(),
+                &s.usage.map(|u| to_json("usage", &u)).transpose()?,
+                &s.duration_ms.map(int),
+                &int(s.claimed_ms),
+                &int(s.submitted_ms),
+                &int(s.evaluation_deadline_ms),
+            ],
+        )
+        .await
+    }
+
+    async fn record_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError> {
+        exec(
+            &self.tx,
+            "UPDATE submissions SET evaluation = $2, attestation_hash = $3, evaluated_ms = $4, \
+             auto_evaluated = $5, dispute_deadline_ms = $6, receipt_id = $7 \
+             WHERE submission_id = $1",
+            &[
+                &e.submission_id.as_str(),
+                &to_json("evaluation", &e.evaluation)?,
+                &e.attestation_hash.to_string(),
+                &int(e.evaluated_ms),
+                &e.auto,
+                &e.dispute_deadline_ms.map(int),
+                &e.receipt_id.as_str(),
+            ],
+        )
+        .await
+    }
+
+    async fn record_resolution(&self, r: &ResolutionRecord) -> Result<(), StoreError> {
+        exec(
+            &self.tx,
+            "UPDATE submissions SET resolution = $2, resolution_note = $3, resolved_ms = $4, \
+             receipt_id = COALESCE($5, receipt_id) WHERE submission_id = $1",
+            &[
+                &r.submission_id.as_str(),
+                &r.resolution.as_str(),
+                &r.note,
+                &int(r.resolved_ms),
+                &r.receipt_id.as_ref().map(|id| id.as_str().to_owned()),
+            ],
+        )
+        .await
+    }
+
+    async fn payee(
+        &self,
+        worker: &WorkerId,
+    ) -> Result<Option<(WalletAddress, Runtime)>, StoreError> {
+        let stmt = self
+            .tx
+            .prepare_cached("SELECT wallet, runtime FROM workers WHERE worker_id = $1")
+            .await
+            .map_err(pg_err)?;
+        let Some(row) = self
+            .tx
+            .query_opt(&stmt, &[&worker.as_str()])
+            .await
+            .map_err(pg_err)?
+        else {
+            return Ok(None);
+        };
+        let (wallet, runtime): (String, String) = (row.get(0), row.get(1));
+        Ok(Some((
+            WalletAddress::parse(&wallet).map_err(|e| corrupt("wallet", e))?,
+            runtime.parse().map_err(|e| corrupt("runtime", e))?,
+        )))
+    }
+
+    async fn insert_credit(&self, c: &Credit, created_ms: u64) -> Result<(), StoreError> {
+        exec(
+            &self.tx,
+            "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, \
+             asset, unpaid, status, created_ms, receipt_id, receipt_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &c.submission_id.as_str(),
+                &c.task_id.as_str(),
+                &c.worker_id.as_str(),
+                &c.wallet.checksummed(),
+                &c.gross.to_string(),
+                &c.fee.to_string(),
+                &c.net.to_string(),
+                &c.asset,
+                &unpaid_text(c.unpaid)?,
+                &c.status,
+                &int(created_ms),
+                &c.receipt_id.as_str(),
+                &c.receipt_hash.to_string(),
+            ],
+        )
+        .await
+    }
+
+    async fn pending_rewards(&self, worker: &WorkerId) -> Result<Option<Amount>, StoreError> {
+        let stmt = self
+            .tx
+            .prepare_cached("SELECT rewards_pending FROM workers WHERE worker_id = $1 FOR UPDATE")
+            .await
+            .map_err(pg_err)?;
+        let current: Option<String> = self
+            .tx
+            .query_opt(&stmt, &[&worker.as_str()])
+            .await
+            .map_err(pg_err)?
+            .map(|row| row.get(0));
+        current
+            .map(|c| Amount::parse(&c).map_err(|e| corrupt("rewards_pending", e)))
+            .transpose()
+    }
+
+    async fn due_ids(
+        &self,
+        sql: &str,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let stmt = self.tx.prepare_cached(sql).await.map_err(pg_err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .tx
+            .query(&stmt, &[&int(now_ms), &limit])
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+}
+
+impl MarketTx for PgTx<'_> {
+    fn task<'a>(&'a mut self, id: &'a TaskId) -> TxFuture<'a, Option<TaskRow>> {
+        load_task(&self.tx, id, true).boxed()
+    }
+
+    fn write_task_state<'a>(&'a mut self, t: &'a TaskRow, now_ms: u64) -> TxFuture<'a, ()> {
+        self.write_state(t, now_ms).boxed()
+    }
+
+    fn open_claim<'a>(&'a mut self, t: &'a TaskRow) -> TxFuture<'a, ()> {
+        PgTx::open_claim(self, t).boxed()
+    }
+
+    fn close_claim<'a>(
+        &'a mut self,
+        task: &'a TaskId,
+        end: ClaimEnd,
+        now_ms: u64,
+    ) -> TxFuture<'a, ()> {
+        async move {
+            exec(
+                &self.tx,
+                "UPDATE claims SET ended_ms = $2, outcome = $3 WHERE claim_id = \
+                 (SELECT max(claim_id) FROM claims WHERE task_id = $1 AND ended_ms IS NULL)",
+                &[&task.as_str(), &int(now_ms), &end.as_str()],
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn last_claim_end<'a>(
+        &'a mut self,
+        task: &'a TaskId,
+        worker: &'a WorkerId,
+    ) -> TxFuture<'a, Option<ClaimEnd>> {
+        PgTx::last_claim_end(self, task, worker).boxed()
+    }
+
+    fn live_claim_of<'a>(
+        &'a mut self,
+        worker: &'a WorkerId,
+        except: &'a TaskId,
+        now_ms: u64,
+    ) -> TxFuture<'a, Option<TaskId>> {
+        PgTx::live_claim_of(self, worker, except, now_ms).boxed()
+    }
+
+    fn submission<'a>(&'a mut self, id: &'a SubmissionId) -> TxFuture<'a, Option<SubmissionRow>> {
+        load_submission(&self.tx, id).boxed()
+    }
+
+    fn insert_submission<'a>(&'a mut self, s: &'a SubmissionInsert) -> TxFuture<'a, ()> {
+        PgTx::insert_submission(self, s).boxed()
+    }
+
+    fn record_evaluation<'a>(&'a mut self, e: &'a EvaluationRecord) -> TxFuture<'a, ()> {
+        PgTx::record_evaluation(self, e).boxed()
+    }
+
+    fn record_dispute<'a>(
+        &'a mut self,
+        id: &'a SubmissionId,
+        reason: &'a str,
+        now_ms: u64,
+    ) -> TxFuture<'a, ()> {
+        async move {
+            exec(
+                &self.tx,
+                "UPDATE submissions SET dispute_reason = $2, disputed_ms = $3 \
+                 WHERE submission_id = $1",
+                &[&id.as_str(), &reason, &int(now_ms)],
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn record_resolution<'a>(&'a mut self, r: &'a ResolutionRecord) -> TxFuture<'a, ()> {
+        PgTx::record_resolution(self, r).boxed()
+    }
+
+    fn payee<'a>(
+        &'a mut self,
+        worker: &'a WorkerId,
+    ) -> TxFuture<'a, Option<(WalletAddress, Runtime)>> {
+        PgTx::payee(self, worker).boxed()
+    }
+
+    fn insert_receipt<'a>(&'a mut self, receipt: &'a HashedReceipt) -> TxFuture<'a, ()> {
+        insert_receipt(&self.tx, receipt).boxed()
+    }
+
+    fn insert_credit<'a>(&'a mut self, credit: &'a Credit, now_ms: u64) -> TxFuture<'a, ()> {
+        PgTx::insert_credit(self, credit, now_ms).boxed()
+    }
+
+    fn pending_rewards<'a>(&'a mut self, worker: &'a WorkerId) -> TxFuture<'a, Option<Amount>> {
+        PgTx::pending_rewards(self, worker).boxed()
+    }
+
+    fn set_pending_rewards<'a>(
+        &'a mut self,
+        worker: &'a WorkerId,
+        total: Amount,
+    ) -> TxFuture<'a, ()> {
+        async move {
+            exec(
+                &self.tx,
+                "UPDATE workers SET rewards_pending = $2 WHERE worker_id = $1",
+                &[&worker.as_str(), &total.to_string()],
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn due_tasks(&mut self, due: DueTasks, now_ms: u64, limit: usize) -> TxFuture<'_, Vec<TaskId>> {
+        let sql = match due {
+            DueTasks::Deadline => {
+                "SELECT task_id FROM tasks WHERE status IN ('open', 'claimed') \
+                 AND deadline_ms <= $1 ORDER BY task_id LIMIT $2"
+            }
+            DueTasks::Lease => {
+                "SELECT task_id FROM tasks WHERE status = 'claimed' AND claim_expiry_ms <= $1 \
+                 ORDER BY task_id LIMIT $2"
+            }
+        };
+        async move {
+            self.due_ids(sql, now_ms, limit)
+                .await?
+                .iter()
+                .map(|s| TaskId::parse(s).map_err(|e| corrupt("task id", e)))
+                .collect()
+        }
+        .boxed()
+    }
+
+    fn due_evaluations(&mut self, now_ms: u64, limit: usize) -> TxFuture<'_, Vec<SubmissionId>> {
+        async move {
+            self.due_ids(
+                "SELECT submission_id FROM submissions WHERE evaluated_ms IS NULL \
+                 AND evaluation_deadline_ms <= $1 ORDER BY submission_id LIMIT $2",
+                now_ms,
+                limit,
+            )
+            .await?
+            .iter()
+            .map(|s| SubmissionId::parse(s).map_err(|e| corrupt("submission id", e)))
+            .collect()
+        }
+        .boxed()
+    }
+}
+
+impl TaskStore for PgStore {
+    fn insert_task(&self, t: TaskRow) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            let input = t.input.as_ref().map(|i| to_json("input", i)).transpose()?;
+            let client = self.client().await?;
+            exec(
+                &client,
+                "INSERT INTO tasks (task_id, client, description, criteria, \
+                 required_capabilities, reward, reward_key, asset, deadline_ms, output_format, \
+                 claim_ttl_s, evaluator, pass_threshold, input, status, attempts, created_ms, \
+                 updated_ms, client_key_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                 $11, $12, $13, $14, $15, $16, $17, $17, $18)",
+                &[
+                    &t.task_id.as_str(),
+                    &t.client,
+                    &t.description,
+                    &to_json("criteria", &t.criteria)?,
+                    &to_json("capabilities", &t.required_capabilities)?,
+                    &t.reward.to_string(),
+                    &reward_key(t.reward),
+                    &t.asset,
+                    &int(t.deadline_ms),
+                    &t.output_format.as_str(),
+                    &int(t.claim_ttl_s),
+                    &t.evaluator,
+                    &i64::from(t.pass_threshold),
+                    &input,
+                    &t.status.as_str(),
+                    &i64::from(t.attempts),
+                    &int(t.created_ms),
+                    &t.client_key.as_ref().map(|k| k.0.to_vec()),
+                ],
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn task(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskRow>, StoreError>> {
+        async move { load_task(&self.client().await?, &id, false).await }.boxed()
+    }
+
+    fn list_tasks(&self, filter: TaskFilter) -> BoxFuture<'_, Result<Vec<TaskRow>, StoreError>> {
+        async move { tasks_list::list(&self.client().await?, &filter).await }.boxed()
+    }
+
+    fn submission(
+        &self,
+        id: SubmissionId,
+    ) -> BoxFuture<'_, Result<Option<SubmissionRow>, StoreError>> {
+        async move { load_submission(&self.client().await?, &id).await }.boxed()
+    }
+
+    fn credits(
+        &self,
+        worker: WorkerId,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Credit>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let sql = format!(
+                "SELECT {CREDIT_COLUMNS} FROM credits WHERE worker_id = $1 \
+                 ORDER BY created_ms DESC, submission_id DESC LIMIT $2"
+            );
+            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            client
+                .query(&stmt, &[&worker.as_str(), &limit])
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(rows::credit)
+                .collect()
+        }
+        .boxed()
+    }
+
+    fn transact(&self, body: TxBody) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_err)?;
+            let mut market = PgTx { tx };
+            // An `Err` drops the transaction unfinished: PostgreSQL rolls it back.
+            body(&mut market).await?;
+            market.tx.commit().await.map_err(pg_err)
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,143 @@
+//! A fresh PostgreSQL database per test, dropped when the test ends. The admin connection is
+//! [`ADMIN_URL_ENV`] (default `postgres://postgres@127.0.0.1:5432/postgres`, trust auth, as
+//! on every development machine and in CI); a test fails, saying so, when it cannot connect.
+
+// Test support: it panics, saying why, when the database cannot be set up.
+#![allow(clippy::missing_panics_doc, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tokio_postgres::NoTls;
+
+use super::PgStore;
+use crate::orchestrator::store::Store;
+
+/// The environment variable naming the admin connection tests create databases with.
+pub const ADMIN_URL_ENV: &str = "BASIS_TEST_POSTGRES";
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database that exists until this is dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    admin_url: String,
+    name: String,
+    /// The database's own URL.
+    pub url: String,
+}
+
+fn admin_url() -> String {
+    std::env::var(ADMIN_URL_ENV).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
+}
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach PostgreSQL at {} ({e}); start it, or point {ADMIN_URL_ENV} at a \
+             server where this user may CREATE DATABASE",
+                super::shown_url(url)
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+impl TestDb {
+    /// Creates `basis_test_<random>`.
+    pub async fn create() -> Self {
+        let admin_url = admin_url();
+        let name = format!("basis_test_{:016x}", rand::random::<u64>());
+        admin(&admin_url)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        let mut url = url::Url::parse(&admin_url).expect("the admin URL is a URL");
+        url.set_path(&name);
+        Self {
+            admin_url,
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs outside any async context a test may still hold: a thread of its own.
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for DROP DATABASE");
+            runtime.block_on(async {
+                admin(&admin_url)
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// A fresh database and a store on it, for the contract suite.
+pub async fn fresh() -> (TestDb, Arc<dyn Store>) {
+    let db = TestDb::create().await;
+    let store = PgStore::connect(&db.url, 8)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test database: {e}"));
+    (db, Arc::new(store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orchestrator::store::StoreError;
+    use crate::orchestrator::store::postgres::migrations;
+
+    #[tokio::test]
+    async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+        let db = TestDb::create().await;
+        // Four replicas connect at once to an empty database: each gets a working store.
+        let connects = (0..4).map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { PgStore::connect(&url, 2).await })
+        });
+        for store in futures::future::join_all(connects).await {
+            store.unwrap().unwrap().ping().await.unwrap();
+        }
+        let (client, connection) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let version: i64 = client
+            .query_one("SELECT version FROM basis_schema", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(version, migrations::latest());
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM basis_schema", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1);
+        client
+            .execute("UPDATE basis_schema SET version = 99", &[])
+            .await
+            .unwrap();
+        let err = PgStore::connect(&db.url, 1).await.unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        let shown = super::super::shown_url("postgres://basis:hunter2@db.internal:5432/basis");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
+    }
+}

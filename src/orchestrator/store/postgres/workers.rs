@@ -1,0 +1,204 @@
+//! The `workers` table on PostgreSQL; rows decoded by `store::rows`.
+
+use deadpool_postgres::GenericClient;
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+
+use super::{PgStore, int, pg_err};
+use crate::domain::{TokenSha256, WorkerId};
+use crate::orchestrator::store::rows::{self, RegColumns, WORKER_COLUMNS};
+use crate::orchestrator::store::{Presence, StoreError, WorkerRow, WorkerStore};
+use crate::wire::RegisterRequest;
+
+async fn select_one(
+    client: &impl GenericClient,
+    id: &str,
+) -> Result<Option<WorkerRow>, StoreError> {
+    let sql = format!("SELECT {WORKER_COLUMNS} FROM workers WHERE worker_id = $1");
+    let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+    client
+        .query_opt(&stmt, &[&id])
+        .await
+        .map_err(pg_err)?
+        .map(|row| rows::worker(&row))
+        .transpose()
+}
+
+async fn select_many(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<WorkerRow>, StoreError> {
+    let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
+    client
+        .query(&stmt, params)
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(rows::worker)
+        .collect()
+}
+
+impl WorkerStore for PgStore {
+    fn insert_worker(
+        &self,
+        reg: RegisterRequest,
+        now: u64,
+    ) -> BoxFuture<'_, Result<WorkerRow, StoreError>> {
+        async move {
+            let p = RegColumns::of(&reg)?;
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_err)?;
+            tx.execute(
+                "INSERT INTO workers (worker_id, wallet, runtime, models, token_sha256, hardware, \
+                 version, multi_task, registered_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                &[
+                    &p.worker_id,
+                    &p.wallet,
+                    &p.runtime,
+                    &p.models,
+                    &&p.token[..],
+                    &p.hardware,
+                    &p.version,
+                    &p.multi_task,
+                    &int(now),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+            let row = select_one(&tx, &p.worker_id).await?;
+            tx.commit().await.map_err(pg_err)?;
+            row.ok_or_else(|| StoreError::Backend("inserted worker not found".into()))
+        }
+        .boxed()
+    }
+
+    fn update_registration(
+        &self,
+        reg: RegisterRequest,
+        expected: TokenSha256,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>> {
+        async move {
+            let p = RegColumns::of(&reg)?;
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_err)?;
+            let changed = tx
+                .execute(
+                    "UPDATE workers SET wallet = $2, runtime = $3, models = $4, \
+                     token_sha256 = $5, hardware = $6, version = $7, multi_task = $8, \
+                     updated_at = $9 WHERE worker_id = $1 AND token_sha256 = $10",
+                    &[
+                        &p.worker_id,
+                        &p.wallet,
+                        &p.runtime,
+                        &p.models,
+                        &&p.token[..],
+                        &p.hardware,
+                        &p.version,
+                        &p.multi_task,
+                        &int(now),
+                        &&expected.as_bytes()[..],
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            let row = select_one(&tx, &p.worker_id).await?;
+            tx.commit().await.map_err(pg_err)?;
+            Ok(row)
+        }
+        .boxed()
+    }
+
+    fn worker(&self, id: WorkerId) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>> {
+        async move { select_one(&self.client().await?, id.as_str()).await }.boxed()
+    }
+
+    fn workers(
+        &self,
+        after: Option<WorkerId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<WorkerRow>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT {WORKER_COLUMNS} FROM workers WHERE worker_id > $1 \
+                 ORDER BY worker_id LIMIT $2"
+            );
+            let after = after.as_ref().map_or("", WorkerId::as_str);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            select_many(&self.client().await?, &sql, &[&after, &limit]).await
+        }
+        .boxed()
+    }
+
+    fn workers_by_token(
+        &self,
+        token: TokenSha256,
+    ) -> BoxFuture<'_, Result<Vec<WorkerRow>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT {WORKER_COLUMNS} FROM workers WHERE token_sha256 = $1 \
+                 ORDER BY worker_id LIMIT 16"
+            );
+            select_many(&self.client().await?, &sql, &[&&token.as_bytes()[..]]).await
+        }
+        .boxed()
+    }
+
+    fn set_presence(
+        &self,
+        changes: Vec<(WorkerId, Presence)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_err)?;
+            for (id, presence) in &changes {
+                let (sql, at) = match *presence {
+                    Presence::Connected(now) => (
+                        "UPDATE workers SET connected_since = $2, last_seen = $2 \
+                         WHERE worker_id = $1",
+                        now,
+                    ),
+                    Presence::Disconnected { last_seen } => (
+                        "UPDATE workers SET connected_since = NULL, last_seen = $2 \
+                         WHERE worker_id = $1",
+                        last_seen,
+                    ),
+                };
+                let stmt = tx.prepare_cached(sql).await.map_err(pg_err)?;
+                tx.execute(&stmt, &[&id.as_str(), &int(at)])
+                    .await
+                    .map_err(pg_err)?;
+            }
+            tx.commit().await.map_err(pg_err)
+        }
+        .boxed()
+    }
+
+    fn touch_workers(&self, seen: Vec<(WorkerId, u64)>) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            if seen.is_empty() {
+                return Ok(());
+            }
+            // One statement for the whole batch: the ids and times as two arrays.
+            let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+            let ats: Vec<i64> = seen.iter().map(|(_, at)| int(*at)).collect();
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE workers w SET last_seen = s.at \
+                     FROM unnest($1::text[], $2::bigint[]) AS s(id, at) \
+                     WHERE w.worker_id = s.id AND (w.last_seen IS NULL OR w.last_seen < s.at)",
+                )
+                .await
+                .map_err(pg_err)?;
+            client.execute(&stmt, &[&ids, &ats]).await.map_err(pg_err)?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
