@@ -145,6 +145,9 @@ error_codes! {
     WorkerBusy = "WORKER_BUSY", exit 1;
     /// The orchestrator is shutting down and takes no new jobs or worker connections.
     OrchestratorDraining = "ORCHESTRATOR_DRAINING", exit 1;
+    /// The orchestrator cannot reach its database right now (restarting, failing over);
+    /// nothing was changed. Retry after Retry-After.
+    StoreUnavailable = "STORE_UNAVAILABLE", exit 1;
     /// No receipt with this id or hash is stored.
     ReceiptNotFound = "RECEIPT_NOT_FOUND", exit 3;
     // task market (docs/TASK_MARKET.md)

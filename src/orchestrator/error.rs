@@ -86,8 +86,24 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is told to wait when the database is unavailable.
+const STORE_RETRY_AFTER_S: u64 = 2;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Unavailable(why) = &e {
+            tracing::warn!(error = %why, "the database is unavailable");
+            let mut api = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StoreUnavailable,
+                "the orchestrator cannot reach its database right now; nothing was changed",
+            )
+            .with_fix(
+                "Retry after the Retry-After seconds; the orchestrator reconnects by itself.",
+            );
+            api.retry_after_s = Some(STORE_RETRY_AFTER_S);
+            return api;
+        }
         Self::internal("store failure", &e)
     }
 }

@@ -53,6 +53,10 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Backend(String),
+    /// The database cannot be reached right now (connection refused or lost, pool timed out):
+    /// nothing was changed, a retry may succeed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("a stored {what} is malformed: {reason}")]
     Corrupt { what: &'static str, reason: String },
 }

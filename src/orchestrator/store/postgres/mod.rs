@@ -17,7 +17,9 @@ mod tasks_list;
 pub mod testdb;
 mod workers;
 
-use deadpool_postgres::{Config, Object, Pool, PoolConfig, Runtime};
+use std::time::Duration;
+
+use deadpool_postgres::{Config, Object, Pool, PoolConfig, Runtime, Timeouts};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tokio_postgres::NoTls;
@@ -27,6 +29,9 @@ use super::{Store, StoreError};
 
 /// Connections a store keeps open unless configured otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
+/// How long a request waits for a pooled connection (or to open one) before it is answered
+/// `STORE_UNAVAILABLE`.
+pub const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The PostgreSQL store. Cheap to clone (the pool is shared).
 #[derive(Clone)]
@@ -64,6 +69,18 @@ pub(super) fn pg_err(e: tokio_postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         return StoreError::Conflict;
     }
+    // A lost or refused connection, or the server shutting down: nothing was committed.
+    let unavailable = e.is_closed()
+        || e.code().is_some_and(|c| {
+            c.code().starts_with("08") // connection exception
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+        })
+        || std::error::Error::source(&e).is_some_and(<dyn std::error::Error>::is::<std::io::Error>);
+    if unavailable {
+        return StoreError::Unavailable(format!("PostgreSQL: {e}"));
+    }
     match e.as_db_error() {
         Some(db) => {
             StoreError::Backend(format!("PostgreSQL {}: {}", db.code().code(), db.message()))
@@ -77,29 +94,37 @@ pub(super) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// A column that cannot be read as the type the decoder wants: stored data it cannot use.
+fn column_err(i: usize, e: &tokio_postgres::Error) -> StoreError {
+    StoreError::Corrupt {
+        what: "column",
+        reason: format!("column {i}: {e}"),
+    }
+}
+
 impl crate::orchestrator::store::rows::Columns for tokio_postgres::Row {
     fn text(&self, i: usize) -> Result<String, StoreError> {
-        self.try_get(i).map_err(pg_err)
+        self.try_get(i).map_err(|e| column_err(i, &e))
     }
 
     fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
-        self.try_get(i).map_err(pg_err)
+        self.try_get(i).map_err(|e| column_err(i, &e))
     }
 
     fn int(&self, i: usize) -> Result<i64, StoreError> {
-        self.try_get(i).map_err(pg_err)
+        self.try_get(i).map_err(|e| column_err(i, &e))
     }
 
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
-        self.try_get(i).map_err(pg_err)
+        self.try_get(i).map_err(|e| column_err(i, &e))
     }
 
     fn flag(&self, i: usize) -> Result<bool, StoreError> {
-        self.try_get(i).map_err(pg_err)
+        self.try_get(i).map_err(|e| column_err(i, &e))
     }
 
     fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
-        self.try_get(i).map_err(pg_err)
+        self.try_get(i).map_err(|e| column_err(i, &e))
     }
 }
 
@@ -111,9 +136,17 @@ impl PgStore {
             path: shown.clone(),
             reason,
         };
+        let wait = Some(POOL_TIMEOUT);
         let config = Config {
             url: Some(url.to_owned()),
-            pool: Some(PoolConfig::new(pool_size.max(1))),
+            pool: Some(PoolConfig {
+                timeouts: Timeouts {
+                    wait,
+                    create: wait,
+                    recycle: wait,
+                },
+                ..PoolConfig::new(pool_size.max(1))
+            }),
             ..Config::default()
         };
         let pool = config
@@ -130,9 +163,14 @@ impl PgStore {
 
     /// A pooled connection.
     pub(super) async fn client(&self) -> Result<Object, StoreError> {
+        // Whatever stops us getting a connection (refused, not accepting connections, the
+        // pool's wait timing out) leaves nothing changed: unavailable, for a retry.
         self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => pg_err(e),
-            other => StoreError::Backend(format!("PostgreSQL pool: {other}")),
+            deadpool_postgres::PoolError::Backend(e) => match pg_err(e) {
+                StoreError::Backend(why) => StoreError::Unavailable(why),
+                other => other,
+            },
+            other => StoreError::Unavailable(format!("PostgreSQL pool: {other}")),
         })
     }
 }

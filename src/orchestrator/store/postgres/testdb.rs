@@ -134,6 +134,45 @@ mod tests {
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
     }
 
+    #[tokio::test]
+    async fn a_database_that_goes_away_is_unavailable_then_recovers_without_a_restart() {
+        let db = TestDb::create().await;
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        store.ping().await.unwrap();
+        let admin = admin(&admin_url()).await;
+        let kick = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            db.name
+        );
+        // Connections cut (a restart, a failover): the pool replaces them, no error.
+        admin.batch_execute(&kick).await.unwrap();
+        store.ping().await.unwrap();
+        // The database refuses connections for a while: a clear "unavailable", nothing else.
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                db.name
+            ))
+            .await
+            .unwrap();
+        admin.batch_execute(&kick).await.unwrap();
+        let err = store.ping().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        let api = crate::orchestrator::error::ApiError::from(err);
+        assert_eq!(api.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.problem.code, crate::domain::ErrorCode::StoreUnavailable);
+        assert!(api.retry_after_s.is_some());
+        // Back: the same store works again.
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                db.name
+            ))
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+    }
+
     #[test]
     fn passwords_are_not_shown() {
         let shown = super::super::shown_url("postgres://basis:hunter2@db.internal:5432/basis");
