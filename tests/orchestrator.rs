@@ -20,6 +20,7 @@ mod orchestrator {
     mod market;
     mod persistence;
     mod registration;
+    mod replicas;
     mod robustness;
     mod surface;
     mod tasks;

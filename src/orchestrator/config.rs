@@ -6,6 +6,9 @@
 //! listen = "127.0.0.1:8787"
 //! db = "/var/lib/basis/orchestrator.db"    # default: <state dir>/orchestrator.db
 //! db_synchronous = "full"                   # full: fsync per commit | normal: survives kill -9 only
+//! database_url = "postgres://basis@db/basis" # PostgreSQL instead of the SQLite file (or
+//!                                           # BASIS_DATABASE_URL / --database-url)
+//! database_pool_size = 16                   # PostgreSQL connections per orchestrator
 //! registration = "gated"                    # open | gated | closed
 //! enrollment_key_sha256 = "0x…"             # or the key itself in BASIS_ENROLLMENT_KEY
 //! admin_key_sha256 = ["0x…"]                # besides keys made by `keys create --role admin`
@@ -43,6 +46,7 @@ use serde::Deserialize;
 
 use super::client_ip::TrustedProxies;
 use super::market::{RawTaskConfig, TaskMarketConfig};
+use super::store::postgres::{DEFAULT_POOL_SIZE, DatabaseUrl};
 use super::store::{KeySha256, Synchronous};
 use crate::wire::RegistrationMode;
 
@@ -119,6 +123,10 @@ pub struct OrchestratorConfig {
     /// How durable an acknowledged write is (`full`: through power loss; `normal`: through
     /// kill -9 of the orchestrator, one fsync less per commit).
     pub db_synchronous: Synchronous,
+    /// PostgreSQL instead of the `SQLite` file `db`, when set.
+    pub database_url: Option<DatabaseUrl>,
+    /// PostgreSQL connections this orchestrator keeps.
+    pub database_pool_size: usize,
     /// Development mode: no key needed to register (and, with the gateway, to call it).
     pub open: bool,
     pub registration: RegistrationMode,
@@ -154,6 +162,8 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub db: Option<PathBuf>,
+    /// `--database-url` (or `BASIS_DATABASE_URL`).
+    pub database_url: Option<String>,
     pub open: bool,
     pub registration: Option<RegistrationMode>,
 }
@@ -164,6 +174,8 @@ struct RawConfig {
     listen: Option<SocketAddr>,
     db: Option<PathBuf>,
     db_synchronous: Option<Synchronous>,
+    database_url: Option<String>,
+    database_pool_size: Option<usize>,
     open: Option<bool>,
     registration: Option<RegistrationMode>,
     enrollment_key_sha256: Option<String>,
@@ -294,6 +306,15 @@ impl OrchestratorConfig {
             listen,
             db,
             db_synchronous: raw.db_synchronous.unwrap_or_default(),
+            database_url: o
+                .database_url
+                .clone()
+                .or(raw.database_url)
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| DatabaseUrl::parse(&u))
+                .transpose()
+                .map_err(ConfigError::Invalid)?,
+            database_pool_size: raw.database_pool_size.unwrap_or(DEFAULT_POOL_SIZE),
             open,
             registration,
             enrollment_key,
@@ -390,6 +411,9 @@ impl OrchestratorConfig {
             .is_some_and(|d| d > crate::domain::Amount::MAX_DECIMALS)
         {
             return bad("asset_decimals must be at most 38");
+        }
+        if !(1..=1024).contains(&self.database_pool_size) {
+            return bad("database_pool_size must be between 1 and 1024");
         }
         let buckets = [self.rate_limits.register, self.rate_limits.auth_failures];
         if buckets.iter().any(|b| b.per_minute == 0 || b.burst == 0) {

@@ -33,4 +33,4 @@ mod state;
 pub mod store;
 
 pub use config::{ConfigError, OrchestratorConfig, Overrides};
-pub use server::{ServeError, app, run};
+pub use server::{ServeError, app, open_store, run};

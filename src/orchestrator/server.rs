@@ -19,7 +19,7 @@ use super::hub::{presence, session};
 use super::market::sweeper;
 use super::routes;
 use super::state::AppState;
-use super::store::{SqliteStore, Store, StoreError};
+use super::store::{PgStore, SqliteStore, Store, StoreError};
 
 /// After the drain, how long answers still streaming may take to end.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -45,14 +45,28 @@ pub fn app(config: OrchestratorConfig, store: Arc<dyn Store>) -> Router {
     routes::router(AppState::new(config, store))
 }
 
-/// Opens the `SQLite` store named by the config, binds, and serves until a shutdown signal;
-/// then drains (see [`drain`]) and stops.
-pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
-    raise_open_file_limit();
+/// Opens the store the config names (PostgreSQL when `database_url` is set, else the
+/// `SQLite` file), applying pending migrations; returns it with a description for the log.
+pub async fn open_store(
+    config: &OrchestratorConfig,
+) -> Result<(Arc<dyn Store>, String), StoreError> {
+    if let Some(url) = &config.database_url {
+        let store = PgStore::connect(url.expose(), config.database_pool_size).await?;
+        return Ok((Arc::new(store), url.shown()));
+    }
     let (db, synchronous) = (config.db.clone(), config.db_synchronous);
     let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&db, synchronous))
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))??;
+    let shown = store.path().display().to_string();
+    Ok((Arc::new(store), shown))
+}
+
+/// Opens the store the config names, binds, and serves until a shutdown signal; then drains
+/// (see [`drain`]) and stops.
+pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
+    raise_open_file_limit();
+    let (store, database) = open_store(&config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -62,7 +76,7 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(
         %addr,
-        db = %store.path().display(),
+        %database,
         registration = %config.registration,
         "orchestrator started"
     );
@@ -73,7 +87,7 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     }
     announce(addr);
     let drain_timeout = Duration::from_secs(config.drain_timeout_s);
-    let state = AppState::new(config, Arc::new(store));
+    let state = AppState::new(config, store);
     let app = routes::router(state.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let flusher = tokio::spawn(presence::flush_loop(state.clone(), stop_rx.clone()));

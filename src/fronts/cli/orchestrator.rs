@@ -43,6 +43,15 @@ pub struct ServeArgs {
     /// The `SQLite` database file (default: `orchestrator.db` in the state directory).
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite: postgres://USER@HOST/DB. Prefer the environment variable
+    /// to the flag when the URL holds a password (flags show in `ps`).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BASIS_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     /// Who may register new workers: open, gated (enrollment key) or closed.
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     pub registration: Option<RegistrationMode>,
@@ -61,6 +70,12 @@ pub enum Sub {
     /// Operator actions on the task market (resolve a dispute).
     #[command(subcommand)]
     Tasks(orchestrator_tasks::TasksCommand),
+    /// Apply the database's pending schema migrations and exit, without serving (run it before
+    /// starting new replicas; serving also migrates).
+    Migrate {
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -103,6 +118,7 @@ fn overrides(a: &ServeArgs) -> Overrides {
         config_file: a.config.clone(),
         listen: a.listen,
         db: a.db.clone(),
+        database_url: a.database_url.clone(),
         open: a.open,
         registration: a.registration,
     }
@@ -116,11 +132,21 @@ pub async fn run(args: Args) -> ExitCode {
         }
         Some(Sub::Keys(KeysCommand::Hash)) => hash_key(),
         Some(Sub::Tasks(command)) => return orchestrator_tasks::run(command).await,
+        Some(Sub::Migrate { serve }) => migrate(&serve).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(problem) => output::failure(false, &problem),
     }
+}
+
+async fn migrate(args: &ServeArgs) -> Result<(), Problem> {
+    let config = OrchestratorConfig::load(&overrides(args)).map_err(|e| config_problem(&e))?;
+    let (_, database) = orchestrator::open_store(&config)
+        .await
+        .map_err(|e| serve_problem(ServeError::Store(e)))?;
+    println!("{database}: schema up to date");
+    Ok(())
 }
 
 async fn serve(args: &ServeArgs) -> Result<(), Problem> {
@@ -176,8 +202,11 @@ fn serve_problem(e: ServeError) -> Problem {
             format!("Is something else listening on {addr}? Pick another address with --listen."),
         ),
         ServeError::Store(_) | ServeError::Serve(_) => {
-            Problem::new(ErrorCode::IoError, e.to_string())
-                .with_fix("Check the database path (--db) and its directory's permissions.")
+            Problem::new(ErrorCode::IoError, e.to_string()).with_fix(
+                "Check the database: the SQLite path (--db) and its directory's \
+                     permissions, or that PostgreSQL at database_url is up and this user may \
+                     connect and create tables.",
+            )
         }
     }
 }

@@ -13,7 +13,8 @@ mod keys;
 pub mod migrations;
 mod tasks;
 mod tasks_list;
-#[cfg(test)]
+/// Fresh databases for tests and benchmarks (unit tests, `tests/`, `benches/`).
+#[doc(hidden)]
 pub mod testdb;
 mod workers;
 
@@ -48,6 +49,49 @@ impl std::fmt::Debug for PgStore {
             .finish_non_exhaustive()
     }
 }
+
+/// A PostgreSQL URL (`postgres://…` or `postgresql://…`). It may hold a password, so it is
+/// kept as a secret: `Debug` and [`DatabaseUrl::shown`] print it without one.
+#[derive(Clone)]
+pub struct DatabaseUrl(secrecy::SecretString);
+
+impl DatabaseUrl {
+    /// Parses `url`; the error says what is wrong without repeating it.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        let parsed =
+            url::Url::parse(url).map_err(|e| format!("database_url is not a URL ({e})"))?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(
+                "database_url must be a postgres:// URL (leave it out to use SQLite)".into(),
+            );
+        }
+        Ok(Self(secrecy::SecretString::from(url.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.0)
+    }
+
+    /// The URL without its password.
+    pub fn shown(&self) -> String {
+        shown_url(self.expose())
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+impl PartialEq for DatabaseUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for DatabaseUrl {}
 
 /// `url` with any password replaced, for messages and logs.
 pub fn shown_url(url: &str) -> String {
