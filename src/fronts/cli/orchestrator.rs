@@ -1,7 +1,7 @@
 //! `basis orchestrator`: run the self-hostable orchestrator (§5), manage its API keys
 //! (`keys create`, `keys hash`), or act on its task market as the operator (`tasks resolve`,
-//! in `orchestrator_tasks`). Parses flags, calls `crate::orchestrator` or the operation,
-//! renders.
+//! in `orchestrator_tasks`). Parses flags, calls `crate::orchestrator` (`run`,
+//! `keys::create_in_database`) or the operation, renders.
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 
 use super::{orchestrator_tasks, output};
 use crate::domain::{ErrorCode, Problem};
-use crate::orchestrator::store::{KeyRole, KeySha256, SqliteStore};
+use crate::orchestrator::keys::{CreateKeyError, CreatedKey, KeyRole, KeySha256};
 use crate::orchestrator::{self, OrchestratorConfig, Overrides, ServeError};
 use crate::wire::RegistrationMode;
 
@@ -128,22 +128,20 @@ async fn serve(args: &ServeArgs) -> Result<(), Problem> {
 }
 
 async fn create_key(role: KeyRole, label: Option<String>, args: &ServeArgs) -> Result<(), Problem> {
-    if let Some(l) = &label {
-        crate::guard::check_text("label", l)?;
-    }
-    let db = OrchestratorConfig::load_db_path(&overrides(args)).map_err(|e| config_problem(&e))?;
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
-        .await
-        .map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?
-        .map_err(|e| serve_problem(e.into()))?;
-    let key = orchestrator::keys::create(&store, role, label)
-        .await
-        .map_err(|e| serve_problem(e.into()))?;
+    let CreatedKey { key, db } =
+        orchestrator::keys::create_in_database(&overrides(args), role, label)
+            .await
+            .map_err(|e| match e {
+                CreateKeyError::Label(refused) => Problem::from(refused),
+                CreateKeyError::Config(e) => config_problem(&e),
+                CreateKeyError::Store(e) => serve_problem(e.into()),
+                CreateKeyError::Task(e) => Problem::new(ErrorCode::Internal, e.to_string()),
+            })?;
     let _ = writeln!(std::io::stdout().lock(), "{}", key.expose_secret());
     let _ = writeln!(
         std::io::stderr().lock(),
         "created a {role} key for {}. It is shown only this once: store it now (only its sha256 is kept).",
-        store.path().display()
+        db.display()
     );
     Ok(())
 }
