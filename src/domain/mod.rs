@@ -19,7 +19,8 @@ mod token;
 mod wallet;
 
 pub use amount::{Amount, AmountError};
-pub use canonical::{CanonicalError, MAX_SAFE_INTEGER, canonical_bytes, canonical_hash};
+pub use canonical::{CanonicalError, canonical_bytes, canonical_hash};
+pub use float_check::MAX_SAFE_INTEGER;
 pub use hash::{HashError, OutputHash, ReceiptHash, TokenSha256, keccak256_hex};
 pub use ids::{IdError, JobId, ReceiptId, SubmissionId, TaskId, WorkerId, WorkerIdFaults};
 pub use problem::{ErrorCode, Problem};
