@@ -76,7 +76,7 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     let state = AppState::new(config, Arc::new(store));
     let app = routes::router(state.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let flusher = tokio::spawn(presence::flush_loop(state.clone(), stop_rx.clone()));
+    let flusher = tokio::spawn(flush_presence_loop(state.clone(), stop_rx.clone()));
     let sweeping = tokio::spawn(sweeper::run(state.clone(), stop_rx.clone()));
     let server = super::accept::serve(listener, app, state.config.http, stop_rx);
     let mut server = tokio::spawn(server);
@@ -104,6 +104,24 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Writes connected workers' last heartbeats every [`presence::FLUSH_EVERY`] until `stop`
+/// turns true.
+async fn flush_presence_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(presence::FLUSH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => presence::flush(&state.hub, state.store.as_ref()).await,
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Graceful drain: no new jobs, `drain` to every worker, in-flight jobs get `bound` to finish
 /// (and be recorded), then every worker connection is closed (jobs still running fail with
 /// `ORCHESTRATOR_DRAINING`) and presence is written.
@@ -126,7 +144,7 @@ async fn drain(state: &AppState, bound: Duration) {
             "in-flight jobs did not finish within the drain bound"
         );
     }
-    presence::flush(state).await;
+    presence::flush(&state.hub, state.store.as_ref()).await;
     state.hub.close_all(
         session::codes::SHUTTING_DOWN,
         "the orchestrator is shutting down",
