@@ -26,7 +26,7 @@
 //! body_read_timeout_s = 30                  # the longest pause inside a request body
 //! max_connections_per_ip = 1024             # open connections from one address; 0 = no cap
 //! trusted_proxies = ["127.0.0.1"]           # reverse proxies whose client header is believed
-//! client_ip_header = "x-forwarded-for"      # where they name the client (see client_ip.rs)
+//! client_ip_header = "x-forwarded-for"      # where they name the client (see trusted_proxies.rs)
 //!
 //! [rate_limit]
 //! register_per_minute = 60
@@ -41,9 +41,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::client_ip::TrustedProxies;
 use super::market::{RawTaskConfig, TaskMarketConfig};
 use super::store::{KeySha256, Synchronous};
+use super::trusted_proxies::TrustedProxies;
 use crate::wire::RegistrationMode;
 
 /// The environment variable holding the enrollment key itself (hashed at startup).

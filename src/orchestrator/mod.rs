@@ -30,6 +30,7 @@ mod routes;
 mod server;
 mod state;
 pub mod store;
+pub mod trusted_proxies;
 
 pub use config::{ConfigError, OrchestratorConfig, Overrides};
 pub use server::{ServeError, app, run};
