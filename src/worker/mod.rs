@@ -20,6 +20,7 @@ mod config;
 mod connection;
 mod daemon;
 mod error;
+mod job_table;
 mod jobs;
 mod session;
 mod shared;
