@@ -1,8 +1,8 @@
 //! The domain vocabulary: identifiers, wallet addresses, hashes, amounts, receipts and the
 //! worker token. Everything else in the crate speaks these types.
 //!
-//! Architecture invariant: this module imports nothing else from the crate (a test in
-//! `tests/architecture.rs` reads these files and fails on any `crate::` or `super::super` path).
+//! Architecture invariant: this module imports nothing else from the crate (ARCHITECTURE.md's
+//! layer table; `tests/architecture.rs` fails on any path from these files that leaves it).
 //! Every type here validates on construction, so holding one is proof the value is well formed.
 
 mod amount;
