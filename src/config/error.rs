@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::{ErrorCode, Problem};
 
-use super::settings::Origin;
+use super::origin::Origin;
 
 /// `basis.toml`, an environment override or a flag is unusable, or the directories cannot
 /// be found.

@@ -13,6 +13,8 @@ mod env_file;
 mod env_io;
 mod env_lock;
 mod error;
+mod lifeline;
+mod origin;
 mod paths;
 mod settings;
 
@@ -32,11 +34,12 @@ pub use env_file::{
 pub use env_io::{ENV_FILE_MODE, EnvTarget, WriteOutcome, env_target};
 pub use env_lock::{ENV_LOCK_WAIT, EnvLock, lock_path};
 pub use error::{ConfigError, EnvFileError};
+pub use lifeline::{LIFELINE_ENV, LIFELINE_STDIN};
+pub use origin::Origin;
 pub use paths::{
     BASIS_HOME, Dirs, ENV_FILE_NAME, SETTINGS_FILE_NAME, dir_var, home_dir, user_config_dir,
 };
 pub use settings::{
     DEFAULT_MCP_HTTP_BIND, DEFAULT_ORCHESTRATOR_URL, ENV_MCP_HTTP_BIND, ENV_MCP_READ_ONLY,
-    ENV_ORCHESTRATOR_URL, ENV_STATE_DIR, McpSettings, Origin, Origins, Overrides, Settings,
-    parse_http_url,
+    ENV_ORCHESTRATOR_URL, ENV_STATE_DIR, McpSettings, Origins, Overrides, Settings, parse_http_url,
 };

@@ -13,7 +13,6 @@
 //! Relative paths in the file are relative to the config dir; relative paths from a flag or
 //! the environment are relative to the current directory. Unknown keys are errors.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -23,6 +22,7 @@ use toml::Spanned;
 use url::Url;
 
 use super::error::ConfigError;
+use super::origin::Origin;
 use super::paths::Dirs;
 
 pub const DEFAULT_ORCHESTRATOR_URL: &str = "http://127.0.0.1:8787";
@@ -33,34 +33,6 @@ pub const ENV_ORCHESTRATOR_URL: &str = "BASIS_ORCHESTRATOR_URL";
 pub const ENV_MCP_HTTP_BIND: &str = "BASIS_MCP_HTTP_BIND";
 pub const ENV_MCP_READ_ONLY: &str = "BASIS_MCP_READ_ONLY";
 pub const ENV_STATE_DIR: &str = "BASIS_STATE_DIR";
-
-/// Where a setting's value came from; errors name it so the user knows what to edit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// A command-line flag, by name.
-    Flag(&'static str),
-    /// An environment variable, by name.
-    Env(&'static str),
-    /// `basis.toml`, with the line when known.
-    File { path: PathBuf, line: Option<usize> },
-    /// The built-in default.
-    Default,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Flag(name) => write!(f, "flag {name}"),
-            Self::Env(name) => write!(f, "environment variable {name}"),
-            Self::File { path, line: None } => write!(f, "{}", path.display()),
-            Self::File {
-                path,
-                line: Some(line),
-            } => write!(f, "{} line {line}", path.display()),
-            Self::Default => f.write_str("the built-in default"),
-        }
-    }
-}
 
 /// Values given as CLI flags (highest precedence). `None` means the flag was not given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

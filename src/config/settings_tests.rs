@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 use super::settings::*;
-use super::{ConfigError, Dirs};
+use super::{ConfigError, Dirs, Origin};
 
 fn dirs(tmp: &TempDir) -> Dirs {
     Dirs {

@@ -6,11 +6,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::float_check::{Integers, refuse_floats};
+use super::float_check::{Integers, MAX_SAFE_INTEGER, refuse_floats};
 use super::hash::ReceiptHash;
-
-/// The largest integer every JSON implementation represents exactly (2^53 - 1).
-pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CanonicalError {

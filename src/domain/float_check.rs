@@ -9,7 +9,8 @@ use std::fmt;
 
 use serde::ser::{self, Serialize};
 
-use super::canonical::MAX_SAFE_INTEGER;
+/// The largest integer every JSON implementation represents exactly (2^53 - 1).
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// The value held a float.
 #[derive(Debug)]

@@ -1,8 +1,8 @@
 //! The domain vocabulary: identifiers, wallet addresses, hashes, amounts, receipts and the
 //! worker token. Everything else in the crate speaks these types.
 //!
-//! Architecture invariant: this module imports nothing else from the crate (a test in
-//! `tests/architecture.rs` reads these files and fails on any `crate::` or `super::super` path).
+//! Architecture invariant: this module imports nothing else from the crate (ARCHITECTURE.md's
+//! layer table; `tests/architecture.rs` fails on any path from these files that leaves it).
 //! Every type here validates on construction, so holding one is proof the value is well formed.
 
 mod amount;
@@ -19,7 +19,8 @@ mod token;
 mod wallet;
 
 pub use amount::{Amount, AmountError};
-pub use canonical::{CanonicalError, MAX_SAFE_INTEGER, canonical_bytes, canonical_hash};
+pub use canonical::{CanonicalError, canonical_bytes, canonical_hash};
+pub use float_check::MAX_SAFE_INTEGER;
 pub use hash::{HashError, OutputHash, ReceiptHash, TokenSha256, keccak256_hex};
 pub use ids::{IdError, JobId, ReceiptId, SubmissionId, TaskId, WorkerId, WorkerIdFaults};
 pub use problem::{ErrorCode, Problem};

@@ -38,7 +38,7 @@ fn refused_in_prose(value: &str, secret: &str) -> SecretRefused {
     let err = check_text(FIELD, value).expect_err("should be refused");
     assert_eq!(err.field, FIELD);
     assert_no_leak(&err, secret);
-    let problem = crate::ops::Problem::from(err.clone());
+    let problem = crate::domain::Problem::from(err.clone());
     for output in [err.to_string(), format!("{err:?}"), format!("{problem:?}")] {
         assert!(!output.contains(value));
     }

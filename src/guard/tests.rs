@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ops::{ErrorCode, Problem};
+use crate::domain::{ErrorCode, Problem};
 
 pub(super) const FIELD: &str = "description";
 

@@ -27,7 +27,7 @@ use crate::supervisor::logs::tail;
 use crate::supervisor::presence::{Presence, clean_stale, probe};
 use crate::supervisor::redact::Redactor;
 use crate::supervisor::{SupervisorError, SupervisorState, SupervisorStatus, pidfile};
-use crate::worker::WorkerStatus;
+use crate::wire::WorkerStatus;
 
 /// How long to wait for a new supervisor to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);

@@ -17,7 +17,7 @@ use crate::supervisor::control::{self, Request, Response};
 use crate::supervisor::presence::orphan_worker;
 use crate::supervisor::redact::Redactor;
 use crate::supervisor::{ExitInfo, Presence, SupervisorState, SupervisorStatus, probe};
-use crate::worker::{UNREACHABLE, WorkerState, WorkerStatus};
+use crate::wire::{UNREACHABLE, WorkerState, WorkerStatus};
 
 /// Log lines included when none are asked for.
 pub const DEFAULT_LOG_LINES: u32 = 20;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Context, network, status};
 use crate::domain::{ErrorCode, Problem};
 use crate::guard::{GuardText, Guarded, SecretRefused};
-use crate::worker::{WorkerState, WorkerStatus};
+use crate::wire::{WorkerState, WorkerStatus};
 
 /// The longest `wait_s` accepted.
 pub const MAX_WAIT_S: u64 = 300;

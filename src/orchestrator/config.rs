@@ -29,7 +29,7 @@
 //! body_read_timeout_s = 30                  # the longest pause inside a request body
 //! max_connections_per_ip = 1024             # open connections from one address; 0 = no cap
 //! trusted_proxies = ["127.0.0.1"]           # reverse proxies whose client header is believed
-//! client_ip_header = "x-forwarded-for"      # where they name the client (see client_ip.rs)
+//! client_ip_header = "x-forwarded-for"      # where they name the client (see trusted_proxies.rs)
 //!
 //! [rate_limit]
 //! register_per_minute = 60
@@ -44,10 +44,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::client_ip::TrustedProxies;
 use super::market::{RawTaskConfig, TaskMarketConfig};
 use super::store::postgres::{DEFAULT_POOL_SIZE, DatabaseUrl};
 use super::store::{KeySha256, Synchronous};
+use super::trusted_proxies::TrustedProxies;
 use crate::wire::RegistrationMode;
 
 /// The environment variable holding the enrollment key itself (hashed at startup).
@@ -119,14 +119,8 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrchestratorConfig {
     pub listen: SocketAddr,
-    pub db: PathBuf,
-    /// How durable an acknowledged write is (`full`: through power loss; `normal`: through
-    /// kill -9 of the orchestrator, one fsync less per commit).
-    pub db_synchronous: Synchronous,
-    /// PostgreSQL instead of the `SQLite` file `db`, when set.
-    pub database_url: Option<DatabaseUrl>,
-    /// PostgreSQL connections this orchestrator keeps.
-    pub database_pool_size: usize,
+    /// Where the store lives: the `SQLite` file above, or PostgreSQL.
+    pub database: Database,
     /// Development mode: no key needed to register (and, with the gateway, to call it).
     pub open: bool,
     pub registration: RegistrationMode,
@@ -154,6 +148,28 @@ pub struct OrchestratorConfig {
     pub trusted_proxies: TrustedProxies,
     /// The task market's rules (`[tasks]`).
     pub tasks: TaskMarketConfig,
+}
+
+/// Where the orchestrator's store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded default: one `SQLite` file.
+    Sqlite {
+        path: PathBuf,
+        synchronous: Synchronous,
+    },
+    /// PostgreSQL, for several replicas on one database.
+    Postgres { url: DatabaseUrl, pool_size: usize },
+}
+
+impl Database {
+    /// How it is shown in logs and messages (a URL without its password).
+    pub fn shown(&self) -> String {
+        match self {
+            Self::Sqlite { path, .. } => path.display().to_string(),
+            Self::Postgres { url, .. } => url.shown(),
+        }
+    }
 }
 
 /// What the command line may override.
@@ -236,18 +252,41 @@ impl OrchestratorConfig {
     }
 
     /// Only the database path (for `keys create`): flag, then file, then the state dir.
-    pub fn load_db_path(overrides: &Overrides) -> Result<PathBuf, ConfigError> {
-        if let Some(db) = &overrides.db {
-            return Ok(db.clone());
-        }
+    pub fn load_database(overrides: &Overrides) -> Result<Database, ConfigError> {
         let raw = match &overrides.config_file {
             Some(path) => read_raw(path)?,
             None => RawConfig::default(),
         };
-        match raw.db {
-            Some(db) => Ok(db),
-            None => default_db(),
+        Self::database_of(&raw, overrides)
+    }
+
+    /// The database `raw` and the flags name (flag > environment, via the flag > file).
+    fn database_of(raw: &RawConfig, o: &Overrides) -> Result<Database, ConfigError> {
+        let url = o
+            .database_url
+            .clone()
+            .or_else(|| raw.database_url.clone())
+            .filter(|u| !u.trim().is_empty());
+        if let Some(url) = url {
+            let pool_size = raw.database_pool_size.unwrap_or(DEFAULT_POOL_SIZE);
+            if !(1..=1024).contains(&pool_size) {
+                return Err(ConfigError::Invalid(
+                    "database_pool_size must be between 1 and 1024".into(),
+                ));
+            }
+            return Ok(Database::Postgres {
+                url: DatabaseUrl::parse(&url).map_err(ConfigError::Invalid)?,
+                pool_size,
+            });
         }
+        let path = match o.db.clone().or_else(|| raw.db.clone()) {
+            Some(db) => db,
+            None => default_db()?,
+        };
+        Ok(Database::Sqlite {
+            path,
+            synchronous: raw.db_synchronous.unwrap_or_default(),
+        })
     }
 
     /// Parses `text` as orchestrator.toml (for tests and tools).
@@ -265,6 +304,7 @@ impl OrchestratorConfig {
         o: &Overrides,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        let database = Self::database_of(&raw, o)?;
         let open = o.open || raw.open.unwrap_or(false);
         let registration = if open {
             RegistrationMode::Open
@@ -290,10 +330,6 @@ impl OrchestratorConfig {
             .iter()
             .map(|h| parse_hash("admin_key_sha256", h))
             .collect::<Result<Vec<_>, _>>()?;
-        let db = match o.db.clone().or(raw.db) {
-            Some(db) => db,
-            None => default_db()?,
-        };
         let listen = match o.listen.or(raw.listen) {
             Some(addr) => addr,
             None => DEFAULT_LISTEN
@@ -304,17 +340,7 @@ impl OrchestratorConfig {
         let tasks = TaskMarketConfig::resolve(&raw.tasks).map_err(ConfigError::Invalid)?;
         let config = Self {
             listen,
-            db,
-            db_synchronous: raw.db_synchronous.unwrap_or_default(),
-            database_url: o
-                .database_url
-                .clone()
-                .or(raw.database_url)
-                .filter(|u| !u.trim().is_empty())
-                .map(|u| DatabaseUrl::parse(&u))
-                .transpose()
-                .map_err(ConfigError::Invalid)?,
-            database_pool_size: raw.database_pool_size.unwrap_or(DEFAULT_POOL_SIZE),
+            database,
             open,
             registration,
             enrollment_key,
@@ -344,23 +370,7 @@ impl OrchestratorConfig {
                     burst: r.auth_failure_burst.unwrap_or(10),
                 },
             },
-            http: HttpLimits {
-                header_read_timeout: Duration::from_secs(
-                    raw.http
-                        .header_read_timeout_s
-                        .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_S),
-                ),
-                body_read_timeout: Duration::from_secs(
-                    raw.http
-                        .body_read_timeout_s
-                        .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_S),
-                ),
-                max_connections_per_ip: match raw.http.max_connections_per_ip {
-                    Some(0) => None,
-                    Some(n) => Some(n),
-                    None => Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
-                },
-            },
+            http: http_limits(&raw.http),
             trusted_proxies: TrustedProxies::parse(
                 &raw.http.trusted_proxies,
                 raw.http.client_ip_header.as_deref(),
@@ -412,14 +422,30 @@ impl OrchestratorConfig {
         {
             return bad("asset_decimals must be at most 38");
         }
-        if !(1..=1024).contains(&self.database_pool_size) {
-            return bad("database_pool_size must be between 1 and 1024");
-        }
         let buckets = [self.rate_limits.register, self.rate_limits.auth_failures];
         if buckets.iter().any(|b| b.per_minute == 0 || b.burst == 0) {
             return bad("rate limits (per_minute and burst) must be at least 1");
         }
         Ok(())
+    }
+}
+
+/// `[http]` with its defaults.
+fn http_limits(raw: &RawHttpLimits) -> HttpLimits {
+    HttpLimits {
+        header_read_timeout: Duration::from_secs(
+            raw.header_read_timeout_s
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_S),
+        ),
+        body_read_timeout: Duration::from_secs(
+            raw.body_read_timeout_s
+                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_S),
+        ),
+        max_connections_per_ip: match raw.max_connections_per_ip {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
+        },
     }
 }
 
@@ -470,15 +496,43 @@ mod tests {
         assert_eq!(c.registration, RegistrationMode::Open);
         assert_eq!((c.heartbeat_interval_s, c.online_window_s), (10, 30));
         assert_eq!(c.body_limit_bytes, 65_536);
+        let sqlite = |path: &str, synchronous| Database::Sqlite {
+            path: path.into(),
+            synchronous,
+        };
         assert_eq!(
-            c.db_synchronous,
-            Synchronous::Full,
+            c.database,
+            sqlite("/tmp/x.db", Synchronous::Full),
             "durable through power loss"
         );
         let c =
             OrchestratorConfig::from_toml("db_synchronous = \"normal\"", &overrides(), |_| None)
                 .unwrap();
-        assert_eq!(c.db_synchronous, Synchronous::Normal);
+        assert_eq!(c.database, sqlite("/tmp/x.db", Synchronous::Normal));
+        // PostgreSQL from the file or the flag (the flag wins); the URL is never shown whole.
+        let toml = "database_url = \"postgres://basis:hunter2@db/basis\"\ndatabase_pool_size = 4";
+        let c = OrchestratorConfig::from_toml(toml, &overrides(), |_| None).unwrap();
+        let Database::Postgres { url, pool_size } = &c.database else {
+            panic!("{:?}", c.database);
+        };
+        assert_eq!(
+            (url.expose(), *pool_size),
+            ("postgres://basis:hunter2@db/basis", 4)
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let flagged = Overrides {
+            database_url: Some("postgresql://other/db".into()),
+            ..overrides()
+        };
+        let c = OrchestratorConfig::from_toml(toml, &flagged, |_| None).unwrap();
+        assert_eq!(c.database.shown(), "postgresql://other/db");
+        for bad in [
+            "database_url = \"mysql://x/y\"",
+            "database_url = \"postgres://x/y\"\ndatabase_pool_size = 0",
+        ] {
+            let err = OrchestratorConfig::from_toml(bad, &overrides(), |_| None).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid(_)), "{bad}: {err}");
+        }
     }
 
     #[test]

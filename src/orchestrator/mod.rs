@@ -31,6 +31,7 @@ mod routes;
 mod server;
 mod state;
 pub mod store;
+pub mod trusted_proxies;
 
 pub use config::{ConfigError, OrchestratorConfig, Overrides};
 pub use server::{ServeError, app, open_store, run};

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::config::{ConfigError, OrchestratorConfig};
+use super::config::{ConfigError, Database, OrchestratorConfig};
 use super::hub::{presence, session};
 use super::market::sweeper;
 use super::routes;
@@ -45,28 +45,30 @@ pub fn app(config: OrchestratorConfig, store: Arc<dyn Store>) -> Router {
     routes::router(AppState::new(config, store))
 }
 
-/// Opens the store the config names (PostgreSQL when `database_url` is set, else the
-/// `SQLite` file), applying pending migrations; returns it with a description for the log.
-pub async fn open_store(
-    config: &OrchestratorConfig,
-) -> Result<(Arc<dyn Store>, String), StoreError> {
-    if let Some(url) = &config.database_url {
-        let store = PgStore::connect(url.expose(), config.database_pool_size).await?;
-        return Ok((Arc::new(store), url.shown()));
+/// Opens the store `database` names (PostgreSQL when `database_url` is set, else the `SQLite`
+/// file), applying pending migrations.
+pub async fn open_store(database: &Database) -> Result<Arc<dyn Store>, StoreError> {
+    match database {
+        Database::Postgres { url, pool_size } => {
+            Ok(Arc::new(PgStore::connect(url.expose(), *pool_size).await?))
+        }
+        Database::Sqlite { path, synchronous } => {
+            let (path, synchronous) = (path.clone(), *synchronous);
+            let store =
+                tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, synchronous))
+                    .await
+                    .map_err(|e| StoreError::Backend(e.to_string()))??;
+            Ok(Arc::new(store))
+        }
     }
-    let (db, synchronous) = (config.db.clone(), config.db_synchronous);
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&db, synchronous))
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))??;
-    let shown = store.path().display().to_string();
-    Ok((Arc::new(store), shown))
 }
 
 /// Opens the store the config names, binds, and serves until a shutdown signal; then drains
 /// (see [`drain`]) and stops.
 pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     raise_open_file_limit();
-    let (store, database) = open_store(&config).await?;
+    let store = open_store(&config.database).await?;
+    let database = config.database.shown();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -90,7 +92,7 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     let state = AppState::new(config, store);
     let app = routes::router(state.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let flusher = tokio::spawn(presence::flush_loop(state.clone(), stop_rx.clone()));
+    let flusher = tokio::spawn(flush_presence_loop(state.clone(), stop_rx.clone()));
     let sweeping = tokio::spawn(sweeper::run(state.clone(), stop_rx.clone()));
     let server = super::accept::serve(listener, app, state.config.http, stop_rx);
     let mut server = tokio::spawn(server);
@@ -118,6 +120,24 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Writes connected workers' last heartbeats every [`presence::FLUSH_EVERY`] until `stop`
+/// turns true.
+async fn flush_presence_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(presence::FLUSH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => presence::flush(&state.hub, state.store.as_ref()).await,
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Graceful drain: no new jobs, `drain` to every worker, in-flight jobs get `bound` to finish
 /// (and be recorded), then every worker connection is closed (jobs still running fail with
 /// `ORCHESTRATOR_DRAINING`) and presence is written.
@@ -140,7 +160,7 @@ async fn drain(state: &AppState, bound: Duration) {
             "in-flight jobs did not finish within the drain bound"
         );
     }
-    presence::flush(state).await;
+    presence::flush(&state.hub, state.store.as_ref()).await;
     state.hub.close_all(
         session::codes::SHUTTING_DOWN,
         "the orchestrator is shutting down",

@@ -16,7 +16,7 @@ use super::clock;
 use super::logs::MAX_LINE_BYTES;
 use super::sink::LogSink;
 use crate::config::ENV_STATE_DIR;
-use crate::worker::{LIFELINE_ENV, LIFELINE_STDIN};
+use crate::config::{LIFELINE_ENV, LIFELINE_STDIN};
 
 /// The variable naming a test worker command (tests only; see [`WorkerCommand::Shell`]).
 pub const WORKER_CMD_ENV: &str = "BASIS_SUPERVISE_WORKER_CMD";

@@ -4,24 +4,22 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use super::child::WorkerCommand;
+use super::config::SuperviseConfig;
 use super::control::{self, Request, Response};
 use super::error::SupervisorError;
 use super::keeper::{Control, Finish, Keeper};
 use super::logs::{self, MAX_TAIL_LINES, WORKER_LOG};
-use super::managed::ManagedBy;
 use super::pidfile::{self, SupervisorInfo};
 use super::redact::Redactor;
 use super::sink::LogSink;
 use super::state::{Shared, SupervisorState, SupervisorStatus};
-use super::tuning::Tuning;
 use super::{LOCK_FILE, clock, proc};
 use crate::config::Dirs;
 
@@ -30,20 +28,6 @@ pub const DEFAULT_LOG_LINES: usize = 50;
 
 /// How long a new supervisor waits for the lock (a stopping one may still hold it briefly).
 const LOCK_WAIT: Duration = Duration::from_secs(3);
-
-/// What one supervisor runs, resolved by the CLI front.
-#[derive(Debug, Clone)]
-pub struct SuperviseConfig {
-    /// The worker's env file (absolute).
-    pub env_path: PathBuf,
-    /// Where `supervisor.json`, the socket and the logs live.
-    pub dirs: Dirs,
-    pub worker: WorkerCommand,
-    pub tuning: Tuning,
-    /// The service manager that started this supervisor, if any (recorded in
-    /// `supervisor.json` for `stop`).
-    pub managed_by: Option<ManagedBy>,
-}
 
 /// Runs the supervisor until it is stopped. Returns `AlreadyRunning` when another one holds
 /// the lock.

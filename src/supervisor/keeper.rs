@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use super::backoff::{Backoff, CrashGuard};
 use super::child::{self, RunningWorker};
+use super::config::SuperviseConfig;
 use super::control::Response;
-use super::daemon::SuperviseConfig;
 use super::error::SupervisorError;
 use super::pidfile::{self, SupervisorInfo};
 use super::redact::Redactor;

@@ -4,7 +4,7 @@
 //! to size-rotated, redacted log files, and answers a 0600 Unix control socket.
 //!
 //! - [`daemon::run`]: the supervisor process itself (setsid, lock, socket, `supervisor.json`,
-//!   the restart loop in `keeper`); [`child`] spawns the worker and pumps its output into [`sink`].
+//!   the restart loop in `keeper`), given a [`SuperviseConfig`]; [`child`] spawns the worker and pumps its output into [`sink`].
 //! - [`control`]: the socket protocol (line-delimited JSON `status` / `stop` / `logs`) and the
 //!   client [`control::request`] the operations use.
 //! - [`launch::spawn_detached`]: how `start` starts a supervisor.
@@ -20,6 +20,7 @@
 pub mod backoff;
 pub mod child;
 pub mod clock;
+mod config;
 pub mod control;
 pub mod daemon;
 mod error;
@@ -36,7 +37,8 @@ pub mod state;
 pub mod tuning;
 
 pub use child::WorkerCommand;
-pub use daemon::{SuperviseConfig, run};
+pub use config::SuperviseConfig;
+pub use daemon::run;
 pub use error::SupervisorError;
 pub use managed::ManagedBy;
 pub use presence::{Presence, probe};

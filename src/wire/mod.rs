@@ -1,6 +1,6 @@
 //! Wire types: the JSON bodies of the orchestrator's HTTP API (docs/PROTOCOL.md), shared by the
-//! server
-//! (`crate::orchestrator`) and its client (`crate::client`). One file per noun.
+//! server (`crate::orchestrator`) and its client (`crate::client`), and the documents one local
+//! process writes for another (`worker-status.json`, `worker_status`). One file per noun.
 //!
 //! Serialization is an IPC boundary: these types are what other processes (and other versions
 //! of basis) see, so they change only additively. Their JSON Schemas (schemars) become the
@@ -19,6 +19,7 @@ mod paths;
 mod receipts;
 pub mod schema;
 mod tasks;
+mod worker_status;
 mod workers;
 
 pub use channel::{JobErrorCode, JobTimings, OrchestratorMessage, WorkerMessage};
@@ -45,6 +46,9 @@ pub use tasks::{
     Task, TaskInput, TaskList, TaskMarketPolicy, TaskQuery, Unpaid, claim_path, dispute_path,
     evaluate_path, release_path, resolve_path, rewards_path, submission_path, submit_path,
     task_path,
+};
+pub use worker_status::{
+    Counters, CurrentJob, LastError, StatusError, UNREACHABLE, WorkerState, WorkerStatus,
 };
 pub use workers::{
     MAX_HARDWARE_GPUS, MAX_MODEL_LEN, MAX_MODELS, MAX_TEXT_LEN, MAX_VERSION_LEN, RegisterRequest,

@@ -16,10 +16,7 @@
 
 use std::io::Read;
 
-/// Set by the supervisor on its worker; names what the lifeline is.
-pub const LIFELINE_ENV: &str = "BASIS_WORKER_LIFELINE";
-/// [`LIFELINE_ENV`]'s value when stdin is the lifeline pipe.
-pub const LIFELINE_STDIN: &str = "stdin";
+pub use crate::config::{LIFELINE_ENV, LIFELINE_STDIN};
 
 /// Whether this process was started with stdin as its supervisor's lifeline.
 pub fn stdin_is_lifeline() -> bool {

@@ -21,6 +21,7 @@ mod config;
 mod connection;
 mod daemon;
 mod error;
+mod job_table;
 mod jobs;
 mod lifeline;
 mod session;

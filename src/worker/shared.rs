@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{mpsc, watch};
 
 use super::config::WorkerConfig;
-use super::jobs::{JobTable, Outgoing};
+use super::job_table::{JobTable, Outgoing};
 use super::status::StatusHandle;
 use crate::runtime::Backend;
 use crate::wire::{PROTOCOL_VERSION, WorkerMessage};

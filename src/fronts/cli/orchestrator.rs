@@ -1,8 +1,8 @@
 //! `basis orchestrator`: run the self-hostable orchestrator (docs/PROTOCOL.md), manage its API
 //! keys
 //! (`keys create`, `keys hash`), or act on its task market as the operator (`tasks resolve`,
-//! in `orchestrator_tasks`). Parses flags, calls `crate::orchestrator` or the operation,
-//! renders.
+//! in `orchestrator_tasks`). Parses flags, calls `crate::orchestrator` (`run`,
+//! `keys::create_in_database`) or the operation, renders.
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 
 use super::{orchestrator_tasks, output};
 use crate::domain::{ErrorCode, Problem};
-use crate::orchestrator::store::{KeyRole, KeySha256, SqliteStore};
+use crate::orchestrator::keys::{CreateKeyError, CreatedKey, KeyRole, KeySha256};
 use crate::orchestrator::{self, OrchestratorConfig, Overrides, ServeError};
 use crate::wire::RegistrationMode;
 
@@ -141,11 +141,12 @@ pub async fn run(args: Args) -> ExitCode {
 }
 
 async fn migrate(args: &ServeArgs) -> Result<(), Problem> {
-    let config = OrchestratorConfig::load(&overrides(args)).map_err(|e| config_problem(&e))?;
-    let (_, database) = orchestrator::open_store(&config)
+    let database =
+        OrchestratorConfig::load_database(&overrides(args)).map_err(|e| config_problem(&e))?;
+    orchestrator::open_store(&database)
         .await
         .map_err(|e| serve_problem(ServeError::Store(e)))?;
-    println!("{database}: schema up to date");
+    println!("{}: schema up to date", database.shown());
     Ok(())
 }
 
@@ -155,22 +156,18 @@ async fn serve(args: &ServeArgs) -> Result<(), Problem> {
 }
 
 async fn create_key(role: KeyRole, label: Option<String>, args: &ServeArgs) -> Result<(), Problem> {
-    if let Some(l) = &label {
-        crate::guard::check_text("label", l)?;
-    }
-    let db = OrchestratorConfig::load_db_path(&overrides(args)).map_err(|e| config_problem(&e))?;
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
-        .await
-        .map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?
-        .map_err(|e| serve_problem(e.into()))?;
-    let key = orchestrator::keys::create(&store, role, label)
-        .await
-        .map_err(|e| serve_problem(e.into()))?;
+    let CreatedKey { key, database } =
+        orchestrator::keys::create_in_database(&overrides(args), role, label)
+            .await
+            .map_err(|e| match e {
+                CreateKeyError::Label(refused) => Problem::from(refused),
+                CreateKeyError::Config(e) => config_problem(&e),
+                CreateKeyError::Store(e) => serve_problem(e.into()),
+            })?;
     let _ = writeln!(std::io::stdout().lock(), "{}", key.expose_secret());
     let _ = writeln!(
         std::io::stderr().lock(),
-        "created a {role} key for {}. It is shown only this once: store it now (only its sha256 is kept).",
-        store.path().display()
+        "created a {role} key for {database}. It is shown only this once: store it now (only its sha256 is kept)."
     );
     Ok(())
 }

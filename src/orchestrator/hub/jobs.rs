@@ -1,16 +1,13 @@
-//! A gateway job between its dispatch and its end: the [`JobEntry`] the connection keeps,
-//! the [`JobEvent`]s it sends to the waiting HTTP handler, and the handler's [`JobHandle`],
-//! whose drop (the client went away) sends `cancel` to the worker.
+//! A gateway job between its dispatch and its end: the [`JobEntry`] the connection keeps and
+//! the [`JobEvent`]s it sends to the waiting HTTP handler (whose end is
+//! [`JobHandle`](super::handle::JobHandle)). Plain data: a leaf of the hub.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::StatusCode;
 use tokio::sync::mpsc;
 
-use super::live::Live;
-use crate::domain::{ErrorCode, HashedReceipt, JobId, Usage, WorkerId};
-use crate::wire::OrchestratorMessage;
+use crate::domain::{ErrorCode, HashedReceipt, Usage};
 
 /// Why the orchestrator cancelled a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,81 +88,5 @@ impl JobFailure {
             ErrorCode::JobTimeout,
             "the job did not finish before its deadline",
         )
-    }
-}
-
-/// The handler's end of a dispatched job.
-#[derive(Debug)]
-pub struct JobHandle {
-    pub job_id: JobId,
-    pub model: String,
-    pub created_unix: u64,
-    live: Arc<Live>,
-    events: mpsc::UnboundedReceiver<JobEvent>,
-    ended: bool,
-}
-
-impl JobHandle {
-    pub(super) fn new(
-        job_id: JobId,
-        model: String,
-        created_unix: u64,
-        live: Arc<Live>,
-        events: mpsc::UnboundedReceiver<JobEvent>,
-    ) -> Self {
-        Self {
-            job_id,
-            model,
-            created_unix,
-            live,
-            events,
-            ended: false,
-        }
-    }
-
-    pub fn worker_id(&self) -> &WorkerId {
-        self.live.worker_id()
-    }
-
-    /// The next event; a closed channel reads as the worker lost.
-    pub async fn next(&mut self) -> JobEvent {
-        let event = self
-            .events
-            .recv()
-            .await
-            .unwrap_or_else(|| JobEvent::Failed(JobFailure::worker_lost()));
-        if !matches!(event, JobEvent::Chunk(_)) {
-            self.ended = true;
-        }
-        event
-    }
-
-    /// Tells the worker to stop, remembering why (decides how the job is recorded).
-    pub fn cancel(&mut self, reason: CancelReason) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        let pending = match self.live.jobs().get_mut(&self.job_id) {
-            Some(entry) => {
-                entry.cancelled.get_or_insert(reason);
-                true
-            }
-            None => false,
-        };
-        if pending {
-            let _ = self.live.send(OrchestratorMessage::Cancel {
-                job_id: self.job_id.clone(),
-            });
-        }
-    }
-}
-
-impl Drop for JobHandle {
-    fn drop(&mut self) {
-        if !self.ended {
-            tracing::info!(job_id = %self.job_id, "the client went away; cancelling the job");
-            self.cancel(CancelReason::ClientGone);
-        }
     }
 }

@@ -12,6 +12,7 @@
 //! writes nothing to the store; presence reaches the store on connect, on disconnect and in
 //! one batched write per [`presence::FLUSH_EVERY`].
 
+mod handle;
 mod jobs;
 mod live;
 pub mod presence;
@@ -27,7 +28,8 @@ use rand::Rng;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-pub use jobs::{CancelReason, Finished, JobEvent, JobFailure, JobHandle};
+pub use handle::JobHandle;
+pub use jobs::{CancelReason, Finished, JobEvent, JobFailure};
 pub use live::{Hello, Live, Outbound};
 
 use crate::domain::{JobId, WorkerId};

@@ -1,16 +1,17 @@
 //! Presence in the store, never written per heartbeat: connection openings and closings go
 //! through one queue to one writer task that applies them in order, many per transaction (a
 //! reconnect storm of 10,000 workers is a handful of writes, not 10,000 fsyncs); connected
-//! workers' last heartbeats are written in one batch every [`FLUSH_EVERY`]. The registry
+//! workers' last heartbeats are written in one batch every [`FLUSH_EVERY`] ([`flush`], driven by
+//! the server). The registry
 //! (`GET /api/workers/{id}`) reads live presence from the hub and falls back to the store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
+use super::Hub;
 use crate::domain::WorkerId;
-use crate::orchestrator::state::AppState;
 use crate::orchestrator::store::{Presence, Store};
 
 /// How often connected workers' last heartbeats are written.
@@ -88,31 +89,14 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Item>
     }
 }
 
-/// Writes every connected worker's last heartbeat now.
-pub async fn flush(state: &AppState) {
-    let seen = state.hub.last_seen_all();
+/// Writes every connected worker's last heartbeat (as `hub` knows it) to `store` now.
+pub async fn flush(hub: &Hub, store: &dyn Store) {
+    let seen = hub.last_seen_all();
     if seen.is_empty() {
         return;
     }
     let n = seen.len();
-    if let Err(e) = state.store.touch_workers(seen).await {
+    if let Err(e) = store.touch_workers(seen).await {
         tracing::error!(error = %e, workers = n, "cannot write last_seen");
-    }
-}
-
-/// Flushes every [`FLUSH_EVERY`] until `stop` turns true.
-pub async fn flush_loop(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(FLUSH_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every.tick().await;
-    loop {
-        tokio::select! {
-            _ = every.tick() => flush(&state).await,
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    break;
-                }
-            }
-        }
     }
 }

@@ -6,7 +6,6 @@
 pub mod anti_cheat;
 pub mod config;
 pub mod engine;
-mod engine_settle;
 pub mod intake;
 pub mod problems;
 mod rows;

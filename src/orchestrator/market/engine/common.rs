@@ -1,13 +1,7 @@
-//! The market engine: every decision of the task market's lifecycle (docs/TASK_MARKET.md):
-//! claim, release and submit here; evaluate, dispute, resolve and the sweeper in
-//! `engine_settle`. Each runs in one store transaction ([`TaskStore::transact`]) and reads
-//! and writes rows only through [`MarketTx`], so every backend gets the same rules without
-//! holding any: a backend maps rows, the engine decides.
-//!
-//! Invariants: a task moves only through [`transition`] ([`apply`]); what time has already
-//! decided (a passed deadline, a lapsed lease) is applied first ([`catch_up`]) and kept even
-//! when the change itself is refused; a refusal is an answer, not a failure, and commits what
-//! was caught up; a [`StoreError`] rolls the whole transaction back.
+//! The engine's core: what a market change is (its arguments, [`Refusal`]s and
+//! [`TaskError`]), how one runs in a store transaction ([`transact`]), and the two moves every
+//! change is made of: [`apply`] (a task through `transition`, with its claims history) and
+//! [`catch_up`] (what time has already decided).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,11 +14,9 @@ use crate::domain::{
 };
 use crate::orchestrator::market::settle::SettlePolicy;
 use crate::orchestrator::store::{
-    ClaimEnd, MarketTx, StoreError, SubmissionInsert, SubmissionRow, TaskRow, TaskStore,
+    ClaimEnd, MarketTx, StoreError, SubmissionRow, TaskRow, TaskStore,
 };
 use crate::wire::Claim;
-
-pub use super::engine_settle::{dispute, evaluate, resolve, sweep};
 
 /// Why the market refused a change (a client's mistake or a lost race, never a failure).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +151,7 @@ impl SweepReport {
 }
 
 /// Runs `body` in one store transaction and returns what it decided, once committed.
-pub(super) async fn transact<T, F>(store: &dyn TaskStore, body: F) -> Result<T, StoreError>
+pub(crate) async fn transact<T, F>(store: &dyn TaskStore, body: F) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: for<'t> FnOnce(&'t mut dyn MarketTx) -> BoxFuture<'t, Result<T, StoreError>>
@@ -185,7 +177,7 @@ where
 }
 
 /// [`transact`] for a change that may be refused.
-async fn change<T, F>(store: &dyn TaskStore, body: F) -> Result<T, TaskError>
+pub(super) async fn change<T, F>(store: &dyn TaskStore, body: F) -> Result<T, TaskError>
 where
     T: Send + 'static,
     F: for<'t> FnOnce(&'t mut dyn MarketTx) -> BoxFuture<'t, Outcome<T>> + Send + 'static,
@@ -257,157 +249,4 @@ pub(super) fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> Sto
         what,
         reason: reason.to_string(),
     }
-}
-
-/// Claims an open task (a compare-and-swap: of N concurrent claimers exactly one wins),
-/// first applying a lapsed lease or a passed deadline. Claiming a task the worker already
-/// holds returns its claim.
-pub async fn claim(store: &dyn TaskStore, args: ClaimArgs) -> Result<Claimed, TaskError> {
-    change(store, move |tx| claim_in(tx, args).boxed()).await
-}
-
-async fn claim_in(tx: &mut dyn MarketTx, a: ClaimArgs) -> Outcome<Claimed> {
-    let Some(mut t) = tx.task(&a.task_id).await? else {
-        return Ok(Err(Refusal::TaskNotFound));
-    };
-    catch_up(tx, &mut t, a.now_ms).await?;
-    if t.status == TaskStatus::Claimed {
-        if t.claimed_by.as_ref() == Some(&a.worker_id)
-            && let Some(claim) = t.claim()
-        {
-            return Ok(Ok(Claimed { claim, new: false }));
-        }
-        return Ok(Err(Refusal::AlreadyClaimed));
-    }
-    if t.status != TaskStatus::Open {
-        return Ok(Err(Refusal::TaskNotOpen(t.status)));
-    }
-    if !a.multi_task
-        && let Some(other) = tx.live_claim_of(&a.worker_id, &t.task_id, a.now_ms).await?
-    {
-        return Ok(Err(Refusal::ActiveClaimExists(other)));
-    }
-    let lease_ms = t.claim_ttl_s.saturating_mul(1000);
-    // Set the holder first: `apply` writes the whole state once the move is allowed.
-    let mut next = t.clone();
-    next.claimed_by = Some(a.worker_id.clone());
-    next.claimed_ms = Some(a.now_ms);
-    next.claim_expiry_ms = Some(a.now_ms.saturating_add(lease_ms));
-    if let Err(f) = apply(tx, &mut next, TaskEvent::Claim, a.now_ms).await? {
-        return Ok(Err(Refusal::TaskNotOpen(f.from)));
-    }
-    tx.open_claim(&next).await?;
-    let claim = next
-        .claim()
-        .ok_or_else(|| corrupt("claim", "a claimed task without its holder"))?;
-    Ok(Ok(Claimed { claim, new: true }))
-}
-
-/// Gives a held claim back (attempt + 1; the third → abandoned).
-pub async fn release(
-    store: &dyn TaskStore,
-    task: TaskId,
-    worker: WorkerId,
-    now_ms: u64,
-) -> Result<TaskRow, TaskError> {
-    change(store, move |tx| {
-        release_in(tx, task, worker, now_ms).boxed()
-    })
-    .await
-}
-
-async fn release_in(
-    tx: &mut dyn MarketTx,
-    task: TaskId,
-    worker: WorkerId,
-    now_ms: u64,
-) -> Outcome<TaskRow> {
-    let Some(mut t) = tx.task(&task).await? else {
-        return Ok(Err(Refusal::TaskNotFound));
-    };
-    catch_up(tx, &mut t, now_ms).await?;
-    if t.status != TaskStatus::Claimed || t.claimed_by.as_ref() != Some(&worker) {
-        return Ok(Err(Refusal::NotClaimHolder));
-    }
-    Ok(match apply(tx, &mut t, TaskEvent::Release, now_ms).await? {
-        Ok(()) => Ok(t),
-        Err(_) => Err(Refusal::NotClaimHolder),
-    })
-}
-
-/// Records the claim holder's output; idempotent on `(task_id, output_hash)`.
-pub async fn submit(store: &dyn TaskStore, sub: NewSubmission) -> Result<Submitted, TaskError> {
-    change(store, move |tx| submit_in(tx, sub).boxed()).await
-}
-
-async fn submit_in(tx: &mut dyn MarketTx, s: NewSubmission) -> Outcome<Submitted> {
-    let Some(mut t) = tx.task(&s.task_id).await? else {
-        return Ok(Err(Refusal::TaskNotFound));
-    };
-    // Already submitted: the same output again is the same submission.
-    if let Some(existing) = &t.submission_id {
-        let Some(sub) = tx.submission(existing).await? else {
-            return Err(corrupt(
-                "submission",
-                "a task names a submission that is not stored",
-            ));
-        };
-        return Ok(if sub.worker_id != s.worker_id {
-            Err(Refusal::NotClaimHolder)
-        } else if sub.output_hash == s.output_hash {
-            Ok(Submitted {
-                submission: sub,
-                new: false,
-            })
-        } else {
-            Err(Refusal::AlreadySubmitted(sub.submission_id))
-        });
-    }
-    let caught = catch_up(tx, &mut t, s.now_ms).await?;
-    let holds = t.status == TaskStatus::Claimed && t.claimed_by.as_ref() == Some(&s.worker_id);
-    if !holds {
-        let expired = match caught {
-            Some(TaskEvent::Deadline) => Some(true),
-            Some(_) => Some(false),
-            None => match tx.last_claim_end(&s.task_id, &s.worker_id).await? {
-                Some(ClaimEnd::Lapsed) => Some(false),
-                Some(ClaimEnd::Expired) => Some(true),
-                _ => None,
-            },
-        };
-        // The lapse (or expiry) just applied is kept: a refusal commits.
-        return Ok(Err(match expired {
-            Some(deadline) => Refusal::ClaimExpired { deadline },
-            None => Refusal::NotClaimHolder,
-        }));
-    }
-    let claimed_ms = t.claimed_ms.unwrap_or(s.now_ms);
-    t.submission_id = Some(s.submission_id.clone());
-    if apply(tx, &mut t, TaskEvent::Submit, s.now_ms)
-        .await?
-        .is_err()
-    {
-        return Ok(Err(Refusal::NotClaimHolder));
-    }
-    tx.insert_submission(&SubmissionInsert {
-        submission_id: s.submission_id.clone(),
-        task_id: s.task_id.clone(),
-        worker_id: s.worker_id.clone(),
-        output: s.output,
-        output_hash: s.output_hash,
-        usage: s.usage,
-        duration_ms: s.duration_ms,
-        claimed_ms,
-        submitted_ms: s.now_ms,
-        evaluation_deadline_ms: s.now_ms.saturating_add(s.evaluation_timeout_ms),
-    })
-    .await?;
-    let submission = tx
-        .submission(&s.submission_id)
-        .await?
-        .ok_or_else(|| corrupt("submission", "the one just written cannot be read back"))?;
-    Ok(Ok(Submitted {
-        submission,
-        new: true,
-    }))
 }

@@ -1,17 +1,17 @@
-//! The market engine's settling half: an evaluation (status, the sealed `task_settlement`
+//! The engine's settling half: an evaluation (status, the sealed `task_settlement`
 //! receipt, and for a pass the credit after anti-cheat and the worker's `rewards_pending`), a
 //! dispute, its resolution, and the sweeper's pass over passed deadlines, lapsed leases and
-//! evaluator timeouts. Each is one store transaction through [`MarketTx`], as in `engine`.
+//! evaluator timeouts. Each is one store transaction through [`MarketTx`].
 
 use futures::FutureExt as _;
 
-use super::anti_cheat::{self, Evidence};
-use super::engine::{
+use super::common::{
     DisputeArgs, EvaluateArgs, Outcome, Refusal, ResolveArgs, SweepReport, TaskError, apply,
     corrupt, transact,
 };
-use super::settle::{self, ReceiptFacts, SettlePolicy, Split};
 use crate::domain::{Amount, Evaluation, ReceiptHash, ReceiptId, Runtime, TaskEvent, TaskStatus};
+use crate::orchestrator::market::anti_cheat::{self, Evidence};
+use crate::orchestrator::market::settle::{self, ReceiptFacts, SettlePolicy, Split};
 use crate::orchestrator::store::{
     DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, StoreError, SubmissionRow, TaskRow,
     TaskStore, secs,
