@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::client::OrchestratorClient;
 use crate::domain::{ErrorCode, Problem, SubmissionId, TaskStatus};
-use crate::guard::{GuardText as _, check_text};
+use crate::guard::{GuardText as _, HostSecrets, check_free_text, check_text};
 use crate::wire::{MAX_DISPUTE_REASON_LEN, ResolveRequest, Submission};
 
 /// The environment variable holding the admin key.
@@ -111,6 +111,13 @@ pub async fn run_with(
         )
     })?;
     let key = admin_key(input.admin_key_file.as_ref(), env)?;
+    // The note is free text (a transaction hash may be cited); the admin key never is.
+    let known = [secrecy::ExposeSecret::expose_secret(&key).as_bytes()];
+    let host = HostSecrets {
+        known: &known,
+        ..HostSecrets::NONE
+    };
+    check_free_text("note", &input.note, &host)?;
     let client = OrchestratorClient::new(url, Duration::from_secs(30)).map_err(Problem::from)?;
     let req = ResolveRequest {
         outcome,
@@ -157,7 +164,9 @@ mod tests {
                 ..base.clone()
             },
             Input {
-                note: "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318".into(),
+                note:
+                    "private key 4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+                        .into(),
                 ..base.clone()
             },
         ];
@@ -171,6 +180,22 @@ mod tests {
                 "{e:?}"
             );
         }
+        // The note may cite a hash (it then fails only for want of an orchestrator here), but
+        // never this host's admin key, even its bare 64-hex body.
+        let body = "ab".repeat(32);
+        let admin = format!("basis_admin_{body}");
+        let cites = Input {
+            note: format!("paid in tx 0x{}", "cd".repeat(32)),
+            ..base.clone()
+        };
+        let e = run_with(cites, |_| Some(admin.clone())).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::OrchestratorUnreachable, "{e:?}");
+        let leaks = Input {
+            note: format!("see {body}"),
+            ..base.clone()
+        };
+        let e = run_with(leaks, |_| Some(admin.clone())).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::SecretRefused, "{e:?}");
         let e = run_with(base, |_| None).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::AdminKeyRequired);
     }

@@ -35,3 +35,5 @@ pub mod trusted_proxies;
 
 pub use config::{ConfigError, OrchestratorConfig, Overrides};
 pub use server::{ServeError, app, open_store, run};
+pub use store::copy::{CopyError, CopyReport, sqlite_to_postgres};
+pub use store::postgres::DatabaseUrl;

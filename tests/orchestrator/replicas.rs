@@ -5,6 +5,7 @@
 
 use basis::domain::Runtime;
 use basis::orchestrator::store::postgres::testdb::TestDb;
+use reqwest::Method;
 
 use super::market::*;
 use super::*;
@@ -107,4 +108,163 @@ async fn migrate_applies_the_schema_without_serving() -> TestResult {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("postgres://"));
     Ok(())
+}
+
+#[tokio::test]
+async fn copy_from_a_populated_sqlite_file_gives_the_same_answers() -> TestResult {
+    let Populated {
+        mut node,
+        evaluator,
+        tokens,
+        tasks,
+        sub,
+    } = populated().await?;
+    // Every read route, as the single node answers it.
+    let receipt = call(
+        &node,
+        Method::GET,
+        &format!("/api/submissions/{sub}"),
+        Some(&evaluator),
+        None,
+        None,
+    )
+    .await
+    .body["receipt_id"]
+        .as_str()
+        .ok_or("no receipt")?
+        .to_owned();
+    let mut reads = vec![
+        "/api/workers".to_owned(),
+        "/api/tasks".to_owned(),
+        "/api/tasks?status=claimed".to_owned(),
+        "/api/tasks?status=completed".to_owned(),
+        format!("/api/receipts/{receipt}"),
+    ];
+    for id in ["gpu-1", "gpu-2", "gpu-3"] {
+        reads.push(format!("/api/workers/{id}"));
+        reads.push(format!("/api/workers/{id}/rewards"));
+    }
+    reads.extend(tasks.iter().map(|t| format!("/api/tasks/{t}")));
+    let before = read_all(&node, &reads, &evaluator, &sub).await;
+    assert!(node.terminate().success());
+
+    // Copied into an empty PostgreSQL database, then served from it.
+    let db = TestDb::create().await;
+    let copy = |target: &str| {
+        std::process::Command::new(common::orchestrator::bin())
+            .args(["orchestrator", "copy", "--from"])
+            .arg(format!("sqlite:{}", node.db.display()))
+            .args(["--to", target])
+            .env("BASIS_HOME", node.dir.path())
+            .output()
+    };
+    let out = copy(&db.url)?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("tasks: 3 rows") && text.contains("credits: 1 rows"),
+        "{text}"
+    );
+    let replica = replica(&db.url);
+    let after = read_all(&replica, &reads, &evaluator, &sub).await;
+    for ((path, a), (_, b)) in before.iter().zip(&after) {
+        assert_eq!(a, b, "{path} differs after the copy");
+    }
+    // The copy keeps working: the next claim and the evaluator key still work there.
+    assert_eq!(
+        claim(&replica, &tasks[2], "gpu-3", &tokens[2]).await.status,
+        200
+    );
+    // Copying again into the same (now populated) database is refused.
+    let out = copy(&db.url)?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already holds data"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Every path of `reads` as `orch` answers it, and the submission as its evaluator reads it.
+async fn read_all(
+    orch: &Orchestrator,
+    reads: &[String],
+    evaluator: &str,
+    sub: &str,
+) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for path in reads {
+        out.push((path.clone(), get(orch, path).await.body));
+    }
+    let path = format!("/api/submissions/{sub}");
+    let s = call(orch, Method::GET, &path, Some(evaluator), None, None).await;
+    out.push((path, s.body));
+    out
+}
+
+/// A single node on SQLite with some of everything: workers, an evaluator key, tasks open,
+/// claimed and settled, a credit and its receipt.
+struct Populated {
+    node: Orchestrator,
+    evaluator: String,
+    tokens: Vec<WorkerToken>,
+    tasks: Vec<String>,
+    sub: String,
+}
+
+async fn populated() -> Result<Populated, Box<dyn std::error::Error>> {
+    let node = market("");
+    let evaluator = node.create_key("evaluator").0.trim().to_owned();
+    let mut tokens = Vec::new();
+    for id in ["gpu-1", "gpu-2", "gpu-3"] {
+        tokens.push(worker(&node, id, Runtime::Vllm, false).await);
+    }
+    let tasks: Vec<String> = {
+        let mut v = Vec::new();
+        for reward in ["1000000", "2000000", "3000000"] {
+            v.push(post_task(&node, &task_body(reward)).await);
+        }
+        v
+    };
+    assert_eq!(
+        claim(&node, &tasks[0], "gpu-1", &tokens[0]).await.status,
+        200
+    );
+    let s = submit(
+        &node,
+        &tasks[0],
+        &tokens[0],
+        &output_body("gpu-1", "A fox."),
+    )
+    .await;
+    let sub = s.body["submission_id"]
+        .as_str()
+        .ok_or("no submission")?
+        .to_owned();
+    let verdict = json!({"score": 95, "passed": true, "reasons": ["fine"]});
+    assert_eq!(
+        evaluate(&node, &sub, Some(&evaluator), &verdict)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        claim(&node, &tasks[1], "gpu-2", &tokens[1]).await.status,
+        200
+    );
+    let settled = get(&node, &format!("/api/tasks/{}", tasks[0])).await;
+    assert_eq!(settled.body["status"], "completed", "{}", settled.text);
+
+    Ok(Populated {
+        node,
+        evaluator,
+        tokens,
+        tasks,
+        sub,
+    })
 }

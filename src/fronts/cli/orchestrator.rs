@@ -76,6 +76,22 @@ pub enum Sub {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Copy a single-node SQLite database into an empty PostgreSQL database (stop the
+    /// orchestrator first). Verifies every table's row count and the ledger before it commits;
+    /// refuses a target that holds data.
+    Copy {
+        /// The source: sqlite:PATH (the orchestrator's `db`).
+        #[arg(long, value_name = "sqlite:PATH")]
+        from: String,
+        /// The target: postgres://USER@HOST/DB (default: BASIS_DATABASE_URL).
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "BASIS_DATABASE_URL",
+            hide_env_values = true
+        )]
+        to: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -133,11 +149,53 @@ pub async fn run(args: Args) -> ExitCode {
         Some(Sub::Keys(KeysCommand::Hash)) => hash_key(),
         Some(Sub::Tasks(command)) => return orchestrator_tasks::run(command).await,
         Some(Sub::Migrate { serve }) => migrate(&serve).await,
+        Some(Sub::Copy { from, to }) => copy(&from, &to).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(problem) => output::failure(false, &problem),
     }
+}
+
+async fn copy(from: &str, to: &str) -> Result<(), Problem> {
+    let invalid = |m: String, fix: &str| Problem::new(ErrorCode::InvalidArgument, m).with_fix(fix);
+    let Some(path) = from.strip_prefix("sqlite:") else {
+        return Err(invalid(
+            "--from must be sqlite:PATH".into(),
+            "Name the orchestrator's SQLite file, e.g. --from sqlite:/var/lib/basis/orchestrator.db.",
+        ));
+    };
+    let path = std::path::Path::new(path);
+    if !path.is_file() {
+        return Err(invalid(
+            format!("{} is not a file", path.display()),
+            "Give the path of the orchestrator's database file (its `db`).",
+        ));
+    }
+    let to = orchestrator::DatabaseUrl::parse(to).map_err(|m| {
+        invalid(
+            m,
+            "Give the target as postgres://USER@HOST/DB (or in BASIS_DATABASE_URL).",
+        )
+    })?;
+    let report = orchestrator::sqlite_to_postgres(path, &to)
+        .await
+        .map_err(|e| match e {
+            orchestrator::CopyError::Store(e) => serve_problem(ServeError::Store(e)),
+            other => Problem::new(ErrorCode::InvalidArgument, other.to_string()).with_fix(
+                "Copy into a new, empty PostgreSQL database (createdb), from a stopped \
+                 orchestrator's file; nothing was written.",
+            ),
+        })?;
+    for (table, rows) in &report.rows {
+        println!("{table}: {rows} rows");
+    }
+    println!(
+        "copied into {}; every count and the ledger verified (pending rewards {} atomic units)",
+        to.shown(),
+        report.pending_total
+    );
+    Ok(())
 }
 
 async fn migrate(args: &ServeArgs) -> Result<(), Problem> {

@@ -13,6 +13,7 @@
 
 #[cfg(test)]
 pub mod contract;
+pub mod copy;
 mod jobs;
 mod keys;
 pub mod postgres;

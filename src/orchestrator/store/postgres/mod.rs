@@ -109,7 +109,7 @@ pub fn shown_url(url: &str) -> String {
 /// A driver error as a [`StoreError`]: a unique violation is a [`StoreError::Conflict`];
 /// anything else a backend error naming the SQL state, never the parameters.
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(pg_err)`
-pub(super) fn pg_err(e: tokio_postgres::Error) -> StoreError {
+pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         return StoreError::Conflict;
     }
@@ -206,7 +206,7 @@ impl PgStore {
     }
 
     /// A pooled connection.
-    pub(super) async fn client(&self) -> Result<Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         // Whatever stops us getting a connection (refused, not accepting connections, the
         // pool's wait timing out) leaves nothing changed: unavailable, for a retry.
         self.pool.get().await.map_err(|e| match e {
