@@ -268,3 +268,46 @@ async fn populated() -> Result<Populated, Box<dyn std::error::Error>> {
         sub,
     })
 }
+
+#[tokio::test]
+async fn the_sweeper_runs_on_one_replica_and_moves_when_it_is_killed() -> TestResult {
+    let db = TestDb::create().await;
+    // The first replica takes the sweeper's lease at its first tick; the others find it held.
+    let mut first = replica(&db.url);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        first.logs().contains("now runs the singleton job"),
+        "{}",
+        first.logs()
+    );
+    let others = [replica(&db.url), replica(&db.url)];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for o in &others {
+        assert!(
+            !o.logs().contains("now runs the singleton job"),
+            "{}",
+            o.logs()
+        );
+    }
+    // The holder dies; a task due soon still expires, swept by another replica.
+    first.kill();
+    let mut body = task_body("10");
+    body["deadline"] = json!(basis_now() + 2);
+    let task = post_task(&others[0], &body).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = get(&others[1], &format!("/api/tasks/{task}")).await;
+        if got.body["status"] == "expired" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never swept: {}", got.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        others
+            .iter()
+            .any(|o| o.logs().contains("now runs the singleton job")),
+        "no replica took the lease over"
+    );
+    Ok(())
+}

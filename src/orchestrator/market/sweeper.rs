@@ -2,6 +2,8 @@
 //! the store to apply what time has decided (lapsed leases → open or abandoned, passed
 //! deadlines → expired, evaluator timeouts → the configured policy), each move through
 //! `domain::transition` inside the store's transaction. Stops when the server shuts down.
+//! With several orchestrators on one database only the holder of the store's sweeper lease
+//! sweeps (`Store::hold_lease`); another takes the lease within one interval of its loss.
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use tokio::sync::watch;
 
 use super::engine::{self, SweepReport};
 use crate::orchestrator::state::{AppState, unix_now_ms};
+use crate::orchestrator::store::Singleton;
 
 /// At most this many of each kind per transaction; a full batch is followed by another at once.
 pub const BATCH: usize = 500;
@@ -23,7 +26,15 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
-        sweep_once(&state).await;
+        // Several orchestrators on one database: only the lease holder sweeps; another takes
+        // over at its next tick once the holder is gone.
+        match state.store.hold_lease(Singleton::Sweeper).await {
+            Ok(true) => {
+                sweep_once(&state).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot check the sweeper's lease; retrying"),
+        }
     }
     tracing::debug!("task sweeper stopped");
 }

@@ -66,4 +66,17 @@ pub enum StoreError {
 pub trait Store: WorkerStore + KeyStore + JobStore + TaskStore + fmt::Debug + Send + Sync {
     /// Cheap round trip to the backend, for `/health`.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Whether this process holds the lease on the singleton job `job` (the sweeper), taking
+    /// it if nobody holds it. Of several processes on one database at most one holds a lease
+    /// at a time; it is released when its holder stops or loses its connection, and the next
+    /// process to ask takes it. A backend only one process can open always holds it.
+    fn hold_lease(&self, job: Singleton) -> BoxFuture<'_, Result<bool, StoreError>>;
+}
+
+/// The jobs only one orchestrator on a database may run at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Singleton {
+    /// The task market's sweeper.
+    Sweeper,
 }

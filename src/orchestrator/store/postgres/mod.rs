@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::{Store, StoreError};
+use super::{Singleton, Store, StoreError};
 
 /// Connections a store keeps open unless configured otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
@@ -34,12 +34,24 @@ pub const DEFAULT_POOL_SIZE: usize = 16;
 /// `STORE_UNAVAILABLE`.
 pub const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The PostgreSQL store. Cheap to clone (the pool is shared).
+/// The PostgreSQL store. Cheap to clone (the pool and the lease are shared).
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
     /// The database URL without its password, for messages.
     shown: String,
+    /// The URL itself, for the lease's own connection.
+    url: DatabaseUrl,
+    /// The connection holding the sweeper's lease, when this process holds it: outside the
+    /// pool, so the lease lives exactly as long as that session.
+    lease: std::sync::Arc<tokio::sync::Mutex<Option<tokio_postgres::Client>>>,
+}
+
+/// The advisory lock key of each singleton job ("basis" in ASCII, then the job's number).
+fn lease_key(job: Singleton) -> i64 {
+    match job {
+        Singleton::Sweeper => 0x0062_6173_6973_0001,
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -199,6 +211,8 @@ impl PgStore {
         let store = Self {
             pool,
             shown: shown.clone(),
+            url: DatabaseUrl::parse(url).map_err(open)?,
+            lease: std::sync::Arc::default(),
         };
         let mut client = store.client().await.map_err(|e| open(e.to_string()))?;
         migrations::migrate(&mut client, &shown).await?;
@@ -220,6 +234,37 @@ impl PgStore {
 }
 
 impl Store for PgStore {
+    fn hold_lease(&self, job: Singleton) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let mut held = self.lease.lock().await;
+            if held.as_ref().is_some_and(|c| !c.is_closed()) {
+                return Ok(true);
+            }
+            // Not held, or its session is gone (and the lock with it): try to take it on a
+            // session of our own. The server releases it when that session ends, however.
+            *held = None;
+            let (client, connection) = tokio_postgres::connect(self.url.expose(), NoTls)
+                .await
+                .map_err(pg_err)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %e, "the lease connection ended");
+                }
+            });
+            let got: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&lease_key(job)])
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            if got {
+                tracing::info!(?job, "this orchestrator now runs the singleton job");
+                *held = Some(client);
+            }
+            Ok(got)
+        }
+        .boxed()
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
             let client = self.client().await?;

@@ -173,6 +173,30 @@ mod tests {
         store.ping().await.unwrap();
     }
 
+    #[tokio::test]
+    async fn one_process_holds_the_sweeper_lease_and_it_moves_when_the_holder_goes() {
+        use crate::orchestrator::store::Singleton;
+        let db = TestDb::create().await;
+        let a = PgStore::connect(&db.url, 1).await.unwrap();
+        let b = PgStore::connect(&db.url, 1).await.unwrap();
+        assert!(a.hold_lease(Singleton::Sweeper).await.unwrap());
+        assert!(a.hold_lease(Singleton::Sweeper).await.unwrap(), "kept");
+        assert!(!b.hold_lease(Singleton::Sweeper).await.unwrap());
+        drop(a);
+        // The holder's session ends; the next ask takes the lease.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if b.hold_lease(Singleton::Sweeper).await.unwrap() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lease never moved"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     #[test]
     fn passwords_are_not_shown() {
         let shown = super::super::shown_url("postgres://basis:hunter2@db.internal:5432/basis");
