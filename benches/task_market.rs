@@ -16,7 +16,9 @@
 //! Run with `cargo bench --bench task_market`. Overrides: `BASIS_BENCH_TASKS` (1000),
 //! `BASIS_BENCH_CLAIMERS` (100), `BASIS_BENCH_CONTENDERS` (3 per task), `BASIS_BENCH_ROUNDS`
 //! (3 rounds of fresh tasks on one orchestrator, each verified), `BASIS_BENCH_OPEN_TASKS`
-//! (100000), `BASIS_BENCH_PAGES` (500), `BASIS_BENCH_ONLY` (`claims` or `listing`).
+//! (100000), `BASIS_BENCH_PAGES` (500), `BASIS_BENCH_ONLY` (`claims` or `listing`),
+//! `BASIS_BENCH_REPLICAS` (0: one orchestrator on `SQLite`; N: the claims on N orchestrators
+//! sharing one fresh PostgreSQL database, claimers spread over them).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -73,20 +75,29 @@ impl Drop for Orchestrator {
     }
 }
 
-fn spawn(dir: &std::path::Path, db: &std::path::Path) -> Result<(Orchestrator, String)> {
+/// One orchestrator on `dir`: on the `SQLite` file `db`, or on PostgreSQL at `database_url`.
+fn spawn(
+    dir: &std::path::Path,
+    db: &std::path::Path,
+    database_url: Option<&str>,
+) -> Result<(Orchestrator, String)> {
     let config = dir.join("orchestrator.toml");
     std::fs::write(
         &config,
         "[rate_limit]\nauth_failure_burst = 100000\nauth_failures_per_minute = 100000\n\
          register_burst = 100000\nregister_per_minute = 100000\n",
     )?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_basis"))
-        .args(["orchestrator", "--open", "--listen", "127.0.0.1:0", "--db"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_basis"));
+    cmd.args(["orchestrator", "--open", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .arg("--config")
         .arg(&config)
         .env("BASIS_HOME", dir)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn");
+    if let Some(url) = database_url {
+        cmd.env("BASIS_DATABASE_URL", url);
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -226,7 +237,7 @@ struct ClaimRun {
 /// `claimers` workers pull from one queue holding each task `CONTENDERS` times in a row.
 async fn claim_all(
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     tasks: &[String],
     claimers: &[(String, WorkerToken)],
 ) -> Result<ClaimRun> {
@@ -238,12 +249,13 @@ async fn claim_all(
     );
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let runs = claimers.iter().map(|(id, token)| {
+    // Claimer i talks to replica i mod n (one replica: all to it).
+    let runs = claimers.iter().enumerate().map(|(i, (id, token))| {
         let (http, queue, next) = (http.clone(), Arc::clone(&queue), Arc::clone(&next));
         let (id, bearer, base) = (
             id.clone(),
             token.expose_secret().to_owned(),
-            base.to_owned(),
+            bases[i % bases.len()].clone(),
         );
         tokio::spawn(async move {
             let mut won = Vec::new();
@@ -309,14 +321,40 @@ async fn warm(http: &reqwest::Client, base: &str, n: usize) -> Result {
 async fn claims_bench() -> Result {
     let rounds = env_usize("BASIS_BENCH_ROUNDS", 3);
     let dir = tempfile::tempdir()?;
-    let (_orch, base) = spawn(dir.path(), &dir.path().join("orchestrator.db"))?;
+    // BASIS_BENCH_REPLICAS=N: N orchestrators on one fresh PostgreSQL database (the claimers
+    // spread over them); unset or 0: one orchestrator on SQLite.
+    let replicas = env_usize("BASIS_BENCH_REPLICAS", 0);
+    let pg = if replicas > 0 {
+        Some(basis::orchestrator::store::postgres::testdb::TestDb::create().await)
+    } else {
+        None
+    };
+    let mut procs = Vec::new();
+    let mut bases = Vec::new();
+    for i in 0..replicas.max(1) {
+        let home = dir.path().join(format!("replica-{i}"));
+        std::fs::create_dir_all(&home)?;
+        let url = pg.as_ref().map(|db| db.url.as_str());
+        let (orch, base) = spawn(&home, &home.join("orchestrator.db"), url)?;
+        procs.push(orch);
+        bases.push(base);
+    }
+    println!(
+        "claims on {}",
+        if replicas > 0 {
+            format!("{replicas} orchestrator replicas on one PostgreSQL database")
+        } else {
+            "one orchestrator on SQLite".to_owned()
+        }
+    );
+    let base = bases[0].clone();
     let http = http()?;
     let n_claimers = env_usize("BASIS_BENCH_CLAIMERS", 100);
     let claimers = workers(&http, &base, n_claimers).await?;
     let mut rates = Vec::new();
     for round in 1..=rounds {
         println!("round {round} of {rounds}:");
-        rates.push(claims_round(&http, &base, &claimers).await?);
+        rates.push(claims_round(&http, &bases, &claimers).await?);
     }
     rates.sort_by(f64::total_cmp);
     println!(
@@ -331,13 +369,15 @@ async fn claims_bench() -> Result {
 /// One round: fresh tasks, every claimer racing; returns claims/s.
 async fn claims_round(
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     claimers: &[(String, WorkerToken)],
 ) -> Result<f64> {
-    let (http, base) = (http.clone(), base.to_owned());
+    let (http, base) = (http.clone(), bases[0].clone());
     let n_tasks = env_usize("BASIS_BENCH_TASKS", 1000);
     let n_claimers = claimers.len();
-    warm(&http, &base, n_claimers).await?;
+    for b in bases {
+        warm(&http, b, n_claimers.div_ceil(bases.len())).await?;
+    }
     let posting = Instant::now();
     let tasks = post_tasks(&http, &base, n_tasks).await?;
     let posted = posting.elapsed();
@@ -346,7 +386,7 @@ async fn claims_round(
         posted.as_secs_f64(),
         per_s(n_tasks, posted.as_secs_f64())
     );
-    let run = claim_all(&http, &base, &tasks, claimers).await?;
+    let run = claim_all(&http, bases, &tasks, claimers).await?;
     let secs = run.elapsed.as_secs_f64();
     println!(
         "claims: {n_claimers} claimers, {} attempts ({} per task), {} won, {} ALREADY_CLAIMED, {} already held in {secs:.2} s",
@@ -451,7 +491,7 @@ async fn listing_bench() -> Result {
         "inserted {n} open tasks straight into SQLite in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let (_orch, base) = spawn(dir.path(), &db)?;
+    let (_orch, base) = spawn(dir.path(), &db, None)?;
     let http = http()?;
     let query = format!(
         "{base}/api/tasks?min_reward=500000&capabilities={GIVEN}&deadline_buffer_s=3600&limit=50"

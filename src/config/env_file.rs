@@ -35,13 +35,16 @@ pub const KEY_TOKEN: &str = "BASIS_WORKER_TOKEN";
 pub const KEY_EVALUATOR_KEY: &str = "BASIS_EVALUATOR_KEY";
 /// `true` when the worker registers as multi-task: it may hold several task claims at once.
 pub const KEY_MULTI_TASK: &str = "BASIS_WORKER_MULTI_TASK";
+/// Other orchestrators (replicas of the same network) the worker connects to, in order, when
+/// `BASIS_ORCHESTRATOR_URL` cannot be reached or drops it: comma-separated URLs.
+pub const KEY_ORCHESTRATOR_FALLBACK_URLS: &str = "BASIS_ORCHESTRATOR_FALLBACK_URLS";
 
 /// The longest evaluator key accepted (the orchestrator's are `basis_evaluator_` + 64 hex).
 const MAX_EVALUATOR_KEY_LEN: usize = 256;
 
 /// The known keys, in the order docs/FILES.md ("Keys") lists them and [`WorkerEnv::render`]
 /// writes them (the evaluator key and the multi-task switch, added later, last).
-pub const KNOWN_KEYS: [&str; 11] = [
+pub const KNOWN_KEYS: [&str; 12] = [
     KEY_WORKER_ID,
     KEY_WALLET,
     KEY_RUNTIME,
@@ -53,6 +56,7 @@ pub const KNOWN_KEYS: [&str; 11] = [
     KEY_TOKEN,
     KEY_EVALUATOR_KEY,
     KEY_MULTI_TASK,
+    KEY_ORCHESTRATOR_FALLBACK_URLS,
 ];
 
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
@@ -84,6 +88,8 @@ pub struct WorkerEnv {
     pub evaluator_key: Option<SecretString>,
     /// Register as multi-task (several claims at once); absent: no.
     pub multi_task: Option<bool>,
+    /// Replicas to fail over to, in order, after `orchestrator_url`.
+    pub fallback_urls: Vec<Url>,
     /// Unknown keys and their values, in file order, kept on rewrite.
     pub extra: Vec<(String, String)>,
 }
@@ -106,6 +112,14 @@ impl fmt::Debug for WorkerEnv {
             .field(
                 "orchestrator_url",
                 &self.orchestrator_url.as_ref().map(Url::as_str),
+            )
+            .field(
+                "fallback_urls",
+                &self
+                    .fallback_urls
+                    .iter()
+                    .map(Url::as_str)
+                    .collect::<Vec<_>>(),
             )
             .field("token", &token)
             .field(
@@ -260,6 +274,14 @@ impl WorkerEnv {
             KEY_OLLAMA_URL => self.ollama_url = url(value)?,
             KEY_VLLM_URL => self.vllm_url = url(value)?,
             KEY_ORCHESTRATOR_URL => self.orchestrator_url = url(value)?,
+            KEY_ORCHESTRATOR_FALLBACK_URLS => {
+                self.fallback_urls = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(parse_http_url)
+                    .collect::<Result<_, _>>()?;
+            }
             KEY_TOKEN => {
                 self.token = non_empty(value)
                     .map(|v| WorkerToken::parse(&v))
@@ -338,6 +360,17 @@ impl WorkerEnv {
                 .map(|k| shown(&secret_fingerprint(k), k.expose_secret())),
         );
         push(KEY_MULTI_TASK, self.multi_task.map(|m| m.to_string()));
+        push(
+            KEY_ORCHESTRATOR_FALLBACK_URLS,
+            Some(
+                self.fallback_urls
+                    .iter()
+                    .map(|u| url_text(u).to_owned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+            .filter(|v| !v.is_empty()),
+        );
         pairs
     }
 
@@ -458,6 +491,9 @@ impl WorkerEnv {
         take(&mut self.token, update.token);
         take(&mut self.evaluator_key, update.evaluator_key);
         take(&mut self.multi_task, update.multi_task);
+        if !update.fallback_urls.is_empty() {
+            self.fallback_urls = update.fallback_urls;
+        }
         for (key, value) in update.extra {
             match self.extra.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,

@@ -22,6 +22,10 @@ pub(super) fn full_env() -> WorkerEnv {
             "e7".repeat(32)
         ))),
         multi_task: Some(true),
+        fallback_urls: vec![
+            "https://orch-b.example".parse().unwrap(),
+            "https://orch-c.example:8787".parse().unwrap(),
+        ],
         extra: vec![
             ("CUDA_VISIBLE_DEVICES".into(), "0,1".into()),
             ("GREETING".into(), "hello world".into()),
@@ -258,4 +262,25 @@ fn the_worker_env_rule() {
     ] {
         assert!(!WorkerEnv::is_worker_env_text(foreign), "{foreign:?}");
     }
+}
+
+#[test]
+fn fallback_orchestrators_are_a_list_of_http_urls_kept_on_rewrite() {
+    let env = WorkerEnv::parse(
+        "BASIS_ORCHESTRATOR_URL=http://a:8787\n\
+         BASIS_ORCHESTRATOR_FALLBACK_URLS=http://b:8787, https://c.example ,\n",
+    )
+    .unwrap();
+    let urls: Vec<&str> = env.fallback_urls.iter().map(url::Url::as_str).collect();
+    assert_eq!(urls, ["http://b:8787/", "https://c.example/"]);
+    assert!(
+        env.render()
+            .contains("BASIS_ORCHESTRATOR_FALLBACK_URLS=http://b:8787,https://c.example\n"),
+        "{}",
+        env.render()
+    );
+    let mut kept = env.clone();
+    kept.merge(WorkerEnv::default());
+    assert_eq!(kept.fallback_urls, env.fallback_urls);
+    assert!(WorkerEnv::parse("BASIS_ORCHESTRATOR_FALLBACK_URLS=ftp://x\n").is_err());
 }

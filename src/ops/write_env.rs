@@ -118,6 +118,8 @@ fn update_from(input: &Input) -> Result<WorkerEnv, Problem> {
         token: None,
         evaluator_key: None,
         multi_task: input.multi_task,
+        // Edited in the file itself (docs/FILES.md); kept on every rewrite.
+        fallback_urls: Vec::new(),
         extra: Vec::new(),
     })
 }

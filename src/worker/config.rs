@@ -71,6 +71,8 @@ pub struct WorkerConfig {
     pub orchestrator_url: Url,
     /// `ws://` or `wss://` … `/api/workers/connect`.
     pub connect_url: Url,
+    /// The same on the fallback replicas (`BASIS_ORCHESTRATOR_FALLBACK_URLS`), in order.
+    pub fallback_connect_urls: Vec<Url>,
     pub token: WorkerToken,
     pub capacity: u32,
     pub drain_timeout: Duration,
@@ -82,6 +84,16 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The channel URL to try on attempt `n` (0 = the first): the primary, then each fallback
+    /// in turn, round and round.
+    pub fn connect_url_for(&self, attempt: usize) -> &Url {
+        let all = 1 + self.fallback_connect_urls.len();
+        match attempt % all {
+            0 => &self.connect_url,
+            i => &self.fallback_connect_urls[i - 1],
+        }
+    }
+
     /// Validates `env` and `options`; `lookup` reads the process environment.
     pub fn from_env(
         env: &WorkerEnv,
@@ -133,6 +145,11 @@ impl WorkerConfig {
         };
         Ok(Self {
             connect_url: connect_url(&orchestrator_url)?,
+            fallback_connect_urls: env
+                .fallback_urls
+                .iter()
+                .map(connect_url)
+                .collect::<Result<_, _>>()?,
             runtime_spec: RuntimeSpec {
                 runtime,
                 models: models.clone(),

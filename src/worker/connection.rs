@@ -72,13 +72,15 @@ impl ChannelError {
     }
 }
 
-/// Opens the channel and completes `hello` → `welcome` within the configured time.
+/// Opens the channel at `url` (the primary's or a fallback's) and completes `hello` →
+/// `welcome` within the configured time.
 pub(super) async fn open(
     config: &WorkerConfig,
+    url: &url::Url,
     hello: &WorkerMessage,
 ) -> Result<(Ws, Welcome), ChannelError> {
     let limit = config.welcome_timeout;
-    tokio::time::timeout(limit, handshake(config, hello))
+    tokio::time::timeout(limit, handshake(config, url, hello))
         .await
         .unwrap_or_else(|_| {
             Err(ChannelError::Unreachable(format!(
@@ -90,10 +92,10 @@ pub(super) async fn open(
 
 async fn handshake(
     config: &WorkerConfig,
+    url: &url::Url,
     hello: &WorkerMessage,
 ) -> Result<(Ws, Welcome), ChannelError> {
-    let mut request = config
-        .connect_url
+    let mut request = url
         .as_str()
         .into_client_request()
         .map_err(|e| ChannelError::Protocol(e.to_string()))?;
@@ -102,7 +104,7 @@ async fn handshake(
         .map_err(|_| ChannelError::Protocol("the token cannot form a header".into()))?;
     auth.set_sensitive(true);
     request.headers_mut().insert(header::AUTHORIZATION, auth);
-    let connector = if config.connect_url.scheme() == "wss" {
+    let connector = if url.scheme() == "wss" {
         Connector::Rustls(tls_config()?)
     } else {
         Connector::Plain

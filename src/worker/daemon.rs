@@ -159,6 +159,9 @@ async fn connect_loop(
 ) {
     let mut backoff = Backoff::new(shared.config.backoff);
     let mut sessions: u64 = 0;
+    // Which orchestrator to try: the primary, then each fallback replica in turn after a
+    // failed attempt or a lost session (BASIS_ORCHESTRATOR_FALLBACK_URLS).
+    let mut target: usize = 0;
     let hello = shared.hello();
     while !shared.drained() && !stop.is_cancelled() {
         let draining = shared.is_draining();
@@ -171,7 +174,10 @@ async fn connect_loop(
             s.retry_at = None;
         });
         let opened = tokio::select! {
-            opened = discarding(Box::pin(connection::open(&shared.config, &hello)), out) => opened,
+            opened = discarding(
+                Box::pin(connection::open(&shared.config, shared.config.connect_url_for(target), &hello)),
+                out,
+            ) => opened,
             () = stop.cancelled() => break,
             () = until_drained(shared) => break,
         };
@@ -206,6 +212,13 @@ async fn connect_loop(
             Err(e) => e,
         };
         tracing::warn!(error = %error, "worker channel down");
+        if !shared.config.fallback_connect_urls.is_empty() {
+            target += 1;
+            tracing::info!(
+                next = %public_url(shared.config.connect_url_for(target)),
+                "trying the next orchestrator"
+            );
+        }
         shared
             .status
             .update(|s| s.last_error = Some(error.last_error()));

@@ -189,3 +189,76 @@ async fn the_worker_comes_back_online_after_the_orchestrator_restarts() {
         "the token leaked into the worker's log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_fails_over_to_another_replica_when_its_orchestrator_dies() {
+    use basis::orchestrator::store::postgres::testdb::TestDb;
+    let db = TestDb::create().await;
+    let replica = || {
+        Orchestrator::with(Options {
+            toml: format!("heartbeat_interval_s = 2\nonline_window_s = 10\n{RELAXED_LIMITS}"),
+            args: vec!["--open".into()],
+            env: vec![("BASIS_DATABASE_URL".into(), db.url.clone())],
+        })
+    };
+    let mut a = replica();
+    let b = replica();
+    let token = WorkerToken::generate();
+    let request = RegisterRequest {
+        worker_id: WorkerId::parse(WORKER).unwrap(),
+        wallet: WalletAddress::parse(WALLET).unwrap(),
+        runtime: Runtime::Echo,
+        models: vec![MODEL.into()],
+        token_sha256: token.sha256(),
+        hardware: None,
+        version: "0.1.0".into(),
+        multi_task: false,
+    };
+    a.client().register(&request, None, None).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let env_file = write_env(
+        home.path(),
+        &format!(
+            "BASIS_WORKER_ID={WORKER}\nBASIS_WORKER_RUNTIME=echo\nBASIS_WORKER_MODELS={MODEL}\n\
+             BASIS_ORCHESTRATOR_URL={}\nBASIS_ORCHESTRATOR_FALLBACK_URLS={}\n\
+             BASIS_WORKER_TOKEN={}\nBASIS_ECHO_DELAY_MS=1\n",
+            a.url,
+            b.url,
+            token.expose_secret()
+        ),
+    );
+    let log = home.path().join("worker.log");
+    let _worker = KillOnDrop(
+        worker_command(home.path(), &env_file)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    poll("the worker online on its orchestrator", SLACK * 2, || {
+        online(&a)
+    })
+    .await;
+    assert_eq!(chat(&a, "on a").await.0, 200);
+    // Its orchestrator dies for good: the worker is online on the other replica within the
+    // backoff cap, and serves there.
+    a.kill();
+    let gone = Instant::now();
+    let cap = BackoffPolicy::default().cap;
+    poll(
+        "the worker online on the other replica",
+        cap + SLACK,
+        || online(&b),
+    )
+    .await;
+    eprintln!(
+        "online on the other replica {:?} after the kill",
+        gone.elapsed()
+    );
+    let (code, routed, content) = chat(&b, "on b").await;
+    assert_eq!(
+        (code, routed.as_str(), content.as_str()),
+        (200, WORKER, "echo: on b"),
+        "worker log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
