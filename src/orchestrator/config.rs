@@ -234,6 +234,13 @@ struct RawRateLimits {
 }
 
 impl OrchestratorConfig {
+    /// The online window, when other orchestrators may share this database (PostgreSQL): the
+    /// registry then counts a worker connected to one of them as online while the store has
+    /// heard from it within the window. `None` on `SQLite`, which one orchestrator owns.
+    pub fn shared_online_window(&self) -> Option<u64> {
+        matches!(self.database, Database::Postgres { .. }).then_some(self.online_window_s)
+    }
+
     /// The asset and its decimals, for the wire's `asset_decimals`.
     pub fn asset_units(&self) -> super::market::AssetUnits<'_> {
         super::market::AssetUnits {

@@ -120,10 +120,10 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Writes connected workers' last heartbeats every [`presence::FLUSH_EVERY`] until `stop`
+/// Writes connected workers' last heartbeats every [`presence::flush_every`] until `stop`
 /// turns true.
 async fn flush_presence_loop(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(presence::FLUSH_EVERY);
+    let mut every = tokio::time::interval(presence::flush_every(state.config.online_window_s));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     loop {

@@ -239,25 +239,34 @@ async fn a_worker_fails_over_to_another_replica_when_its_orchestrator_dies() {
     })
     .await;
     assert_eq!(chat(&a, "on a").await.0, 200);
-    // Its orchestrator dies for good: the worker is online on the other replica within the
+    // Presence is shared: the other replica's registry shows it online too.
+    poll(
+        "the worker online in the other replica's registry",
+        SLACK,
+        || online(&b),
+    )
+    .await;
+    // Its orchestrator dies for good: the worker reconnects to the other replica within the
     // backoff cap, and serves there.
     a.kill();
     let gone = Instant::now();
     let cap = BackoffPolicy::default().cap;
-    poll(
-        "the worker online on the other replica",
+    let (routed, content) = poll(
+        "the worker serving on the other replica",
         cap + SLACK,
-        || online(&b),
+        || async {
+            let (code, routed, content) = chat(&b, "on b").await;
+            (code == 200).then_some((routed, content))
+        },
     )
     .await;
     eprintln!(
-        "online on the other replica {:?} after the kill",
+        "serving on the other replica {:?} after the kill",
         gone.elapsed()
     );
-    let (code, routed, content) = chat(&b, "on b").await;
     assert_eq!(
-        (code, routed.as_str(), content.as_str()),
-        (200, WORKER, "echo: on b"),
+        (routed.as_str(), content.as_str()),
+        (WORKER, "echo: on b"),
         "worker log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );

@@ -2,8 +2,9 @@
 //! through one queue to one writer task that applies them in order, many per transaction (a
 //! reconnect storm of 10,000 workers is a handful of writes, not 10,000 fsyncs); connected
 //! workers' last heartbeats are written in one batch every [`FLUSH_EVERY`] ([`flush`], driven by
-//! the server). The registry
-//! (`GET /api/workers/{id}`) reads live presence from the hub and falls back to the store.
+//! the server). The registry (`GET /api/workers/{id}`) reads live presence from the hub and,
+//! for a worker connected to another orchestrator on the same database, from the store
+//! ([`online_in_store`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,29 @@ use super::Hub;
 use crate::domain::WorkerId;
 use crate::orchestrator::store::{Presence, Store};
 
-/// How often connected workers' last heartbeats are written.
+/// How often connected workers' last heartbeats are written, at most: see [`flush_every`].
 pub const FLUSH_EVERY: Duration = Duration::from_mins(1);
+
+/// How often to write connected workers' last heartbeats for an online window of
+/// `online_window_s`: a third of it (at most [`FLUSH_EVERY`], at least 1 s), so that another
+/// orchestrator on the same database, reading the store, sees a worker connected here as
+/// online within its window.
+pub fn flush_every(online_window_s: u64) -> Duration {
+    Duration::from_secs((online_window_s / 3).max(1)).min(FLUSH_EVERY)
+}
+
+/// Whether a worker whose stored presence is `connected_since` / `last_seen` (unix seconds)
+/// counts as online at `now` under `online_window_s`: connected to some orchestrator, and
+/// heard from within the window. The registry's view of workers connected elsewhere.
+pub fn online_in_store(
+    connected_since: Option<u64>,
+    last_seen: Option<u64>,
+    now: u64,
+    online_window_s: u64,
+) -> bool {
+    connected_since.is_some()
+        && last_seen.is_some_and(|seen| now.saturating_sub(seen) <= online_window_s)
+}
 /// At most this many presence changes per transaction.
 const BATCH: usize = 2048;
 

@@ -64,7 +64,11 @@ pub async fn register(
     let (status, changed) = outcome?;
     let row = changed.row();
     let path = worker_path(&row.worker_id);
-    let mut response = (status, Json(record(row, &state.hub))).into_response();
+    let mut response = (
+        status,
+        Json(record(row, &state.hub, state.config.shared_online_window())),
+    )
+        .into_response();
     if status == StatusCode::CREATED
         && let Ok(location) = HeaderValue::from_str(&path)
     {

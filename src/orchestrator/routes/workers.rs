@@ -8,10 +8,10 @@ use serde::Deserialize;
 
 use crate::domain::{ErrorCode, TokenFingerprint, WorkerId};
 use crate::orchestrator::error::{ApiError, scrub_serde_message};
-use crate::orchestrator::hub::Hub;
+use crate::orchestrator::hub::{Hub, presence};
 use crate::orchestrator::market::credit_with_decimals;
 use crate::orchestrator::market::problems::worker_not_found;
-use crate::orchestrator::state::AppState;
+use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::WorkerRow;
 use crate::wire::{Rewards, WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
 
@@ -19,14 +19,23 @@ use crate::wire::{Rewards, WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, W
 pub const REWARDS_HISTORY: usize = 100;
 
 /// The public view of a stored worker: the token hash becomes its fingerprint, and while it is
-/// connected its presence comes from the hub (heartbeats are not written one by one). A
-/// worker that is not connected is offline, whatever its last heartbeat.
-pub fn record(row: WorkerRow, hub: &Hub) -> WorkerRecord {
+/// connected here its presence comes from the hub (heartbeats are not written one by one).
+/// With several orchestrators on one database (`shared_window`: the online window, when the
+/// database is shared), a worker connected to another one is online while the store says it
+/// is connected and heard from within the window (its heartbeats are written every third of
+/// it); otherwise a worker not connected here is offline, whatever its last heartbeat.
+pub fn record(row: WorkerRow, hub: &Hub, shared_window: Option<u64>) -> WorkerRecord {
     let live = hub.presence(&row.worker_id);
+    let elsewhere = live.is_none()
+        && shared_window.is_some_and(|window| {
+            presence::online_in_store(row.connected_since, row.last_seen, unix_now(), window)
+        });
     WorkerRecord {
-        online: live.is_some_and(|p| p.online),
+        online: live.is_some_and(|p| p.online) || elsewhere,
         last_seen: live.map(|p| p.last_seen).or(row.last_seen),
-        connected_since: live.map(|p| p.connected_since),
+        connected_since: live
+            .map(|p| p.connected_since)
+            .or(row.connected_since.filter(|_| elsewhere)),
         token_fingerprint: TokenFingerprint::of(&row.token_sha256).to_string(),
         worker_id: row.worker_id,
         wallet: row.wallet,
@@ -64,7 +73,11 @@ pub async fn get(
 ) -> Result<Json<WorkerRecord>, ApiError> {
     let id = path_id(id)?;
     match state.store.worker(id.clone()).await? {
-        Some(row) => Ok(Json(record(row, &state.hub))),
+        Some(row) => Ok(Json(record(
+            row,
+            &state.hub,
+            state.config.shared_online_window(),
+        ))),
         None => Err(worker_not_found(&id)),
     }
 }
@@ -126,7 +139,10 @@ pub async fn list(
         None
     };
     Ok(Json(WorkerList {
-        workers: rows.into_iter().map(|r| record(r, &state.hub)).collect(),
+        workers: rows
+            .into_iter()
+            .map(|r| record(r, &state.hub, state.config.shared_online_window()))
+            .collect(),
         next_after,
     }))
 }
