@@ -60,6 +60,20 @@ fn status(home: &Path, token: &WorkerToken) -> Option<WorkerStatus> {
     path.exists().then(|| read_status(&path, token))
 }
 
+/// The echo worker's registration with `token`.
+fn registration(token: &WorkerToken) -> RegisterRequest {
+    RegisterRequest {
+        worker_id: WorkerId::parse(WORKER).unwrap(),
+        wallet: WalletAddress::parse(WALLET).unwrap(),
+        runtime: Runtime::Echo,
+        models: vec![MODEL.into()],
+        token_sha256: token.sha256(),
+        hardware: None,
+        version: "0.1.0".into(),
+        multi_task: false,
+    }
+}
+
 /// A non-streamed chat completion through the gateway: (status, worker header, content).
 async fn chat(orch: &Orchestrator, text: &str) -> (u16, String, String) {
     let resp = orch
@@ -91,16 +105,7 @@ async fn the_worker_comes_back_online_after_the_orchestrator_restarts() {
         ..Options::default()
     });
     let token = WorkerToken::generate();
-    let request = RegisterRequest {
-        worker_id: WorkerId::parse(WORKER).unwrap(),
-        wallet: WalletAddress::parse(WALLET).unwrap(),
-        runtime: Runtime::Echo,
-        models: vec![MODEL.into()],
-        token_sha256: token.sha256(),
-        hardware: None,
-        version: "0.1.0".into(),
-        multi_task: false,
-    };
+    let request = registration(&token);
     orch.client().register(&request, None, None).await.unwrap();
 
     let home = tempfile::tempdir().unwrap();
@@ -204,16 +209,7 @@ async fn a_worker_fails_over_to_another_replica_when_its_orchestrator_dies() {
     let mut a = replica();
     let b = replica();
     let token = WorkerToken::generate();
-    let request = RegisterRequest {
-        worker_id: WorkerId::parse(WORKER).unwrap(),
-        wallet: WalletAddress::parse(WALLET).unwrap(),
-        runtime: Runtime::Echo,
-        models: vec![MODEL.into()],
-        token_sha256: token.sha256(),
-        hardware: None,
-        version: "0.1.0".into(),
-        multi_task: false,
-    };
+    let request = registration(&token);
     a.client().register(&request, None, None).await.unwrap();
     let home = tempfile::tempdir().unwrap();
     let env_file = write_env(

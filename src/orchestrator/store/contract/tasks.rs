@@ -29,7 +29,8 @@ fn policy() -> SettlePolicy {
     }
 }
 
-async fn worker(store: &dyn Store, id: &str, runtime: Runtime) -> WorkerId {
+/// Registers `id` on `runtime`.
+pub async fn worker(store: &dyn Store, id: &str, runtime: Runtime) -> WorkerId {
     let req = RegisterRequest {
         worker_id: WorkerId::parse(id).unwrap(),
         wallet: WalletAddress::parse(WALLET).unwrap(),

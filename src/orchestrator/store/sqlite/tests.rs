@@ -4,31 +4,9 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::domain::{Runtime, WalletAddress, WorkerId, WorkerToken};
+use crate::domain::{WorkerId, WorkerToken};
+use crate::orchestrator::store::contract::workers::request;
 use crate::orchestrator::store::{KeyRole, KeySha256, KeyStore, WorkerStore};
-use crate::wire::{GpuSummary, HardwareSummary, RegisterRequest};
-
-fn request(id: &str, token: &WorkerToken) -> RegisterRequest {
-    RegisterRequest {
-        worker_id: WorkerId::parse(id).unwrap(),
-        wallet: WalletAddress::parse("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed").unwrap(),
-        runtime: Runtime::Echo,
-        models: vec!["echo".into(), "llama3.2:1b".into()],
-        token_sha256: token.sha256(),
-        hardware: Some(HardwareSummary {
-            gpus: vec![GpuSummary {
-                vendor: "nvidia".into(),
-                name: Some("H100".into()),
-                vram_total_mib: Some(81_559),
-                compute_capability: Some("9.0".into()),
-            }],
-            cpu_threads: Some(16),
-            ..HardwareSummary::default()
-        }),
-        version: "0.1.0".into(),
-        multi_task: false,
-    }
-}
 
 fn temp_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::SqliteStore;
 use crate::domain::{Runtime, WalletAddress, WorkerId, WorkerToken};
 use crate::orchestrator::store::contract::store_contract;
+use crate::orchestrator::store::contract::tasks::worker;
 use crate::orchestrator::store::{Store, StoreError, WorkerStore};
 use crate::wire::RegisterRequest;
 
@@ -31,26 +32,11 @@ fn temp_store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-async fn worker(store: &SqliteStore, id: &str, runtime: Runtime) -> WorkerId {
-    let req = RegisterRequest {
-        worker_id: WorkerId::parse(id).unwrap(),
-        wallet: WalletAddress::parse(WALLET).unwrap(),
-        runtime,
-        models: vec!["m".into()],
-        token_sha256: WorkerToken::generate().sha256(),
-        hardware: None,
-        version: "0.1.0".into(),
-        multi_task: false,
-    };
-    store.insert_worker(req, 1).await.unwrap();
-    WorkerId::parse(id).unwrap()
-}
-
 #[tokio::test]
 async fn a_failing_write_does_not_take_its_batch_down() {
     let (_dir, store) = temp_store();
     let store = Arc::new(store);
-    worker(&store, "taken", Runtime::Echo).await;
+    worker(&*store, "taken", Runtime::Echo).await;
     // Many writes at once land in shared transactions; the duplicate fails alone.
     let writes = (0..64).map(|i| {
         let store = Arc::clone(&store);
