@@ -134,6 +134,30 @@ mod tests {
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
     }
 
+    /// Pings `store` until `done` holds (for at most 10 s); every failure on the way must be
+    /// `Unavailable`, the one error a lost database may cause.
+    async fn until(
+        store: &PgStore,
+        what: &str,
+        done: impl Fn(&Result<(), StoreError>) -> bool,
+    ) -> Result<(), StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let r = store.ping().await;
+            if let Err(e) = &r {
+                assert!(matches!(e, StoreError::Unavailable(_)), "{what}: {e:?}");
+            }
+            if done(&r) {
+                return r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not within 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_database_that_goes_away_is_unavailable_then_recovers_without_a_restart() {
         let db = TestDb::create().await;
@@ -144,9 +168,12 @@ mod tests {
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
             db.name
         );
-        // Connections cut (a restart, a failover): the pool replaces them, no error.
+        // Connections cut (a restart, a failover): a request on a connection already cut may
+        // fail, only as unavailable; the pool replaces the connections, no restart needed.
         admin.batch_execute(&kick).await.unwrap();
-        store.ping().await.unwrap();
+        until(&store, "recovered after the cut", Result::is_ok)
+            .await
+            .unwrap();
         // The database refuses connections for a while: a clear "unavailable", nothing else.
         admin
             .batch_execute(&format!(
@@ -156,8 +183,9 @@ mod tests {
             .await
             .unwrap();
         admin.batch_execute(&kick).await.unwrap();
-        let err = store.ping().await.unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        let err = until(&store, "unavailable", Result::is_err)
+            .await
+            .unwrap_err();
         let api = crate::orchestrator::error::ApiError::from(err);
         assert_eq!(api.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(api.problem.code, crate::domain::ErrorCode::StoreUnavailable);
@@ -170,7 +198,7 @@ mod tests {
             ))
             .await
             .unwrap();
-        store.ping().await.unwrap();
+        until(&store, "recovered", Result::is_ok).await.unwrap();
     }
 
     #[tokio::test]
