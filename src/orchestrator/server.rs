@@ -120,10 +120,16 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Writes connected workers' last heartbeats every [`presence::flush_every`] until `stop`
-/// turns true.
+/// Writes connected workers' last heartbeats until `stop` turns true: every
+/// [`presence::FLUSH_EVERY`] when this orchestrator owns its database, every
+/// [`presence::flush_every`] of the online window when others share it (they read presence
+/// from the store).
 async fn flush_presence_loop(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(presence::flush_every(state.config.online_window_s));
+    let period = state
+        .config
+        .shared_online_window()
+        .map_or(presence::FLUSH_EVERY, presence::flush_every);
+    let mut every = tokio::time::interval(period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     loop {
