@@ -1,5 +1,5 @@
-//! Identifiers: `WorkerId` (chosen by the operator) and the generated ids of tasks,
-//! submissions, jobs and receipts.
+//! Identifiers: `WorkerId` and `ReplicaId` (chosen by the operator) and the generated ids of
+//! tasks, submissions, jobs and receipts.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -175,6 +175,41 @@ impl JsonSchema for WorkerId {
             "pattern": Self::PATTERN,
             "description": "Worker name: 2-63 lowercase letters, digits and '-', starting with a letter or digit."
         })
+    }
+}
+
+/// An orchestrator replica's name among the replicas on one database, from its config; the
+/// same grammar as a [`WorkerId`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplicaId(String);
+
+impl ReplicaId {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let faults = WorkerIdFaults::of(s);
+        if faults.is_empty() {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::BadWorkerId {
+                kind: "replica id",
+                faults,
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReplicaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ReplicaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReplicaId({})", self.0)
     }
 }
 

@@ -22,7 +22,9 @@ pub use amount::{Amount, AmountError};
 pub use canonical::{CanonicalError, canonical_bytes, canonical_hash};
 pub use float_check::MAX_SAFE_INTEGER;
 pub use hash::{HashError, OutputHash, ReceiptHash, TokenSha256, keccak256_hex};
-pub use ids::{IdError, JobId, ReceiptId, SubmissionId, TaskId, WorkerId, WorkerIdFaults};
+pub use ids::{
+    IdError, JobId, ReceiptId, ReplicaId, SubmissionId, TaskId, WorkerId, WorkerIdFaults,
+};
 pub use problem::{ErrorCode, Problem};
 pub use receipt::{
     HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, Usage, verify_receipt_json,

@@ -148,6 +148,12 @@ error_codes! {
     /// The orchestrator cannot reach its database right now (restarting, failing over);
     /// nothing was changed. Retry after Retry-After.
     StoreUnavailable = "STORE_UNAVAILABLE", exit 1;
+    /// A replica-to-replica call was not signed with this deployment's replica secret, was
+    /// meant for another replica, or was stale or replayed.
+    ReplicaAuthFailed = "REPLICA_AUTH_FAILED", exit 2;
+    /// The replica holding the worker's connection could not be reached, or its answer broke
+    /// off; the job's outcome is unknown and no receipt claims success.
+    ReplicaUnreachable = "REPLICA_UNREACHABLE", exit 1;
     /// No receipt with this id or hash is stored.
     ReceiptNotFound = "RECEIPT_NOT_FOUND", exit 3;
     // task market (docs/TASK_MARKET.md)

@@ -31,6 +31,9 @@
 //! trusted_proxies = ["127.0.0.1"]           # reverse proxies whose client header is believed
 //! client_ip_header = "x-forwarded-for"      # where they name the client (see trusted_proxies.rs)
 //!
+//! [replica]                               # one of several replicas on PostgreSQL: see `replica::config`
+//! id = "orch-a"
+//!
 //! [rate_limit]
 //! register_per_minute = 60
 //! register_burst = 20
@@ -45,6 +48,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::market::{RawTaskConfig, TaskMarketConfig};
+use super::replica::{RawReplica, ReplicaConfig};
 use super::store::postgres::{DEFAULT_POOL_SIZE, DatabaseUrl};
 use super::store::{KeySha256, Synchronous};
 use super::trusted_proxies::TrustedProxies;
@@ -148,6 +152,9 @@ pub struct OrchestratorConfig {
     pub trusted_proxies: TrustedProxies,
     /// The task market's rules (`[tasks]`).
     pub tasks: TaskMarketConfig,
+    /// This orchestrator as one of several replicas on a shared database (`[replica]`);
+    /// `None` when it is alone.
+    pub replica: Option<ReplicaConfig>,
 }
 
 /// Where the orchestrator's store lives.
@@ -211,6 +218,8 @@ struct RawConfig {
     http: RawHttpLimits,
     #[serde(default)]
     tasks: RawTaskConfig,
+    #[serde(default)]
+    replica: RawReplica,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -345,6 +354,12 @@ impl OrchestratorConfig {
         };
         let r = raw.rate_limit;
         let tasks = TaskMarketConfig::resolve(&raw.tasks).map_err(ConfigError::Invalid)?;
+        let replica = ReplicaConfig::resolve(
+            &raw.replica,
+            &env,
+            matches!(database, Database::Postgres { .. }),
+        )
+        .map_err(ConfigError::Invalid)?;
         let config = Self {
             listen,
             database,
@@ -384,6 +399,7 @@ impl OrchestratorConfig {
             )
             .map_err(ConfigError::Invalid)?,
             tasks,
+            replica,
         };
         config.validate()?;
         Ok(config)

@@ -134,6 +134,7 @@ pub struct Metrics {
     workers_connected: Gauge,
     heartbeats: Counter,
     jobs: Family<OutcomeLabels, Counter>,
+    forwarded: Family<OutcomeLabels, Counter>,
     market: Market,
 }
 
@@ -180,6 +181,12 @@ impl Default for Metrics {
         let workers_connected = Gauge::default();
         let heartbeats = Counter::default();
         let jobs = Family::<OutcomeLabels, Counter>::default();
+        let forwarded = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "gateway_forwarded",
+            "Gateway requests forwarded to another replica, by outcome (answered, busy, unreachable)",
+            forwarded.clone(),
+        );
         registry.register(
             "workers_connected",
             "Workers connected over the worker channel",
@@ -208,6 +215,7 @@ impl Default for Metrics {
             workers_connected,
             heartbeats,
             jobs,
+            forwarded,
         }
     }
 }
@@ -240,6 +248,13 @@ impl Metrics {
     /// `outcome` is `completed`, `failed` or `cancelled`.
     pub fn job(&self, outcome: &'static str) {
         self.jobs.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// `outcome` is `answered`, `busy` or `unreachable`.
+    pub fn forwarded(&self, outcome: &'static str) {
+        self.forwarded
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn task_posted(&self) {

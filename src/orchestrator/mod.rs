@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod openapi;
 mod rate_limit;
 mod registration;
+pub mod replica;
 mod routes;
 mod server;
 mod state;

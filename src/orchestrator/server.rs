@@ -17,9 +17,11 @@ use tokio::time::Instant;
 use super::config::{ConfigError, Database, OrchestratorConfig};
 use super::hub::{presence, session};
 use super::market::sweeper;
+use super::replica::Node;
 use super::routes;
-use super::state::AppState;
+use super::state::{AppState, unix_now};
 use super::store::{PgStore, SqliteStore, Store, StoreError};
+use crate::domain::ReplicaId;
 
 /// After the drain, how long answers still streaming may take to end.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -48,9 +50,21 @@ pub fn app(config: OrchestratorConfig, store: Arc<dyn Store>) -> Router {
 /// Opens the store `database` names (PostgreSQL when `database_url` is set, else the `SQLite`
 /// file), applying pending migrations.
 pub async fn open_store(database: &Database) -> Result<Arc<dyn Store>, StoreError> {
+    open_store_as(database, None).await
+}
+
+/// [`open_store`], recording the worker connections it opens as held by `replica`.
+async fn open_store_as(
+    database: &Database,
+    replica: Option<ReplicaId>,
+) -> Result<Arc<dyn Store>, StoreError> {
     match database {
         Database::Postgres { url, pool_size } => {
-            Ok(Arc::new(PgStore::connect(url.expose(), *pool_size).await?))
+            let store = PgStore::connect(url.expose(), *pool_size).await?;
+            Ok(Arc::new(match replica {
+                Some(id) => store.as_replica(id),
+                None => store,
+            }))
         }
         Database::Sqlite { path, synchronous } => {
             let (path, synchronous) = (path.clone(), *synchronous);
@@ -67,7 +81,8 @@ pub async fn open_store(database: &Database) -> Result<Arc<dyn Store>, StoreErro
 /// (see [`drain`]) and stops.
 pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
     raise_open_file_limit();
-    let store = open_store(&config.database).await?;
+    let replica_id = config.replica.as_ref().map(|r| r.id.clone());
+    let store = open_store_as(&config.database, replica_id).await?;
     let database = config.database.shown();
     let listener = TcpListener::bind(config.listen)
         .await
@@ -87,9 +102,27 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
             "--open: anyone who can reach this address may register workers and use the gateway"
         );
     }
+    let replica = match config.replica.clone() {
+        Some(replica) => {
+            let node = Node::new(
+                replica,
+                addr,
+                config.online_window_s,
+                Duration::from_secs(config.job_timeout_s),
+            )
+            .map_err(|e| ServeError::Config(ConfigError::Invalid(e)))?;
+            // Announced before serving, so the others can forward here at once.
+            store
+                .announce_replica(node.config.id.clone(), node.url.to_string(), unix_now())
+                .await?;
+            tracing::info!(replica = %node.config.id, url = %node.url, "serving as a replica");
+            Some(node)
+        }
+        None => None,
+    };
     announce(addr);
     let drain_timeout = Duration::from_secs(config.drain_timeout_s);
-    let state = AppState::new(config, store);
+    let state = AppState::with_replica(config, store, replica);
     let app = routes::router(state.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let flusher = tokio::spawn(flush_presence_loop(state.clone(), stop_rx.clone()));
@@ -134,7 +167,18 @@ async fn flush_presence_loop(state: AppState, mut stop: watch::Receiver<bool>) {
     every.tick().await;
     loop {
         tokio::select! {
-            _ = every.tick() => presence::flush(&state.hub, state.store.as_ref()).await,
+            _ = every.tick() => {
+                presence::flush(&state.hub, state.store.as_ref()).await;
+                if let Some(node) = &state.replica {
+                    let announced = state
+                        .store
+                        .announce_replica(node.config.id.clone(), node.url.to_string(), unix_now())
+                        .await;
+                    if let Err(e) = announced {
+                        tracing::warn!(error = %e, "cannot announce this replica");
+                    }
+                }
+            }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
                     break;

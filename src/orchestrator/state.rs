@@ -14,6 +14,7 @@ use super::hub::presence::PresenceQueue;
 use super::key_cache::{KeyCache, PROVEN_TTL};
 use super::metrics::Metrics;
 use super::rate_limit::RateLimiter;
+use super::replica::Node;
 use super::store::{KeySha256, Store};
 
 /// Shared state; cheap to clone.
@@ -40,11 +41,22 @@ pub struct Shared {
     pub client_keys: KeyCache,
     pub started: Instant,
     pub openapi: Bytes,
+    /// This orchestrator as a replica among several on one database, when configured.
+    pub replica: Option<Node>,
 }
 
 impl AppState {
     /// The state; on a tokio runtime, its presence writer is spawned too.
     pub fn new(config: OrchestratorConfig, store: Arc<dyn Store>) -> Self {
+        Self::with_replica(config, store, None)
+    }
+
+    /// [`AppState::new`], as the replica `replica` when it is one.
+    pub fn with_replica(
+        config: OrchestratorConfig,
+        store: Arc<dyn Store>,
+        replica: Option<Node>,
+    ) -> Self {
         let (presence, writer) = PresenceQueue::new(Arc::clone(&store));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(writer);
@@ -60,6 +72,7 @@ impl AppState {
             hub: Hub::new(std::time::Duration::from_secs(config.online_window_s)),
             client_keys: KeyCache::default(),
             started: Instant::now(),
+            replica,
             store,
             config,
         }))

@@ -27,6 +27,11 @@ pub const JOB_ID_HEADER: &str = "x-basis-job-id";
 pub const RECEIPT_ID_HEADER: &str = "x-basis-receipt-id";
 /// The receipt's hash (non-streamed answers only; a stream carries it in its last chunk).
 pub const RECEIPT_HASH_HEADER: &str = "x-basis-receipt-hash";
+/// On an answer another replica served (its worker was connected there): that replica's id.
+pub const REPLICA_ID_HEADER: &str = "x-basis-replica-id";
+/// `POST`, between replicas only (signed, see docs/DEPLOY.md): a chat completion served by a
+/// worker connected to the receiving replica, never forwarded again.
+pub const REPLICA_CHAT_COMPLETIONS: &str = "/internal/v1/chat/completions";
 
 /// `GET /v1/models`: `{"object":"list","data":[…]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

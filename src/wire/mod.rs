@@ -27,7 +27,8 @@ pub use error::{ApiErrorBody, known_code};
 pub use gateway::{
     AssistantMessage, CHAT_COMPLETIONS, ChatChoice, ChatCompletion, ChatCompletionChunk,
     ChunkChoice, ChunkDelta, CompletionUsage, JOB_ID_HEADER, MODELS, ModelEntry, ModelList,
-    RECEIPT_HASH_HEADER, RECEIPT_ID_HEADER, WORKER_ID_HEADER,
+    RECEIPT_HASH_HEADER, RECEIPT_ID_HEADER, REPLICA_CHAT_COMPLETIONS, REPLICA_ID_HEADER,
+    WORKER_ID_HEADER,
 };
 pub use hardware::{GpuSummary, HardwareSummary};
 pub use health::{Health, HealthStatus};

@@ -7,7 +7,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    ChatRequest, completion_id, dispatch, header_value, job_error_response, job_headers,
+    ChatRequest, Reach, completion_id, dispatch, header_value, job_error_response, job_headers,
     may_reroute,
 };
 use crate::orchestrator::hub::{CancelReason, Finished, JobEvent, JobFailure, JobHandle};
@@ -17,13 +17,13 @@ use crate::wire::{
     RECEIPT_ID_HEADER,
 };
 
-pub async fn respond(state: AppState, req: ChatRequest) -> Response {
+pub async fn respond(state: AppState, req: ChatRequest, reach: Reach) -> Response {
     let timeout = std::time::Duration::from_secs(state.config.job_timeout_s);
     let mut attempt = 0;
     loop {
         let mut job = match dispatch(&state, &req) {
             Ok(job) => job,
-            Err(e) => return e.into_response(),
+            Err(refusal) => return refusal.answer(&state, &req, reach).await,
         };
         let end = tokio::select! {
             end = wait(&mut job) => end,

@@ -9,6 +9,7 @@
 //! `basis_receipt_id` and `basis_receipt_hash` instead, just before `data: [DONE]`.
 
 pub mod complete;
+pub mod forward;
 pub mod stream;
 
 use std::net::IpAddr;
@@ -112,13 +113,45 @@ fn unauthorized(code: ErrorCode, message: &str) -> ApiError {
     )
 }
 
-/// Routes the request, or says why not (503 + Retry-After).
-pub fn dispatch(state: &AppState, req: &ChatRequest) -> Result<JobHandle, ApiError> {
+/// Where a request may be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// By a worker connected here, or else by one connected to another replica.
+    Anywhere,
+    /// Only by a worker connected here: a call another replica forwarded (it never goes on).
+    HereOnly,
+}
+
+/// Why no local worker took a request: the reason and the error to answer with.
+#[derive(Debug)]
+pub struct Refusal {
+    pub why: NoRoute,
+    pub error: ApiError,
+}
+
+impl Refusal {
+    /// The answer: the refusal itself, or (`Reach::Anywhere`, no local worker free) the answer
+    /// of another replica that has one.
+    pub async fn answer(self, state: &AppState, req: &ChatRequest, reach: Reach) -> Response {
+        let forwardable = matches!(self.why, NoRoute::NoWorker | NoRoute::AllBusy);
+        if reach == Reach::Anywhere && forwardable && state.replica.is_some() {
+            forward::respond(state, req, self.error).await
+        } else {
+            self.error.into_response()
+        }
+    }
+}
+
+/// Routes the request to a local worker, or says why not (503 + Retry-After).
+pub fn dispatch(state: &AppState, req: &ChatRequest) -> Result<JobHandle, Refusal> {
     let timeout = std::time::Duration::from_secs(state.config.job_timeout_s);
     state
         .hub
         .dispatch(&req.model, req.body.clone(), req.stream, timeout)
-        .map_err(|why| no_route(state, &req.model, why))
+        .map_err(|why| Refusal {
+            why,
+            error: no_route(state, &req.model, why),
+        })
 }
 
 fn no_route(state: &AppState, model: &str, why: NoRoute) -> ApiError {

@@ -18,7 +18,9 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::{Instant, Sleep};
 
 use super::complete::usage;
-use super::{ChatRequest, completion_id, dispatch, job_error_response, job_headers, may_reroute};
+use super::{
+    ChatRequest, Reach, completion_id, dispatch, job_error_response, job_headers, may_reroute,
+};
 use crate::domain::Problem;
 use crate::orchestrator::hub::{CancelReason, Finished, JobEvent, JobFailure, JobHandle};
 use crate::orchestrator::state::AppState;
@@ -27,13 +29,13 @@ use crate::wire::{ApiErrorBody, ChatCompletionChunk, ChunkChoice, ChunkDelta};
 /// A comment line this often keeps proxies from timing out and notices a vanished client.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
-pub async fn respond(state: AppState, req: ChatRequest) -> Response {
+pub async fn respond(state: AppState, req: ChatRequest, reach: Reach) -> Response {
     let deadline = Instant::now() + Duration::from_secs(state.config.job_timeout_s);
     let mut attempt = 0;
     let (job, first) = loop {
         let mut job = match dispatch(&state, &req) {
             Ok(job) => job,
-            Err(e) => return e.into_response(),
+            Err(refusal) => return refusal.answer(&state, &req, reach).await,
         };
         let first = next_or_deadline(&mut job, deadline).await;
         match first {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
-use crate::orchestrator::gateway::{self, ChatRequest, complete, stream};
+use crate::orchestrator::gateway::{self, ChatRequest, Reach, complete, stream};
 use crate::orchestrator::state::AppState;
 
 pub async fn completions(
@@ -26,8 +26,8 @@ pub async fn completions(
         Err(e) => return e.into_response(),
     };
     if req.stream {
-        stream::respond(state, req).await
+        stream::respond(state, req, Reach::Anywhere).await
     } else {
-        complete::respond(state, req).await
+        complete::respond(state, req, Reach::Anywhere).await
     }
 }

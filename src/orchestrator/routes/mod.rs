@@ -4,6 +4,7 @@
 mod chat;
 mod connect;
 mod health;
+mod internal;
 mod meta;
 mod models;
 mod onboarding;
@@ -82,6 +83,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             wire::CHAT_COMPLETIONS,
             post(chat::completions)
+                .layer::<_, Infallible>(DefaultBodyLimit::max(gateway_limit))
+                .layer::<_, Infallible>(Extension(BodyLimit(gateway_limit))),
+        )
+        .route(
+            wire::REPLICA_CHAT_COMPLETIONS,
+            post(internal::chat)
                 .layer::<_, Infallible>(DefaultBodyLimit::max(gateway_limit))
                 .layer::<_, Infallible>(Extension(BodyLimit(gateway_limit))),
         )

@@ -1,5 +1,5 @@
 //! Storage behind one trait, [`Store`], split per noun ([`WorkerStore`], [`KeyStore`],
-//! [`JobStore`], [`TaskStore`]).
+//! [`JobStore`], [`TaskStore`], [`ReplicaStore`]).
 //! Handlers hold an `Arc<dyn Store>` and never see SQL, so a `PostgreSQL` implementation can be
 //! added beside [`sqlite`] without touching them.
 //!
@@ -17,6 +17,7 @@ pub mod copy;
 mod jobs;
 mod keys;
 pub mod postgres;
+mod replicas;
 pub mod rows;
 pub mod sqlite;
 mod tasks;
@@ -29,6 +30,7 @@ use futures::future::BoxFuture;
 pub use jobs::{JobOutcome, JobRecord, JobStatus, JobStore, Recorded};
 pub use keys::{KeyRole, KeySha256, KeyStore, UnknownKeyRole};
 pub use postgres::PgStore;
+pub use replicas::{ReplicaRoute, ReplicaStore};
 pub use sqlite::{SqliteStore, Synchronous};
 pub use tasks::{
     ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, SubmissionInsert,
@@ -63,7 +65,9 @@ pub enum StoreError {
 }
 
 /// Everything the orchestrator stores.
-pub trait Store: WorkerStore + KeyStore + JobStore + TaskStore + fmt::Debug + Send + Sync {
+pub trait Store:
+    WorkerStore + KeyStore + JobStore + TaskStore + ReplicaStore + fmt::Debug + Send + Sync
+{
     /// Cheap round trip to the backend, for `/health`.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 

@@ -122,6 +122,16 @@ impl RegColumns {
 }
 
 /// A worker, from [`WORKER_COLUMNS`].
+/// A [`super::ReplicaRoute`] from `replica_id, internal_url, models, count`.
+pub fn replica_route(row: &impl Columns) -> Result<super::ReplicaRoute, StoreError> {
+    Ok(super::ReplicaRoute {
+        replica_id: parse("replica id", crate::domain::ReplicaId::parse(&row.text(0)?))?,
+        internal_url: row.text(1)?,
+        models: from_json("models", &row.text(2)?)?,
+        workers: ms(row, 3, "worker count")?,
+    })
+}
+
 pub fn worker(row: &impl Columns) -> Result<WorkerRow, StoreError> {
     let token = row
         .opt_bytes(4)?

@@ -148,6 +148,14 @@ const MIGRATIONS: &[&str] = &[
         receipt_hash   TEXT NOT NULL
     );
     CREATE INDEX credits_by_worker ON credits (worker_id, created_ms);"#,
+    // 2: replicas: where each is reached, and which one holds each worker's connection.
+    r#"CREATE TABLE replicas (
+        replica_id    TEXT COLLATE "C" PRIMARY KEY,
+        internal_url  TEXT NOT NULL,
+        seen_at       BIGINT NOT NULL
+    );
+    ALTER TABLE workers ADD COLUMN replica_id TEXT COLLATE "C";
+    CREATE INDEX workers_by_replica ON workers (replica_id) WHERE connected_since IS NOT NULL;"#,
 ];
 
 /// The schema version this build writes.

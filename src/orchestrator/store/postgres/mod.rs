@@ -11,6 +11,7 @@
 mod jobs;
 mod keys;
 pub mod migrations;
+mod replicas;
 mod tasks;
 mod tasks_list;
 /// Fresh databases for tests and benchmarks (unit tests, `tests/`, `benches/`).
@@ -27,6 +28,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::{Singleton, Store, StoreError};
+use crate::domain::ReplicaId;
 
 /// Connections a store keeps open unless configured otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
@@ -45,6 +47,9 @@ pub struct PgStore {
     /// The connection holding the sweeper's lease, when this process holds it: outside the
     /// pool, so the lease lives exactly as long as that session.
     lease: std::sync::Arc<tokio::sync::Mutex<Option<tokio_postgres::Client>>>,
+    /// The replica this process is, when it is one: recorded with the worker connections it
+    /// holds (see `replicas`).
+    replica: Option<ReplicaId>,
 }
 
 /// The advisory lock key of each singleton job ("basis" in ASCII, then the job's number).
@@ -213,10 +218,18 @@ impl PgStore {
             shown: shown.clone(),
             url: DatabaseUrl::parse(url).map_err(open)?,
             lease: std::sync::Arc::default(),
+            replica: None,
         };
         let mut client = store.client().await.map_err(|e| open(e.to_string()))?;
         migrations::migrate(&mut client, &shown).await?;
         Ok(store)
+    }
+
+    /// The same store, recording the worker connections it opens as held by replica `id`.
+    #[must_use]
+    pub fn as_replica(mut self, id: ReplicaId) -> Self {
+        self.replica = Some(id);
+        self
     }
 
     /// A pooled connection.

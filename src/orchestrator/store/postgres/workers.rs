@@ -5,7 +5,7 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use super::{PgStore, int, pg_err};
-use crate::domain::{TokenSha256, WorkerId};
+use crate::domain::{ReplicaId, TokenSha256, WorkerId};
 use crate::orchestrator::store::rows::{self, RegColumns, WORKER_COLUMNS};
 use crate::orchestrator::store::{Presence, StoreError, WorkerRow, WorkerStore};
 use crate::wire::RegisterRequest;
@@ -156,21 +156,25 @@ impl WorkerStore for PgStore {
         async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(pg_err)?;
+            // The replica holding the connection is recorded with it; a closing is written
+            // only by the replica that held it, so a worker that moved to another replica
+            // is not marked disconnected by the old one's late write.
+            let replica = self.replica.as_ref().map(ReplicaId::as_str);
             for (id, presence) in &changes {
                 let (sql, at) = match *presence {
                     Presence::Connected(now) => (
-                        "UPDATE workers SET connected_since = $2, last_seen = $2 \
+                        "UPDATE workers SET connected_since = $2, last_seen = $2, replica_id = $3 \
                          WHERE worker_id = $1",
                         now,
                     ),
                     Presence::Disconnected { last_seen } => (
                         "UPDATE workers SET connected_since = NULL, last_seen = $2 \
-                         WHERE worker_id = $1",
+                         WHERE worker_id = $1 AND replica_id IS NOT DISTINCT FROM $3",
                         last_seen,
                     ),
                 };
                 let stmt = tx.prepare_cached(sql).await.map_err(pg_err)?;
-                tx.execute(&stmt, &[&id.as_str(), &int(at)])
+                tx.execute(&stmt, &[&id.as_str(), &int(at), &replica])
                     .await
                     .map_err(pg_err)?;
             }

@@ -26,7 +26,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Singleton, Store, StoreError};
+use super::{ReplicaRoute, ReplicaStore, Singleton, Store, StoreError};
+use crate::domain::ReplicaId;
 
 /// The database file's mode: it holds token and key hashes.
 const DB_FILE_MODE: u32 = 0o600;
@@ -208,6 +209,32 @@ impl Store for SqliteStore {
     /// One orchestrator owns a `SQLite` file: it always holds every lease.
     fn hold_lease(&self, _job: Singleton) -> BoxFuture<'_, Result<bool, StoreError>> {
         futures::future::ready(Ok(true)).boxed()
+    }
+}
+
+/// One orchestrator owns a `SQLite` file, so there is no other replica: nothing to announce
+/// (config refuses `[replica]` on `SQLite`) and no route to another replica.
+impl ReplicaStore for SqliteStore {
+    fn announce_replica(
+        &self,
+        _id: ReplicaId,
+        _internal_url: String,
+        _now: u64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        futures::future::ready(Err(StoreError::Backend(
+            "replicas need a shared PostgreSQL database (database_url); an SQLite file belongs \
+             to one orchestrator"
+                .into(),
+        )))
+        .boxed()
+    }
+
+    fn replica_routes(
+        &self,
+        _except: ReplicaId,
+        _since: u64,
+    ) -> BoxFuture<'_, Result<Vec<ReplicaRoute>, StoreError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
     }
 }
 

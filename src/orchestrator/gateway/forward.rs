@@ -1,0 +1,161 @@
+//! Forwarding a gateway request to another replica when no worker connected here can take it:
+//! the replicas whose workers serve the model ([`crate::orchestrator::replica::Directory`]) are
+//! tried in turn with a signed `POST /internal/v1/chat/completions`; the first answer that is
+//! not "busy" is relayed to the client as it arrives (status, the `x-basis-*` headers, and the
+//! body chunk by chunk, so a stream stays a stream), with `x-basis-replica-id` naming the
+//! replica that served it.
+//!
+//! What may be retried elsewhere: a replica that cannot be connected to, refuses the call's
+//! signature, or answers 503 (its workers are busy too, or it is draining). What may not: a
+//! replica that took the call and then broke off. The job's outcome is then unknown, so the
+//! client gets `502 REPLICA_UNREACHABLE` (or, mid-stream, a truncated stream without
+//! `[DONE]`), never a success; a receipt exists only if the serving replica recorded the job.
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::ChatRequest;
+use crate::domain::ErrorCode;
+use crate::orchestrator::error::ApiError;
+use crate::orchestrator::replica::{Node, Target, sign};
+use crate::orchestrator::state::{AppState, unix_now};
+use crate::wire::{REPLICA_CHAT_COMPLETIONS, REPLICA_ID_HEADER};
+
+/// Another replica's answer to relay, or that it could not take the call.
+enum Tried {
+    Answered(Response),
+    /// Busy or draining there (503): relayed only if no other replica answers.
+    Busy(Response),
+    /// Not reached, or refused the signature: try the next one.
+    Skipped,
+    /// Reached, then lost: the job's outcome is unknown.
+    Lost(ApiError),
+}
+
+/// The answer of the first other replica that takes `req`, else `local` (why no local worker
+/// could).
+pub async fn respond(state: &AppState, req: &ChatRequest, local: ApiError) -> Response {
+    let Some(node) = &state.replica else {
+        return local.into_response();
+    };
+    let targets = node
+        .directory
+        .serving(state.store.as_ref(), &req.model, unix_now())
+        .await;
+    if targets.is_empty() {
+        return local.into_response();
+    }
+    let body = match serde_json::to_vec(&req.body) {
+        Ok(body) => Bytes::from(body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise a chat request to forward");
+            return local.into_response();
+        }
+    };
+    let mut busy = None;
+    for target in &targets {
+        match try_one(node, target, body.clone()).await {
+            Tried::Answered(answer) => {
+                state.metrics.forwarded("answered");
+                return answer;
+            }
+            Tried::Busy(answer) => {
+                state.metrics.forwarded("busy");
+                busy = Some(answer);
+            }
+            Tried::Skipped => state.metrics.forwarded("unreachable"),
+            Tried::Lost(e) => {
+                state.metrics.forwarded("unreachable");
+                return e.into_response();
+            }
+        }
+    }
+    busy.unwrap_or_else(|| local.into_response())
+}
+
+async fn try_one(node: &Node, target: &Target, body: Bytes) -> Tried {
+    let url = match target.internal_url.join(REPLICA_CHAT_COMPLETIONS) {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(replica = %target.replica_id, error = %e, "cannot form a replica URL");
+            return Tried::Skipped;
+        }
+    };
+    let signed = sign::sign(
+        &node.config.secret,
+        &node.config.id,
+        &target.replica_id,
+        "POST",
+        REPLICA_CHAT_COMPLETIONS,
+        &body,
+        unix_now(),
+    );
+    let mut request = node
+        .client
+        .post(url)
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in signed {
+        request = request.header(name, value);
+    }
+    let resp = match request.body(body).send().await {
+        Ok(resp) => resp,
+        Err(e) if e.is_connect() => {
+            tracing::warn!(replica = %target.replica_id, error = %e, "cannot reach a replica; trying the next");
+            return Tried::Skipped;
+        }
+        Err(e) => {
+            tracing::warn!(replica = %target.replica_id, error = %e, "a replica took a forwarded call and broke off");
+            return Tried::Lost(lost(target));
+        }
+    };
+    match resp.status() {
+        StatusCode::UNAUTHORIZED => {
+            tracing::error!(
+                replica = %target.replica_id,
+                "a replica refused this replica's signature: do all replicas hold the same \
+                 replica secret, and are their clocks in step?"
+            );
+            Tried::Skipped
+        }
+        StatusCode::SERVICE_UNAVAILABLE => Tried::Busy(relay(resp, target)),
+        _ => Tried::Answered(relay(resp, target)),
+    }
+}
+
+/// `resp` as this replica's answer: status, content and `x-basis-*` headers, the body relayed
+/// chunk by chunk as it arrives.
+fn relay(resp: reqwest::Response, target: &Target) -> Response {
+    let status = resp.status();
+    let mut out = Response::builder().status(status.as_u16());
+    for (name, value) in resp.headers() {
+        let keep = name == header::CONTENT_TYPE
+            || name == header::CACHE_CONTROL
+            || name == header::RETRY_AFTER
+            || name.as_str() == "x-accel-buffering"
+            || name.as_str().starts_with("x-basis-");
+        if keep {
+            out = out.header(name.as_str(), value.as_bytes());
+        }
+    }
+    if let Ok(id) = HeaderValue::from_str(target.replica_id.as_str()) {
+        out = out.header(HeaderName::from_static(REPLICA_ID_HEADER), id);
+    }
+    let body = Body::from_stream(resp.bytes_stream());
+    out.body(body).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot relay a replica's answer");
+        lost(target).into_response()
+    })
+}
+
+fn lost(target: &Target) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        ErrorCode::ReplicaUnreachable,
+        format!(
+            "replica {} took the request and then broke off; the job's outcome is unknown",
+            target.replica_id
+        ),
+    )
+    .with_fix("Retry the request; GET /health on each replica shows which are up.")
+}

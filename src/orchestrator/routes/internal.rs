@@ -1,0 +1,61 @@
+//! `POST /internal/v1/chat/completions`: a gateway request another replica forwarded here
+//! because a worker connected here serves its model. Authenticated by the replica signature
+//! (`replica::sign`), not by a client key (the forwarding replica checked that); served by a
+//! local worker only, never forwarded again. 404 on an orchestrator that is not a replica.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::domain::ErrorCode;
+use crate::orchestrator::error::ApiError;
+use crate::orchestrator::gateway::{ChatRequest, Reach, complete, stream};
+use crate::orchestrator::state::{AppState, unix_now};
+use crate::wire::REPLICA_CHAT_COMPLETIONS;
+
+pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(node) = &state.replica else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "this orchestrator is not a replica",
+        )
+        .into_response();
+    };
+    let verified = node.verifier.verify(
+        &headers,
+        "POST",
+        REPLICA_CHAT_COMPLETIONS,
+        &body,
+        unix_now(),
+    );
+    if let Err(why) = verified {
+        tracing::warn!(error = %why, "a replica call was refused");
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::ReplicaAuthFailed,
+            why.to_string(),
+        )
+        .with_fix(
+            "Give every replica the same replica secret (BASIS_REPLICA_SECRET or [replica] \
+                 secret_file) and keep their clocks in step (NTP).",
+        )
+        .into_response();
+    }
+    let req = match serde_json::from_slice::<Value>(&body)
+        .map_err(|e| {
+            ApiError::bad_request(ErrorCode::InvalidJson, format!("the forwarded body: {e}"))
+        })
+        .and_then(ChatRequest::parse)
+    {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
+    if req.stream {
+        stream::respond(state, req, Reach::HereOnly).await
+    } else {
+        complete::respond(state, req, Reach::HereOnly).await
+    }
+}
