@@ -1,6 +1,7 @@
 //! Several orchestrator processes on one PostgreSQL database (a fresh one per test): any
 //! replica answers any market or registry call, 100 claimers spread over three replicas give
-//! exactly one winner, and a replica killed with SIGKILL loses nothing acknowledged. Also
+//! exactly one winner, and a replica killed with SIGKILL loses nothing acknowledged; a database
+//! that goes away is 503 `STORE_UNAVAILABLE`, and the replica recovers by itself. Also
 //! `basis orchestrator migrate`.
 
 use basis::domain::Runtime;
@@ -78,6 +79,91 @@ async fn claims_over_three_replicas_of_one_database_have_one_winner() -> TestRes
         "{}",
         registry.text
     );
+    Ok(())
+}
+
+/// One registration over HTTP: (status, error code, Retry-After).
+async fn register_over_http(orch: &Orchestrator, id: &str) -> (u16, String, Option<String>) {
+    let resp = orch
+        .http()
+        .post(orch.at("/api/workers/register"))
+        .json(&raw_body(id, WALLET_LOWER, &WorkerToken::generate()))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, code, retry)
+}
+
+#[tokio::test]
+async fn a_lost_database_is_503_store_unavailable_and_the_replica_recovers_by_itself() -> TestResult
+{
+    let db = TestDb::create().await;
+    let orch = replica(&db.url);
+    let mut acknowledged = Vec::new();
+    for i in 0..5 {
+        let id = format!("before-{i}");
+        assert_eq!(register_over_http(&orch, &id).await.0, 201);
+        acknowledged.push(id);
+    }
+    // The database goes away (connections cut, new ones refused): every request fails as
+    // unavailable, with a Retry-After, and changes nothing.
+    db.accept_connections(false).await;
+    let mut refused = Vec::new();
+    for i in 0..10 {
+        let id = format!("during-{i}");
+        let (status, code, retry) = register_over_http(&orch, &id).await;
+        match status {
+            201 => acknowledged.push(id),
+            503 => {
+                assert_eq!(code, "STORE_UNAVAILABLE");
+                assert!(retry.is_some(), "503 without Retry-After");
+                refused.push(id);
+            }
+            other => panic!("{id}: {other} {code}"),
+        }
+    }
+    assert!(!refused.is_empty(), "no request saw the database gone");
+    let health = orch.http().get(orch.at("/health")).send().await?;
+    assert_eq!(health.status(), 503, "health while the database is gone");
+    // Back: the same process serves again, without a restart.
+    db.accept_connections(true).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut i = 0;
+    loop {
+        let id = format!("after-{i}");
+        let (status, code, _) = register_over_http(&orch, &id).await;
+        if status == 201 {
+            acknowledged.push(id);
+            break;
+        }
+        assert_eq!((status, code.as_str()), (503, "STORE_UNAVAILABLE"));
+        assert!(Instant::now() < deadline, "the replica did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        i += 1;
+    }
+    // Everything acknowledged is there; nothing refused was half-written.
+    let list = get(&orch, "/api/workers?limit=100").await;
+    let ids: Vec<&str> = list.body["workers"]
+        .as_array()
+        .map(|w| w.iter().filter_map(|w| w["worker_id"].as_str()).collect())
+        .unwrap_or_default();
+    for id in &acknowledged {
+        assert!(ids.contains(&id.as_str()), "{id} was acknowledged and lost");
+    }
+    for id in &refused {
+        assert!(!ids.contains(&id.as_str()), "{id} was refused and written");
+    }
     Ok(())
 }
 

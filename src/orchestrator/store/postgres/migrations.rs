@@ -148,7 +148,8 @@ const MIGRATIONS: &[&str] = &[
         receipt_hash   TEXT NOT NULL
     );
     CREATE INDEX credits_by_worker ON credits (worker_id, created_ms);"#,
-    // 2: replicas: where each is reached, and which one holds each worker's connection.
+    // 2: replicas: where each is reached, and which one holds each worker's connection
+    // (SQLite's migration 5 adds the same column, always NULL there).
     r#"CREATE TABLE replicas (
         replica_id    TEXT COLLATE "C" PRIMARY KEY,
         internal_url  TEXT NOT NULL,

@@ -61,6 +61,34 @@ impl TestDb {
             url: url.to_string(),
         }
     }
+
+    /// Cuts every open connection to the database (what a restart or a failover does).
+    pub async fn cut_connections(&self) {
+        admin(&self.admin_url)
+            .await
+            .batch_execute(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                self.name
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("terminating the connections to {}: {e}", self.name));
+    }
+
+    /// Makes the database refuse (`false`) or accept new connections; refusing also cuts the
+    /// open ones, so the database is unreachable until accepting again.
+    pub async fn accept_connections(&self, accept: bool) {
+        admin(&self.admin_url)
+            .await
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS {accept}",
+                self.name
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("ALTER DATABASE {}: {e}", self.name));
+        if !accept {
+            self.cut_connections().await;
+        }
+    }
 }
 
 impl Drop for TestDb {

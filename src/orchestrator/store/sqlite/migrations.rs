@@ -147,6 +147,9 @@ const MIGRATIONS: &[&str] = &[
     // poster can read its submissions.
     "ALTER TABLE tasks ADD COLUMN client_key_sha256 BLOB
         CHECK (client_key_sha256 IS NULL OR length(client_key_sha256) = 32);",
+    // 5: the replica holding a worker's connection. Always NULL here (an SQLite file belongs
+    // to one orchestrator); kept so both backends have the same columns, as `copy` needs.
+    "ALTER TABLE workers ADD COLUMN replica_id TEXT;",
 ];
 
 /// The schema version this build writes.
