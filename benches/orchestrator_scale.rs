@@ -13,7 +13,11 @@
 //! Run with `cargo bench --bench orchestrator_scale`. Both processes need about 10,100 open
 //! files: the bench raises its soft `RLIMIT_NOFILE` to the hard limit (and the orchestrator
 //! does the same); if the hard limit is lower, run `ulimit -n 20000` first. Overrides:
-//! `BASIS_SCALE_WORKERS` (10000), `BASIS_SCALE_SECONDS` of steady state (30).
+//! `BASIS_SCALE_WORKERS` (10000), `BASIS_SCALE_SECONDS` of steady state (30),
+//! `BASIS_SCALE_REPLICAS` (0: one orchestrator on `SQLite`; N: N replicas sharing one fresh
+//! PostgreSQL database, worker `i` connected to replica `i % N`, RSS reported per replica;
+//! the routing checks then go to replica 0, which forwards to the others what its own
+//! workers cannot take).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -87,6 +91,41 @@ fn populate(db: &std::path::Path, n: usize) -> Result {
     Ok(())
 }
 
+/// The same rows on PostgreSQL (schema by the store's own migrations), for replicas.
+async fn populate_pg(url: &str, n: usize) -> Result {
+    drop(basis::orchestrator::store::PgStore::connect(url, 1).await?);
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let tx = client.transaction().await?;
+    let stmt = tx
+        .prepare(
+            "INSERT INTO workers (worker_id, wallet, runtime, models, token_sha256, version, \
+             registered_at, updated_at) VALUES ($1, $2, 'echo', $3, $4, '0.1.0', 1, 1)",
+        )
+        .await?;
+    for i in 0..n {
+        let models = serde_json::to_string(&models(i))?;
+        let hash = token(i).sha256();
+        tx.execute(
+            &stmt,
+            &[&worker_id(i), &WALLET, &models, &&hash.as_bytes()[..]],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Where the orchestrators keep their state: one `SQLite` file, or a shared database.
+enum Backing<'a> {
+    Sqlite,
+    Replica {
+        url: &'a str,
+        id: String,
+        secret: &'a str,
+    },
+}
+
 fn raise_nofile() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
@@ -99,15 +138,15 @@ fn raise_nofile() {
     }
 }
 
-fn spawn(dir: &std::path::Path) -> Result<(Child, String)> {
+fn spawn(dir: &std::path::Path, backing: &Backing<'_>) -> Result<(Child, String)> {
     let config = dir.join("orchestrator.toml");
     std::fs::write(
         &config,
         // All 10,000 simulated workers connect from 127.0.0.1: no per-address cap.
         "heartbeat_interval_s = 10\nonline_window_s = 30\n[rate_limit]\nauth_failure_burst = 100000\nauth_failures_per_minute = 100000\n[http]\nmax_connections_per_ip = 0\n",
     )?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_basis"))
-        .args(["orchestrator", "--open", "--listen", "127.0.0.1:0", "--db"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_basis"));
+    cmd.args(["orchestrator", "--open", "--listen", "127.0.0.1:0", "--db"])
         .arg(dir.join("orchestrator.db"))
         .arg("--config")
         .arg(&config)
@@ -115,8 +154,13 @@ fn spawn(dir: &std::path::Path) -> Result<(Child, String)> {
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
+        .stderr(Stdio::inherit());
+    if let Backing::Replica { url, id, secret } = backing {
+        cmd.env("BASIS_DATABASE_URL", url)
+            .env("BASIS_REPLICA_ID", id)
+            .env("BASIS_REPLICA_SECRET", secret);
+    }
+    let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut line = String::new();
     let mut reader = BufReader::new(stdout);
@@ -130,7 +174,7 @@ fn spawn(dir: &std::path::Path) -> Result<(Child, String)> {
     Ok((child, addr))
 }
 
-/// The orchestrator process, killed when dropped (also on an early error return).
+/// An orchestrator process, killed when dropped (also on an early error return).
 struct Orchestrator(Child);
 
 impl Drop for Orchestrator {
@@ -282,16 +326,41 @@ async fn run() -> Result {
     let n = env_usize("BASIS_SCALE_WORKERS", 10_000);
     let steady = Duration::from_secs(u64::try_from(env_usize("BASIS_SCALE_SECONDS", 30))?);
     raise_nofile();
+    let replicas = env_usize("BASIS_SCALE_REPLICAS", 0);
     let dir = tempfile::tempdir()?;
     let t = Instant::now();
-    populate(&dir.path().join("orchestrator.db"), n)?;
+    let pg = if replicas > 0 {
+        let db = basis::orchestrator::store::postgres::testdb::TestDb::create().await;
+        populate_pg(&db.url, n).await?;
+        Some(db)
+    } else {
+        populate(&dir.path().join("orchestrator.db"), n)?;
+        None
+    };
     println!(
         "registered {n} workers in the database in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let (child, addr) = spawn(dir.path())?;
-    let pid = child.id();
-    let mut orchestrator = Orchestrator(child);
+    let secret = format!("{:064x}", rand::random::<u128>());
+    let mut orchestrators = Vec::new();
+    let mut addrs = Vec::new();
+    for r in 0..replicas.max(1) {
+        let home = dir.path().join(format!("replica-{r}"));
+        std::fs::create_dir_all(&home)?;
+        let backing = match &pg {
+            Some(db) => Backing::Replica {
+                url: &db.url,
+                id: format!("r-{r}"),
+                secret: &secret,
+            },
+            None => Backing::Sqlite,
+        };
+        let (child, addr) = spawn(if pg.is_some() { &home } else { dir.path() }, &backing)?;
+        orchestrators.push(Orchestrator(child));
+        addrs.push(addr);
+    }
+    let pids: Vec<u32> = orchestrators.iter().map(|o| o.0.id()).collect();
+    let addr = addrs[0].clone();
     let shared = Arc::new(Shared::default());
     let gate = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
     let t = Instant::now();
@@ -300,7 +369,7 @@ async fn run() -> Result {
         // Heartbeats spread evenly over the interval: n / 10 per second.
         let offset = INTERVAL * u32::try_from(i).unwrap_or(0) / u32::try_from(n).unwrap_or(1);
         tasks.spawn(worker(
-            addr.clone(),
+            addrs[i % addrs.len()].clone(),
             i,
             offset,
             Arc::clone(&shared),
@@ -316,10 +385,13 @@ async fn run() -> Result {
             return Err("workers did not all connect within 300 s".into());
         }
     }
+    let rss: Vec<u64> = pids
+        .iter()
+        .map(|p| status_kib(*p, "VmRSS:") / 1024)
+        .collect();
     println!(
-        "{n} workers connected in {:.1} s; orchestrator RSS {} MiB",
-        t.elapsed().as_secs_f64(),
-        status_kib(pid, "VmRSS:") / 1024
+        "{n} workers connected in {:.1} s; orchestrator RSS {rss:?} MiB",
+        t.elapsed().as_secs_f64()
     );
     // Let one full interval pass so every worker is heartbeating, then measure.
     tokio::time::sleep(INTERVAL).await;
@@ -380,17 +452,20 @@ async fn run() -> Result {
         gateway_ms.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
     }
     gateway_ms.sort_unstable();
-    let peak = status_kib(pid, "VmHWM:");
+    let peaks: Vec<u64> = pids.iter().map(|p| status_kib(*p, "VmHWM:")).collect();
+    let peak = peaks.iter().copied().max().unwrap_or(0);
     let online: serde_json::Value = http
         .get(format!("http://{addr}/api/workers/w-00007"))
         .send()
         .await?
         .json()
         .await?;
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = orchestrator.0.wait();
+    for (pid, orchestrator) in pids.iter().zip(&mut orchestrators) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let _ = orchestrator.0.wait();
+    }
     tasks.abort_all();
 
     let p99 = percentile(&rtts, 0.99);
@@ -409,8 +484,17 @@ async fn run() -> Result {
         verdict(p99 <= 5.0)
     );
     println!(
-        "orchestrator peak RSS:        {} MiB ({} target <= 512 MiB)",
-        peak / 1024,
+        "orchestrators:                {} ({})",
+        addrs.len(),
+        if pg.is_some() {
+            "replicas on one PostgreSQL database"
+        } else {
+            "one on SQLite"
+        }
+    );
+    println!(
+        "peak RSS per orchestrator:    {:?} MiB ({} target <= 512 MiB)",
+        peaks.iter().map(|k| k / 1024).collect::<Vec<_>>(),
         verdict(peak <= 512 * 1024)
     );
     println!(
