@@ -18,7 +18,8 @@
 //! (3 rounds of fresh tasks on one orchestrator, each verified), `BASIS_BENCH_OPEN_TASKS`
 //! (100000), `BASIS_BENCH_PAGES` (500), `BASIS_BENCH_ONLY` (`claims` or `listing`),
 //! `BASIS_BENCH_REPLICAS` (0: one orchestrator on `SQLite`; N: the claims on N orchestrators
-//! sharing one fresh PostgreSQL database, claimers spread over them).
+//! sharing one fresh PostgreSQL database, claimers spread over them), `BASIS_BENCH_POOL_SIZE`
+//! (PostgreSQL connections per orchestrator; default `database_pool_size`'s).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -82,10 +83,17 @@ fn spawn(
     database_url: Option<&str>,
 ) -> Result<(Orchestrator, String)> {
     let config = dir.join("orchestrator.toml");
+    // BASIS_BENCH_POOL_SIZE: PostgreSQL connections per orchestrator (default: the server's).
+    let pool = std::env::var("BASIS_BENCH_POOL_SIZE")
+        .ok()
+        .map(|n| format!("database_pool_size = {n}\n"))
+        .unwrap_or_default();
     std::fs::write(
         &config,
-        "[rate_limit]\nauth_failure_burst = 100000\nauth_failures_per_minute = 100000\n\
-         register_burst = 100000\nregister_per_minute = 100000\n",
+        format!(
+            "{pool}[rate_limit]\nauth_failure_burst = 100000\nauth_failures_per_minute = 100000\n\
+             register_burst = 100000\nregister_per_minute = 100000\n"
+        ),
     )?;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_basis"));
     cmd.args(["orchestrator", "--open", "--listen", "127.0.0.1:0", "--db"])

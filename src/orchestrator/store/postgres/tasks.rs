@@ -29,6 +29,10 @@ use crate::wire::Credit;
 /// One market transaction.
 pub struct PgTx<'c> {
     tx: deadpool_postgres::Transaction<'c>,
+    /// Whether the body wrote anything. One that only read (a refused claim, say) is rolled
+    /// back rather than committed: its row locks gave it a transaction id, and a commit
+    /// would wait for a WAL flush that records nothing.
+    wrote: bool,
 }
 
 async fn load_task(
@@ -332,10 +336,12 @@ impl MarketTx for PgTx<'_> {
     }
 
     fn write_task_state<'a>(&'a mut self, t: &'a TaskRow, now_ms: u64) -> TxFuture<'a, ()> {
+        self.wrote = true;
         self.write_state(t, now_ms).boxed()
     }
 
     fn open_claim<'a>(&'a mut self, t: &'a TaskRow) -> TxFuture<'a, ()> {
+        self.wrote = true;
         PgTx::open_claim(self, t).boxed()
     }
 
@@ -345,6 +351,7 @@ impl MarketTx for PgTx<'_> {
         end: ClaimEnd,
         now_ms: u64,
     ) -> TxFuture<'a, ()> {
+        self.wrote = true;
         async move {
             exec(
                 &self.tx,
@@ -379,10 +386,12 @@ impl MarketTx for PgTx<'_> {
     }
 
     fn insert_submission<'a>(&'a mut self, s: &'a SubmissionInsert) -> TxFuture<'a, ()> {
+        self.wrote = true;
         PgTx::insert_submission(self, s).boxed()
     }
 
     fn record_evaluation<'a>(&'a mut self, e: &'a EvaluationRecord) -> TxFuture<'a, ()> {
+        self.wrote = true;
         PgTx::record_evaluation(self, e).boxed()
     }
 
@@ -392,6 +401,7 @@ impl MarketTx for PgTx<'_> {
         reason: &'a str,
         now_ms: u64,
     ) -> TxFuture<'a, ()> {
+        self.wrote = true;
         async move {
             exec(
                 &self.tx,
@@ -405,6 +415,7 @@ impl MarketTx for PgTx<'_> {
     }
 
     fn record_resolution<'a>(&'a mut self, r: &'a ResolutionRecord) -> TxFuture<'a, ()> {
+        self.wrote = true;
         PgTx::record_resolution(self, r).boxed()
     }
 
@@ -416,10 +427,12 @@ impl MarketTx for PgTx<'_> {
     }
 
     fn insert_receipt<'a>(&'a mut self, receipt: &'a HashedReceipt) -> TxFuture<'a, ()> {
+        self.wrote = true;
         insert_receipt(&self.tx, receipt).boxed()
     }
 
     fn insert_credit<'a>(&'a mut self, credit: &'a Credit, now_ms: u64) -> TxFuture<'a, ()> {
+        self.wrote = true;
         PgTx::insert_credit(self, credit, now_ms).boxed()
     }
 
@@ -432,6 +445,7 @@ impl MarketTx for PgTx<'_> {
         worker: &'a WorkerId,
         total: Amount,
     ) -> TxFuture<'a, ()> {
+        self.wrote = true;
         async move {
             exec(
                 &self.tx,
@@ -562,10 +576,16 @@ impl TaskStore for PgStore {
         async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(pg_err)?;
-            let mut market = PgTx { tx };
-            // An `Err` drops the transaction unfinished: PostgreSQL rolls it back.
+            let mut market = PgTx { tx, wrote: false };
+            // An `Err` drops the transaction unfinished: PostgreSQL rolls it back. So does a
+            // body that wrote nothing (the rollback is sent without waiting for its answer).
             body(&mut market).await?;
-            market.tx.commit().await.map_err(pg_err)
+            if market.wrote {
+                market.tx.commit().await.map_err(pg_err)
+            } else {
+                drop(market);
+                Ok(())
+            }
         }
         .boxed()
     }
