@@ -38,13 +38,17 @@ pub const KEY_MULTI_TASK: &str = "BASIS_WORKER_MULTI_TASK";
 /// Other orchestrators (replicas of the same network) the worker connects to, in order, when
 /// `BASIS_ORCHESTRATOR_URL` cannot be reached or drops it: comma-separated URLs.
 pub const KEY_ORCHESTRATOR_FALLBACK_URLS: &str = "BASIS_ORCHESTRATOR_FALLBACK_URLS";
+/// Jobs the worker runs at once (1 to [`MAX_CAPACITY`]); absent: its runtime's default.
+pub const KEY_CAPACITY: &str = "BASIS_WORKER_CAPACITY";
+/// The most jobs a worker may run at once.
+pub const MAX_CAPACITY: u32 = 256;
 
 /// The longest evaluator key accepted (the orchestrator's are `basis_evaluator_` + 64 hex).
 const MAX_EVALUATOR_KEY_LEN: usize = 256;
 
 /// The known keys, in the order docs/FILES.md ("Keys") lists them and [`WorkerEnv::render`]
 /// writes them (the evaluator key and the multi-task switch, added later, last).
-pub const KNOWN_KEYS: [&str; 12] = [
+pub const KNOWN_KEYS: [&str; 13] = [
     KEY_WORKER_ID,
     KEY_WALLET,
     KEY_RUNTIME,
@@ -57,6 +61,7 @@ pub const KNOWN_KEYS: [&str; 12] = [
     KEY_EVALUATOR_KEY,
     KEY_MULTI_TASK,
     KEY_ORCHESTRATOR_FALLBACK_URLS,
+    KEY_CAPACITY,
 ];
 
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
@@ -90,6 +95,8 @@ pub struct WorkerEnv {
     pub multi_task: Option<bool>,
     /// Replicas to fail over to, in order, after `orchestrator_url`.
     pub fallback_urls: Vec<Url>,
+    /// Jobs run at once; absent: the runtime's default.
+    pub capacity: Option<u32>,
     /// Unknown keys and their values, in file order, kept on rewrite.
     pub extra: Vec<(String, String)>,
 }
@@ -130,6 +137,7 @@ impl fmt::Debug for WorkerEnv {
                     .map(|k| format!("[REDACTED] fingerprint {}", secret_fingerprint(k))),
             )
             .field("multi_task", &self.multi_task)
+            .field("capacity", &self.capacity)
             .field("extra_keys", &extra_keys)
             .finish()
     }
@@ -293,6 +301,19 @@ impl WorkerEnv {
                     })?;
             }
             KEY_EVALUATOR_KEY => self.evaluator_key = evaluator_key(value)?,
+            KEY_CAPACITY => {
+                self.capacity = match non_empty(value) {
+                    None => None,
+                    Some(v) => Some(
+                        v.parse::<u32>()
+                            .ok()
+                            .filter(|c| (1..=MAX_CAPACITY).contains(c))
+                            .ok_or_else(|| {
+                                format!("must be a whole number from 1 to {MAX_CAPACITY}")
+                            })?,
+                    ),
+                };
+            }
             KEY_MULTI_TASK => {
                 self.multi_task = match value.as_str() {
                     "" => None,
@@ -371,6 +392,7 @@ impl WorkerEnv {
             )
             .filter(|v| !v.is_empty()),
         );
+        push(KEY_CAPACITY, self.capacity.map(|c| c.to_string()));
         pairs
     }
 
@@ -491,6 +513,7 @@ impl WorkerEnv {
         take(&mut self.token, update.token);
         take(&mut self.evaluator_key, update.evaluator_key);
         take(&mut self.multi_task, update.multi_task);
+        take(&mut self.capacity, update.capacity);
         if !update.fallback_urls.is_empty() {
             self.fallback_urls = update.fallback_urls;
         }

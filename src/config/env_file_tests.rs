@@ -26,6 +26,7 @@ pub(super) fn full_env() -> WorkerEnv {
             "https://orch-b.example".parse().unwrap(),
             "https://orch-c.example:8787".parse().unwrap(),
         ],
+        capacity: Some(12),
         extra: vec![
             ("CUDA_VISIBLE_DEVICES".into(), "0,1".into()),
             ("GREETING".into(), "hello world".into()),
@@ -283,4 +284,19 @@ fn fallback_orchestrators_are_a_list_of_http_urls_kept_on_rewrite() {
     kept.merge(WorkerEnv::default());
     assert_eq!(kept.fallback_urls, env.fallback_urls);
     assert!(WorkerEnv::parse("BASIS_ORCHESTRATOR_FALLBACK_URLS=ftp://x\n").is_err());
+}
+
+#[test]
+fn capacity_is_a_whole_number_from_1_to_256_kept_on_rewrite() {
+    let text = "BASIS_WORKER_CAPACITY=24\n";
+    let env = WorkerEnv::parse(text).unwrap();
+    assert_eq!(env.capacity, Some(24));
+    let mut kept = env.clone();
+    kept.merge(WorkerEnv::default());
+    assert_eq!(kept.capacity, Some(24));
+    assert!(kept.render().contains("BASIS_WORKER_CAPACITY=24"));
+    for bad in ["0", "257", "four", "-1", "2.5"] {
+        let e = WorkerEnv::parse(&format!("BASIS_WORKER_CAPACITY={bad}\n")).unwrap_err();
+        assert!(e.to_string().contains("1 to 256"), "{bad}: {e}");
+    }
 }

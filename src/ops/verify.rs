@@ -55,6 +55,9 @@ pub struct Output {
     pub checks: Vec<Check>,
     /// Seconds spent waiting.
     pub waited_s: u64,
+    /// Jobs the running worker takes at once (`None` without a current worker status). Set
+    /// by `BASIS_WORKER_CAPACITY` (write_env's `capacity`); a change applies at the next start.
+    pub capacity: Option<u32>,
     pub next_step: String,
 }
 
@@ -96,7 +99,13 @@ fn worker_connected(worker: Option<&WorkerStatus>) -> Check {
         worker.is_some_and(|w| w.state == WorkerState::Online),
         worker.map_or_else(
             || "no report from a running worker (worker-status.json)".to_owned(),
-            |w| format!("the worker is {}", w.state.describe()),
+            |w| {
+                format!(
+                    "the worker is {}; it runs up to {} jobs at once",
+                    w.state.describe(),
+                    w.capacity
+                )
+            },
         ),
         "read worker_status: its last error and log lines say why (the worker may be unable to \
          reach the orchestrator, or refused by it)",
@@ -187,7 +196,8 @@ fn can_receive_jobs(net: &network::Output) -> Check {
 }
 
 /// One pass over every check.
-async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> {
+/// The checks, and the running worker's capacity when it reports one.
+async fn checklist(ctx: &Context, input: &Input) -> Result<(Vec<Check>, Option<u32>), Problem> {
     let net = network::run(
         ctx,
         &network::Input {
@@ -233,7 +243,7 @@ async fn checklist(ctx: &Context, input: &Input) -> Result<Vec<Check>, Problem> 
         can_receive_jobs(&net),
     ];
     checks.shrink_to_fit();
-    Ok(checks)
+    Ok((checks, worker.map(|w| w.capacity)))
 }
 
 /// [`run_with_progress`] without progress reports.
@@ -260,7 +270,7 @@ pub async fn run_with_progress(
     let start = Instant::now();
     let deadline = start + Duration::from_secs(wait);
     loop {
-        let checks = checklist(ctx, input).await?;
+        let (checks, capacity) = checklist(ctx, input).await?;
         let passed = u32::try_from(checks.iter().filter(|c| c.ok).count()).unwrap_or(u32::MAX);
         let total = u32::try_from(checks.len()).unwrap_or(u32::MAX);
         progress(passed, total);
@@ -284,6 +294,7 @@ pub async fn run_with_progress(
                 online,
                 checks,
                 waited_s: start.elapsed().as_secs(),
+                capacity,
                 next_step,
             });
         }

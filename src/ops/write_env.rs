@@ -12,9 +12,12 @@ use url::Url;
 
 use super::Context;
 use super::parse;
-use crate::config::{ENV_FILE_MODE, EnvFileError, EnvLock, EnvTarget, WorkerEnv, env_target};
+use crate::config::{
+    ENV_FILE_MODE, EnvFileError, EnvLock, EnvTarget, MAX_CAPACITY, WorkerEnv, env_target,
+};
 use crate::domain::{ErrorCode, Problem, Runtime, TokenFingerprint, WalletAddress, WorkerId};
 use crate::guard::{GuardText, Guarded, SecretRefused};
+use crate::worker::effective_capacity;
 
 /// Public settings for the worker. Every field is optional on a rewrite: what is omitted keeps
 /// its current value. Never put a private key, seed phrase or token here.
@@ -49,6 +52,15 @@ pub struct Input {
     /// one claim at a time).
     #[serde(default)]
     pub multi_task: Option<bool>,
+    /// Gateway jobs the worker runs at once, 1-256 (default by runtime: vllm 32, ollama
+    /// OLLAMA_NUM_PARALLEL or 4, echo 16). Applies when the worker next starts.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 256))]
+    pub capacity: Option<u32>,
+    /// Other replicas of the same orchestrator to fail over to, in order, when
+    /// orchestrator_url is unreachable, e.g. ["https://orch-b.example"]. [] removes them.
+    #[serde(default)]
+    pub fallback_orchestrator_urls: Option<Vec<String>>,
     /// Where to write the env file (default: worker.env in the basis config directory). Must
     /// be inside the config dir, the current dir or a dir allowed in basis.toml.
     #[serde(default)]
@@ -70,6 +82,8 @@ impl Guarded for Input {
         self.ollama_url.guard("ollama_url")?;
         self.vllm_url.guard("vllm_url")?;
         self.orchestrator_url.guard("orchestrator_url")?;
+        self.fallback_orchestrator_urls
+            .guard("fallback_orchestrator_urls")?;
         self.out.guard("out")
     }
 }
@@ -96,6 +110,11 @@ pub struct Output {
     pub orchestrator_url: String,
     /// The worker registers as multi-task: it may hold several task claims at once.
     pub multi_task: bool,
+    /// Gateway jobs the worker will run at once (the file's setting, else its runtime's
+    /// default), from its next start.
+    pub capacity: u32,
+    /// The replicas it fails over to, in order.
+    pub fallback_orchestrator_urls: Vec<String>,
     /// What to do next.
     pub next_step: String,
 }
@@ -118,10 +137,27 @@ fn update_from(input: &Input) -> Result<WorkerEnv, Problem> {
         token: None,
         evaluator_key: None,
         multi_task: input.multi_task,
-        // Edited in the file itself (docs/FILES.md); kept on every rewrite.
-        fallback_urls: Vec::new(),
+        fallback_urls: input
+            .fallback_orchestrator_urls
+            .iter()
+            .flatten()
+            .map(|u| parse::http_url("fallback_orchestrator_urls", u))
+            .collect::<Result<_, _>>()?,
+        capacity: input.capacity.map(parse_capacity).transpose()?,
         extra: Vec::new(),
     })
+}
+
+fn parse_capacity(capacity: u32) -> Result<u32, Problem> {
+    if (1..=MAX_CAPACITY).contains(&capacity) {
+        Ok(capacity)
+    } else {
+        Err(Problem::new(
+            ErrorCode::InvalidArgument,
+            format!("capacity must be from 1 to {MAX_CAPACITY}"),
+        )
+        .with_fix("pass the number of jobs the runtime can run at once, e.g. 8, or leave it out for the runtime's default"))
+    }
 }
 
 fn opt_url(field: &str, value: Option<&str>) -> Result<Option<Url>, Problem> {
@@ -171,11 +207,28 @@ pub(super) fn update(ctx: &Context, input: &Input) -> Result<(Output, WorkerEnv)
     // Under the lock no other basis process writes the file; `create` also refuses to replace
     // a file a writer without the lock (an older basis) created meanwhile: read it and merge
     // again, once.
-    match merge_and_write(ctx, &path, update.clone(), force) {
-        Err(EnvFileError::Appeared { .. }) => merge_and_write(ctx, &path, update, force),
+    let clear_fallbacks = input
+        .fallback_orchestrator_urls
+        .as_ref()
+        .is_some_and(Vec::is_empty);
+    let how = How {
+        force,
+        clear_fallbacks,
+    };
+    match merge_and_write(ctx, &path, update.clone(), how) {
+        Err(EnvFileError::Appeared { .. }) => merge_and_write(ctx, &path, update, how),
         other => other,
     }
     .map_err(Problem::from)?
+}
+
+/// How [`merge_and_write`] treats what is there.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    /// Replace a file that is not a worker env file.
+    force: bool,
+    /// Remove the fallback URLs (`fallback_orchestrator_urls: []`).
+    clear_fallbacks: bool,
 }
 
 /// One read-merge-write of the env file at `path` (checked, locked). A file there that is
@@ -185,8 +238,9 @@ fn merge_and_write(
     ctx: &Context,
     path: &Path,
     update: WorkerEnv,
-    force: bool,
+    how: How,
 ) -> Result<Result<(Output, WorkerEnv), Problem>, EnvFileError> {
+    let force = how.force;
     let target = env_target(path)?;
     let existing = match target {
         EnvTarget::WorkerEnv => WorkerEnv::read_optional(path)?,
@@ -201,6 +255,9 @@ fn merge_and_write(
     let mut env = existing.unwrap_or_default();
     let models_given = !update.models.is_empty();
     env.merge(update);
+    if how.clear_fallbacks {
+        env.fallback_urls.clear();
+    }
     let runtime = *env.runtime.get_or_insert(Runtime::Echo);
     if !models_given {
         default_models(&mut env, runtime);
@@ -270,6 +327,14 @@ fn merge_and_write(
             .map(ToString::to_string)
             .unwrap_or_default(),
         multi_task: env.multi_task.unwrap_or(false),
+        // The worker's service environment may set OLLAMA_NUM_PARALLEL too; what the file
+        // says is what is known here.
+        capacity: effective_capacity(&env, runtime, None, &|_: &str| None),
+        fallback_orchestrator_urls: env
+            .fallback_urls
+            .iter()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned())
+            .collect(),
         next_step: "register the worker with the orchestrator (register_worker / `basis register`)"
             .to_owned(),
     };

@@ -17,10 +17,27 @@ use crate::runtime::{
 };
 use crate::wire::WORKER_CONNECT;
 
-/// Jobs run at once unless `--capacity` says otherwise.
-pub const DEFAULT_CAPACITY: u32 = 4;
-/// The most `--capacity` accepts.
-pub const MAX_CAPACITY: u32 = 256;
+pub use crate::config::MAX_CAPACITY;
+
+/// Ollama's own setting for requests it runs at once per model.
+pub const OLLAMA_NUM_PARALLEL: &str = "OLLAMA_NUM_PARALLEL";
+
+/// Jobs a worker on `runtime` runs at once unless `BASIS_WORKER_CAPACITY` (or `--capacity`)
+/// says otherwise:
+///
+/// - vLLM: 32. It batches every running sequence into each forward pass (continuous
+///   batching; its own `max_num_seqs` defaults to 256), so more requests at once cost little
+///   latency each; 32 keeps it busy without queueing deep inside it.
+/// - Ollama: `OLLAMA_NUM_PARALLEL` when set (what Ollama itself will run at once), else 4,
+///   Ollama's default when memory allows. More would only wait inside Ollama.
+/// - echo: 16. Simulated work costs nothing but a timer.
+pub fn default_capacity(runtime: Runtime, ollama_num_parallel: Option<u32>) -> u32 {
+    match runtime {
+        Runtime::Vllm => 32,
+        Runtime::Ollama => ollama_num_parallel.unwrap_or(4).clamp(1, MAX_CAPACITY),
+        Runtime::Echo => 16,
+    }
+}
 /// How long a draining worker waits for its jobs unless `--drain-timeout-s` says otherwise.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the runtime's health is checked.
@@ -31,7 +48,8 @@ pub const DEFAULT_WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 /// What flags (or a caller) choose; the rest comes from the env file.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub capacity: u32,
+    /// `--capacity`: wins over the env file's `BASIS_WORKER_CAPACITY` and the runtime's default.
+    pub capacity: Option<u32>,
     pub drain_timeout: Duration,
     /// Where `worker-status.json` goes (`Dirs::worker_status_json`).
     pub status_path: PathBuf,
@@ -49,7 +67,7 @@ impl Options {
     /// The defaults, writing the status to `status_path`.
     pub fn new(status_path: PathBuf) -> Self {
         Self {
-            capacity: DEFAULT_CAPACITY,
+            capacity: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             status_path,
             echo_delay: None,
@@ -129,7 +147,8 @@ impl WorkerConfig {
         ) else {
             return Err(WorkerError::Incomplete { missing });
         };
-        if !(1..=MAX_CAPACITY).contains(&options.capacity) {
+        let capacity = effective_capacity(env, runtime, options.capacity, &lookup);
+        if !(1..=MAX_CAPACITY).contains(&capacity) {
             return Err(WorkerError::Invalid {
                 key: "--capacity",
                 reason: format!("must be between 1 and {MAX_CAPACITY}"),
@@ -162,7 +181,7 @@ impl WorkerConfig {
             models,
             orchestrator_url,
             token,
-            capacity: options.capacity,
+            capacity,
             drain_timeout: options.drain_timeout,
             status_path: options.status_path,
             health_interval: options.health_interval,
@@ -170,6 +189,36 @@ impl WorkerConfig {
             backoff: options.backoff,
         })
     }
+}
+
+/// The capacity a worker with `env` on `runtime` runs at: `flag` (`--capacity`), else the env
+/// file's `BASIS_WORKER_CAPACITY`, else [`default_capacity`]; `lookup` reads the process
+/// environment (for `OLLAMA_NUM_PARALLEL`).
+pub fn effective_capacity(
+    env: &WorkerEnv,
+    runtime: Runtime,
+    flag: Option<u32>,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> u32 {
+    match (flag, env.capacity) {
+        (Some(flag), _) => flag,
+        (None, Some(file)) => file,
+        (None, None) => default_capacity(runtime, ollama_num_parallel(env, lookup)),
+    }
+}
+
+/// `OLLAMA_NUM_PARALLEL` from the process environment, else from the env file (a number from
+/// 1 up; anything else is ignored, as Ollama would).
+fn ollama_num_parallel(env: &WorkerEnv, lookup: &impl Fn(&str) -> Option<String>) -> Option<u32> {
+    lookup(OLLAMA_NUM_PARALLEL)
+        .or_else(|| {
+            env.extra
+                .iter()
+                .find(|(k, _)| k == OLLAMA_NUM_PARALLEL)
+                .map(|(_, v)| v.clone())
+        })
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|n| *n >= 1)
 }
 
 /// `BASIS_ECHO_DELAY_MS` from the process environment, else from the env file, else 5 ms.
@@ -278,10 +327,46 @@ mod tests {
         };
         assert_eq!(missing.len(), 5);
         let mut opts = Options::new("/s".into());
-        opts.capacity = 0;
+        opts.capacity = Some(0);
         assert!(WorkerConfig::from_env(&complete(), opts, |_| None).is_err());
         let bad = |k: &str| (k == ECHO_DELAY_ENV).then(|| "soon".to_owned());
         assert!(WorkerConfig::from_env(&complete(), Options::new("/s".into()), bad).is_err());
+    }
+
+    #[test]
+    fn capacity_comes_from_the_flag_then_the_env_file_then_the_runtime() {
+        let cap = |env: &WorkerEnv, flag: Option<u32>, lookup: &dyn Fn(&str) -> Option<String>| {
+            let mut opts = Options::new("/s".into());
+            opts.capacity = flag;
+            WorkerConfig::from_env(env, opts, lookup).unwrap().capacity
+        };
+        let none = |_: &str| None;
+        let mut env = complete();
+        env.runtime = Some(Runtime::Echo);
+        assert_eq!(cap(&env, None, &none), 16);
+        env.runtime = Some(Runtime::Vllm);
+        assert_eq!(cap(&env, None, &none), 32);
+        env.runtime = Some(Runtime::Ollama);
+        assert_eq!(cap(&env, None, &none), 4);
+        env.extra.push((OLLAMA_NUM_PARALLEL.into(), "2".into()));
+        assert_eq!(
+            cap(&env, None, &none),
+            2,
+            "the env file's OLLAMA_NUM_PARALLEL"
+        );
+        let eight = |k: &str| (k == OLLAMA_NUM_PARALLEL).then(|| "8".to_owned());
+        assert_eq!(cap(&env, None, &eight), 8, "the process environment wins");
+        env.capacity = Some(6);
+        assert_eq!(
+            cap(&env, None, &eight),
+            6,
+            "BASIS_WORKER_CAPACITY wins over defaults"
+        );
+        assert_eq!(
+            cap(&env, Some(3), &eight),
+            3,
+            "--capacity wins over the file"
+        );
     }
 
     #[test]

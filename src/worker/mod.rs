@@ -30,8 +30,8 @@ mod status;
 
 pub use backoff::{Backoff, BackoffPolicy};
 pub use config::{
-    DEFAULT_CAPACITY, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEALTH_INTERVAL, DEFAULT_WELCOME_TIMEOUT,
-    MAX_CAPACITY, Options, WorkerConfig, connect_url,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEALTH_INTERVAL, DEFAULT_WELCOME_TIMEOUT, MAX_CAPACITY,
+    OLLAMA_NUM_PARALLEL, Options, WorkerConfig, connect_url, default_capacity, effective_capacity,
 };
 pub use daemon::{Shutdown, run, run_from_env_file};
 pub use error::WorkerError;

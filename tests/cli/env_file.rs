@@ -157,3 +157,67 @@ fn out_onto_a_file_that_is_not_a_worker_env_file_is_refused_unless_forced() {
     ]);
     assert_eq!((code, &json["created"]), (0, &Value::Bool(true)), "{json}");
 }
+
+#[test]
+fn capacity_and_fallback_urls_are_written_kept_and_cleared() {
+    let home = Home::new();
+    let base = ["write-env", "--wallet", WALLET, "--worker-id", "gpu-1"];
+    // A new echo worker: its runtime's default capacity, no fallbacks.
+    let (code, json) = home.json(&[&base[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["capacity"], 16);
+    assert_eq!(json["fallback_orchestrator_urls"], serde_json::json!([]));
+    let (code, json) = home.json(&[
+        "write-env",
+        "--capacity",
+        "3",
+        "--fallback-url",
+        "http://10.0.0.2:8787",
+        "--fallback-url",
+        "https://orch-c.example/",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["capacity"], 3);
+    assert_eq!(
+        json["fallback_orchestrator_urls"],
+        serde_json::json!(["http://10.0.0.2:8787", "https://orch-c.example"])
+    );
+    let file = std::fs::read_to_string(home.env_file()).unwrap();
+    assert!(file.contains("BASIS_WORKER_CAPACITY=3\n"), "{file}");
+    assert!(
+        file.contains(
+            "BASIS_ORCHESTRATOR_FALLBACK_URLS=http://10.0.0.2:8787,https://orch-c.example\n"
+        ),
+        "{file}"
+    );
+    // Another rewrite keeps both; the human output says them.
+    let human = human_text(&home.basis(&["write-env", "--multi-task"]));
+    assert!(
+        human.contains("runs up to 3 gateway jobs at once"),
+        "{human}"
+    );
+    assert!(
+        human.contains("fails over to http://10.0.0.2:8787"),
+        "{human}"
+    );
+    // Out of range is refused with the range, and nothing changes.
+    let (code, json) = home.json(&["write-env", "--capacity", "0", "--json"]);
+    assert_eq!(code, 2, "{json}");
+    assert_eq!(json["error"]["code"], "INVALID_ARGUMENT");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 256")
+    );
+    let file = std::fs::read_to_string(home.env_file()).unwrap();
+    assert!(file.contains("BASIS_WORKER_CAPACITY=3\n"), "{file}");
+    // An empty --fallback-url= removes the fallbacks.
+    let (code, json) = home.json(&["write-env", "--fallback-url=", "--json"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["fallback_orchestrator_urls"], serde_json::json!([]));
+    let file = std::fs::read_to_string(home.env_file()).unwrap();
+    assert!(!file.contains("BASIS_ORCHESTRATOR_FALLBACK_URLS"), "{file}");
+    assert!(file.contains("BASIS_WORKER_CAPACITY=3\n"), "{file}");
+}

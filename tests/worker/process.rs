@@ -1,6 +1,7 @@
 //! The real `basis worker --env PATH` process: SIGTERM during a job lets the job finish and
 //! be delivered, then the process exits 0 with a 0600 status file and logs that never hold
-//! the token; an incomplete env file is refused with a clear problem.
+//! the token; an incomplete env file is refused with a clear problem; the env file's capacity
+//! is what the worker announces, unless `--capacity` overrides it.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use basis::domain::WorkerToken;
 use basis::wire::{JobErrorCode, OrchestratorMessage, WorkerMessage};
 use basis::worker::WorkerState;
 
-use super::support::{Fake, MODEL, read_status, worker_command, write_env};
+use super::support::{Fake, KillOnDrop, MODEL, read_status, worker_command, write_env};
 
 #[tokio::test]
 async fn sigterm_during_a_job_finishes_it_then_exits_zero() {
@@ -129,4 +130,32 @@ async fn an_incomplete_env_file_is_refused_clearly() {
     }
     assert!(stderr.contains("basis write-env"), "{stderr}");
     assert!(!home.path().join("state/worker-status.json").exists());
+}
+
+#[tokio::test]
+async fn the_worker_announces_the_env_files_capacity_and_the_flag_overrides_it() {
+    let token = WorkerToken::generate();
+    for (flag, want) in [(None, 5), (Some("7"), 7)] {
+        let home = tempfile::tempdir().unwrap();
+        let mut fake = Fake::start(&token).await;
+        let env_file = write_env(
+            home.path(),
+            &format!(
+                "BASIS_WORKER_ID=cap-worker\nBASIS_WORKER_RUNTIME=echo\nBASIS_WORKER_MODELS={MODEL}\n\
+                 BASIS_ORCHESTRATOR_URL={}\nBASIS_WORKER_TOKEN={}\nBASIS_WORKER_CAPACITY=5\n",
+                fake.url,
+                token.expose_secret()
+            ),
+        );
+        let mut cmd = worker_command(home.path(), &env_file);
+        if let Some(flag) = flag {
+            cmd.args(["--capacity", flag]);
+        }
+        let _child = KillOnDrop(cmd.stderr(Stdio::null()).spawn().unwrap());
+        let (_, hello) = fake.connected().await;
+        let WorkerMessage::Hello { capacity, .. } = hello else {
+            panic!("{hello:?}")
+        };
+        assert_eq!(capacity, want, "flag {flag:?}");
+    }
 }

@@ -287,7 +287,7 @@ pub fn env(url: &Url, token: &WorkerToken) -> WorkerEnv {
 /// Test defaults: 2 jobs at once, 20 ms echo tokens, 200 ms health checks, a 1 s drain.
 pub fn options(dir: &Path) -> Options {
     let mut o = Options::new(dir.join("state/worker-status.json"));
-    o.capacity = 2;
+    o.capacity = Some(2);
     o.echo_delay = Some(Duration::from_millis(20));
     o.health_interval = Duration::from_millis(200);
     o.drain_timeout = Duration::from_secs(5);

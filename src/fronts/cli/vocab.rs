@@ -61,6 +61,12 @@ pub const ARGS: &[(&str, &str, &[&str])] = &[
     ("ollama_url", "--ollama-url", &["write-env"]),
     ("vllm_url", "--vllm-url", &["write-env"]),
     ("multi_task", "--multi-task", &["write-env", "register"]),
+    ("capacity", "--capacity", &["write-env"]),
+    (
+        "fallback_orchestrator_urls",
+        "--fallback-url",
+        &["write-env"],
+    ),
     ("only_matching", "--matching", &["tasks"]),
     ("min_reward", "--min-reward", &["tasks"]),
     ("deadline_buffer_s", "--deadline-buffer", &["tasks"]),

@@ -6,17 +6,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::{Context, output};
-use crate::worker::{self, DEFAULT_CAPACITY, MAX_CAPACITY, Options};
+use crate::worker::{self, MAX_CAPACITY, Options};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The worker's env file [default: worker.env in the config directory].
     #[arg(long, value_name = "PATH")]
     pub env: Option<PathBuf>,
-    /// Jobs run at once.
-    #[arg(long, default_value_t = DEFAULT_CAPACITY,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CAPACITY)))]
-    pub capacity: u32,
+    /// Jobs run at once, for this run only [default: the env file's BASIS_WORKER_CAPACITY,
+    /// else the runtime's: vllm 32, ollama OLLAMA_NUM_PARALLEL or 4, echo 16].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CAPACITY)))]
+    pub capacity: Option<u32>,
     /// On SIGTERM, how long in-flight jobs may take to finish before they are cancelled.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub drain_timeout_s: u64,

@@ -38,6 +38,14 @@ pub struct Args {
     /// `--multi-task=false`; saved in the env file) [default: one claim at a time].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub multi_task: Option<bool>,
+    /// Gateway jobs the worker runs at once, 1-256; applies at its next start [default by
+    /// runtime: vllm 32, ollama OLLAMA_NUM_PARALLEL or 4, echo 16].
+    #[arg(long, value_name = "N")]
+    pub capacity: Option<u32>,
+    /// Another replica of the orchestrator to fail over to; repeat for several, in order
+    /// (`--fallback-url=` alone removes them).
+    #[arg(long = "fallback-url", value_name = "URL", num_args = 0..=1, require_equals = false, default_missing_value = "")]
+    pub fallback_urls: Option<Vec<String>>,
     /// Env file to write [default: worker.env in the config directory].
     #[arg(long, value_name = "PATH")]
     pub out: Option<String>,
@@ -61,6 +69,10 @@ pub fn run(ctx: &Context, args: Args) -> ExitCode {
         vllm_url: args.vllm_url,
         orchestrator_url: args.orchestrator_url,
         multi_task: args.multi_task,
+        capacity: args.capacity,
+        fallback_orchestrator_urls: args
+            .fallback_urls
+            .map(|urls| urls.into_iter().filter(|u| !u.trim().is_empty()).collect()),
         out: args.out,
         force: args.force.then_some(true),
     };
@@ -78,6 +90,18 @@ fn human(o: &Output) -> String {
     let _ = writeln!(s, "  worker {} pays to {}", o.worker_id, o.wallet);
     if o.multi_task {
         let _ = writeln!(s, "  it may hold several task claims at once (multi-task)");
+    }
+    let _ = writeln!(
+        s,
+        "  runs up to {} gateway jobs at once (from its next start)",
+        o.capacity
+    );
+    if !o.fallback_orchestrator_urls.is_empty() {
+        let _ = writeln!(
+            s,
+            "  fails over to {}",
+            o.fallback_orchestrator_urls.join(", ")
+        );
     }
     s.push_str(&output::next(&o.next_step));
     s
