@@ -143,7 +143,8 @@ fn spawn(dir: &std::path::Path, backing: &Backing<'_>) -> Result<(Child, String)
     std::fs::write(
         &config,
         // All 10,000 simulated workers connect from 127.0.0.1: no per-address cap.
-        "heartbeat_interval_s = 10\nonline_window_s = 30\n[rate_limit]\nauth_failure_burst = 100000\nauth_failures_per_minute = 100000\n[http]\nmax_connections_per_ip = 0\n",
+        // No wait queue: the routing check expects the fourth probe refused at once.
+        "heartbeat_interval_s = 10\nonline_window_s = 30\nqueue_timeout_ms = 0\n[rate_limit]\nauth_failure_burst = 100000\nauth_failures_per_minute = 100000\n[http]\nmax_connections_per_ip = 0\n",
     )?;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_basis"));
     cmd.args(["orchestrator", "--open", "--listen", "127.0.0.1:0", "--db"])

@@ -19,6 +19,7 @@ mod orchestrator {
     mod gating;
     mod market;
     mod persistence;
+    mod queueing;
     mod registration;
     mod replicas;
     mod robustness;

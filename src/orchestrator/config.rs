@@ -17,6 +17,8 @@
 //! body_limit_bytes = 65536
 //! gateway_body_limit_bytes = 4194304        # POST /v1/chat/completions
 //! job_timeout_s = 300                       # a gateway job's deadline
+//! queue_timeout_ms = 10000                  # how long a request waits for a busy model's worker (0: never)
+//! max_queued_per_model = 256                # requests waiting per model at most
 //! drain_timeout_s = 10                      # in-flight jobs get this long after SIGTERM
 //! asset = "USDC"                            # the asset named in receipts
 //! asset_decimals = 6                        # its decimals (default 6 for USDC; else unknown)
@@ -47,6 +49,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::hub::QueueSettings;
 use super::market::{RawTaskConfig, TaskMarketConfig};
 use super::replica::{RawReplica, ReplicaConfig};
 use super::store::postgres::{DEFAULT_POOL_SIZE, DatabaseUrl};
@@ -137,6 +140,8 @@ pub struct OrchestratorConfig {
     pub gateway_body_limit_bytes: usize,
     /// How long a gateway job may take before the client gets `JOB_TIMEOUT`.
     pub job_timeout_s: u64,
+    /// The wait queue for busy models (`queue_timeout_ms`, `max_queued_per_model`).
+    pub queue: QueueSettings,
     /// After SIGTERM: how long in-flight jobs may take before worker connections are closed.
     pub drain_timeout_s: u64,
     /// The asset receipts name (gateway jobs pay 0 of it for now).
@@ -209,6 +214,8 @@ struct RawConfig {
     body_limit_bytes: Option<usize>,
     gateway_body_limit_bytes: Option<usize>,
     job_timeout_s: Option<u64>,
+    queue_timeout_ms: Option<u64>,
+    max_queued_per_model: Option<usize>,
     drain_timeout_s: Option<u64>,
     asset: Option<String>,
     asset_decimals: Option<u8>,
@@ -374,6 +381,8 @@ impl OrchestratorConfig {
                 .gateway_body_limit_bytes
                 .unwrap_or(DEFAULT_GATEWAY_BODY_LIMIT),
             job_timeout_s: raw.job_timeout_s.unwrap_or(DEFAULT_JOB_TIMEOUT_S),
+            queue: QueueSettings::resolve(raw.queue_timeout_ms, raw.max_queued_per_model)
+                .map_err(ConfigError::Invalid)?,
             drain_timeout_s: raw.drain_timeout_s.unwrap_or(DEFAULT_DRAIN_TIMEOUT_S),
             asset_decimals: raw.asset_decimals.or_else(|| {
                 raw.asset

@@ -135,6 +135,9 @@ pub struct Metrics {
     heartbeats: Counter,
     jobs: Family<OutcomeLabels, Counter>,
     forwarded: Family<OutcomeLabels, Counter>,
+    queue_depth: Gauge,
+    queue_wait: Histogram,
+    queued: Family<OutcomeLabels, Counter>,
     market: Market,
 }
 
@@ -182,6 +185,25 @@ impl Default for Metrics {
         let heartbeats = Counter::default();
         let jobs = Family::<OutcomeLabels, Counter>::default();
         let forwarded = Family::<OutcomeLabels, Counter>::default();
+        let queue_depth = Gauge::default();
+        registry.register(
+            "gateway_queue_depth",
+            "Gateway requests waiting for a busy model's worker now",
+            queue_depth.clone(),
+        );
+        // 1 ms to ~16 s, as the request latency.
+        let queue_wait = latency_histogram();
+        registry.register(
+            "gateway_queue_wait_seconds",
+            "How long queued gateway requests waited, whatever the outcome",
+            queue_wait.clone(),
+        );
+        let queued = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "gateway_queued",
+            "Gateway requests that met a busy model, by outcome (served, timeout, full, gone)",
+            queued.clone(),
+        );
         registry.register(
             "gateway_forwarded",
             "Gateway requests forwarded to another replica, by outcome (answered, busy, unreachable)",
@@ -216,6 +238,9 @@ impl Default for Metrics {
             heartbeats,
             jobs,
             forwarded,
+            queue_depth,
+            queue_wait,
+            queued,
         }
     }
 }
@@ -248,6 +273,20 @@ impl Metrics {
     /// `outcome` is `completed`, `failed` or `cancelled`.
     pub fn job(&self, outcome: &'static str) {
         self.jobs.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// A request joined (`+1`) or left (`-1`) the gateway's wait queue.
+    pub fn queue_depth(&self, delta: i64) {
+        self.queue_depth.inc_by(delta);
+    }
+
+    /// A queued request left the queue after `waited`: `served`, `timeout` or `gone`; or
+    /// found it `full`.
+    pub fn queued(&self, outcome: &'static str, waited: std::time::Duration) {
+        self.queued.get_or_create(&OutcomeLabels { outcome }).inc();
+        if outcome != "full" {
+            self.queue_wait.observe(waited.as_secs_f64());
+        }
     }
 
     /// `outcome` is `answered`, `busy` or `unreachable`.

@@ -241,9 +241,11 @@ async fn a_streamed_completion_forwards_chunks_as_they_arrive() -> TestResult {
 
 #[tokio::test]
 async fn routing_picks_the_least_busy_worker_and_respects_capacity() -> TestResult {
+    // No wait queue: a request finding every worker at capacity is refused at once
+    // (queueing has its own tests, tests/orchestrator/queueing.rs).
     let orch = Orchestrator::with(Options {
         args: vec!["--open".into()],
-        toml: fast_toml(),
+        toml: format!("queue_timeout_ms = 0\n{}", fast_toml()),
         ..Options::default()
     });
     let ta = register(&orch, "gpu-a", &["m"]).await;

@@ -7,23 +7,23 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    ChatRequest, Reach, completion_id, dispatch, header_value, job_error_response, job_headers,
-    may_reroute,
+    ChatRequest, Reach, completion_id, header_value, job_error_response, job_headers, may_reroute,
+    route,
 };
-use crate::orchestrator::hub::{CancelReason, Finished, JobEvent, JobFailure, JobHandle};
+use crate::orchestrator::hub::{CancelReason, Finished, JobEvent, JobFailure, JobHandle, Lane};
 use crate::orchestrator::state::AppState;
 use crate::wire::{
     AssistantMessage, ChatChoice, ChatCompletion, CompletionUsage, RECEIPT_HASH_HEADER,
     RECEIPT_ID_HEADER,
 };
 
-pub async fn respond(state: AppState, req: ChatRequest, reach: Reach) -> Response {
+pub async fn respond(state: AppState, req: ChatRequest, reach: Reach, lane: Lane) -> Response {
     let timeout = std::time::Duration::from_secs(state.config.job_timeout_s);
     let mut attempt = 0;
     loop {
-        let mut job = match dispatch(&state, &req) {
+        let mut job = match route(&state, &req, reach, lane).await {
             Ok(job) => job,
-            Err(refusal) => return refusal.answer(&state, &req, reach).await,
+            Err(answer) => return answer,
         };
         let end = tokio::select! {
             end = wait(&mut job) => end,

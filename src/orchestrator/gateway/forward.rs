@@ -6,7 +6,8 @@
 //! replica that served it.
 //!
 //! What may be retried elsewhere: a replica that cannot be connected to, refuses the call's
-//! signature, or answers 503 (its workers are busy too, or it is draining). What may not: a
+//! signature, or answers 503 (its workers are busy too, or it is draining; a forwarded call
+//! never waits in the receiving replica's queue, so the request can wait in this one's). What may not: a
 //! replica that took the call and then broke off. The job's outcome is then unknown, so the
 //! client gets `502 REPLICA_UNREACHABLE` (or, mid-stream, a truncated stream without
 //! `[DONE]`), never a success; a receipt exists only if the serving replica recorded the job.
@@ -33,24 +34,33 @@ enum Tried {
     Lost(ApiError),
 }
 
-/// The answer of the first other replica that takes `req`, else `local` (why no local worker
-/// could).
-pub async fn respond(state: &AppState, req: &ChatRequest, local: ApiError) -> Response {
+/// What the other replicas made of a request.
+pub enum Forwarded {
+    /// One took it: its answer (a success, or an error other than "busy").
+    Answered(Response),
+    /// Those reached were all busy: the last one's 503.
+    Busy(Response),
+    /// No other replica serves the model, or none could be reached.
+    Nobody,
+}
+
+/// The answer of the first other replica that takes `req`.
+pub async fn respond(state: &AppState, req: &ChatRequest) -> Forwarded {
     let Some(node) = &state.replica else {
-        return local.into_response();
+        return Forwarded::Nobody;
     };
     let targets = node
         .directory
         .serving(state.store.as_ref(), &req.model, unix_now())
         .await;
     if targets.is_empty() {
-        return local.into_response();
+        return Forwarded::Nobody;
     }
     let body = match serde_json::to_vec(&req.body) {
         Ok(body) => Bytes::from(body),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialise a chat request to forward");
-            return local.into_response();
+            return Forwarded::Nobody;
         }
     };
     let mut busy = None;
@@ -58,7 +68,7 @@ pub async fn respond(state: &AppState, req: &ChatRequest, local: ApiError) -> Re
         match try_one(node, target, body.clone()).await {
             Tried::Answered(answer) => {
                 state.metrics.forwarded("answered");
-                return answer;
+                return Forwarded::Answered(answer);
             }
             Tried::Busy(answer) => {
                 state.metrics.forwarded("busy");
@@ -67,11 +77,11 @@ pub async fn respond(state: &AppState, req: &ChatRequest, local: ApiError) -> Re
             Tried::Skipped => state.metrics.forwarded("unreachable"),
             Tried::Lost(e) => {
                 state.metrics.forwarded("unreachable");
-                return e.into_response();
+                return Forwarded::Answered(e.into_response());
             }
         }
     }
-    busy.unwrap_or_else(|| local.into_response())
+    busy.map_or(Forwarded::Nobody, Forwarded::Busy)
 }
 
 async fn try_one(node: &Node, target: &Target, body: Bytes) -> Tried {

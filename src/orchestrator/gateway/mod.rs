@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::auth;
 use super::error::ApiError;
-use super::hub::{JobFailure, JobHandle, NoRoute};
+use super::hub::{JobFailure, JobHandle, Lane, NoRoute};
 use super::state::AppState;
 use super::store::{KeyRole, KeySha256};
 use crate::domain::ErrorCode;
@@ -70,10 +70,15 @@ impl ChatRequest {
     }
 }
 
-/// `Authorization: Bearer <client key>`, unless the orchestrator runs `--open`.
-pub async fn authorize(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Result<(), ApiError> {
+/// `Authorization: Bearer <client key>`, unless the orchestrator runs `--open`. The answer is
+/// the caller's [`Lane`] in the wait queue: its key, or with `--open` its address.
+pub async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+) -> Result<Lane, ApiError> {
     if state.config.open {
-        return Ok(());
+        return Ok(lane_of(&format!("address {ip}")));
     }
     auth::not_locked_out(state, ip, headers)?;
     let key = headers
@@ -91,12 +96,12 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Res
     let sha = KeySha256::of(key);
     let now = std::time::Instant::now();
     if state.client_keys.is_fresh(&sha, now) {
-        return Ok(());
+        return Ok(Lane(sha.0));
     }
     if state.store.key_role(sha).await? == Some(KeyRole::Client) {
         state.client_keys.remember(sha, now);
         state.auth_succeeded(auth::presented(headers));
-        Ok(())
+        Ok(Lane(sha.0))
     } else {
         state.auth_failed(ip, auth::presented(headers));
         Err(unauthorized(
@@ -113,45 +118,142 @@ fn unauthorized(code: ErrorCode, message: &str) -> ApiError {
     )
 }
 
+/// A wait-queue lane for a caller named by `who` (an address, a replica).
+pub fn lane_of(who: &str) -> Lane {
+    use sha2::Digest as _;
+    Lane(sha2::Sha256::digest(who.as_bytes()).into())
+}
+
 /// Where a request may be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
-    /// By a worker connected here, or else by one connected to another replica.
+    /// By a worker connected here, or else by one connected to another replica; it may wait
+    /// in the queue.
     Anywhere,
-    /// Only by a worker connected here: a call another replica forwarded (it never goes on).
+    /// Only by a worker connected here, now: a call another replica forwarded (it is never
+    /// forwarded again, and waits in the forwarding replica's queue rather than here).
     HereOnly,
 }
 
-/// Why no local worker took a request: the reason and the error to answer with.
-#[derive(Debug)]
-pub struct Refusal {
-    pub why: NoRoute,
-    pub error: ApiError,
+/// A dispatched job, or the answer to give instead (a refusal, or another replica's answer).
+pub async fn route(
+    state: &AppState,
+    req: &ChatRequest,
+    reach: Reach,
+    lane: Lane,
+) -> Result<JobHandle, Response> {
+    let timeout = std::time::Duration::from_secs(state.config.job_timeout_s);
+    let why = match state
+        .hub
+        .dispatch(&req.model, req.body.clone(), req.stream, timeout)
+    {
+        Ok(job) => return Ok(job),
+        Err(why) => why,
+    };
+    let anywhere = reach == Reach::Anywhere;
+    let mut busy_elsewhere = None;
+    if anywhere && matches!(why, NoRoute::NoWorker | NoRoute::AllBusy) && state.replica.is_some() {
+        match forward::respond(state, req).await {
+            forward::Forwarded::Answered(answer) => return Err(answer),
+            forward::Forwarded::Busy(answer) => busy_elsewhere = Some(answer),
+            forward::Forwarded::Nobody => {}
+        }
+    }
+    if anywhere && why == NoRoute::AllBusy && state.config.queue.enabled() {
+        return wait(state, req, lane).await;
+    }
+    Err(busy_elsewhere.unwrap_or_else(|| no_route(state, &req.model, why).into_response()))
 }
 
-impl Refusal {
-    /// The answer: the refusal itself, or (`Reach::Anywhere`, no local worker free) the answer
-    /// of another replica that has one.
-    pub async fn answer(self, state: &AppState, req: &ChatRequest, reach: Reach) -> Response {
-        let forwardable = matches!(self.why, NoRoute::NoWorker | NoRoute::AllBusy);
-        if reach == Reach::Anywhere && forwardable && state.replica.is_some() {
-            forward::respond(state, req, self.error).await
-        } else {
-            self.error.into_response()
+/// Waits in the model's queue for a worker (at most `queue_timeout_ms`), then dispatches to
+/// it; 503 with `Retry-After` when the queue is full or the wait runs out. Dropping the future
+/// (the client went away) leaves the queue at once.
+async fn wait(state: &AppState, req: &ChatRequest, lane: Lane) -> Result<JobHandle, Response> {
+    let settings = state.config.queue;
+    let started = std::time::Instant::now();
+    let Ok(mut ticket) = state.hub.enqueue(&req.model, lane, settings.max_per_model) else {
+        state.metrics.queued("full", started.elapsed());
+        return Err(busy(format!(
+            "every online worker serving `{}` is at capacity and {} requests already wait for one",
+            req.model, settings.max_per_model
+        )));
+    };
+    let depth = QueueDepth::joined(state, started);
+    let timeout = std::time::Duration::from_secs(state.config.job_timeout_s);
+    let mut request = req.body.clone();
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    loop {
+        let Ok(got) = tokio::time::timeout_at(deadline, ticket.worker()).await else {
+            depth.settle("timeout");
+            return Err(busy(format!(
+                "every online worker serving `{}` stayed at capacity for the {} ms this \
+                     request waited",
+                req.model,
+                settings.timeout.as_millis()
+            )));
+        };
+        let Some(live) = got else {
+            return Err(no_route(state, &req.model, NoRoute::Draining).into_response());
+        };
+        match state
+            .hub
+            .dispatch_to(live, &req.model, request, req.stream, timeout)
+        {
+            Ok(job) => {
+                depth.settle("served");
+                return Ok(job);
+            }
+            // That worker's connection closed as it was handed over: wait for the next one.
+            Err(back) => {
+                request = back;
+                let Ok(again) = state.hub.enqueue(&req.model, lane, settings.max_per_model) else {
+                    depth.settle("full");
+                    return Err(busy("the wait queue filled up".to_owned()));
+                };
+                ticket = again;
+            }
         }
     }
 }
 
-/// Routes the request to a local worker, or says why not (503 + Retry-After).
-pub fn dispatch(state: &AppState, req: &ChatRequest) -> Result<JobHandle, Refusal> {
-    let timeout = std::time::Duration::from_secs(state.config.job_timeout_s);
-    state
-        .hub
-        .dispatch(&req.model, req.body.clone(), req.stream, timeout)
-        .map_err(|why| Refusal {
-            why,
-            error: no_route(state, &req.model, why),
-        })
+/// Counts a request in the queue-depth gauge while it waits, and its outcome once: `gone`
+/// when its client left first (the future was dropped).
+struct QueueDepth<'s> {
+    state: &'s AppState,
+    started: std::time::Instant,
+    outcome: &'static str,
+}
+
+impl<'s> QueueDepth<'s> {
+    fn joined(state: &'s AppState, started: std::time::Instant) -> Self {
+        state.metrics.queue_depth(1);
+        Self {
+            state,
+            started,
+            outcome: "gone",
+        }
+    }
+
+    fn settle(mut self, outcome: &'static str) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for QueueDepth<'_> {
+    fn drop(&mut self) {
+        self.state.metrics.queue_depth(-1);
+        self.state
+            .metrics
+            .queued(self.outcome, self.started.elapsed());
+    }
+}
+
+/// 503 `NO_WORKER_AVAILABLE` with `Retry-After: 1`.
+fn busy(message: String) -> Response {
+    let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NoWorkerAvailable, message)
+        .with_fix("Retry after the Retry-After delay, or raise the workers' capacity (BASIS_WORKER_CAPACITY).");
+    e.retry_after_s = Some(1);
+    e.into_response()
 }
 
 fn no_route(state: &AppState, model: &str, why: NoRoute) -> ApiError {

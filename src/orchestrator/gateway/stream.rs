@@ -19,23 +19,23 @@ use tokio::time::{Instant, Sleep};
 
 use super::complete::usage;
 use super::{
-    ChatRequest, Reach, completion_id, dispatch, job_error_response, job_headers, may_reroute,
+    ChatRequest, Reach, completion_id, job_error_response, job_headers, may_reroute, route,
 };
 use crate::domain::Problem;
-use crate::orchestrator::hub::{CancelReason, Finished, JobEvent, JobFailure, JobHandle};
+use crate::orchestrator::hub::{CancelReason, Finished, JobEvent, JobFailure, JobHandle, Lane};
 use crate::orchestrator::state::AppState;
 use crate::wire::{ApiErrorBody, ChatCompletionChunk, ChunkChoice, ChunkDelta};
 
 /// A comment line this often keeps proxies from timing out and notices a vanished client.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
-pub async fn respond(state: AppState, req: ChatRequest, reach: Reach) -> Response {
+pub async fn respond(state: AppState, req: ChatRequest, reach: Reach, lane: Lane) -> Response {
     let deadline = Instant::now() + Duration::from_secs(state.config.job_timeout_s);
     let mut attempt = 0;
     let (job, first) = loop {
-        let mut job = match dispatch(&state, &req) {
+        let mut job = match route(&state, &req, reach, lane).await {
             Ok(job) => job,
-            Err(refusal) => return refusal.answer(&state, &req, reach).await,
+            Err(answer) => return answer,
         };
         let first = next_or_deadline(&mut job, deadline).await;
         match first {

@@ -1,8 +1,9 @@
 //! The hub: the workers connected right now over the worker channel, in memory
 //! (docs/PROTOCOL.md, "Worker channel" and "Worker registry and presence"). Sessions
 //! ([`session`]) attach a [`Live`] per welcomed connection; the gateway asks the hub to route a
-//! job to the least busy routable worker serving a model ([`Hub::dispatch`]); results are
-//! recorded by [`settle`] before the worker gets `job_ack`.
+//! job to the least busy routable worker serving a model ([`Hub::dispatch`]), or requests wait
+//! in [`queue`] for capacity to free up; results are recorded by [`settle`] before the worker
+//! gets `job_ack`.
 //!
 //! Online means: connected, and the last heartbeat younger than `online_window_s` (a
 //! disconnected worker is offline at once). Routable means online and `ready`, while the
@@ -16,6 +17,7 @@ mod handle;
 mod jobs;
 mod live;
 pub mod presence;
+mod queue;
 pub mod session;
 mod settle;
 
@@ -31,6 +33,9 @@ use tokio::sync::mpsc;
 pub use handle::JobHandle;
 pub use jobs::{CancelReason, Finished, JobEvent, JobFailure};
 pub use live::{Hello, Live, Outbound};
+pub use queue::{
+    DEFAULT_MAX_QUEUED_PER_MODEL, DEFAULT_QUEUE_TIMEOUT_MS, Lane, QueueFull, QueueSettings, Ticket,
+};
 
 use crate::domain::{JobId, WorkerId};
 use crate::wire::OrchestratorMessage;
@@ -67,6 +72,8 @@ pub struct Hub {
     draining: AtomicBool,
     /// Finished jobs whose outcome is being written.
     settling: AtomicUsize,
+    /// Requests waiting for capacity ([`queue`]).
+    queues: queue::Queues,
 }
 
 impl Hub {
@@ -82,6 +89,7 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             settling: AtomicUsize::new(0),
+            queues: queue::Queues::default(),
         }
     }
 
@@ -236,52 +244,69 @@ impl Hub {
         }
         for _ in 0..3 {
             let live = self.pick(model)?;
-            let job_id = JobId::generate();
-            let (sink, events) = mpsc::unbounded_channel();
-            let started = Instant::now();
-            let started_unix = self.unix_s(self.now_ms());
-            live.jobs().insert(
-                job_id.clone(),
-                JobEntry {
-                    model: model.to_owned(),
-                    stream,
-                    started,
-                    started_unix,
-                    deadline: started + timeout,
-                    sink,
-                    text: String::new(),
-                    chunks: 0,
-                    cancelled: None,
-                },
-            );
-            let frame = OrchestratorMessage::Job {
-                job_id: job_id.clone(),
-                model: model.to_owned(),
-                request,
-                deadline_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-            };
-            match live.send(frame) {
-                Ok(()) => {
-                    tracing::debug!(%job_id, worker_id = %live.worker_id(), model, "job dispatched");
-                    return Ok(JobHandle::new(
-                        job_id,
-                        model.to_owned(),
-                        started_unix,
-                        live,
-                        events,
-                    ));
-                }
-                Err(frame) => {
-                    // The connection closed meanwhile: take the job back, try another worker.
-                    live.finish(&job_id);
-                    let OrchestratorMessage::Job { request: r, .. } = frame else {
-                        return Err(NoRoute::NoWorker);
-                    };
-                    request = r;
-                }
+            match self.dispatch_to(live, model, request, stream, timeout) {
+                Ok(job) => return Ok(job),
+                Err(r) => request = r,
             }
         }
         Err(NoRoute::NoWorker)
+    }
+
+    /// Sends the job to `live`, on which one unit of capacity is already reserved for it.
+    /// `Err` gives the request back when the connection closed meanwhile (the unit is
+    /// released).
+    pub fn dispatch_to(
+        &self,
+        live: Arc<Live>,
+        model: &str,
+        request: Value,
+        stream: bool,
+        timeout: Duration,
+    ) -> Result<JobHandle, Value> {
+        let job_id = JobId::generate();
+        let (sink, events) = mpsc::unbounded_channel();
+        let started = Instant::now();
+        let started_unix = self.unix_s(self.now_ms());
+        live.jobs().insert(
+            job_id.clone(),
+            JobEntry {
+                model: model.to_owned(),
+                stream,
+                started,
+                started_unix,
+                deadline: started + timeout,
+                sink,
+                text: String::new(),
+                chunks: 0,
+                cancelled: None,
+            },
+        );
+        let frame = OrchestratorMessage::Job {
+            job_id: job_id.clone(),
+            model: model.to_owned(),
+            request,
+            deadline_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        match live.send(frame) {
+            Ok(()) => {
+                tracing::debug!(%job_id, worker_id = %live.worker_id(), model, "job dispatched");
+                Ok(JobHandle::new(
+                    job_id,
+                    model.to_owned(),
+                    started_unix,
+                    live,
+                    events,
+                ))
+            }
+            Err(frame) => {
+                // The connection closed meanwhile: take the job back.
+                live.finish(&job_id);
+                match frame {
+                    OrchestratorMessage::Job { request, .. } => Err(request),
+                    _ => Err(Value::Null),
+                }
+            }
+        }
     }
 
     pub fn is_draining(&self) -> bool {

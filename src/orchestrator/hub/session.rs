@@ -87,6 +87,8 @@ pub async fn serve(state: AppState, mut socket: WebSocket, candidates: Vec<Worke
     tracing::info!(worker_id = %id, conn = live.conn, models = ?live.hello.models,
         capacity = live.hello.capacity, "worker connected");
 
+    // Requests waiting for its models get it first (their jobs go out after the welcome).
+    state.hub.freed(&live);
     let end = if send(&mut socket, &welcome).await.is_ok() {
         run(&state, &live, &mut socket, &mut rx).await
     } else {
@@ -169,6 +171,8 @@ fn on_text(state: &AppState, live: &Arc<Live>, text: &str) -> bool {
             live.beat(state.hub.now_ms(), ready, in_flight);
             state.metrics.heartbeat();
             settle::sweep_expired(state, live);
+            // It may have become ready: waiting requests first.
+            state.hub.freed(live);
             return true;
         }
         WorkerMessage::JobChunk { job_id, delta } => {
@@ -187,7 +191,10 @@ fn on_text(state: &AppState, live: &Arc<Live>, text: &str) -> bool {
             simulated,
             ..
         } => match live.finish(&job_id) {
-            Some(entry) => settle::done(state, live, job_id, entry, output, usage, simulated),
+            Some(entry) => {
+                state.hub.freed(live);
+                settle::done(state, live, job_id, entry, output, usage, simulated);
+            }
             None => settle::unknown(state, live, job_id),
         },
         WorkerMessage::JobError {
@@ -195,7 +202,10 @@ fn on_text(state: &AppState, live: &Arc<Live>, text: &str) -> bool {
             code,
             message,
         } => match live.finish(&job_id) {
-            Some(entry) => settle::failed(state, live, job_id, entry, code, &message),
+            Some(entry) => {
+                state.hub.freed(live);
+                settle::failed(state, live, job_id, entry, code, &message);
+            }
             None => settle::unknown(state, live, job_id),
         },
         WorkerMessage::Hello { .. } => {

@@ -179,6 +179,7 @@ pub fn sweep_expired(state: &AppState, live: &Arc<Live>) {
     };
     for job_id in expired {
         if let Some(entry) = live.finish(&job_id) {
+            state.hub.freed(live);
             let failure = JobFailure::timeout();
             record(
                 state,

@@ -18,16 +18,17 @@ pub async fn completions(
     headers: HeaderMap,
     body: Result<ApiJson<Value>, ApiError>,
 ) -> Response {
-    if let Err(e) = gateway::authorize(&state, &headers, ip).await {
-        return e.into_response();
-    }
+    let lane = match gateway::authorize(&state, &headers, ip).await {
+        Ok(lane) => lane,
+        Err(e) => return e.into_response(),
+    };
     let req = match body.and_then(|ApiJson(body)| ChatRequest::parse(body)) {
         Ok(req) => req,
         Err(e) => return e.into_response(),
     };
     if req.stream {
-        stream::respond(state, req, Reach::Anywhere).await
+        stream::respond(state, req, Reach::Anywhere, lane).await
     } else {
-        complete::respond(state, req, Reach::Anywhere).await
+        complete::respond(state, req, Reach::Anywhere, lane).await
     }
 }

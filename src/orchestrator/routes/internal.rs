@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::domain::ErrorCode;
 use crate::orchestrator::error::ApiError;
-use crate::orchestrator::gateway::{ChatRequest, Reach, complete, stream};
+use crate::orchestrator::gateway::{self, ChatRequest, Reach, complete, stream};
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::wire::REPLICA_CHAT_COMPLETIONS;
 
@@ -31,19 +31,23 @@ pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         &body,
         unix_now(),
     );
-    if let Err(why) = verified {
-        tracing::warn!(error = %why, "a replica call was refused");
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::ReplicaAuthFailed,
-            why.to_string(),
-        )
-        .with_fix(
-            "Give every replica the same replica secret (BASIS_REPLICA_SECRET or [replica] \
+    let from = match verified {
+        Ok(from) => from,
+        Err(why) => {
+            tracing::warn!(error = %why, "a replica call was refused");
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::ReplicaAuthFailed,
+                why.to_string(),
+            )
+            .with_fix(
+                "Give every replica the same replica secret (BASIS_REPLICA_SECRET or [replica] \
                  secret_file) and keep their clocks in step (NTP).",
-        )
-        .into_response();
-    }
+            )
+            .into_response();
+        }
+    };
+    let lane = gateway::lane_of(&format!("replica {from}"));
     let req = match serde_json::from_slice::<Value>(&body)
         .map_err(|e| {
             ApiError::bad_request(ErrorCode::InvalidJson, format!("the forwarded body: {e}"))
@@ -54,8 +58,8 @@ pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         Err(e) => return e.into_response(),
     };
     if req.stream {
-        stream::respond(state, req, Reach::HereOnly).await
+        stream::respond(state, req, Reach::HereOnly, lane).await
     } else {
-        complete::respond(state, req, Reach::HereOnly).await
+        complete::respond(state, req, Reach::HereOnly, lane).await
     }
 }
