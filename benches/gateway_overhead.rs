@@ -3,7 +3,10 @@
 //!
 //! - non-streamed latency at concurrency 1, p50 and p99 (target: added p50 ≤ 1 ms);
 //! - non-streamed throughput at concurrency 8 (target: gateway ≥ 25% of direct);
-//! - streamed time to first byte at concurrency 1 (target: added p50 ≤ 1 ms).
+//! - streamed time to first byte at concurrency 1 (target: added p50 ≤ 1 ms);
+//! - non-streamed throughput and call time at concurrency 64 through the gateway: twice the
+//!   worker's default capacity (vllm: 32), so half the calls wait in the orchestrator's queue;
+//!   any error answer fails the run.
 //!
 //! The upstream is an in-bench axum server on 127.0.0.1:0 with a fixed answer (JSON and SSE)
 //! that stands in for vLLM, which cannot run on a machine without a GPU; so the figures are
@@ -46,6 +49,9 @@ const MODEL: &str = "bench-model";
 const WORKER: &str = "bench-gpu-1";
 const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 const CONCURRENCY: usize = 8;
+/// The concurrency of the series through the wait queue: twice the vllm worker's default
+/// capacity (32), so half the calls wait for a free slot.
+const QUEUED_CONCURRENCY: usize = 64;
 /// Requests per direct/gateway block in the latency series.
 const BLOCK: usize = 50;
 
@@ -153,7 +159,7 @@ async fn worker(dir: &Path, orchestrator: &str, upstream: &str) -> Result<Proc> 
     )?;
     std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))?;
     let child = Command::new(bin())
-        .args(["worker", "--capacity", "32", "--env"])
+        .args(["worker", "--env"])
         .arg(&env_file)
         .env("BASIS_HOME", &home)
         .env("RUST_LOG", "warn")
@@ -306,32 +312,41 @@ impl Pids {
     }
 }
 
-/// Completed non-streamed calls per second with `CONCURRENCY` clients for `secs`, and how
-/// many calls completed.
-async fn throughput(http: &reqwest::Client, target: &Target, secs: f64) -> Result<(f64, u64)> {
+/// Completed non-streamed calls per second with `clients` concurrent clients for `secs`, how
+/// many calls completed, and each call's time (µs, sorted; queue wait included). Any error
+/// answer fails the run.
+async fn throughput(
+    http: &reqwest::Client,
+    target: &Target,
+    secs: f64,
+    clients: usize,
+) -> Result<(f64, u64, Vec<u32>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..CONCURRENCY {
+    for _ in 0..clients {
         let (http, target) = (http.clone(), target.clone());
         let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
         tasks.spawn(async move {
+            let mut times = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                call(&http, &target, false).await?;
+                times.push(call(&http, &target, false).await?.total_us);
                 done.fetch_add(1, Ordering::Relaxed);
             }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(times)
         });
     }
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.store(true, Ordering::Relaxed);
+    let mut times = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        joined??;
+        times.extend(joined??);
     }
+    times.sort_unstable();
     let done = done.load(Ordering::Relaxed);
     #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-    Ok((done as f64 / started.elapsed().as_secs_f64(), done))
+    Ok((done as f64 / started.elapsed().as_secs_f64(), done, times))
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -385,6 +400,8 @@ struct Figures {
     /// CPU µs per call at concurrency 8: [orchestrator, worker, bench] for each target.
     cpu: [[u64; 3]; 2],
     fsync: Vec<u32>,
+    /// Through the gateway at `QUEUED_CONCURRENCY`: calls/s and each call's time, sorted.
+    queued: (f64, Vec<u32>),
 }
 
 async fn measure(
@@ -405,7 +422,7 @@ async fn measure(
     for _ in 0..2 {
         for (i, target) in targets.iter().enumerate() {
             let before = pids.cpu();
-            let (rate, done) = throughput(http, target, secs / 2.0).await?;
+            let (rate, done, _) = throughput(http, target, secs / 2.0, CONCURRENCY).await?;
             let after = pids.cpu();
             rates[i] += rate / 2.0;
             calls[i] += done;
@@ -420,12 +437,14 @@ async fn measure(
         }
     }
     let ttfb = latency(http, targets, true, n).await?;
+    let (rate, _, times) = throughput(http, targets[1], secs, QUEUED_CONCURRENCY).await?;
     Ok(Figures {
         plain,
         ttfb,
         rates,
         cpu,
         fsync,
+        queued: (rate, times),
     })
 }
 
@@ -476,6 +495,13 @@ fn report(f: &Figures, n: usize, secs: f64, peak_kib: u64) {
     );
     row("stream time to first byte, c=1", &f.ttfb, 0.5, Some(1.0));
     row("stream time to first byte, c=1", &f.ttfb, 0.99, None);
+    println!(
+        "| non-stream through the queue, c={QUEUED_CONCURRENCY} (worker at its default capacity) | | \
+         {:.0} req/s; p50 {:.3} ms, p99 {:.3} ms (queue wait included) | | 0 errors | PASS (an error fails the run) |",
+        f.queued.0,
+        percentile(&f.queued.1, 0.5),
+        percentile(&f.queued.1, 0.99)
+    );
     let [direct, gateway] = f.cpu;
     println!(
         "\nCPU per call at c={CONCURRENCY} (user + system): direct: bench (client + upstream) \

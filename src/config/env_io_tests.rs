@@ -92,9 +92,9 @@ fn write_outcome_lists_keys_and_fingerprint_not_token() {
     let env = full_env();
     let out = env.write(&fx.env_path(), &fx.allowed).unwrap();
     assert_eq!(out.path, fx.env_path());
-    assert_eq!(&out.keys[..12], KNOWN_KEYS);
+    assert_eq!(&out.keys[..KNOWN_KEYS.len()], KNOWN_KEYS);
     assert_eq!(
-        &out.keys[12..],
+        &out.keys[KNOWN_KEYS.len()..],
         ["CUDA_VISIBLE_DEVICES", "GREETING", "QUOTED", "EMPTY"]
     );
     assert_eq!(
