@@ -27,19 +27,18 @@
 //! latency of the disk under the database: a non-streamed gateway answer waits for one fsync
 //! (its receipt is committed with `synchronous=FULL` first), so on a busy disk that dominates.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use basis::domain::{Runtime, WalletAddress, WorkerId, WorkerToken};
-use basis::wire::RegisterRequest;
+use procs::{Proc, announced, bin, percentile, vllm_worker};
 use serde_json::{Value, json};
 use upstream::{PIECES, answer, piece_delay};
 
+#[path = "gateway_overhead/procs.rs"]
+mod procs;
 #[path = "gateway_overhead/upstream.rs"]
 mod upstream;
 
@@ -71,19 +70,6 @@ fn db_synchronous() -> String {
 // ---- the processes under test ----
 
 /// A child process, killed when dropped (also on an early error return).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_basis")
-}
-
 /// Creates a client key in a fresh database; starts the orchestrator on it.
 fn orchestrator(dir: &Path) -> Result<(Proc, String, String)> {
     let db = dir.join("orchestrator.db");
@@ -115,59 +101,8 @@ fn orchestrator(dir: &Path) -> Result<(Proc, String, String)> {
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("orchestrator.log"))?)
         .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let proc = Proc(child);
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    std::thread::spawn(move || for _ in reader.lines() {});
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or("the orchestrator announced no address")?
-        .to_owned();
-    Ok((proc, url, key))
-}
-
-/// Registers the worker, writes its env file and starts `basis worker` (vllm runtime).
-async fn worker(dir: &Path, orchestrator: &str, upstream: &str) -> Result<Proc> {
-    let token = WorkerToken::generate();
-    let request = RegisterRequest {
-        worker_id: WorkerId::parse(WORKER)?,
-        wallet: WalletAddress::parse(WALLET)?,
-        runtime: Runtime::Vllm,
-        models: vec![MODEL.into()],
-        token_sha256: token.sha256(),
-        hardware: None,
-        version: env!("CARGO_PKG_VERSION").into(),
-        multi_task: false,
-    };
-    basis::client::OrchestratorClient::new(orchestrator.parse()?, Duration::from_secs(10))?
-        .register(&request, None, None)
-        .await?;
-    let home = dir.join("worker");
-    std::fs::create_dir_all(&home)?;
-    let env_file = home.join("worker.env");
-    std::fs::write(
-        &env_file,
-        format!(
-            "BASIS_WORKER_ID={WORKER}\nBASIS_WORKER_WALLET={WALLET}\nBASIS_WORKER_RUNTIME=vllm\n\
-             BASIS_WORKER_MODELS={MODEL}\nVLLM_URL={upstream}\nBASIS_ORCHESTRATOR_URL={orchestrator}\n\
-             BASIS_WORKER_TOKEN={}\n",
-            token.expose_secret()
-        ),
-    )?;
-    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))?;
-    let child = Command::new(bin())
-        .args(["worker", "--env"])
-        .arg(&env_file)
-        .env("BASIS_HOME", &home)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("worker.log"))?)
-        .spawn()?;
-    Ok(Proc(child))
+    let url = announced(&mut child)?;
+    Ok((Proc(child), url, key))
 }
 
 async fn wait_online(http: &reqwest::Client, orchestrator: &str) -> Result {
@@ -349,19 +284,6 @@ async fn throughput(
     Ok((done as f64 / started.elapsed().as_secs_f64(), done, times))
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    f64::from(sorted[i]) / 1000.0
-}
-
 /// fsync latency of the filesystem under `dir` (where the orchestrator's database is), µs,
 /// sorted: each gateway job waits for one (its receipt is committed with `synchronous=FULL`).
 fn fsync_probe(dir: &Path, n: usize) -> Result<Vec<u32>> {
@@ -530,7 +452,7 @@ async fn run(measuring: bool) -> Result {
     let dir = tempfile::tempdir()?;
     let upstream = upstream::serve().await?;
     let (orch, orch_url, key) = orchestrator(dir.path())?;
-    let worker = worker(dir.path(), &orch_url, &upstream).await?;
+    let worker = vllm_worker(dir.path(), &orch_url, &upstream).await?;
     let pids = Pids {
         orchestrator: orch.0.id().to_string(),
         worker: worker.0.id().to_string(),

@@ -16,20 +16,19 @@
 //! latency series (1000), `BASIS_GATEWAY_SECONDS` per throughput series (4). Without `--bench`
 //! it only checks that both paths answer.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use basis::domain::{Runtime, WalletAddress, WorkerId, WorkerToken};
 use basis::orchestrator::store::postgres::testdb::TestDb;
-use basis::wire::RegisterRequest;
+use procs::{Proc, announced, bin, percentile, vllm_worker};
 use serde_json::{Value, json};
 use upstream::answer;
 
+#[path = "gateway_overhead/procs.rs"]
+mod procs;
 #[path = "gateway_overhead/upstream.rs"]
 mod upstream;
 
@@ -46,19 +45,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_basis")
 }
 
 /// Replica `id` on `database`; returns it and its URL.
@@ -85,58 +71,8 @@ fn replica(dir: &Path, id: &str, database: &str, secret: &str) -> Result<(Proc, 
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join(format!("{id}.log")))?)
         .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let proc = Proc(child);
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    std::thread::spawn(move || for _ in reader.lines() {});
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or("a replica announced no address")?
-        .to_owned();
-    Ok((proc, url))
-}
-
-async fn worker(dir: &Path, orchestrator: &str, upstream: &str) -> Result<Proc> {
-    let token = WorkerToken::generate();
-    let request = RegisterRequest {
-        worker_id: WorkerId::parse(WORKER)?,
-        wallet: WalletAddress::parse(WALLET)?,
-        runtime: Runtime::Vllm,
-        models: vec![MODEL.into()],
-        token_sha256: token.sha256(),
-        hardware: None,
-        version: env!("CARGO_PKG_VERSION").into(),
-        multi_task: false,
-    };
-    basis::client::OrchestratorClient::new(orchestrator.parse()?, Duration::from_secs(10))?
-        .register(&request, None, None)
-        .await?;
-    let home = dir.join("worker");
-    std::fs::create_dir_all(&home)?;
-    let env_file = home.join("worker.env");
-    std::fs::write(
-        &env_file,
-        format!(
-            "BASIS_WORKER_ID={WORKER}\nBASIS_WORKER_WALLET={WALLET}\nBASIS_WORKER_RUNTIME=vllm\n\
-             BASIS_WORKER_MODELS={MODEL}\nVLLM_URL={upstream}\nBASIS_ORCHESTRATOR_URL={orchestrator}\n\
-             BASIS_WORKER_TOKEN={}\n",
-            token.expose_secret()
-        ),
-    )?;
-    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))?;
-    let child = Command::new(bin())
-        .args(["worker", "--capacity", "32", "--env"])
-        .arg(&env_file)
-        .env("BASIS_HOME", &home)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("worker.log"))?)
-        .spawn()?;
-    Ok(Proc(child))
+    let url = announced(&mut child)?;
+    Ok((Proc(child), url))
 }
 
 /// Waits until `url`'s `/v1/models` lists the model (on A: once B's presence flush ran).
@@ -254,19 +190,6 @@ async fn throughput(http: &reqwest::Client, url: &str, forwarded: bool, secs: f6
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    f64::from(sorted[i]) / 1000.0
-}
-
 fn row(what: &str, s: &[Vec<u32>; 2], q: f64) {
     let (d, f) = (percentile(&s[0], q), percentile(&s[1], q));
     println!(
@@ -290,7 +213,7 @@ async fn run(measuring: bool) -> Result {
     let upstream = upstream::serve().await?;
     let (_a, a_url) = replica(dir.path(), "r-a", &db.url, &secret)?;
     let (_b, b_url) = replica(dir.path(), "r-b", &db.url, &secret)?;
-    let _worker = worker(dir.path(), &b_url, &upstream).await?;
+    let _worker = vllm_worker(dir.path(), &b_url, &upstream).await?;
     let http = basis::http::client_builder(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(64)

@@ -181,35 +181,33 @@ impl JsonSchema for WorkerId {
 /// An orchestrator replica's name among the replicas on one database, from its config; the
 /// same grammar as a [`WorkerId`].
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReplicaId(String);
+pub struct ReplicaId(WorkerId);
 
 impl ReplicaId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let faults = WorkerIdFaults::of(s);
-        if faults.is_empty() {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(IdError::BadWorkerId {
+        WorkerId::parse(s).map(Self).map_err(|e| match e {
+            IdError::BadWorkerId { faults, .. } => IdError::BadWorkerId {
                 kind: "replica id",
                 faults,
-            })
-        }
+            },
+            other @ IdError::BadGenerated { .. } => other,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl fmt::Display for ReplicaId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for ReplicaId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReplicaId({})", self.0)
+        write!(f, "ReplicaId({})", self.as_str())
     }
 }
 

@@ -145,22 +145,28 @@ async fn an_unreachable_orchestrator_fails_fast_with_a_clear_code() -> TestResul
     Ok(())
 }
 
-/// The cap on open connections per address. The timeouts here are long, so no held
-/// connection can time out and free a slot while a slow machine gets to the next step: the
-/// only thing that frees one is the client closing it.
-#[tokio::test]
-async fn a_connection_over_the_cap_is_closed_and_a_freed_slot_is_usable() -> TestResult {
-    use tokio::io::AsyncWriteExt as _;
+/// An orchestrator with `[http]` set to `http`, and its `host:port` for raw sockets.
+fn with_http(http: &str) -> (Orchestrator, String) {
     let orch = Orchestrator::with(Options {
-        toml: format!(
-            "{RELAXED_LIMITS}\n[http]\nheader_read_timeout_s = 60\nbody_read_timeout_s = 60\nmax_connections_per_ip = 6\n"
-        ),
+        toml: format!("{RELAXED_LIMITS}\n[http]\n{http}"),
         ..Options::default()
     });
     let addr = format!(
         "{}:{}",
         orch.url.host_str().unwrap_or("127.0.0.1"),
         orch.url.port().unwrap_or(80)
+    );
+    (orch, addr)
+}
+
+/// The cap on open connections per address. The timeouts here are long, so no held
+/// connection can time out and free a slot while a slow machine gets to the next step: the
+/// only thing that frees one is the client closing it.
+#[tokio::test]
+async fn a_connection_over_the_cap_is_closed_and_a_freed_slot_is_usable() -> TestResult {
+    use tokio::io::AsyncWriteExt as _;
+    let (orch, addr) = with_http(
+        "header_read_timeout_s = 60\nbody_read_timeout_s = 60\nmax_connections_per_ip = 6\n",
     );
     let open = || tokio::net::TcpStream::connect(addr.clone());
     // Six held connections, each proven accepted (it answered a request and stays open).
@@ -248,17 +254,7 @@ async fn until_closed(
 #[tokio::test]
 async fn slow_and_silent_connections_are_closed() -> TestResult {
     use tokio::io::AsyncWriteExt as _;
-    let orch = Orchestrator::with(Options {
-        toml: format!(
-            "{RELAXED_LIMITS}\n[http]\nheader_read_timeout_s = 1\nbody_read_timeout_s = 1\n"
-        ),
-        ..Options::default()
-    });
-    let addr = format!(
-        "{}:{}",
-        orch.url.host_str().unwrap_or("127.0.0.1"),
-        orch.url.port().unwrap_or(80)
-    );
+    let (_orch, addr) = with_http("header_read_timeout_s = 1\nbody_read_timeout_s = 1\n");
     let open = || tokio::net::TcpStream::connect(addr.clone());
     let patience = Duration::from_secs(5);
 
