@@ -223,3 +223,46 @@ async fn a_light_client_key_is_not_starved_by_a_heavy_one() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_worker_that_becomes_ready_takes_a_waiting_request() -> TestResult {
+    let orch = orchestrator("", true);
+    let (ta, tb) = (
+        register(&orch, "gpu-a", &["m"]).await,
+        register(&orch, "gpu-b", &["m", "only-b"]).await,
+    );
+    let mut a = FakeWorker::connect(&orch, &ta, "gpu-a", &["m"], 1).await;
+    let mut b = FakeWorker::connect(&orch, &tb, "gpu-b", &["m", "only-b"], 1).await;
+    // b says it is not ready (its model leaves /v1/models); a takes the first request and is
+    // then full.
+    b.heartbeats(true, false);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let list: Value = orch
+            .http()
+            .get(orch.at("/v1/models"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if !list.to_string().contains("only-b") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "b stayed routable: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = send(&orch, None, "first");
+    let (job_a, _) = a.next_job().await;
+    let waiting = send(&orch, None, "waiting");
+    until_metric(&orch, DEPTH, 1.0).await;
+    // b's next heartbeat says ready: the waiting request goes to b, while a is still busy.
+    b.heartbeats(true, true);
+    let (job_b, request) = b.next_job().await;
+    assert_eq!(text_of(&request), "waiting");
+    b.done(&job_b, "from b");
+    a.done(&job_a, "from a");
+    let waiting = waiting.await??;
+    assert_eq!(waiting.headers()["x-basis-worker-id"], "gpu-b");
+    assert_eq!(first.await??.status(), 200);
+    Ok(())
+}

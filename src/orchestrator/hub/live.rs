@@ -96,10 +96,14 @@ impl Live {
         });
     }
 
-    pub fn beat(&self, now_ms: u64, ready: bool, in_flight: u32) {
+    /// Records a heartbeat; true when it made the worker routable again (it was not ready, or
+    /// its last heartbeat was older than `window_ms`), so its capacity is free for waiters.
+    pub fn beat(&self, now_ms: u64, window_ms: u64, ready: bool, in_flight: u32) -> bool {
+        let was_online = self.is_online(now_ms, window_ms);
         self.last_beat_ms.store(now_ms, Ordering::Relaxed);
-        self.ready.store(ready, Ordering::Relaxed);
+        let was_ready = self.ready.swap(ready, Ordering::Relaxed);
         self.reported_in_flight.store(in_flight, Ordering::Relaxed);
+        ready && !(was_ready && was_online)
     }
 
     pub fn last_beat_ms(&self) -> u64 {

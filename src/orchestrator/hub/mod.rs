@@ -11,7 +11,9 @@
 //!
 //! Architecture invariant: the heartbeat path takes no lock shared between connections and
 //! writes nothing to the store; presence reaches the store on connect, on disconnect and in
-//! one batched write per [`presence::FLUSH_EVERY`].
+//! one batched write per [`presence::FLUSH_EVERY`]. The one exception: a heartbeat that makes
+//! a worker routable again while requests wait takes the queue's lock to hand them its
+//! capacity ([`Hub::heartbeat`]).
 
 mod handle;
 mod jobs;
@@ -306,6 +308,15 @@ impl Hub {
                     _ => Err(Value::Null),
                 }
             }
+        }
+    }
+
+    /// Records `live`'s heartbeat. One that makes it routable again (ready after not, or back
+    /// within the window) hands its capacity to waiting requests; any other touches nothing
+    /// shared between connections.
+    pub fn heartbeat(&self, live: &Arc<Live>, ready: bool, in_flight: u32) {
+        if live.beat(self.now_ms(), self.window_ms, ready, in_flight) {
+            self.freed(live);
         }
     }
 

@@ -6,8 +6,8 @@
 //! with one waiter is served within one turn of every other lane, however many waiters a
 //! flooding lane has queued. Within a lane, first come first served.
 //!
-//! Hand-off: capacity freed on a worker (a job ended, the worker became ready, a worker
-//! connected) is reserved on the worker *before* a waiter is told, and the waiter receives the
+//! Hand-off: capacity freed on a worker (a job ended, the worker became routable again, a
+//! worker connected) is reserved on the worker *before* a waiter is told, and the waiter receives the
 //! worker with that unit already reserved ([`super::Hub::freed`]), so a request arriving
 //! meanwhile cannot take it: queued requests go first. A waiter that went away (its client
 //! disconnected: its [`Ticket`] was dropped) leaves its lane at once; a unit handed to it as it
@@ -261,7 +261,8 @@ impl Hub {
 
     /// Hands `live`'s free capacity to the requests waiting for the models it serves, as long
     /// as it is routable and has capacity: each gets one unit, reserved before it is told.
-    /// Called whenever capacity may have appeared: a job ended, a heartbeat, a connection.
+    /// Called whenever capacity may have appeared: a job ended, the worker became routable
+    /// again ([`Hub::heartbeat`]), a connection opened.
     pub fn freed(&self, live: &Arc<Live>) {
         if self.queues.waiting() == 0 || self.is_draining() {
             return;

@@ -168,11 +168,9 @@ fn on_text(state: &AppState, live: &Arc<Live>, text: &str) -> bool {
         WorkerMessage::Heartbeat {
             in_flight, ready, ..
         } => {
-            live.beat(state.hub.now_ms(), ready, in_flight);
+            state.hub.heartbeat(live, ready, in_flight);
             state.metrics.heartbeat();
             settle::sweep_expired(state, live);
-            // It may have become ready: waiting requests first.
-            state.hub.freed(live);
             return true;
         }
         WorkerMessage::JobChunk { job_id, delta } => {
