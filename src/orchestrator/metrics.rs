@@ -201,7 +201,7 @@ impl Default for Metrics {
         let queued = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "gateway_queued",
-            "Gateway requests that met a busy model, by outcome (served, timeout, full, gone)",
+            "Gateway requests that met a busy model, by outcome (served, timeout, full, gone, drained)",
             queued.clone(),
         );
         registry.register(
@@ -280,8 +280,8 @@ impl Metrics {
         self.queue_depth.inc_by(delta);
     }
 
-    /// A queued request left the queue after `waited`: `served`, `timeout` or `gone`; or
-    /// found it `full`.
+    /// A queued request left the queue after `waited`: `served`, `timeout`, `gone` (its
+    /// client left) or `drained` (the orchestrator began shutting down); or found it `full`.
     pub fn queued(&self, outcome: &'static str, waited: std::time::Duration) {
         self.queued.get_or_create(&OutcomeLabels { outcome }).inc();
         if outcome != "full" {

@@ -193,6 +193,7 @@ async fn wait(state: &AppState, req: &ChatRequest, lane: Lane) -> Result<JobHand
             )));
         };
         let Some(live) = got else {
+            depth.settle("drained");
             return Err(no_route(state, &req.model, NoRoute::Draining).into_response());
         };
         match state

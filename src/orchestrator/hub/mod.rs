@@ -324,9 +324,10 @@ impl Hub {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Stops routing and asks every worker to drain.
+    /// Stops routing, sends waiting requests away, and asks every worker to drain.
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::Release);
+        self.release_waiters();
         for live in self.read().values() {
             let _ = live.send(OrchestratorMessage::Drain);
         }

@@ -191,6 +191,15 @@ impl Queues {
         })
     }
 
+    /// Lets every waiter go without a worker (the orchestrator is draining).
+    fn release_all(&self) {
+        let drained: Vec<ModelQueue> = self.lock().drain().map(|(_, q)| q).collect();
+        let n: usize = drained.iter().map(|q| q.len).sum();
+        self.waiting.fetch_sub(n, Ordering::AcqRel);
+        // Dropping the senders wakes each waiter with nothing.
+        drop(drained);
+    }
+
     fn remove(&self, model: &str, lane: Lane, id: u64) {
         let mut models = self.lock();
         let Some(queue) = models.get_mut(model) else {
@@ -257,6 +266,12 @@ impl Hub {
     /// Requests waiting for a worker now.
     pub fn queued(&self) -> usize {
         self.queues.waiting()
+    }
+
+    /// Sends every waiting request away without a worker (they answer
+    /// `ORCHESTRATOR_DRAINING`); called when the drain begins.
+    pub(super) fn release_waiters(&self) {
+        self.queues.release_all();
     }
 
     /// Hands `live`'s free capacity to the requests waiting for the models it serves, as long
@@ -326,6 +341,22 @@ mod tests {
         assert_eq!(q.len, 2);
         let order: Vec<u64> = std::iter::from_fn(|| q.pop().map(|w| w.id)).collect();
         assert_eq!(order, vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_drain_sends_the_waiters_away_without_a_worker() {
+        let hub = Hub::new(Duration::from_secs(30));
+        let mut a = hub.enqueue("m", lane(1), 8).unwrap();
+        let mut b = hub.enqueue("other", lane(2), 8).unwrap();
+        assert_eq!(hub.queued(), 2);
+        hub.begin_drain();
+        assert_eq!(hub.queued(), 0);
+        assert!(a.worker().await.is_none());
+        assert!(b.worker().await.is_none());
+        assert!(
+            hub.enqueue("m", lane(1), 1).is_ok(),
+            "a full queue was emptied"
+        );
     }
 
     #[test]
