@@ -20,6 +20,7 @@ mod orchestrator {
     mod market;
     mod persistence;
     mod queueing;
+    mod quotas;
     mod registration;
     mod replicas;
     mod robustness;

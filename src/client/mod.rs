@@ -12,6 +12,7 @@
 //! orchestrator's internals, the operations or the fronts.
 
 mod error;
+mod keys;
 mod network;
 mod tasks;
 mod workers;

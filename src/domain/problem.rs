@@ -125,6 +125,14 @@ error_codes! {
     ClientKeyRequired = "CLIENT_KEY_REQUIRED", exit 2;
     /// The key sent is not a client key of this orchestrator (it was not shown).
     ClientKeyInvalid = "CLIENT_KEY_INVALID", exit 2;
+    /// The client key used its quota (requests per minute or tokens per UTC day); retry after
+    /// Retry-After, or ask the operator for a higher limit (`keys set-limits`).
+    QuotaExceeded = "QUOTA_EXCEEDED", exit 1;
+    /// No API key has the id given (`key:` + hex of its sha256, as `keys list` shows).
+    KeyNotFound = "KEY_NOT_FOUND", exit 3;
+    /// The worker's capabilities (GPU, VRAM, labels, runtime, models) lack what the task
+    /// requires; the message says what is missing.
+    CapabilityMismatch = "CAPABILITY_MISMATCH", exit 3;
     /// The worker channel was opened without the worker's token, or with a wrong one.
     WorkerTokenInvalid = "WORKER_TOKEN_INVALID", exit 2;
     /// No online, ready worker with free capacity serves the model now; retry after Retry-After.

@@ -9,6 +9,7 @@ pub mod canary;
 pub mod check;
 pub mod env_resource;
 pub mod hash;
+pub mod keys;
 pub mod logs;
 pub mod mcp_install;
 pub mod network;

@@ -35,7 +35,7 @@ fn invalid(message: impl Into<String>, fix: &str) -> Problem {
 }
 
 /// The admin key: from the file when given, else from the environment.
-fn admin_key(
+pub(crate) fn admin_key(
     file: Option<&PathBuf>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<SecretString, Problem> {

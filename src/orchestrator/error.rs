@@ -69,6 +69,13 @@ impl ApiError {
         e
     }
 
+    /// Adds `Retry-After: secs`.
+    #[must_use]
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_s = Some(secs);
+        self
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
             .with_fix("See /openapi.json for the routes this orchestrator serves.")

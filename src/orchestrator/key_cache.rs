@@ -5,6 +5,8 @@
 //! most: a key taken out of the database stops working within that time. The same memory,
 //! with [`PROVEN_TTL`], holds the credentials that passed authentication lately, which the
 //! failed-authentication lockout of their address does not stop (`auth::not_locked_out`).
+//! Each entry may carry a value (a client key's quotas, `quota::ClientGrant`); revoking or
+//! re-limiting a key [`KeyCache::forget`]s it at once.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -20,19 +22,31 @@ pub const PROVEN_TTL: Duration = Duration::from_mins(15);
 const CAPACITY: usize = 4096;
 
 #[derive(Debug)]
-pub struct KeyCache {
-    /// Key hash → when it was found valid.
-    found: Mutex<HashMap<KeySha256, Instant>>,
+pub struct KeyCache<V = ()> {
+    /// Key hash → when it was found valid, and what was found.
+    found: Mutex<HashMap<KeySha256, (Instant, V)>>,
     ttl: Duration,
 }
 
-impl Default for KeyCache {
+impl<V: Clone> Default for KeyCache<V> {
     fn default() -> Self {
         Self::with_ttl(TTL)
     }
 }
 
-impl KeyCache {
+impl KeyCache<()> {
+    /// Remembers that `key` was found valid at `now`.
+    pub fn remember(&self, key: KeySha256, now: Instant) {
+        self.remember_with(key, now, ());
+    }
+
+    /// Whether `key` was found valid less than the TTL ago.
+    pub fn is_fresh(&self, key: &KeySha256, now: Instant) -> bool {
+        self.get(key, now).is_some()
+    }
+}
+
+impl<V: Clone> KeyCache<V> {
     /// A memory whose entries last `ttl`.
     pub fn with_ttl(ttl: Duration) -> Self {
         Self {
@@ -41,24 +55,33 @@ impl KeyCache {
         }
     }
 
-    /// Whether `key` was found valid less than the TTL ago.
-    pub fn is_fresh(&self, key: &KeySha256, now: Instant) -> bool {
+    /// What was found for `key`, if less than the TTL ago.
+    pub fn get(&self, key: &KeySha256, now: Instant) -> Option<V> {
         let found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
         found
             .get(key)
-            .is_some_and(|at| now.saturating_duration_since(*at) < self.ttl)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < self.ttl)
+            .map(|(_, v)| v.clone())
     }
 
-    /// Remembers that `key` was found valid at `now`.
-    pub fn remember(&self, key: KeySha256, now: Instant) {
+    /// Remembers that `key` was found valid at `now`, with `value`.
+    pub fn remember_with(&self, key: KeySha256, now: Instant, value: V) {
         let mut found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
         if found.len() >= CAPACITY && !found.contains_key(&key) {
-            found.retain(|_, at| now.saturating_duration_since(*at) < self.ttl);
+            found.retain(|_, (at, _)| now.saturating_duration_since(*at) < self.ttl);
             if found.len() >= CAPACITY {
                 found.clear();
             }
         }
-        found.insert(key, now);
+        found.insert(key, (now, value));
+    }
+
+    /// Forgets `key` (revoked, or its quotas changed): the next use asks the database.
+    pub fn forget(&self, key: &KeySha256) {
+        self.found
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 }
 
@@ -68,7 +91,7 @@ mod tests {
 
     #[test]
     fn a_key_is_trusted_for_the_ttl_only() {
-        let cache = KeyCache::default();
+        let cache = KeyCache::<()>::default();
         let key = KeySha256::of("k");
         let t0 = Instant::now();
         assert!(!cache.is_fresh(&key, t0), "unknown keys are looked up");
@@ -76,11 +99,14 @@ mod tests {
         assert!(cache.is_fresh(&key, t0 + TTL / 2));
         assert!(!cache.is_fresh(&key, t0 + TTL), "expired: asked again");
         assert!(!cache.is_fresh(&KeySha256::of("other"), t0));
+        cache.remember(key, t0);
+        cache.forget(&key);
+        assert!(!cache.is_fresh(&key, t0), "forgotten: asked again");
     }
 
     #[test]
     fn it_stays_bounded() {
-        let cache = KeyCache::default();
+        let cache = KeyCache::<()>::default();
         let t0 = Instant::now();
         for i in 0..CAPACITY + 10 {
             cache.remember(KeySha256::of(&i.to_string()), t0);

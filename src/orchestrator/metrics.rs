@@ -254,7 +254,7 @@ impl Metrics {
             .inc();
     }
 
-    /// `limit` is `register` or `auth_failures`.
+    /// `limit` is `register`, `auth_failures` or `quota` (a client key over its quota).
     pub fn rate_limited(&self, limit: &'static str) {
         self.rate_limited
             .get_or_create(&LimitLabels { limit })

@@ -25,6 +25,7 @@ pub mod keys;
 pub mod market;
 pub mod metrics;
 pub mod openapi;
+mod quota;
 mod rate_limit;
 mod registration;
 pub mod replica;

@@ -2,6 +2,7 @@
 //! schemars output (JSON Schema 2020-12, which `OpenAPI` 3.1 uses as is); paths reference them.
 //! The task market's paths are in [`tasks`].
 
+mod keys;
 mod tasks;
 
 use schemars::JsonSchema;
@@ -51,6 +52,7 @@ pub fn document() -> Value {
     let err =
         |description: &str| json!({ "description": description, "content": json_content(&error) });
     let market = tasks::paths(&mut g, &err);
+    let keys = keys::paths(&mut g, &err);
     let schemas = g.take_definitions(true);
 
     let ok = |description: &str, schema: &Value| json!({ "description": description, "content": json_content(schema) });
@@ -128,7 +130,7 @@ pub fn document() -> Value {
         }
     });
     let gateway = gateway_paths(&err, &models, &completion, &chunk, &receipt);
-    for more in [gateway, market] {
+    for more in [gateway, market, keys] {
         if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
             paths.extend(more);
         }
@@ -186,6 +188,7 @@ fn gateway_paths(
                         "text/event-stream": { "schema": chunk } } },
                     "400": err("Invalid body"), "401": err("Missing or wrong client key"),
                     "413": err("Body too large"),
+                    "429": err("QUOTA_EXCEEDED: the client key's requests per minute or tokens per UTC day; see Retry-After"),
                     "502": err("The worker failed or was lost (WORKER_LOST, MODEL_NOT_FOUND, RUNTIME_DOWN, ...)"),
                     "503": err("No worker serves the model now, or shutting down; see Retry-After"),
                     "504": err("The job missed its deadline")

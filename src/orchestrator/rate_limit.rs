@@ -26,10 +26,10 @@ pub struct RateLimiter<K = IpAddr> {
 
 impl<K: Hash + Eq + Copy> RateLimiter<K> {
     pub fn new(bucket: Bucket) -> Self {
-        let interval = Duration::from_mins(1) / bucket.per_minute.max(1);
+        let (interval, tolerance) = shape(bucket);
         Self {
             interval,
-            tolerance: interval * bucket.burst.max(1).saturating_sub(1),
+            tolerance,
             tat: Mutex::new(HashMap::new()),
         }
     }
@@ -56,21 +56,45 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
         map.insert(ip, tat + self.interval);
     }
 
+    /// Takes a token for `key` from a bucket of its own shape (a client key's quota), or says
+    /// how long until one is available.
+    pub fn try_acquire_shaped(&self, key: K, bucket: Bucket, now: Instant) -> Result<(), Duration> {
+        let (interval, tolerance) = shape(bucket);
+        self.at_shaped(key, now, true, interval, tolerance)
+    }
+
     fn at(&self, ip: K, now: Instant, take: bool) -> Result<(), Duration> {
+        self.at_shaped(ip, now, take, self.interval, self.tolerance)
+    }
+
+    fn at_shaped(
+        &self,
+        ip: K,
+        now: Instant,
+        take: bool,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> Result<(), Duration> {
         let mut map = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() > PRUNE_ABOVE {
             map.retain(|_, tat| *tat > now);
         }
         let tat = map.get(&ip).copied().unwrap_or(now).max(now);
         let ahead = tat.saturating_duration_since(now);
-        if ahead > self.tolerance {
-            return Err(ahead.saturating_sub(self.tolerance));
+        if ahead > tolerance {
+            return Err(ahead.saturating_sub(tolerance));
         }
         if take {
-            map.insert(ip, tat + self.interval);
+            map.insert(ip, tat + interval);
         }
         Ok(())
     }
+}
+
+/// A bucket's refill interval and how far ahead its arrival time may run (burst - 1 tokens).
+fn shape(bucket: Bucket) -> (Duration, Duration) {
+    let interval = Duration::from_mins(1) / bucket.per_minute.max(1);
+    (interval, interval * bucket.burst.max(1).saturating_sub(1))
 }
 
 /// Whole seconds to put in `Retry-After` (at least 1).

@@ -13,6 +13,7 @@ use super::hub::Hub;
 use super::hub::presence::PresenceQueue;
 use super::key_cache::{KeyCache, PROVEN_TTL};
 use super::metrics::Metrics;
+use super::quota::{ClientGrant, Quotas};
 use super::rate_limit::RateLimiter;
 use super::replica::Node;
 use super::store::{KeySha256, Store};
@@ -37,8 +38,10 @@ pub struct Shared {
     /// Credentials that passed authentication lately: their address's lockout does not
     /// stop them.
     pub proven: KeyCache,
-    /// Client keys found valid a moment ago (the gateway's hot path).
-    pub client_keys: KeyCache,
+    /// Client keys found valid a moment ago, with their quotas (the gateway's hot path).
+    pub client_keys: KeyCache<ClientGrant>,
+    /// Each client key's requests-per-minute bucket on this replica.
+    pub quotas: Quotas,
     pub started: Instant,
     pub openapi: Bytes,
     /// This orchestrator as a replica among several on one database, when configured.
@@ -71,6 +74,7 @@ impl AppState {
             metrics: Metrics::default(),
             hub: Hub::new(std::time::Duration::from_secs(config.online_window_s)),
             client_keys: KeyCache::default(),
+            quotas: Quotas::default(),
             started: Instant::now(),
             replica,
             store,

@@ -32,6 +32,9 @@ pub const REPLICA_ID_HEADER: &str = "x-basis-replica-id";
 /// `POST`, between replicas only (signed, see docs/DEPLOY.md): a chat completion served by a
 /// worker connected to the receiving replica, never forwarded again.
 pub const REPLICA_CHAT_COMPLETIONS: &str = "/internal/v1/chat/completions";
+/// `POST`, between replicas only (signed): a client key was revoked or its quotas changed,
+/// so the receiving replica forgets what it remembered of it. Body: `{"sha256": "0x…"}`.
+pub const REPLICA_KEY_CHANGED: &str = "/internal/v1/keys/changed";
 
 /// `GET /v1/models`: `{"object":"list","data":[…]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

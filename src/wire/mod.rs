@@ -14,6 +14,7 @@ mod error;
 mod gateway;
 mod hardware;
 mod health;
+mod keys;
 mod onboarding;
 mod paths;
 mod receipts;
@@ -28,10 +29,14 @@ pub use gateway::{
     AssistantMessage, CHAT_COMPLETIONS, ChatChoice, ChatCompletion, ChatCompletionChunk,
     ChunkChoice, ChunkDelta, CompletionUsage, JOB_ID_HEADER, MODELS, ModelEntry, ModelList,
     RECEIPT_HASH_HEADER, RECEIPT_ID_HEADER, REPLICA_CHAT_COMPLETIONS, REPLICA_ID_HEADER,
-    WORKER_ID_HEADER,
+    REPLICA_KEY_CHANGED, WORKER_ID_HEADER,
 };
 pub use hardware::{GpuSummary, HardwareSummary};
 pub use health::{Health, HealthStatus};
+pub use keys::{
+    ApiKey, KEY_ID_HEX, KEYS, KeyLimits, KeyList, KeyUsage, SetLimitsRequest, key_limits_path,
+    key_revoke_path,
+};
 pub use onboarding::{OnboardingStatus, RegistrationMode, Settlement, UnknownRegistrationMode};
 pub use paths::{
     ADMIN_KEY_HEADER, ENROLLMENT_KEY_HEADER, HEALTH, METRICS, ONBOARDING_STATUS, OPENAPI, REGISTER,

@@ -13,6 +13,7 @@ mod mcp;
 mod mcp_install;
 mod network;
 mod orchestrator;
+mod orchestrator_keys;
 mod orchestrator_tasks;
 mod output;
 mod register;

@@ -1,6 +1,7 @@
 //! `basis orchestrator`: run the self-hostable orchestrator (docs/PROTOCOL.md), manage its API
 //! keys
-//! (`keys create`, `keys hash`), or act on its task market as the operator (`tasks resolve`,
+//! (`keys create`, `keys hash`; `keys list|revoke|set-limits` in `orchestrator_keys`), or act
+//! on its task market as the operator (`tasks resolve`,
 //! in `orchestrator_tasks`). Parses flags, calls `crate::orchestrator` (`run`,
 //! `keys::create_in_database`) or the operation, renders.
 
@@ -11,11 +12,11 @@ use std::process::ExitCode;
 
 use secrecy::ExposeSecret;
 
-use super::{orchestrator_tasks, output};
+use super::{orchestrator_keys, orchestrator_tasks, output};
 use crate::domain::{ErrorCode, Problem};
 use crate::orchestrator::keys::{CreateKeyError, CreatedKey, KeyRole, KeySha256};
 use crate::orchestrator::{self, OrchestratorConfig, Overrides, ServeError};
-use crate::wire::RegistrationMode;
+use crate::wire::{KeyLimits, RegistrationMode};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -104,12 +105,39 @@ pub enum KeysCommand {
         /// A note stored with the key's hash (who holds it).
         #[arg(long)]
         label: Option<String>,
+        /// A client key's quotas (change them later with `keys set-limits`).
+        #[command(flatten)]
+        limits: orchestrator_keys::LimitArgs,
         #[command(flatten)]
         serve: ServeArgs,
     },
     /// Print the sha256 of a key read from stdin, for `enrollment_key_sha256` or
     /// `admin_key_sha256` in orchestrator.toml.
     Hash,
+    /// List every key of a running orchestrator: id, role, label, state, a client key's
+    /// quotas and today's usage (needs the admin key).
+    List {
+        #[command(flatten)]
+        admin: orchestrator_keys::AdminArgs,
+    },
+    /// Revoke a key at once, on every route (and every replica). Needs the admin key.
+    Revoke {
+        /// The key's id, as `keys list` shows it (key: + hex of its sha256).
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        admin: orchestrator_keys::AdminArgs,
+    },
+    /// Replace a client key's quotas (a limit left out is removed). Needs the admin key.
+    SetLimits {
+        /// The key's id, as `keys list` shows it.
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        limits: orchestrator_keys::LimitArgs,
+        #[command(flatten)]
+        admin: orchestrator_keys::AdminArgs,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -143,10 +171,22 @@ fn overrides(a: &ServeArgs) -> Overrides {
 pub async fn run(args: Args) -> ExitCode {
     let result = match args.command {
         None => serve(&args.serve).await,
-        Some(Sub::Keys(KeysCommand::Create { role, label, serve })) => {
-            create_key(role.into(), label, &serve).await
-        }
+        Some(Sub::Keys(KeysCommand::Create {
+            role,
+            label,
+            limits,
+            serve,
+        })) => create_key(role.into(), label, limits.into(), &serve).await,
         Some(Sub::Keys(KeysCommand::Hash)) => hash_key(),
+        Some(Sub::Keys(KeysCommand::List { admin })) => {
+            return orchestrator_keys::list(&admin).await;
+        }
+        Some(Sub::Keys(KeysCommand::Revoke { id, admin })) => {
+            return orchestrator_keys::revoke(&id, &admin).await;
+        }
+        Some(Sub::Keys(KeysCommand::SetLimits { id, limits, admin })) => {
+            return orchestrator_keys::set_limits(&id, limits, &admin).await;
+        }
         Some(Sub::Tasks(command)) => return orchestrator_tasks::run(command).await,
         Some(Sub::Migrate { serve }) => migrate(&serve).await,
         Some(Sub::Copy { from, to }) => copy(&from, &to).await,
@@ -213,21 +253,37 @@ async fn serve(args: &ServeArgs) -> Result<(), Problem> {
     orchestrator::run(config).await.map_err(serve_problem)
 }
 
-async fn create_key(role: KeyRole, label: Option<String>, args: &ServeArgs) -> Result<(), Problem> {
+async fn create_key(
+    role: KeyRole,
+    label: Option<String>,
+    limits: KeyLimits,
+    args: &ServeArgs,
+) -> Result<(), Problem> {
     let CreatedKey { key, database } =
-        orchestrator::keys::create_in_database(&overrides(args), role, label)
+        orchestrator::keys::create_in_database(&overrides(args), role, label, limits)
             .await
             .map_err(|e| match e {
                 CreateKeyError::Label(refused) => Problem::from(refused),
                 CreateKeyError::Config(e) => config_problem(&e),
                 CreateKeyError::Store(e) => serve_problem(e.into()),
+                e @ CreateKeyError::LimitsNotForRole(_) => {
+                    Problem::new(ErrorCode::InvalidArgument, e.to_string()).with_fix(
+                        "Give --requests-per-minute and --tokens-per-day with --role client only.",
+                    )
+                }
             })?;
     let _ = writeln!(std::io::stdout().lock(), "{}", key.expose_secret());
+    let id = key_id(&KeySha256::of(key.expose_secret()));
     let _ = writeln!(
         std::io::stderr().lock(),
-        "created a {role} key for {database}. It is shown only this once: store it now (only its sha256 is kept)."
+        "created a {role} key ({id}) for {database}. It is shown only this once: store it now (only its sha256 is kept)."
     );
     Ok(())
+}
+
+/// `key:` + the first hex digits of the sha256, as `keys list` shows it.
+fn key_id(sha: &KeySha256) -> String {
+    format!("key:{}", &hex::encode(sha.0)[..crate::wire::KEY_ID_HEX])
 }
 
 fn hash_key() -> Result<(), Problem> {

@@ -23,6 +23,9 @@ use crate::orchestrator::replica::{Node, Target, sign};
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::wire::{REPLICA_CHAT_COMPLETIONS, REPLICA_ID_HEADER};
 
+/// The query parameter of a forwarded call naming the caller's client key (its sha256).
+pub const CLIENT_QUERY: &str = "client";
+
 /// Another replica's answer to relay, or that it could not take the call.
 enum Tried {
     Answered(Response),
@@ -65,7 +68,7 @@ pub async fn respond(state: &AppState, req: &ChatRequest) -> Forwarded {
     };
     let mut busy = None;
     for target in &targets {
-        match try_one(node, target, body.clone()).await {
+        match try_one(node, target, body.clone(), req).await {
             Tried::Answered(answer) => {
                 state.metrics.forwarded("answered");
                 return Forwarded::Answered(answer);
@@ -84,8 +87,14 @@ pub async fn respond(state: &AppState, req: &ChatRequest) -> Forwarded {
     busy.map_or(Forwarded::Nobody, Forwarded::Busy)
 }
 
-async fn try_one(node: &Node, target: &Target, body: Bytes) -> Tried {
-    let url = match target.internal_url.join(REPLICA_CHAT_COMPLETIONS) {
+async fn try_one(node: &Node, target: &Target, body: Bytes, req: &ChatRequest) -> Tried {
+    // The client key's hash rides in the signed path, so the serving replica counts the job
+    // against the key's usage.
+    let path = match &req.client_key {
+        Some(key) => format!("{REPLICA_CHAT_COMPLETIONS}?{CLIENT_QUERY}={key}"),
+        None => REPLICA_CHAT_COMPLETIONS.to_owned(),
+    };
+    let url = match target.internal_url.join(&path) {
         Ok(url) => url,
         Err(e) => {
             tracing::warn!(replica = %target.replica_id, error = %e, "cannot form a replica URL");
@@ -97,7 +106,7 @@ async fn try_one(node: &Node, target: &Target, body: Bytes) -> Tried {
         &node.config.id,
         &target.replica_id,
         "POST",
-        REPLICA_CHAT_COMPLETIONS,
+        &path,
         &body,
         unix_now(),
     );

@@ -21,8 +21,10 @@ use serde_json::Value;
 use super::auth;
 use super::error::ApiError;
 use super::hub::{JobFailure, JobHandle, Lane, NoRoute};
+use super::quota::{ClientGrant, OverQuota};
 use super::state::AppState;
-use super::store::{KeyRole, KeySha256};
+use super::state::unix_now;
+use super::store::{KeyRole, KeySha256, utc_day};
 use crate::domain::ErrorCode;
 use crate::wire::{JOB_ID_HEADER, MAX_MODEL_LEN, WORKER_ID_HEADER};
 
@@ -36,6 +38,9 @@ pub struct ChatRequest {
     pub stream: bool,
     /// The whole body, forwarded to the worker as it is.
     pub body: Value,
+    /// The caller's client key (none with `--open`): the job's tokens count against its
+    /// quota and usage.
+    pub client_key: Option<KeySha256>,
 }
 
 impl ChatRequest {
@@ -66,19 +71,31 @@ impl ChatRequest {
             model,
             stream,
             body,
+            client_key: None,
         })
     }
 }
 
-/// `Authorization: Bearer <client key>`, unless the orchestrator runs `--open`. The answer is
-/// the caller's [`Lane`] in the wait queue: its key, or with `--open` its address.
+/// Who is calling the gateway: its wait-queue lane, and its client key (none with `--open`).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub lane: Lane,
+    pub key: Option<KeySha256>,
+}
+
+/// `Authorization: Bearer <client key>`, unless the orchestrator runs `--open`, then the key's
+/// quotas (`quota`): 401 without a valid client key, 429 `QUOTA_EXCEEDED` over a quota. The
+/// caller's [`Lane`] in the wait queue is its key, or with `--open` its address.
 pub async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     ip: IpAddr,
-) -> Result<Lane, ApiError> {
+) -> Result<Caller, ApiError> {
     if state.config.open {
-        return Ok(lane_of(&format!("address {ip}")));
+        return Ok(Caller {
+            lane: lane_of(&format!("address {ip}")),
+            key: None,
+        });
     }
     auth::not_locked_out(state, ip, headers)?;
     let key = headers
@@ -95,20 +112,49 @@ pub async fn authorize(
     };
     let sha = KeySha256::of(key);
     let now = std::time::Instant::now();
-    if state.client_keys.is_fresh(&sha, now) {
-        return Ok(Lane(sha.0));
-    }
-    if state.store.key_role(sha).await? == Some(KeyRole::Client) {
-        state.client_keys.remember(sha, now);
-        state.auth_succeeded(auth::presented(headers));
-        Ok(Lane(sha.0))
+    let unix = unix_now();
+    let grant = if let Some(grant) = state.client_keys.get(&sha, now) {
+        grant
     } else {
-        state.auth_failed(ip, auth::presented(headers));
-        Err(unauthorized(
-            ErrorCode::ClientKeyInvalid,
-            "the key is not a client key of this orchestrator (it was not shown)",
-        ))
+        let day = utc_day(unix);
+        match state.store.key_grant(sha, day).await? {
+            Some(found) if found.role == KeyRole::Client => {
+                let grant = ClientGrant::read(&found, day);
+                state.client_keys.remember_with(sha, now, grant.clone());
+                state.auth_succeeded(auth::presented(headers));
+                grant
+            }
+            _ => {
+                state.auth_failed(ip, auth::presented(headers));
+                return Err(unauthorized(
+                    ErrorCode::ClientKeyInvalid,
+                    "the key is not a client key of this orchestrator (it was not shown)",
+                ));
+            }
+        }
+    };
+    if let Err(over) = state.quotas.admit(sha, &grant, unix, now) {
+        state.metrics.rate_limited("quota");
+        return Err(over_quota(&over));
     }
+    Ok(Caller {
+        lane: Lane(sha.0),
+        key: Some(sha),
+    })
+}
+
+fn over_quota(over: &OverQuota) -> ApiError {
+    let secs = crate::orchestrator::rate_limit::retry_after_secs(over.retry_after());
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::QuotaExceeded,
+        format!("{}; retry in {secs} s", over.message()),
+    )
+    .with_fix(
+        "Wait for the Retry-After delay, or ask the operator for a higher limit \
+         (`basis orchestrator keys set-limits`).",
+    )
+    .with_retry_after(secs)
 }
 
 fn unauthorized(code: ErrorCode, message: &str) -> ApiError {
@@ -143,10 +189,13 @@ pub async fn route(
     lane: Lane,
 ) -> Result<JobHandle, Response> {
     let timeout = std::time::Duration::from_secs(state.config.job_timeout_s);
-    let why = match state
-        .hub
-        .dispatch(&req.model, req.body.clone(), req.stream, timeout)
-    {
+    let why = match state.hub.dispatch(
+        &req.model,
+        req.body.clone(),
+        req.stream,
+        timeout,
+        req.client_key,
+    ) {
         Ok(job) => return Ok(job),
         Err(why) => why,
     };
@@ -196,10 +245,14 @@ async fn wait(state: &AppState, req: &ChatRequest, lane: Lane) -> Result<JobHand
             depth.settle("drained");
             return Err(no_route(state, &req.model, NoRoute::Draining).into_response());
         };
-        match state
-            .hub
-            .dispatch_to(live, &req.model, request, req.stream, timeout)
-        {
+        match state.hub.dispatch_to(
+            live,
+            &req.model,
+            request,
+            req.stream,
+            timeout,
+            req.client_key,
+        ) {
             Ok(job) => {
                 depth.settle("served");
                 return Ok(job);

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use tokio::sync::mpsc;
 
 use crate::domain::{ErrorCode, HashedReceipt, Usage};
+use crate::orchestrator::store::KeySha256;
 
 /// Why the orchestrator cancelled a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub struct JobEntry {
     pub text: String,
     pub chunks: u32,
     pub cancelled: Option<CancelReason>,
+    /// The client key the request came with, for its usage and quota.
+    pub client_key: Option<KeySha256>,
 }
 
 /// What the handler hears about its job.

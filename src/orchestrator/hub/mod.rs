@@ -40,6 +40,7 @@ pub use queue::{
 };
 
 use crate::domain::{JobId, WorkerId};
+use crate::orchestrator::store::KeySha256;
 use crate::wire::OrchestratorMessage;
 use jobs::JobEntry;
 
@@ -240,13 +241,14 @@ impl Hub {
         mut request: Value,
         stream: bool,
         timeout: Duration,
+        client_key: Option<KeySha256>,
     ) -> Result<JobHandle, NoRoute> {
         if self.is_draining() {
             return Err(NoRoute::Draining);
         }
         for _ in 0..3 {
             let live = self.pick(model)?;
-            match self.dispatch_to(live, model, request, stream, timeout) {
+            match self.dispatch_to(live, model, request, stream, timeout, client_key) {
                 Ok(job) => return Ok(job),
                 Err(r) => request = r,
             }
@@ -264,6 +266,7 @@ impl Hub {
         request: Value,
         stream: bool,
         timeout: Duration,
+        client_key: Option<KeySha256>,
     ) -> Result<JobHandle, Value> {
         let job_id = JobId::generate();
         let (sink, events) = mpsc::unbounded_channel();
@@ -281,6 +284,7 @@ impl Hub {
                 text: String::new(),
                 chunks: 0,
                 cancelled: None,
+                client_key,
             },
         );
         let frame = OrchestratorMessage::Job {

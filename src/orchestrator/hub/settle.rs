@@ -22,7 +22,7 @@ use crate::domain::{
     Receipt, ReceiptId, ReceiptKind, Runtime, Usage,
 };
 use crate::orchestrator::state::{AppState, unix_now};
-use crate::orchestrator::store::{JobOutcome, JobRecord, Recorded};
+use crate::orchestrator::store::{JobOutcome, JobRecord, KeySha256, Recorded};
 use crate::wire::{JobErrorCode, OrchestratorMessage};
 
 /// How long past its deadline a job the worker never answered is kept before it is dropped.
@@ -94,10 +94,13 @@ pub fn done(
             outcome: JobOutcome::Completed(Box::new(receipt)),
             started_at: entry.started_unix,
             finished_at: unix_now(),
+            client_key: entry.client_key,
         };
         match state.store.record_job(job).await {
             Ok(r) => {
-                if r != Recorded::New {
+                if r == Recorded::New {
+                    spend(&state, entry.client_key.as_ref(), usage);
+                } else {
                     tracing::warn!(%job_id, ?r, "a running job was already recorded");
                 }
                 state.metrics.job("completed");
@@ -243,6 +246,7 @@ fn record(
             outcome,
             started_at: entry.started_unix,
             finished_at: unix_now(),
+            client_key: entry.client_key,
         };
         // The client hears first: a failure needs no receipt to be shown.
         let _ = entry.sink.send(JobEvent::Failed(failure));
@@ -290,6 +294,16 @@ fn seal(
         attestation_hash: None,
     }
     .seal()
+}
+
+/// Counts a completed job's tokens against its client key's daily quota on this replica
+/// (the database counted them already, in the job's transaction).
+fn spend(state: &AppState, key: Option<&KeySha256>, usage: Usage) {
+    if let Some(key) = key
+        && let Some(grant) = state.client_keys.get(key, Instant::now())
+    {
+        grant.spend(usage.prompt_tokens.saturating_add(usage.completion_tokens));
+    }
 }
 
 fn internal() -> JobFailure {

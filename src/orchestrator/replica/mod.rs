@@ -1,6 +1,7 @@
 //! This orchestrator as one replica of several on a shared PostgreSQL database: its identity
 //! and internal address ([`config`]), the authentication of calls between replicas
-//! ([`sign`]), and where the other replicas' workers are ([`directory`]). The gateway uses
+//! ([`sign`]), where the other replicas' workers are ([`directory`]), and telling the others
+//! that a client key changed ([`notify`]). The gateway uses
 //! them to forward a request that no local worker can take (`gateway::forward`); the replica
 //! that holds the worker's connection runs the job and writes its receipt to the shared
 //! database.
@@ -10,6 +11,7 @@
 
 pub mod config;
 pub mod directory;
+pub mod notify;
 pub mod sign;
 
 use std::net::SocketAddr;

@@ -18,14 +18,16 @@ pub async fn completions(
     headers: HeaderMap,
     body: Result<ApiJson<Value>, ApiError>,
 ) -> Response {
-    let lane = match gateway::authorize(&state, &headers, ip).await {
-        Ok(lane) => lane,
+    let caller = match gateway::authorize(&state, &headers, ip).await {
+        Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
-    let req = match body.and_then(|ApiJson(body)| ChatRequest::parse(body)) {
+    let lane = caller.lane;
+    let mut req = match body.and_then(|ApiJson(body)| ChatRequest::parse(body)) {
         Ok(req) => req,
         Err(e) => return e.into_response(),
     };
+    req.client_key = caller.key;
     if req.stream {
         stream::respond(state, req, Reach::Anywhere, lane).await
     } else {

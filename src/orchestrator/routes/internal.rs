@@ -2,20 +2,29 @@
 //! because a worker connected here serves its model. Authenticated by the replica signature
 //! (`replica::sign`), not by a client key (the forwarding replica checked that); served by a
 //! local worker only, never forwarded again. 404 on an orchestrator that is not a replica.
+//! `?client=0x…` (signed with the path) names the caller's client key, whose usage the job
+//! adds to.
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::domain::ErrorCode;
 use crate::orchestrator::error::ApiError;
+use crate::orchestrator::gateway::forward::CLIENT_QUERY;
 use crate::orchestrator::gateway::{self, ChatRequest, Reach, complete, stream};
 use crate::orchestrator::state::{AppState, unix_now};
+use crate::orchestrator::store::KeySha256;
 use crate::wire::REPLICA_CHAT_COMPLETIONS;
 
-pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn chat(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(node) = &state.replica else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
@@ -24,13 +33,13 @@ pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         )
         .into_response();
     };
-    let verified = node.verifier.verify(
-        &headers,
-        "POST",
-        REPLICA_CHAT_COMPLETIONS,
-        &body,
-        unix_now(),
-    );
+    // The signature covers the query too (the caller's client key).
+    let signed_path = uri
+        .path_and_query()
+        .map_or(REPLICA_CHAT_COMPLETIONS, |p| p.as_str());
+    let verified = node
+        .verifier
+        .verify(&headers, "POST", signed_path, &body, unix_now());
     let from = match verified {
         Ok(from) => from,
         Err(why) => {
@@ -48,7 +57,12 @@ pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         }
     };
     let lane = gateway::lane_of(&format!("replica {from}"));
-    let req = match serde_json::from_slice::<Value>(&body)
+    let client_key = uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix(CLIENT_QUERY)?.strip_prefix('='))
+            .and_then(KeySha256::parse)
+    });
+    let mut req = match serde_json::from_slice::<Value>(&body)
         .map_err(|e| {
             ApiError::bad_request(ErrorCode::InvalidJson, format!("the forwarded body: {e}"))
         })
@@ -57,6 +71,7 @@ pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         Ok(req) => req,
         Err(e) => return e.into_response(),
     };
+    req.client_key = client_key;
     if req.stream {
         stream::respond(state, req, Reach::HereOnly, lane).await
     } else {

@@ -5,6 +5,7 @@ mod chat;
 mod connect;
 mod health;
 mod internal;
+mod keys;
 mod meta;
 mod models;
 mod onboarding;
@@ -19,7 +20,7 @@ use std::convert::Infallible;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -79,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/submissions/{id}/dispute", post(submissions::dispute))
         .route("/api/submissions/{id}/resolve", post(submissions::resolve))
+        .route(wire::KEYS, get(keys::list))
+        .route("/api/keys/{id}/revoke", post(keys::revoke))
+        .route("/api/keys/{id}/limits", put(keys::set_limits))
+        .route(wire::REPLICA_KEY_CHANGED, post(keys::changed_elsewhere))
         .route(wire::MODELS, get(models::list))
         .route(
             wire::CHAT_COMPLETIONS,

@@ -20,9 +20,10 @@ use super::{SqliteStore, StoreError};
 use crate::domain::Amount;
 
 /// The tables, parents first.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 9] = [
     "workers",
     "keys",
+    "key_usage",
     "jobs",
     "receipts",
     "tasks",

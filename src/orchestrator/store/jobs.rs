@@ -7,7 +7,7 @@ use std::fmt;
 
 use futures::future::BoxFuture;
 
-use super::StoreError;
+use super::{KeySha256, StoreError};
 use crate::domain::{ErrorCode, HashedReceipt, JobId, ReceiptHash, ReceiptId, WorkerId};
 
 /// How a job ended.
@@ -71,6 +71,9 @@ pub struct JobRecord {
     /// Unix seconds.
     pub started_at: u64,
     pub finished_at: u64,
+    /// The client key the request came with (none with `--open`): a completed job adds its
+    /// tokens to that key's usage of the UTC day it finished, in the same transaction.
+    pub client_key: Option<KeySha256>,
 }
 
 /// What [`JobStore::record_job`] did.

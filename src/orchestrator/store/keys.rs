@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
+use crate::wire::{ApiKey, KEY_ID_HEX, KeyLimits, KeyUsage};
 
 /// What a key lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,19 +86,84 @@ impl fmt::Debug for KeySha256 {
     }
 }
 
+/// A UTC day, as days since 1970-01-01: what `tokens_per_day` and `key_usage` count by.
+pub fn utc_day(unix_s: u64) -> u64 {
+    unix_s / 86_400
+}
+
+/// A stored key, for the operator's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub sha256: KeySha256,
+    pub role: KeyRole,
+    pub label: Option<String>,
+    pub created_at: u64,
+    pub revoked_at: Option<u64>,
+    pub limits: KeyLimits,
+    /// Its usage on the day asked for.
+    pub usage: KeyUsage,
+}
+
+impl KeyEntry {
+    /// As `GET /api/keys` shows it.
+    pub fn to_wire(&self) -> ApiKey {
+        let hex = hex::encode(self.sha256.0);
+        ApiKey {
+            id: format!("key:{}", &hex[..KEY_ID_HEX]),
+            sha256: format!("0x{hex}"),
+            role: self.role.as_str().to_owned(),
+            label: self.label.clone(),
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+            limits: self.limits,
+            usage_today: self.usage,
+        }
+    }
+}
+
+/// What the gateway needs to know of a (not revoked) key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyGrant {
+    pub role: KeyRole,
+    pub limits: KeyLimits,
+    /// Its usage on the day asked for, as recorded so far (every replica's jobs).
+    pub usage: KeyUsage,
+}
+
 /// Stored API keys.
 pub trait KeyStore {
-    /// Stores a new key's hash with its role.
+    /// Stores a new key's hash with its role and quotas.
     fn insert_key(
         &self,
         role: KeyRole,
         sha256: KeySha256,
         label: Option<String>,
+        limits: KeyLimits,
         now: u64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// The role of the (not revoked) key with this hash, if any.
     fn key_role(&self, sha256: KeySha256) -> BoxFuture<'_, Result<Option<KeyRole>, StoreError>>;
+
+    /// The role, quotas and usage on `day` of the (not revoked) key with this hash, if any.
+    fn key_grant(
+        &self,
+        sha256: KeySha256,
+        day: u64,
+    ) -> BoxFuture<'_, Result<Option<KeyGrant>, StoreError>>;
+
+    /// Every key, revoked ones included, oldest first, with its usage on `day`.
+    fn keys(&self, day: u64) -> BoxFuture<'_, Result<Vec<KeyEntry>, StoreError>>;
+
+    /// Revokes the key at `now`; revoking it again keeps the first time. False: no such key.
+    fn revoke_key(&self, sha256: KeySha256, now: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Replaces the key's quotas. False: no such key.
+    fn set_key_limits(
+        &self,
+        sha256: KeySha256,
+        limits: KeyLimits,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
 }
 
 #[cfg(test)]

@@ -38,4 +38,12 @@ pub trait ReplicaStore {
         except: ReplicaId,
         since: u64,
     ) -> BoxFuture<'_, Result<Vec<ReplicaRoute>, StoreError>>;
+
+    /// Every replica other than `except` announced at or after `since`, with its internal
+    /// URL (whether or not workers are connected to it): whom to tell that a key changed.
+    fn replicas(
+        &self,
+        except: ReplicaId,
+        since: u64,
+    ) -> BoxFuture<'_, Result<Vec<(ReplicaId, String)>, StoreError>>;
 }

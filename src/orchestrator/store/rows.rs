@@ -7,12 +7,12 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{KeySha256, StoreError, SubmissionRow, TaskRow, WorkerRow, secs};
+use super::{KeyEntry, KeyRole, KeySha256, StoreError, SubmissionRow, TaskRow, WorkerRow, secs};
 use crate::domain::{
     Amount, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId, TaskStatus, TokenSha256,
     WalletAddress, WorkerId,
 };
-use crate::wire::{Credit, Dispute, HardwareSummary, RegisterRequest, Unpaid};
+use crate::wire::{Credit, Dispute, HardwareSummary, KeyLimits, KeyUsage, RegisterRequest, Unpaid};
 
 /// One result row, read by column index.
 pub trait Columns {
@@ -42,6 +42,35 @@ pub const SUBMISSION_COLUMNS: &str = "s.submission_id, s.task_id, s.worker_id, t
 
 pub const CREDIT_COLUMNS: &str = "submission_id, task_id, worker_id, wallet, gross, fee, net, \
      asset, unpaid, status, created_ms, receipt_id, receipt_hash";
+
+/// A key with its usage on one day, from `keys k LEFT JOIN key_usage u` (the day bound by the
+/// caller), in the order [`key_entry`] reads.
+pub const KEY_COLUMNS: &str = "k.key_sha256, k.role, k.label, k.created_at, k.revoked_at, \
+     k.requests_per_minute, k.tokens_per_day, u.requests, u.prompt_tokens, u.completion_tokens";
+
+/// A key, from [`KEY_COLUMNS`].
+pub fn key_entry(row: &impl Columns) -> Result<KeyEntry, StoreError> {
+    let count = |i, what| opt_ms(row, i, what).map(Option::unwrap_or_default);
+    Ok(KeyEntry {
+        sha256: KeySha256(hash32("key hash", &row.opt_bytes(0)?.unwrap_or_default())?),
+        role: parse("key role", row.text(1)?.parse::<KeyRole>())?,
+        label: row.opt_text(2)?,
+        created_at: ms(row, 3, "key created")?,
+        revoked_at: opt_ms(row, 4, "key revoked")?,
+        limits: KeyLimits {
+            requests_per_minute: row
+                .opt_int(5)?
+                .map(|v| parse("requests per minute", u32::try_from(v)))
+                .transpose()?,
+            tokens_per_day: opt_ms(row, 6, "tokens per day")?,
+        },
+        usage: KeyUsage {
+            requests: count(7, "key requests")?,
+            prompt_tokens: count(8, "key prompt tokens")?,
+            completion_tokens: count(9, "key completion tokens")?,
+        },
+    })
+}
 
 /// The reward as a 40-digit, zero-padded decimal: text order is numeric order.
 pub fn reward_key(a: Amount) -> String {

@@ -19,6 +19,8 @@ macro_rules! store_contract {
             update_is_a_compare_and_swap_on_the_token_hash => workers::update_is_a_compare_and_swap_on_the_token_hash,
             workers_are_paged_by_id => workers::workers_are_paged_by_id,
             keys_store_only_hashes_and_roles => workers::keys_store_only_hashes_and_roles,
+            keys_carry_quotas_and_are_listed_limited_and_revoked => workers::keys_carry_quotas_and_are_listed_limited_and_revoked,
+            a_completed_job_adds_to_its_client_keys_usage_of_the_day => workers::jobs::a_completed_job_adds_to_its_client_keys_usage_of_the_day,
             concurrent_inserts_of_one_id_have_one_winner => workers::concurrent_inserts_of_one_id_have_one_winner,
             ping_answers => workers::ping_answers,
             a_job_is_recorded_once_with_its_receipt_and_counter => workers::jobs::a_job_is_recorded_once_with_its_receipt_and_counter,

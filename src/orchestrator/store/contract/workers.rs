@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::domain::{Runtime, TokenSha256, WalletAddress, WorkerId, WorkerToken};
 use crate::orchestrator::store::{KeyRole, KeySha256, Store, StoreError, WorkerRow};
-use crate::wire::{GpuSummary, HardwareSummary, RegisterRequest};
+use crate::wire::{GpuSummary, HardwareSummary, KeyLimits, KeyUsage, RegisterRequest};
 
 pub fn request(id: &str, token: &WorkerToken) -> RegisterRequest {
     RegisterRequest {
@@ -106,13 +106,91 @@ pub async fn workers_are_paged_by_id(store: Arc<dyn Store>) {
 pub async fn keys_store_only_hashes_and_roles(store: Arc<dyn Store>) {
     let hash = KeySha256::of("basis-admin-secret");
     store
-        .insert_key(KeyRole::Admin, hash, Some("ops".into()), 1)
+        .insert_key(
+            KeyRole::Admin,
+            hash,
+            Some("ops".into()),
+            KeyLimits::default(),
+            1,
+        )
         .await
         .unwrap();
     assert_eq!(store.key_role(hash).await.unwrap(), Some(KeyRole::Admin));
     assert_eq!(store.key_role(KeySha256::of("other")).await.unwrap(), None);
-    let dup = store.insert_key(KeyRole::Client, hash, None, 2).await;
+    let dup = store
+        .insert_key(KeyRole::Client, hash, None, KeyLimits::default(), 2)
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict)));
+}
+
+pub async fn keys_carry_quotas_and_are_listed_limited_and_revoked(store: Arc<dyn Store>) {
+    let client = KeySha256::of("client-key");
+    let limits = KeyLimits {
+        requests_per_minute: Some(30),
+        tokens_per_day: Some(1000),
+    };
+    store
+        .insert_key(KeyRole::Client, client, Some("app".into()), limits, 10)
+        .await
+        .unwrap();
+    store
+        .insert_key(
+            KeyRole::Evaluator,
+            KeySha256::of("eval"),
+            None,
+            KeyLimits::default(),
+            20,
+        )
+        .await
+        .unwrap();
+    let grant = store.key_grant(client, 7).await.unwrap().unwrap();
+    assert_eq!(grant.role, KeyRole::Client);
+    assert_eq!(grant.limits, limits);
+    assert_eq!(grant.usage, KeyUsage::default());
+
+    let listed = store.keys(7).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].sha256, client, "oldest first");
+    assert_eq!(listed[0].label.as_deref(), Some("app"));
+    assert_eq!(listed[0].created_at, 10);
+    assert_eq!(listed[1].role, KeyRole::Evaluator);
+    assert_eq!(listed[1].limits, KeyLimits::default());
+
+    let fewer = KeyLimits {
+        requests_per_minute: None,
+        tokens_per_day: Some(5),
+    };
+    assert!(store.set_key_limits(client, fewer).await.unwrap());
+    assert!(
+        !store
+            .set_key_limits(KeySha256::of("nobody"), fewer)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.key_grant(client, 7).await.unwrap().unwrap().limits,
+        fewer
+    );
+
+    assert!(store.revoke_key(client, 100).await.unwrap());
+    assert!(
+        store.revoke_key(client, 200).await.unwrap(),
+        "again: still there"
+    );
+    assert!(
+        !store
+            .revoke_key(KeySha256::of("nobody"), 100)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.key_grant(client, 7).await.unwrap(), None);
+    assert_eq!(store.key_role(client).await.unwrap(), None);
+    let listed = store.keys(7).await.unwrap();
+    assert_eq!(
+        listed[0].revoked_at,
+        Some(100),
+        "the first revocation stands"
+    );
 }
 
 pub async fn concurrent_inserts_of_one_id_have_one_winner(store: Arc<dyn Store>) {
@@ -181,7 +259,51 @@ pub mod jobs {
             outcome,
             started_at: 1,
             finished_at: 2,
+            client_key: None,
         }
+    }
+
+    pub async fn a_completed_job_adds_to_its_client_keys_usage_of_the_day(store: Arc<dyn Store>) {
+        store
+            .insert_worker(request("gpu-1", &WorkerToken::generate()), 1)
+            .await
+            .unwrap();
+        let key = KeySha256::of("client-key");
+        store
+            .insert_key(KeyRole::Client, key, None, KeyLimits::default(), 1)
+            .await
+            .unwrap();
+        let day = crate::orchestrator::store::utc_day(2);
+        for (prompt, completion) in [(10, 5), (3, 4)] {
+            let id = JobId::generate();
+            let mut sealed = receipt("gpu-1", &id).receipt;
+            sealed.usage = Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+            };
+            let mut done = job(&id, JobOutcome::Completed(Box::new(sealed.seal().unwrap())));
+            done.client_key = Some(key);
+            assert_eq!(store.record_job(done.clone()).await.unwrap(), Recorded::New);
+            // Recorded again (a re-sent result): counted once.
+            store.record_job(done).await.unwrap();
+        }
+        let mut failed = job(
+            &JobId::generate(),
+            JobOutcome::Failed(ErrorCode::WorkerLost),
+        );
+        failed.client_key = Some(key);
+        store.record_job(failed).await.unwrap();
+        let usage = store.key_grant(key, day).await.unwrap().unwrap().usage;
+        assert_eq!(
+            usage,
+            KeyUsage {
+                requests: 2,
+                prompt_tokens: 13,
+                completion_tokens: 9
+            }
+        );
+        let other_day = store.key_grant(key, day + 1).await.unwrap().unwrap();
+        assert_eq!(other_day.usage, KeyUsage::default());
     }
 
     pub async fn a_job_is_recorded_once_with_its_receipt_and_counter(store: Arc<dyn Store>) {

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use super::{PgStore, int, pg_err};
 use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId};
 use crate::orchestrator::store::{
-    JobOutcome, JobRecord, JobStatus, JobStore, Recorded, StoreError,
+    JobOutcome, JobRecord, JobStatus, JobStore, Recorded, StoreError, utc_day,
 };
 
 fn corrupt_status() -> StoreError {
@@ -78,6 +78,17 @@ impl PgStore {
         let (error_code, receipt_id, counter) = match &job.outcome {
             JobOutcome::Completed(receipt) => {
                 insert_receipt(&tx, receipt).await?;
+                if let Some(key) = &job.client_key {
+                    let usage = &receipt.receipt.usage;
+                    super::keys::add_usage(
+                        &tx,
+                        key,
+                        utc_day(job.finished_at),
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                    )
+                    .await?;
+                }
                 (
                     None,
                     Some(receipt.receipt.receipt_id.as_str().to_owned()),

@@ -1,10 +1,45 @@
-//! The `keys` table on PostgreSQL: API key hashes and their roles.
+//! The `keys` table on PostgreSQL (API key hashes, roles, quotas) and `key_usage` (what each
+//! key used per UTC day, written with the job that used it, in `jobs.rs`).
 
+use deadpool_postgres::GenericClient;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use super::{PgStore, int, pg_err};
-use crate::orchestrator::store::{KeyRole, KeySha256, KeyStore, StoreError};
+use crate::orchestrator::store::rows::{KEY_COLUMNS, key_entry};
+use crate::orchestrator::store::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, StoreError};
+use crate::wire::KeyLimits;
+
+/// Adds one completed request's tokens to `key`'s usage on `day` (in the job's transaction).
+pub(super) async fn add_usage(
+    tx: &impl GenericClient,
+    key: &KeySha256,
+    day: u64,
+    prompt: u64,
+    completion: u64,
+) -> Result<(), StoreError> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO key_usage (key_sha256, day, requests, prompt_tokens, completion_tokens) \
+             VALUES ($1, $2, 1, $3, $4) ON CONFLICT (key_sha256, day) DO UPDATE SET \
+             requests = key_usage.requests + 1, \
+             prompt_tokens = key_usage.prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = key_usage.completion_tokens + excluded.completion_tokens",
+        )
+        .await
+        .map_err(pg_err)?;
+    tx.execute(
+        &stmt,
+        &[&&key.0[..], &int(day), &int(prompt), &int(completion)],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+fn rpm(limits: &KeyLimits) -> Option<i64> {
+    limits.requests_per_minute.map(i64::from)
+}
 
 impl KeyStore for PgStore {
     fn insert_key(
@@ -12,15 +47,23 @@ impl KeyStore for PgStore {
         role: KeyRole,
         sha256: KeySha256,
         label: Option<String>,
+        limits: KeyLimits,
         now: u64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
             let client = self.client().await?;
             client
                 .execute(
-                    "INSERT INTO keys (key_sha256, role, label, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                    &[&&sha256.0[..], &role.as_str(), &label, &int(now)],
+                    "INSERT INTO keys (key_sha256, role, label, created_at, requests_per_minute, \
+                     tokens_per_day) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &&sha256.0[..],
+                        &role.as_str(),
+                        &label,
+                        &int(now),
+                        &rpm(&limits),
+                        &limits.tokens_per_day.map(int),
+                    ],
                 )
                 .await
                 .map_err(pg_err)?;
@@ -50,6 +93,96 @@ impl KeyStore for PgStore {
                 })
             })
             .transpose()
+        }
+        .boxed()
+    }
+
+    fn key_grant(
+        &self,
+        sha256: KeySha256,
+        day: u64,
+    ) -> BoxFuture<'_, Result<Option<KeyGrant>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM keys k LEFT JOIN key_usage u \
+                     ON u.key_sha256 = k.key_sha256 AND u.day = $1 \
+                     WHERE k.key_sha256 = $2 AND k.revoked_at IS NULL"
+                ))
+                .await
+                .map_err(pg_err)?;
+            let Some(row) = client
+                .query_opt(&stmt, &[&int(day), &&sha256.0[..]])
+                .await
+                .map_err(pg_err)?
+            else {
+                return Ok(None);
+            };
+            let k = key_entry(&row)?;
+            Ok(Some(KeyGrant {
+                role: k.role,
+                limits: k.limits,
+                usage: k.usage,
+            }))
+        }
+        .boxed()
+    }
+
+    fn keys(&self, day: u64) -> BoxFuture<'_, Result<Vec<KeyEntry>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {KEY_COLUMNS} FROM keys k LEFT JOIN key_usage u \
+                         ON u.key_sha256 = k.key_sha256 AND u.day = $1 \
+                         ORDER BY k.created_at, k.key_sha256"
+                    ),
+                    &[&int(day)],
+                )
+                .await
+                .map_err(pg_err)?;
+            rows.iter().map(key_entry).collect()
+        }
+        .boxed()
+    }
+
+    fn revoke_key(&self, sha256: KeySha256, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let n = client
+                .execute(
+                    "UPDATE keys SET revoked_at = COALESCE(revoked_at, $2) WHERE key_sha256 = $1",
+                    &[&&sha256.0[..], &int(now)],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(n > 0)
+        }
+        .boxed()
+    }
+
+    fn set_key_limits(
+        &self,
+        sha256: KeySha256,
+        limits: KeyLimits,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let n = client
+                .execute(
+                    "UPDATE keys SET requests_per_minute = $2, tokens_per_day = $3 \
+                     WHERE key_sha256 = $1",
+                    &[
+                        &&sha256.0[..],
+                        &rpm(&limits),
+                        &limits.tokens_per_day.map(int),
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(n > 0)
         }
         .boxed()
     }

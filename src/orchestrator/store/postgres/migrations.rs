@@ -157,6 +157,20 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE workers ADD COLUMN replica_id TEXT COLLATE "C";
     CREATE INDEX workers_by_replica ON workers (replica_id) WHERE connected_since IS NOT NULL;"#,
+    // 3: SQLite's migration 6: quotas per client key, usage per key and UTC day, worker
+    // labels, the VRAM a task needs.
+    "ALTER TABLE keys ADD COLUMN requests_per_minute BIGINT;
+    ALTER TABLE keys ADD COLUMN tokens_per_day BIGINT;
+    CREATE TABLE key_usage (
+        key_sha256         BYTEA NOT NULL CHECK (length(key_sha256) = 32),
+        day                BIGINT NOT NULL,
+        requests           BIGINT NOT NULL DEFAULT 0,
+        prompt_tokens      BIGINT NOT NULL DEFAULT 0,
+        completion_tokens  BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (key_sha256, day)
+    );
+    ALTER TABLE workers ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tasks ADD COLUMN min_vram_mib BIGINT;",
 ];
 
 /// The schema version this build writes.

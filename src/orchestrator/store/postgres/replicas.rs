@@ -63,6 +63,32 @@ impl ReplicaStore for PgStore {
         }
         .boxed()
     }
+
+    fn replicas(
+        &self,
+        except: ReplicaId,
+        since: u64,
+    ) -> BoxFuture<'_, Result<Vec<(ReplicaId, String)>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT replica_id, internal_url FROM replicas \
+                     WHERE replica_id <> $1 AND seen_at >= $2 ORDER BY replica_id",
+                    &[&except.as_str(), &int(since)],
+                )
+                .await
+                .map_err(pg_err)?;
+            rows.iter()
+                .map(|row| {
+                    let id: String = row.get(0);
+                    let id = ReplicaId::parse(&id).map_err(|e| rows::corrupt("replica id", e))?;
+                    Ok((id, row.get(1)))
+                })
+                .collect()
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +165,11 @@ mod tests {
         );
         // Stale: a replica not announced since, or workers not heard from since, are no route.
         assert!(a.replica_routes(id("ra"), 101).await.unwrap().is_empty());
+        // Every live replica, with or without workers, is told when a key changes.
+        assert_eq!(
+            a.replicas(id("ra"), 90).await.unwrap(),
+            vec![(id("rb"), "http://10.0.0.2:1".to_owned())]
+        );
+        assert!(a.replicas(id("ra"), 101).await.unwrap().is_empty());
     }
 }

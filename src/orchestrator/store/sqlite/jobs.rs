@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{SqliteStore, to_sql_int};
 use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId};
 use crate::orchestrator::store::{
-    JobOutcome, JobRecord, JobStatus, JobStore, Recorded, StoreError,
+    JobOutcome, JobRecord, JobStatus, JobStore, Recorded, StoreError, utc_day,
 };
 
 fn corrupt_status() -> StoreError {
@@ -61,6 +61,16 @@ impl JobStore for SqliteStore {
             let (error_code, receipt_id, counter) = match &job.outcome {
                 JobOutcome::Completed(receipt) => {
                     insert_receipt(tx, receipt)?;
+                    if let Some(key) = &job.client_key {
+                        let usage = &receipt.receipt.usage;
+                        super::keys::add_usage(
+                            tx,
+                            key,
+                            utc_day(job.finished_at),
+                            usage.prompt_tokens,
+                            usage.completion_tokens,
+                        )?;
+                    }
                     (
                         None,
                         Some(receipt.receipt.receipt_id.as_str().to_owned()),

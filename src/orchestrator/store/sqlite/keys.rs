@@ -1,10 +1,36 @@
-//! The `keys` table: API key hashes and their roles.
+//! The `keys` table (API key hashes, roles, quotas) and `key_usage` (what each key used per
+//! UTC day, written with the job that used it, in `jobs.rs`).
 
 use futures::future::BoxFuture;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, to_sql_int};
-use crate::orchestrator::store::{KeyRole, KeySha256, KeyStore, StoreError};
+use crate::orchestrator::store::rows::{KEY_COLUMNS, key_entry};
+use crate::orchestrator::store::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, StoreError};
+use crate::wire::KeyLimits;
+
+/// Adds one completed request's tokens to `key`'s usage on `day` (in the job's transaction).
+pub(super) fn add_usage(
+    tx: &Connection,
+    key: &KeySha256,
+    day: u64,
+    prompt: u64,
+    completion: u64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO key_usage (key_sha256, day, requests, prompt_tokens, completion_tokens) \
+         VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (key_sha256, day) DO UPDATE SET \
+         requests = requests + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+         completion_tokens = completion_tokens + excluded.completion_tokens",
+    )?
+    .execute(params![
+        &key.0[..],
+        to_sql_int(day),
+        to_sql_int(prompt),
+        to_sql_int(completion)
+    ])?;
+    Ok(())
+}
 
 impl KeyStore for SqliteStore {
     fn insert_key(
@@ -12,12 +38,21 @@ impl KeyStore for SqliteStore {
         role: KeyRole,
         sha256: KeySha256,
         label: Option<String>,
+        limits: KeyLimits,
         now: u64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO keys (key_sha256, role, label, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![&sha256.0[..], role.as_str(), label, to_sql_int(now)],
+                "INSERT INTO keys (key_sha256, role, label, created_at, requests_per_minute, \
+                 tokens_per_day) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    &sha256.0[..],
+                    role.as_str(),
+                    label,
+                    to_sql_int(now),
+                    limits.requests_per_minute,
+                    limits.tokens_per_day.map(to_sql_int)
+                ],
             )?;
             Ok(())
         })
@@ -25,7 +60,6 @@ impl KeyStore for SqliteStore {
 
     fn key_role(&self, sha256: KeySha256) -> BoxFuture<'_, Result<Option<KeyRole>, StoreError>> {
         self.read(move |conn| {
-            // Once per gateway request: parsed once, from the statement cache.
             let role: Option<String> = conn
                 .prepare_cached(
                     "SELECT role FROM keys WHERE key_sha256 = ?1 AND revoked_at IS NULL",
@@ -39,6 +73,75 @@ impl KeyStore for SqliteStore {
                 })
             })
             .transpose()
+        })
+    }
+
+    fn key_grant(
+        &self,
+        sha256: KeySha256,
+        day: u64,
+    ) -> BoxFuture<'_, Result<Option<KeyGrant>, StoreError>> {
+        self.read(move |conn| {
+            // Once per gateway request a key is not remembered: from the statement cache.
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM keys k LEFT JOIN key_usage u \
+                 ON u.key_sha256 = k.key_sha256 AND u.day = ?1 \
+                 WHERE k.key_sha256 = ?2 AND k.revoked_at IS NULL"
+            ))?;
+            let mut rows = stmt.query(params![to_sql_int(day), &sha256.0[..]])?;
+            let Some(row) = rows.next()? else {
+                return Ok(None);
+            };
+            let k = key_entry(row)?;
+            Ok(Some(KeyGrant {
+                role: k.role,
+                limits: k.limits,
+                usage: k.usage,
+            }))
+        })
+    }
+
+    fn keys(&self, day: u64) -> BoxFuture<'_, Result<Vec<KeyEntry>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM keys k LEFT JOIN key_usage u \
+                 ON u.key_sha256 = k.key_sha256 AND u.day = ?1 ORDER BY k.created_at, k.key_sha256"
+            ))?;
+            let mut rows = stmt.query(params![to_sql_int(day)])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(key_entry(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn revoke_key(&self, sha256: KeySha256, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE key_sha256 = ?1",
+                params![&sha256.0[..], to_sql_int(now)],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn set_key_limits(
+        &self,
+        sha256: KeySha256,
+        limits: KeyLimits,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE keys SET requests_per_minute = ?2, tokens_per_day = ?3 \
+                 WHERE key_sha256 = ?1",
+                params![
+                    &sha256.0[..],
+                    limits.requests_per_minute,
+                    limits.tokens_per_day.map(to_sql_int)
+                ],
+            )?;
+            Ok(n > 0)
         })
     }
 }

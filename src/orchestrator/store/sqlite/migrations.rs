@@ -150,6 +150,20 @@ const MIGRATIONS: &[&str] = &[
     // 5: the replica holding a worker's connection. Always NULL here (an SQLite file belongs
     // to one orchestrator); kept so both backends have the same columns, as `copy` needs.
     "ALTER TABLE workers ADD COLUMN replica_id TEXT;",
+    // 6: quotas per client key and what each key used per UTC day; a worker's free-form
+    // labels; the VRAM a task needs.
+    "ALTER TABLE keys ADD COLUMN requests_per_minute INTEGER;
+    ALTER TABLE keys ADD COLUMN tokens_per_day INTEGER;
+    CREATE TABLE key_usage (
+        key_sha256         BLOB NOT NULL CHECK (length(key_sha256) = 32),
+        day                INTEGER NOT NULL,
+        requests           INTEGER NOT NULL DEFAULT 0,
+        prompt_tokens      INTEGER NOT NULL DEFAULT 0,
+        completion_tokens  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (key_sha256, day)
+    ) STRICT;
+    ALTER TABLE workers ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tasks ADD COLUMN min_vram_mib INTEGER;",
 ];
 
 /// The schema version this build writes.

@@ -236,6 +236,14 @@ impl ReplicaStore for SqliteStore {
     ) -> BoxFuture<'_, Result<Vec<ReplicaRoute>, StoreError>> {
         futures::future::ready(Ok(Vec::new())).boxed()
     }
+
+    fn replicas(
+        &self,
+        _except: ReplicaId,
+        _since: u64,
+    ) -> BoxFuture<'_, Result<Vec<(ReplicaId, String)>, StoreError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
 }
 
 /// Seconds as an `SQLite` INTEGER (`i64`); values past `i64::MAX` are clamped (year 292 billion).

@@ -84,7 +84,13 @@ async fn keys_are_stored_as_hashes_only() {
     let (_dir, store) = temp_store();
     let hash = KeySha256::of("basis-admin-secret");
     store
-        .insert_key(KeyRole::Admin, hash, Some("ops".into()), 1)
+        .insert_key(
+            KeyRole::Admin,
+            hash,
+            Some("ops".into()),
+            crate::wire::KeyLimits::default(),
+            1,
+        )
         .await
         .unwrap();
     let bytes = std::fs::read(store.path()).unwrap();

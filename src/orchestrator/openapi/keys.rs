@@ -1,0 +1,42 @@
+//! The operator's key paths in the `OpenAPI` document: listing keys with their quotas and
+//! usage, revoking a key, and setting a client key's quotas (admin key).
+
+use schemars::generate::SchemaGenerator;
+use serde_json::{Value, json};
+
+use super::{json_content, schema_ref};
+use crate::wire::{ApiKey, KeyList, SetLimitsRequest};
+
+/// The key paths; schemas are added to `g`.
+pub fn paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Value {
+    let list = schema_ref::<KeyList>(g);
+    let key = schema_ref::<ApiKey>(g);
+    let limits = schema_ref::<SetLimitsRequest>(g);
+    let ok = |d: &str, s: &Value| json!({ "description": d, "content": json_content(s) });
+    let id = json!([{ "name": "id", "in": "path", "required": true,
+        "description": "key: + at least 8 hex digits of the key's sha256 (as GET /api/keys shows)",
+        "schema": { "type": "string" } }]);
+    json!({
+        "/api/keys": { "get": {
+            "operationId": "listKeys",
+            "summary": "Every API key (never the key: its id and sha256), its role, quotas and today's usage (admin key)",
+            "security": [ { "adminKey": [] } ],
+            "responses": { "200": ok("The keys", &list), "401": err("ADMIN_KEY_REQUIRED") }
+        }},
+        "/api/keys/{id}/revoke": { "post": {
+            "operationId": "revokeKey",
+            "summary": "Revoke a key: it stops working at once on every route and replica (admin key)",
+            "security": [ { "adminKey": [] } ], "parameters": id,
+            "responses": { "200": ok("The revoked key", &key), "400": err("INVALID_ARGUMENT (a malformed or ambiguous id)"),
+                "401": err("ADMIN_KEY_REQUIRED"), "404": err("KEY_NOT_FOUND") }
+        }},
+        "/api/keys/{id}/limits": { "put": {
+            "operationId": "setKeyLimits",
+            "summary": "Replace a client key's quotas; a limit left out is removed (admin key)",
+            "security": [ { "adminKey": [] } ], "parameters": id,
+            "requestBody": { "required": true, "content": json_content(&limits) },
+            "responses": { "200": ok("The key", &key), "400": err("INVALID_ARGUMENT (not a client key, a limit of 0)"),
+                "401": err("ADMIN_KEY_REQUIRED"), "404": err("KEY_NOT_FOUND") }
+        }}
+    })
+}

@@ -1,0 +1,229 @@
+//! Quotas per client key on the gateway (docs/PROTOCOL.md, "Quotas"): requests per minute and
+//! tokens per UTC day, set with the key (`keys create`) or later (`keys set-limits`), answered
+//! with 429 `QUOTA_EXCEEDED` and `Retry-After`.
+//!
+//! - Requests per minute: a token bucket per key (GCRA, `rate_limit`), up to N at once, then
+//!   one more every 60/N s. Each replica keeps its own buckets: with R replicas behind a load
+//!   balancer a key may reach up to R × N per minute in the worst case.
+//! - Tokens per day: what the database recorded for the key today (every replica's completed
+//!   jobs, written with each job's receipt), read with the key at most [`key_cache::TTL`] ago,
+//!   plus what this replica's jobs used since. A request is admitted while that is below the
+//!   limit, so the request that crosses it is served in full; the next ones wait for the next
+//!   UTC midnight.
+//!
+//! Invariant: a key's cached [`ClientGrant`] is forgotten when the key is revoked or its
+//! limits change, so the next request reads the database again.
+//!
+//! [`key_cache::TTL`]: super::key_cache::TTL
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::config::Bucket;
+use super::rate_limit::RateLimiter;
+use super::store::{KeyGrant, KeySha256, utc_day};
+use crate::wire::KeyLimits;
+
+/// A client key as the gateway remembers it between database reads.
+#[derive(Debug, Clone)]
+pub struct ClientGrant {
+    pub limits: KeyLimits,
+    /// The UTC day `used_at_read` counts.
+    pub day: u64,
+    /// Tokens the database had recorded for the key on `day` when it was read.
+    pub used_at_read: u64,
+    /// Tokens this replica's jobs used since (shared by every copy of this grant).
+    pub spent_since: Arc<AtomicU64>,
+}
+
+impl ClientGrant {
+    /// The grant as read from the store on `day`.
+    pub fn read(grant: &KeyGrant, day: u64) -> Self {
+        Self {
+            limits: grant.limits,
+            day,
+            used_at_read: grant.usage.tokens(),
+            spent_since: Arc::default(),
+        }
+    }
+
+    /// Records tokens a finished job of this key used.
+    pub fn spend(&self, tokens: u64) {
+        self.spent_since.fetch_add(tokens, Ordering::Relaxed);
+    }
+
+    /// Tokens used on `today`, as far as this replica knows.
+    fn used(&self, today: u64) -> u64 {
+        let since = self.spent_since.load(Ordering::Relaxed);
+        if today == self.day {
+            self.used_at_read.saturating_add(since)
+        } else {
+            // Read yesterday: only what was spent since counts (at most one cache TTL of it).
+            since
+        }
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverQuota {
+    /// The key's requests-per-minute bucket is empty.
+    Requests { limit: u32, retry_after: Duration },
+    /// The key used its tokens for today.
+    Tokens {
+        limit: u64,
+        used: u64,
+        retry_after: Duration,
+    },
+}
+
+impl OverQuota {
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Self::Requests { retry_after, .. } | Self::Tokens { retry_after, .. } => *retry_after,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::Requests { limit, .. } => {
+                format!("this client key may send {limit} requests per minute")
+            }
+            Self::Tokens { limit, used, .. } => {
+                format!("this client key used {used} of its {limit} tokens for today (UTC)")
+            }
+        }
+    }
+}
+
+/// The per-key request buckets of this replica.
+#[derive(Debug)]
+pub struct Quotas {
+    requests: RateLimiter<KeySha256>,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            // The shape is given per call (each key's own); this one is never used.
+            requests: RateLimiter::new(Bucket {
+                per_minute: 1,
+                burst: 1,
+            }),
+        }
+    }
+}
+
+impl Quotas {
+    /// Admits one request of `key` under `grant`'s limits at `unix_s` / `now`, or says why not.
+    /// The token quota is checked first, so a refused request takes nothing from the bucket.
+    pub fn admit(
+        &self,
+        key: KeySha256,
+        grant: &ClientGrant,
+        unix_s: u64,
+        now: Instant,
+    ) -> Result<(), OverQuota> {
+        if let Some(limit) = grant.limits.tokens_per_day {
+            let used = grant.used(utc_day(unix_s));
+            if used >= limit {
+                return Err(OverQuota::Tokens {
+                    limit,
+                    used,
+                    retry_after: Duration::from_secs(86_400 - unix_s % 86_400),
+                });
+            }
+        }
+        if let Some(limit) = grant.limits.requests_per_minute {
+            let bucket = Bucket {
+                per_minute: limit,
+                burst: limit,
+            };
+            self.requests
+                .try_acquire_shaped(key, bucket, now)
+                .map_err(|retry_after| OverQuota::Requests { limit, retry_after })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orchestrator::store::KeyRole;
+    use crate::wire::KeyUsage;
+
+    fn grant(limits: KeyLimits, tokens_today: u64, day: u64) -> ClientGrant {
+        ClientGrant::read(
+            &KeyGrant {
+                role: KeyRole::Client,
+                limits,
+                usage: KeyUsage {
+                    requests: 1,
+                    prompt_tokens: tokens_today,
+                    completion_tokens: 0,
+                },
+            },
+            day,
+        )
+    }
+
+    #[test]
+    fn requests_per_minute_refuse_then_allow_after_the_wait() {
+        let q = Quotas::default();
+        let key = KeySha256::of("k");
+        let g = grant(
+            KeyLimits {
+                requests_per_minute: Some(2),
+                tokens_per_day: None,
+            },
+            0,
+            0,
+        );
+        let t0 = Instant::now();
+        assert!(q.admit(key, &g, 10, t0).is_ok());
+        assert!(q.admit(key, &g, 10, t0).is_ok());
+        let Err(over @ OverQuota::Requests { limit: 2, .. }) = q.admit(key, &g, 10, t0) else {
+            panic!("the third request in the same instant must be refused");
+        };
+        assert_eq!(over.retry_after(), Duration::from_secs(30));
+        assert!(q.admit(key, &g, 40, t0 + over.retry_after()).is_ok());
+        // Another key has its own bucket; an unlimited key is never refused.
+        assert!(q.admit(KeySha256::of("other"), &g, 10, t0).is_ok());
+        let free = grant(KeyLimits::default(), u64::MAX, 0);
+        for _ in 0..100 {
+            assert!(q.admit(KeySha256::of("free"), &free, 10, t0).is_ok());
+        }
+    }
+
+    #[test]
+    fn tokens_per_day_count_the_database_and_this_replica_until_midnight() {
+        let q = Quotas::default();
+        let key = KeySha256::of("k");
+        let limits = KeyLimits {
+            requests_per_minute: None,
+            tokens_per_day: Some(100),
+        };
+        let day = 20_000;
+        let noon = day * 86_400 + 43_200;
+        let g = grant(limits, 60, day);
+        assert!(q.admit(key, &g, noon, Instant::now()).is_ok());
+        g.spend(39);
+        assert!(q.admit(key, &g, noon, Instant::now()).is_ok(), "99 < 100");
+        g.clone().spend(1);
+        let Err(OverQuota::Tokens {
+            used: 100,
+            retry_after,
+            ..
+        }) = q.admit(key, &g, noon, Instant::now())
+        else {
+            panic!("at the limit: refused");
+        };
+        assert_eq!(retry_after, Duration::from_hours(12), "until UTC midnight");
+        // The next day, the count read yesterday no longer applies (only the 40 spent since).
+        assert!(q.admit(key, &g, noon + 86_400, Instant::now()).is_ok());
+        let fresh = grant(limits, 100, day + 1);
+        assert!(q.admit(key, &fresh, noon + 86_400, Instant::now()).is_err());
+    }
+}
