@@ -185,6 +185,7 @@ async fn workers(
             hardware: None,
             version: "0.1.0".into(),
             multi_task: true,
+            labels: Vec::new(),
         };
         let (status, body) = post(
             http,

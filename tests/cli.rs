@@ -357,6 +357,7 @@ fn post_task_paying(url: &str, prompt: &str, reward: u128) -> String {
             }],
             max_tokens: None,
         }),
+        min_vram_mib: None,
     };
     let client = basis::client::OrchestratorClient::new(
         url::Url::parse(url).unwrap(),

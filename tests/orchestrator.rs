@@ -11,6 +11,7 @@ mod common;
 mod orchestrator {
     use super::*;
 
+    mod capabilities;
     mod channel;
     mod exfiltration;
     mod failures;
@@ -56,6 +57,7 @@ fn request(id: &str, token: &WorkerToken) -> RegisterRequest {
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,
+        labels: Vec::new(),
     }
 }
 

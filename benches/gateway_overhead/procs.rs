@@ -55,6 +55,7 @@ pub async fn vllm_worker(dir: &Path, orchestrator: &str, upstream: &str) -> Resu
         hardware: None,
         version: env!("CARGO_PKG_VERSION").into(),
         multi_task: false,
+        labels: Vec::new(),
     };
     basis::client::OrchestratorClient::new(orchestrator.parse()?, Duration::from_secs(10))?
         .register(&request, None, None)

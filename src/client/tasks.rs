@@ -283,6 +283,7 @@ mod tests {
             deadline_buffer_s: Some(60),
             cursor: Some("a b&c".into()),
             limit: Some(10),
+            fits: None,
         };
         assert_eq!(
             tasks_path(&query),

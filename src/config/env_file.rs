@@ -42,13 +42,17 @@ pub const KEY_ORCHESTRATOR_FALLBACK_URLS: &str = "BASIS_ORCHESTRATOR_FALLBACK_UR
 pub const KEY_CAPACITY: &str = "BASIS_WORKER_CAPACITY";
 /// The most jobs a worker may run at once.
 pub const MAX_CAPACITY: u32 = 256;
+/// Free-form labels the worker registers with, comma-separated (e.g. `region=eu,tier:gold`):
+/// shown in the registry, matched by tasks requiring `label:<label>` and by gateway requests
+/// asking for one.
+pub const KEY_LABELS: &str = "BASIS_WORKER_LABELS";
 
 /// The longest evaluator key accepted (the orchestrator's are `basis_evaluator_` + 64 hex).
 const MAX_EVALUATOR_KEY_LEN: usize = 256;
 
 /// The known keys, in the order docs/FILES.md ("Keys") lists them and [`WorkerEnv::render`]
 /// writes them (the evaluator key and the multi-task switch, added later, last).
-pub const KNOWN_KEYS: [&str; 13] = [
+pub const KNOWN_KEYS: [&str; 14] = [
     KEY_WORKER_ID,
     KEY_WALLET,
     KEY_RUNTIME,
@@ -62,6 +66,7 @@ pub const KNOWN_KEYS: [&str; 13] = [
     KEY_MULTI_TASK,
     KEY_ORCHESTRATOR_FALLBACK_URLS,
     KEY_CAPACITY,
+    KEY_LABELS,
 ];
 
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
@@ -97,6 +102,8 @@ pub struct WorkerEnv {
     pub fallback_urls: Vec<Url>,
     /// Jobs run at once; absent: the runtime's default.
     pub capacity: Option<u32>,
+    /// Labels it registers with (`domain::check_label`'s grammar).
+    pub labels: Vec<String>,
     /// Unknown keys and their values, in file order, kept on rewrite.
     pub extra: Vec<(String, String)>,
 }
@@ -113,6 +120,7 @@ impl fmt::Debug for WorkerEnv {
             .field("wallet", &self.wallet)
             .field("runtime", &self.runtime)
             .field("models", &self.models)
+            .field("labels", &self.labels)
             .field("ollama_model", &self.ollama_model)
             .field("ollama_url", &self.ollama_url.as_ref().map(Url::as_str))
             .field("vllm_url", &self.vllm_url.as_ref().map(Url::as_str))
@@ -278,6 +286,9 @@ impl WorkerEnv {
                     .map(str::to_owned)
                     .collect();
             }
+            KEY_LABELS => {
+                self.labels = crate::domain::parse_labels(&value).map_err(|e| e.to_string())?;
+            }
             KEY_OLLAMA_MODEL => self.ollama_model = non_empty(value),
             KEY_OLLAMA_URL => self.ollama_url = url(value)?,
             KEY_VLLM_URL => self.vllm_url = url(value)?,
@@ -393,6 +404,10 @@ impl WorkerEnv {
             .filter(|v| !v.is_empty()),
         );
         push(KEY_CAPACITY, self.capacity.map(|c| c.to_string()));
+        push(
+            KEY_LABELS,
+            Some(self.labels.join(",")).filter(|v| !v.is_empty()),
+        );
         pairs
     }
 
@@ -516,6 +531,9 @@ impl WorkerEnv {
         take(&mut self.capacity, update.capacity);
         if !update.fallback_urls.is_empty() {
             self.fallback_urls = update.fallback_urls;
+        }
+        if !update.labels.is_empty() {
+            self.labels = update.labels;
         }
         for (key, value) in update.extra {
             match self.extra.iter_mut().find(|(k, _)| *k == key) {

@@ -27,6 +27,7 @@ pub(super) fn full_env() -> WorkerEnv {
             "https://orch-c.example:8787".parse().unwrap(),
         ],
         capacity: Some(12),
+        labels: vec!["region=eu".into(), "tier:gold".into()],
         extra: vec![
             ("CUDA_VISIBLE_DEVICES".into(), "0,1".into()),
             ("GREETING".into(), "hello world".into()),

@@ -10,6 +10,7 @@ mod canonical;
 mod float_check;
 mod hash;
 mod ids;
+mod label;
 mod problem;
 mod receipt;
 mod runtime;
@@ -25,6 +26,7 @@ pub use hash::{HashError, OutputHash, ReceiptHash, TokenSha256, keccak256_hex};
 pub use ids::{
     IdError, JobId, ReceiptId, ReplicaId, SubmissionId, TaskId, WorkerId, WorkerIdFaults,
 };
+pub use label::{LabelError, MAX_LABEL_LEN, MAX_LABELS, check_label, check_labels, parse_labels};
 pub use problem::{ErrorCode, Problem};
 pub use receipt::{
     HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, Usage, verify_receipt_json,

@@ -118,6 +118,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         hardware: Some(hardware_summary(ctx).await),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         multi_task: env.multi_task.unwrap_or(false),
+        labels: env.labels.clone(),
     };
     let client = OrchestratorClient::new(url.clone(), Duration::from_secs(10))?;
     let enrollment = enrollment_key(&env);

@@ -61,6 +61,11 @@ pub struct Input {
     /// orchestrator_url is unreachable, e.g. ["https://orch-b.example"]. [] removes them.
     #[serde(default)]
     pub fallback_orchestrator_urls: Option<Vec<String>>,
+    /// Free-form labels this worker registers with, e.g. ["region=eu", "tier:gold"]
+    /// (lowercase letters, digits and . _ - = : /; at most 16). Tasks may require them
+    /// (`label:region=eu`) and gateway clients ask for them. [] removes them.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
     /// Where to write the env file (default: worker.env in the basis config directory). Must
     /// be inside the config dir, the current dir or a dir allowed in basis.toml.
     #[serde(default)]
@@ -84,6 +89,7 @@ impl Guarded for Input {
         self.orchestrator_url.guard("orchestrator_url")?;
         self.fallback_orchestrator_urls
             .guard("fallback_orchestrator_urls")?;
+        self.labels.guard("labels")?;
         self.out.guard("out")
     }
 }
@@ -115,6 +121,8 @@ pub struct Output {
     pub capacity: u32,
     /// The replicas it fails over to, in order.
     pub fallback_orchestrator_urls: Vec<String>,
+    /// The labels it registers with.
+    pub labels: Vec<String>,
     /// What to do next.
     pub next_step: String,
 }
@@ -144,6 +152,17 @@ fn update_from(input: &Input) -> Result<WorkerEnv, Problem> {
             .map(|u| parse::http_url("fallback_orchestrator_urls", u))
             .collect::<Result<_, _>>()?,
         capacity: input.capacity.map(parse_capacity).transpose()?,
+        labels: match &input.labels {
+            None => Vec::new(),
+            Some(labels) => {
+                let labels: Vec<String> = labels.iter().map(|l| l.trim().to_owned()).collect();
+                crate::domain::check_labels(&labels).map_err(|e| {
+                    Problem::new(ErrorCode::InvalidArgument, format!("labels: {e}"))
+                        .with_fix("Give labels like \"region=eu\" or \"tier:gold\".")
+                })?;
+                labels
+            }
+        },
         extra: Vec::new(),
     })
 }
@@ -211,9 +230,11 @@ pub(super) fn update(ctx: &Context, input: &Input) -> Result<(Output, WorkerEnv)
         .fallback_orchestrator_urls
         .as_ref()
         .is_some_and(Vec::is_empty);
+    let clear_labels = input.labels.as_ref().is_some_and(Vec::is_empty);
     let how = How {
         force,
         clear_fallbacks,
+        clear_labels,
     };
     match merge_and_write(ctx, &path, update.clone(), how) {
         Err(EnvFileError::Appeared { .. }) => merge_and_write(ctx, &path, update, how),
@@ -229,6 +250,20 @@ struct How {
     force: bool,
     /// Remove the fallback URLs (`fallback_orchestrator_urls: []`).
     clear_fallbacks: bool,
+    /// Remove the labels (`labels: []`).
+    clear_labels: bool,
+}
+
+impl How {
+    /// Empties the lists the input asked to remove.
+    fn clear(self, env: &mut WorkerEnv) {
+        if self.clear_fallbacks {
+            env.fallback_urls.clear();
+        }
+        if self.clear_labels {
+            env.labels.clear();
+        }
+    }
 }
 
 /// One read-merge-write of the env file at `path` (checked, locked). A file there that is
@@ -255,9 +290,7 @@ fn merge_and_write(
     let mut env = existing.unwrap_or_default();
     let models_given = !update.models.is_empty();
     env.merge(update);
-    if how.clear_fallbacks {
-        env.fallback_urls.clear();
-    }
+    how.clear(&mut env);
     let runtime = *env.runtime.get_or_insert(Runtime::Echo);
     if !models_given {
         default_models(&mut env, runtime);
@@ -335,6 +368,7 @@ fn merge_and_write(
             .iter()
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
             .collect(),
+        labels: env.labels.clone(),
         next_step: "register the worker with the orchestrator (register_worker / `basis register`)"
             .to_owned(),
     };

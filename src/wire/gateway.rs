@@ -31,6 +31,9 @@ pub const RECEIPT_HASH_HEADER: &str = "x-basis-receipt-hash";
 pub const REPLICA_ID_HEADER: &str = "x-basis-replica-id";
 /// `POST`, between replicas only (signed, see docs/DEPLOY.md): a chat completion served by a
 /// worker connected to the receiving replica, never forwarded again.
+/// Request header: serve this request only on a worker registered with this label (e.g.
+/// `region=eu`); 503 `NO_WORKER_AVAILABLE` when none is online.
+pub const WORKER_LABEL_HEADER: &str = "x-basis-worker-label";
 pub const REPLICA_CHAT_COMPLETIONS: &str = "/internal/v1/chat/completions";
 /// `POST`, between replicas only (signed): a client key was revoked or its quotas changed,
 /// so the receiving replica forgets what it remembered of it. Body: `{"sha256": "0x…"}`.

@@ -9,6 +9,7 @@
 //! Architecture invariant: this module depends only on `crate::domain`; it never imports the
 //! orchestrator, the client, the operations or the fronts.
 
+mod capabilities;
 mod channel;
 mod error;
 mod gateway;
@@ -23,13 +24,14 @@ mod tasks;
 mod worker_status;
 mod workers;
 
+pub use capabilities::Capabilities;
 pub use channel::{JobErrorCode, JobTimings, OrchestratorMessage, WorkerMessage};
 pub use error::{ApiErrorBody, known_code};
 pub use gateway::{
     AssistantMessage, CHAT_COMPLETIONS, ChatChoice, ChatCompletion, ChatCompletionChunk,
     ChunkChoice, ChunkDelta, CompletionUsage, JOB_ID_HEADER, MODELS, ModelEntry, ModelList,
     RECEIPT_HASH_HEADER, RECEIPT_ID_HEADER, REPLICA_CHAT_COMPLETIONS, REPLICA_ID_HEADER,
-    REPLICA_KEY_CHANGED, WORKER_ID_HEADER,
+    REPLICA_KEY_CHANGED, WORKER_ID_HEADER, WORKER_LABEL_HEADER,
 };
 pub use hardware::{GpuSummary, HardwareSummary};
 pub use health::{Health, HealthStatus};

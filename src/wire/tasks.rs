@@ -111,10 +111,16 @@ pub struct PostTaskRequest {
     /// What the evaluator checks; at least one.
     #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 1000)))]
     pub criteria: Vec<String>,
-    /// Capabilities a worker needs, e.g. `runtime:vllm`, `model:llama3.2:1b`, `gpu:nvidia`.
+    /// Capabilities a worker needs (docs/TASK_MARKET.md, "Capabilities"), e.g. `runtime:vllm`,
+    /// `model:llama3.2:1b`, `gpu`, `gpu:nvidia`, `cpu-only`, `compute:9.0`, `label:region=eu`.
     #[serde(default)]
     #[schemars(length(max = 16))]
     pub required_capabilities: Vec<String>,
+    /// The VRAM (MiB) the worker's largest GPU must have; a claim from a worker with less (or
+    /// none) is refused with `CAPABILITY_MISMATCH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_vram_mib: Option<u64>,
     /// Positive, in atomic units, as a decimal string.
     pub reward: Amount,
     /// The reward's asset; must be the orchestrator's asset (see the onboarding status).
@@ -146,6 +152,9 @@ pub struct Task {
     pub description: String,
     pub criteria: Vec<String>,
     pub required_capabilities: Vec<String>,
+    /// The VRAM (MiB) a worker's largest GPU must have to claim it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_vram_mib: Option<u64>,
     pub reward: Amount,
     pub asset: String,
     /// Decimals of `asset`: an amount / 10^asset_decimals is whole units (e.g. 6 for USDC:
@@ -195,6 +204,10 @@ pub struct TaskQuery {
     /// these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<String>,
+    /// Only tasks worker `fits` can claim: its registered capabilities and VRAM (not together
+    /// with `capabilities`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fits: Option<WorkerId>,
     /// Only tasks paying at least this (decimal string of atomic units).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_reward: Option<Amount>,

@@ -37,6 +37,11 @@ pub struct RegisterRequest {
     pub token_sha256: TokenSha256,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<HardwareSummary>,
+    /// Free-form labels from the worker's env file (`BASIS_WORKER_LABELS`), e.g. `region=eu`
+    /// (at most 16; lowercase letters, digits and `. _ - = : /`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 64)))]
+    pub labels: Vec<String>,
     /// The worker's basis version.
     #[schemars(length(min = 1, max = 64))]
     pub version: String,
@@ -76,6 +81,17 @@ pub struct WorkerRecord {
     pub multi_task: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<HardwareSummary>,
+    /// Its labels, as registered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// What the task market matches against a task's `required_capabilities`
+    /// (docs/TASK_MARKET.md, "Capabilities"): `runtime:…`, `model:…`, `gpu`/`cpu-only`,
+    /// `gpu:<vendor>`, `compute:…`, `label:…`.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// MiB of its largest GPU (what a task's `min_vram_mib` is checked against).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vram_mib: Option<u64>,
 }
 
 /// One page of `GET /api/workers`, ordered by `worker_id`.

@@ -221,3 +221,53 @@ fn capacity_and_fallback_urls_are_written_kept_and_cleared() {
     assert!(!file.contains("BASIS_ORCHESTRATOR_FALLBACK_URLS"), "{file}");
     assert!(file.contains("BASIS_WORKER_CAPACITY=3\n"), "{file}");
 }
+
+#[test]
+fn labels_are_written_registered_and_matched() {
+    let home = Home::new();
+    let orch = crate::TestOrchestrator::start(home.path());
+    let (code, json) = home.json(&[
+        "write-env",
+        "--wallet",
+        WALLET,
+        "--worker-id",
+        "labelled",
+        "--label",
+        "region=eu",
+        "--label",
+        "tier:gold",
+        "--orchestrator-url",
+        &orch.url,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        json["labels"],
+        serde_json::json!(["region=eu", "tier:gold"])
+    );
+    let file = std::fs::read_to_string(home.env_file()).unwrap();
+    assert!(
+        file.contains("BASIS_WORKER_LABELS=region=eu,tier:gold\n"),
+        "{file}"
+    );
+    // A malformed label is refused and the file keeps its labels.
+    let (code, json) = home.json(&["write-env", "--label", "Bad Label", "--json"]);
+    assert_eq!(code, 2, "{json}");
+    assert_eq!(json["error"]["code"], "INVALID_ARGUMENT");
+    let (code, registered) = home.json(&["register", "--json"]);
+    assert_eq!(code, 0, "{registered}");
+    // Registered: the orchestrator's view of this worker, labels included.
+    let (code, page) = home.json(&["tasks", "--json"]);
+    assert_eq!(code, 0, "{page}");
+    let caps = page["worker_capabilities"].to_string();
+    assert!(
+        caps.contains("label:region=eu")
+            && caps.contains("label:tier:gold")
+            && (caps.contains("cpu-only") || caps.contains("\"gpu\"")),
+        "{caps}"
+    );
+    // `--label=` alone removes them.
+    let (code, json) = home.json(&["write-env", "--label=", "--json"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["labels"], serde_json::json!([]));
+}

@@ -43,6 +43,7 @@ pub async fn register(orch: &Orchestrator, id: &str, models: &[&str]) -> WorkerT
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,
+        labels: Vec::new(),
     };
     orch.client().register(&req, None, None).await.unwrap();
     token

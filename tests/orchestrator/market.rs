@@ -119,6 +119,7 @@ pub async fn worker_paid_to(
         hardware: None,
         version: "0.1.0".into(),
         multi_task,
+        labels: Vec::new(),
     };
     orch.client().register(&req, None, None).await.unwrap();
     token

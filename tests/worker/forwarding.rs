@@ -50,6 +50,7 @@ async fn worker(orch: &Orchestrator, i: usize, home: &std::path::Path) -> KillOn
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,
+        labels: Vec::new(),
     };
     orch.client().register(&request, None, None).await.unwrap();
     let env_file = write_env(

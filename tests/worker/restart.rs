@@ -71,6 +71,7 @@ fn registration(token: &WorkerToken) -> RegisterRequest {
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,
+        labels: Vec::new(),
     }
 }
 

@@ -19,9 +19,13 @@ pub struct Args {
     /// runtime:vllm,model:llama3.2:1b.
     #[arg(long, value_delimiter = ',', value_name = "CAPS")]
     pub capabilities: Option<Vec<String>>,
-    /// Only tasks this worker can do (its own capabilities as the filter).
-    #[arg(long, conflicts_with = "capabilities")]
+    /// Only tasks this worker can claim (the default when no --capabilities are given): its
+    /// registered capabilities and GPU memory.
+    #[arg(long, conflicts_with_all = ["capabilities", "all"])]
     pub matching: bool,
+    /// Every task, each marked with what this worker lacks.
+    #[arg(long, conflicts_with = "capabilities")]
+    pub all: bool,
     /// Only tasks paying at least this many atomic units.
     #[arg(long, value_name = "AMOUNT")]
     pub min_reward: Option<String>,
@@ -46,7 +50,11 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
     let input = Input {
         status: args.status,
         capabilities: args.capabilities,
-        only_matching: args.matching.then_some(true),
+        only_matching: if args.all {
+            Some(false)
+        } else {
+            args.matching.then_some(true)
+        },
         min_reward: args.min_reward,
         deadline_buffer_s: args.deadline_buffer,
         cursor: args.cursor,

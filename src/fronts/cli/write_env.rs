@@ -46,6 +46,10 @@ pub struct Args {
     /// (`--fallback-url=` alone removes them).
     #[arg(long = "fallback-url", value_name = "URL", num_args = 0..=1, require_equals = false, default_missing_value = "")]
     pub fallback_urls: Option<Vec<String>>,
+    /// A label this worker registers with, e.g. region=eu; repeat for several (`--label=`
+    /// alone removes them). Tasks may require one; gateway clients may ask for one.
+    #[arg(long = "label", value_name = "LABEL", num_args = 0..=1, require_equals = false, default_missing_value = "")]
+    pub labels: Option<Vec<String>>,
     /// Env file to write [default: worker.env in the config directory].
     #[arg(long, value_name = "PATH")]
     pub out: Option<String>,
@@ -73,6 +77,12 @@ pub fn run(ctx: &Context, args: Args) -> ExitCode {
         fallback_orchestrator_urls: args
             .fallback_urls
             .map(|urls| urls.into_iter().filter(|u| !u.trim().is_empty()).collect()),
+        labels: args.labels.map(|labels| {
+            labels
+                .into_iter()
+                .filter(|l| !l.trim().is_empty())
+                .collect()
+        }),
         out: args.out,
         force: args.force.then_some(true),
     };
@@ -102,6 +112,9 @@ fn human(o: &Output) -> String {
             "  fails over to {}",
             o.fallback_orchestrator_urls.join(", ")
         );
+    }
+    if !o.labels.is_empty() {
+        let _ = writeln!(s, "  labels: {}", o.labels.join(", "));
     }
     s.push_str(&output::next(&o.next_step));
     s

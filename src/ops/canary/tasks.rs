@@ -36,6 +36,7 @@ pub async fn post(orch: &Orchestrator) -> Result<(TaskId, String), String> {
         description: "basis canary: answer the prompt on your runtime".into(),
         criteria: vec!["the answer is the runtime's completion of the prompt".into()],
         required_capabilities: vec!["runtime:echo".into()],
+        min_vram_mib: None,
         reward: Amount::from_atomic(REWARD),
         asset: None,
         deadline: now_s() + 3600,

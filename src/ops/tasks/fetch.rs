@@ -1,15 +1,23 @@
 //! `fetch_tasks`: one page of the orchestrator's tasks (highest reward first), filtered, each
 //! marked with whether this worker's capabilities match it. Read-only; works before
 //! onboarding too (then nothing but capability-free tasks match).
+//!
+//! A registered worker's capabilities are what the orchestrator holds for it (its registered
+//! runtime, models, hardware and labels: docs/TASK_MARKET.md, "Capabilities"), the same a
+//! claim is checked against; by default it is shown only the tasks it can claim (`?fits=`).
+//! Before registering, they come from the env file (runtime, models, labels).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{capabilities, client, missing_capabilities, read_env};
+use super::{capabilities, client, read_env};
+use crate::client::ClientError;
 use crate::domain::{Amount, ErrorCode, Problem, TaskStatus, WorkerId};
 use crate::guard::{GuardText, Guarded, SecretRefused};
 use crate::ops::Context;
-use crate::wire::{MAX_CAPABILITIES, MAX_CAPABILITY_LEN, TASKS_PAGE_MAX, Task, TaskQuery};
+use crate::wire::{
+    Capabilities, MAX_CAPABILITIES, MAX_CAPABILITY_LEN, TASKS_PAGE_MAX, Task, TaskQuery,
+};
 
 /// Filters; all optional.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -23,8 +31,10 @@ pub struct Input {
     /// `model:<name>`.
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
-    /// Only tasks this worker can do: filter by this worker's own capabilities (from the env
-    /// file). Not together with `capabilities`.
+    /// Only tasks this worker can claim: its registered capabilities and GPU memory (before
+    /// registering, the env file's runtime, models and labels). Default true when no
+    /// `capabilities` are given; false lists every task, each marked with what this worker
+    /// lacks. Not together with `capabilities`.
     #[serde(default)]
     pub only_matching: Option<bool>,
     /// Only tasks paying at least this, in atomic units, as a decimal string (e.g. "1000").
@@ -78,14 +88,24 @@ pub struct Output {
     /// This host's worker, when the env file names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<WorkerId>,
-    /// This worker's capabilities, from the env file (`runtime:…`, `model:…`).
+    /// This worker's capabilities (`runtime:…`, `model:…`, `gpu`/`cpu-only`, `gpu:…`,
+    /// `compute:…`, `label:…`): as registered, or from the env file before registering.
     pub worker_capabilities: Vec<String>,
+    /// MiB of this worker's largest GPU, as registered (what `min_vram_mib` is checked
+    /// against).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_vram_mib: Option<u64>,
     pub orchestrator_url: String,
     pub next_step: String,
 }
 
-/// The query `input` asks for, with `mine` as this worker's capabilities.
-fn query(input: &Input, mine: &[String]) -> Result<TaskQuery, Problem> {
+/// The query `input` asks for, with `mine` as this worker's capabilities and `registered` its
+/// id when the orchestrator knows it (then the orchestrator filters by what it registered).
+fn query(
+    input: &Input,
+    mine: &[String],
+    registered: Option<&WorkerId>,
+) -> Result<TaskQuery, Problem> {
     let invalid = |message: String, fix: &str| {
         Err(Problem::new(ErrorCode::InvalidArgument, message).with_fix(fix))
     };
@@ -96,8 +116,10 @@ fn query(input: &Input, mine: &[String]) -> Result<TaskQuery, Problem> {
             Err(e) => return invalid(format!("status: {e}"), "omit status to list open tasks"),
         },
     };
-    let only_matching = input.only_matching.unwrap_or(false);
+    let only_matching = input.only_matching.unwrap_or(input.capabilities.is_none());
+    let fits = registered.filter(|_| only_matching && input.capabilities.is_none());
     let capabilities = match (&input.capabilities, only_matching) {
+        (None, true) if fits.is_some() => None,
         (Some(_), true) => {
             return invalid(
                 "capabilities and only_matching cannot be combined".into(),
@@ -147,6 +169,7 @@ fn query(input: &Input, mine: &[String]) -> Result<TaskQuery, Problem> {
         status,
         // An empty list means "no capabilities": only tasks that require none.
         capabilities: capabilities.map(|list| list.join(",")),
+        fits: fits.cloned(),
         min_reward,
         deadline_buffer_s: input.deadline_buffer_s,
         cursor: input.cursor.clone().filter(|c| !c.is_empty()),
@@ -158,15 +181,37 @@ fn query(input: &Input, mine: &[String]) -> Result<TaskQuery, Problem> {
 pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     input.check_secrets()?;
     let env = read_env(ctx, input.env_file.as_deref())?;
-    let mine = env.as_ref().map(capabilities).unwrap_or_default();
-    let query = query(input, &mine)?;
     let (client, url) = client(ctx, env.as_ref())?;
+    let worker_id = env.as_ref().and_then(|e| e.worker_id.clone());
+    // As registered, when the orchestrator knows this worker; else from the env file.
+    let record = match &worker_id {
+        Some(id) => match client.worker(id).await {
+            Ok(record) => Some(record),
+            Err(ClientError::Api { problem, .. }) if problem.code == ErrorCode::WorkerNotFound => {
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let mine = match &record {
+        Some(r) => Capabilities {
+            tags: r.capabilities.clone(),
+            vram_mib: r.vram_mib,
+        },
+        None => Capabilities {
+            tags: env.as_ref().map(capabilities).unwrap_or_default(),
+            vram_mib: None,
+        },
+    };
+    let registered = record.as_ref().map(|r| &r.worker_id);
+    let query = query(input, &mine.tags, registered)?;
     let page = client.tasks(&query).await?;
     let tasks: Vec<TaskView> = page
         .tasks
         .into_iter()
         .map(|task| {
-            let missing = missing_capabilities(&task, &mine);
+            let missing = mine.missing(&task.required_capabilities, task.min_vram_mib);
             TaskView {
                 capabilities_match: missing.is_empty(),
                 missing_capabilities: missing,
@@ -175,7 +220,6 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             }
         })
         .collect();
-    let worker_id = env.as_ref().and_then(|e| e.worker_id.clone());
     let next_step = if worker_id.is_none() {
         "onboard this host (write_env, register_worker) before claiming a task"
     } else if let Some(t) = tasks
@@ -196,7 +240,8 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         tasks,
         next_cursor: page.next_cursor,
         worker_id,
-        worker_capabilities: mine,
+        worker_capabilities: mine.tags,
+        worker_vram_mib: mine.vram_mib,
         orchestrator_url: url.to_string(),
         next_step: next_step.to_owned(),
     })
@@ -209,8 +254,18 @@ mod tests {
     #[test]
     fn the_query_follows_the_filters() {
         let mine = vec!["runtime:echo".to_owned(), "model:m".to_owned()];
-        let q = query(&Input::default(), &mine).unwrap();
-        assert_eq!(q, TaskQuery::default());
+        // By default only what this worker matches: by its registration once registered.
+        let q = query(&Input::default(), &mine, None).unwrap();
+        assert_eq!(q.capabilities.as_deref(), Some("runtime:echo,model:m"));
+        let id = WorkerId::parse("gpu-1").unwrap();
+        let q = query(&Input::default(), &mine, Some(&id)).unwrap();
+        assert_eq!(q.fits.as_ref(), Some(&id));
+        assert_eq!(q.capabilities, None);
+        let all = Input {
+            only_matching: Some(false),
+            ..Input::default()
+        };
+        assert_eq!(query(&all, &mine, Some(&id)).unwrap(), TaskQuery::default());
         let input = Input {
             status: Some("claimed".into()),
             only_matching: Some(true),
@@ -218,7 +273,7 @@ mod tests {
             limit: Some(50),
             ..Input::default()
         };
-        let q = query(&input, &mine).unwrap();
+        let q = query(&input, &mine, None).unwrap();
         assert_eq!(q.status, Some(TaskStatus::Claimed));
         assert_eq!(q.capabilities.as_deref(), Some("runtime:echo,model:m"));
         assert_eq!(q.min_reward, Some(Amount::from_atomic(15)));
@@ -255,7 +310,7 @@ mod tests {
             },
         ];
         for input in bad {
-            let p = query(&input, &[]).unwrap_err();
+            let p = query(&input, &[], None).unwrap_err();
             assert_eq!(p.code, ErrorCode::InvalidArgument, "{input:?}");
             assert!(p.fix.is_some());
         }

@@ -5,10 +5,11 @@
 //! This file holds what they share: the env file, the orchestrator client, this worker's identity
 //! and capabilities, the credential a submission is read with, id parsing.
 //!
-//! Capabilities: a worker has `runtime:<runtime>` (its `BASIS_WORKER_RUNTIME`) and
-//! `model:<name>` for each of its models (`BASIS_WORKER_MODELS`, or `BASIS_OLLAMA_MODEL` for an
-//! ollama worker without a list). A task matches when every capability it requires is among
-//! them; any other capability (e.g. `gpu:nvidia`) is one this worker does not claim to have.
+//! Capabilities (docs/TASK_MARKET.md, "Capabilities"): once registered, a worker's are what
+//! the orchestrator derived from its registration (`wire::Capabilities`: runtime, models,
+//! GPUs, labels). Before that, the env file's: `runtime:<runtime>`, `model:<name>` for each
+//! model (`BASIS_WORKER_MODELS`, or `BASIS_OLLAMA_MODEL` for an ollama worker without a list)
+//! and `label:<label>` for each of `BASIS_WORKER_LABELS`.
 //!
 //! Secrets: the worker token and the evaluator key are read from the env file here and go
 //! only into the client's sensitive headers; no output type holds either. A submission is read
@@ -124,16 +125,8 @@ pub(crate) fn capabilities(env: &WorkerEnv) -> Vec<String> {
         models.extend(env.ollama_model.clone());
     }
     caps.extend(models.into_iter().map(|m| format!("model:{m}")));
+    caps.extend(env.labels.iter().map(|l| format!("label:{l}")));
     caps
-}
-
-/// The capabilities `task` requires that `have` lacks (empty: it matches).
-pub(crate) fn missing_capabilities(task: &Task, have: &[String]) -> Vec<String> {
-    task.required_capabilities
-        .iter()
-        .filter(|c| !have.contains(c))
-        .cloned()
-        .collect()
 }
 
 /// The evaluator key: the env file's `BASIS_EVALUATOR_KEY`, else the process environment's.

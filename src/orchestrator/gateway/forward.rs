@@ -25,6 +25,8 @@ use crate::wire::{REPLICA_CHAT_COMPLETIONS, REPLICA_ID_HEADER};
 
 /// The query parameter of a forwarded call naming the caller's client key (its sha256).
 pub const CLIENT_QUERY: &str = "client";
+/// The query parameter of a forwarded call naming the worker label asked for.
+pub const LABEL_QUERY: &str = "label";
 
 /// Another replica's answer to relay, or that it could not take the call.
 enum Tried {
@@ -88,11 +90,20 @@ pub async fn respond(state: &AppState, req: &ChatRequest) -> Forwarded {
 }
 
 async fn try_one(node: &Node, target: &Target, body: Bytes, req: &ChatRequest) -> Tried {
-    // The client key's hash rides in the signed path, so the serving replica counts the job
-    // against the key's usage.
-    let path = match &req.client_key {
-        Some(key) => format!("{REPLICA_CHAT_COMPLETIONS}?{CLIENT_QUERY}={key}"),
-        None => REPLICA_CHAT_COMPLETIONS.to_owned(),
+    // The client key's hash and the label asked for ride in the signed path: the serving
+    // replica counts the job against the key's usage and serves it on a worker with the label
+    // (labels are `[a-z0-9._=:/-]`, safe in a query as they are).
+    let mut query = Vec::new();
+    if let Some(key) = &req.client_key {
+        query.push(format!("{CLIENT_QUERY}={key}"));
+    }
+    if let Some(label) = &req.label {
+        query.push(format!("{LABEL_QUERY}={label}"));
+    }
+    let path = if query.is_empty() {
+        REPLICA_CHAT_COMPLETIONS.to_owned()
+    } else {
+        format!("{REPLICA_CHAT_COMPLETIONS}?{}", query.join("&"))
     };
     let url = match target.internal_url.join(&path) {
         Ok(url) => url,
@@ -114,6 +125,7 @@ async fn try_one(node: &Node, target: &Target, body: Bytes, req: &ChatRequest) -
         .client
         .post(url)
         .header(header::CONTENT_TYPE, "application/json");
+
     for (name, value) in signed {
         request = request.header(name, value);
     }

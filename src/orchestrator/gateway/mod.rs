@@ -20,13 +20,13 @@ use serde_json::Value;
 
 use super::auth;
 use super::error::ApiError;
-use super::hub::{JobFailure, JobHandle, Lane, NoRoute};
+use super::hub::{JobFailure, JobHandle, JobSpec, Lane, NoRoute};
 use super::quota::{ClientGrant, OverQuota};
 use super::state::AppState;
 use super::state::unix_now;
 use super::store::{KeyRole, KeySha256, utc_day};
 use crate::domain::ErrorCode;
-use crate::wire::{JOB_ID_HEADER, MAX_MODEL_LEN, WORKER_ID_HEADER};
+use crate::wire::{JOB_ID_HEADER, MAX_MODEL_LEN, WORKER_ID_HEADER, WORKER_LABEL_HEADER};
 
 /// How many times a job refused by a busy or draining worker is routed again.
 const REROUTES: u32 = 2;
@@ -41,6 +41,8 @@ pub struct ChatRequest {
     /// The caller's client key (none with `--open`): the job's tokens count against its
     /// quota and usage.
     pub client_key: Option<KeySha256>,
+    /// Only a worker with this label (`x-basis-worker-label`).
+    pub label: Option<String>,
 }
 
 impl ChatRequest {
@@ -72,7 +74,44 @@ impl ChatRequest {
             stream,
             body,
             client_key: None,
+            label: None,
         })
+    }
+
+    /// Reads `x-basis-worker-label` (400 when it is not a label).
+    pub fn with_label(mut self, headers: &HeaderMap) -> Result<Self, ApiError> {
+        let Some(value) = headers.get(WORKER_LABEL_HEADER) else {
+            return Ok(self);
+        };
+        let label = value.to_str().unwrap_or_default().trim();
+        crate::domain::check_label(label).map_err(|e| {
+            ApiError::bad_request(
+                ErrorCode::InvalidArgument,
+                format!("{WORKER_LABEL_HEADER}: {e}"),
+            )
+            .with_fix("Ask for a label a worker registered with, e.g. region=eu.")
+        })?;
+        self.label = Some(label.to_owned());
+        Ok(self)
+    }
+
+    /// What the hub runs for it.
+    pub fn spec(&self, timeout: std::time::Duration) -> JobSpec {
+        JobSpec {
+            model: self.model.clone(),
+            label: self.label.clone(),
+            stream: self.stream,
+            timeout,
+            client_key: self.client_key,
+        }
+    }
+
+    /// The model, and the label asked for, as messages name them.
+    fn shown(&self) -> String {
+        match &self.label {
+            Some(label) => format!("`{}` with label `{label}`", self.model),
+            None => format!("`{}`", self.model),
+        }
     }
 }
 
@@ -188,14 +227,8 @@ pub async fn route(
     reach: Reach,
     lane: Lane,
 ) -> Result<JobHandle, Response> {
-    let timeout = std::time::Duration::from_secs(state.config.job_timeout_s);
-    let why = match state.hub.dispatch(
-        &req.model,
-        req.body.clone(),
-        req.stream,
-        timeout,
-        req.client_key,
-    ) {
+    let spec = req.spec(std::time::Duration::from_secs(state.config.job_timeout_s));
+    let why = match state.hub.dispatch(&spec, req.body.clone()) {
         Ok(job) => return Ok(job),
         Err(why) => why,
     };
@@ -211,7 +244,7 @@ pub async fn route(
     if anywhere && why == NoRoute::AllBusy && state.config.queue.enabled() {
         return wait(state, req, lane).await;
     }
-    Err(busy_elsewhere.unwrap_or_else(|| no_route(state, &req.model, why).into_response()))
+    Err(busy_elsewhere.unwrap_or_else(|| no_route(state, &req.shown(), why).into_response()))
 }
 
 /// Waits in the model's queue for a worker (at most `queue_timeout_ms`), then dispatches to
@@ -220,39 +253,36 @@ pub async fn route(
 async fn wait(state: &AppState, req: &ChatRequest, lane: Lane) -> Result<JobHandle, Response> {
     let settings = state.config.queue;
     let started = std::time::Instant::now();
-    let Ok(mut ticket) = state.hub.enqueue(&req.model, lane, settings.max_per_model) else {
+    let spec = req.spec(std::time::Duration::from_secs(state.config.job_timeout_s));
+    let Ok(mut ticket) = state
+        .hub
+        .enqueue(&spec.queue_key(), lane, settings.max_per_model)
+    else {
         state.metrics.queued("full", started.elapsed());
         return Err(busy(format!(
-            "every online worker serving `{}` is at capacity and {} requests already wait for one",
-            req.model, settings.max_per_model
+            "every online worker serving {} is at capacity and {} requests already wait for one",
+            req.shown(),
+            settings.max_per_model
         )));
     };
     let depth = QueueDepth::joined(state, started);
-    let timeout = std::time::Duration::from_secs(state.config.job_timeout_s);
     let mut request = req.body.clone();
     let deadline = tokio::time::Instant::now() + settings.timeout;
     loop {
         let Ok(got) = tokio::time::timeout_at(deadline, ticket.worker()).await else {
             depth.settle("timeout");
             return Err(busy(format!(
-                "every online worker serving `{}` stayed at capacity for the {} ms this \
+                "every online worker serving {} stayed at capacity for the {} ms this \
                      request waited",
-                req.model,
+                req.shown(),
                 settings.timeout.as_millis()
             )));
         };
         let Some(live) = got else {
             depth.settle("drained");
-            return Err(no_route(state, &req.model, NoRoute::Draining).into_response());
+            return Err(no_route(state, &req.shown(), NoRoute::Draining).into_response());
         };
-        match state.hub.dispatch_to(
-            live,
-            &req.model,
-            request,
-            req.stream,
-            timeout,
-            req.client_key,
-        ) {
+        match state.hub.dispatch_to(live, &spec, request) {
             Ok(job) => {
                 depth.settle("served");
                 return Ok(job);
@@ -260,7 +290,10 @@ async fn wait(state: &AppState, req: &ChatRequest, lane: Lane) -> Result<JobHand
             // That worker's connection closed as it was handed over: wait for the next one.
             Err(back) => {
                 request = back;
-                let Ok(again) = state.hub.enqueue(&req.model, lane, settings.max_per_model) else {
+                let Ok(again) = state
+                    .hub
+                    .enqueue(&spec.queue_key(), lane, settings.max_per_model)
+                else {
                     depth.settle("full");
                     return Err(busy("the wait queue filled up".to_owned()));
                 };
@@ -310,16 +343,17 @@ fn busy(message: String) -> Response {
     e.into_response()
 }
 
-fn no_route(state: &AppState, model: &str, why: NoRoute) -> ApiError {
+/// `what`: the model (and label) asked for, quoted.
+fn no_route(state: &AppState, what: &str, why: NoRoute) -> ApiError {
     let (code, message, retry) = match why {
         NoRoute::NoWorker => (
             ErrorCode::NoWorkerAvailable,
-            format!("no online worker serves the model `{model}` now"),
+            format!("no online worker serves the model {what} now"),
             state.config.heartbeat_interval_s,
         ),
         NoRoute::AllBusy => (
             ErrorCode::NoWorkerAvailable,
-            format!("every online worker serving `{model}` is at capacity"),
+            format!("every online worker serving {what} is at capacity"),
             1,
         ),
         NoRoute::Draining => (

@@ -32,6 +32,8 @@ pub struct Hello {
     pub models: Vec<String>,
     pub capacity: u32,
     pub version: String,
+    /// Its labels, as registered.
+    pub labels: Vec<String>,
 }
 
 /// A connected worker.
@@ -122,6 +124,10 @@ impl Live {
 
     pub fn serves(&self, model: &str) -> bool {
         self.hello.models.iter().any(|m| m == model)
+    }
+
+    pub fn has_label(&self, label: &str) -> bool {
+        self.hello.labels.iter().any(|l| l == label)
     }
 
     /// Jobs routed here and not finished.

@@ -41,6 +41,35 @@ pub use queue::{
 
 use crate::domain::{JobId, WorkerId};
 use crate::orchestrator::store::KeySha256;
+
+/// What the gateway asks the hub to run.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub model: String,
+    /// Only on a worker with this label (`x-basis-worker-label`).
+    pub label: Option<String>,
+    pub stream: bool,
+    /// How long the job may run.
+    pub timeout: Duration,
+    /// The client key it came with, for its usage and quota.
+    pub client_key: Option<KeySha256>,
+}
+
+impl JobSpec {
+    /// The wait queue it joins: its model's, or, with a label, the one for that model and
+    /// label (a worker frees capacity to both).
+    pub fn queue_key(&self) -> String {
+        queue_key(&self.model, self.label.as_deref())
+    }
+}
+
+/// The wait-queue key of `model` (and `label`).
+fn queue_key(model: &str, label: Option<&str>) -> String {
+    match label {
+        Some(label) => format!("{model}\u{0}label:{label}"),
+        None => model.to_owned(),
+    }
+}
 use crate::wire::OrchestratorMessage;
 use jobs::JobEntry;
 
@@ -189,7 +218,7 @@ impl Hub {
 
     /// Picks the least busy routable worker serving `model` and reserves one unit of its
     /// capacity (ties broken at random).
-    fn pick(&self, model: &str) -> Result<Arc<Live>, NoRoute> {
+    fn pick(&self, model: &str, label: Option<&str>) -> Result<Arc<Live>, NoRoute> {
         let now = self.now_ms();
         let mut rng = rand::rng();
         for _ in 0..8 {
@@ -197,7 +226,10 @@ impl Hub {
             let mut best: Option<(u32, Arc<Live>)> = None;
             let mut ties = 0_u32;
             for live in self.read().values() {
-                if !live.serves(model) || !live.is_routable(now, self.window_ms) {
+                if !live.serves(model)
+                    || label.is_some_and(|l| !live.has_label(l))
+                    || !live.is_routable(now, self.window_ms)
+                {
                     continue;
                 }
                 serving += 1;
@@ -235,20 +267,13 @@ impl Hub {
 
     /// Routes a chat completion: reserves a worker, registers the job on its connection and
     /// sends it `job`. The returned handle yields the job's events.
-    pub fn dispatch(
-        &self,
-        model: &str,
-        mut request: Value,
-        stream: bool,
-        timeout: Duration,
-        client_key: Option<KeySha256>,
-    ) -> Result<JobHandle, NoRoute> {
+    pub fn dispatch(&self, spec: &JobSpec, mut request: Value) -> Result<JobHandle, NoRoute> {
         if self.is_draining() {
             return Err(NoRoute::Draining);
         }
         for _ in 0..3 {
-            let live = self.pick(model)?;
-            match self.dispatch_to(live, model, request, stream, timeout, client_key) {
+            let live = self.pick(&spec.model, spec.label.as_deref())?;
+            match self.dispatch_to(live, spec, request) {
                 Ok(job) => return Ok(job),
                 Err(r) => request = r,
             }
@@ -262,12 +287,10 @@ impl Hub {
     pub fn dispatch_to(
         &self,
         live: Arc<Live>,
-        model: &str,
+        spec: &JobSpec,
         request: Value,
-        stream: bool,
-        timeout: Duration,
-        client_key: Option<KeySha256>,
     ) -> Result<JobHandle, Value> {
+        let (model, stream, timeout) = (spec.model.as_str(), spec.stream, spec.timeout);
         let job_id = JobId::generate();
         let (sink, events) = mpsc::unbounded_channel();
         let started = Instant::now();
@@ -284,7 +307,7 @@ impl Hub {
                 text: String::new(),
                 chunks: 0,
                 cancelled: None,
-                client_key,
+                client_key: spec.client_key,
             },
         );
         let frame = OrchestratorMessage::Job {

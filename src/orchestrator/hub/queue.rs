@@ -283,12 +283,20 @@ impl Hub {
             return;
         }
         let now = self.now_ms();
-        for model in &live.hello.models {
+        // Requests asking for one of its labels first (fewer workers can take them).
+        let keys = live.hello.models.iter().flat_map(|m| {
+            live.hello
+                .labels
+                .iter()
+                .map(|l| super::queue_key(m, Some(l)))
+                .chain(std::iter::once(m.clone()))
+        });
+        for model in keys {
             loop {
                 if !live.is_routable(now, self.window_ms) || !live.try_reserve() {
                     return;
                 }
-                let Some(waiter) = self.queues.pop(model) else {
+                let Some(waiter) = self.queues.pop(&model) else {
                     live.release();
                     break;
                 };

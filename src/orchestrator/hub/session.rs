@@ -269,6 +269,7 @@ async fn handshake(
         models,
         capacity,
         version,
+        labels: row.labels,
     })
 }
 

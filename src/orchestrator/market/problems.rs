@@ -47,6 +47,16 @@ pub fn refused(r: &Refusal) -> ApiError {
                  with multi_task true (`basis register --multi-task`)."
             ),
         ),
+        Refusal::CapabilityMismatch(missing) => conflict(
+            ErrorCode::CapabilityMismatch,
+            format!(
+                "this worker lacks what the task requires: {}",
+                missing.join(", ")
+            ),
+            "Claim a task this worker can do: fetch_tasks (`basis tasks`) shows only those by \
+             default. Labels come from BASIS_WORKER_LABELS (write_env labels, `basis write-env \
+             --label`), hardware from check_hardware at registration (`basis register`).",
+        ),
         Refusal::NotClaimHolder => conflict(
             ErrorCode::NotClaimHolder,
             "this worker does not hold the claim on this task",
@@ -169,6 +179,11 @@ mod tests {
                 409,
             ),
             (Refusal::NotClaimHolder, ErrorCode::NotClaimHolder, 409),
+            (
+                Refusal::CapabilityMismatch(vec!["gpu".into()]),
+                ErrorCode::CapabilityMismatch,
+                409,
+            ),
             (
                 Refusal::ClaimExpired { deadline: false },
                 ErrorCode::ClaimExpired,

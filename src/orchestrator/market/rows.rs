@@ -17,6 +17,7 @@ impl TaskRow {
             description: self.description.clone(),
             criteria: self.criteria.clone(),
             required_capabilities: self.required_capabilities.clone(),
+            min_vram_mib: self.min_vram_mib,
             reward: self.reward,
             asset: self.asset.clone(),
             asset_decimals: units.decimals_of(&self.asset),

@@ -104,6 +104,17 @@ fn capabilities(caps: Vec<String>) -> Result<Vec<String>, ApiError> {
     Ok(caps)
 }
 
+/// `min_vram_mib`: absent, or at least 1.
+fn min_vram(v: Option<u64>) -> Result<Option<u64>, ApiError> {
+    if v == Some(0) {
+        return Err(invalid(
+            "min_vram_mib must be at least 1 (leave it out when no GPU memory is needed)",
+            FIX,
+        ));
+    }
+    Ok(v)
+}
+
 /// A new open task from a validated request, posted by `client` (its label) with the key
 /// whose hash is `client_key` (if one was sent).
 pub fn new_task(
@@ -188,6 +199,7 @@ pub fn new_task(
         description: req.description,
         criteria: req.criteria,
         required_capabilities: capabilities(req.required_capabilities)?,
+        min_vram_mib: min_vram(req.min_vram_mib)?,
         reward: req.reward,
         asset: asset.to_owned(),
         deadline_ms: req.deadline.saturating_mul(1000),
@@ -229,6 +241,7 @@ mod tests {
             evaluator: None,
             pass_threshold: None,
             input: None,
+            min_vram_mib: None,
         }
     }
 

@@ -55,7 +55,35 @@ pub fn parse_register(body: &Value) -> Result<RegisterRequest, ApiError> {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(ApiError::invalid_json("`multi_task` must be true or false")),
         },
+        labels: labels(obj.get("labels"))?,
     })
+}
+
+/// Optional `labels`: an array of labels in the one grammar (`domain::check_label`).
+fn labels(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::invalid_json(
+                "`labels` must be an array of strings",
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::String(label) = item else {
+            return Err(ApiError::invalid_json(format!(
+                "`labels[{i}]` must be a string"
+            )));
+        };
+        out.push(label.clone());
+    }
+    crate::domain::check_labels(&out).map_err(|e| {
+        ApiError::bad_request(ErrorCode::InvalidArgument, format!("`labels`: {e}"))
+            .with_fix("Fix BASIS_WORKER_LABELS in the env file, e.g. region=eu,tier:gold.")
+    })?;
+    Ok(out)
 }
 
 fn required_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, ApiError> {

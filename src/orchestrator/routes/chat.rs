@@ -23,7 +23,10 @@ pub async fn completions(
         Err(e) => return e.into_response(),
     };
     let lane = caller.lane;
-    let mut req = match body.and_then(|ApiJson(body)| ChatRequest::parse(body)) {
+    let mut req = match body
+        .and_then(|ApiJson(body)| ChatRequest::parse(body))
+        .and_then(|req| req.with_label(&headers))
+    {
         Ok(req) => req,
         Err(e) => return e.into_response(),
     };

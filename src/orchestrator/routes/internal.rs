@@ -2,8 +2,8 @@
 //! because a worker connected here serves its model. Authenticated by the replica signature
 //! (`replica::sign`), not by a client key (the forwarding replica checked that); served by a
 //! local worker only, never forwarded again. 404 on an orchestrator that is not a replica.
-//! `?client=0x…` (signed with the path) names the caller's client key, whose usage the job
-//! adds to.
+//! `?client=0x…&label=…` (signed with the path) name the caller's client key, whose usage
+//! the job adds to, and the worker label it asked for.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::domain::ErrorCode;
 use crate::orchestrator::error::ApiError;
-use crate::orchestrator::gateway::forward::CLIENT_QUERY;
+use crate::orchestrator::gateway::forward::{CLIENT_QUERY, LABEL_QUERY};
 use crate::orchestrator::gateway::{self, ChatRequest, Reach, complete, stream};
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::KeySha256;
@@ -57,11 +57,15 @@ pub async fn chat(
         }
     };
     let lane = gateway::lane_of(&format!("replica {from}"));
-    let client_key = uri.query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix(CLIENT_QUERY)?.strip_prefix('='))
-            .and_then(KeySha256::parse)
-    });
+    let param = |name: &str| {
+        uri.query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_owned)
+        })
+    };
+    let client_key = param(CLIENT_QUERY).as_deref().and_then(KeySha256::parse);
+    let label = param(LABEL_QUERY);
     let mut req = match serde_json::from_slice::<Value>(&body)
         .map_err(|e| {
             ApiError::bad_request(ErrorCode::InvalidJson, format!("the forwarded body: {e}"))
@@ -72,6 +76,8 @@ pub async fn chat(
         Err(e) => return e.into_response(),
     };
     req.client_key = client_key;
+    // Signed with the path, and checked by the forwarding replica.
+    req.label = label.filter(|l| crate::domain::check_label(l).is_ok());
     if req.stream {
         stream::respond(state, req, Reach::HereOnly, lane).await
     } else {

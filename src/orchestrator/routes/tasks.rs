@@ -17,7 +17,7 @@ use crate::orchestrator::error::{ApiError, scrub_serde_message};
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::gateway;
 use crate::orchestrator::market::engine::{self, ClaimArgs, TaskError};
-use crate::orchestrator::market::problems::{invalid, task_not_found};
+use crate::orchestrator::market::problems::{invalid, task_not_found, worker_not_found};
 use crate::orchestrator::market::validate;
 use crate::orchestrator::state::{AppState, unix_now_ms};
 use crate::orchestrator::store::{KeySha256, TaskFilter};
@@ -132,6 +132,7 @@ fn filter(q: TaskQuery, now_ms: u64) -> Result<TaskFilter, ApiError> {
     Ok(TaskFilter {
         status,
         capabilities,
+        fits_vram_mib: None,
         min_reward: q.min_reward,
         deadline_from_ms,
         after: q.cursor.as_deref().map(decode_cursor).transpose()?,
@@ -146,11 +147,29 @@ pub async fn list(
     let Query(q) = query.map_err(|e| {
         invalid(
             format!("bad query: {}", scrub_serde_message(&e.body_text())),
-            "Use ?status=&capabilities=a,b&min_reward=&deadline_buffer_s=&cursor=&limit= \
-             (all optional).",
+            "Use ?status=&capabilities=a,b&fits=WORKER_ID&min_reward=&deadline_buffer_s=&cursor=\
+             &limit= (all optional).",
         )
     })?;
+    let fits = q.fits.clone();
+    if fits.is_some() && q.capabilities.is_some() {
+        return Err(invalid(
+            "fits and capabilities cannot be combined",
+            "Use ?fits=WORKER_ID for what that worker can claim, or ?capabilities=a,b.",
+        ));
+    }
     let mut f = filter(q, unix_now_ms())?;
+    if let Some(id) = fits {
+        // What that worker registered: the same check a claim makes.
+        let row = state
+            .store
+            .worker(id.clone())
+            .await?
+            .ok_or_else(|| worker_not_found(&id))?;
+        let caps = row.capabilities();
+        f.capabilities = Some(caps.tags);
+        f.fits_vram_mib = Some(caps.vram_mib.unwrap_or(0));
+    }
     let limit = f.limit;
     f.limit = limit + 1;
     let mut rows = state.store.list_tasks(f).await?;
@@ -182,6 +201,7 @@ pub async fn claim(
             task_id: id,
             worker_id: req.worker_id,
             multi_task: worker.multi_task,
+            capabilities: worker.capabilities(),
             now_ms: unix_now_ms(),
         },
     )

@@ -30,6 +30,7 @@ pub fn record(row: WorkerRow, hub: &Hub, shared_window: Option<u64>) -> WorkerRe
         && shared_window.is_some_and(|window| {
             presence::online_in_store(row.connected_since, row.last_seen, unix_now(), window)
         });
+    let caps = row.capabilities();
     WorkerRecord {
         online: live.is_some_and(|p| p.online) || elsewhere,
         last_seen: live.map(|p| p.last_seen).or(row.last_seen),
@@ -48,7 +49,10 @@ pub fn record(row: WorkerRow, hub: &Hub, shared_window: Option<u64>) -> WorkerRe
         registered_at: row.registered_at,
         updated_at: row.updated_at,
         multi_task: row.multi_task,
+        capabilities: caps.tags,
+        vram_mib: caps.vram_mib,
         hardware: row.hardware,
+        labels: row.labels,
     }
 }
 

@@ -26,12 +26,12 @@ pub trait Columns {
 
 pub const WORKER_COLUMNS: &str = "worker_id, wallet, runtime, models, token_sha256, hardware, \
      version, multi_task, registered_at, updated_at, last_seen, connected_since, jobs_completed, \
-     jobs_failed, rewards_pending";
+     jobs_failed, rewards_pending, labels";
 
 pub const TASK_COLUMNS: &str = "task_id, client, description, criteria, required_capabilities, \
      reward, asset, deadline_ms, output_format, claim_ttl_s, evaluator, pass_threshold, input, \
      status, attempts, created_ms, claimed_by, claimed_ms, claim_expiry_ms, submission_id, \
-     client_key_sha256";
+     client_key_sha256, min_vram_mib";
 
 /// The submission's columns, from `submissions s JOIN tasks t LEFT JOIN receipts r`.
 pub const SUBMISSION_COLUMNS: &str = "s.submission_id, s.task_id, s.worker_id, t.status, \
@@ -129,6 +129,7 @@ pub struct RegColumns {
     pub hardware: Option<String>,
     pub version: String,
     pub multi_task: bool,
+    pub labels: String,
 }
 
 impl RegColumns {
@@ -146,6 +147,7 @@ impl RegColumns {
                 .transpose()?,
             version: reg.version.clone(),
             multi_task: reg.multi_task,
+            labels: to_json("labels", &reg.labels)?,
         })
     }
 }
@@ -187,6 +189,7 @@ pub fn worker(row: &impl Columns) -> Result<WorkerRow, StoreError> {
         jobs_completed: ms(row, 12, "jobs_completed")?,
         jobs_failed: ms(row, 13, "jobs_failed")?,
         rewards_pending: parse("rewards_pending", Amount::parse(&row.text(14)?))?,
+        labels: from_json("labels", &row.text(15)?)?,
     })
 }
 
@@ -226,6 +229,7 @@ pub fn task(row: &impl Columns) -> Result<TaskRow, StoreError> {
             .opt_bytes(20)?
             .map(|k| hash32("client key hash", &k).map(KeySha256))
             .transpose()?,
+        min_vram_mib: opt_ms(row, 21, "min_vram_mib")?,
     })
 }
 

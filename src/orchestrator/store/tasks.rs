@@ -35,6 +35,8 @@ pub struct TaskRow {
     pub criteria: Vec<String>,
     /// Sorted and without duplicates.
     pub required_capabilities: Vec<String>,
+    /// MiB the claiming worker's largest GPU must have.
+    pub min_vram_mib: Option<u64>,
     pub reward: Amount,
     pub asset: String,
     pub deadline_ms: u64,
@@ -105,6 +107,9 @@ pub struct TaskFilter {
     pub status: TaskStatus,
     /// Only tasks whose required capabilities are all among these; `None`: no filter.
     pub capabilities: Option<Vec<String>>,
+    /// Only tasks needing at most this VRAM (MiB; 0: only tasks needing none); `None`: no
+    /// filter.
+    pub fits_vram_mib: Option<u64>,
     pub min_reward: Option<Amount>,
     /// Only tasks whose deadline is at or after this (unix ms).
     pub deadline_from_ms: Option<u64>,

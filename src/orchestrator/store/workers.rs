@@ -4,7 +4,7 @@ use futures::future::BoxFuture;
 
 use super::StoreError;
 use crate::domain::{Amount, Runtime, TokenSha256, WalletAddress, WorkerId};
-use crate::wire::{HardwareSummary, RegisterRequest};
+use crate::wire::{Capabilities, HardwareSummary, RegisterRequest};
 
 /// A worker as stored: the registration plus what the orchestrator learned since.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,7 @@ pub struct WorkerRow {
     pub jobs_completed: u64,
     pub jobs_failed: u64,
     pub rewards_pending: Amount,
+    pub labels: Vec<String>,
 }
 
 impl WorkerRow {
@@ -37,6 +38,17 @@ impl WorkerRow {
             && self.hardware == req.hardware
             && self.version == req.version
             && self.multi_task == req.multi_task
+            && self.labels == req.labels
+    }
+
+    /// What the task market matches tasks against.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities::of(
+            self.runtime,
+            &self.models,
+            self.hardware.as_ref(),
+            &self.labels,
+        )
     }
 }
 

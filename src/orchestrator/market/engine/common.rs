@@ -16,6 +16,7 @@ use crate::orchestrator::market::settle::SettlePolicy;
 use crate::orchestrator::store::{
     ClaimEnd, MarketTx, StoreError, SubmissionRow, TaskRow, TaskStore,
 };
+use crate::wire::Capabilities;
 use crate::wire::Claim;
 
 /// Why the market refused a change (a client's mistake or a lost race, never a failure).
@@ -28,6 +29,9 @@ pub enum Refusal {
     AlreadyClaimed,
     /// This worker holds a claim on this other task and is not multi-task.
     ActiveClaimExists(TaskId),
+    /// The worker lacks what the task requires (each item in words, e.g. `gpu`,
+    /// `vram >= 24576 MiB (has no GPU VRAM)`).
+    CapabilityMismatch(Vec<String>),
     NotClaimHolder,
     /// The lease ran out (`deadline`: the task's deadline passed first).
     ClaimExpired {
@@ -68,6 +72,8 @@ pub struct ClaimArgs {
     pub worker_id: WorkerId,
     /// The worker registered as multi-task: it may hold several claims at once.
     pub multi_task: bool,
+    /// What the worker registered (tags and VRAM), checked against the task's requirements.
+    pub capabilities: Capabilities,
     pub now_ms: u64,
 }
 

@@ -33,6 +33,12 @@ async fn claim_in(tx: &mut dyn MarketTx, a: ClaimArgs) -> Outcome<Claimed> {
     if t.status != TaskStatus::Open {
         return Ok(Err(Refusal::TaskNotOpen(t.status)));
     }
+    let missing = a
+        .capabilities
+        .missing(&t.required_capabilities, t.min_vram_mib);
+    if !missing.is_empty() {
+        return Ok(Err(Refusal::CapabilityMismatch(missing)));
+    }
     if !a.multi_task
         && let Some(other) = tx.live_claim_of(&a.worker_id, &t.task_id, a.now_ms).await?
     {

@@ -36,6 +36,7 @@ macro_rules! store_contract {
             the_sweeper_applies_the_evaluator_timeout_policy_and_deadlines => tasks::the_sweeper_applies_the_evaluator_timeout_policy_and_deadlines,
             the_listing_orders_filters_and_pages => tasks::the_listing_orders_filters_and_pages,
             one_worker_racing_for_two_tasks_holds_one => tasks::one_worker_racing_for_two_tasks_holds_one,
+            a_claim_needs_the_tasks_capabilities => tasks::a_claim_needs_the_tasks_capabilities,
             a_pass_credits_the_worker_with_the_fee_taken_and_seals_a_receipt => tasks::a_pass_credits_the_worker_with_the_fee_taken_and_seals_a_receipt,
         );
     };

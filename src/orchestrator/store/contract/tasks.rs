@@ -15,7 +15,9 @@ use crate::orchestrator::market::engine::{
 };
 use crate::orchestrator::market::settle::{AUTO_COMPLETED, SettlePolicy};
 use crate::orchestrator::store::{KeySha256, Store, TaskFilter, TaskRow};
-use crate::wire::{EvaluatorTimeoutPolicy, RegisterRequest, Unpaid};
+use crate::wire::{
+    Capabilities, EvaluatorTimeoutPolicy, GpuSummary, HardwareSummary, RegisterRequest, Unpaid,
+};
 
 const NOW: u64 = 1_800_000_000_000;
 const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
@@ -40,9 +42,97 @@ pub async fn worker(store: &dyn Store, id: &str, runtime: Runtime) -> WorkerId {
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,
+        labels: Vec::new(),
     };
     store.insert_worker(req, 1).await.unwrap();
     WorkerId::parse(id).unwrap()
+}
+
+/// A CPU-only worker cannot claim a task needing a GPU with 24 GiB; a worker whose registered
+/// hardware has it can, and the listing filtered by what each worker fits agrees.
+pub async fn a_claim_needs_the_tasks_capabilities(store: Arc<dyn Store>) {
+    let cpu = worker(&*store, "cpu-1", Runtime::Echo).await;
+    let big = WorkerId::parse("gpu-big").unwrap();
+    store
+        .insert_worker(
+            RegisterRequest {
+                worker_id: big.clone(),
+                wallet: WalletAddress::parse(WALLET).unwrap(),
+                runtime: Runtime::Vllm,
+                models: vec!["m".into()],
+                token_sha256: WorkerToken::generate().sha256(),
+                hardware: Some(HardwareSummary {
+                    gpus: vec![GpuSummary {
+                        vendor: "nvidia".into(),
+                        name: Some("H100".into()),
+                        vram_total_mib: Some(81_559),
+                        compute_capability: Some("9.0".into()),
+                    }],
+                    ..HardwareSummary::default()
+                }),
+                version: "0.1.0".into(),
+                multi_task: false,
+                labels: vec!["region=eu".into()],
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let mut t = task(5, &["gpu", "label:region=eu"]);
+    t.min_vram_mib = Some(24_576);
+    store.insert_task(t.clone()).await.unwrap();
+    let caps_of = |id: WorkerId| {
+        let store = Arc::clone(&store);
+        async move { store.worker(id).await.unwrap().unwrap().capabilities() }
+    };
+    let cpu_caps = caps_of(cpu.clone()).await;
+    let r = engine::claim(
+        &*store,
+        ClaimArgs {
+            capabilities: cpu_caps.clone(),
+            ..claim(&t.task_id, &cpu, NOW)
+        },
+    )
+    .await;
+    assert_eq!(
+        refusal(r),
+        Refusal::CapabilityMismatch(vec![
+            "gpu".into(),
+            "label:region=eu".into(),
+            "vram >= 24576 MiB (has no GPU VRAM)".into()
+        ])
+    );
+    let listed = |caps: Capabilities| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .list_tasks(TaskFilter {
+                    capabilities: Some(caps.tags),
+                    fits_vram_mib: Some(caps.vram_mib.unwrap_or(0)),
+                    ..open_filter()
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(
+        listed(cpu_caps).await,
+        0,
+        "not offered to the CPU-only worker"
+    );
+    let big_caps = caps_of(big.clone()).await;
+    assert_eq!(listed(big_caps.clone()).await, 1);
+    let won = engine::claim(
+        &*store,
+        ClaimArgs {
+            capabilities: big_caps,
+            ..claim(&t.task_id, &big, NOW)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(won.new);
 }
 
 fn task(reward: u128, caps: &[&str]) -> TaskRow {
@@ -68,6 +158,7 @@ fn task(reward: u128, caps: &[&str]) -> TaskRow {
         claim_expiry_ms: None,
         submission_id: None,
         client_key: Some(KeySha256::of("basis_client_test")),
+        min_vram_mib: None,
     }
 }
 
@@ -76,6 +167,7 @@ fn claim(t: &TaskId, w: &WorkerId, now_ms: u64) -> ClaimArgs {
         task_id: t.clone(),
         worker_id: w.clone(),
         multi_task: false,
+        capabilities: Capabilities::default(),
         now_ms,
     }
 }
@@ -94,6 +186,19 @@ fn submission(t: &TaskId, w: &WorkerId, output: &str, now_ms: u64) -> NewSubmiss
         duration_ms: Some(900),
         now_ms,
         evaluation_timeout_ms: 60_000,
+    }
+}
+
+/// Every open task, 50 a page.
+fn open_filter() -> TaskFilter {
+    TaskFilter {
+        status: TaskStatus::Open,
+        capabilities: None,
+        fits_vram_mib: None,
+        min_reward: None,
+        deadline_from_ms: None,
+        after: None,
+        limit: 50,
     }
 }
 
@@ -442,14 +547,7 @@ pub async fn the_listing_orders_filters_and_pages(store: Arc<dyn Store>) {
         store.insert_task(task(*r, c)).await.unwrap();
     }
     let page = |f: TaskFilter| store.list_tasks(f);
-    let all = TaskFilter {
-        status: TaskStatus::Open,
-        capabilities: None,
-        min_reward: None,
-        deadline_from_ms: None,
-        after: None,
-        limit: 50,
-    };
+    let all = open_filter();
     let got: Vec<u128> = page(all.clone())
         .await
         .unwrap()

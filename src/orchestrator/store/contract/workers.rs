@@ -27,6 +27,7 @@ pub fn request(id: &str, token: &WorkerToken) -> RegisterRequest {
         }),
         version: "0.1.0".into(),
         multi_task: false,
+        labels: Vec::new(),
     }
 }
 

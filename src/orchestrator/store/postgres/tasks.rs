@@ -505,8 +505,8 @@ impl TaskStore for PgStore {
                 "INSERT INTO tasks (task_id, client, description, criteria, \
                  required_capabilities, reward, reward_key, asset, deadline_ms, output_format, \
                  claim_ttl_s, evaluator, pass_threshold, input, status, attempts, created_ms, \
-                 updated_ms, client_key_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                 $11, $12, $13, $14, $15, $16, $17, $17, $18)",
+                 updated_ms, client_key_sha256, min_vram_mib) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19)",
                 &[
                     &t.task_id.as_str(),
                     &t.client,
@@ -526,6 +526,7 @@ impl TaskStore for PgStore {
                     &i64::from(t.attempts),
                     &int(t.created_ms),
                     &t.client_key.as_ref().map(|k| k.0.to_vec()),
+                    &t.min_vram_mib.map(int),
                 ],
             )
             .await

@@ -42,6 +42,13 @@ pub async fn list(client: &impl GenericClient, f: &TaskFilter) -> Result<Vec<Tas
             Box::new(to_json("capabilities", caps)?),
         );
     }
+    if let Some(vram) = f.fits_vram_mib {
+        bind(
+            &mut sql,
+            " AND (min_vram_mib IS NULL OR min_vram_mib <= ?)",
+            Box::new(int(vram)),
+        );
+    }
     bind(
         &mut sql,
         " ORDER BY reward_key DESC, task_id ASC LIMIT ?",

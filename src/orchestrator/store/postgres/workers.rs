@@ -51,8 +51,8 @@ impl WorkerStore for PgStore {
             let tx = client.transaction().await.map_err(pg_err)?;
             tx.execute(
                 "INSERT INTO workers (worker_id, wallet, runtime, models, token_sha256, hardware, \
-                 version, multi_task, registered_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                 version, multi_task, registered_at, updated_at, labels) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
                 &[
                     &p.worker_id,
                     &p.wallet,
@@ -63,6 +63,7 @@ impl WorkerStore for PgStore {
                     &p.version,
                     &p.multi_task,
                     &int(now),
+                    &p.labels,
                 ],
             )
             .await
@@ -88,7 +89,7 @@ impl WorkerStore for PgStore {
                 .execute(
                     "UPDATE workers SET wallet = $2, runtime = $3, models = $4, \
                      token_sha256 = $5, hardware = $6, version = $7, multi_task = $8, \
-                     updated_at = $9 WHERE worker_id = $1 AND token_sha256 = $10",
+                     updated_at = $9, labels = $11 WHERE worker_id = $1 AND token_sha256 = $10",
                     &[
                         &p.worker_id,
                         &p.wallet,
@@ -100,6 +101,7 @@ impl WorkerStore for PgStore {
                         &p.multi_task,
                         &int(now),
                         &&expected.as_bytes()[..],
+                        &p.labels,
                     ],
                 )
                 .await

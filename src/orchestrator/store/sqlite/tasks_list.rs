@@ -60,6 +60,13 @@ pub fn list(conn: &Connection, f: &TaskFilter) -> Result<Vec<TaskRow>, StoreErro
             Value::Text(given),
         );
     }
+    if let Some(vram) = f.fits_vram_mib {
+        bind(
+            &mut sql,
+            " AND (min_vram_mib IS NULL OR min_vram_mib <= ?)",
+            Value::Integer(to_sql_int(vram)),
+        );
+    }
     bind(
         &mut sql,
         " ORDER BY reward_key DESC, task_id ASC LIMIT ?",

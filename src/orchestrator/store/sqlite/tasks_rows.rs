@@ -31,9 +31,9 @@ pub fn insert_task(conn: &Connection, t: &TaskRow) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO tasks (task_id, client, description, criteria, required_capabilities, \
          reward, reward_key, asset, deadline_ms, output_format, claim_ttl_s, evaluator, \
-         pass_threshold, input, status, attempts, created_ms, updated_ms, client_key_sha256) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, \
-         ?18)",
+         pass_threshold, input, status, attempts, created_ms, updated_ms, client_key_sha256, \
+         min_vram_mib) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+         ?16, ?17, ?17, ?18, ?19)",
     )?
     .execute(params![
         t.task_id.as_str(),
@@ -54,6 +54,7 @@ pub fn insert_task(conn: &Connection, t: &TaskRow) -> Result<(), StoreError> {
         i64::from(t.attempts),
         to_sql_int(t.created_ms),
         t.client_key.as_ref().map(|k| k.0.to_vec()),
+        t.min_vram_mib.map(to_sql_int),
     ])?;
     Ok(())
 }

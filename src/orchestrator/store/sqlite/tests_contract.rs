@@ -55,6 +55,7 @@ async fn a_failing_write_does_not_take_its_batch_down() {
                 hardware: None,
                 version: "0.1.0".into(),
                 multi_task: false,
+                labels: Vec::new(),
             };
             store.insert_worker(req, 2).await
         })

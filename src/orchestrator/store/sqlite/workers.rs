@@ -32,8 +32,8 @@ impl WorkerStore for SqliteStore {
             let tx = conn.savepoint()?;
             tx.execute(
                 "INSERT INTO workers (worker_id, wallet, runtime, models, token_sha256, hardware, \
-                 version, multi_task, registered_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                 version, multi_task, registered_at, updated_at, labels) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
                 params![
                     p.worker_id,
                     p.wallet,
@@ -43,7 +43,8 @@ impl WorkerStore for SqliteStore {
                     p.hardware,
                     p.version,
                     p.multi_task,
-                    to_sql_int(now)
+                    to_sql_int(now),
+                    p.labels
                 ],
             )?;
             let row = select_one(&tx, &p.worker_id)?;
@@ -63,7 +64,7 @@ impl WorkerStore for SqliteStore {
             let tx = conn.savepoint()?;
             let changed = tx.execute(
                 "UPDATE workers SET wallet = ?2, runtime = ?3, models = ?4, token_sha256 = ?5, \
-                 hardware = ?6, version = ?7, multi_task = ?8, updated_at = ?9 \
+                 hardware = ?6, version = ?7, multi_task = ?8, updated_at = ?9, labels = ?11 \
                  WHERE worker_id = ?1 AND token_sha256 = ?10",
                 params![
                     p.worker_id,
@@ -75,7 +76,8 @@ impl WorkerStore for SqliteStore {
                     p.version,
                     p.multi_task,
                     to_sql_int(now),
-                    &expected.as_bytes()[..]
+                    &expected.as_bytes()[..],
+                    p.labels
                 ],
             )?;
             if changed == 0 {
