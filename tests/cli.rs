@@ -331,6 +331,11 @@ fn post_task(url: &str, prompt: &str) -> String {
 
 /// [`post_task`] with a reward of `reward` atomic units.
 fn post_task_paying(url: &str, prompt: &str, reward: u128) -> String {
+    post_task_needing(url, prompt, reward, &[])
+}
+
+/// [`post_task_paying`], also requiring the capabilities `more`.
+fn post_task_needing(url: &str, prompt: &str, reward: u128, more: &[&str]) -> String {
     use basis::domain::{Amount, OutputFormat};
     use basis::wire::{InputMessage, PostTaskRequest, TaskInput};
     let deadline = std::time::SystemTime::now()
@@ -341,7 +346,11 @@ fn post_task_paying(url: &str, prompt: &str, reward: u128) -> String {
     let request = PostTaskRequest {
         description: "echo the prompt".into(),
         criteria: vec!["repeats the prompt".into()],
-        required_capabilities: vec!["runtime:echo".into(), "model:tiny".into()],
+        required_capabilities: ["runtime:echo", "model:tiny"]
+            .iter()
+            .chain(more)
+            .map(|c| (*c).to_owned())
+            .collect(),
         reward: Amount::from_atomic(reward),
         asset: None,
         deadline,

@@ -210,6 +210,9 @@ fn tasks_path(query: &TaskQuery) -> String {
     if let Some(caps) = &query.capabilities {
         form.append_pair("capabilities", caps);
     }
+    if let Some(worker) = &query.fits {
+        form.append_pair("fits", worker.as_str());
+    }
     if let Some(min) = &query.min_reward {
         form.append_pair("min_reward", &min.to_string());
     }

@@ -180,6 +180,9 @@ fn gateway_paths(
                 "summary": "OpenAI-compatible chat completion, routed to the least busy online worker",
                 "description": "Headers x-basis-worker-id and x-basis-job-id on every routed answer; x-basis-receipt-id and x-basis-receipt-hash on non-streamed answers. With stream true the answer is text/event-stream of chat.completion.chunk; the last chunk (with finish_reason) carries usage, basis_receipt_id and basis_receipt_hash, then data: [DONE]. A failure mid-stream is one data: {error} event, then the stream closes.",
                 "security": [ { "clientKey": [] } ],
+                "parameters": [ { "name": "x-basis-worker-label", "in": "header", "required": false,
+                    "description": "Serve this request only on a worker registered with this label (e.g. region=eu); 503 NO_WORKER_AVAILABLE when none is online",
+                    "schema": { "type": "string", "pattern": "^[a-z0-9][a-z0-9._=:/-]{0,63}$" } } ],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object",
                     "required": ["model", "messages"] } } } },
                 "responses": {

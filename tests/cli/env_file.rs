@@ -236,6 +236,10 @@ fn labels_are_written_registered_and_matched() {
         "region=eu",
         "--label",
         "tier:gold",
+        "--runtime",
+        "echo",
+        "--models",
+        "tiny",
         "--orchestrator-url",
         &orch.url,
         "--json",
@@ -265,6 +269,26 @@ fn labels_are_written_registered_and_matched() {
             && caps.contains("label:tier:gold")
             && (caps.contains("cpu-only") || caps.contains("\"gpu\"")),
         "{caps}"
+    );
+    // Shown only what it can claim: a task needing another label is left out (`--all` lists
+    // it, marked with what is missing).
+    let eu = crate::post_task_needing(&orch.url, "eu", 900, &["label:region=eu"]);
+    let us = crate::post_task_needing(&orch.url, "us", 800, &["label:region=us"]);
+    let ids = |page: &Value| -> Vec<String> {
+        page["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["task_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, page) = home.json(&["tasks", "--json"]);
+    assert_eq!(ids(&page), [eu.clone()], "{page}");
+    let (_, page) = home.json(&["tasks", "--all", "--json"]);
+    assert_eq!(ids(&page), [eu, us], "{page}");
+    assert_eq!(
+        page["tasks"][1]["missing_capabilities"],
+        serde_json::json!(["label:region=us"])
     );
     // `--label=` alone removes them.
     let (code, json) = home.json(&["write-env", "--label=", "--json"]);

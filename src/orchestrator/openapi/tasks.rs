@@ -59,6 +59,7 @@ fn task_paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Value {
                 "parameters": [
                     q("status", &json!({ "type": "string" }), "Default open"),
                     q("capabilities", &json!({ "type": "string" }), "Comma-separated: only tasks whose required capabilities are all among these"),
+                    q("fits", &json!({ "type": "string" }), "A worker id: only tasks that worker can claim (its registered capabilities and VRAM); not with capabilities"),
                     q("min_reward", &json!({ "type": "string", "pattern": crate::domain::Amount::PATTERN }), "Atomic units, decimal string"),
                     q("deadline_buffer_s", &json!({ "type": "integer", "minimum": 0 }), "Only tasks whose deadline is at least this far away"),
                     q("cursor", &json!({ "type": "string" }), "next_cursor of the previous page"),
