@@ -22,6 +22,7 @@ mod orchestrator {
     mod persistence;
     mod queueing;
     mod quotas;
+    mod receipts_log;
     mod registration;
     mod replicas;
     mod robustness;

@@ -14,6 +14,7 @@
 mod error;
 mod keys;
 mod network;
+mod receipts;
 mod tasks;
 mod workers;
 

@@ -13,6 +13,7 @@ mod ids;
 mod label;
 mod problem;
 mod receipt;
+mod receipt_log;
 mod runtime;
 mod task;
 mod task_state;
@@ -31,6 +32,7 @@ pub use problem::{ErrorCode, Problem};
 pub use receipt::{
     HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, Usage, verify_receipt_json,
 };
+pub use receipt_log::{GENESIS, LogError, LogSummary, LogWriter, verify_log};
 pub use runtime::{Runtime, UnknownRuntime};
 pub use task::{
     Evaluation, EvaluationError, MAX_REASON_LEN, MAX_REASONS, MAX_SCORE, OutputFormat,

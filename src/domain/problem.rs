@@ -164,6 +164,11 @@ error_codes! {
     ReplicaUnreachable = "REPLICA_UNREACHABLE", exit 1;
     /// No receipt with this id or hash is stored.
     ReceiptNotFound = "RECEIPT_NOT_FOUND", exit 3;
+    /// The receipt's `receipt_hash` is not the keccak256 of its canonical JSON: it was changed
+    /// after it was sealed (or is not a receipt).
+    ReceiptInvalid = "RECEIPT_INVALID", exit 3;
+    /// A receipt log does not verify; the message names the first line where it breaks.
+    ReceiptLogInvalid = "RECEIPT_LOG_INVALID", exit 3;
     // task market (docs/TASK_MARKET.md)
     /// No task with this id exists.
     TaskNotFound = "TASK_NOT_FOUND", exit 3;

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod logs;
 pub mod mcp_install;
 pub mod network;
+pub mod receipts;
 pub mod register;
 pub mod resolve;
 pub mod service;

@@ -197,6 +197,19 @@ fn gateway_paths(
                     "504": err("The job missed its deadline")
                 }
             }},
+            "/api/receipts": { "get": {
+                "operationId": "listReceipts",
+                "summary": "Receipts in issue order (issued_at, then receipt_id), each exactly as sealed; paged",
+                "parameters": [
+                    { "name": "since", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 } },
+                    { "name": "worker", "in": "query", "required": false, "schema": { "type": "string" } },
+                    { "name": "after", "in": "query", "required": false, "description": "next_after of the previous page", "schema": { "type": "string" } },
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } }
+                ],
+                "responses": { "200": { "description": "A page: {receipts: [HashedReceipt], next_after?}",
+                    "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "400": err("Bad query") }
+            }},
             "/api/receipts/{id}": { "get": {
                 "operationId": "getReceipt",
                 "summary": "A receipt as sealed (verify offline: keccak256 of the JCS of all fields but receipt_hash)",

@@ -44,7 +44,9 @@ pub use paths::{
     ADMIN_KEY_HEADER, ENROLLMENT_KEY_HEADER, HEALTH, METRICS, ONBOARDING_STATUS, OPENAPI, REGISTER,
     WORKER_CONNECT, WORKERS, worker_path,
 };
-pub use receipts::{RECEIPTS, receipt_path};
+pub use receipts::{
+    RECEIPTS, RECEIPTS_PAGE_DEFAULT, RECEIPTS_PAGE_MAX, ReceiptPage, ReceiptQuery, receipt_path,
+};
 pub use tasks::{
     Claim, ClaimRequest, Credit, DEFAULT_CLAIM_TTL_S, DEFAULT_PASS_THRESHOLD, Dispute,
     DisputeRequest, EvaluatorTimeoutPolicy, InputMessage, MAX_CAPABILITIES, MAX_CAPABILITY_LEN,

@@ -283,7 +283,7 @@ fn labels_are_written_registered_and_matched() {
             .collect()
     };
     let (_, page) = home.json(&["tasks", "--json"]);
-    assert_eq!(ids(&page), [eu.clone()], "{page}");
+    assert_eq!(ids(&page), std::slice::from_ref(&eu), "{page}");
     let (_, page) = home.json(&["tasks", "--all", "--json"]);
     assert_eq!(ids(&page), [eu, us], "{page}");
     assert_eq!(

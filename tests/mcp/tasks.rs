@@ -155,11 +155,73 @@ async fn evaluate(market: &Market, seen: &mut String, id: &str, output: &str) ->
     assert_eq!(settled["status"], "completed", "{settled}");
     assert_eq!(settled["attestation_verified"], true, "{settled}");
     assert!(settled["receipt_hash"].is_string(), "{settled}");
+    // The settlement's receipt, as the resource template serves it: verified, as sealed.
+    let templates = client.list_all_resource_templates().await?;
+    assert!(
+        templates
+            .iter()
+            .any(|t| t.uri_template == "basis://receipts/{id}"),
+        "{templates:?}"
+    );
+    let hash = settled["receipt_hash"].as_str().unwrap_or_default();
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(format!(
+            "basis://receipts/{hash}"
+        )))
+        .await?;
+    let rmcp::model::ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
+        panic!("a receipt is text: {read:?}");
+    };
+    let receipt: Value = serde_json::from_str(text)?;
+    assert_eq!(
+        basis::domain::verify_receipt_json(&receipt)?.to_string(),
+        hash
+    );
+    let sneaky = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "basis://receipts/../../../etc/passwd",
+        ))
+        .await;
+    assert!(sneaky.is_err(), "{sneaky:?}");
     let twice = refused(&client, "verify_output", verdict).await?;
     assert_eq!(twice["code"], "ALREADY_EVALUATED");
     client.cancel().await?;
     seen.push_str(&stderr.text());
     Ok(settled)
+}
+
+/// `fetch_tasks` shows by default only what this worker can claim; `only_matching: false`
+/// shows the rest too (returned), each with what is missing.
+async fn only_what_it_can_claim(
+    client: &Client,
+    tools: &[rmcp::model::Tool],
+    seen: &mut String,
+    task: &basis::wire::Task,
+    unmatched: &basis::wire::Task,
+) -> Result<Value> {
+    let mine = step(client, tools, seen, "fetch_tasks", json!({})).await?;
+    let listed: Vec<&Value> = mine["tasks"]
+        .as_array()
+        .map(|t| t.iter().collect())
+        .unwrap_or_default();
+    assert!(
+        listed
+            .iter()
+            .all(|t| t["task_id"] != unmatched.task_id.as_str()),
+        "{mine}"
+    );
+    assert!(
+        listed.iter().any(|t| t["task_id"] == task.task_id.as_str()),
+        "{mine}"
+    );
+    step(
+        client,
+        tools,
+        seen,
+        "fetch_tasks",
+        json!({"only_matching": false}),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -195,7 +257,7 @@ async fn the_worker_agent_and_evaluator_agent_flows_with_an_echo_worker() -> Res
         )
         .await?;
         assert_eq!(online["online"], true, "{online}");
-        let all = step(&client, &tools, &mut seen, "fetch_tasks", json!({})).await?;
+        let all = only_what_it_can_claim(&client, &tools, &mut seen, &task, &unmatched).await?;
         let shown = all["tasks"]
             .as_array()
             .and_then(|t| {

@@ -16,6 +16,7 @@ mod orchestrator;
 mod orchestrator_keys;
 mod orchestrator_tasks;
 mod output;
+mod receipts;
 mod register;
 mod service;
 mod start;
@@ -77,6 +78,10 @@ pub enum Command {
     Network(network::Args),
     /// Print the output hash (keccak256 of the raw bytes) of a file or of stdin.
     Hash(hash::Args),
+    /// Verify a receipt offline (from a file, or by id or hash from the orchestrator).
+    Receipt(receipts::ReceiptArgs),
+    /// Export the orchestrator's receipts as a hash-chained log, or verify such a log.
+    Receipts(receipts::ReceiptsArgs),
     /// Run the MCP server (stdio by default; --http ADDR for streamable HTTP at /mcp), or add
     /// it to an MCP client's config with `basis mcp install --client NAME`.
     Mcp(mcp::Args),
@@ -130,6 +135,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Register(args) => register::run(&ctx, args).await,
         Command::Network(args) => network::run(&ctx, args).await,
         Command::Hash(args) => hash::run(&args),
+        Command::Receipt(args) => receipts::receipt(&ctx, args).await,
+        Command::Receipts(args) => receipts::receipts(&ctx, args).await,
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Mcp(args) => mcp::run(&ctx, args).await,
         Command::Start(args) => start::run(&ctx, args).await,

@@ -1,9 +1,13 @@
 //! MCP resources: `basis://worker/env`, the worker env file with its secret masked
-//! (`BASIS_WORKER_TOKEN` shows only the token's fingerprint), and `basis://worker/log`, the
-//! tail of the worker log, redacted. Later: receipts (docs/RECEIPTS.md, "Not yet").
+//! (`BASIS_WORKER_TOKEN` shows only the token's fingerprint), `basis://worker/log`, the tail
+//! of the worker log, redacted, and the template `basis://receipts/{id}`: one receipt as
+//! sealed, verified here before it is served (docs/RECEIPTS.md).
 
 use rmcp::ErrorData;
-use rmcp::model::{ListResourcesResult, ReadResourceResult, Resource, ResourceContents};
+use rmcp::model::{
+    ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate,
+};
 
 use crate::ops::{self, Context, Problem};
 
@@ -11,6 +15,9 @@ use crate::ops::{self, Context, Problem};
 pub const ENV_URI: &str = "basis://worker/env";
 /// The worker log tail resource.
 pub const LOG_URI: &str = "basis://worker/log";
+/// The receipts template; `{id}` is a receipt id (`rcpt-…`) or hash (`0x…`).
+pub const RECEIPT_TEMPLATE: &str = "basis://receipts/{id}";
+const RECEIPT_PREFIX: &str = "basis://receipts/";
 /// Lines of the log tail the resource shows.
 const LOG_LINES: u32 = 200;
 
@@ -37,6 +44,21 @@ pub fn list() -> ListResourcesResult {
     ])
 }
 
+/// The resource templates this server offers.
+pub fn templates() -> ListResourceTemplatesResult {
+    ListResourceTemplatesResult::with_all_items(vec![
+        ResourceTemplate::new(RECEIPT_TEMPLATE, "receipt")
+            .with_title("A receipt, as sealed and verified")
+            .with_description(
+                "One receipt from the orchestrator (the env file's, else the configured one), \
+                 by its id (rcpt-…) or hash (0x…), as the JSON it was sealed as. Its \
+                 receipt_hash is recomputed here before it is served: a receipt that does not \
+                 verify is an error, never content.",
+            )
+            .with_mime_type("application/json"),
+    ])
+}
+
 /// Reads the resource at `uri`.
 pub async fn read(ctx: &Context, uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let text = match uri {
@@ -54,6 +76,13 @@ pub async fn read(ctx: &Context, uri: &str) -> Result<ReadResourceResult, ErrorD
                 );
             }
             text
+        }
+        _ if uri.starts_with(RECEIPT_PREFIX) => {
+            let id = &uri[RECEIPT_PREFIX.len()..];
+            ops::receipts::fetch_verified(ctx, id)
+                .await
+                .map_err(|p| failed(&p))?
+                .to_string()
         }
         _ => {
             return Err(ErrorData::resource_not_found(

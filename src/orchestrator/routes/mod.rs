@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route(wire::WORKERS, get(workers::list))
         .route(wire::WORKER_CONNECT, get(connect::connect))
         .route("/api/workers/{id}", get(workers::get))
+        .route(wire::RECEIPTS, get(receipts::list))
         .route("/api/receipts/{id}", get(receipts::get))
         .route("/api/workers/{id}/rewards", get(workers::rewards))
         .route(

@@ -76,6 +76,21 @@ pub struct JobRecord {
     pub client_key: Option<KeySha256>,
 }
 
+/// A listed receipt: its position `(issued_at, receipt_id)` (the next page's cursor) and its
+/// JSON as sealed.
+pub type ListedReceipt = ((u64, ReceiptId), String);
+
+/// A page of receipts ([`JobStore::receipts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptQuery {
+    /// Unix seconds.
+    pub since: u64,
+    pub worker: Option<WorkerId>,
+    /// Resume after this `(issued_at, receipt_id)` (exclusive).
+    pub after: Option<(u64, ReceiptId)>,
+    pub limit: usize,
+}
+
 /// What [`JobStore::record_job`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -92,6 +107,14 @@ pub trait JobStore {
 
     /// The status a job was recorded with, if it was.
     fn job_status(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobStatus>, StoreError>>;
+
+    /// Receipts as sealed, in `(issued_at, receipt_id)` order: issued at or after `since`,
+    /// of `worker` when given, after the `after` position, at most `limit`. Each comes with
+    /// its position, the cursor of the next page.
+    fn receipts(
+        &self,
+        query: ReceiptQuery,
+    ) -> BoxFuture<'_, Result<Vec<ListedReceipt>, StoreError>>;
 
     /// A receipt's JSON exactly as sealed, by id.
     fn receipt(&self, id: ReceiptId) -> BoxFuture<'_, Result<Option<String>, StoreError>>;

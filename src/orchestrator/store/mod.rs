@@ -27,7 +27,7 @@ use std::fmt;
 
 use futures::future::BoxFuture;
 
-pub use jobs::{JobOutcome, JobRecord, JobStatus, JobStore, Recorded};
+pub use jobs::{JobOutcome, JobRecord, JobStatus, JobStore, ListedReceipt, ReceiptQuery, Recorded};
 pub use keys::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, UnknownKeyRole, utc_day};
 pub use postgres::PgStore;
 pub use replicas::{ReplicaRoute, ReplicaStore};

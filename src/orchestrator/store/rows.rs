@@ -72,6 +72,17 @@ pub fn key_entry(row: &impl Columns) -> Result<KeyEntry, StoreError> {
     })
 }
 
+/// A listed receipt from `issued_at, receipt_id, body`: its position and its JSON.
+pub fn receipt_row(row: &impl Columns) -> Result<super::ListedReceipt, StoreError> {
+    Ok((
+        (
+            ms(row, 0, "issued_at")?,
+            parse("receipt id", ReceiptId::parse(&row.text(1)?))?,
+        ),
+        row.text(2)?,
+    ))
+}
+
 /// The reward as a 40-digit, zero-padded decimal: text order is numeric order.
 pub fn reward_key(a: Amount) -> String {
     format!("{:040}", a.atomic())

@@ -7,8 +7,10 @@ use futures::future::BoxFuture;
 
 use super::{PgStore, int, pg_err};
 use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId};
+use crate::orchestrator::store::rows::receipt_row;
 use crate::orchestrator::store::{
-    JobOutcome, JobRecord, JobStatus, JobStore, Recorded, StoreError, utc_day,
+    JobOutcome, JobRecord, JobStatus, JobStore, ListedReceipt, ReceiptQuery, Recorded, StoreError,
+    utc_day,
 };
 
 fn corrupt_status() -> StoreError {
@@ -161,6 +163,42 @@ impl JobStore for PgStore {
 
     fn job_status(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobStatus>, StoreError>> {
         async move { status_of(&self.client().await?, id.as_str()).await }.boxed()
+    }
+
+    fn receipts(&self, q: ReceiptQuery) -> BoxFuture<'_, Result<Vec<ListedReceipt>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let (after_t, after_id) = q.after.as_ref().map_or((-1, String::new()), |(t, id)| {
+                (int(*t), id.as_str().to_owned())
+            });
+            let worker = q.worker.as_ref().map(|w| w.as_str().to_owned());
+            let stmt = client
+                .prepare_cached(
+                    "SELECT issued_at, receipt_id, body FROM receipts \
+                     WHERE issued_at >= $1 AND ($2::text IS NULL OR worker_id = $2) \
+                     AND (issued_at > $3 OR (issued_at = $3 AND receipt_id > $4)) \
+                     ORDER BY issued_at, receipt_id LIMIT $5",
+                )
+                .await
+                .map_err(pg_err)?;
+            client
+                .query(
+                    &stmt,
+                    &[
+                        &int(q.since),
+                        &worker,
+                        &after_t,
+                        &after_id,
+                        &i64::try_from(q.limit).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(receipt_row)
+                .collect()
+        }
+        .boxed()
     }
 
     fn receipt(&self, id: ReceiptId) -> BoxFuture<'_, Result<Option<String>, StoreError>> {

@@ -171,6 +171,8 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE workers ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE tasks ADD COLUMN min_vram_mib BIGINT;",
+    // 4: SQLite's migration 7: receipts in issue order, for the export.
+    "CREATE INDEX receipts_by_time ON receipts (issued_at, receipt_id);",
 ];
 
 /// The schema version this build writes.

@@ -6,9 +6,11 @@ use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, to_sql_int};
-use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId};
+use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId, WorkerId};
+use crate::orchestrator::store::rows::receipt_row;
 use crate::orchestrator::store::{
-    JobOutcome, JobRecord, JobStatus, JobStore, Recorded, StoreError, utc_day,
+    JobOutcome, JobRecord, JobStatus, JobStore, ListedReceipt, ReceiptQuery, Recorded, StoreError,
+    utc_day,
 };
 
 fn corrupt_status() -> StoreError {
@@ -118,6 +120,32 @@ impl JobStore for SqliteStore {
             status
                 .map(|s| JobStatus::parse(&s).ok_or_else(corrupt_status))
                 .transpose()
+        })
+    }
+
+    fn receipts(&self, q: ReceiptQuery) -> BoxFuture<'_, Result<Vec<ListedReceipt>, StoreError>> {
+        self.read(move |conn| {
+            let (after_t, after_id) = q.after.as_ref().map_or((-1, String::new()), |(t, id)| {
+                (to_sql_int(*t), id.as_str().to_owned())
+            });
+            let mut stmt = conn.prepare_cached(
+                "SELECT issued_at, receipt_id, body FROM receipts \
+                 WHERE issued_at >= ?1 AND (?2 IS NULL OR worker_id = ?2) \
+                 AND (issued_at > ?3 OR (issued_at = ?3 AND receipt_id > ?4)) \
+                 ORDER BY issued_at, receipt_id LIMIT ?5",
+            )?;
+            let mut rows = stmt.query(params![
+                to_sql_int(q.since),
+                q.worker.as_ref().map(WorkerId::as_str),
+                after_t,
+                after_id,
+                i64::try_from(q.limit).unwrap_or(i64::MAX)
+            ])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(receipt_row(row)?);
+            }
+            Ok(out)
         })
     }
 

@@ -164,6 +164,8 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     ALTER TABLE workers ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE tasks ADD COLUMN min_vram_mib INTEGER;",
+    // 7: receipts in issue order, for the hash-chained export.
+    "CREATE INDEX receipts_by_time ON receipts (issued_at, receipt_id);",
 ];
 
 /// The schema version this build writes.
