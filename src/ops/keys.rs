@@ -12,8 +12,9 @@ use url::Url;
 use super::resolve::admin_key;
 use crate::client::OrchestratorClient;
 use crate::domain::{ErrorCode, Problem};
-use crate::guard::check_text;
+use crate::guard::{HostSecrets, check_free_text};
 use crate::wire::{ApiKey, KeyLimits, KeyList, SetLimitsRequest};
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// Which orchestrator, and where the admin key is.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ fn invalid(message: impl Into<String>, fix: &str) -> Problem {
 fn connect(
     admin: &Admin,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(OrchestratorClient, secrecy::SecretString), Problem> {
+) -> Result<(OrchestratorClient, SecretString), Problem> {
     let url = Url::parse(&admin.url).map_err(|_| {
         invalid(
             "--url is not a URL",
@@ -43,8 +44,16 @@ fn connect(
     Ok((client, key))
 }
 
-fn key_id(id: &str) -> Result<&str, Problem> {
-    check_text("key id", id)?;
+/// The id as given, checked. `keys list` shows a key's whole sha256 (`0x` + 64 hex), which
+/// may be given as its id: it passes the guard as a hash does, unless it is the admin key
+/// itself.
+fn key_id<'a>(id: &'a str, admin_key: &SecretString) -> Result<&'a str, Problem> {
+    let known = [admin_key.expose_secret().as_bytes()];
+    let host = HostSecrets {
+        known: &known,
+        ..HostSecrets::NONE
+    };
+    check_free_text("key id", id, &host)?;
     let id = id.trim();
     if id.is_empty() {
         return Err(invalid(
@@ -67,21 +76,21 @@ pub async fn list(admin: &Admin) -> Result<KeyList, Problem> {
 
 /// Revokes the key `id`: it stops working at once on every route.
 pub async fn revoke(admin: &Admin, id: &str) -> Result<ApiKey, Problem> {
-    let id = key_id(id)?;
     let (client, key) = connect(admin, &env)?;
+    let id = key_id(id, &key)?;
     client.revoke_key(id, &key).await.map_err(Problem::from)
 }
 
 /// Replaces the client key `id`'s quotas (a limit left out is removed).
 pub async fn set_limits(admin: &Admin, id: &str, limits: KeyLimits) -> Result<ApiKey, Problem> {
-    let id = key_id(id)?;
+    let (client, key) = connect(admin, &env)?;
+    let id = key_id(id, &key)?;
     if limits.requests_per_minute == Some(0) || limits.tokens_per_day == Some(0) {
         return Err(invalid(
             "a limit must be at least 1",
             "Leave a limit out to remove it; revoke the key to stop it altogether.",
         ));
     }
-    let (client, key) = connect(admin, &env)?;
     client
         .set_key_limits(id, &SetLimitsRequest::from(limits), &key)
         .await

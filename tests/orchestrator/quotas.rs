@@ -173,9 +173,15 @@ async fn a_revoked_key_is_refused_at_once_on_every_route() -> TestResult {
     assert!(!ok);
     assert_eq!(unknown["error"]["code"], "KEY_NOT_FOUND");
 
-    let (ok, revoked) = keys_cli(&orch, &admin, &["revoke", &id_of(&key)]);
+    // Named by its whole sha256, as `keys list` shows it (a hash, not a secret).
+    let full = {
+        use sha2::Digest as _;
+        format!("0x{}", hex::encode(sha2::Sha256::digest(key.as_bytes())))
+    };
+    let (ok, revoked) = keys_cli(&orch, &admin, &["revoke", &full]);
     assert!(ok, "{revoked}");
     assert!(revoked["revoked_at"].as_u64().is_some());
+    assert_eq!(revoked["id"], id_of(&key).as_str());
     let chat_now = chat(&orch, Some(&key), "m", false).await;
     assert_eq!(chat_now.status(), 401);
     assert_eq!(code(chat_now).await, "CLIENT_KEY_INVALID");

@@ -180,6 +180,12 @@ async fn one_receipt_verifies_by_id_and_from_a_file_and_a_changed_one_does_not()
         .await?
         .json()
         .await?;
+    // By its hash too (64 hex: a hash, not a secret, for this command).
+    let hash = receipt["receipt_hash"].as_str().unwrap();
+    let (code, out, err) = basis(&orch, home.path(), &["receipt", "verify", hash, "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let by_hash: Value = serde_json::from_str(&out)?;
+    assert_eq!(by_hash["receipt_id"], ids[1].as_str());
     let file = home.path().join("receipt.json");
     std::fs::write(&file, receipt.to_string())?;
     let (code, out, _) = basis(

@@ -54,6 +54,35 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> 
 /// --note`).
 pub const FREE_TEXT_FLAGS: &[&str] = &["--output", "--reason", "--note"];
 
+/// Subcommands whose first positional argument may be a hash (`0x` + 64 hex): a receipt's hash
+/// (`basis receipt verify`), a key's sha256 (`basis orchestrator keys revoke|set-limits`). It
+/// is checked under the free-text rule, so a hash passes and a labelled key does not.
+const HASH_POSITIONALS: &[&[&str]] = &[
+    &["receipt", "verify"],
+    &["orchestrator", "keys", "revoke"],
+    &["orchestrator", "keys", "set-limits"],
+];
+
+/// The index in `args` of the hash-carrying positional, if the command has one.
+fn hash_positional(args: &[String]) -> Option<usize> {
+    HASH_POSITIONALS.iter().find_map(|path| {
+        let words: Vec<&str> = args
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .map(String::as_str)
+            .take(path.len())
+            .collect();
+        if words != *path {
+            return None;
+        }
+        args.iter()
+            .enumerate()
+            .filter(|(_, a)| !a.starts_with('-'))
+            .nth(path.len())
+            .map(|(i, _)| i)
+    })
+}
+
 /// The guard over every argument (program name excluded), then over all of them together.
 fn check(command_line: &[OsString]) -> Result<(), Problem> {
     let args: Vec<String> = command_line
@@ -61,7 +90,12 @@ fn check(command_line: &[OsString]) -> Result<(), Problem> {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let hash_at = hash_positional(&args);
     for (i, arg) in args.iter().enumerate() {
+        if Some(i) == hash_at {
+            check_text_with("argument", arg, Rule::FREE_TEXT)?;
+            continue;
+        }
         let (flag, value) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag, value),
             _ => match i.checked_sub(1).map(|p| args[p].as_str()) {
@@ -82,8 +116,13 @@ fn check(command_line: &[OsString]) -> Result<(), Problem> {
     // Strictly over the values that pass strictly alone (a key split over two arguments), then
     // as free text over those that pass it alone (a phrase split between an output holding a
     // hash and another argument).
+    // The hash positional was checked alone: beside the subcommand's words (`keys revoke`) a
+    // hash would read as a labelled key.
     let values: Vec<&str> = args
         .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != hash_at)
+        .map(|(_, a)| a)
         .filter_map(|a| match a.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => Some(value),
             _ if a.starts_with('-') => None,
@@ -154,6 +193,17 @@ mod tests {
             argv(&["submit", "task-0123", &format!("--output={tx}")]),
             argv(&["evaluate", "sub-1", "--score", "90", "--reason", tx]),
             argv(&["orchestrator", "tasks", "resolve", "sub-1", "--note", tx]),
+            // The positional a hash names: a receipt's, a key's sha256.
+            argv(&["receipt", "verify", tx, "--json"]),
+            argv(&["orchestrator", "keys", "revoke", tx]),
+            argv(&[
+                "orchestrator",
+                "keys",
+                "set-limits",
+                tx,
+                "--tokens-per-day",
+                "5",
+            ]),
         ] {
             assert!(check(&ok).is_ok(), "{ok:?}");
         }
@@ -167,6 +217,9 @@ mod tests {
             argv(&["submit", "task-0123", "--models", tx]),
             argv(&["logs", "-n", tx]),
             argv(&["hash", tx]),
+            argv(&["receipt", "verify", &format!("private key {KEY}")]),
+            argv(&["receipts", "verify-log", tx]),
+            argv(&["orchestrator", "keys", "revoke", "key:1", tx]),
             // Half a key in each of two strict fields, an output beside them: the strict join
             // of the values that pass alone sees it.
             argv(&[
