@@ -9,12 +9,13 @@ use std::process::Command;
 use super::fake_worker::*;
 use super::*;
 
-/// `basis orchestrator keys create --role client` with `flags`, against `orch`'s database.
-fn client_key_with(orch: &Orchestrator, flags: &[&str]) -> String {
+/// `basis orchestrator keys create --role ROLE` with `args` (the database, quotas) and `env`:
+/// the key it printed.
+fn create_key_with(role: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> String {
     let out = Command::new(common::orchestrator::bin())
-        .args(["orchestrator", "keys", "create", "--role", "client", "--db"])
-        .arg(&orch.db)
-        .args(flags)
+        .args(["orchestrator", "keys", "create", "--role", role])
+        .args(args)
+        .envs(env.iter().copied())
         .env_remove("BASIS_ORCHESTRATOR_CONFIG")
         .output()
         .unwrap();
@@ -24,6 +25,13 @@ fn client_key_with(orch: &Orchestrator, flags: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A client key with `flags` (its quotas), in `orch`'s database.
+fn client_key_with(orch: &Orchestrator, flags: &[&str]) -> String {
+    let mut args = vec!["--db".as_ref(), orch.db.as_os_str()];
+    args.extend(flags.iter().map(std::ffi::OsStr::new));
+    create_key_with("client", &args, &[])
 }
 
 /// `basis orchestrator keys ARGS --json` as the operator, with `admin` in BASIS_ADMIN_KEY.
@@ -257,20 +265,7 @@ async fn replicas_share_usage_and_forget_a_revoked_key_at_once() -> TestResult {
         })
     };
     let (a, b) = (replica(0), replica(1));
-    let create = |role: &str| {
-        let out = Command::new(common::orchestrator::bin())
-            .args(["orchestrator", "keys", "create", "--role", role])
-            .env("BASIS_DATABASE_URL", &db.url)
-            .env_remove("BASIS_ORCHESTRATOR_CONFIG")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let create = |role: &str| create_key_with(role, &[], &[("BASIS_DATABASE_URL", &db.url)]);
     let (admin, key) = (create("admin"), create("client"));
 
     // A worker on b; a request on a reaches it (forwarded) and counts against the key.

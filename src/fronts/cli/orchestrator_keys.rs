@@ -20,7 +20,7 @@ pub struct AdminArgs {
     /// A file whose first line is the admin key (default: the BASIS_ADMIN_KEY variable).
     #[arg(long, value_name = "FILE")]
     pub admin_key_file: Option<PathBuf>,
-    /// Print the API's JSON.
+    /// Print the result as JSON (the API's).
     #[arg(long)]
     pub json: bool,
 }

@@ -4,11 +4,10 @@
 //! `ops::resolve` and renders the settled submission (`--json`: exactly the API's
 //! `Submission`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::orchestrator_keys::AdminArgs;
 use super::output;
-use crate::config::{DEFAULT_ORCHESTRATOR_URL, ENV_ORCHESTRATOR_URL};
 use crate::ops::resolve;
 
 #[derive(Debug, clap::Subcommand)]
@@ -29,27 +28,20 @@ pub struct ResolveArgs {
     /// Why, recorded with the resolution.
     #[arg(long, default_value = "")]
     pub note: String,
-    /// The orchestrator's base URL.
-    #[arg(long, env = ENV_ORCHESTRATOR_URL, default_value = DEFAULT_ORCHESTRATOR_URL)]
-    pub url: String,
-    /// A file whose first line is the admin key (default: the BASIS_ADMIN_KEY variable).
-    #[arg(long, value_name = "FILE")]
-    pub admin_key_file: Option<PathBuf>,
-    /// Print the settled submission as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 pub async fn run(command: TasksCommand) -> ExitCode {
     match command {
         TasksCommand::Resolve(a) => {
-            let json = a.json;
+            let json = a.admin.json;
             let result = resolve::run(resolve::Input {
                 submission_id: a.submission_id,
                 outcome: a.outcome,
                 note: a.note,
-                url: a.url,
-                admin_key_file: a.admin_key_file,
+                url: a.admin.url,
+                admin_key_file: a.admin.admin_key_file,
             })
             .await;
             output::render(json, result, |s| {
