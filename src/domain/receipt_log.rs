@@ -115,6 +115,17 @@ pub fn verify_log(reader: impl BufRead) -> Result<LogSummary, LogError> {
                 LogError::Malformed { line: line_no }
             });
         }
+        // Exactly the fields a line has: nothing can ride along unchecked.
+        let shape_ok = value.as_object().is_some_and(|o| {
+            o.len() == 2
+                && (o.contains_key("receipt")
+                    || o.get("end")
+                        .and_then(Value::as_object)
+                        .is_some_and(|e| e.len() == 1))
+        });
+        if !shape_ok {
+            return Err(LogError::Malformed { line: line_no });
+        }
         if let Some(receipt) = value.get("receipt") {
             verify_receipt_json(receipt).map_err(|source| LogError::Receipt {
                 line: line_no,
@@ -220,6 +231,14 @@ mod tests {
         assert!(matches!(check(&swapped), Err(LogError::Broken { line: 2 })));
         // Cut before the end line, or with the end line gone.
         assert!(matches!(check(&good[..3]), Err(LogError::Cut { line: 3 })));
+        // A field added to the end line.
+        let mut padded = good.clone();
+        let last = padded.len() - 1;
+        padded[last] = padded[last].replace("\"end\":{", "\"end\":{\"note\":1,");
+        assert!(matches!(
+            check(&padded),
+            Err(LogError::Malformed { line: 5 })
+        ));
         // Not a log at all.
         assert!(matches!(
             check(&["{}".to_owned()]),

@@ -63,7 +63,9 @@ pub async fn verify(ctx: &Context, what: &str) -> Result<Verified, Problem> {
         })?;
         (value, path.display().to_string())
     } else if what.starts_with("rcpt-") || what.starts_with("0x") {
-        fetch(ctx, env.as_ref(), what).await?
+        let (value, source) = fetch(ctx, env.as_ref(), what).await?;
+        is_the_one(&value, what)?;
+        (value, source)
     } else {
         return Err(Problem::new(
             ErrorCode::InvalidArgument,
@@ -115,6 +117,25 @@ fn guard(env: Option<&WorkerEnv>, value: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The orchestrator answered the receipt asked for: the one with that id, or that hash (a
+/// receipt that verifies but is another one proves nothing about the one asked for).
+fn is_the_one(value: &Value, asked: &str) -> Result<(), Problem> {
+    let field = if asked.starts_with("0x") {
+        "receipt_hash"
+    } else {
+        "receipt_id"
+    };
+    let got = value[field].as_str().unwrap_or_default();
+    if got.eq_ignore_ascii_case(asked) {
+        return Ok(());
+    }
+    Err(Problem::new(
+        ErrorCode::ReceiptInvalid,
+        format!("the orchestrator answered another receipt than {asked} (its {field} is {got})"),
+    )
+    .with_fix("Do not trust this orchestrator's answer; fetch the receipt from another source."))
+}
+
 /// A receipt by id (`rcpt-…`) or hash (`0x…`) from the orchestrator, and where it came from.
 async fn fetch(
     ctx: &Context,
@@ -141,6 +162,7 @@ pub async fn fetch_verified(ctx: &Context, id: &str) -> Result<Value, Problem> {
     }
     let (value, _) = fetch(ctx, env.as_ref(), id).await?;
     check(&value)?;
+    is_the_one(&value, id)?;
     Ok(value)
 }
 

@@ -9,6 +9,7 @@
 //! re-limiting a key [`KeyCache::forget`]s it at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,9 @@ pub struct KeyCache<V = ()> {
     /// Key hash → when it was found valid, and what was found.
     found: Mutex<HashMap<KeySha256, (Instant, V)>>,
     ttl: Duration,
+    /// Bumped by every [`KeyCache::forget`]: a read of the database that began before a
+    /// forget must not put back what it read ([`KeyCache::remember_unless_forgotten`]).
+    forgets: AtomicU64,
 }
 
 impl<V: Clone> Default for KeyCache<V> {
@@ -52,6 +56,7 @@ impl<V: Clone> KeyCache<V> {
         Self {
             found: Mutex::default(),
             ttl,
+            forgets: AtomicU64::new(0),
         }
     }
 
@@ -78,10 +83,25 @@ impl<V: Clone> KeyCache<V> {
 
     /// Forgets `key` (revoked, or its quotas changed): the next use asks the database.
     pub fn forget(&self, key: &KeySha256) {
-        self.found
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+        let mut found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
+        self.forgets.fetch_add(1, Ordering::AcqRel);
+        found.remove(key);
+    }
+
+    /// Where the forgets stand: take it before reading the database, and hand it to
+    /// [`KeyCache::remember_unless_forgotten`].
+    pub fn epoch(&self) -> u64 {
+        self.forgets.load(Ordering::Acquire)
+    }
+
+    /// [`KeyCache::remember_with`], unless a key was forgotten since `epoch`: what was read
+    /// may be what a revocation just took away (it is used once, not remembered).
+    pub fn remember_unless_forgotten(&self, key: KeySha256, now: Instant, value: V, epoch: u64) {
+        // Under the lock forget takes too: no forget can slip between the check and the insert.
+        let mut found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.forgets.load(Ordering::Acquire) == epoch {
+            found.insert(key, (now, value));
+        }
     }
 }
 
@@ -102,6 +122,13 @@ mod tests {
         cache.remember(key, t0);
         cache.forget(&key);
         assert!(!cache.is_fresh(&key, t0), "forgotten: asked again");
+        // A read that began before a forget does not put the key back.
+        let epoch = cache.epoch();
+        cache.forget(&key);
+        cache.remember_unless_forgotten(key, t0, (), epoch);
+        assert!(!cache.is_fresh(&key, t0));
+        cache.remember_unless_forgotten(key, t0, (), cache.epoch());
+        assert!(cache.is_fresh(&key, t0));
     }
 
     #[test]

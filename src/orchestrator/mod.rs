@@ -29,6 +29,7 @@ mod quota;
 mod rate_limit;
 mod registration;
 pub mod replica;
+mod reservation;
 mod routes;
 mod server;
 mod state;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::config::Bucket;
 use super::rate_limit::RateLimiter;
+use super::reservation::{Reservation, Reserved};
 use super::store::{KeyGrant, KeySha256, utc_day};
 use crate::wire::KeyLimits;
 
@@ -76,12 +77,20 @@ pub enum OverQuota {
         used: u64,
         retry_after: Duration,
     },
+    /// What is left of the key's tokens for today is reserved by its requests still running.
+    Reserved {
+        limit: u64,
+        used: u64,
+        retry_after: Duration,
+    },
 }
 
 impl OverQuota {
     pub fn retry_after(&self) -> Duration {
         match self {
-            Self::Requests { retry_after, .. } | Self::Tokens { retry_after, .. } => *retry_after,
+            Self::Requests { retry_after, .. }
+            | Self::Tokens { retry_after, .. }
+            | Self::Reserved { retry_after, .. } => *retry_after,
         }
     }
 
@@ -93,14 +102,19 @@ impl OverQuota {
             Self::Tokens { limit, used, .. } => {
                 format!("this client key used {used} of its {limit} tokens for today (UTC)")
             }
+            Self::Reserved { limit, used, .. } => format!(
+                "this client key used {used} of its {limit} tokens for today (UTC) and its \
+                 requests still running may use the rest"
+            ),
         }
     }
 }
 
-/// The per-key request buckets of this replica.
+/// The per-key request buckets and token reservations of this replica.
 #[derive(Debug)]
 pub struct Quotas {
     requests: RateLimiter<KeySha256>,
+    reserved: Reserved,
 }
 
 impl Default for Quotas {
@@ -111,30 +125,50 @@ impl Default for Quotas {
                 per_minute: 1,
                 burst: 1,
             }),
+            reserved: Reserved::default(),
         }
     }
 }
 
 impl Quotas {
     /// Admits one request of `key` under `grant`'s limits at `unix_s` / `now`, or says why not.
-    /// The token quota is checked first, so a refused request takes nothing from the bucket.
+    /// `reserve`: for a chat completion, the tokens it may use (its `max_tokens`, else 1), which
+    /// the daily token quota applies to (listing models and posting tasks use none): it is
+    /// admitted while what the key used today plus what its running requests reserved is
+    /// below the limit, and holds its reservation (the answer) while it runs. The token quota
+    /// is checked first, so a refused request takes nothing from the bucket.
     pub fn admit(
         &self,
         key: KeySha256,
         grant: &ClientGrant,
+        reserve: Option<u64>,
         unix_s: u64,
         now: Instant,
-    ) -> Result<(), OverQuota> {
-        if let Some(limit) = grant.limits.tokens_per_day {
-            let used = grant.used(utc_day(unix_s));
-            if used >= limit {
-                return Err(OverQuota::Tokens {
-                    limit,
-                    used,
-                    retry_after: Duration::from_secs(86_400 - unix_s % 86_400),
-                });
+    ) -> Result<Option<Reservation>, OverQuota> {
+        let mut held = super::reservation::lock(&self.reserved);
+        let tokens = match (grant.limits.tokens_per_day, reserve) {
+            (Some(limit), Some(reserve)) => {
+                let used = grant.used(utc_day(unix_s));
+                if used >= limit {
+                    return Err(OverQuota::Tokens {
+                        limit,
+                        used,
+                        retry_after: Duration::from_secs(86_400 - unix_s % 86_400),
+                    });
+                }
+                let running = held.get(&key).copied().unwrap_or(0);
+                if running > 0 && used.saturating_add(running) >= limit {
+                    // What is left is reserved by requests still running: try again soon.
+                    return Err(OverQuota::Reserved {
+                        limit,
+                        used,
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
+                Some(reserve.max(1))
             }
-        }
+            _ => None,
+        };
         if let Some(limit) = grant.limits.requests_per_minute {
             let bucket = Bucket {
                 per_minute: limit,
@@ -144,7 +178,7 @@ impl Quotas {
                 .try_acquire_shaped(key, bucket, now)
                 .map_err(|retry_after| OverQuota::Requests { limit, retry_after })?;
         }
-        Ok(())
+        Ok(tokens.map(|tokens| Reservation::hold(&self.reserved, &mut held, key, tokens)))
     }
 }
 
@@ -182,18 +216,25 @@ mod tests {
             0,
         );
         let t0 = Instant::now();
-        assert!(q.admit(key, &g, 10, t0).is_ok());
-        assert!(q.admit(key, &g, 10, t0).is_ok());
-        let Err(over @ OverQuota::Requests { limit: 2, .. }) = q.admit(key, &g, 10, t0) else {
+        assert!(q.admit(key, &g, Some(1), 10, t0).is_ok());
+        assert!(q.admit(key, &g, Some(1), 10, t0).is_ok());
+        let Err(over @ OverQuota::Requests { limit: 2, .. }) = q.admit(key, &g, Some(1), 10, t0)
+        else {
             panic!("the third request in the same instant must be refused");
         };
         assert_eq!(over.retry_after(), Duration::from_secs(30));
-        assert!(q.admit(key, &g, 40, t0 + over.retry_after()).is_ok());
+        assert!(
+            q.admit(key, &g, Some(1), 40, t0 + over.retry_after())
+                .is_ok()
+        );
         // Another key has its own bucket; an unlimited key is never refused.
-        assert!(q.admit(KeySha256::of("other"), &g, 10, t0).is_ok());
+        assert!(q.admit(KeySha256::of("other"), &g, Some(1), 10, t0).is_ok());
         let free = grant(KeyLimits::default(), u64::MAX, 0);
         for _ in 0..100 {
-            assert!(q.admit(KeySha256::of("free"), &free, 10, t0).is_ok());
+            assert!(
+                q.admit(KeySha256::of("free"), &free, Some(1), 10, t0)
+                    .is_ok()
+            );
         }
     }
 
@@ -208,22 +249,62 @@ mod tests {
         let day = 20_000;
         let noon = day * 86_400 + 43_200;
         let g = grant(limits, 60, day);
-        assert!(q.admit(key, &g, noon, Instant::now()).is_ok());
+        assert!(q.admit(key, &g, Some(1), noon, Instant::now()).is_ok());
         g.spend(39);
-        assert!(q.admit(key, &g, noon, Instant::now()).is_ok(), "99 < 100");
+        assert!(
+            q.admit(key, &g, Some(1), noon, Instant::now()).is_ok(),
+            "99 < 100"
+        );
         g.clone().spend(1);
         let Err(OverQuota::Tokens {
             used: 100,
             retry_after,
             ..
-        }) = q.admit(key, &g, noon, Instant::now())
+        }) = q.admit(key, &g, Some(1), noon, Instant::now())
         else {
             panic!("at the limit: refused");
         };
         assert_eq!(retry_after, Duration::from_hours(12), "until UTC midnight");
+        // Calls that use no tokens (models, posting a task) are not held by it.
+        assert!(q.admit(key, &g, None, noon, Instant::now()).is_ok());
         // The next day, the count read yesterday no longer applies (only the 40 spent since).
-        assert!(q.admit(key, &g, noon + 86_400, Instant::now()).is_ok());
+        assert!(
+            q.admit(key, &g, Some(1), noon + 86_400, Instant::now())
+                .is_ok()
+        );
         let fresh = grant(limits, 100, day + 1);
-        assert!(q.admit(key, &fresh, noon + 86_400, Instant::now()).is_err());
+        assert!(
+            q.admit(key, &fresh, Some(1), noon + 86_400, Instant::now())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn requests_running_at_once_hold_their_max_tokens() {
+        let q = Quotas::default();
+        let key = KeySha256::of("k");
+        let limits = KeyLimits {
+            requests_per_minute: None,
+            tokens_per_day: Some(100),
+        };
+        let day = 20_000;
+        let noon = day * 86_400 + 43_200;
+        let g = grant(limits, 60, day);
+        let now = Instant::now();
+        // 60 used; two requests of up to 30 each run at once (60 + 30 < 100 when the second
+        // asks); a third must wait for one of them.
+        let a = q.admit(key, &g, Some(30), noon, now).unwrap();
+        let b = q.admit(key, &g, Some(30), noon, now).unwrap();
+        assert!(a.is_some() && b.is_some());
+        let Err(over @ OverQuota::Reserved { .. }) = q.admit(key, &g, Some(1), noon, now) else {
+            panic!("the rest is reserved by the running requests");
+        };
+        assert_eq!(over.retry_after(), Duration::from_secs(1));
+        drop(a);
+        assert!(q.admit(key, &g, Some(1), noon, now).unwrap().is_some());
+        drop(b);
+        // Nothing is held once they end; calls that use no tokens hold nothing.
+        assert!(q.reserved.lock().unwrap().is_empty());
+        assert!(q.admit(key, &g, None, noon, now).unwrap().is_none());
     }
 }

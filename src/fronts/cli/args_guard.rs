@@ -54,33 +54,28 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> 
 /// --note`).
 pub const FREE_TEXT_FLAGS: &[&str] = &["--output", "--reason", "--note"];
 
-/// Subcommands whose first positional argument may be a hash (`0x` + 64 hex): a receipt's hash
-/// (`basis receipt verify`), a key's sha256 (`basis orchestrator keys revoke|set-limits`). It
-/// is checked under the free-text rule, so a hash passes and a labelled key does not.
+/// Subcommands whose positional argument may be a hash (`0x` + 64 hex): a receipt's hash
+/// (`basis receipt verify`), a key's sha256 (`basis orchestrator keys revoke|set-limits`).
+/// Their arguments after the subcommand (the positional and the flags' values, wherever it
+/// stands among them) are checked under the free-text rule, so a hash passes and a labelled
+/// key, a host secret or a seed phrase does not.
 const HASH_POSITIONALS: &[&[&str]] = &[
     &["receipt", "verify"],
     &["orchestrator", "keys", "revoke"],
     &["orchestrator", "keys", "set-limits"],
 ];
 
-/// The index in `args` of the hash-carrying positional, if the command has one.
-fn hash_positional(args: &[String]) -> Option<usize> {
-    HASH_POSITIONALS.iter().find_map(|path| {
-        let words: Vec<&str> = args
-            .iter()
-            .filter(|a| !a.starts_with('-'))
-            .map(String::as_str)
-            .take(path.len())
-            .collect();
-        if words != *path {
-            return None;
-        }
-        args.iter()
-            .enumerate()
-            .filter(|(_, a)| !a.starts_with('-'))
-            .nth(path.len())
-            .map(|(i, _)| i)
-    })
+/// The indices in `args` of the values after such a subcommand's words (none for any other).
+fn hash_args(args: &[String]) -> Vec<usize> {
+    let Some(path) = HASH_POSITIONALS
+        .iter()
+        .find(|path| args.len() >= path.len() && args[..path.len()] == ***path)
+    else {
+        return Vec::new();
+    };
+    (path.len()..args.len())
+        .filter(|&i| !args[i].starts_with('-'))
+        .collect()
 }
 
 /// The guard over every argument (program name excluded), then over all of them together.
@@ -90,9 +85,9 @@ fn check(command_line: &[OsString]) -> Result<(), Problem> {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let hash_at = hash_positional(&args);
+    let free = hash_args(&args);
     for (i, arg) in args.iter().enumerate() {
-        if Some(i) == hash_at {
+        if free.contains(&i) {
             check_text_with("argument", arg, Rule::FREE_TEXT)?;
             continue;
         }
@@ -116,12 +111,12 @@ fn check(command_line: &[OsString]) -> Result<(), Problem> {
     // Strictly over the values that pass strictly alone (a key split over two arguments), then
     // as free text over those that pass it alone (a phrase split between an output holding a
     // hash and another argument).
-    // The hash positional was checked alone: beside the subcommand's words (`keys revoke`) a
-    // hash would read as a labelled key.
+    // The hash positionals were checked alone: beside the subcommand's words (`keys revoke`)
+    // a hash would read as a labelled key.
     let values: Vec<&str> = args
         .iter()
         .enumerate()
-        .filter(|(i, _)| Some(*i) != hash_at)
+        .filter(|(i, _)| !free.contains(i))
         .map(|(_, a)| a)
         .filter_map(|a| match a.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => Some(value),
@@ -219,7 +214,7 @@ mod tests {
             argv(&["hash", tx]),
             argv(&["receipt", "verify", &format!("private key {KEY}")]),
             argv(&["receipts", "verify-log", tx]),
-            argv(&["orchestrator", "keys", "revoke", "key:1", tx]),
+            argv(&["orchestrator", "keys", "revoke", &format!("key {KEY}")]),
             // Half a key in each of two strict fields, an output beside them: the strict join
             // of the values that pass alone sees it.
             argv(&[

@@ -13,6 +13,7 @@ pub mod forward;
 pub mod stream;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +23,7 @@ use super::auth;
 use super::error::ApiError;
 use super::hub::{JobFailure, JobHandle, JobSpec, Lane, NoRoute};
 use super::quota::{ClientGrant, OverQuota};
+use super::reservation::Reservation;
 use super::state::AppState;
 use super::state::unix_now;
 use super::store::{KeyRole, KeySha256, utc_day};
@@ -43,6 +45,8 @@ pub struct ChatRequest {
     pub client_key: Option<KeySha256>,
     /// Only a worker with this label (`x-basis-worker-label`).
     pub label: Option<String>,
+    /// Its hold on its key's daily tokens, kept until its job ends.
+    pub reservation: Option<Arc<Reservation>>,
 }
 
 impl ChatRequest {
@@ -75,6 +79,7 @@ impl ChatRequest {
             body,
             client_key: None,
             label: None,
+            reservation: None,
         })
     }
 
@@ -103,6 +108,7 @@ impl ChatRequest {
             stream: self.stream,
             timeout,
             client_key: self.client_key,
+            reservation: self.reservation.clone(),
         }
     }
 
@@ -115,11 +121,13 @@ impl ChatRequest {
     }
 }
 
-/// Who is calling the gateway: its wait-queue lane, and its client key (none with `--open`).
-#[derive(Debug, Clone, Copy)]
+/// Who is calling the gateway: its wait-queue lane, its client key (none with `--open`), and
+/// for a chat completion under a daily token quota, its hold on the key's tokens.
+#[derive(Debug)]
 pub struct Caller {
     pub lane: Lane,
     pub key: Option<KeySha256>,
+    pub reservation: Option<Arc<Reservation>>,
 }
 
 /// `Authorization: Bearer <client key>`, unless the orchestrator runs `--open`, then the key's
@@ -130,10 +138,39 @@ pub async fn authorize(
     headers: &HeaderMap,
     ip: IpAddr,
 ) -> Result<Caller, ApiError> {
+    authorize_for(state, headers, ip, None).await
+}
+
+/// [`authorize`] for a chat completion that may use up to `max_tokens`: the key's daily token
+/// quota applies too (`quota::Quotas::admit`).
+pub async fn authorize_chat(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    max_tokens: u64,
+) -> Result<Caller, ApiError> {
+    authorize_for(state, headers, ip, Some(max_tokens)).await
+}
+
+/// What a chat body says it may use: `max_completion_tokens`, else `max_tokens`, else 1.
+pub fn max_tokens_of(body: &Value) -> u64 {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_u64))
+        .unwrap_or(1)
+}
+
+async fn authorize_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    reserve: Option<u64>,
+) -> Result<Caller, ApiError> {
     if state.config.open {
         return Ok(Caller {
             lane: lane_of(&format!("address {ip}")),
             key: None,
+            reservation: None,
         });
     }
     auth::not_locked_out(state, ip, headers)?;
@@ -156,10 +193,13 @@ pub async fn authorize(
         grant
     } else {
         let day = utc_day(unix);
+        let epoch = state.client_keys.epoch();
         match state.store.key_grant(sha, day).await? {
             Some(found) if found.role == KeyRole::Client => {
                 let grant = ClientGrant::read(&found, day);
-                state.client_keys.remember_with(sha, now, grant.clone());
+                state
+                    .client_keys
+                    .remember_unless_forgotten(sha, now, grant.clone(), epoch);
                 state.auth_succeeded(auth::presented(headers));
                 grant
             }
@@ -172,13 +212,17 @@ pub async fn authorize(
             }
         }
     };
-    if let Err(over) = state.quotas.admit(sha, &grant, unix, now) {
-        state.metrics.rate_limited("quota");
-        return Err(over_quota(&over));
-    }
+    let reservation = match state.quotas.admit(sha, &grant, reserve, unix, now) {
+        Ok(held) => held.map(Arc::new),
+        Err(over) => {
+            state.metrics.rate_limited("quota");
+            return Err(over_quota(&over));
+        }
+    };
     Ok(Caller {
         lane: Lane(sha.0),
         key: Some(sha),
+        reservation,
     })
 }
 

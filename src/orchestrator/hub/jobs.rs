@@ -36,6 +36,9 @@ pub struct JobEntry {
     pub cancelled: Option<CancelReason>,
     /// The client key the request came with, for its usage and quota.
     pub client_key: Option<KeySha256>,
+    /// Its hold on the key's daily tokens: dropped (released) with the entry, when the job
+    /// ends.
+    pub reservation: Option<std::sync::Arc<crate::orchestrator::reservation::Reservation>>,
 }
 
 /// What the handler hears about its job.

@@ -40,6 +40,7 @@ pub use queue::{
 };
 
 use crate::domain::{JobId, WorkerId};
+use crate::orchestrator::reservation::Reservation;
 use crate::orchestrator::store::KeySha256;
 
 /// What the gateway asks the hub to run.
@@ -53,6 +54,8 @@ pub struct JobSpec {
     pub timeout: Duration,
     /// The client key it came with, for its usage and quota.
     pub client_key: Option<KeySha256>,
+    /// Its hold on the key's daily tokens, released when the job ends.
+    pub reservation: Option<Arc<Reservation>>,
 }
 
 impl JobSpec {
@@ -308,6 +311,7 @@ impl Hub {
                 chunks: 0,
                 cancelled: None,
                 client_key: spec.client_key,
+                reservation: spec.reservation.clone(),
             },
         );
         let frame = OrchestratorMessage::Job {

@@ -95,6 +95,7 @@ pub fn done(
             started_at: entry.started_unix,
             finished_at: unix_now(),
             client_key: entry.client_key,
+            partial_usage: None,
         };
         match state.store.record_job(job).await {
             Ok(r) => {
@@ -247,11 +248,16 @@ fn record(
             started_at: entry.started_unix,
             finished_at: unix_now(),
             client_key: entry.client_key,
+            partial_usage: partial_usage(&entry),
         };
+        let partial = job.partial_usage;
         // The client hears first: a failure needs no receipt to be shown.
         let _ = entry.sink.send(JobEvent::Failed(failure));
         match state.store.record_job(job).await {
-            Ok(_) => {
+            Ok(r) => {
+                if let (Recorded::New, Some(used)) = (r, partial) {
+                    spend(&state, entry.client_key.as_ref(), used);
+                }
                 state.metrics.job(metric);
                 let _ = live.send(OrchestratorMessage::JobAck { job_id });
             }
@@ -294,6 +300,15 @@ fn seal(
         attestation_hash: None,
     }
     .seal()
+}
+
+/// What a job that ends without completing used of its client's tokens: the chunks it had
+/// streamed to the client (each one piece of text, about a token), if any.
+fn partial_usage(entry: &JobEntry) -> Option<Usage> {
+    (entry.stream && entry.chunks > 0).then(|| Usage {
+        prompt_tokens: 0,
+        completion_tokens: u64::from(entry.chunks),
+    })
 }
 
 /// Counts a completed job's tokens against its client key's daily quota on this replica

@@ -18,7 +18,10 @@ pub async fn completions(
     headers: HeaderMap,
     body: Result<ApiJson<Value>, ApiError>,
 ) -> Response {
-    let caller = match gateway::authorize(&state, &headers, ip).await {
+    let max_tokens = body
+        .as_ref()
+        .map_or(1, |ApiJson(body)| gateway::max_tokens_of(body));
+    let caller = match gateway::authorize_chat(&state, &headers, ip, max_tokens).await {
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
@@ -31,6 +34,7 @@ pub async fn completions(
         Err(e) => return e.into_response(),
     };
     req.client_key = caller.key;
+    req.reservation = caller.reservation;
     if req.stream {
         stream::respond(state, req, Reach::Anywhere, lane).await
     } else {

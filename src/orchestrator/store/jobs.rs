@@ -8,7 +8,7 @@ use std::fmt;
 use futures::future::BoxFuture;
 
 use super::{KeySha256, StoreError};
-use crate::domain::{ErrorCode, HashedReceipt, JobId, ReceiptHash, ReceiptId, WorkerId};
+use crate::domain::{ErrorCode, HashedReceipt, JobId, ReceiptHash, ReceiptId, Usage, WorkerId};
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,10 @@ pub struct JobRecord {
     /// The client key the request came with (none with `--open`): a completed job adds its
     /// tokens to that key's usage of the UTC day it finished, in the same transaction.
     pub client_key: Option<KeySha256>,
+    /// For a job that failed or was cancelled after streaming part of its answer to the
+    /// client: what that part used (a lower bound: the chunks sent, as completion tokens). It
+    /// counts against the client key like a completed job's usage.
+    pub partial_usage: Option<Usage>,
 }
 
 /// A listed receipt: its position `(issued_at, receipt_id)` (the next page's cursor) and its

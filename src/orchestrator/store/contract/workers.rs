@@ -261,6 +261,7 @@ pub mod jobs {
             started_at: 1,
             finished_at: 2,
             client_key: None,
+            partial_usage: None,
         }
     }
 
@@ -294,13 +295,21 @@ pub mod jobs {
         );
         failed.client_key = Some(key);
         store.record_job(failed).await.unwrap();
+        // Cancelled after streaming 4 chunks to the client: those count.
+        let mut cut = job(&JobId::generate(), JobOutcome::Cancelled);
+        cut.client_key = Some(key);
+        cut.partial_usage = Some(Usage {
+            prompt_tokens: 0,
+            completion_tokens: 4,
+        });
+        store.record_job(cut).await.unwrap();
         let usage = store.key_grant(key, day).await.unwrap().unwrap().usage;
         assert_eq!(
             usage,
             KeyUsage {
-                requests: 2,
+                requests: 3,
                 prompt_tokens: 13,
-                completion_tokens: 9
+                completion_tokens: 13
             }
         );
         let other_day = store.key_grant(key, day + 1).await.unwrap().unwrap();

@@ -128,6 +128,16 @@ impl PgStore {
                 .await
                 .map_err(pg_err)?;
         }
+        if let (Some(key), Some(used)) = (&job.client_key, &job.partial_usage) {
+            super::keys::add_usage(
+                &tx,
+                key,
+                utc_day(job.finished_at),
+                used.prompt_tokens,
+                used.completion_tokens,
+            )
+            .await?;
+        }
         tx.commit().await.map_err(pg_err)?;
         Ok(Recorded::New)
     }

@@ -104,6 +104,15 @@ impl JobStore for SqliteStore {
                 tx.prepare_cached(sql)?
                     .execute(params![job.worker_id.as_str()])?;
             }
+            if let (Some(key), Some(used)) = (&job.client_key, &job.partial_usage) {
+                super::keys::add_usage(
+                    tx,
+                    key,
+                    utc_day(job.finished_at),
+                    used.prompt_tokens,
+                    used.completion_tokens,
+                )?;
+            }
             Ok(Recorded::New)
         })
     }
