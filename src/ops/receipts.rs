@@ -40,8 +40,8 @@ pub struct Verified {
 }
 
 /// Verifies `what`: a file holding a receipt's JSON, else a receipt id (`rcpt-…`) or hash
-/// (`0x…`) fetched from the orchestrator.
-pub async fn verify(ctx: &Context, what: &str) -> Result<Verified, Problem> {
+/// (`0x…`) fetched from the orchestrator (`url`, else the env file's, else the configured one).
+pub async fn verify(ctx: &Context, what: &str, url: Option<&str>) -> Result<Verified, Problem> {
     let env = read_env(ctx, None)?;
     guard(env.as_ref(), what)?;
     let what = what.trim();
@@ -63,7 +63,7 @@ pub async fn verify(ctx: &Context, what: &str) -> Result<Verified, Problem> {
         })?;
         (value, path.display().to_string())
     } else if what.starts_with("rcpt-") || what.starts_with("0x") {
-        let (value, source) = fetch(ctx, env.as_ref(), what).await?;
+        let (value, source) = fetch(ctx, env.as_ref(), url, what).await?;
         is_the_one(&value, what)?;
         (value, source)
     } else {
@@ -140,10 +140,26 @@ fn is_the_one(value: &Value, asked: &str) -> Result<(), Problem> {
 async fn fetch(
     ctx: &Context,
     env: Option<&WorkerEnv>,
+    url: Option<&str>,
     id: &str,
 ) -> Result<(Value, String), Problem> {
-    let (client, url) = client(ctx, env)?;
+    let (client, url) = orchestrator(ctx, env, url)?;
     Ok((client.receipt(id).await?, url.to_string()))
+}
+
+/// The orchestrator at `url` when given, else the env file's, else the configured one.
+fn orchestrator(
+    ctx: &Context,
+    env: Option<&WorkerEnv>,
+    url: Option<&str>,
+) -> Result<(crate::client::OrchestratorClient, url::Url), Problem> {
+    let Some(url) = url else {
+        return client(ctx, env);
+    };
+    let url = super::parse::http_url("url", url)?;
+    let client =
+        crate::client::OrchestratorClient::new(url.clone(), std::time::Duration::from_secs(30))?;
+    Ok((client, url))
 }
 
 /// A receipt by id or hash from the orchestrator, verified (what `basis://receipts/{id}`
@@ -160,7 +176,7 @@ pub async fn fetch_verified(ctx: &Context, id: &str) -> Result<Value, Problem> {
             "Read basis://receipts/rcpt-… with the id a gateway answer or a task settlement gave.",
         ));
     }
-    let (value, _) = fetch(ctx, env.as_ref(), id).await?;
+    let (value, _) = fetch(ctx, env.as_ref(), None, id).await?;
     check(&value)?;
     is_the_one(&value, id)?;
     Ok(value)
@@ -175,6 +191,8 @@ pub struct ExportInput {
     pub worker: Option<String>,
     /// Write here (atomically); else to standard output.
     pub out: Option<PathBuf>,
+    /// The orchestrator (else the env file's, else the configured one).
+    pub url: Option<String>,
 }
 
 /// What an export wrote.
@@ -199,7 +217,7 @@ pub async fn export(ctx: &Context, input: &ExportInput) -> Result<Exported, Prob
         None => None,
     };
     let env = read_env(ctx, None)?;
-    let (client, url) = client(ctx, env.as_ref())?;
+    let (client, url) = orchestrator(ctx, env.as_ref(), input.url.as_deref())?;
     let mut writer = LogWriter::default();
     let mut lines = String::new();
     let mut query = ReceiptQuery {

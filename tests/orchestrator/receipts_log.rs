@@ -186,6 +186,24 @@ async fn one_receipt_verifies_by_id_and_from_a_file_and_a_changed_one_does_not()
     assert_eq!(code, 0, "{out}{err}");
     let by_hash: Value = serde_json::from_str(&out)?;
     assert_eq!(by_hash["receipt_id"], ids[1].as_str());
+    // --url names the orchestrator over the configured one.
+    let out = Command::new(common::orchestrator::bin())
+        .args([
+            "receipt",
+            "verify",
+            hash,
+            "--json",
+            "--url",
+            orch.url.as_str(),
+        ])
+        .env("BASIS_HOME", home.path())
+        .env("BASIS_ORCHESTRATOR_URL", "http://127.0.0.1:1")
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let file = home.path().join("receipt.json");
     std::fs::write(&file, receipt.to_string())?;
     let (code, out, _) = basis(

@@ -276,7 +276,8 @@ async fn create_key(
     let id = key_id(&KeySha256::of(key.expose_secret()));
     let _ = writeln!(
         std::io::stderr().lock(),
-        "created a {role} key ({id}) for {database}. It is shown only this once: store it now (only its sha256 is kept)."
+        "created {} {role} key ({id}) for {database}. It is shown only this once: store it now (only its sha256 is kept).",
+        if role == KeyRole::Admin { "an" } else { "a" }
     );
     Ok(())
 }

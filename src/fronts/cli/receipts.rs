@@ -21,6 +21,10 @@ pub enum ReceiptCommand {
         /// A file holding the receipt's JSON, or its id or hash.
         #[arg(value_name = "FILE|ID")]
         what: String,
+        /// The orchestrator to fetch it from [default: the env file's, else basis.toml's or
+        /// BASIS_ORCHESTRATOR_URL].
+        #[arg(long)]
+        url: Option<String>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -47,6 +51,10 @@ pub enum ReceiptsCommand {
         /// Write the log to this file (atomically) [default: standard output].
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// The orchestrator [default: the env file's, else basis.toml's or
+        /// BASIS_ORCHESTRATOR_URL].
+        #[arg(long)]
+        url: Option<String>,
         /// Print the summary as JSON (with --out).
         #[arg(long, requires = "out")]
         json: bool,
@@ -64,9 +72,9 @@ pub enum ReceiptsCommand {
 
 pub async fn receipt(ctx: &Context, args: ReceiptArgs) -> ExitCode {
     match args.command {
-        ReceiptCommand::Verify { what, json } => {
+        ReceiptCommand::Verify { what, url, json } => {
             let result = match ctx.ops() {
-                Ok(ops) => receipts::verify(&ops, &what).await,
+                Ok(ops) => receipts::verify(&ops, &what, url.as_deref()).await,
                 Err(p) => Err(p),
             };
             output::render(json, result, |v| {
@@ -85,10 +93,16 @@ pub async fn receipts(ctx: &Context, args: ReceiptsArgs) -> ExitCode {
             since,
             worker,
             out,
+            url,
             json,
         } => {
             let to_file = out.is_some();
-            let input = ExportInput { since, worker, out };
+            let input = ExportInput {
+                since,
+                worker,
+                out,
+                url,
+            };
             let result = match ctx.ops() {
                 Ok(ops) => receipts::export(&ops, &input).await,
                 Err(p) => Err(p),
