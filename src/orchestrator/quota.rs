@@ -36,6 +36,9 @@ pub struct ClientGrant {
     pub used_at_read: u64,
     /// Tokens this replica's jobs used since (shared by every copy of this grant).
     pub spent_since: Arc<AtomicU64>,
+    /// When the database was asked: a job whose write began later may already be in
+    /// `used_at_read`.
+    pub read_at: Instant,
 }
 
 impl ClientGrant {
@@ -46,12 +49,18 @@ impl ClientGrant {
             day,
             used_at_read: grant.usage.tokens(),
             spent_since: Arc::default(),
+            read_at: Instant::now(),
         }
     }
 
-    /// Records tokens a finished job of this key used.
-    pub fn spend(&self, tokens: u64) {
-        self.spent_since.fetch_add(tokens, Ordering::Relaxed);
+    /// Records tokens a finished job of this key used, whose write to the database began at
+    /// `recorded_from`. A grant read after that may already count them: they are added only
+    /// when it was read before, so a job is never counted twice (at worst it is missed here
+    /// until the next read, at most the key cache's TTL later).
+    pub fn spend(&self, tokens: u64, recorded_from: Instant) {
+        if self.read_at < recorded_from {
+            self.spent_since.fetch_add(tokens, Ordering::Relaxed);
+        }
     }
 
     /// Tokens used on `today`, as far as this replica knows.
@@ -250,12 +259,12 @@ mod tests {
         let noon = day * 86_400 + 43_200;
         let g = grant(limits, 60, day);
         assert!(q.admit(key, &g, Some(1), noon, Instant::now()).is_ok());
-        g.spend(39);
+        g.spend(39, Instant::now());
         assert!(
             q.admit(key, &g, Some(1), noon, Instant::now()).is_ok(),
             "99 < 100"
         );
-        g.clone().spend(1);
+        g.clone().spend(1, Instant::now());
         let Err(OverQuota::Tokens {
             used: 100,
             retry_after,
@@ -271,6 +280,15 @@ mod tests {
         assert!(
             q.admit(key, &g, Some(1), noon + 86_400, Instant::now())
                 .is_ok()
+        );
+        // A job whose write began before the grant was read may be in its count already: not
+        // added again.
+        let began = Instant::now();
+        let later = grant(limits, 99, day);
+        later.spend(50, began);
+        assert!(
+            q.admit(key, &later, Some(1), noon, Instant::now()).is_ok(),
+            "99 < 100"
         );
         let fresh = grant(limits, 100, day + 1);
         assert!(

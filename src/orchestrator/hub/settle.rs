@@ -97,10 +97,11 @@ pub fn done(
             client_key: entry.client_key,
             partial_usage: None,
         };
+        let recorded_from = Instant::now();
         match state.store.record_job(job).await {
             Ok(r) => {
                 if r == Recorded::New {
-                    spend(&state, entry.client_key.as_ref(), usage);
+                    spend(&state, entry.client_key.as_ref(), usage, recorded_from);
                 } else {
                     tracing::warn!(%job_id, ?r, "a running job was already recorded");
                 }
@@ -253,10 +254,11 @@ fn record(
         let partial = job.partial_usage;
         // The client hears first: a failure needs no receipt to be shown.
         let _ = entry.sink.send(JobEvent::Failed(failure));
+        let recorded_from = Instant::now();
         match state.store.record_job(job).await {
             Ok(r) => {
                 if let (Recorded::New, Some(used)) = (r, partial) {
-                    spend(&state, entry.client_key.as_ref(), used);
+                    spend(&state, entry.client_key.as_ref(), used, recorded_from);
                 }
                 state.metrics.job(metric);
                 let _ = live.send(OrchestratorMessage::JobAck { job_id });
@@ -311,13 +313,14 @@ fn partial_usage(entry: &JobEntry) -> Option<Usage> {
     })
 }
 
-/// Counts a completed job's tokens against its client key's daily quota on this replica
-/// (the database counted them already, in the job's transaction).
-fn spend(state: &AppState, key: Option<&KeySha256>, usage: Usage) {
+/// Counts a job's tokens against its client key's daily quota on this replica (the database
+/// counted them already, in the job's transaction, whose write began at `recorded_from`).
+fn spend(state: &AppState, key: Option<&KeySha256>, usage: Usage, recorded_from: Instant) {
     if let Some(key) = key
         && let Some(grant) = state.client_keys.get(key, Instant::now())
     {
-        grant.spend(usage.prompt_tokens.saturating_add(usage.completion_tokens));
+        let tokens = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+        grant.spend(tokens, recorded_from);
     }
 }
 
