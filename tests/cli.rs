@@ -14,6 +14,7 @@ use serde_json::Value;
 mod cli {
     use super::*;
 
+    mod discovery;
     mod env_file;
     mod mcp_install;
     mod readable;
@@ -367,6 +368,8 @@ fn post_task_needing(url: &str, prompt: &str, reward: u128, more: &[&str]) -> St
             max_tokens: None,
         }),
         min_vram_mib: None,
+        family: None,
+        metric: None,
     };
     let client = basis::client::OrchestratorClient::new(
         url::Url::parse(url).unwrap(),

@@ -13,6 +13,7 @@ mod orchestrator {
 
     mod capabilities;
     mod channel;
+    mod discovery;
     mod exfiltration;
     mod failures;
     mod fake_worker;

@@ -11,6 +11,7 @@
 //! Architecture invariant: the client speaks only wire types; it never imports the
 //! orchestrator's internals, the operations or the fronts.
 
+mod discovery;
 mod error;
 mod keys;
 mod network;

@@ -186,7 +186,7 @@ impl OrchestratorClient {
 
     /// Sends `rb` with `Authorization: Bearer <secret>` (when given), withholding any error
     /// message that repeats the secret.
-    async fn authed<T: DeserializeOwned>(
+    pub(super) async fn authed<T: DeserializeOwned>(
         &self,
         rb: RequestBuilder,
         secret: Option<&str>,

@@ -5,12 +5,14 @@
 //! layer table; `tests/architecture.rs` fails on any path from these files that leaves it).
 //! Every type here validates on construction, so holding one is proof the value is well formed.
 
+mod agent_registry;
 mod amount;
 mod canonical;
 mod float_check;
 mod hash;
 mod ids;
 mod label;
+mod metric;
 mod problem;
 mod receipt;
 mod receipt_log;
@@ -20,6 +22,7 @@ mod task_state;
 mod token;
 mod wallet;
 
+pub use agent_registry::{AgentRegistry, AgentRegistryError};
 pub use amount::{Amount, AmountError};
 pub use canonical::{CanonicalError, canonical_bytes, canonical_hash};
 pub use float_check::MAX_SAFE_INTEGER;
@@ -28,6 +31,10 @@ pub use ids::{
     IdError, JobId, ReceiptId, ReplicaId, SubmissionId, TaskId, WorkerId, WorkerIdFaults,
 };
 pub use label::{LabelError, MAX_LABEL_LEN, MAX_LABELS, check_label, check_labels, parse_labels};
+pub use metric::{
+    MAX_METRIC_LEN, MetricError, MetricGoal, MetricSpec, MetricValue,
+    check_name as check_metric_name,
+};
 pub use problem::{ErrorCode, Problem};
 pub use receipt::{
     HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, Usage, verify_receipt_json,

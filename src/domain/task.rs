@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::canonical::{CanonicalError, canonical_hash};
 use super::hash::{OutputHash, ReceiptHash};
+use super::metric::MetricValue;
 
 /// Where a task stands. The allowed moves between these live in `task_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -210,6 +211,11 @@ pub struct Evaluation {
     pub passed: bool,
     /// Why: one short sentence per criterion is a good shape.
     pub reasons: Vec<String>,
+    /// For a task with a metric: the value the evaluator confirms (it may correct the one the
+    /// submission reported). Absent otherwise, and then absent from the canonical JSON, so
+    /// attestation hashes made before metrics existed are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricValue>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -320,6 +326,7 @@ mod tests {
             score: 90,
             passed: true,
             reasons: vec!["meets all criteria".into()],
+            metric: None,
         };
         e.validate().unwrap();
         assert!(e.passes(70));
@@ -347,6 +354,7 @@ mod tests {
                 score: 10,
                 passed: false,
                 reasons: vec![" ".into()],
+                metric: None,
             }
             .validate(),
             Err(EvaluationError::NoReason)

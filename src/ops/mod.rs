@@ -7,6 +7,7 @@ pub(crate) mod parse;
 
 pub mod canary;
 pub mod check;
+pub mod discovery;
 pub mod env_resource;
 pub mod hash;
 pub mod keys;

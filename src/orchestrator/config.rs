@@ -49,6 +49,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::discovery::config::{DiscoveryConfig, RawDiscovery};
 use super::hub::QueueSettings;
 use super::market::{RawTaskConfig, TaskMarketConfig};
 use super::replica::{RawReplica, ReplicaConfig};
@@ -160,6 +161,8 @@ pub struct OrchestratorConfig {
     /// This orchestrator as one of several replicas on a shared database (`[replica]`);
     /// `None` when it is alone.
     pub replica: Option<ReplicaConfig>,
+    /// Registration files and the leaderboard (`[discovery]`).
+    pub discovery: DiscoveryConfig,
 }
 
 /// Where the orchestrator's store lives.
@@ -227,6 +230,8 @@ struct RawConfig {
     tasks: RawTaskConfig,
     #[serde(default)]
     replica: RawReplica,
+    #[serde(default)]
+    discovery: RawDiscovery,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -409,6 +414,7 @@ impl OrchestratorConfig {
             .map_err(ConfigError::Invalid)?,
             tasks,
             replica,
+            discovery: DiscoveryConfig::resolve(&raw.discovery).map_err(ConfigError::Invalid)?,
         };
         config.validate()?;
         Ok(config)

@@ -16,6 +16,7 @@ mod accept;
 mod auth;
 pub mod client_ip;
 pub mod config;
+pub mod discovery;
 pub mod error;
 mod extract;
 mod gateway;

@@ -1,7 +1,9 @@
 //! The `OpenAPI` 3.1 document served at `/openapi.json`. Component schemas are the wire types'
 //! schemars output (JSON Schema 2020-12, which `OpenAPI` 3.1 uses as is); paths reference them.
-//! The task market's paths are in [`tasks`].
+//! The task market's paths are in [`tasks`], the keys' in [`keys`], discovery's in
+//! [`discovery`].
 
+mod discovery;
 mod keys;
 mod tasks;
 
@@ -53,6 +55,7 @@ pub fn document() -> Value {
         |description: &str| json!({ "description": description, "content": json_content(&error) });
     let market = tasks::paths(&mut g, &err);
     let keys = keys::paths(&mut g, &err);
+    let found = discovery::paths(&mut g, &err);
     let schemas = g.take_definitions(true);
 
     let ok = |description: &str, schema: &Value| json!({ "description": description, "content": json_content(schema) });
@@ -130,7 +133,7 @@ pub fn document() -> Value {
         }
     });
     let gateway = gateway_paths(&err, &models, &completion, &chunk, &receipt);
-    for more in [gateway, market, keys] {
+    for more in [gateway, market, keys, found] {
         if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
             paths.extend(more);
         }

@@ -46,6 +46,8 @@ pub struct Shared {
     pub openapi: Bytes,
     /// This orchestrator as a replica among several on one database, when configured.
     pub replica: Option<Node>,
+    /// The leaderboard's figures, cached per window.
+    pub leaderboards: super::discovery::Leaderboards,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             quotas: Quotas::default(),
             started: Instant::now(),
             replica,
+            leaderboards: super::discovery::Leaderboards::default(),
             store,
             config,
         }))

@@ -11,6 +11,7 @@
 
 mod capabilities;
 mod channel;
+mod discovery;
 mod error;
 mod gateway;
 mod hardware;
@@ -26,6 +27,12 @@ mod workers;
 
 pub use capabilities::Capabilities;
 pub use channel::{JobErrorCode, JobTimings, OrchestratorMessage, WorkerMessage};
+pub use discovery::{
+    AgentCounters, AgentLinkRequest, AgentRegistration, AgentRegistrationRef, AgentService,
+    LEADERBOARD, LEADERBOARD_PAGE_DEFAULT, LEADERBOARD_PAGE_MAX, Leaderboard, LeaderboardBy,
+    LeaderboardEntry, LeaderboardQuery, LeaderboardWindow, NETWORK_REGISTRATION, REGISTRATION_TYPE,
+    agent_link_path, worker_registration_path,
+};
 pub use error::{ApiErrorBody, known_code};
 pub use gateway::{
     AssistantMessage, CHAT_COMPLETIONS, ChatChoice, ChatCompletion, ChatCompletionChunk,

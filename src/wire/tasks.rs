@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Amount, Evaluation, OutputFormat, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId,
-    TaskStatus, Usage, WalletAddress, WorkerId,
+    Amount, Evaluation, MetricSpec, MetricValue, OutputFormat, OutputHash, ReceiptHash, ReceiptId,
+    SubmissionId, TaskId, TaskStatus, Usage, WalletAddress, WorkerId,
 };
 
 /// `GET` (list) and `POST` (post a task).
@@ -141,6 +141,14 @@ pub struct PostTaskRequest {
     /// For inference tasks: what to run on the worker's runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<TaskInput>,
+    /// The family the leaderboard ranks this task in by its metric (docs/DISCOVERY.md,
+    /// "Metrics"), e.g. `nanogpt/val-loss`; needs `metric`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub family: Option<String>,
+    /// A number the submission reports and the evaluator confirms, and which way is better.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricSpec>,
 }
 
 /// A task as the orchestrator holds it.
@@ -182,6 +190,10 @@ pub struct Task {
     pub claim_expiry: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submission_id: Option<SubmissionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricSpec>,
 }
 
 /// One page of `GET /api/tasks`, highest reward first (then by task id).
@@ -256,6 +268,9 @@ pub struct SubmitRequest {
     /// How long producing it took, milliseconds, as the worker measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// For a task with a metric: the value this output reached, as a decimal string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricValue>,
 }
 
 /// Why a credit pays nothing (anti-cheat, checked before any credit).
@@ -359,6 +374,9 @@ pub struct Submission {
     pub receipt_id: Option<ReceiptId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_hash: Option<ReceiptHash>,
+    /// The metric the worker reported; the confirmed value is `evaluation.metric`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricValue>,
 }
 
 /// `POST /api/submissions/{id}/dispute` (worker token).

@@ -132,6 +132,8 @@ pub fn inference_task(model: &str, caps: &[&str], reward: u128, prompt: &str) ->
             max_tokens: Some(64),
         }),
         min_vram_mib: None,
+        family: None,
+        metric: None,
     }
 }
 

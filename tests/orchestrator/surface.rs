@@ -35,6 +35,8 @@ async fn openapi_document_carries_the_wire_schemas() -> TestResult {
         "ApiErrorBody",
         "Problem",
         "ErrorCode",
+        "AgentRegistration",
+        "Leaderboard",
     ] {
         assert!(schemas.get(name).is_some(), "missing schema {name}");
     }
@@ -55,6 +57,10 @@ async fn openapi_document_carries_the_wire_schemas() -> TestResult {
         "/api/workers",
         "/api/workers/onboarding/status",
         "/metrics",
+        "/.well-known/agent-registration.json",
+        "/api/workers/{id}/agent-registration.json",
+        "/api/workers/{id}/agent-link",
+        "/api/leaderboard",
     ] {
         assert!(doc["paths"].get(path).is_some(), "missing path {path}");
     }

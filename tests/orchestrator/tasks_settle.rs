@@ -82,6 +82,7 @@ async fn a_pass_is_credited_with_the_fee_and_its_receipt_verifies() -> TestResul
         score: 90,
         passed: true,
         reasons: vec!["one sentence, mentions the fox".into()],
+        metric: None,
     }
     .attestation_hash()?;
     assert_eq!(a.body["attestation_hash"], expected.to_string());

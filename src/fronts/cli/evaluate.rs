@@ -27,6 +27,14 @@ pub struct Args {
     /// A reason, one per criterion (repeat the flag).
     #[arg(long = "reason", value_name = "TEXT", requires = "score")]
     pub reasons: Vec<String>,
+    /// For a task with a metric: the value you confirm the output reached (a decimal).
+    #[arg(
+        long,
+        value_name = "DECIMAL",
+        requires = "score",
+        allow_hyphen_values = true
+    )]
+    pub metric: Option<String>,
     /// Env file holding BASIS_EVALUATOR_KEY [default: worker.env in the config directory].
     #[arg(long, value_name = "PATH")]
     pub env: Option<String>,
@@ -42,6 +50,7 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
         score: args.score,
         passed: verdict.then_some(args.passed && !args.failed),
         reasons: verdict.then_some(args.reasons),
+        metric: args.metric,
         env_file: args.env,
     };
     let result = match ctx.ops() {

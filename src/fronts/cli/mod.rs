@@ -5,9 +5,11 @@ mod args_guard;
 mod canary;
 mod check;
 mod claim;
+mod erc8004;
 mod evaluate;
 mod execute;
 mod hash;
+mod leaderboard;
 mod logs;
 mod mcp;
 mod mcp_install;
@@ -82,6 +84,11 @@ pub enum Command {
     Receipt(receipts::ReceiptArgs),
     /// Export the orchestrator's receipts as a hash-chained log, or verify such a log.
     Receipts(receipts::ReceiptsArgs),
+    /// Show how workers rank by what the orchestrator observed, and this worker's rank.
+    Leaderboard(leaderboard::Args),
+    /// ERC-8004: prepare this worker's on-chain registration for the owner's wallet, record
+    /// its agent id, export evaluator attestations as reputation feedback.
+    Erc8004(erc8004::Args),
     /// Run the MCP server (stdio by default; --http ADDR for streamable HTTP at /mcp), or add
     /// it to an MCP client's config with `basis mcp install --client NAME`.
     Mcp(mcp::Args),
@@ -137,6 +144,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Hash(args) => hash::run(&args),
         Command::Receipt(args) => receipts::receipt(&ctx, args).await,
         Command::Receipts(args) => receipts::receipts(&ctx, args).await,
+        Command::Leaderboard(args) => leaderboard::run(&ctx, args).await,
+        Command::Erc8004(args) => erc8004::run(&ctx, args).await,
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Mcp(args) => mcp::run(&ctx, args).await,
         Command::Start(args) => start::run(&ctx, args).await,

@@ -34,6 +34,9 @@ pub struct Args {
     /// How long producing the output took, milliseconds.
     #[arg(long, value_name = "MS")]
     pub duration_ms: Option<u64>,
+    /// For a task with a metric: the value this output reached (a decimal, e.g. 0.2315).
+    #[arg(long, value_name = "DECIMAL", allow_hyphen_values = true)]
+    pub metric: Option<String>,
     /// Env file [default: worker.env in the config directory].
     #[arg(long, value_name = "PATH")]
     pub env: Option<String>,
@@ -56,6 +59,7 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
         output_file: args.output_file,
         usage,
         duration_ms: args.duration_ms,
+        metric: args.metric,
         env_file: args.env,
     };
     let result = match ctx.ops() {

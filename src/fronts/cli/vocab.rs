@@ -14,6 +14,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("write_env", "basis write-env"),
     ("register_worker", "basis register"),
     ("network_status", "basis network"),
+    ("get_leaderboard", "basis leaderboard"),
     ("start_worker", "basis start"),
     ("stop_worker", "basis stop"),
     ("worker_status", "basis status"),
@@ -50,6 +51,7 @@ pub const ARGS: &[(&str, &str, &[&str])] = &[
             "submission",
             "evaluate",
             "dispute",
+            "leaderboard",
         ],
     ),
     (

@@ -52,6 +52,8 @@ pub async fn post(orch: &Orchestrator) -> Result<(TaskId, String), String> {
             }],
             max_tokens: None,
         }),
+        family: None,
+        metric: None,
     };
     let task = client(orch)?
         .post_task(&req, Some(&orch.client_key))
@@ -125,6 +127,7 @@ pub async fn execute_and_submit(
             output_file: None,
             usage: Some(ran.usage),
             duration_ms: Some(ran.timings.total_ms),
+            metric: None,
             env_file: None,
         },
     )
@@ -170,6 +173,7 @@ pub async fn evaluate(
             score: None,
             passed: None,
             reasons: None,
+            metric: None,
             env_file: env_file.clone(),
         },
     )
@@ -185,6 +189,7 @@ pub async fn evaluate(
             score: Some(100),
             passed: Some(true),
             reasons: Some(vec!["the runtime answered the prompt".into()]),
+            metric: None,
             env_file,
         },
     )

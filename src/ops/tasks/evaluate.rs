@@ -38,6 +38,11 @@ pub struct Input {
     /// Why: one short sentence per criterion. A rejection needs at least one.
     #[serde(default)]
     pub reasons: Option<Vec<String>>,
+    /// For a task with a metric: the value you confirm the output reached (a decimal string;
+    /// it may correct the one the submission reported). The leaderboard ranks the task's
+    /// family by confirmed values only.
+    #[serde(default)]
+    pub metric: Option<String>,
     /// The env file holding BASIS_EVALUATOR_KEY and the orchestrator URL (default:
     /// worker.env in the config directory).
     #[serde(default)]
@@ -48,6 +53,7 @@ impl Guarded for Input {
     fn check_secrets(&self) -> Result<(), SecretRefused> {
         self.submission_id.guard("submission_id")?;
         self.reasons.guard_free_text("reasons")?;
+        self.metric.guard("metric")?;
         self.env_file.guard("env_file")
     }
 }
@@ -184,11 +190,16 @@ fn no_evaluator_key(message: &str) -> Problem {
 /// The evaluation the input carries, if any; `None` for a review.
 fn verdict(input: &Input) -> Result<Option<Evaluation>, Problem> {
     let evaluation = match (input.score, input.passed, &input.reasons) {
-        (None, None, None) => return Ok(None),
+        (None, None, None) if input.metric.is_none() => return Ok(None),
         (Some(score), Some(passed), reasons) => Evaluation {
             score,
             passed,
             reasons: reasons.clone().unwrap_or_default(),
+            metric: input
+                .metric
+                .as_deref()
+                .map(super::submit::metric_value)
+                .transpose()?,
         },
         _ => {
             return Err(Problem::new(

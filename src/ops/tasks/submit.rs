@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::output_file::OutputFiles;
 use super::{Worker, evaluator_key, task_id};
 use crate::domain::{
-    ErrorCode, OutputFormat, OutputHash, Problem, SubmissionId, TaskId, TaskStatus, Usage,
+    ErrorCode, MetricValue, OutputFormat, OutputHash, Problem, SubmissionId, TaskId, TaskStatus,
+    Usage,
 };
 use crate::guard::{GuardText, Guarded, HostSecrets, SecretRefused, check_output};
 use crate::ops::Context;
@@ -47,6 +48,10 @@ pub struct Input {
     /// How long producing the output took, milliseconds (execute_task's timings.total_ms).
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    /// For a task with a metric (get_task shows it): the value this output reached, as a
+    /// decimal string such as "0.2315". The evaluator confirms it.
+    #[serde(default)]
+    pub metric: Option<String>,
     /// The env file naming this worker (default: worker.env in the config directory).
     #[serde(default)]
     pub env_file: Option<String>,
@@ -58,6 +63,7 @@ impl Guarded for Input {
         // Labels only here; `guard_raw` then checks the raw bytes against this host's secrets.
         self.output.guard_free_text("output")?;
         self.output_file.guard("output_file")?;
+        self.metric.guard("metric")?;
         self.env_file.guard("env_file")
     }
 }
@@ -134,6 +140,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         output_hash,
         usage: input.usage,
         duration_ms: input.duration_ms,
+        metric: input.metric.as_deref().map(metric_value).transpose()?,
     };
     let outcome = worker.client.submit(&id, &request, &worker.token).await?;
     let s = outcome.submission;
@@ -199,6 +206,14 @@ fn encode(path: &str, bytes: Vec<u8>, format: OutputFormat) -> Result<String, Pr
         .with_fix(format!(
             "a {format} output is text; only a bytes task takes a binary file"
         ))
+    })
+}
+
+/// A metric value as the task market takes it, or an actionable error.
+pub(crate) fn metric_value(text: &str) -> Result<MetricValue, Problem> {
+    MetricValue::parse(text.trim()).map_err(|e| {
+        Problem::new(ErrorCode::InvalidArgument, format!("metric: {e}"))
+            .with_fix("give the metric as a decimal string, e.g. \"0.2315\"")
     })
 }
 

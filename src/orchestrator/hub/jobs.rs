@@ -33,6 +33,9 @@ pub struct JobEntry {
     /// The streamed text so far.
     pub text: String,
     pub chunks: u32,
+    /// When the first streamed chunk arrived (time to first token; for an answer that is not
+    /// streamed, the whole answer is its first token).
+    pub first_chunk: Option<Instant>,
     pub cancelled: Option<CancelReason>,
     /// The client key the request came with, for its usage and quota.
     pub client_key: Option<KeySha256>,

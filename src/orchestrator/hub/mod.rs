@@ -309,6 +309,7 @@ impl Hub {
                 sink,
                 text: String::new(),
                 chunks: 0,
+                first_chunk: None,
                 cancelled: None,
                 client_key: spec.client_key,
                 reservation: spec.reservation.clone(),

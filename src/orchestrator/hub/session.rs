@@ -176,6 +176,9 @@ fn on_text(state: &AppState, live: &Arc<Live>, text: &str) -> bool {
         WorkerMessage::JobChunk { job_id, delta } => {
             if let Some(entry) = live.jobs().get_mut(&job_id) {
                 entry.chunks = entry.chunks.saturating_add(1);
+                entry
+                    .first_chunk
+                    .get_or_insert_with(std::time::Instant::now);
                 if entry.stream && entry.cancelled.is_none() {
                     let _ = entry.sink.send(super::JobEvent::Chunk(delta.clone()));
                 }

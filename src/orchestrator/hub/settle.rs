@@ -96,6 +96,7 @@ pub fn done(
             finished_at: unix_now(),
             client_key: entry.client_key,
             partial_usage: None,
+            ttft_ms: Some(ttft_ms(&entry)),
         };
         let recorded_from = Instant::now();
         match state.store.record_job(job).await {
@@ -115,6 +116,13 @@ pub fn done(
             }
         }
     });
+}
+
+/// Milliseconds from dispatch to the first streamed chunk, or to the answer when nothing was
+/// streamed.
+fn ttft_ms(entry: &JobEntry) -> u64 {
+    let first = entry.first_chunk.unwrap_or_else(Instant::now);
+    u64::try_from(first.saturating_duration_since(entry.started).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A `job_error` for a running job.
@@ -250,6 +258,7 @@ fn record(
             finished_at: unix_now(),
             client_key: entry.client_key,
             partial_usage: partial_usage(&entry),
+            ttft_ms: None,
         };
         let partial = job.partial_usage;
         // The client hears first: a failure needs no receipt to be shown.

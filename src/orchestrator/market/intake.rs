@@ -65,6 +65,12 @@ pub async fn check_output(
             "Report the runtime's token counts as they are.",
         ));
     }
+    if req.metric.is_some() && task.metric.is_none() {
+        return Err(invalid(
+            "this task measures no metric",
+            "Leave metric out; only a task posted with a metric takes one.",
+        ));
+    }
     if req.output.len() > max.saturating_mul(4) / 3 + 4 {
         return Err(too_large(max));
     }

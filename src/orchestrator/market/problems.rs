@@ -101,6 +101,11 @@ pub fn refused(r: &Refusal) -> ApiError {
             "Only a disputed submission can be resolved; check its status with get_submission \
              (`basis submission SUBMISSION_ID`) first.",
         ),
+        Refusal::NoMetric => invalid(
+            "this task measures no metric, so an evaluation cannot confirm one",
+            "Leave metric out of the evaluation (`basis evaluate SUBMISSION_ID` without \
+             --metric); only a task posted with a metric has one.",
+        ),
     }
 }
 
@@ -202,6 +207,7 @@ mod tests {
                 409,
             ),
             (Refusal::NotDisputed, ErrorCode::NotDisputed, 409),
+            (Refusal::NoMetric, ErrorCode::InvalidArgument, 400),
         ];
         for (r, code, status) in cases {
             let e = refused(&r);

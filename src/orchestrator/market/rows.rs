@@ -33,6 +33,8 @@ impl TaskRow {
             claimed_by: self.claimed_by.clone(),
             claim_expiry: self.claim_expiry_ms.filter(|_| claimed).map(secs),
             submission_id: self.submission_id.clone(),
+            family: self.family.clone(),
+            metric: self.metric.clone(),
         }
     }
 }
@@ -68,6 +70,7 @@ impl SubmissionRow {
             credit: self.credit.clone().map(|c| credit_with_decimals(c, units)),
             receipt_id: self.receipt_id.clone(),
             receipt_hash: self.receipt_hash,
+            metric: self.metric.clone(),
         }
     }
 }

@@ -58,11 +58,13 @@ pub fn timeout_evaluation(policy: EvaluatorTimeoutPolicy, threshold: u8) -> Eval
             score: threshold,
             passed: true,
             reasons: vec![AUTO_COMPLETED.to_owned()],
+            metric: None,
         },
         EvaluatorTimeoutPolicy::Reject => Evaluation {
             score: 0,
             passed: false,
             reasons: vec![AUTO_REJECTED.to_owned()],
+            metric: None,
         },
     }
 }

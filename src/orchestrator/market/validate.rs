@@ -3,7 +3,7 @@
 //! orchestrator's asset) and the secrets guard on every free-text field. Refusals are
 //! `INVALID_ARGUMENT` (or `SECRET_REFUSED`, never echoing the value).
 
-use crate::domain::{Amount, TaskId, TaskStatus};
+use crate::domain::{Amount, MetricSpec, TaskId, TaskStatus, check_metric_name};
 use crate::guard::{GuardText, SecretRefused};
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::market::problems::invalid;
@@ -193,6 +193,7 @@ pub fn new_task(
     if let Some(input) = &req.input {
         check_input(input)?;
     }
+    check_metric(req.family.as_deref(), req.metric.as_ref())?;
     Ok(TaskRow {
         task_id: TaskId::generate(),
         client,
@@ -216,7 +217,31 @@ pub fn new_task(
         claim_expiry_ms: None,
         submission_id: None,
         client_key,
+        family: req.family,
+        metric: req.metric,
     })
+}
+
+/// `family` and `metric`: a family needs a metric (it is ranked by it); both follow the
+/// metric-name grammar.
+fn check_metric(family: Option<&str>, metric: Option<&MetricSpec>) -> Result<(), ApiError> {
+    const FIX: &str = "Give a task family as a lowercase name (e.g. nanogpt/val-loss) together \
+                       with metric {name: \"val_loss\", goal: \"minimize\" | \"maximize\"}.";
+    if family.is_some() && metric.is_none() {
+        return Err(invalid(
+            "family needs a metric: a family is ranked by its best confirmed metric",
+            FIX,
+        ));
+    }
+    if let Some(family) = family {
+        check_metric_name(family).map_err(|e| invalid(format!("family: {e}"), FIX))?;
+    }
+    if let Some(metric) = metric {
+        metric
+            .validate()
+            .map_err(|e| invalid(format!("metric.name: {e}"), FIX))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -242,6 +267,8 @@ mod tests {
             pass_threshold: None,
             input: None,
             min_vram_mib: None,
+            family: None,
+            metric: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod chat;
 mod connect;
+mod discovery;
 mod health;
 mod internal;
 mod keys;
@@ -52,6 +53,17 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .route(wire::WORKERS, get(workers::list))
+        .route(wire::NETWORK_REGISTRATION, get(discovery::network))
+        .route(
+            crate::orchestrator::discovery::files::IMAGE_PATH,
+            get(discovery::image),
+        )
+        .route(
+            "/api/workers/{id}/agent-registration.json",
+            get(discovery::worker),
+        )
+        .route("/api/workers/{id}/agent-link", post(discovery::agent_link))
+        .route(wire::LEADERBOARD, get(discovery::leaderboard))
         .route(wire::WORKER_CONNECT, get(connect::connect))
         .route("/api/workers/{id}", get(workers::get))
         .route(wire::RECEIPTS, get(receipts::list))

@@ -75,6 +75,7 @@ pub async fn submit(
             output_hash: req.output_hash,
             usage: req.usage,
             duration_ms: req.duration_ms,
+            metric: req.metric,
             now_ms: unix_now_ms(),
             evaluation_timeout_ms: state.config.tasks.evaluation_timeout_s.saturating_mul(1000),
         },
@@ -162,7 +163,7 @@ pub async fn evaluate(
     evaluation.validate().map_err(|e| {
         invalid(
             e.to_string(),
-            "Send {score: 0-100, passed, reasons: [...]}; a rejection needs a reason.",
+            "Send {score: 0-100, passed, reasons: [...], metric?}; a rejection needs a reason.",
         )
     })?;
     let row = engine::evaluate(

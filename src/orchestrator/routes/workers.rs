@@ -56,12 +56,12 @@ pub fn record(row: WorkerRow, hub: &Hub, shared_window: Option<u64>) -> WorkerRe
     }
 }
 
-fn parse_id(id: &str) -> Result<WorkerId, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<WorkerId, ApiError> {
     WorkerId::parse(id)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidWorkerId, e.to_string()))
 }
 
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<WorkerId, ApiError> {
+pub(super) fn path_id(id: Result<Path<String>, PathRejection>) -> Result<WorkerId, ApiError> {
     let Path(id) = id.map_err(|_| {
         ApiError::bad_request(
             ErrorCode::InvalidWorkerId,

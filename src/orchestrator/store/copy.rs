@@ -20,8 +20,10 @@ use super::{SqliteStore, StoreError};
 use crate::domain::Amount;
 
 /// The tables, parents first.
-pub const TABLES: [&str; 9] = [
+pub const TABLES: [&str; 11] = [
     "workers",
+    "presence_log",
+    "agent_links",
     "keys",
     "key_usage",
     "jobs",

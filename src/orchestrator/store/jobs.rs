@@ -22,6 +22,14 @@ pub enum JobOutcome {
 }
 
 impl JobOutcome {
+    /// The tokens a completed job served (its receipt's usage).
+    pub fn served(&self) -> Option<Usage> {
+        match self {
+            Self::Completed(receipt) => Some(receipt.receipt.usage),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> JobStatus {
         match self {
             Self::Completed(_) => JobStatus::Completed,
@@ -78,6 +86,9 @@ pub struct JobRecord {
     /// client: what that part used (a lower bound: the chunks sent, as completion tokens). It
     /// counts against the client key like a completed job's usage.
     pub partial_usage: Option<Usage>,
+    /// A completed job's time to first token, milliseconds, as the orchestrator measured
+    /// (the leaderboard's p50).
+    pub ttft_ms: Option<u64>,
 }
 
 /// A listed receipt: its position `(issued_at, receipt_id)` (the next page's cursor) and its

@@ -1,5 +1,5 @@
 //! Storage behind one trait, [`Store`], split per noun ([`WorkerStore`], [`KeyStore`],
-//! [`JobStore`], [`TaskStore`], [`ReplicaStore`]).
+//! [`JobStore`], [`TaskStore`], [`ReplicaStore`], [`ReputationStore`]).
 //! Handlers hold an `Arc<dyn Store>` and never see SQL, so a `PostgreSQL` implementation can be
 //! added beside [`sqlite`] without touching them.
 //!
@@ -18,6 +18,7 @@ mod jobs;
 mod keys;
 pub mod postgres;
 mod replicas;
+pub mod reputation;
 pub mod rows;
 pub mod sqlite;
 mod tasks;
@@ -31,6 +32,7 @@ pub use jobs::{JobOutcome, JobRecord, JobStatus, JobStore, ListedReceipt, Receip
 pub use keys::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, UnknownKeyRole, utc_day};
 pub use postgres::PgStore;
 pub use replicas::{ReplicaRoute, ReplicaStore};
+pub use reputation::{AgentLink, ConfirmedMetric, ReputationStore, WorkerStats};
 pub use sqlite::{SqliteStore, Synchronous};
 pub use tasks::{
     ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, SubmissionInsert,
@@ -66,7 +68,15 @@ pub enum StoreError {
 
 /// Everything the orchestrator stores.
 pub trait Store:
-    WorkerStore + KeyStore + JobStore + TaskStore + ReplicaStore + fmt::Debug + Send + Sync
+    WorkerStore
+    + KeyStore
+    + JobStore
+    + TaskStore
+    + ReplicaStore
+    + ReputationStore
+    + fmt::Debug
+    + Send
+    + Sync
 {
     /// Cheap round trip to the backend, for `/health`.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::{KeyEntry, KeyRole, KeySha256, StoreError, SubmissionRow, TaskRow, WorkerRow, secs};
 use crate::domain::{
-    Amount, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId, TaskStatus, TokenSha256,
-    WalletAddress, WorkerId,
+    Amount, MetricValue, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId, TaskStatus,
+    TokenSha256, WalletAddress, WorkerId,
 };
 use crate::wire::{Credit, Dispute, HardwareSummary, KeyLimits, KeyUsage, RegisterRequest, Unpaid};
 
@@ -31,14 +31,14 @@ pub const WORKER_COLUMNS: &str = "worker_id, wallet, runtime, models, token_sha2
 pub const TASK_COLUMNS: &str = "task_id, client, description, criteria, required_capabilities, \
      reward, asset, deadline_ms, output_format, claim_ttl_s, evaluator, pass_threshold, input, \
      status, attempts, created_ms, claimed_by, claimed_ms, claim_expiry_ms, submission_id, \
-     client_key_sha256, min_vram_mib";
+     client_key_sha256, min_vram_mib, family, metric";
 
 /// The submission's columns, from `submissions s JOIN tasks t LEFT JOIN receipts r`.
 pub const SUBMISSION_COLUMNS: &str = "s.submission_id, s.task_id, s.worker_id, t.status, \
      t.output_format, s.output, s.output_hash, s.usage, s.duration_ms, s.claimed_ms, \
      s.submitted_ms, s.evaluation_deadline_ms, s.evaluation, s.attestation_hash, \
      s.evaluated_ms, s.auto_evaluated, s.dispute_deadline_ms, s.dispute_reason, s.disputed_ms, \
-     s.resolution, s.resolution_note, s.resolved_ms, s.receipt_id, r.receipt_hash";
+     s.resolution, s.resolution_note, s.resolved_ms, s.receipt_id, r.receipt_hash, s.metric";
 
 pub const CREDIT_COLUMNS: &str = "submission_id, task_id, worker_id, wallet, gross, fee, net, \
      asset, unpaid, status, created_ms, receipt_id, receipt_hash";
@@ -241,6 +241,11 @@ pub fn task(row: &impl Columns) -> Result<TaskRow, StoreError> {
             .map(|k| hash32("client key hash", &k).map(KeySha256))
             .transpose()?,
         min_vram_mib: opt_ms(row, 21, "min_vram_mib")?,
+        family: row.opt_text(22)?,
+        metric: row
+            .opt_text(23)?
+            .map(|m| from_json("metric", &m))
+            .transpose()?,
     })
 }
 
@@ -295,6 +300,10 @@ pub fn submission(row: &impl Columns) -> Result<SubmissionRow, StoreError> {
         receipt_hash: row
             .opt_text(23)?
             .map(|h| parse("receipt hash", ReceiptHash::parse(&h)))
+            .transpose()?,
+        metric: row
+            .opt_text(24)?
+            .map(|m| parse("metric", MetricValue::parse(&m)))
             .transpose()?,
     })
 }

@@ -16,8 +16,9 @@ use futures::future::BoxFuture;
 
 use super::{KeySha256, StoreError};
 use crate::domain::{
-    Amount, Evaluation, HashedReceipt, OutputFormat, OutputHash, ReceiptHash, ReceiptId, Runtime,
-    SubmissionId, TaskId, TaskStatus, Usage, WalletAddress, WorkerId,
+    Amount, Evaluation, HashedReceipt, MetricSpec, MetricValue, OutputFormat, OutputHash,
+    ReceiptHash, ReceiptId, Runtime, SubmissionId, TaskId, TaskStatus, Usage, WalletAddress,
+    WorkerId,
 };
 use crate::wire::{Claim, Credit, Dispute, TaskInput};
 
@@ -57,6 +58,10 @@ pub struct TaskRow {
     /// sha256 of the key the poster sent (its client key), if any: the poster reads the
     /// task's submission with it. Never on the wire.
     pub client_key: Option<KeySha256>,
+    /// The family the leaderboard ranks this task in, by its metric.
+    pub family: Option<String>,
+    /// The number a submission reports and the evaluator confirms.
+    pub metric: Option<MetricSpec>,
 }
 
 impl TaskRow {
@@ -99,6 +104,9 @@ pub struct SubmissionRow {
     pub credit: Option<Credit>,
     pub receipt_id: Option<ReceiptId>,
     pub receipt_hash: Option<ReceiptHash>,
+    /// The metric the submission reported (the evaluator's confirmed value is in
+    /// `evaluation`).
+    pub metric: Option<MetricValue>,
 }
 
 /// `GET /api/tasks` as the store sees it.
@@ -157,6 +165,7 @@ pub struct SubmissionInsert {
     pub claimed_ms: u64,
     pub submitted_ms: u64,
     pub evaluation_deadline_ms: u64,
+    pub metric: Option<MetricValue>,
 }
 
 /// An evaluation to record on its submission.

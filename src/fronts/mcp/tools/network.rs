@@ -1,5 +1,5 @@
 //! Network tools: `network_status` (the orchestrator's onboarding posture and this host's
-//! registration).
+//! registration) and `get_leaderboard` (how workers rank, this one included).
 
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -7,6 +7,7 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
 use crate::fronts::mcp::args::{Args, input_schema, output_schema};
 use crate::fronts::mcp::{BasisMcp, long};
+use crate::ops::discovery::leaderboard;
 use crate::ops::network;
 
 const NETWORK_STATUS: &str = "\
@@ -16,6 +17,16 @@ complete, is the worker registered, does the orchestrator hold this host's token
 Use it before onboarding to see whether the network accepts workers, and after \
 register_worker to confirm; next_step says what to do next. An unreachable orchestrator is \
 reported in the result (orchestrator_error), not as a failure.";
+
+const GET_LEADERBOARD: &str = "\
+Show the orchestrator's leaderboard: workers ranked by what the orchestrator itself observed \
+in a window (24h, 7d, all): tasks passed, smoothed pass rate, disputes lost, share of the \
+window online, tokens served, median time to first token, and a composite score \
+(docs/DISCOVERY.md). by= picks the ranking (score, tasks_passed, pass_rate, online, tokens, \
+ttft; metric with family= ranks a task family by its best evaluator-confirmed metric). Ties \
+share a rank. This host's worker's own entry is `you`, wherever it ranks. Ratios are \
+thousandths. Read-only; figures are cached for a few seconds. Next: fetch_tasks to earn \
+rank, or `basis erc8004 prepare` to publish this worker's registration.";
 
 #[tool_router(router = network_tools, vis = "pub(crate)")]
 impl BasisMcp {
@@ -40,6 +51,31 @@ impl BasisMcp {
     ) -> Result<CallToolResult, ErrorData> {
         long::run(&context, "asking the orchestrator", async {
             Box::pin(network::run(self.ctx(), &input?)).await
+        })
+        .await
+    }
+
+    #[tool(
+        name = "get_leaderboard",
+        title = "Leaderboard",
+        description = GET_LEADERBOARD,
+        input_schema = input_schema::<leaderboard::Input>(),
+        output_schema = output_schema::<leaderboard::Output>(),
+        annotations(
+            title = "Leaderboard",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn get_leaderboard(
+        &self,
+        context: RequestContext<RoleServer>,
+        Args(input): Args<leaderboard::Input>,
+    ) -> Result<CallToolResult, ErrorData> {
+        long::run(&context, "reading the leaderboard", async {
+            Box::pin(leaderboard::run(self.ctx(), &input?)).await
         })
         .await
     }

@@ -9,8 +9,8 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use crate::domain::{
-    Evaluation, Forbidden, OutputHash, SubmissionId, TaskEvent, TaskId, TaskStatus, Usage,
-    WorkerId, transition,
+    Evaluation, Forbidden, MetricValue, OutputHash, SubmissionId, TaskEvent, TaskId, TaskStatus,
+    Usage, WorkerId, transition,
 };
 use crate::orchestrator::market::settle::SettlePolicy;
 use crate::orchestrator::store::{
@@ -45,6 +45,8 @@ pub enum Refusal {
     NotDisputable(&'static str),
     DisputeWindowClosed,
     NotDisputed,
+    /// An evaluation confirms a metric for a task that measures none.
+    NoMetric,
 }
 
 /// A refused or failed task-market change.
@@ -94,6 +96,7 @@ pub struct NewSubmission {
     pub output_hash: OutputHash,
     pub usage: Option<Usage>,
     pub duration_ms: Option<u64>,
+    pub metric: Option<MetricValue>,
     pub now_ms: u64,
     /// How long the evaluator has, from now.
     pub evaluation_timeout_ms: u64,

@@ -154,6 +154,7 @@ async fn submit_in(tx: &mut dyn MarketTx, s: NewSubmission) -> Outcome<Submitted
         output_hash: s.output_hash,
         usage: s.usage,
         duration_ms: s.duration_ms,
+        metric: s.metric,
         claimed_ms,
         submitted_ms: s.now_ms,
         evaluation_deadline_ms: s.now_ms.saturating_add(s.evaluation_timeout_ms),

@@ -170,6 +170,9 @@ pub async fn evaluate(store: &dyn TaskStore, a: EvaluateArgs) -> Result<Submissi
             let Some(sub) = tx.submission(&a.submission_id).await? else {
                 return Ok(Err(Refusal::SubmissionNotFound));
             };
+            if a.evaluation.metric.is_some() && task_of(tx, &sub).await?.metric.is_none() {
+                return Ok(Err(Refusal::NoMetric));
+            }
             if let Err(refusal) =
                 apply_evaluation(tx, &sub, &a.evaluation, a.auto, a.now_ms, &a.policy).await?
             {

@@ -6,6 +6,7 @@
 // The cases are tests: each panics on the first broken expectation, by design.
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod reputation;
 pub mod tasks;
 pub mod workers;
 
@@ -38,6 +39,8 @@ macro_rules! store_contract {
             one_worker_racing_for_two_tasks_holds_one => tasks::one_worker_racing_for_two_tasks_holds_one,
             a_claim_needs_the_tasks_capabilities => tasks::a_claim_needs_the_tasks_capabilities,
             a_pass_credits_the_worker_with_the_fee_taken_and_seals_a_receipt => tasks::a_pass_credits_the_worker_with_the_fee_taken_and_seals_a_receipt,
+            worker_stats_count_what_happened_in_the_window => reputation::worker_stats_count_what_happened_in_the_window,
+            confirmed_metrics_and_agent_links => reputation::confirmed_metrics_and_agent_links,
         );
     };
     (@cases $make:expr; $($name:ident => $($path:ident)::+),+ $(,)?) => {

@@ -19,10 +19,10 @@ use crate::wire::{
     Capabilities, EvaluatorTimeoutPolicy, GpuSummary, HardwareSummary, RegisterRequest, Unpaid,
 };
 
-const NOW: u64 = 1_800_000_000_000;
+pub(super) const NOW: u64 = 1_800_000_000_000;
 const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 
-fn policy() -> SettlePolicy {
+pub(super) fn policy() -> SettlePolicy {
     SettlePolicy {
         protocol_fee_bps: 250,
         max_tokens_per_s: 2_000,
@@ -135,7 +135,7 @@ pub async fn a_claim_needs_the_tasks_capabilities(store: Arc<dyn Store>) {
     assert!(won.new);
 }
 
-fn task(reward: u128, caps: &[&str]) -> TaskRow {
+pub(super) fn task(reward: u128, caps: &[&str]) -> TaskRow {
     TaskRow {
         task_id: TaskId::generate(),
         client: "open".into(),
@@ -159,10 +159,12 @@ fn task(reward: u128, caps: &[&str]) -> TaskRow {
         submission_id: None,
         client_key: Some(KeySha256::of("basis_client_test")),
         min_vram_mib: None,
+        family: None,
+        metric: None,
     }
 }
 
-fn claim(t: &TaskId, w: &WorkerId, now_ms: u64) -> ClaimArgs {
+pub(super) fn claim(t: &TaskId, w: &WorkerId, now_ms: u64) -> ClaimArgs {
     ClaimArgs {
         task_id: t.clone(),
         worker_id: w.clone(),
@@ -172,7 +174,7 @@ fn claim(t: &TaskId, w: &WorkerId, now_ms: u64) -> ClaimArgs {
     }
 }
 
-fn submission(t: &TaskId, w: &WorkerId, output: &str, now_ms: u64) -> NewSubmission {
+pub(super) fn submission(t: &TaskId, w: &WorkerId, output: &str, now_ms: u64) -> NewSubmission {
     NewSubmission {
         submission_id: SubmissionId::generate(),
         task_id: t.clone(),
@@ -184,6 +186,7 @@ fn submission(t: &TaskId, w: &WorkerId, output: &str, now_ms: u64) -> NewSubmiss
             completion_tokens: 8,
         }),
         duration_ms: Some(900),
+        metric: None,
         now_ms,
         evaluation_timeout_ms: 60_000,
     }
@@ -209,15 +212,16 @@ fn refusal<T: std::fmt::Debug>(r: Result<T, TaskError>) -> Refusal {
     }
 }
 
-fn verdict(score: u8, passed: bool) -> Evaluation {
+pub(super) fn verdict(score: u8, passed: bool) -> Evaluation {
     Evaluation {
         score,
         passed,
         reasons: vec!["checked".into()],
+        metric: None,
     }
 }
 
-fn evaluate(id: &SubmissionId, e: Evaluation, now_ms: u64) -> EvaluateArgs {
+pub(super) fn evaluate(id: &SubmissionId, e: Evaluation, now_ms: u64) -> EvaluateArgs {
     EvaluateArgs {
         submission_id: id.clone(),
         evaluation: e,

@@ -228,7 +228,10 @@ pub mod jobs {
     };
     use crate::orchestrator::store::{JobOutcome, JobRecord, JobStatus, Presence, Recorded};
 
-    fn receipt(worker: &str, job: &JobId) -> crate::domain::HashedReceipt {
+    pub(in crate::orchestrator::store::contract) fn receipt(
+        worker: &str,
+        job: &JobId,
+    ) -> crate::domain::HashedReceipt {
         Receipt {
             receipt_version: RECEIPT_VERSION,
             receipt_id: ReceiptId::generate(),
@@ -262,6 +265,7 @@ pub mod jobs {
             finished_at: 2,
             client_key: None,
             partial_usage: None,
+            ttft_ms: None,
         }
     }
 

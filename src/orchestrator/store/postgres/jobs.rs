@@ -77,6 +77,7 @@ impl PgStore {
         if let Some(status) = status_of(&tx, job.job_id.as_str()).await? {
             return Ok(Recorded::Already(status));
         }
+        let served = job.outcome.served();
         let (error_code, receipt_id, counter) = match &job.outcome {
             JobOutcome::Completed(receipt) => {
                 insert_receipt(&tx, receipt).await?;
@@ -109,7 +110,8 @@ impl PgStore {
         };
         tx.execute(
             "INSERT INTO jobs (job_id, worker_id, model, status, error_code, receipt_id, \
-             started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             started_at, finished_at, prompt_tokens, completion_tokens, ttft_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
                 &job.job_id.as_str(),
                 &job.worker_id.as_str(),
@@ -119,6 +121,9 @@ impl PgStore {
                 &receipt_id,
                 &int(job.started_at),
                 &int(job.finished_at),
+                &served.map(|u| int(u.prompt_tokens)),
+                &served.map(|u| int(u.completion_tokens)),
+                &job.ttft_ms.map(int),
             ],
         )
         .await

@@ -173,6 +173,31 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tasks ADD COLUMN min_vram_mib BIGINT;",
     // 4: SQLite's migration 7: receipts in issue order, for the export.
     "CREATE INDEX receipts_by_time ON receipts (issued_at, receipt_id);",
+    // 5: SQLite's migration 8: connection spans, job tokens and time to first token, task
+    // families and metrics, ERC-8004 agent ids.
+    r#"CREATE TABLE presence_log (
+        worker_id        TEXT COLLATE "C" NOT NULL,
+        connected_at     BIGINT NOT NULL,
+        disconnected_at  BIGINT,
+        PRIMARY KEY (worker_id, connected_at)
+    );
+    CREATE INDEX presence_by_end ON presence_log (disconnected_at);
+    CREATE TABLE agent_links (
+        worker_id       TEXT COLLATE "C" NOT NULL,
+        agent_registry  TEXT COLLATE "C" NOT NULL,
+        agent_id        BIGINT NOT NULL,
+        linked_at       BIGINT NOT NULL,
+        PRIMARY KEY (worker_id, agent_registry)
+    );
+    ALTER TABLE jobs ADD COLUMN prompt_tokens BIGINT;
+    ALTER TABLE jobs ADD COLUMN completion_tokens BIGINT;
+    ALTER TABLE jobs ADD COLUMN ttft_ms BIGINT;
+    CREATE INDEX jobs_by_time ON jobs (finished_at, worker_id);
+    ALTER TABLE tasks ADD COLUMN family TEXT;
+    ALTER TABLE tasks ADD COLUMN metric TEXT;
+    ALTER TABLE submissions ADD COLUMN metric TEXT;
+    ALTER TABLE submissions ADD COLUMN confirmed_metric TEXT;
+    CREATE INDEX submissions_by_decision ON submissions (evaluated_ms);"#,
 ];
 
 /// The schema version this build writes.

@@ -12,6 +12,7 @@ mod jobs;
 mod keys;
 pub mod migrations;
 mod replicas;
+mod reputation;
 mod tasks;
 mod tasks_list;
 /// Fresh databases for tests and benchmarks (unit tests, `tests/`, `benches/`).

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use super::jobs::insert_receipt;
 use super::{PgStore, int, pg_err, tasks_list};
 use crate::domain::{
-    Amount, HashedReceipt, Runtime, SubmissionId, TaskId, WalletAddress, WorkerId,
+    Amount, HashedReceipt, MetricValue, Runtime, SubmissionId, TaskId, WalletAddress, WorkerId,
 };
 use crate::orchestrator::store::rows::{
     self, CREDIT_COLUMNS, SUBMISSION_COLUMNS, TASK_COLUMNS, corrupt, reward_key, to_json,
@@ -192,8 +192,8 @@ impl PgTx<'_> {
         exec(
             &self.tx,
             "INSERT INTO submissions (submission_id, task_id, worker_id, output, output_hash, \
-             usage, duration_ms, claimed_ms, submitted_ms, evaluation_deadline_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             usage, duration_ms, claimed_ms, submitted_ms, evaluation_deadline_ms, metric) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
                 &s.submission_id.as_str(),
                 &s.task_id.as_str(),
@@ -205,6 +205,7 @@ impl PgTx<'_> {
                 &int(s.claimed_ms),
                 &int(s.submitted_ms),
                 &int(s.evaluation_deadline_ms),
+                &s.metric.as_ref().map(MetricValue::as_str),
             ],
         )
         .await
@@ -214,8 +215,8 @@ impl PgTx<'_> {
         exec(
             &self.tx,
             "UPDATE submissions SET evaluation = $2, attestation_hash = $3, evaluated_ms = $4, \
-             auto_evaluated = $5, dispute_deadline_ms = $6, receipt_id = $7 \
-             WHERE submission_id = $1",
+             auto_evaluated = $5, dispute_deadline_ms = $6, receipt_id = $7, \
+             confirmed_metric = $8 WHERE submission_id = $1",
             &[
                 &e.submission_id.as_str(),
                 &to_json("evaluation", &e.evaluation)?,
@@ -224,6 +225,7 @@ impl PgTx<'_> {
                 &e.auto,
                 &e.dispute_deadline_ms.map(int),
                 &e.receipt_id.as_str(),
+                &e.evaluation.metric.as_ref().map(MetricValue::as_str),
             ],
         )
         .await
@@ -505,8 +507,9 @@ impl TaskStore for PgStore {
                 "INSERT INTO tasks (task_id, client, description, criteria, \
                  required_capabilities, reward, reward_key, asset, deadline_ms, output_format, \
                  claim_ttl_s, evaluator, pass_threshold, input, status, attempts, created_ms, \
-                 updated_ms, client_key_sha256, min_vram_mib) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19)",
+                 updated_ms, client_key_sha256, min_vram_mib, family, metric) VALUES ($1, $2, $3, \
+                 $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, \
+                 $20, $21)",
                 &[
                     &t.task_id.as_str(),
                     &t.client,
@@ -527,6 +530,11 @@ impl TaskStore for PgStore {
                     &int(t.created_ms),
                     &t.client_key.as_ref().map(|k| k.0.to_vec()),
                     &t.min_vram_mib.map(int),
+                    &t.family,
+                    &t.metric
+                        .as_ref()
+                        .map(|m| to_json("metric", m))
+                        .transpose()?,
                 ],
             )
             .await

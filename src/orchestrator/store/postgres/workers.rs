@@ -163,6 +163,21 @@ impl WorkerStore for PgStore {
             // is not marked disconnected by the old one's late write.
             let replica = self.replica.as_ref().map(ReplicaId::as_str);
             for (id, presence) in &changes {
+                // The connection's span in `presence_log` (the leaderboard's online share),
+                // as on SQLite: a span left open by a crash closes at the last heartbeat when
+                // the worker connects again; a closing applies only where the workers row
+                // did (the replica that held the connection).
+                if let Presence::Connected(_) = presence {
+                    let stmt = tx
+                        .prepare_cached(
+                            "UPDATE presence_log p SET disconnected_at = GREATEST(p.connected_at, \
+                             COALESCE(w.last_seen, 0)) FROM workers w WHERE w.worker_id = $1 \
+                             AND p.worker_id = $1 AND p.disconnected_at IS NULL",
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                    tx.execute(&stmt, &[&id.as_str()]).await.map_err(pg_err)?;
+                }
                 let (sql, at) = match *presence {
                     Presence::Connected(now) => (
                         "UPDATE workers SET connected_since = $2, last_seen = $2, replica_id = $3 \
@@ -176,7 +191,23 @@ impl WorkerStore for PgStore {
                     ),
                 };
                 let stmt = tx.prepare_cached(sql).await.map_err(pg_err)?;
-                tx.execute(&stmt, &[&id.as_str(), &int(at), &replica])
+                let rows_changed = tx
+                    .execute(&stmt, &[&id.as_str(), &int(at), &replica])
+                    .await
+                    .map_err(pg_err)?;
+                let span = match *presence {
+                    Presence::Connected(_) => {
+                        "INSERT INTO presence_log (worker_id, connected_at) VALUES ($1, $2) \
+                         ON CONFLICT (worker_id, connected_at) DO UPDATE SET disconnected_at = NULL"
+                    }
+                    Presence::Disconnected { .. } if rows_changed > 0 => {
+                        "UPDATE presence_log SET disconnected_at = GREATEST(connected_at, $2) \
+                         WHERE worker_id = $1 AND disconnected_at IS NULL AND connected_at <= $2"
+                    }
+                    Presence::Disconnected { .. } => continue,
+                };
+                let stmt = tx.prepare_cached(span).await.map_err(pg_err)?;
+                tx.execute(&stmt, &[&id.as_str(), &int(at)])
                     .await
                     .map_err(pg_err)?;
             }

@@ -60,6 +60,7 @@ impl JobStore for SqliteStore {
             if let Some(status) = status_of(tx, job.job_id.as_str())? {
                 return Ok(Recorded::Already(status));
             }
+            let served = job.outcome.served();
             let (error_code, receipt_id, counter) = match &job.outcome {
                 JobOutcome::Completed(receipt) => {
                     insert_receipt(tx, receipt)?;
@@ -88,7 +89,8 @@ impl JobStore for SqliteStore {
             };
             tx.prepare_cached(
                 "INSERT INTO jobs (job_id, worker_id, model, status, error_code, receipt_id, \
-                 started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 started_at, finished_at, prompt_tokens, completion_tokens, ttft_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 job.job_id.as_str(),
@@ -98,7 +100,10 @@ impl JobStore for SqliteStore {
                 error_code,
                 receipt_id,
                 to_sql_int(job.started_at),
-                to_sql_int(job.finished_at)
+                to_sql_int(job.finished_at),
+                served.map(|u| to_sql_int(u.prompt_tokens)),
+                served.map(|u| to_sql_int(u.completion_tokens)),
+                job.ttft_ms.map(to_sql_int),
             ])?;
             if let Some(sql) = counter {
                 tx.prepare_cached(sql)?

@@ -166,6 +166,33 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tasks ADD COLUMN min_vram_mib INTEGER;",
     // 7: receipts in issue order, for the hash-chained export.
     "CREATE INDEX receipts_by_time ON receipts (issued_at, receipt_id);",
+    // 8: what the leaderboard ranks by (docs/DISCOVERY.md, "The leaderboard"): each
+    // connection's span (closed at the last heartbeat), a finished job's tokens and time to
+    // first token, a task's family and metric and the metric a submission reported and its
+    // evaluator confirmed; a worker's ERC-8004 agent ids.
+    "CREATE TABLE presence_log (
+        worker_id        TEXT NOT NULL,
+        connected_at     INTEGER NOT NULL,
+        disconnected_at  INTEGER,
+        PRIMARY KEY (worker_id, connected_at)
+    ) STRICT;
+    CREATE INDEX presence_by_end ON presence_log (disconnected_at);
+    CREATE TABLE agent_links (
+        worker_id       TEXT NOT NULL,
+        agent_registry  TEXT NOT NULL,
+        agent_id        INTEGER NOT NULL,
+        linked_at       INTEGER NOT NULL,
+        PRIMARY KEY (worker_id, agent_registry)
+    ) STRICT;
+    ALTER TABLE jobs ADD COLUMN prompt_tokens INTEGER;
+    ALTER TABLE jobs ADD COLUMN completion_tokens INTEGER;
+    ALTER TABLE jobs ADD COLUMN ttft_ms INTEGER;
+    CREATE INDEX jobs_by_time ON jobs (finished_at, worker_id);
+    ALTER TABLE tasks ADD COLUMN family TEXT;
+    ALTER TABLE tasks ADD COLUMN metric TEXT;
+    ALTER TABLE submissions ADD COLUMN metric TEXT;
+    ALTER TABLE submissions ADD COLUMN confirmed_metric TEXT;
+    CREATE INDEX submissions_by_decision ON submissions (evaluated_ms);",
 ];
 
 /// The schema version this build writes.

@@ -10,6 +10,7 @@
 mod jobs;
 mod keys;
 mod migrations;
+mod reputation;
 mod tasks;
 mod tasks_list;
 mod tasks_rows;

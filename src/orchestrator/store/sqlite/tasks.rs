@@ -13,7 +13,7 @@ use super::jobs::insert_receipt;
 use super::tasks_rows::{self, load_submission, load_task, to_json};
 use super::{SqliteStore, tasks_list, to_sql_int};
 use crate::domain::{
-    Amount, HashedReceipt, Runtime, SubmissionId, TaskId, WalletAddress, WorkerId,
+    Amount, HashedReceipt, MetricValue, Runtime, SubmissionId, TaskId, WalletAddress, WorkerId,
 };
 use crate::orchestrator::store::{
     ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, StoreError, SubmissionInsert,
@@ -76,8 +76,8 @@ fn live_claim_of(
 fn insert_submission(conn: &Connection, s: &SubmissionInsert) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO submissions (submission_id, task_id, worker_id, output, output_hash, usage, \
-         duration_ms, claimed_ms, submitted_ms, evaluation_deadline_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         duration_ms, claimed_ms, submitted_ms, evaluation_deadline_ms, metric) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         s.submission_id.as_str(),
@@ -90,6 +90,7 @@ fn insert_submission(conn: &Connection, s: &SubmissionInsert) -> Result<(), Stor
         to_sql_int(s.claimed_ms),
         to_sql_int(s.submitted_ms),
         to_sql_int(s.evaluation_deadline_ms),
+        s.metric.as_ref().map(MetricValue::as_str),
     ])?;
     Ok(())
 }
@@ -97,7 +98,8 @@ fn insert_submission(conn: &Connection, s: &SubmissionInsert) -> Result<(), Stor
 fn record_evaluation(conn: &Connection, e: &EvaluationRecord) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE submissions SET evaluation = ?2, attestation_hash = ?3, evaluated_ms = ?4, \
-         auto_evaluated = ?5, dispute_deadline_ms = ?6, receipt_id = ?7 WHERE submission_id = ?1",
+         auto_evaluated = ?5, dispute_deadline_ms = ?6, receipt_id = ?7, confirmed_metric = ?8 \
+         WHERE submission_id = ?1",
     )?
     .execute(params![
         e.submission_id.as_str(),
@@ -107,6 +109,7 @@ fn record_evaluation(conn: &Connection, e: &EvaluationRecord) -> Result<(), Stor
         e.auto,
         e.dispute_deadline_ms.map(to_sql_int),
         e.receipt_id.as_str(),
+        e.evaluation.metric.as_ref().map(MetricValue::as_str),
     ])?;
     Ok(())
 }

@@ -32,8 +32,8 @@ pub fn insert_task(conn: &Connection, t: &TaskRow) -> Result<(), StoreError> {
         "INSERT INTO tasks (task_id, client, description, criteria, required_capabilities, \
          reward, reward_key, asset, deadline_ms, output_format, claim_ttl_s, evaluator, \
          pass_threshold, input, status, attempts, created_ms, updated_ms, client_key_sha256, \
-         min_vram_mib) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-         ?16, ?17, ?17, ?18, ?19)",
+         min_vram_mib, family, metric) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
         t.task_id.as_str(),
@@ -55,6 +55,11 @@ pub fn insert_task(conn: &Connection, t: &TaskRow) -> Result<(), StoreError> {
         to_sql_int(t.created_ms),
         t.client_key.as_ref().map(|k| k.0.to_vec()),
         t.min_vram_mib.map(to_sql_int),
+        t.family,
+        t.metric
+            .as_ref()
+            .map(|m| to_json("metric", m))
+            .transpose()?,
     ])?;
     Ok(())
 }

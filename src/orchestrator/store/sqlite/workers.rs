@@ -138,17 +138,40 @@ impl WorkerStore for SqliteStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
             let tx = conn.savepoint()?;
+            // Each connection is also a span in `presence_log` (the leaderboard's online
+            // share): opened here, closed at the last heartbeat. A span left open by a crash
+            // is closed at the worker's last heartbeat when it connects again.
             for (id, presence) in &changes {
                 match *presence {
-                    Presence::Connected(now) => tx.execute(
-                        "UPDATE workers SET connected_since = ?2, last_seen = ?2 WHERE worker_id = ?1",
-                        params![id.as_str(), to_sql_int(now)],
-                    )?,
-                    Presence::Disconnected { last_seen } => tx.execute(
-                        "UPDATE workers SET connected_since = NULL, last_seen = ?2 WHERE worker_id = ?1",
-                        params![id.as_str(), to_sql_int(last_seen)],
-                    )?,
-                };
+                    Presence::Connected(now) => {
+                        tx.prepare_cached(
+                            "UPDATE presence_log SET disconnected_at = max(connected_at, \
+                             coalesce((SELECT last_seen FROM workers WHERE worker_id = ?1), 0)) \
+                             WHERE worker_id = ?1 AND disconnected_at IS NULL",
+                        )?
+                        .execute(params![id.as_str()])?;
+                        tx.prepare_cached(
+                            "UPDATE workers SET connected_since = ?2, last_seen = ?2 WHERE worker_id = ?1",
+                        )?
+                        .execute(params![id.as_str(), to_sql_int(now)])?;
+                        tx.prepare_cached(
+                            "INSERT INTO presence_log (worker_id, connected_at) VALUES (?1, ?2) \
+                             ON CONFLICT (worker_id, connected_at) DO UPDATE SET disconnected_at = NULL",
+                        )?
+                        .execute(params![id.as_str(), to_sql_int(now)])?;
+                    }
+                    Presence::Disconnected { last_seen } => {
+                        tx.prepare_cached(
+                            "UPDATE workers SET connected_since = NULL, last_seen = ?2 WHERE worker_id = ?1",
+                        )?
+                        .execute(params![id.as_str(), to_sql_int(last_seen)])?;
+                        tx.prepare_cached(
+                            "UPDATE presence_log SET disconnected_at = max(connected_at, ?2) \
+                             WHERE worker_id = ?1 AND disconnected_at IS NULL AND connected_at <= ?2",
+                        )?
+                        .execute(params![id.as_str(), to_sql_int(last_seen)])?;
+                    }
+                }
             }
             tx.commit()?;
             Ok(())
