@@ -90,3 +90,93 @@ fn prepare_link_and_leaderboard_from_the_cli() {
         all_output(&out)
     );
 }
+
+sol! {
+    function giveFeedback(
+        uint256 agentId,
+        int128 value,
+        uint8 valueDecimals,
+        string tag1,
+        string tag2,
+        string endpoint,
+        string feedbackURI,
+        bytes32 feedbackHash
+    ) external;
+}
+
+/// An evaluated submission becomes a feedback payload whose `feedbackHash` is the
+/// attestation hash (recomputed from the evaluation it carries), and a `giveFeedback` call
+/// for the worker's agent id that decodes back to the payload.
+#[test]
+fn an_evaluation_exports_as_erc8004_feedback() {
+    let home = Home::new();
+    let orch = TestOrchestrator::start(home.path());
+    onboard(&home, &orch.url, &[]);
+    let task = post_task(&orch.url, "hello feedback");
+    assert_eq!(home.json(&["claim", &task, "--json"]).0, 0);
+    let (code, sent) = home.json(&["submit", &task, "--output", "hello back", "--json"]);
+    assert_eq!(code, 0, "{sent}");
+    let sub = sent["submission_id"].as_str().unwrap().to_owned();
+    // Not evaluated yet: nothing to export.
+    let (code, json) = home.json(&["erc8004", "feedback", &sub, "--json"]);
+    assert_eq!(
+        (code, json["error"]["code"].as_str()),
+        (2, Some("INVALID_ARGUMENT")),
+        "{json}"
+    );
+    evaluate_with_a_key(
+        &home,
+        &orch,
+        &[
+            "evaluate", &sub, "--score", "88", "--passed", "--reason", "fine", "--json",
+        ],
+    );
+    let (code, json) = home.json(&[
+        "erc8004",
+        "link",
+        "--agent-id",
+        "9",
+        "--registry",
+        REGISTRY,
+        "--chain-id",
+        "8453",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    let (code, json) = home.json(&[
+        "erc8004",
+        "feedback",
+        &sub,
+        "--reputation-registry",
+        "0x8004baa17c55a88189ae136b182e5fda19de9b63",
+        "--chain-id",
+        "8453",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    let f = &json["feedback"];
+    assert_eq!(
+        (f["value"].as_u64(), f["tag1"].as_str()),
+        (Some(88), Some("basis-task"))
+    );
+    assert_eq!(
+        (f["agentId"].as_u64(), f["tag2"].as_str()),
+        (Some(9), Some("passed"))
+    );
+    let evaluation: basis::domain::Evaluation =
+        serde_json::from_value(f["evaluation"].clone()).unwrap();
+    let hash = evaluation.attestation_hash().unwrap().to_string();
+    assert_eq!(f["feedbackHash"], hash.as_str());
+    let tx = &json["transaction"];
+    assert_eq!(tx["to"], "0x8004BAa17C55a88189AE136b182e5fdA19dE9b63");
+    let data = hex::decode(tx["data"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let call = giveFeedbackCall::abi_decode(&data).unwrap();
+    assert_eq!(call.agentId, alloy_primitives::U256::from(9));
+    assert_eq!((call.value, call.valueDecimals), (88, 0));
+    assert_eq!(call.feedbackURI, f["feedbackURI"].as_str().unwrap());
+    assert_eq!(format!("{}", call.feedbackHash), hash);
+    assert!(
+        !json.to_string().contains(&home.token()),
+        "the token leaked"
+    );
+}

@@ -278,3 +278,65 @@ async fn a_task_family_is_ranked_by_its_best_confirmed_metric() -> TestResult {
     let _ = (task, token);
     Ok(())
 }
+
+#[tokio::test]
+async fn passed_tasks_outrank_a_lost_dispute_over_http() -> TestResult {
+    let orch = Orchestrator::with(Options {
+        args: vec!["--open".into()],
+        toml: format!(
+            "{}\n[discovery]\nleaderboard_cache_s = 0\n",
+            market_toml("dispute_window_s = 60")
+        ),
+        ..Options::default()
+    });
+    let key = orch.create_key("evaluator").0.trim().to_owned();
+    let admin = orch.create_key("admin").0.trim().to_owned();
+    let judge = |sub: String, passed: bool| {
+        let (orch, key) = (&orch, key.clone());
+        async move {
+            let v = json!({"score": if passed { 90 } else { 10 }, "passed": passed, "reasons": ["checked"]});
+            let a = evaluate(orch, &sub, Some(&key), &v).await;
+            assert_eq!(a.status, 200, "{}", a.text);
+        }
+    };
+    let (_, good, _) = submitted(&orch, "gpu-good", Runtime::Vllm, "A fox jumps.").await;
+    judge(good, true).await;
+    let (_, bad, token) = submitted(&orch, "gpu-bad", Runtime::Vllm, "A cat.").await;
+    judge(bad.clone(), false).await;
+    let reason = json!({"worker_id": "gpu-bad", "reason": "it is fine"});
+    let d = post(
+        &orch,
+        &format!("/api/submissions/{bad}/dispute"),
+        Some(token.expose_secret()),
+        &reason,
+    )
+    .await;
+    assert_eq!(d.status, 200, "{}", d.text);
+    let upheld = json!({"outcome": "rejected", "note": "it is not"});
+    let r = call(
+        &orch,
+        reqwest::Method::POST,
+        &format!("/api/submissions/{bad}/resolve"),
+        None,
+        Some(&admin),
+        Some(&upheld),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    worker(&orch, "gpu-new", Runtime::Vllm, false).await;
+
+    let (status, board) = get(&orch, "/api/leaderboard?window=24h").await;
+    assert_eq!(status, 200, "{board}");
+    let order: Vec<&str> = board["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["worker_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["gpu-good", "gpu-new", "gpu-bad"], "{board}");
+    assert_eq!(board["entries"][2]["disputes_lost"], 1);
+    assert_eq!(board["entries"][0]["tasks_passed"], 1);
+    let (_, file) = get(&orch, "/api/workers/gpu-bad/agent-registration.json").await;
+    assert_eq!(file["counters"]["disputesLost"], 1, "{file}");
+    Ok(())
+}
