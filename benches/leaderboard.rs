@@ -132,6 +132,7 @@ async fn populate(store: &Arc<dyn Store>, workers: usize, jobs_each: usize, now:
                     id.clone(),
                     Presence::Disconnected {
                         last_seen: start + 600,
+                        connected_at: start,
                     },
                 ),
             ]

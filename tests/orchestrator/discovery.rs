@@ -340,3 +340,24 @@ async fn passed_tasks_outrank_a_lost_dispute_over_http() -> TestResult {
     assert_eq!(file["counters"]["disputesLost"], 1, "{file}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_family_measures_one_metric() -> TestResult {
+    let orch = market("");
+    let mut body = task_body("1000");
+    body["family"] = json!("speedrun");
+    body["metric"] = json!({"name": "val_loss", "goal": "minimize"});
+    post_task(&orch, &body).await;
+    post_task(&orch, &body).await;
+    body["metric"] = json!({"name": "val_loss", "goal": "maximize"});
+    post(&orch, "/api/tasks", None, &body)
+        .await
+        .refused(400, "INVALID_ARGUMENT");
+    body["metric"] = json!({"name": "accuracy", "goal": "minimize"});
+    let a = post(&orch, "/api/tasks", None, &body).await;
+    a.refused(400, "INVALID_ARGUMENT");
+    assert!(a.text.contains("val_loss"), "{}", a.text);
+    body["family"] = json!("other");
+    post_task(&orch, &body).await;
+    Ok(())
+}

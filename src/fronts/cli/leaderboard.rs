@@ -52,16 +52,19 @@ fn permille(v: u64) -> String {
     format!("{}.{}%", v / 10, v % 10)
 }
 
+/// Thousandths of a point as a decimal, its sign kept (−500 is "-0.500").
+fn points(milli: i64) -> String {
+    let sign = if milli < 0 { "-" } else { "" };
+    let abs = milli.unsigned_abs();
+    format!("{sign}{}.{:03}", abs / 1000, abs % 1000)
+}
+
 fn line(e: &LeaderboardEntry) -> String {
     format!(
         "{:>4}  {:<24} {:>9}  passed {:>4}  pass {:>6}  lost {:>2}  online {:>6}  tokens {:>9}  ttft {}{}",
         e.rank,
         e.worker_id.as_str(),
-        format!(
-            "{}.{:03}",
-            e.score_milli / 1000,
-            (e.score_milli % 1000).abs()
-        ),
+        points(e.score_milli),
         e.tasks_passed,
         permille(e.pass_rate_milli),
         e.disputes_lost,
@@ -109,4 +112,15 @@ fn human(o: &Output) -> String {
         (None, _) => s.push_str("this host names no worker (no env file)\n"),
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn points_keep_their_sign() {
+        assert_eq!(super::points(-500), "-0.500");
+        assert_eq!(super::points(-4_321), "-4.321");
+        assert_eq!(super::points(1_005), "1.005");
+        assert_eq!(super::points(0), "0.000");
+    }
 }

@@ -59,7 +59,7 @@ pub struct Feedback {
     pub value_decimals: u8,
     /// Always `basis-task`.
     pub tag1: String,
-    /// `passed` or `rejected`: the submission's standing.
+    /// `passed`, `rejected`, or `overturned` (rejected, then resolved for the worker on dispute).
     pub tag2: String,
     /// The task on the orchestrator.
     pub endpoint: String,
@@ -105,6 +105,16 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         )
         .with_fix("Export feedback once the evaluator has judged it (get_submission shows it)."));
     };
+    if !matches!(s.status, TaskStatus::Completed | TaskStatus::Rejected) {
+        return Err(Problem::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{} is {}: its standing is not settled yet",
+                s.submission_id, s.status
+            ),
+        )
+        .with_fix("Export feedback once the dispute is resolved (get_submission shows it)."));
+    }
     if checked.attestation_verified != Some(true) {
         return Err(Problem::new(
             ErrorCode::ReceiptInvalid,
@@ -131,12 +141,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         value: evaluation.score,
         value_decimals: 0,
         tag1: TAG.to_owned(),
-        tag2: if s.status == TaskStatus::Completed {
-            "passed"
-        } else {
-            "rejected"
-        }
-        .to_owned(),
+        tag2: standing(s.status, s.dispute.is_some()).to_owned(),
         endpoint: format!("{base}/api/tasks/{}", s.task_id),
         feedback_uri: format!("{base}/api/submissions/{}", s.submission_id),
         feedback_hash: hash.to_string(),
@@ -154,6 +159,10 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         ),
         (None, None) => "The worker has linked no ERC-8004 agent id (`basis erc8004 link`); \
                          the payload stands alone until it does."
+            .to_owned(),
+        (None, Some(_)) if rep.is_some() => "The worker's agent ids are in Identity \
+                                             Registries on other chains than this Reputation \
+                                             Registry's; no giveFeedback call was prepared."
             .to_owned(),
         (None, Some(_)) => "Pass --reputation-registry and --chain-id to prepare the \
                             giveFeedback call."
@@ -209,4 +218,28 @@ fn give_feedback(
         &call.abi_encode(),
         "giveFeedback(uint256,int128,uint8,string,string,string,string,bytes32)",
     ))
+}
+
+/// `tag2`: the submission's settled standing. A rejection the operator overturned on dispute
+/// is `overturned` (the evaluation, and so `value` and `feedbackHash`, still say what the
+/// evaluator judged); one upheld is `rejected`.
+fn standing(status: TaskStatus, disputed: bool) -> &'static str {
+    match (status, disputed) {
+        (TaskStatus::Completed, false) => "passed",
+        (TaskStatus::Completed, true) => "overturned",
+        _ => "rejected",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_standing_says_how_the_submission_settled() {
+        assert_eq!(standing(TaskStatus::Completed, false), "passed");
+        assert_eq!(standing(TaskStatus::Completed, true), "overturned");
+        assert_eq!(standing(TaskStatus::Rejected, true), "rejected");
+        assert_eq!(standing(TaskStatus::Rejected, false), "rejected");
+    }
 }

@@ -65,9 +65,15 @@ type FamilyBest = Option<(MetricGoal, HashMap<WorkerId, MetricValue>)>;
 /// submissions and connections.
 #[derive(Debug, Default)]
 pub struct Leaderboards {
-    entries: Mutex<HashMap<LeaderboardWindow, Computed<Vec<LeaderboardEntry>>>>,
+    /// One slot per window, each with its own lock: a slow `all` does not hold up `24h`.
+    day: Mutex<Option<Computed<Vec<LeaderboardEntry>>>>,
+    week: Mutex<Option<Computed<Vec<LeaderboardEntry>>>>,
+    all: Mutex<Option<Computed<Vec<LeaderboardEntry>>>>,
     families: Mutex<HashMap<(LeaderboardWindow, String), Computed<FamilyBest>>>,
 }
+
+/// At most this many families' figures are cached (the oldest is forgotten first).
+const MAX_FAMILIES_CACHED: usize = 256;
 
 /// What a leaderboard request asks, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,8 +112,12 @@ impl Leaderboards {
         ttl: Duration,
     ) -> Result<(u64, Arc<Vec<LeaderboardEntry>>), StoreError> {
         // Held across the query: one computation per window at a time, the others wait for it.
-        let mut cache = self.entries.lock().await;
-        if let Some(hit) = fresh(cache.get(&window), ttl) {
+        let mut slot = match window {
+            LeaderboardWindow::Day => self.day.lock().await,
+            LeaderboardWindow::Week => self.week.lock().await,
+            LeaderboardWindow::All => self.all.lock().await,
+        };
+        if let Some(hit) = fresh(slot.as_ref(), ttl) {
             return Ok(hit);
         }
         let span = Span {
@@ -124,14 +134,11 @@ impl Leaderboards {
                 .map(|s| leaderboard::entry(s, span))
                 .collect::<Vec<_>>(),
         );
-        cache.insert(
-            window,
-            Computed {
-                at: Instant::now(),
-                unix: now,
-                value: Arc::clone(&value),
-            },
-        );
+        *slot = Some(Computed {
+            at: Instant::now(),
+            unix: now,
+            value: Arc::clone(&value),
+        });
         Ok((now, value))
     }
 
@@ -144,17 +151,25 @@ impl Leaderboards {
         ttl: Duration,
     ) -> Result<Arc<FamilyBest>, StoreError> {
         let key = (window, family.to_owned());
-        let mut cache = self.families.lock().await;
-        if let Some((_, hit)) = fresh(cache.get(&key), ttl) {
+        if let Some((_, hit)) = fresh(self.families.lock().await.get(&key), ttl) {
             return Ok(hit);
         }
+        // Not held across the query (an indexed read of one family's tasks).
         let metrics = store
             .confirmed_metrics(family.to_owned(), since(window, now))
             .await?;
         let value = Arc::new(leaderboard::best_metrics(&metrics));
-        // Bounded: families asked about are few; forget the oldest beyond a few hundred.
-        if cache.len() >= 256 {
-            cache.retain(|_, c| c.at.elapsed() < ttl);
+        let mut cache = self.families.lock().await;
+        cache.retain(|_, c| c.at.elapsed() < ttl);
+        while cache.len() >= MAX_FAMILIES_CACHED {
+            let Some(oldest) = cache
+                .iter()
+                .min_by_key(|(_, c)| c.at)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            cache.remove(&oldest);
         }
         cache.insert(
             key,

@@ -68,10 +68,15 @@ impl PresenceQueue {
         let _ = self.0.send(Item::Change(id, Presence::Connected(now)));
     }
 
-    pub fn disconnected(&self, id: WorkerId, last_seen: u64) {
-        let _ = self
-            .0
-            .send(Item::Change(id, Presence::Disconnected { last_seen }));
+    /// The connection `id` made at `connected_at` closed, last heard at `last_seen`.
+    pub fn disconnected(&self, id: WorkerId, last_seen: u64, connected_at: u64) {
+        let _ = self.0.send(Item::Change(
+            id,
+            Presence::Disconnected {
+                last_seen,
+                connected_at,
+            },
+        ));
     }
 
     /// Waits (at most `limit`) until every change queued so far is written.

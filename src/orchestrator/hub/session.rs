@@ -108,7 +108,7 @@ pub async fn serve(state: AppState, mut socket: WebSocket, candidates: Vec<Worke
         );
     }
     let last_seen = state.hub.unix_s(live.last_beat_ms());
-    state.presence.disconnected(id.clone(), last_seen);
+    state.presence.disconnected(id.clone(), last_seen, now);
     tracing::info!(worker_id = %id, conn = live.conn, ?end, "worker disconnected");
 }
 
@@ -176,9 +176,11 @@ fn on_text(state: &AppState, live: &Arc<Live>, text: &str) -> bool {
         WorkerMessage::JobChunk { job_id, delta } => {
             if let Some(entry) = live.jobs().get_mut(&job_id) {
                 entry.chunks = entry.chunks.saturating_add(1);
-                entry
-                    .first_chunk
-                    .get_or_insert_with(std::time::Instant::now);
+                if !delta.is_empty() {
+                    entry
+                        .first_chunk
+                        .get_or_insert_with(std::time::Instant::now);
+                }
                 if entry.stream && entry.cancelled.is_none() {
                     let _ = entry.sink.send(super::JobEvent::Chunk(delta.clone()));
                 }

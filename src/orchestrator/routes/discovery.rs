@@ -36,6 +36,9 @@ fn heard_within(state: &AppState) -> u64 {
     state.config.online_window_s + flush.as_secs()
 }
 
+/// At most this many registries a worker's file lists.
+pub const MAX_AGENT_LINKS: usize = 8;
+
 fn base(state: &AppState, headers: &HeaderMap) -> String {
     public_base(
         state.config.discovery.public_url.as_ref(),
@@ -117,6 +120,18 @@ pub async fn agent_link(
         ));
     }
     auth::market_worker(&state, &headers, ip, &id).await?;
+    let held = state.store.agent_links(id.clone()).await?;
+    if held.len() >= MAX_AGENT_LINKS
+        && !held
+            .iter()
+            .any(|l| l.agent_registry == registry.to_string())
+    {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidArgument,
+            format!("a worker lists at most {MAX_AGENT_LINKS} registrations"),
+        )
+        .with_fix("Link again in a registry already listed to replace its agent id."));
+    }
     let link = AgentLink {
         agent_registry: registry.to_string(),
         agent_id: req.agent_id,

@@ -64,6 +64,22 @@ pub async fn post(
         &state.config.asset,
         unix_now_ms(),
     )?;
+    if let (Some(family), Some(metric)) = (&row.family, &row.metric)
+        && let Some(held) = state.store.family_metric(family.clone()).await?
+        && &held != metric
+    {
+        return Err(ApiError::bad_request(
+            crate::domain::ErrorCode::InvalidArgument,
+            format!(
+                "the tasks of family {family} measure {} ({}); this one says {} ({})",
+                held.name,
+                goal(held.goal),
+                metric.name,
+                goal(metric.goal)
+            ),
+        )
+        .with_fix("Use the family's metric and goal, or another family name."));
+    }
     state.store.insert_task(row.clone()).await?;
     state.metrics.task_posted();
     tracing::info!(task_id = %row.task_id, client = %row.client, "task posted");
@@ -237,6 +253,13 @@ pub async fn release(
     let row = engine::release(&*state.store, id, req.worker_id, unix_now_ms()).await?;
     tracing::debug!(task_id = %row.task_id, status = %row.status, "claim released");
     Ok(Json(row.to_wire(&state.config.asset_units())))
+}
+
+fn goal(g: crate::domain::MetricGoal) -> &'static str {
+    match g {
+        crate::domain::MetricGoal::Minimize => "lower is better",
+        crate::domain::MetricGoal::Maximize => "higher is better",
+    }
 }
 
 #[cfg(test)]

@@ -21,11 +21,23 @@ pub enum JobOutcome {
     Cancelled,
 }
 
+/// A job's prompt and completion tokens each count at most this much towards what its worker
+/// served (the leaderboard's `tokens_served`): a worker's own report cannot swamp the ranking
+/// or overflow a sum.
+pub const MAX_COUNTED_TOKENS: u64 = 1 << 20;
+
 impl JobOutcome {
-    /// The tokens a completed job served (its receipt's usage).
+    /// The tokens a completed job served, as its receipt says, each count capped at
+    /// [`MAX_COUNTED_TOKENS`]; none for simulated (echo) work, which serves no one.
     pub fn served(&self) -> Option<Usage> {
         match self {
-            Self::Completed(receipt) => Some(receipt.receipt.usage),
+            Self::Completed(receipt) if !receipt.receipt.simulated => {
+                let u = receipt.receipt.usage;
+                Some(Usage {
+                    prompt_tokens: u.prompt_tokens.min(MAX_COUNTED_TOKENS),
+                    completion_tokens: u.completion_tokens.min(MAX_COUNTED_TOKENS),
+                })
+            }
             _ => None,
         }
     }

@@ -7,7 +7,7 @@
 use futures::future::BoxFuture;
 
 use super::StoreError;
-use crate::domain::{MetricGoal, MetricValue, WalletAddress, WorkerId};
+use crate::domain::{MetricGoal, MetricSpec, MetricValue, WalletAddress, WorkerId};
 
 /// One worker's observed record within a window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,12 @@ pub trait ReputationStore {
         family: String,
         since: u64,
     ) -> BoxFuture<'_, Result<Vec<ConfirmedMetric>, StoreError>>;
+    /// The metric the tasks of `family` measure (they all measure the same one), if any task
+    /// of it was posted.
+    fn family_metric(
+        &self,
+        family: String,
+    ) -> BoxFuture<'_, Result<Option<MetricSpec>, StoreError>>;
     /// Records (or replaces) the worker's agent id in `link.agent_registry`; `false` when the
     /// worker is not registered.
     fn link_agent(
@@ -115,25 +121,27 @@ impl Dialect {
 /// The columns [`worker_stats_sql`] returns, in order.
 pub const STATS_COLUMNS: usize = 10;
 
-/// The per-worker aggregates: arguments 1 = since (s), 2 = since (ms), 3 = now (s), 4 = one
-/// worker id or NULL for all, 5 = heard after (s). A connection still open ends now when it
+/// The per-worker aggregates: arguments 1 = since (s), 2 = since (ms), 3 = now (s), 4 = the
+/// worker when `single` (NULL otherwise), 5 = heard after (s). A connection still open ends now when it
 /// is the worker's current one and it was heard from lately, else (a crash left it open, or
 /// the worker went quiet) at its last heartbeat.
-pub fn worker_stats_sql(d: Dialect) -> String {
+pub fn worker_stats_sql(d: Dialect, single: bool) -> String {
     let (since, since_ms, now, heard) = (d.arg(1), d.arg(2), d.arg(3), d.arg(5));
+    // One worker: plain equalities, so each table's worker index serves it. All: no filter
+    // (argument 4, NULL, is still named once so every dialect knows its type).
     let one = |column: &str| {
-        format!(
-            "(CAST({} AS TEXT) IS NULL OR {column} = {})",
-            d.arg(4),
-            d.arg(4)
-        )
+        if single {
+            format!("{column} = {}", d.arg(4))
+        } else {
+            "1 = 1".to_owned()
+        }
     };
-    let (one_s, one_j, one_p, one_w) = (
-        one("s.worker_id"),
-        one("worker_id"),
-        one("p.worker_id"),
-        one("wk.worker_id"),
-    );
+    let (one_s, one_j, one_p) = (one("s.worker_id"), one("worker_id"), one("p.worker_id"));
+    let one_w = if single {
+        format!("wk.worker_id = {}", d.arg(4))
+    } else {
+        format!("CAST({} AS TEXT) IS NULL", d.arg(4))
+    };
     let (gt, lt) = (d.greatest(), d.least());
     format!(
         "WITH t AS (
@@ -189,7 +197,8 @@ pub fn confirmed_metrics_sql(d: Dialect) -> String {
         "SELECT s.worker_id, s.confirmed_metric, t.metric, s.evaluated_ms
          FROM submissions s JOIN tasks t ON t.task_id = s.task_id
          WHERE t.family = {family} AND t.status = 'completed'
-           AND s.confirmed_metric IS NOT NULL AND s.evaluated_ms >= {since_ms}"
+           AND s.confirmed_metric IS NOT NULL
+           AND COALESCE(s.resolved_ms, s.evaluated_ms) >= {since_ms}"
     )
 }
 

@@ -104,6 +104,8 @@ pub trait WorkerStore {
 pub enum Presence {
     /// Connected at this unix second.
     Connected(u64),
-    /// Disconnected; its last heartbeat was at this unix second.
-    Disconnected { last_seen: u64 },
+    /// The connection made at `connected_at` closed; its last heartbeat was at `last_seen`
+    /// (unix seconds). `connected_at` names the connection's span in `presence_log`, so a
+    /// closing written after a newer connection opened closes the right one.
+    Disconnected { last_seen: u64, connected_at: u64 },
 }

@@ -79,6 +79,7 @@ async fn judged(store: &dyn Store, w: &WorkerId, pass: bool, metric: Option<&str
 fn completed(w: &str, n: u32, tokens: u64, ttft_ms: u64, at: u64) -> JobRecord {
     let job_id = JobId::generate();
     let mut r = receipt(w, &job_id);
+    r.receipt.simulated = false;
     r.receipt.usage = Usage {
         prompt_tokens: tokens / 2,
         completion_tokens: tokens - tokens / 2,
@@ -111,6 +112,7 @@ pub async fn worker_stats_count_what_happened_in_the_window(store: Arc<dyn Store
     presence(Presence::Connected(S - 100_100)).await.unwrap();
     presence(Presence::Disconnected {
         last_seen: S - 100_000,
+        connected_at: S - 100_100,
     })
     .await
     .unwrap();
@@ -125,16 +127,28 @@ pub async fn worker_stats_count_what_happened_in_the_window(store: Arc<dyn Store
             .unwrap();
     }
     presence(Presence::Connected(S)).await.unwrap();
-    presence(Presence::Disconnected { last_seen: S + 600 })
-        .await
-        .unwrap();
-    // A span left open by a crash is closed at the last heartbeat on the next connection.
+    presence(Presence::Disconnected {
+        last_seen: S + 600,
+        connected_at: S,
+    })
+    .await
+    .unwrap();
+    // A span still open when the next connection opens (a crash, or a replaced connection
+    // whose closing is not written yet) is closed at the last heartbeat stored.
     presence(Presence::Connected(S + 1_000)).await.unwrap();
     store
         .touch_workers(vec![(w.clone(), S + 1_050)])
         .await
         .unwrap();
     presence(Presence::Connected(S + 2_000)).await.unwrap();
+    // The replaced connection's own closing arrives late: it corrects its span (last heard
+    // at S + 1 100) and leaves the new connection open.
+    presence(Presence::Disconnected {
+        last_seen: S + 1_100,
+        connected_at: S + 1_000,
+    })
+    .await
+    .unwrap();
     store
         .touch_workers(vec![(w.clone(), S + 2_030)])
         .await
@@ -146,12 +160,12 @@ pub async fn worker_stats_count_what_happened_in_the_window(store: Arc<dyn Store
     assert_eq!(s.ttft_p50_ms, Some(200));
     assert_eq!(
         s.online_s,
-        600 + 50 + 30,
-        "closed spans, a crashed one, the open one"
+        600 + 100 + 30,
+        "closed spans, a replaced one closed late, the open one"
     );
     let all_time = stats_of(&*store, 0, S + 3_000, &w).await;
     assert_eq!((all_time.tasks_passed, all_time.jobs_completed), (3, 4));
-    assert_eq!(all_time.online_s, 100 + 680);
+    assert_eq!(all_time.online_s, 100 + 730);
     // A worker with nothing observed is listed with zeros.
     let idle = worker(&*store, "gpu-2", Runtime::Echo).await;
     let z = stats_of(&*store, S - 10, S + 3_000, &idle).await;

@@ -386,7 +386,13 @@ pub mod jobs {
         let row = store.worker(id.clone()).await.unwrap().unwrap();
         assert_eq!((row.connected_since, row.last_seen), (Some(50), Some(60)));
         store
-            .set_presence(vec![(id.clone(), Presence::Disconnected { last_seen: 70 })])
+            .set_presence(vec![(
+                id.clone(),
+                Presence::Disconnected {
+                    last_seen: 70,
+                    connected_at: 50,
+                },
+            )])
             .await
             .unwrap();
         let row = store.worker(id).await.unwrap().unwrap();

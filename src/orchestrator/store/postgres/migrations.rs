@@ -197,7 +197,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tasks ADD COLUMN metric TEXT;
     ALTER TABLE submissions ADD COLUMN metric TEXT;
     ALTER TABLE submissions ADD COLUMN confirmed_metric TEXT;
-    CREATE INDEX submissions_by_decision ON submissions (evaluated_ms);"#,
+    CREATE INDEX submissions_by_decision ON submissions (evaluated_ms);
+    CREATE INDEX tasks_by_family ON tasks (family) WHERE family IS NOT NULL;"#,
 ];
 
 /// The schema version this build writes.

@@ -149,9 +149,15 @@ mod tests {
         a.set_presence(vec![(w("w-2"), Presence::Connected(101))])
             .await
             .unwrap();
-        b.set_presence(vec![(w("w-2"), Presence::Disconnected { last_seen: 101 })])
-            .await
-            .unwrap();
+        b.set_presence(vec![(
+            w("w-2"),
+            Presence::Disconnected {
+                last_seen: 101,
+                connected_at: 100,
+            },
+        )])
+        .await
+        .unwrap();
         let row = a.worker(w("w-2")).await.unwrap().unwrap();
         assert_eq!(row.connected_since, Some(101));
         assert_eq!(

@@ -5,7 +5,7 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use super::{PgStore, int, pg_err};
-use crate::domain::WorkerId;
+use crate::domain::{MetricSpec, WorkerId};
 use crate::orchestrator::store::StoreError;
 use crate::orchestrator::store::reputation::{
     self, AgentLink, ConfirmedMetric, Dialect, ReputationStore, WorkerStats,
@@ -22,7 +22,7 @@ impl ReputationStore for PgStore {
     ) -> BoxFuture<'_, Result<Vec<WorkerStats>, StoreError>> {
         async move {
             let client = self.client().await?;
-            let sql = reputation::worker_stats_sql(Dialect::Postgres);
+            let sql = reputation::worker_stats_sql(Dialect::Postgres, only.is_some());
             let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
             let rows = client
                 .query(
@@ -56,6 +56,27 @@ impl ReputationStore for PgStore {
                 .await
                 .map_err(pg_err)?;
             rows.iter().map(reputation::metric_row).collect()
+        }
+        .boxed()
+    }
+
+    fn family_metric(
+        &self,
+        family: String,
+    ) -> BoxFuture<'_, Result<Option<MetricSpec>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT metric FROM tasks WHERE family = $1 AND metric IS NOT NULL LIMIT 1",
+                )
+                .await
+                .map_err(pg_err)?;
+            let row = client.query_opt(&stmt, &[&family]).await.map_err(pg_err)?;
+            row.map(|r| {
+                serde_json::from_str(&r.get::<_, String>(0)).map_err(|e| corrupt("task metric", e))
+            })
+            .transpose()
         }
         .boxed()
     }

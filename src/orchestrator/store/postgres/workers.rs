@@ -184,7 +184,7 @@ impl WorkerStore for PgStore {
                          WHERE worker_id = $1",
                         now,
                     ),
-                    Presence::Disconnected { last_seen } => (
+                    Presence::Disconnected { last_seen, .. } => (
                         "UPDATE workers SET connected_since = NULL, last_seen = $2 \
                          WHERE worker_id = $1 AND replica_id IS NOT DISTINCT FROM $3",
                         last_seen,
@@ -195,21 +195,39 @@ impl WorkerStore for PgStore {
                     .execute(&stmt, &[&id.as_str(), &int(at), &replica])
                     .await
                     .map_err(pg_err)?;
-                let span = match *presence {
-                    Presence::Connected(_) => {
-                        "INSERT INTO presence_log (worker_id, connected_at) VALUES ($1, $2) \
-                         ON CONFLICT (worker_id, connected_at) DO UPDATE SET disconnected_at = NULL"
+                match *presence {
+                    Presence::Connected(now) => {
+                        let stmt = tx
+                            .prepare_cached(
+                                "INSERT INTO presence_log (worker_id, connected_at) VALUES ($1, $2) \
+                                 ON CONFLICT (worker_id, connected_at) \
+                                 DO UPDATE SET disconnected_at = NULL",
+                            )
+                            .await
+                            .map_err(pg_err)?;
+                        tx.execute(&stmt, &[&id.as_str(), &int(now)])
+                            .await
+                            .map_err(pg_err)?;
                     }
-                    Presence::Disconnected { .. } if rows_changed > 0 => {
-                        "UPDATE presence_log SET disconnected_at = GREATEST(connected_at, $2) \
-                         WHERE worker_id = $1 AND disconnected_at IS NULL AND connected_at <= $2"
+                    // Exactly this connection's span, even if a newer connection's opening
+                    // closed it already at an older heartbeat.
+                    Presence::Disconnected {
+                        last_seen,
+                        connected_at,
+                    } if rows_changed > 0 => {
+                        let stmt = tx
+                            .prepare_cached(
+                                "UPDATE presence_log SET disconnected_at = \
+                                 GREATEST(connected_at, $2) WHERE worker_id = $1 AND connected_at = $3",
+                            )
+                            .await
+                            .map_err(pg_err)?;
+                        tx.execute(&stmt, &[&id.as_str(), &int(last_seen), &int(connected_at)])
+                            .await
+                            .map_err(pg_err)?;
                     }
-                    Presence::Disconnected { .. } => continue,
-                };
-                let stmt = tx.prepare_cached(span).await.map_err(pg_err)?;
-                tx.execute(&stmt, &[&id.as_str(), &int(at)])
-                    .await
-                    .map_err(pg_err)?;
+                    Presence::Disconnected { .. } => {}
+                }
             }
             tx.commit().await.map_err(pg_err)
         }

@@ -2,10 +2,10 @@
 //! placeholders, and the `agent_links` table.
 
 use futures::future::BoxFuture;
-use rusqlite::params;
+use rusqlite::{OptionalExtension as _, params};
 
 use super::{SqliteStore, to_sql_int};
-use crate::domain::WorkerId;
+use crate::domain::{MetricSpec, WorkerId};
 use crate::orchestrator::store::StoreError;
 use crate::orchestrator::store::reputation::{
     self, AgentLink, ConfirmedMetric, Dialect, ReputationStore, WorkerStats,
@@ -21,7 +21,7 @@ impl ReputationStore for SqliteStore {
         only: Option<WorkerId>,
     ) -> BoxFuture<'_, Result<Vec<WorkerStats>, StoreError>> {
         self.read(move |conn| {
-            let sql = reputation::worker_stats_sql(Dialect::Sqlite);
+            let sql = reputation::worker_stats_sql(Dialect::Sqlite, only.is_some());
             let mut stmt = conn.prepare_cached(&sql)?;
             let mut rows = stmt.query(params![
                 to_sql_int(since),
@@ -52,6 +52,22 @@ impl ReputationStore for SqliteStore {
                 out.push(reputation::metric_row(row)?);
             }
             Ok(out)
+        })
+    }
+
+    fn family_metric(
+        &self,
+        family: String,
+    ) -> BoxFuture<'_, Result<Option<MetricSpec>, StoreError>> {
+        self.read(move |conn| {
+            let text: Option<String> = conn
+                .prepare_cached(
+                    "SELECT metric FROM tasks WHERE family = ?1 AND metric IS NOT NULL LIMIT 1",
+                )?
+                .query_row(params![family], |r| r.get(0))
+                .optional()?;
+            text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt("task metric", e)))
+                .transpose()
         })
     }
 

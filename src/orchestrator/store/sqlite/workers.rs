@@ -160,16 +160,33 @@ impl WorkerStore for SqliteStore {
                         )?
                         .execute(params![id.as_str(), to_sql_int(now)])?;
                     }
-                    Presence::Disconnected { last_seen } => {
+                    Presence::Disconnected {
+                        last_seen,
+                        connected_at,
+                    } => {
+                        // A closing that arrives after a newer connection of the worker
+                        // opened leaves that connection's `connected_since` alone.
                         tx.prepare_cached(
-                            "UPDATE workers SET connected_since = NULL, last_seen = ?2 WHERE worker_id = ?1",
+                            "UPDATE workers SET connected_since = CASE WHEN connected_since = ?3 \
+                             THEN NULL ELSE connected_since END, \
+                             last_seen = max(coalesce(last_seen, 0), ?2) WHERE worker_id = ?1",
                         )?
-                        .execute(params![id.as_str(), to_sql_int(last_seen)])?;
+                        .execute(params![
+                            id.as_str(),
+                            to_sql_int(last_seen),
+                            to_sql_int(connected_at)
+                        ])?;
+                        // Exactly this connection's span, even if a newer connection's
+                        // opening closed it already at an older heartbeat.
                         tx.prepare_cached(
                             "UPDATE presence_log SET disconnected_at = max(connected_at, ?2) \
-                             WHERE worker_id = ?1 AND disconnected_at IS NULL AND connected_at <= ?2",
+                             WHERE worker_id = ?1 AND connected_at = ?3",
                         )?
-                        .execute(params![id.as_str(), to_sql_int(last_seen)])?;
+                        .execute(params![
+                            id.as_str(),
+                            to_sql_int(last_seen),
+                            to_sql_int(connected_at)
+                        ])?;
                     }
                 }
             }
