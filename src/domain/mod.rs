@@ -12,11 +12,13 @@ mod float_check;
 mod hash;
 mod ids;
 mod label;
+mod merkle;
 mod metric;
 mod problem;
 mod receipt;
 mod receipt_log;
 mod runtime;
+mod settlement_batch;
 mod task;
 mod task_state;
 mod token;
@@ -31,6 +33,7 @@ pub use ids::{
     IdError, JobId, ReceiptId, ReplicaId, SubmissionId, TaskId, WorkerId, WorkerIdFaults,
 };
 pub use label::{LabelError, MAX_LABEL_LEN, MAX_LABELS, check_label, check_labels, parse_labels};
+pub use merkle::{MerkleError, PayoutTree, leaf_hash, verify_proof};
 pub use metric::{
     MAX_METRIC_LEN, MetricError, MetricGoal, MetricSpec, MetricValue,
     check_name as check_metric_name,
@@ -41,6 +44,10 @@ pub use receipt::{
 };
 pub use receipt_log::{GENESIS, LogError, LogSummary, LogWriter, verify_log};
 pub use runtime::{Runtime, UnknownRuntime};
+pub use settlement_batch::{
+    BatchDomain, SettlementBatch, signing_hash as batch_signing_hash,
+    struct_hash as batch_struct_hash, typed_data as batch_typed_data,
+};
 pub use task::{
     Evaluation, EvaluationError, MAX_REASON_LEN, MAX_REASONS, MAX_SCORE, OutputFormat,
     OutputFormatError, TaskStatus, UnknownOutputFormat, UnknownTaskStatus,
