@@ -7,6 +7,7 @@
 
 mod agent_registry;
 mod amount;
+mod batch_file;
 mod canonical;
 mod float_check;
 mod hash;
@@ -26,6 +27,10 @@ mod wallet;
 
 pub use agent_registry::{AgentRegistry, AgentRegistryError};
 pub use amount::{Amount, AmountError};
+pub use batch_file::{
+    BatchFile, BatchFileError, BatchHeader, BatchLeaf, BatchSummary, build as build_batch_file,
+    verify as verify_batch_file,
+};
 pub use canonical::{CanonicalError, canonical_bytes, canonical_hash};
 pub use float_check::MAX_SAFE_INTEGER;
 pub use hash::{HashError, OutputHash, ReceiptHash, TokenSha256, keccak256_hex};

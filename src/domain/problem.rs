@@ -169,6 +169,9 @@ error_codes! {
     ReceiptInvalid = "RECEIPT_INVALID", exit 3;
     /// A receipt log does not verify; the message names the first line where it breaks.
     ReceiptLogInvalid = "RECEIPT_LOG_INVALID", exit 3;
+    /// A settlement batch file does not verify: a proof, the total, the typed data or its
+    /// digest (the message names which, and the leaf).
+    BatchInvalid = "BATCH_INVALID", exit 3;
     // task market (docs/TASK_MARKET.md)
     /// No task with this id exists.
     TaskNotFound = "TASK_NOT_FOUND", exit 3;

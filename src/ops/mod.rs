@@ -17,6 +17,7 @@ pub mod network;
 pub mod receipts;
 pub mod register;
 pub mod resolve;
+pub mod rewards;
 pub mod service;
 pub mod start;
 pub mod status;

@@ -180,3 +180,55 @@ fn an_evaluation_exports_as_erc8004_feedback() {
         "the token leaked"
     );
 }
+
+/// `basis rewards verify FILE` accepts a batch file as built, and names what is wrong once a
+/// payout is changed.
+#[test]
+fn a_batch_file_verifies_offline_and_a_changed_payout_does_not() {
+    use std::str::FromStr as _;
+
+    use alloy_primitives::{Address, U256};
+    use basis::domain::{BatchDomain, BatchHeader, WalletAddress, build_batch_file};
+    let home = Home::new();
+    let header = BatchHeader {
+        batch_id: 3,
+        period_start: 1_796_200_000,
+        period_end: 1_796_286_400,
+        asset: "USDC".into(),
+        token: Address::from_str("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913").unwrap(),
+        domain: BatchDomain {
+            name: "basis settlement".into(),
+            version: "1".into(),
+            chain_id: 8453,
+            verifying_contract: Address::from_str(REGISTRY).unwrap(),
+        },
+    };
+    let payouts = [
+        (WalletAddress::parse(WALLET).unwrap(), U256::from(975_000)),
+        (
+            WalletAddress::parse("0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359").unwrap(),
+            U256::from(25_000),
+        ),
+    ];
+    let mut file = serde_json::to_value(build_batch_file(&header, &payouts).unwrap()).unwrap();
+    let path = home.path().join("batch-3.json");
+    std::fs::write(&path, file.to_string()).unwrap();
+    let (code, json) = home.json(&["rewards", "verify", path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        (json["leaves"].as_u64(), json["total"].as_str()),
+        (Some(2), Some("1000000"))
+    );
+    file["leaves"][1]["amount"] = "250000".into();
+    std::fs::write(&path, file.to_string()).unwrap();
+    let (code, json) = home.json(&["rewards", "verify", path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 3, "{json}");
+    assert_eq!(json["error"]["code"], "BATCH_INVALID");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("leaf 2"),
+        "{json}"
+    );
+}

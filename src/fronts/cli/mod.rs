@@ -20,6 +20,7 @@ mod orchestrator_tasks;
 mod output;
 mod receipts;
 mod register;
+mod rewards;
 mod service;
 mod start;
 mod status;
@@ -84,6 +85,8 @@ pub enum Command {
     Receipt(receipts::ReceiptArgs),
     /// Export the orchestrator's receipts as a hash-chained log, or verify such a log.
     Receipts(receipts::ReceiptsArgs),
+    /// Check a settlement batch file offline (proofs, total, typed data).
+    Rewards(rewards::Args),
     /// Show how workers rank by what the orchestrator observed, and this worker's rank.
     Leaderboard(leaderboard::Args),
     /// ERC-8004: prepare this worker's on-chain registration for the owner's wallet, record
@@ -145,6 +148,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Receipt(args) => receipts::receipt(&ctx, args).await,
         Command::Receipts(args) => receipts::receipts(&ctx, args).await,
         Command::Leaderboard(args) => leaderboard::run(&ctx, args).await,
+        Command::Rewards(args) => rewards::run(args),
         Command::Erc8004(args) => erc8004::run(&ctx, args).await,
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Mcp(args) => mcp::run(&ctx, args).await,
