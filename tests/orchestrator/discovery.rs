@@ -361,3 +361,25 @@ async fn a_family_measures_one_metric() -> TestResult {
     post_task(&orch, &body).await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_new_worker_finds_itself_on_a_cached_board() -> TestResult {
+    let orch = fast();
+    register(&orch, "gpu-early", &["m"]).await;
+    let (_, board) = get(&orch, "/api/leaderboard?window=7d").await;
+    assert_eq!(board["total"], 1);
+    register(&orch, "gpu-late", &["m"]).await;
+    // Within the cache period the figures are reused …
+    let (_, board) = get(&orch, "/api/leaderboard?window=7d").await;
+    assert_eq!(board["total"], 1, "{board}");
+    // … but a registered worker asking for itself gets figures that hold it.
+    let (_, board) = get(&orch, "/api/leaderboard?window=7d&worker=gpu-late").await;
+    assert_eq!(
+        (board["total"].as_u64(), board["you"]["worker_id"].as_str()),
+        (Some(2), Some("gpu-late"))
+    );
+    // An unknown worker does not make it compute again.
+    let (_, board) = get(&orch, "/api/leaderboard?window=7d&worker=nobody").await;
+    assert!(board.get("you").is_none(), "{board}");
+    Ok(())
+}

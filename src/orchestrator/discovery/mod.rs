@@ -191,9 +191,20 @@ impl Leaderboards {
         heard_within_s: u64,
         ttl: Duration,
     ) -> Result<Leaderboard, StoreError> {
-        let (computed_at, entries) = self
+        let (mut computed_at, mut entries) = self
             .entries(store, ask.window, now, heard_within_s, ttl)
             .await?;
+        // A worker asked for that registered after the figures were computed: computed again
+        // at once, so a new worker finds itself. Bounded by the registration rate: once
+        // computed, every registered worker is in the figures.
+        if let Some(w) = &ask.worker
+            && !entries.iter().any(|e| &e.worker_id == w)
+            && store.worker(w.clone()).await?.is_some()
+        {
+            (computed_at, entries) = self
+                .entries(store, ask.window, now, heard_within_s, Duration::ZERO)
+                .await?;
+        }
         let mut entries = (*entries).clone();
         let mut goal = None;
         if let (LeaderboardBy::Metric, Some(family)) = (ask.by, &ask.family)

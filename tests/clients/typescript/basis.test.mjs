@@ -44,7 +44,7 @@ const MISSING_TASK = `task-${'0'.repeat(32)}`;
 const MISSING_SUBMISSION = `sub-${'0'.repeat(32)}`;
 const TOOLS = [
   'check_hardware', 'claim_task', 'dispute_output', 'execute_task', 'fetch_tasks',
-  'get_submission', 'network_status', 'register_worker', 'release_task', 'start_worker',
+  'get_leaderboard', 'get_submission', 'network_status', 'register_worker', 'release_task', 'start_worker',
   'stop_worker', 'submit_output', 'verify_online', 'verify_output', 'worker_status', 'write_env',
 ];
 
@@ -212,6 +212,12 @@ for (const transport of ['stdio', 'http']) {
       const shown = await s.ok('get_submission', { submission_id: id });
       assert.equal(shown.status, 'completed');
       assert.equal(shown.credit.unpaid, 'simulated');
+      // The pass counts on the leaderboard, where this worker finds its own rank.
+      const board = await s.ok('get_leaderboard', { window: 'all', by: 'tasks_passed' });
+      assert.equal(board.worker_id, workerId);
+      assert.equal(board.you.worker_id, workerId);
+      assert.equal(board.you.rank, 1);
+      assert.equal(board.you.tasks_passed, 1);
     });
 
     it('releases a claim, then submits output the evaluator rejects, and disputes', async () => {
