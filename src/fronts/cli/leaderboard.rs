@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, default_value = "score")]
     pub by: String,
     /// With --by metric: the task family.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", required_if_eq("by", "metric"))]
     pub family: Option<String>,
     /// Entries to show (1 to 1000).
     #[arg(long, default_value_t = 20)]
@@ -81,14 +81,17 @@ fn line(e: &LeaderboardEntry) -> String {
 fn human(o: &Output) -> String {
     let b = &o.leaderboard;
     let mut s = format!(
-        "leaderboard of {} ({} window, by {}{}): {} workers ranked\n",
+        "leaderboard of {} ({} window, by {}{}): {} ranked\n",
         o.orchestrator_url,
         b.window.as_str(),
         b.by.as_str(),
         b.family
             .as_ref()
             .map_or_else(String::new, |f| format!(" in family {f}")),
-        b.total
+        match b.total {
+            1 => "1 worker".to_owned(),
+            n => format!("{n} workers"),
+        }
     );
     if b.entries.is_empty() {
         s.push_str("  nobody is ranked yet\n");

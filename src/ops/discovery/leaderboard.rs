@@ -79,6 +79,13 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         input.by.as_deref(),
         "score, tasks_passed, pass_rate, online, tokens, ttft, metric",
     )?;
+    if by == Some(LeaderboardBy::Metric) && input.family.is_none() {
+        return Err(Problem::new(
+            ErrorCode::InvalidArgument,
+            "by=metric ranks one task family, and no family was given",
+        )
+        .with_fix("give family, the task family to rank; fetch_tasks shows each task's family"));
+    }
     let env = read_env(ctx, input.env_file.as_deref())?;
     let worker_id = env.as_ref().and_then(|e| e.worker_id.clone());
     let (client, url) = client(ctx, env.as_ref())?;

@@ -166,7 +166,7 @@ pub async fn leaderboard(
                 ErrorCode::InvalidArgument,
                 "by=metric ranks one task family: add family=<name>",
             )
-            .with_fix("A task's family is in get_task (`basis task ID`)."));
+            .with_fix("Add family=<name>; a task's family is shown with the task (fetch_tasks, `basis tasks`)."));
         }
         (Some(f), _) if check_metric_name(f).is_err() => {
             return Err(ApiError::bad_request(
