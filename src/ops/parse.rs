@@ -1,6 +1,9 @@
 //! Shared parsing of raw front input into domain types, each failure a `Problem` with the
 //! code and fix an agent needs. Inputs have already passed the secrets guard.
 
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::config::parse_http_url;
@@ -82,6 +85,26 @@ pub fn http_url(field: &str, s: &str) -> Result<Url, Problem> {
     parse_http_url(s).map_err(|e| {
         Problem::new(ErrorCode::InvalidArgument, format!("{field}: {e}"))
             .with_fix(format!("give {field} as an http:// or https:// URL"))
+    })
+}
+
+/// Reads the file at `path` as `T`: `IO_ERROR` when it cannot be read, `invalid` (with `fix`)
+/// when it is not `what` ("JSON", "a settlement batch file", …).
+pub fn json_file<T: DeserializeOwned>(
+    path: &Path,
+    invalid: ErrorCode,
+    what: &str,
+    fix: &str,
+) -> Result<T, Problem> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Problem::new(
+            ErrorCode::IoError,
+            format!("cannot read {}: {}", path.display(), e.kind()),
+        )
+        .with_fix("Check the path and its permissions.")
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Problem::new(invalid, format!("{} is not {what}: {e}", path.display())).with_fix(fix)
     })
 }
 

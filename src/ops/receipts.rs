@@ -47,20 +47,12 @@ pub async fn verify(ctx: &Context, what: &str, url: Option<&str>) -> Result<Veri
     let what = what.trim();
     let path = Path::new(what);
     let (value, source) = if path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problem::new(
-                ErrorCode::IoError,
-                format!("cannot read {}: {}", path.display(), e.kind()),
-            )
-            .with_fix("Check the path and its permissions.")
-        })?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| {
-            Problem::new(
-                ErrorCode::ReceiptInvalid,
-                format!("{} is not JSON: {e}", path.display()),
-            )
-            .with_fix("Give a receipt as GET /api/receipts/{id} answers it.")
-        })?;
+        let value: Value = super::parse::json_file(
+            path,
+            ErrorCode::ReceiptInvalid,
+            "JSON",
+            "Give a receipt as GET /api/receipts/{id} answers it.",
+        )?;
         (value, path.display().to_string())
     } else if what.starts_with("rcpt-") || what.starts_with("0x") {
         let (value, source) = fetch(ctx, env.as_ref(), url, what).await?;

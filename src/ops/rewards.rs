@@ -31,22 +31,12 @@ pub struct Verified {
 
 /// Verifies the batch file at `path`.
 pub fn verify(path: &Path) -> Result<Verified, Problem> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Problem::new(
-            ErrorCode::IoError,
-            format!("cannot read {}: {}", path.display(), e.kind()),
-        )
-        .with_fix("Check the path and its permissions.")
-    })?;
-    let file: BatchFile = serde_json::from_str(&text).map_err(|e| {
-        Problem::new(
-            ErrorCode::BatchInvalid,
-            format!("{} is not a settlement batch file: {e}", path.display()),
-        )
-        .with_fix(
-            "Give a settlement batch file (docs/SETTLEMENT.md, \"The batch file\") as exported.",
-        )
-    })?;
+    let file: BatchFile = super::parse::json_file(
+        path,
+        ErrorCode::BatchInvalid,
+        "a settlement batch file",
+        "Give a settlement batch file (docs/SETTLEMENT.md, \"The batch file\") as exported.",
+    )?;
     let summary = verify_batch_file(&file).map_err(|e| {
         Problem::new(ErrorCode::BatchInvalid, format!("{}: {e}", path.display())).with_fix(
             "Ask the operator for the batch file again; a file that fails here was changed or \
