@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use basis::domain::{ErrorCode, Evaluation, HashedReceipt, Problem};
+use basis::domain::{BatchFile, ErrorCode, Evaluation, HashedReceipt, Problem};
 use basis::wire::schema::StandardFormats;
 use basis::wire::{
-    ApiErrorBody, Claim, ClaimRequest, DisputeRequest, Health, OnboardingStatus,
-    OrchestratorMessage, PostTaskRequest, RegisterRequest, ResolveRequest, Rewards, Submission,
-    SubmitRequest, Task, TaskList, WorkerList, WorkerMessage, WorkerRecord,
+    ApiErrorBody, BatchList, Claim, ClaimRequest, CloseBatchRequest, CloseBatchResult,
+    DisputeRequest, Health, MarkPaidRequest, OnboardingStatus, OrchestratorMessage,
+    PostTaskRequest, RegisterRequest, ResolveRequest, Rewards, SettlementBatchInfo, Submission,
+    SubmitRequest, Task, TaskList, WalletRewards, WorkerList, WorkerMessage, WorkerRecord,
 };
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
@@ -122,6 +123,24 @@ fn expected() -> Result<BTreeMap<PathBuf, Value>> {
         ("api/dispute_request.json", schema::<DisputeRequest>(false)?),
         ("api/resolve_request.json", schema::<ResolveRequest>(false)?),
         ("api/rewards.json", schema::<Rewards>(true)?),
+        ("api/wallet_rewards.json", schema::<WalletRewards>(true)?),
+        (
+            "api/close_batch_request.json",
+            schema::<CloseBatchRequest>(false)?,
+        ),
+        (
+            "api/close_batch_result.json",
+            schema::<CloseBatchResult>(true)?,
+        ),
+        ("api/batch_list.json", schema::<BatchList>(true)?),
+        (
+            "api/settlement_batch.json",
+            schema::<SettlementBatchInfo>(true)?,
+        ),
+        (
+            "api/mark_paid_request.json",
+            schema::<MarkPaidRequest>(false)?,
+        ),
         (
             "channel/worker_message.json",
             schema::<WorkerMessage>(true)?,
@@ -131,6 +150,7 @@ fn expected() -> Result<BTreeMap<PathBuf, Value>> {
             schema::<OrchestratorMessage>(true)?,
         ),
         ("receipt.json", schema::<HashedReceipt>(true)?),
+        ("settlement_batch_file.json", schema::<BatchFile>(true)?),
     ];
     files.extend(others.into_iter().map(|(p, v)| (PathBuf::from(p), v)));
     Ok(files)

@@ -16,6 +16,7 @@ mod error;
 mod keys;
 mod network;
 mod receipts;
+mod settlement;
 mod tasks;
 mod workers;
 

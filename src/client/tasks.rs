@@ -1,5 +1,5 @@
 //! The task market (docs/TASK_MARKET.md): `tasks()`, `task()`, `post_task()`, `claim()`,
-//! `release()`, `submit()`, `submission()`, `evaluate()`, `dispute()`, `resolve()`, `rewards()`.
+//! `release()`, `submit()`, `submission()`, `evaluate()`, `dispute()`, `resolve()`.
 //!
 //! Credentials travel only in headers marked sensitive: the worker token as `Authorization:
 //! Bearer` for claim, release, submit and dispute; the evaluator key (evaluate) and the client
@@ -16,9 +16,8 @@ use super::{ClientError, OrchestratorClient, secret_header};
 use crate::domain::{Evaluation, SubmissionId, TaskId, WorkerId, WorkerToken};
 use crate::wire::{
     ADMIN_KEY_HEADER, Claim, ClaimRequest, DisputeRequest, PostTaskRequest, ResolveRequest,
-    Rewards, Submission, SubmitRequest, TASKS, Task, TaskList, TaskQuery, claim_path, dispute_path,
-    evaluate_path, release_path, resolve_path, rewards_path, submission_path, submit_path,
-    task_path,
+    Submission, SubmitRequest, TASKS, Task, TaskList, TaskQuery, claim_path, dispute_path,
+    evaluate_path, release_path, resolve_path, submission_path, submit_path, task_path,
 };
 
 /// The credential a submission is read with: only its poster, an evaluator, the worker that
@@ -167,12 +166,6 @@ impl OrchestratorClient {
             .header(ADMIN_KEY_HEADER, secret_header(key)?)
             .json(req);
         Ok(self.send(rb, &[], &[key]).await?.1)
-    }
-
-    /// `GET /api/workers/{id}/rewards`: pending credits and their history.
-    pub async fn rewards(&self, worker_id: &WorkerId) -> Result<Rewards, ClientError> {
-        let rb = self.request(Method::GET, &rewards_path(worker_id))?;
-        Ok(self.send(rb, &[], &[]).await?.1)
     }
 
     /// [`authed`](Self::authed), keeping only the body.

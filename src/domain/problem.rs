@@ -172,6 +172,18 @@ error_codes! {
     /// A settlement batch file does not verify: a proof, the total, the typed data or its
     /// digest (the message names which, and the leaf).
     BatchInvalid = "BATCH_INVALID", exit 3;
+    // settlement (docs/SETTLEMENT.md)
+    /// No settlement batch has this id.
+    BatchNotFound = "BATCH_NOT_FOUND", exit 3;
+    /// No pending credit made before the watermark pays anything: no batch was closed.
+    NothingToSettle = "NOTHING_TO_SETTLE", exit 3;
+    /// The settlement change conflicts with what is recorded (a watermark earlier than the
+    /// newest batch's, a batch already paid, a transaction hash recorded for another batch);
+    /// nothing changed.
+    SettlementConflict = "SETTLEMENT_CONFLICT", exit 3;
+    /// `[settlement]` (token, chain id, verifying contract) is not in orchestrator.toml, so no
+    /// batch can be closed.
+    SettlementNotConfigured = "SETTLEMENT_NOT_CONFIGURED", exit 3;
     // task market (docs/TASK_MARKET.md)
     /// No task with this id exists.
     TaskNotFound = "TASK_NOT_FOUND", exit 3;

@@ -29,7 +29,7 @@ fn invalid(message: impl Into<String>, fix: &str) -> Problem {
     Problem::new(ErrorCode::InvalidArgument, message).with_fix(fix)
 }
 
-fn connect(
+pub(crate) fn connect(
     admin: &Admin,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<(OrchestratorClient, SecretString), Problem> {
@@ -64,7 +64,7 @@ fn key_id<'a>(id: &'a str, admin_key: &SecretString) -> Result<&'a str, Problem>
     Ok(id)
 }
 
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 

@@ -19,6 +19,7 @@ pub mod register;
 pub mod resolve;
 pub mod rewards;
 pub mod service;
+pub mod settle;
 pub mod start;
 pub mod status;
 pub mod stop;

@@ -33,6 +33,11 @@
 //! trusted_proxies = ["127.0.0.1"]           # reverse proxies whose client header is believed
 //! client_ip_header = "x-forwarded-for"      # where they name the client (see trusted_proxies.rs)
 //!
+//! [settlement]                             # batches' token and EIP-712 domain: see `settlement::config`
+//! token = "0x…"                              # the asset's ERC-20 contract
+//! chain_id = 8453
+//! verifying_contract = "0x…"                 # the distributor contract or Safe that checks the signature
+//!
 //! [replica]                               # one of several replicas on PostgreSQL: see `replica::config`
 //! id = "orch-a"
 //!
@@ -53,6 +58,7 @@ use super::discovery::config::{DiscoveryConfig, RawDiscovery};
 use super::hub::QueueSettings;
 use super::market::{RawTaskConfig, TaskMarketConfig};
 use super::replica::{RawReplica, ReplicaConfig};
+use super::settlement::config::{RawSettlement, SettlementConfig};
 use super::store::postgres::{DEFAULT_POOL_SIZE, DatabaseUrl};
 use super::store::{KeySha256, Synchronous};
 use super::trusted_proxies::TrustedProxies;
@@ -163,6 +169,9 @@ pub struct OrchestratorConfig {
     pub replica: Option<ReplicaConfig>,
     /// Registration files and the leaderboard (`[discovery]`).
     pub discovery: DiscoveryConfig,
+    /// The token and EIP-712 domain settlement batches are closed under (`[settlement]`);
+    /// `None`: credits accrue, no batch can be closed.
+    pub settlement: Option<SettlementConfig>,
 }
 
 /// Where the orchestrator's store lives.
@@ -232,6 +241,8 @@ struct RawConfig {
     replica: RawReplica,
     #[serde(default)]
     discovery: RawDiscovery,
+    #[serde(default)]
+    settlement: RawSettlement,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -415,6 +426,7 @@ impl OrchestratorConfig {
             tasks,
             replica,
             discovery: DiscoveryConfig::resolve(&raw.discovery).map_err(ConfigError::Invalid)?,
+            settlement: SettlementConfig::resolve(&raw.settlement).map_err(ConfigError::Invalid)?,
         };
         config.validate()?;
         Ok(config)

@@ -62,9 +62,20 @@ struct KindLabels {
     kind: &'static str,
 }
 
-/// The task market's counters.
+/// Reward amounts by state, in atomic units of the asset (a float counter: amounts can
+/// outgrow 64 bits of atomic units; the exposition is a float anyway).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RewardLabels {
+    state: &'static str,
+    asset: String,
+}
+
+type AmountCounter = Counter<f64, std::sync::atomic::AtomicU64>;
+
+/// The task market's and settlement's counters.
 #[derive(Clone, Default)]
 struct Market {
+    rewards: Family<RewardLabels, AmountCounter>,
     posted: Counter,
     claims: Family<OutcomeLabels, Counter>,
     submissions: Family<OutcomeLabels, Counter>,
@@ -74,6 +85,13 @@ struct Market {
 
 impl Market {
     fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "rewards_atomic",
+            "Reward amounts in atomic units of the asset, by state: credited (to workers, net \
+             of the fee), batched (closed into a settlement batch), paid (batches whose payment \
+             was recorded)",
+            self.rewards.clone(),
+        );
         registry.register("tasks_posted", "Tasks posted", self.posted.clone());
         registry.register(
             "task_claims",
@@ -322,6 +340,21 @@ impl Metrics {
             .evaluations
             .get_or_create(&EvaluationLabels { outcome, by })
             .inc();
+    }
+
+    /// An amount of `asset` that reached `state` (`credited`, `batched`, `paid`).
+    #[allow(clippy::cast_precision_loss)] // a float counter by design (see RewardLabels)
+    pub fn settled(&self, state: &'static str, asset: &str, amount: crate::domain::Amount) {
+        if amount.is_zero() {
+            return;
+        }
+        self.market
+            .rewards
+            .get_or_create(&RewardLabels {
+                state,
+                asset: asset.to_owned(),
+            })
+            .inc_by(amount.atomic() as f64);
     }
 
     /// What one sweep changed.

@@ -33,6 +33,7 @@ pub mod replica;
 mod reservation;
 mod routes;
 mod server;
+pub mod settlement;
 mod state;
 pub mod store;
 pub mod trusted_proxies;

@@ -1,10 +1,11 @@
 //! The `OpenAPI` 3.1 document served at `/openapi.json`. Component schemas are the wire types'
 //! schemars output (JSON Schema 2020-12, which `OpenAPI` 3.1 uses as is); paths reference them.
 //! The task market's paths are in [`tasks`], the keys' in [`keys`], discovery's in
-//! [`discovery`].
+//! [`discovery`], settlement's in [`settlement`].
 
 mod discovery;
 mod keys;
+mod settlement;
 mod tasks;
 
 use schemars::JsonSchema;
@@ -56,6 +57,7 @@ pub fn document() -> Value {
     let market = tasks::paths(&mut g, &err);
     let keys = keys::paths(&mut g, &err);
     let found = discovery::paths(&mut g, &err);
+    let settled = settlement::paths(&mut g, &err);
     let schemas = g.take_definitions(true);
 
     let ok = |description: &str, schema: &Value| json!({ "description": description, "content": json_content(schema) });
@@ -133,7 +135,7 @@ pub fn document() -> Value {
         }
     });
     let gateway = gateway_paths(&err, &models, &completion, &chunk, &receipt);
-    for more in [gateway, market, keys, found] {
+    for more in [gateway, market, keys, found, settled] {
         if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
             paths.extend(more);
         }

@@ -21,6 +21,7 @@ mod onboarding;
 mod paths;
 mod receipts;
 pub mod schema;
+mod settlement;
 mod tasks;
 mod worker_status;
 mod workers;
@@ -54,13 +55,18 @@ pub use paths::{
 pub use receipts::{
     RECEIPTS, RECEIPTS_PAGE_DEFAULT, RECEIPTS_PAGE_MAX, ReceiptPage, ReceiptQuery, receipt_path,
 };
+pub use settlement::{
+    BATCH_PAGE_DEFAULT, BATCH_PAGE_MAX, BatchList, BatchStatus, CloseBatchRequest,
+    CloseBatchResult, MarkPaidRequest, REWARD_BATCHES, RewardBatch, RewardTotals, Rewards,
+    SETTLEMENT_BATCHES, SettlementBatchInfo, WalletRewards, batch_path, wallet_rewards_path,
+};
 pub use tasks::{
     Claim, ClaimRequest, Credit, DEFAULT_CLAIM_TTL_S, DEFAULT_PASS_THRESHOLD, Dispute,
     DisputeRequest, EvaluatorTimeoutPolicy, InputMessage, MAX_CAPABILITIES, MAX_CAPABILITY_LEN,
     MAX_CLAIM_TTL_S, MAX_CRITERIA, MAX_CRITERION_LEN, MAX_DESCRIPTION_LEN, MAX_DISPUTE_REASON_LEN,
     MAX_INPUT_MESSAGES, MAX_REWARD_ATOMIC, MIN_CLAIM_TTL_S, PostTaskRequest, ResolveRequest,
-    Rewards, SUBMISSIONS, Submission, SubmitRequest, TASKS, TASKS_PAGE_DEFAULT, TASKS_PAGE_MAX,
-    Task, TaskInput, TaskList, TaskMarketPolicy, TaskQuery, Unpaid, claim_path, dispute_path,
+    SUBMISSIONS, Submission, SubmitRequest, TASKS, TASKS_PAGE_DEFAULT, TASKS_PAGE_MAX, Task,
+    TaskInput, TaskList, TaskMarketPolicy, TaskQuery, Unpaid, claim_path, dispute_path,
     evaluate_path, release_path, resolve_path, rewards_path, submission_path, submit_path,
     task_path,
 };

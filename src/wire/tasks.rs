@@ -309,12 +309,16 @@ pub struct Credit {
     /// Absent when payable; otherwise why it pays nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpaid: Option<Unpaid>,
-    /// `pending` until paid out (off-chain settlement).
+    /// `pending` until a settlement batch holds it, then `batched`, then `paid` once the
+    /// operator recorded the batch's payment (docs/SETTLEMENT.md).
     pub status: String,
     /// Unix seconds.
     pub created_at: u64,
     pub receipt_id: ReceiptId,
     pub receipt_hash: ReceiptHash,
+    /// The settlement batch holding it, once `batched`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<u64>,
 }
 
 /// A dispute raised on a rejected submission.
@@ -397,22 +401,6 @@ pub struct ResolveRequest {
     #[schemars(length(max = 2000))]
     #[serde(default)]
     pub note: String,
-}
-
-/// `GET /api/workers/{id}/rewards`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Rewards {
-    pub worker_id: WorkerId,
-    pub wallet: WalletAddress,
-    /// Credited, not yet paid out, in atomic units of `asset`.
-    pub pending: Amount,
-    pub asset: String,
-    /// Decimals of `asset`: an amount / 10^asset_decimals is whole units (e.g. 6 for USDC:
-    /// "1500000" is 1.5). Absent when the orchestrator does not know them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asset_decimals: Option<u8>,
-    /// Newest first (at most 100).
-    pub credits: Vec<Credit>,
 }
 
 /// What happens when no evaluator answers before a submission's evaluation deadline.

@@ -359,7 +359,7 @@ async fn a_vllm_worker_earns_a_real_credit_gross_minus_fee() -> Result {
         .client()?
         .rewards(&basis::domain::WorkerId::parse("gpu-box")?)
         .await?;
-    assert_eq!(rewards.pending.to_string(), "9750");
+    assert_eq!(rewards.totals.pending.to_string(), "9750");
     client.cancel().await?;
     let token = token_in(&home.env_file())?;
     for text in [&seen, &stderr.text()] {

@@ -16,6 +16,7 @@ mod mcp_install;
 mod network;
 mod orchestrator;
 mod orchestrator_keys;
+mod orchestrator_settle;
 mod orchestrator_tasks;
 mod output;
 mod receipts;
@@ -85,7 +86,8 @@ pub enum Command {
     Receipt(receipts::ReceiptArgs),
     /// Export the orchestrator's receipts as a hash-chained log, or verify such a log.
     Receipts(receipts::ReceiptsArgs),
-    /// Check a settlement batch file offline (proofs, total, typed data).
+    /// What this worker earned (pending, batched, paid, with Merkle proofs); `verify FILE`
+    /// checks a settlement batch file offline.
     Rewards(rewards::Args),
     /// Show how workers rank by what the orchestrator observed, and this worker's rank.
     Leaderboard(leaderboard::Args),
@@ -148,7 +150,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Receipt(args) => receipts::receipt(&ctx, args).await,
         Command::Receipts(args) => receipts::receipts(&ctx, args).await,
         Command::Leaderboard(args) => leaderboard::run(&ctx, args).await,
-        Command::Rewards(args) => rewards::run(args),
+        Command::Rewards(args) => rewards::run(&ctx, args).await,
         Command::Erc8004(args) => erc8004::run(&ctx, args).await,
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Mcp(args) => mcp::run(&ctx, args).await,

@@ -2,7 +2,7 @@
 //! keys
 //! (`keys create`, `keys hash`; `keys list|revoke|set-limits` in `orchestrator_keys`), or act
 //! on its task market as the operator (`tasks resolve`,
-//! in `orchestrator_tasks`). Parses flags, calls `crate::orchestrator` (`run`,
+//! in `orchestrator_tasks`) and settle its credits (`settle …`, in `orchestrator_settle`). Parses flags, calls `crate::orchestrator` (`run`,
 //! `keys::create_in_database`) or the operation, renders.
 
 use std::io::{BufRead, Write};
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use secrecy::ExposeSecret;
 
-use super::{orchestrator_keys, orchestrator_tasks, output};
+use super::{orchestrator_keys, orchestrator_settle, orchestrator_tasks, output};
 use crate::domain::{ErrorCode, Problem};
 use crate::orchestrator::keys::{CreateKeyError, CreatedKey, KeyRole, KeySha256};
 use crate::orchestrator::{self, OrchestratorConfig, Overrides, ServeError};
@@ -71,6 +71,10 @@ pub enum Sub {
     /// Operator actions on the task market (resolve a dispute).
     #[command(subcommand)]
     Tasks(orchestrator_tasks::TasksCommand),
+    /// Settlement: close pending credits into a batch, export its file for your own wallet to
+    /// sign and pay, record the payment (basis never signs or pays).
+    #[command(subcommand)]
+    Settle(orchestrator_settle::SettleCommand),
     /// Apply the database's pending schema migrations and exit, without serving (run it before
     /// starting new replicas; serving also migrates).
     Migrate {
@@ -188,6 +192,7 @@ pub async fn run(args: Args) -> ExitCode {
             return orchestrator_keys::set_limits(&id, limits, &admin).await;
         }
         Some(Sub::Tasks(command)) => return orchestrator_tasks::run(command).await,
+        Some(Sub::Settle(command)) => return orchestrator_settle::run(command).await,
         Some(Sub::Migrate { serve }) => migrate(&serve).await,
         Some(Sub::Copy { from, to }) => copy(&from, &to).await,
     };

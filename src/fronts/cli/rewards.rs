@@ -1,16 +1,31 @@
-//! `basis rewards verify FILE`: checks a settlement batch file offline. Calls
-//! `ops::rewards` and renders (`--json`: the operation's output).
+//! `basis rewards`: the CLI mirror of the `get_rewards` tool (this host's worker's rewards by
+//! state, and its batches with proofs), and `basis rewards verify FILE`, which checks a
+//! settlement batch file offline. Calls `ops::rewards` and renders (`--json`: the operation's
+//! output).
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::output;
-use crate::ops::rewards;
+use super::{Context, output};
+use crate::ops::rewards::{self, Input, Output};
 
+/// Shows what this host's worker has earned (accrued, pending, batched, paid) and the
+/// settlement batches holding its credits, each with the wallet's leaf and Merkle proof.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     #[command(subcommand)]
-    pub command: RewardsCommand,
+    pub command: Option<RewardsCommand>,
+    /// Add up every worker paying this worker's wallet.
+    #[arg(long)]
+    pub wallet: bool,
+    /// Env file naming this worker [default: worker.env in the config directory].
+    #[arg(long, value_name = "PATH")]
+    pub env: Option<String>,
+    /// Print the tool's structured output as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -27,9 +42,9 @@ pub enum RewardsCommand {
     },
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub async fn run(ctx: &Context, args: Args) -> ExitCode {
     match args.command {
-        RewardsCommand::Verify { file, json } => {
+        Some(RewardsCommand::Verify { file, json }) => {
             output::render(json, rewards::verify(&file), |v| {
                 format!(
                     "{}: batch {} verifies: {} leaves, total {} {}\n  root:   {}\n  digest: \
@@ -38,5 +53,58 @@ pub fn run(args: Args) -> ExitCode {
                 )
             })
         }
+        None => {
+            let input = Input {
+                wallet_wide: args.wallet,
+                env_file: args.env,
+            };
+            let result = match ctx.ops() {
+                Ok(ops) => rewards::view(&ops, &input).await,
+                Err(p) => Err(p),
+            };
+            output::render(args.json, result, human)
+        }
     }
+}
+
+fn human(o: &Output) -> String {
+    let mut out = match o.scope {
+        rewards::Scope::Worker => format!("{} (wallet {})", o.worker_id.as_str(), o.wallet),
+        rewards::Scope::Wallet => format!("wallet {} (every worker paying it)", o.wallet),
+    };
+    let _ = write!(out, "\n  {}", o.summary);
+    if o.batches.is_empty() {
+        out.push_str("\n  no settlement batch holds these credits yet");
+    }
+    for b in &o.batches {
+        let paid = b
+            .tx_hash
+            .as_deref()
+            .map_or_else(|| "not paid yet".to_owned(), |tx| format!("paid in {tx}"));
+        let _ = write!(
+            out,
+            "\n  batch {}: leaf {} to {} ({paid})\n    root  {}\n    proof {}",
+            b.batch_id,
+            b.leaf.amount,
+            b.leaf.wallet,
+            b.root,
+            if b.leaf.proof.is_empty() {
+                "(none: the only leaf is the root)".to_owned()
+            } else {
+                b.leaf.proof.join("\n          ")
+            }
+        );
+    }
+    for c in &o.credits {
+        let _ = write!(
+            out,
+            "\n  credit {} {} {} ({})",
+            c.created_at,
+            c.task_id.as_str(),
+            c.net.describe(&c.asset, c.asset_decimals),
+            c.status
+        );
+    }
+    let _ = write!(out, "\n  from {}", o.orchestrator_url);
+    out
 }

@@ -15,6 +15,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("register_worker", "basis register"),
     ("network_status", "basis network"),
     ("get_leaderboard", "basis leaderboard"),
+    ("get_rewards", "basis rewards"),
     ("start_worker", "basis start"),
     ("stop_worker", "basis stop"),
     ("worker_status", "basis status"),

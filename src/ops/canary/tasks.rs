@@ -264,6 +264,7 @@ pub async fn settled(
             "receipt {hash} verifies; credit {} (simulated: echo work pays 0), pending {}",
             credit.net.describe(&credit.asset, credit.asset_decimals),
             rewards
+                .totals
                 .pending
                 .describe(&rewards.asset, rewards.asset_decimals)
         ),

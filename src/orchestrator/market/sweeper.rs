@@ -52,6 +52,9 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
             }
         };
         state.metrics.task_sweep(&report);
+        state
+            .metrics
+            .settled("credited", &state.config.asset, report.credited);
         total.reopened += report.reopened;
         total.abandoned += report.abandoned;
         total.expired += report.expired;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{json_content, schema_ref};
 use crate::domain::{Evaluation, TaskId};
 use crate::wire::{
-    Claim, ClaimRequest, DisputeRequest, PostTaskRequest, ResolveRequest, Rewards, Submission,
+    Claim, ClaimRequest, DisputeRequest, PostTaskRequest, ResolveRequest, Submission,
     SubmitRequest, Task, TaskList,
 };
 
@@ -110,7 +110,6 @@ fn submission_paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Val
     let evaluation = schema_ref::<Evaluation>(g);
     let dispute = schema_ref::<DisputeRequest>(g);
     let resolve = schema_ref::<ResolveRequest>(g);
-    let rewards = schema_ref::<Rewards>(g);
     let sub_id = id_param("sub- + 32 hex", crate::domain::SubmissionId::PATTERN);
     json!({
         "/api/tasks/{id}/submit": { "post": {
@@ -153,11 +152,6 @@ fn submission_paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Val
             "security": [ { "adminKey": [] } ], "parameters": sub_id, "requestBody": body(&resolve),
             "responses": { "200": ok("Resolved", &submission), "400": err("INVALID_ARGUMENT"),
                 "401": err("ADMIN_KEY_REQUIRED"), "404": err("SUBMISSION_NOT_FOUND"), "409": err("NOT_DISPUTED") }
-        }},
-        "/api/workers/{id}/rewards": { "get": {
-            "operationId": "workerRewards", "summary": "Pending rewards and the newest credits of a worker",
-            "parameters": id_param("worker id", crate::domain::WorkerId::PATTERN),
-            "responses": { "200": ok("Rewards", &rewards), "404": err("WORKER_NOT_FOUND") }
         }}
     })
 }

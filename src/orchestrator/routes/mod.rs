@@ -12,6 +12,7 @@ mod models;
 mod onboarding;
 mod receipts;
 mod register;
+mod settlement;
 mod submissions;
 mod tasks;
 mod workers;
@@ -68,7 +69,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/workers/{id}", get(workers::get))
         .route(wire::RECEIPTS, get(receipts::list))
         .route("/api/receipts/{id}", get(receipts::get))
-        .route("/api/workers/{id}/rewards", get(workers::rewards))
+        .route("/api/workers/{id}/rewards", get(settlement::worker_rewards))
+        .route(
+            "/api/wallets/{address}/rewards",
+            get(settlement::wallet_rewards),
+        )
+        .route(
+            wire::SETTLEMENT_BATCHES,
+            get(settlement::list).post(settlement::close),
+        )
+        .route("/api/settlement/batches/{id}", get(settlement::get))
+        .route("/api/settlement/batches/{id}/file", get(settlement::file))
+        .route("/api/settlement/batches/{id}/paid", post(settlement::paid))
         .route(
             wire::TASKS,
             get(tasks::list).merge(

@@ -147,6 +147,9 @@ fn settled(state: &AppState, row: &SubmissionRow, by: &'static str) {
         "rejected"
     };
     state.metrics.task_evaluation(outcome, by);
+    if let Some(c) = &row.credit {
+        state.metrics.settled("credited", &c.asset, c.net);
+    }
     tracing::info!(submission_id = %row.submission_id, outcome, by, "submission settled");
 }
 

@@ -1,5 +1,5 @@
-//! `GET /api/workers/{id}`, `GET /api/workers` (paged by `?after=ID&limit=N`) and the
-//! reward ledger `GET /api/workers/{id}/rewards`.
+//! `GET /api/workers/{id}` and `GET /api/workers` (paged by `?after=ID&limit=N`); a worker's
+//! rewards are in `routes::settlement`.
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -9,11 +9,10 @@ use serde::Deserialize;
 use crate::domain::{ErrorCode, TokenFingerprint, WorkerId};
 use crate::orchestrator::error::{ApiError, scrub_serde_message};
 use crate::orchestrator::hub::{Hub, presence};
-use crate::orchestrator::market::credit_with_decimals;
 use crate::orchestrator::market::problems::worker_not_found;
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::WorkerRow;
-use crate::wire::{Rewards, WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
+use crate::wire::{WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
 
 /// Credits shown by `GET /api/workers/{id}/rewards`, newest first.
 pub const REWARDS_HISTORY: usize = 100;
@@ -84,29 +83,6 @@ pub async fn get(
         ))),
         None => Err(worker_not_found(&id)),
     }
-}
-
-/// The worker's pending rewards and its newest credits (passes and unpaid ones alike).
-pub async fn rewards(
-    State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Rewards>, ApiError> {
-    let id = path_id(id)?;
-    let Some(row) = state.store.worker(id.clone()).await? else {
-        return Err(worker_not_found(&id));
-    };
-    let credits = state.store.credits(id, REWARDS_HISTORY).await?;
-    Ok(Json(Rewards {
-        worker_id: row.worker_id,
-        wallet: row.wallet,
-        pending: row.rewards_pending,
-        asset: state.config.asset.clone(),
-        asset_decimals: state.config.asset_decimals,
-        credits: credits
-            .into_iter()
-            .map(|c| credit_with_decimals(c, &state.config.asset_units()))
-            .collect(),
-    }))
 }
 
 #[derive(Debug, Deserialize)]

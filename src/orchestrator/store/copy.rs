@@ -20,7 +20,7 @@ use super::{SqliteStore, StoreError};
 use crate::domain::Amount;
 
 /// The tables, parents first.
-pub const TABLES: [&str; 11] = [
+pub const TABLES: [&str; 13] = [
     "workers",
     "presence_log",
     "agent_links",
@@ -32,6 +32,8 @@ pub const TABLES: [&str; 11] = [
     "claims",
     "submissions",
     "credits",
+    "settlement_batches",
+    "batch_leaves",
 ];
 
 /// Why nothing was copied.

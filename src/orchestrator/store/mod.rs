@@ -1,5 +1,5 @@
 //! Storage behind one trait, [`Store`], split per noun ([`WorkerStore`], [`KeyStore`],
-//! [`JobStore`], [`TaskStore`], [`ReplicaStore`], [`ReputationStore`]).
+//! [`JobStore`], [`TaskStore`], [`ReplicaStore`], [`ReputationStore`], [`SettlementStore`]).
 //! Handlers hold an `Arc<dyn Store>` and never see SQL, so a `PostgreSQL` implementation can be
 //! added beside [`sqlite`] without touching them.
 //!
@@ -20,6 +20,7 @@ pub mod postgres;
 mod replicas;
 pub mod reputation;
 pub mod rows;
+pub mod settlement;
 pub mod sqlite;
 mod tasks;
 mod workers;
@@ -33,6 +34,7 @@ pub use keys::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, UnknownKeyRole,
 pub use postgres::PgStore;
 pub use replicas::{ReplicaRoute, ReplicaStore};
 pub use reputation::{AgentLink, ConfirmedMetric, ReputationStore, WorkerStats};
+pub use settlement::SettlementStore;
 pub use sqlite::{SqliteStore, Synchronous};
 pub use tasks::{
     ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, SubmissionInsert,
@@ -74,6 +76,7 @@ pub trait Store:
     + TaskStore
     + ReplicaStore
     + ReputationStore
+    + SettlementStore
     + fmt::Debug
     + Send
     + Sync

@@ -41,7 +41,7 @@ pub const SUBMISSION_COLUMNS: &str = "s.submission_id, s.task_id, s.worker_id, t
      s.resolution, s.resolution_note, s.resolved_ms, s.receipt_id, r.receipt_hash, s.metric";
 
 pub const CREDIT_COLUMNS: &str = "submission_id, task_id, worker_id, wallet, gross, fee, net, \
-     asset, unpaid, status, created_ms, receipt_id, receipt_hash";
+     asset, unpaid, status, created_ms, receipt_id, receipt_hash, batch_id";
 
 /// A key with its usage on one day, from `keys k LEFT JOIN key_usage u` (the day bound by the
 /// caller), in the order [`key_entry`] reads.
@@ -330,6 +330,10 @@ pub fn credit(row: &impl Columns) -> Result<Credit, StoreError> {
         created_at: secs(ms(row, 10, "credited")?),
         receipt_id: parse("receipt id", ReceiptId::parse(&row.text(11)?))?,
         receipt_hash: parse("receipt hash", ReceiptHash::parse(&row.text(12)?))?,
+        batch_id: row
+            .opt_int(13)?
+            .map(|b| u64::try_from(b).map_err(|e| corrupt("batch id", e)))
+            .transpose()?,
     })
 }
 

@@ -44,7 +44,7 @@ const MISSING_TASK = `task-${'0'.repeat(32)}`;
 const MISSING_SUBMISSION = `sub-${'0'.repeat(32)}`;
 const TOOLS = [
   'check_hardware', 'claim_task', 'dispute_output', 'execute_task', 'fetch_tasks',
-  'get_leaderboard', 'get_submission', 'network_status', 'register_worker', 'release_task', 'start_worker',
+  'get_leaderboard', 'get_rewards', 'get_submission', 'network_status', 'register_worker', 'release_task', 'start_worker',
   'stop_worker', 'submit_output', 'verify_online', 'verify_output', 'worker_status', 'write_env',
 ];
 
@@ -218,6 +218,14 @@ for (const transport of ['stdio', 'http']) {
       assert.equal(board.you.worker_id, workerId);
       assert.equal(board.you.rank, 1);
       assert.equal(board.you.tasks_passed, 1);
+      // Its rewards: the echo pass is credited 0 (simulated), pending until a batch closes.
+      const rewards = await s.ok('get_rewards', {});
+      assert.equal(rewards.scope, 'worker');
+      assert.equal(rewards.worker_id, workerId);
+      assert.equal(rewards.accrued, '0');
+      assert.equal(rewards.credits[0].status, 'pending');
+      assert.equal(rewards.credits[0].unpaid, 'simulated');
+      assert.deepEqual(rewards.batches, []);
     });
 
     it('releases a claim, then submits output the evaluator rejects, and disputes', async () => {

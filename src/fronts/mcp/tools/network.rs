@@ -1,5 +1,6 @@
 //! Network tools: `network_status` (the orchestrator's onboarding posture and this host's
-//! registration) and `get_leaderboard` (how workers rank, this one included).
+//! registration), `get_leaderboard` (how workers rank, this one included) and `get_rewards`
+//! (what this worker is owed and was paid, with Merkle proofs).
 
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -8,7 +9,7 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use crate::fronts::mcp::args::{Args, input_schema, output_schema};
 use crate::fronts::mcp::{BasisMcp, long};
 use crate::ops::discovery::leaderboard;
-use crate::ops::network;
+use crate::ops::{network, rewards};
 
 const NETWORK_STATUS: &str = "\
 Ask the orchestrator for its onboarding posture (registration open, gated or closed; whether \
@@ -27,6 +28,15 @@ ttft; metric with family= ranks a task family by its best evaluator-confirmed me
 share a rank. This host's worker's own entry is `you`, wherever it ranks. Ratios are \
 thousandths. Read-only; figures are cached for a few seconds. Next: fetch_tasks to earn \
 rank, or `basis erc8004 prepare` to publish this worker's registration.";
+
+const GET_REWARDS: &str = "\
+Show what this host's worker has earned: accrued, pending (credited, in no settlement batch \
+yet), batched (in a closed batch, not paid yet) and paid (the operator recorded the payment \
+transaction), in atomic units as decimal strings and in words. Each batch comes with the \
+wallet's leaf, its Merkle proof and the root, so the claim can be checked offline or against \
+a distributor contract (MerkleProof.verify). wallet_wide: true adds up every worker paying \
+the same wallet. Read-only; no credential is sent. basis never signs or pays: the operator's \
+own wallet pays each batch (docs/SETTLEMENT.md). Next: fetch_tasks to earn more.";
 
 #[tool_router(router = network_tools, vis = "pub(crate)")]
 impl BasisMcp {
@@ -76,6 +86,31 @@ impl BasisMcp {
     ) -> Result<CallToolResult, ErrorData> {
         long::run(&context, "reading the leaderboard", async {
             Box::pin(leaderboard::run(self.ctx(), &input?)).await
+        })
+        .await
+    }
+
+    #[tool(
+        name = "get_rewards",
+        title = "Rewards",
+        description = GET_REWARDS,
+        input_schema = input_schema::<rewards::Input>(),
+        output_schema = output_schema::<rewards::Output>(),
+        annotations(
+            title = "Rewards",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn get_rewards(
+        &self,
+        context: RequestContext<RoleServer>,
+        Args(input): Args<rewards::Input>,
+    ) -> Result<CallToolResult, ErrorData> {
+        long::run(&context, "reading the rewards", async {
+            Box::pin(rewards::view(self.ctx(), &input?)).await
         })
         .await
     }

@@ -151,6 +151,8 @@ pub struct SweepReport {
     /// Submissions settled by the evaluator-timeout policy.
     pub auto_completed: usize,
     pub auto_rejected: usize,
+    /// What the auto-completed submissions credited (net), in atomic units.
+    pub credited: crate::domain::Amount,
 }
 
 impl SweepReport {

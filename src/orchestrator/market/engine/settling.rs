@@ -104,6 +104,7 @@ async fn settle_submission(
             created_at: secs(now_ms),
             receipt_id: receipt_id.clone(),
             receipt_hash: receipt.receipt_hash,
+            batch_id: None,
         };
         tx.insert_credit(&credit, now_ms).await?;
         if !split.net.is_zero() {
@@ -315,7 +316,15 @@ async fn sweep_in(
         let threshold = task_of(tx, &sub).await?.pass_threshold;
         let evaluation = settle::timeout_evaluation(policy.evaluator_timeout_policy, threshold);
         match apply_evaluation(tx, &sub, &evaluation, true, now_ms, &policy).await? {
-            Ok(true) => report.auto_completed += 1,
+            Ok(true) => {
+                report.auto_completed += 1;
+                if let Some(c) = tx.submission(&id).await?.and_then(|s| s.credit) {
+                    report.credited = report
+                        .credited
+                        .checked_add(c.net)
+                        .unwrap_or(report.credited);
+                }
+            }
             Ok(false) => report.auto_rejected += 1,
             Err(refusal) => {
                 tracing::warn!(submission_id = %id, ?refusal, "an unevaluated submission's task is not submitted");

@@ -7,6 +7,7 @@
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod reputation;
+pub mod settlement;
 pub mod tasks;
 pub mod workers;
 
@@ -41,6 +42,8 @@ macro_rules! store_contract {
             a_pass_credits_the_worker_with_the_fee_taken_and_seals_a_receipt => tasks::a_pass_credits_the_worker_with_the_fee_taken_and_seals_a_receipt,
             worker_stats_count_what_happened_in_the_window => reputation::worker_stats_count_what_happened_in_the_window,
             confirmed_metrics_and_agent_links => reputation::confirmed_metrics_and_agent_links,
+            a_close_batches_each_pending_credit_once_and_is_idempotent => settlement::a_close_batches_each_pending_credit_once_and_is_idempotent,
+            racing_closes_and_credits_batch_every_credit_once => settlement::racing_closes_and_credits_batch_every_credit_once,
         );
     };
     (@cases $make:expr; $($name:ident => $($path:ident)::+),+ $(,)?) => {

@@ -199,6 +199,36 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE submissions ADD COLUMN confirmed_metric TEXT;
     CREATE INDEX submissions_by_decision ON submissions (evaluated_ms);
     CREATE INDEX tasks_by_family ON tasks (family) WHERE family IS NOT NULL;"#,
+    // 6: SQLite's migration 9: settlement batches, their leaves, each credit's batch.
+    r#"CREATE TABLE settlement_batches (
+        batch_id            BIGINT PRIMARY KEY NOT NULL,
+        watermark_ms        BIGINT NOT NULL UNIQUE,
+        period_start_ms     BIGINT NOT NULL,
+        asset               TEXT NOT NULL,
+        token               TEXT NOT NULL,
+        chain_id            BIGINT NOT NULL,
+        verifying_contract  TEXT NOT NULL,
+        domain_name         TEXT NOT NULL,
+        domain_version      TEXT NOT NULL,
+        total               TEXT NOT NULL,
+        root                TEXT NOT NULL,
+        credits             BIGINT NOT NULL,
+        leaves              BIGINT NOT NULL,
+        closed_ms           BIGINT NOT NULL,
+        tx_hash             TEXT COLLATE "C" UNIQUE,
+        paid_ms             BIGINT
+    );
+    CREATE TABLE batch_leaves (
+        batch_id  BIGINT NOT NULL,
+        position  BIGINT NOT NULL,
+        wallet    TEXT COLLATE "C" NOT NULL,
+        amount    TEXT NOT NULL,
+        PRIMARY KEY (batch_id, position)
+    );
+    ALTER TABLE credits ADD COLUMN batch_id BIGINT;
+    CREATE INDEX credits_pending ON credits (created_ms) WHERE status = 'pending';
+    CREATE INDEX credits_by_batch ON credits (batch_id) WHERE batch_id IS NOT NULL;
+    CREATE INDEX credits_by_wallet ON credits (wallet);"#,
 ];
 
 /// The schema version this build writes.

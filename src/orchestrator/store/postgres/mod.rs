@@ -13,6 +13,7 @@ mod keys;
 pub mod migrations;
 mod replicas;
 mod reputation;
+mod settlement;
 mod tasks;
 mod tasks_list;
 /// Fresh databases for tests and benchmarks (unit tests, `tests/`, `benches/`).

@@ -194,6 +194,37 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE submissions ADD COLUMN confirmed_metric TEXT;
     CREATE INDEX submissions_by_decision ON submissions (evaluated_ms);
     CREATE INDEX tasks_by_family ON tasks (family) WHERE family IS NOT NULL;",
+    // 9: settlement (docs/SETTLEMENT.md, "Batches"): closed batches with the EIP-712 domain
+    // they were closed under, one leaf per wallet, and each credit's batch.
+    "CREATE TABLE settlement_batches (
+        batch_id            INTEGER PRIMARY KEY NOT NULL,
+        watermark_ms        INTEGER NOT NULL UNIQUE,
+        period_start_ms     INTEGER NOT NULL,
+        asset               TEXT NOT NULL,
+        token               TEXT NOT NULL,
+        chain_id            INTEGER NOT NULL,
+        verifying_contract  TEXT NOT NULL,
+        domain_name         TEXT NOT NULL,
+        domain_version      TEXT NOT NULL,
+        total               TEXT NOT NULL,
+        root                TEXT NOT NULL,
+        credits             INTEGER NOT NULL,
+        leaves              INTEGER NOT NULL,
+        closed_ms           INTEGER NOT NULL,
+        tx_hash             TEXT UNIQUE,
+        paid_ms             INTEGER
+    ) STRICT;
+    CREATE TABLE batch_leaves (
+        batch_id  INTEGER NOT NULL,
+        position  INTEGER NOT NULL,
+        wallet    TEXT NOT NULL,
+        amount    TEXT NOT NULL,
+        PRIMARY KEY (batch_id, position)
+    ) STRICT;
+    ALTER TABLE credits ADD COLUMN batch_id INTEGER;
+    CREATE INDEX credits_pending ON credits (created_ms) WHERE status = 'pending';
+    CREATE INDEX credits_by_batch ON credits (batch_id) WHERE batch_id IS NOT NULL;
+    CREATE INDEX credits_by_wallet ON credits (wallet);",
 ];
 
 /// The schema version this build writes.

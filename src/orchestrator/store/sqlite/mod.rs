@@ -11,6 +11,7 @@ mod jobs;
 mod keys;
 mod migrations;
 mod reputation;
+mod settlement;
 mod tasks;
 mod tasks_list;
 mod tasks_rows;

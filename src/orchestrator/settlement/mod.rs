@@ -1,0 +1,345 @@
+//! Settlement (docs/SETTLEMENT.md): closing pending credits into batches, exporting a batch
+//! file, recording a payment, and the rewards views with each wallet's Merkle proof. The rules
+//! live here, once, above the store: a batch pays one leaf per wallet (its credits' net
+//! amounts added up, wallets whose sum is 0 left out) under the root of
+//! [`PayoutTree`]; the store moves rows and keeps the close atomic. basis never signs: the
+//! batch's typed data is for the operator's own wallet.
+
+pub mod config;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use alloy_primitives::{B256, U256};
+
+use self::config::SettlementConfig;
+use super::store::settlement::{
+    BatchRow, BatchTerms, Closed, CreditTotals, MarkedPaid, MovedCredit, RewardScope, Sealed,
+};
+use super::store::{Store, StoreError};
+use crate::domain::{
+    Amount, BatchDomain, BatchFile, BatchHeader, BatchLeaf, PayoutTree, SettlementBatch,
+    WalletAddress, batch_signing_hash, build_batch_file, leaf_hash,
+};
+use crate::wire::{BatchStatus, RewardBatch, SettlementBatchInfo};
+
+/// Batch trees kept built for proofs.
+const TREES_CACHED: usize = 8;
+
+/// Why a settlement operation did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error(
+        "settlement is not configured: add [settlement] with token, chain_id and \
+         verifying_contract to orchestrator.toml"
+    )]
+    NotConfigured,
+    #[error("no pending credit made before the watermark pays anything")]
+    Nothing,
+    #[error(
+        "the watermark is earlier than batch {batch_id}'s ({watermark}); watermarks only move \
+         forward"
+    )]
+    Behind { batch_id: u64, watermark: u64 },
+    #[error("no settlement batch {0}")]
+    NotFound(u64),
+    #[error("batch {batch_id} is already paid (transaction {tx_hash})")]
+    AlreadyPaid { batch_id: u64, tx_hash: String },
+    #[error("transaction {tx_hash} is already recorded as batch {batch_id}'s payment")]
+    TxHashUsed { tx_hash: String, batch_id: u64 },
+    #[error("the tx hash must be 0x and 64 hex digits")]
+    BadTxHash,
+    #[error("stored batch {0} does not rebuild to its root")]
+    Inconsistent(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The leaves and root of `moved`: one leaf per wallet with a positive sum, in address order;
+/// `None` when nothing is payable. `period_start_ms` is the earliest credit's time.
+pub fn seal(moved: &[MovedCredit]) -> Option<Sealed> {
+    let mut sums: HashMap<WalletAddress, Amount> = HashMap::new();
+    for c in moved {
+        let sum = sums.entry(c.wallet).or_insert(Amount::ZERO);
+        // Overflow of u128 atomic units cannot come from credits below MAX_REWARD_ATOMIC each
+        // in any realistic count; saturating keeps the seal total (checked again below).
+        *sum = sum
+            .checked_add(c.net)
+            .unwrap_or(Amount::from_atomic(u128::MAX));
+    }
+    let mut leaves: Vec<(WalletAddress, Amount)> =
+        sums.into_iter().filter(|(_, a)| !a.is_zero()).collect();
+    if leaves.is_empty() {
+        return None;
+    }
+    leaves.sort_unstable_by_key(|(w, _)| w.address());
+    let total = leaves
+        .iter()
+        .try_fold(Amount::ZERO, |t, (_, a)| t.checked_add(*a))?;
+    let hashes: Vec<B256> = leaves
+        .iter()
+        .map(|(w, a)| leaf_hash(w.address(), U256::from(a.atomic())))
+        .collect();
+    let root = PayoutTree::new(&hashes).ok()?.root();
+    Some(Sealed {
+        leaves,
+        total,
+        root: root.to_string(),
+        period_start_ms: moved.iter().map(|c| c.created_ms).min().unwrap_or(0),
+    })
+}
+
+fn address(text: &str) -> Result<WalletAddress, StoreError> {
+    WalletAddress::parse(text).map_err(|e| StoreError::Corrupt {
+        what: "batch address",
+        reason: e.to_string(),
+    })
+}
+
+/// The batch's header for its file: id, period in seconds, token and domain as closed.
+fn header(b: &BatchRow) -> Result<BatchHeader, StoreError> {
+    Ok(BatchHeader {
+        batch_id: b.batch_id,
+        period_start: b.period_start_ms / 1000,
+        period_end: b.terms.watermark_ms / 1000,
+        asset: b.terms.asset.clone(),
+        token: address(&b.terms.token)?.address(),
+        domain: BatchDomain {
+            name: b.terms.domain_name.clone(),
+            version: b.terms.domain_version.clone(),
+            chain_id: b.terms.chain_id,
+            verifying_contract: address(&b.terms.verifying_contract)?.address(),
+        },
+    })
+}
+
+/// The batch as the operator's routes show it (with its EIP-712 digest).
+pub fn info(b: &BatchRow, asset_decimals: Option<u8>) -> Result<SettlementBatchInfo, StoreError> {
+    let h = header(b)?;
+    let root: B256 = b.root.parse().map_err(|_| StoreError::Corrupt {
+        what: "batch root",
+        reason: "not a 32-byte hash".into(),
+    })?;
+    let message = SettlementBatch {
+        batchId: U256::from(b.batch_id),
+        root,
+        total: U256::from(b.total.atomic()),
+        token: h.token,
+        periodStart: h.period_start,
+        periodEnd: h.period_end,
+    };
+    Ok(SettlementBatchInfo {
+        batch_id: b.batch_id,
+        status: if b.tx_hash.is_some() {
+            BatchStatus::Paid
+        } else {
+            BatchStatus::Batched
+        },
+        period_start: h.period_start,
+        period_end: h.period_end,
+        asset: b.terms.asset.clone(),
+        asset_decimals,
+        token: b.terms.token.clone(),
+        chain_id: b.terms.chain_id,
+        verifying_contract: b.terms.verifying_contract.clone(),
+        total: b.total,
+        root: b.root.clone(),
+        digest: batch_signing_hash(&h.domain, &message).to_string(),
+        credits: b.credits,
+        leaves: b.leaves,
+        closed_at: b.terms.closed_ms / 1000,
+        tx_hash: b.tx_hash.clone(),
+        paid_at: b.paid_ms.map(|ms| ms / 1000),
+    })
+}
+
+/// A closed batch, and whether this close made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedBatch {
+    pub created: bool,
+    pub batch: BatchRow,
+}
+
+/// Closes a batch at `until_ms` (see [`super::store::SettlementStore::close_batch`]).
+pub async fn close(
+    store: &dyn Store,
+    config: Option<&SettlementConfig>,
+    asset: &str,
+    until_ms: u64,
+    now_ms: u64,
+) -> Result<ClosedBatch, SettleError> {
+    let config = config.ok_or(SettleError::NotConfigured)?;
+    let terms = BatchTerms {
+        watermark_ms: until_ms,
+        closed_ms: now_ms,
+        asset: asset.to_owned(),
+        token: config.token.checksummed(),
+        chain_id: config.domain.chain_id,
+        verifying_contract: config.domain.verifying_contract.to_checksum(None),
+        domain_name: config.domain.name.clone(),
+        domain_version: config.domain.version.clone(),
+    };
+    match store.close_batch(terms, Box::new(|m| seal(m))).await? {
+        Closed::New(batch) => Ok(ClosedBatch {
+            created: true,
+            batch,
+        }),
+        Closed::Existing(batch) => Ok(ClosedBatch {
+            created: false,
+            batch,
+        }),
+        Closed::Nothing => Err(SettleError::Nothing),
+        Closed::Behind(b) => Err(SettleError::Behind {
+            batch_id: b.batch_id,
+            watermark: b.terms.watermark_ms / 1000,
+        }),
+    }
+}
+
+/// Records batch `id` paid by `tx_hash` (`0x` + 64 hex digits, stored lowercase).
+pub async fn mark_paid(
+    store: &dyn Store,
+    id: u64,
+    tx_hash: &str,
+    now_ms: u64,
+) -> Result<BatchRow, SettleError> {
+    let hash = tx_hash.trim();
+    let hex = hash.strip_prefix("0x").ok_or(SettleError::BadTxHash)?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(SettleError::BadTxHash);
+    }
+    let hash = format!("0x{}", hex.to_ascii_lowercase());
+    match store.mark_paid(id, hash.clone(), now_ms).await {
+        Ok(MarkedPaid::Paid(b)) => Ok(b),
+        Ok(MarkedPaid::NotFound) => Err(SettleError::NotFound(id)),
+        Ok(MarkedPaid::AlreadyPaid(b)) => Err(SettleError::AlreadyPaid {
+            batch_id: id,
+            tx_hash: b.tx_hash.unwrap_or_default(),
+        }),
+        Ok(MarkedPaid::TxHashUsed { batch_id }) => Err(SettleError::TxHashUsed {
+            tx_hash: hash,
+            batch_id,
+        }),
+        // Two payments recorded at once with one hash: the unique index refused the second.
+        Err(StoreError::Conflict) => Err(SettleError::TxHashUsed {
+            tx_hash: hash,
+            batch_id: id,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A batch's leaves and their tree, built once and shared.
+#[derive(Debug)]
+struct BatchTree {
+    leaves: Vec<(WalletAddress, Amount)>,
+    tree: PayoutTree,
+    position: HashMap<WalletAddress, usize>,
+}
+
+/// Built batch trees, the newest few (a batch's leaves never change once closed).
+#[derive(Debug, Default)]
+pub struct Trees(Mutex<Vec<(u64, Arc<BatchTree>)>>);
+
+impl Trees {
+    async fn get(&self, store: &dyn Store, b: &BatchRow) -> Result<Arc<BatchTree>, SettleError> {
+        if let Some((_, t)) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(id, _)| *id == b.batch_id)
+        {
+            return Ok(Arc::clone(t));
+        }
+        let leaves = store.batch_leaves(b.batch_id).await?;
+        let hashes: Vec<B256> = leaves
+            .iter()
+            .map(|(w, a)| leaf_hash(w.address(), U256::from(a.atomic())))
+            .collect();
+        let tree = PayoutTree::new(&hashes).map_err(|_| SettleError::Inconsistent(b.batch_id))?;
+        if tree.root().to_string() != b.root {
+            return Err(SettleError::Inconsistent(b.batch_id));
+        }
+        let position = leaves
+            .iter()
+            .enumerate()
+            .map(|(i, (w, _))| (*w, i))
+            .collect();
+        let built = Arc::new(BatchTree {
+            leaves,
+            tree,
+            position,
+        });
+        let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        cached.retain(|(id, _)| *id != b.batch_id);
+        cached.push((b.batch_id, Arc::clone(&built)));
+        if cached.len() > TREES_CACHED {
+            cached.remove(0);
+        }
+        Ok(built)
+    }
+
+    /// The batch file of batch `id`: its leaves and proofs, rebuilt from the stored leaves
+    /// and checked against the stored root.
+    pub async fn export(&self, store: &dyn Store, id: u64) -> Result<BatchFile, SettleError> {
+        let b = store.batch(id).await?.ok_or(SettleError::NotFound(id))?;
+        let tree = self.get(store, &b).await?;
+        let payouts: Vec<(WalletAddress, U256)> = tree
+            .leaves
+            .iter()
+            .map(|(w, a)| (*w, U256::from(a.atomic())))
+            .collect();
+        let file =
+            build_batch_file(&header(&b)?, &payouts).map_err(|_| SettleError::Inconsistent(id))?;
+        if file.root != b.root {
+            return Err(SettleError::Inconsistent(id));
+        }
+        Ok(file)
+    }
+
+    /// The newest batches in `totals` (at most `limit`) with the wallet's leaf and proof.
+    pub async fn reward_batches(
+        &self,
+        store: &dyn Store,
+        totals: &CreditTotals,
+        limit: usize,
+    ) -> Result<Vec<RewardBatch>, SettleError> {
+        let mut out = Vec::new();
+        for (batch_id, wallet, share) in totals.batches.iter().take(limit) {
+            let b = store
+                .batch(*batch_id)
+                .await?
+                .ok_or(SettleError::Inconsistent(*batch_id))?;
+            let tree = self.get(store, &b).await?;
+            // A wallet whose credits in the batch sum to 0 has no leaf.
+            let Some(&k) = tree.position.get(wallet) else {
+                continue;
+            };
+            let proof = tree.tree.proof(k).unwrap_or_default();
+            out.push(RewardBatch {
+                batch_id: b.batch_id,
+                status: if b.tx_hash.is_some() {
+                    BatchStatus::Paid
+                } else {
+                    BatchStatus::Batched
+                },
+                share: *share,
+                leaf: BatchLeaf {
+                    wallet: *wallet,
+                    amount: tree.leaves[k].1.to_string(),
+                    proof: proof.iter().map(ToString::to_string).collect(),
+                },
+                root: b.root.clone(),
+                tx_hash: b.tx_hash.clone(),
+                paid_at: b.paid_ms.map(|ms| ms / 1000),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A scope's credits added up (see [`super::store::SettlementStore::reward_totals`]).
+pub async fn totals(store: &dyn Store, scope: RewardScope) -> Result<CreditTotals, SettleError> {
+    Ok(store.reward_totals(scope).await?)
+}
