@@ -27,6 +27,7 @@ mod orchestrator {
     mod registration;
     mod replicas;
     mod robustness;
+    mod settlement;
     mod surface;
     mod tasks;
     mod tasks_races;

@@ -510,8 +510,31 @@ fn read_raw(path: &Path) -> Result<RawConfig, ConfigError> {
 fn parse_raw(text: &str, path: &str) -> Result<RawConfig, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.message().to_owned(),
+        message: match e.span().and_then(|span| key_at(text, span.start)) {
+            Some(key) => format!("{key}: {}", e.message()),
+            None => e.message().to_owned(),
+        },
     })
+}
+
+/// The key (with its table, `[settlement] chain_id`) on the line holding byte `at`, and the
+/// line's number; never the value, which might be a secret pasted in the wrong place.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let number = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?;
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || !line.contains('=') {
+        return None;
+    }
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map_or_else(String::new, |t| format!("{t} "));
+    Some(format!("line {number}, {table}{key}"))
 }
 
 fn parse_hash(field: &str, value: &str) -> Result<KeySha256, ConfigError> {

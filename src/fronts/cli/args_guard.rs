@@ -51,8 +51,8 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> 
 
 /// Flags whose value is free text where a hash may belong (`basis submit --output`, `basis
 /// evaluate --reason`, `basis submission dispute --reason`, `basis orchestrator tasks resolve
-/// --note`).
-pub const FREE_TEXT_FLAGS: &[&str] = &["--output", "--reason", "--note"];
+/// --note`), or is a transaction hash (`basis orchestrator settle mark-paid --tx-hash`).
+pub const FREE_TEXT_FLAGS: &[&str] = &["--output", "--reason", "--note", "--tx-hash"];
 
 /// Subcommands whose positional argument may be a hash (`0x` + 64 hex): a receipt's hash
 /// (`basis receipt verify`), a key's sha256 (`basis orchestrator keys revoke|set-limits`).

@@ -53,6 +53,7 @@ pub const ARGS: &[(&str, &str, &[&str])] = &[
             "evaluate",
             "dispute",
             "leaderboard",
+            "rewards",
         ],
     ),
     (
@@ -71,6 +72,7 @@ pub const ARGS: &[(&str, &str, &[&str])] = &[
         &["write-env"],
     ),
     ("only_matching", "--matching", &["tasks"]),
+    ("wallet_wide", "--wallet", &["rewards"]),
     ("min_reward", "--min-reward", &["tasks"]),
     ("deadline_buffer_s", "--deadline-buffer", &["tasks"]),
     ("output_file", "--output-file", &["submit"]),
