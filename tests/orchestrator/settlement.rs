@@ -192,6 +192,12 @@ async fn the_operator_closes_exports_and_records_a_payment() -> TestResult {
     let bad = get(&orch, "/api/wallets/0x12/rewards").await;
     bad.refused(400, "INVALID_WALLET");
 
+    let record = get(&orch, "/api/workers/gpu-1").await;
+    assert_eq!(
+        record.body["rewards_pending"], "975000",
+        "credited, not paid out yet"
+    );
+
     // The payment: malformed, unknown batch, recorded, repeated.
     let tx = format!("0x{}", "ab".repeat(32));
     let (ok, e) = settle(
@@ -227,6 +233,10 @@ async fn the_operator_closes_exports_and_records_a_payment() -> TestResult {
     );
     let rewards = get(&orch, "/api/workers/gpu-3/rewards").await;
     assert_eq!(rewards.body["paid"], "975000");
+    for id in ["gpu-1", "gpu-2", "gpu-3"] {
+        let record = get(&orch, &format!("/api/workers/{id}")).await;
+        assert_eq!(record.body["rewards_pending"], "0", "{id} was paid out");
+    }
     assert_eq!(rewards.body["batches"][0]["tx_hash"], json!(tx));
 
     // The counters, in atomic units.

@@ -169,6 +169,29 @@ impl CreditTotals {
     }
 }
 
+/// A paid batch's credits added up per worker (`worker_id`, `net` rows): what each worker's
+/// `rewards_pending` (credited, not yet paid out) loses when the batch is marked paid.
+#[derive(Debug, Default)]
+pub struct PaidPerWorker(pub std::collections::HashMap<String, Amount>);
+
+impl PaidPerWorker {
+    pub fn add(&mut self, worker: String, net: &str) -> Result<(), StoreError> {
+        let net = Amount::parse(net).map_err(|e| corrupt("credit", e))?;
+        let sum = self.0.entry(worker).or_insert(Amount::ZERO);
+        *sum = sum
+            .checked_add(net)
+            .ok_or_else(|| corrupt("credit", "rewards overflow"))?;
+        Ok(())
+    }
+
+    /// `pending` less what was paid (never below 0: a ledger the copy or an operator changed
+    /// by hand is not a reason to fail a payment).
+    pub fn left(pending: &str, paid: Amount) -> Result<Amount, StoreError> {
+        let pending = Amount::parse(pending).map_err(|e| corrupt("rewards_pending", e))?;
+        Ok(pending.checked_sub(paid).unwrap_or(Amount::ZERO))
+    }
+}
+
 fn ms(row: &impl Columns, i: usize, what: &'static str) -> Result<u64, StoreError> {
     u64::try_from(row.int(i)?).map_err(|e| corrupt(what, e))
 }

@@ -12,8 +12,8 @@ use crate::domain::{Amount, WalletAddress};
 use crate::orchestrator::store::StoreError;
 use crate::orchestrator::store::rows::corrupt;
 use crate::orchestrator::store::settlement::{
-    self, BATCH_COLUMNS, BatchRow, BatchTerms, Closed, CreditTotals, MarkedPaid, RewardScope,
-    Sealer, SettlementStore,
+    self, BATCH_COLUMNS, BatchRow, BatchTerms, Closed, CreditTotals, MarkedPaid, PaidPerWorker,
+    RewardScope, Sealer, SettlementStore,
 };
 
 async fn load_batch(
@@ -162,6 +162,47 @@ async fn mark_paid(
     c.execute(
         "UPDATE credits SET status = 'paid' WHERE batch_id = $1",
         &[&int(id)],
+    )
+    .await
+    .map_err(pg_err)?;
+    let mut per = PaidPerWorker::default();
+    for row in c
+        .query(
+            "SELECT worker_id, net FROM credits WHERE batch_id = $1",
+            &[&int(id)],
+        )
+        .await
+        .map_err(pg_err)?
+    {
+        per.add(
+            row.try_get(0).map_err(pg_err)?,
+            row.try_get(1).map_err(pg_err)?,
+        )?;
+    }
+    let workers: Vec<&String> = per.0.keys().collect();
+    let pending = c
+        .query(
+            "SELECT worker_id, rewards_pending FROM workers WHERE worker_id = ANY($1) \
+             ORDER BY worker_id FOR UPDATE",
+            &[&workers],
+        )
+        .await
+        .map_err(pg_err)?;
+    let mut ids = Vec::with_capacity(pending.len());
+    let mut left = Vec::with_capacity(pending.len());
+    for row in &pending {
+        let worker: String = row.try_get(0).map_err(pg_err)?;
+        let Some(paid) = per.0.get(&worker) else {
+            continue;
+        };
+        let now: String = row.try_get(1).map_err(pg_err)?;
+        left.push(PaidPerWorker::left(&now, *paid)?.to_string());
+        ids.push(worker);
+    }
+    c.execute(
+        "UPDATE workers w SET rewards_pending = u.left FROM unnest($1::text[], $2::text[]) \
+         AS u(id, left) WHERE w.worker_id = u.id",
+        &[&ids, &left],
     )
     .await
     .map_err(pg_err)?;

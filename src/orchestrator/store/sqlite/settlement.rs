@@ -10,8 +10,8 @@ use crate::domain::{Amount, WalletAddress};
 use crate::orchestrator::store::StoreError;
 use crate::orchestrator::store::rows::corrupt;
 use crate::orchestrator::store::settlement::{
-    self, BATCH_COLUMNS, BatchRow, BatchTerms, Closed, CreditTotals, MarkedPaid, RewardScope,
-    Sealer, SettlementStore,
+    self, BATCH_COLUMNS, BatchRow, BatchTerms, Closed, CreditTotals, MarkedPaid, PaidPerWorker,
+    RewardScope, Sealer, SettlementStore,
 };
 
 fn latest(conn: &Connection) -> Result<Option<BatchRow>, StoreError> {
@@ -140,6 +140,26 @@ fn mark_paid(
     .execute(params![to_sql_int(id), tx_hash, to_sql_int(now_ms)])?;
     conn.prepare_cached("UPDATE credits SET status = 'paid' WHERE batch_id = ?1")?
         .execute(params![to_sql_int(id)])?;
+    let mut per = PaidPerWorker::default();
+    {
+        let mut stmt =
+            conn.prepare_cached("SELECT worker_id, net FROM credits WHERE batch_id = ?1")?;
+        let mut rows = stmt.query(params![to_sql_int(id)])?;
+        while let Some(row) = rows.next()? {
+            per.add(row.get(0)?, &row.get::<_, String>(1)?)?;
+        }
+    }
+    let mut read =
+        conn.prepare_cached("SELECT rewards_pending FROM workers WHERE worker_id = ?1")?;
+    let mut write =
+        conn.prepare_cached("UPDATE workers SET rewards_pending = ?2 WHERE worker_id = ?1")?;
+    for (worker, paid) in per.0 {
+        let pending: Option<String> = read.query_row(params![worker], |r| r.get(0)).optional()?;
+        if let Some(pending) = pending {
+            let left = PaidPerWorker::left(&pending, paid)?;
+            write.execute(params![worker, left.to_string()])?;
+        }
+    }
     load_batch(conn, id)?
         .map(MarkedPaid::Paid)
         .ok_or_else(|| corrupt("batch", "vanished while marked paid"))
