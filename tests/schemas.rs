@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use basis::domain::{BatchFile, ErrorCode, Evaluation, HashedReceipt, Problem};
 use basis::wire::schema::StandardFormats;
 use basis::wire::{
-    ApiErrorBody, BatchList, Claim, ClaimRequest, CloseBatchRequest, CloseBatchResult,
+    ApiErrorBody, BatchLeaves, BatchList, Claim, ClaimRequest, CloseBatchRequest, CloseBatchResult,
     DisputeRequest, Health, MarkPaidRequest, OnboardingStatus, OrchestratorMessage,
     PostTaskRequest, RegisterRequest, ResolveRequest, Rewards, SettlementBatchInfo, Submission,
     SubmitRequest, Task, TaskList, WalletRewards, WorkerList, WorkerMessage, WorkerRecord,
@@ -133,6 +133,7 @@ fn expected() -> Result<BTreeMap<PathBuf, Value>> {
             schema::<CloseBatchResult>(true)?,
         ),
         ("api/batch_list.json", schema::<BatchList>(true)?),
+        ("api/batch_leaves.json", schema::<BatchLeaves>(true)?),
         (
             "api/settlement_batch.json",
             schema::<SettlementBatchInfo>(true)?,

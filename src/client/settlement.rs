@@ -1,17 +1,17 @@
 //! Settlement (docs/SETTLEMENT.md): the rewards views anyone may read (`rewards()`,
 //! `wallet_rewards()`), and the operator's batch routes with the admin key in
 //! `x-basis-admin-key` (a sensitive header, withheld from any error message):
-//! `close_batch()`, `batches()`, `batch()`, `batch_file()`, `mark_batch_paid()`.
+//! `close_batch()`, `batches()`, `batch()`, `batch_leaves()`, `mark_batch_paid()`.
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::{ClientError, OrchestratorClient, secret_header};
-use crate::domain::{BatchFile, WalletAddress, WorkerId};
+use crate::domain::{WalletAddress, WorkerId};
 use crate::wire::{
-    ADMIN_KEY_HEADER, BatchList, CloseBatchRequest, CloseBatchResult, MarkPaidRequest, Rewards,
-    SETTLEMENT_BATCHES, SettlementBatchInfo, WalletRewards, batch_path, rewards_path,
+    ADMIN_KEY_HEADER, BatchLeaves, BatchList, CloseBatchRequest, CloseBatchResult, MarkPaidRequest,
+    Rewards, SETTLEMENT_BATCHES, SettlementBatchInfo, WalletRewards, batch_path, rewards_path,
     wallet_rewards_path,
 };
 
@@ -85,13 +85,18 @@ impl OrchestratorClient {
             .await
     }
 
-    /// `GET /api/settlement/batches/{id}/file`: the batch file.
-    pub async fn batch_file(
+    /// `GET /api/settlement/batches/{id}/leaves`: a page of the batch's leaves after
+    /// position `after`.
+    pub async fn batch_leaves(
         &self,
         id: u64,
+        after: Option<u64>,
         admin_key: &SecretString,
-    ) -> Result<BatchFile, ClientError> {
-        let path = format!("{}/file", batch_path(id));
+    ) -> Result<BatchLeaves, ClientError> {
+        let mut path = format!("{}/leaves", batch_path(id));
+        if let Some(after) = after {
+            path.push_str(&format!("?after={after}"));
+        }
         self.admin(Method::GET, &path, None::<&()>, admin_key).await
     }
 

@@ -68,15 +68,31 @@ impl PayoutTree {
 
     /// The proof of input leaf `k` (siblings from the leaf up); `None` past the last leaf.
     pub fn proof(&self, k: usize) -> Option<Vec<B256>> {
-        let mut at = *self.positions.get(k)?;
-        let mut proof = Vec::new();
-        while at > 0 {
-            let sibling = if at % 2 == 1 { at + 1 } else { at - 1 };
-            proof.push(self.nodes[sibling]);
-            at = (at - 1) / 2;
-        }
-        Some(proof)
+        let at = *self.positions.get(k)?;
+        Some(proof_nodes(at).into_iter().map(|i| self.nodes[i]).collect())
     }
+
+    /// Every node, in OpenZeppelin's layout (the root first).
+    pub fn nodes(&self) -> &[B256] {
+        &self.nodes
+    }
+
+    /// The node index of input leaf `k`.
+    pub fn node_of(&self, k: usize) -> Option<usize> {
+        self.positions.get(k).copied()
+    }
+}
+
+/// The indices of the nodes a proof of the leaf at node `at` is made of: its sibling, then
+/// each ancestor's sibling, up to (not including) the root. A stored tree answers a proof
+/// with these lookups alone.
+pub fn proof_nodes(mut at: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    while at > 0 {
+        out.push(if at % 2 == 1 { at + 1 } else { at - 1 });
+        at = (at - 1) / 2;
+    }
+    out
 }
 
 /// `MerkleProof.verify`: folds `proof` into `leaf` with the pair hash and compares to `root`.

@@ -38,7 +38,7 @@ pub use ids::{
     IdError, JobId, ReceiptId, ReplicaId, SubmissionId, TaskId, WorkerId, WorkerIdFaults,
 };
 pub use label::{LabelError, MAX_LABEL_LEN, MAX_LABELS, check_label, check_labels, parse_labels};
-pub use merkle::{MerkleError, PayoutTree, leaf_hash, verify_proof};
+pub use merkle::{MerkleError, PayoutTree, leaf_hash, proof_nodes, verify_proof};
 pub use metric::{
     MAX_METRIC_LEN, MetricError, MetricGoal, MetricSpec, MetricValue,
     check_name as check_metric_name,

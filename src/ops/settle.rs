@@ -1,23 +1,43 @@
 //! `basis orchestrator settle close|list|show|export|mark-paid` (docs/SETTLEMENT.md): the
 //! operator closes pending credits into a batch, exports the batch file for their own wallet
-//! to sign and pay, and records the payment, on a running orchestrator over its HTTP API with
+//! to sign and pay (rebuilt and checked here from the batch's leaves), and records the payment, on a running orchestrator over its HTTP API with
 //! the admin key (as `keys`: from `BASIS_ADMIN_KEY` or a file, never an argument, never
 //! printed). basis never signs or sends a transaction.
 
 use std::path::Path;
+use std::str::FromStr as _;
 
+use alloy_primitives::{Address, U256};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{Admin, connect, env};
 use crate::config::atomic::write_atomic;
-use crate::domain::{BatchFile, ErrorCode, Problem};
+use crate::domain::{
+    BatchDomain, BatchFile, BatchHeader, ErrorCode, Problem, WalletAddress, build_batch_file,
+    verify_batch_file,
+};
 use crate::wire::{BatchList, CloseBatchResult, SettlementBatchInfo};
 
-/// Closes a batch at `until` (unix seconds; now when `None`).
+/// Closes a batch at `until` (unix seconds; the orchestrator's now when `None`, so an
+/// operator's clock ahead of the server's is never a watermark in its future).
 pub async fn close(admin: &Admin, until: Option<u64>) -> Result<CloseBatchResult, Problem> {
     let (client, key) = connect(admin, &env)?;
-    client.close_batch(until, &key).await.map_err(Problem::from)
+    client.close_batch(until, &key).await.map_err(|e| {
+        let mut problem = Problem::from(e);
+        if matches!(
+            problem.code,
+            ErrorCode::OrchestratorUnreachable | ErrorCode::OrchestratorTimeout
+        ) {
+            let check = "A close that timed out may still have been made: `basis orchestrator \
+                         settle list` shows it (a retry with its watermark, --until, returns it).";
+            problem.fix = Some(match problem.fix.take() {
+                Some(fix) => format!("{fix} {check}"),
+                None => check.to_owned(),
+            });
+        }
+        problem
+    })
 }
 
 /// Batches newest first.
@@ -48,22 +68,73 @@ pub struct Exported {
     pub digest: String,
 }
 
-/// The batch file of batch `id`, checked with `rewards verify`'s check before it is written
-/// (atomically, 0644) to `out`; returned whole when `out` is `None`.
+/// The header a batch file of `b` carries: as the orchestrator closed it.
+fn header(b: &SettlementBatchInfo) -> Result<BatchHeader, Problem> {
+    let address = |text: &str| {
+        Address::from_str(text).map_err(|_| {
+            Problem::new(
+                ErrorCode::BatchInvalid,
+                format!("the orchestrator's batch names a malformed address ({text})"),
+            )
+        })
+    };
+    Ok(BatchHeader {
+        batch_id: b.batch_id,
+        period_start: b.period_start,
+        period_end: b.period_end,
+        asset: b.asset.clone(),
+        token: address(&b.token)?,
+        domain: BatchDomain {
+            name: b.domain_name.clone(),
+            version: b.domain_version.clone(),
+            chain_id: b.chain_id,
+            verifying_contract: address(&b.verifying_contract)?,
+        },
+    })
+}
+
+/// The batch file of batch `id`: its leaves fetched a page at a time, the tree rebuilt here
+/// and checked against the batch's root and digest (a file that does not match is never
+/// written), then written (atomically, 0644) to `out`, or returned whole when `out` is `None`.
 pub async fn export(
     admin: &Admin,
     id: u64,
     out: Option<&Path>,
 ) -> Result<(Exported, Option<BatchFile>), Problem> {
     let (client, key) = connect(admin, &env)?;
-    let file = client.batch_file(id, &key).await.map_err(Problem::from)?;
-    let summary = crate::domain::verify_batch_file(&file).map_err(|e| {
+    let batch = client.batch(id, &key).await.map_err(Problem::from)?;
+    let mut payouts: Vec<(WalletAddress, U256)> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client
+            .batch_leaves(id, after, &key)
+            .await
+            .map_err(Problem::from)?;
+        payouts.extend(
+            page.leaves
+                .iter()
+                .map(|l| (l.wallet, U256::from(l.amount.atomic()))),
+        );
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mismatch = |what: String| {
         Problem::new(
             ErrorCode::BatchInvalid,
-            format!("the orchestrator's batch file does not verify: {e}"),
+            format!("batch {id}'s leaves do not rebuild the batch: {what}"),
         )
-        .with_fix("Report this: the stored batch and its file disagree. Nothing was written.")
-    })?;
+        .with_fix("Report this: the stored batch and its leaves disagree. Nothing was written.")
+    };
+    let file = build_batch_file(&header(&batch)?, &payouts).map_err(|e| mismatch(e.to_string()))?;
+    if file.root != batch.root || file.digest != batch.digest {
+        return Err(mismatch(format!(
+            "root {} and digest {}, the batch says {} and {}",
+            file.root, file.digest, batch.root, batch.digest
+        )));
+    }
+    let summary = verify_batch_file(&file).map_err(|e| mismatch(e.to_string()))?;
     let exported = Exported {
         file: out.map(|p| p.display().to_string()),
         batch_id: file.batch_id,

@@ -48,8 +48,6 @@ pub struct Shared {
     pub replica: Option<Node>,
     /// The leaderboard's figures, cached per window.
     pub leaderboards: super::discovery::Leaderboards,
-    /// Settlement batches' trees, built for proofs and exports.
-    pub batch_trees: super::settlement::Trees,
 }
 
 impl AppState {
@@ -82,7 +80,6 @@ impl AppState {
             started: Instant::now(),
             replica,
             leaderboards: super::discovery::Leaderboards::default(),
-            batch_trees: super::settlement::Trees::default(),
             store,
             config,
         }))

@@ -56,9 +56,10 @@ pub use receipts::{
     RECEIPTS, RECEIPTS_PAGE_DEFAULT, RECEIPTS_PAGE_MAX, ReceiptPage, ReceiptQuery, receipt_path,
 };
 pub use settlement::{
-    BATCH_PAGE_DEFAULT, BATCH_PAGE_MAX, BatchList, BatchStatus, CloseBatchRequest,
-    CloseBatchResult, MarkPaidRequest, REWARD_BATCHES, RewardBatch, RewardTotals, Rewards,
-    SETTLEMENT_BATCHES, SettlementBatchInfo, WalletRewards, batch_path, wallet_rewards_path,
+    BATCH_PAGE_DEFAULT, BATCH_PAGE_MAX, BatchLeaves, BatchList, BatchStatus, CloseBatchRequest,
+    CloseBatchResult, LEAVES_PAGE_DEFAULT, LEAVES_PAGE_MAX, MarkPaidRequest, REWARD_BATCHES,
+    RewardBatch, RewardTotals, Rewards, SETTLEMENT_BATCHES, SettlementBatchInfo, StoredLeaf,
+    WalletRewards, batch_path, wallet_rewards_path,
 };
 pub use tasks::{
     Claim, ClaimRequest, Credit, DEFAULT_CLAIM_TTL_S, DEFAULT_PASS_THRESHOLD, Dispute,

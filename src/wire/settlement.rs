@@ -74,6 +74,8 @@ pub struct SettlementBatchInfo {
     pub token: String,
     pub chain_id: u64,
     pub verifying_contract: String,
+    pub domain_name: String,
+    pub domain_version: String,
     /// The sum of its leaves, atomic units.
     pub total: Amount,
     /// The Merkle root over its leaves (one per wallet).
@@ -97,6 +99,31 @@ pub struct CloseBatchResult {
     /// `false`: a batch with this watermark already existed and is returned unchanged.
     pub created: bool,
     pub batch: SettlementBatchInfo,
+}
+
+/// Leaves a page of `GET /api/settlement/batches/{id}/leaves` holds by default, and at most.
+pub const LEAVES_PAGE_DEFAULT: usize = 10_000;
+pub const LEAVES_PAGE_MAX: usize = 50_000;
+
+/// One wallet's leaf as stored: its position in the batch file, the wallet, the amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StoredLeaf {
+    pub position: u64,
+    pub wallet: WalletAddress,
+    /// Atomic units.
+    pub amount: Amount,
+}
+
+/// `GET /api/settlement/batches/{id}/leaves` (admin key): the batch's leaves in position
+/// order, a page at a time; `basis orchestrator settle export` rebuilds the tree from them
+/// and checks it against the batch's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BatchLeaves {
+    pub batch_id: u64,
+    pub leaves: Vec<StoredLeaf>,
+    /// Pass as `?after=` for the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
 }
 
 /// `GET /api/settlement/batches`, newest first.

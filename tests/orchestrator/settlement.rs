@@ -310,8 +310,8 @@ fn seed_credits(db: &std::path::Path, n: u64) {
         let mut insert = tx
             .prepare(
                 "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, \
-                 asset, status, created_ms, receipt_id, receipt_hash) \
-                 VALUES (?1, ?2, 'gpu-seed', ?3, '1', '0', '1', 'USDC', 'pending', ?4, ?5, ?6)",
+                 asset, created_ms, receipt_id, receipt_hash, seq) \
+                 VALUES (?1, ?2, 'gpu-seed', ?3, '1', '0', '1', 'USDC', ?4, ?5, ?6, ?4)",
             )
             .unwrap();
         for k in 0..n {
@@ -331,14 +331,15 @@ fn seed_credits(db: &std::path::Path, n: u64) {
     tx.commit().unwrap();
 }
 
-fn batched(db: &std::path::Path) -> (i64, i64, i64) {
+/// Batches, the credits they count, their leaves and tree nodes as stored.
+fn batched(db: &std::path::Path) -> (i64, i64, i64, i64) {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row(
         "SELECT (SELECT count(*) FROM settlement_batches), \
-         (SELECT count(*) FROM credits WHERE status = 'batched'), \
-         (SELECT coalesce(sum(credits), 0) FROM settlement_batches)",
+         (SELECT coalesce(sum(credits), 0) FROM settlement_batches), \
+         (SELECT count(*) FROM batch_leaves), (SELECT count(*) FROM batch_nodes)",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )
     .unwrap()
 }
@@ -362,15 +363,22 @@ async fn a_kill_during_a_close_leaves_the_batch_whole_or_absent() -> TestResult 
                 .unwrap()
         }
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Once the close has reached the orchestrator, a little later: mid-close.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !orch.logs().contains("/api/settlement/batches") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
     orch.kill();
     let answered = closing.join().unwrap().status.success();
-    let (batches, credits, counted) = batched(&orch.db);
-    eprintln!("killed 400 ms into the close: answered {answered}, batches {batches}");
-    // Whole (one batch holding every credit, as counted in it) or absent (nothing batched).
+    let stored = batched(&orch.db);
+    let batches = stored.0;
+    eprintln!("killed 50 ms into the close: answered {answered}, batches {batches}");
+    // Whole (one batch counting every credit, with its 1000 leaves and 1999 tree nodes) or
+    // absent (nothing of it).
     assert!(
-        (batches, credits, counted) == (1, 100_000, 100_000) || (batches, credits) == (0, 0),
-        "batches {batches}, batched credits {credits}, counted {counted}"
+        stored == (1, 100_000, 1000, 1999) || stored == (0, 0, 0, 0),
+        "stored {stored:?}"
     );
     assert!(!answered || batches == 1, "an answered close was kept");
     orch.restart();
@@ -384,7 +392,7 @@ async fn a_kill_during_a_close_leaves_the_batch_whole_or_absent() -> TestResult 
     } else {
         assert_eq!(code(&closed), "NOTHING_TO_SETTLE", "{closed}");
     }
-    assert_eq!(batched(&orch.db), (1, 100_000, 100_000));
+    assert_eq!(batched(&orch.db), (1, 100_000, 1000, 1999));
     Ok(())
 }
 

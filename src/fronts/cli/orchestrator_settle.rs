@@ -115,7 +115,9 @@ pub async fn run(command: SettleCommand) -> ExitCode {
                     "this watermark already closed a batch (unchanged)"
                 };
                 format!(
-                    "{what}\n{}\nnext: basis orchestrator settle export {} --out batch-{}.json",
+                    "{what} (watermark --until {})\n{}\nnext: basis orchestrator settle export {} \
+                     --out batch-{}.json",
+                    r.batch.period_end,
                     detail(&r.batch),
                     r.batch.batch_id,
                     r.batch.batch_id

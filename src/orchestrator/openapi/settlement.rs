@@ -5,10 +5,9 @@ use schemars::generate::SchemaGenerator;
 use serde_json::{Value, json};
 
 use super::{json_content, schema_ref};
-use crate::domain::BatchFile;
 use crate::wire::{
-    BatchList, CloseBatchRequest, CloseBatchResult, MarkPaidRequest, Rewards, SettlementBatchInfo,
-    WalletRewards,
+    BatchLeaves, BatchList, CloseBatchRequest, CloseBatchResult, MarkPaidRequest, Rewards,
+    SettlementBatchInfo, WalletRewards,
 };
 
 /// The settlement paths; schemas are added to `g`.
@@ -17,7 +16,7 @@ pub fn paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Value {
     let closed = schema_ref::<CloseBatchResult>(g);
     let list = schema_ref::<BatchList>(g);
     let batch = schema_ref::<SettlementBatchInfo>(g);
-    let file = schema_ref::<BatchFile>(g);
+    let leaves = schema_ref::<BatchLeaves>(g);
     let paid = schema_ref::<MarkPaidRequest>(g);
     let rewards = schema_ref::<Rewards>(g);
     let wallet_rewards = schema_ref::<WalletRewards>(g);
@@ -53,10 +52,16 @@ pub fn paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Value {
             "responses": { "200": ok("The batch", &batch), "400": err("INVALID_ARGUMENT"),
                 "401": err("ADMIN_KEY_REQUIRED"), "404": err("BATCH_NOT_FOUND") }
         }},
-        "/api/settlement/batches/{id}/file": { "get": {
-            "operationId": "exportBatch", "summary": "The batch file: leaves with Merkle proofs, root, total, EIP-712 typed data and digest (admin key)",
-            "security": admin, "parameters": id,
-            "responses": { "200": ok("The batch file", &file), "400": err("INVALID_ARGUMENT"),
+        "/api/settlement/batches/{id}/leaves": { "get": {
+            "operationId": "batchLeaves", "summary": "The batch's leaves (wallet, amount) in position order, a page at a time; `settle export` rebuilds the tree and the batch file from them (admin key)",
+            "security": admin,
+            "parameters": [
+                { "name": "id", "in": "path", "required": true, "description": "The batch id", "schema": { "type": "integer", "minimum": 1 } },
+                { "name": "after", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 },
+                  "description": "Only leaves past this position (the previous page's next_after)" },
+                { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 50000 } }
+            ],
+            "responses": { "200": ok("A page of leaves", &leaves), "400": err("INVALID_ARGUMENT"),
                 "401": err("ADMIN_KEY_REQUIRED"), "404": err("BATCH_NOT_FOUND") }
         }},
         "/api/settlement/batches/{id}/paid": { "post": {

@@ -79,7 +79,10 @@ pub fn router(state: AppState) -> Router {
             get(settlement::list).post(settlement::close),
         )
         .route("/api/settlement/batches/{id}", get(settlement::get))
-        .route("/api/settlement/batches/{id}/file", get(settlement::file))
+        .route(
+            "/api/settlement/batches/{id}/leaves",
+            get(settlement::leaves),
+        )
         .route("/api/settlement/batches/{id}/paid", post(settlement::paid))
         .route(
             wire::TASKS,

@@ -1,6 +1,6 @@
 //! Settlement routes (docs/SETTLEMENT.md). The operator's, with the admin key:
 //! `POST /api/settlement/batches` (close), `GET /api/settlement/batches[/{id}]`,
-//! `GET /api/settlement/batches/{id}/file` (the batch file) and
+//! `GET /api/settlement/batches/{id}/leaves` (its leaves, a page at a time) and
 //! `POST /api/settlement/batches/{id}/paid`. Anyone's: the rewards of a worker
 //! (`GET /api/workers/{id}/rewards`) or of a wallet (`GET /api/wallets/{address}/rewards`),
 //! with each batch's leaf, proof and root.
@@ -11,8 +11,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use super::workers::{REWARDS_HISTORY, path_id};
-use crate::domain::{BatchFile, ErrorCode, WalletAddress};
+use super::workers::path_id;
+use crate::domain::{ErrorCode, WalletAddress};
 use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::{ApiError, scrub_serde_message};
 use crate::orchestrator::extract::ApiJson;
@@ -22,9 +22,13 @@ use crate::orchestrator::settlement::{self, SettleError};
 use crate::orchestrator::state::{AppState, unix_now_ms};
 use crate::orchestrator::store::settlement::{BatchRow, CreditTotals, RewardScope};
 use crate::wire::{
-    BATCH_PAGE_DEFAULT, BATCH_PAGE_MAX, BatchList, CloseBatchRequest, CloseBatchResult,
-    MarkPaidRequest, REWARD_BATCHES, RewardTotals, Rewards, SettlementBatchInfo, WalletRewards,
+    BATCH_PAGE_DEFAULT, BATCH_PAGE_MAX, BatchLeaves, BatchList, CloseBatchRequest,
+    CloseBatchResult, LEAVES_PAGE_DEFAULT, LEAVES_PAGE_MAX, MarkPaidRequest, REWARD_BATCHES,
+    RewardTotals, Rewards, SettlementBatchInfo, StoredLeaf, WalletRewards,
 };
+
+/// Credits shown by `GET /api/workers/{id}/rewards`, newest first.
+pub const REWARDS_HISTORY: usize = 100;
 
 impl From<SettleError> for ApiError {
     fn from(e: SettleError) -> Self {
@@ -47,7 +51,9 @@ impl From<SettleError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::SettlementConflict, message)
                     .with_fix("Give an --until later than the newest batch's, or leave it out (now).")
             }
-            SettleError::AlreadyPaid { .. } | SettleError::TxHashUsed { .. } => {
+            SettleError::AlreadyPaid { .. }
+            | SettleError::TxHashUsed { .. }
+            | SettleError::TxHashRace { .. } => {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::SettlementConflict, message)
                     .with_fix(
                         "Nothing changed. `basis orchestrator settle list` shows each batch's \
@@ -193,18 +199,53 @@ pub async fn get(
     Ok(Json(shown(&state, &b)?))
 }
 
-/// `GET /api/settlement/batches/{id}/file` (admin key): the batch file.
-pub async fn file(
+#[derive(Debug, Deserialize)]
+pub struct LeavesQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/settlement/batches/{id}/leaves` (admin key): a page of the batch's leaves.
+pub async fn leaves(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<BatchFile>, ApiError> {
+    query: Result<Query<LeavesQuery>, QueryRejection>,
+) -> Result<Json<BatchLeaves>, ApiError> {
     crate::orchestrator::auth::require_admin(&state, &headers, ip).await?;
     let id = batch_id(path)?;
-    Ok(Json(
-        state.batch_trees.export(state.store.as_ref(), id).await?,
-    ))
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(
+            ErrorCode::InvalidArgument,
+            format!("bad query: {}", scrub_serde_message(&e.body_text())),
+        )
+        .with_fix(format!(
+            "Use ?after=<position>&limit=<1-{LEAVES_PAGE_MAX}>."
+        ))
+    })?;
+    if state.store.batch(id).await?.is_none() {
+        return Err(SettleError::NotFound(id).into());
+    }
+    let limit = q
+        .limit
+        .unwrap_or(LEAVES_PAGE_DEFAULT)
+        .clamp(1, LEAVES_PAGE_MAX);
+    let rows = state.store.batch_leaves(id, q.after, limit).await?;
+    Ok(Json(BatchLeaves {
+        batch_id: id,
+        next_after: (rows.len() == limit)
+            .then(|| rows.last().map(|l| l.position))
+            .flatten(),
+        leaves: rows
+            .into_iter()
+            .map(|l| StoredLeaf {
+                position: l.position,
+                wallet: l.wallet,
+                amount: l.amount,
+            })
+            .collect(),
+    }))
 }
 
 /// `POST /api/settlement/batches/{id}/paid` (admin key).
@@ -244,10 +285,7 @@ pub async fn worker_rewards(
         return Err(worker_not_found(&id));
     };
     let totals = settlement::totals(state.store.as_ref(), RewardScope::Worker(id.clone())).await?;
-    let batches = state
-        .batch_trees
-        .reward_batches(state.store.as_ref(), &totals, REWARD_BATCHES)
-        .await?;
+    let batches = settlement::reward_batches(state.store.as_ref(), &totals, REWARD_BATCHES).await?;
     let credits = state.store.credits(id, REWARDS_HISTORY).await?;
     Ok(Json(Rewards {
         worker_id: row.worker_id,
@@ -279,10 +317,7 @@ pub async fn wallet_rewards(
             .with_fix("Give the public reward address: 0x and 40 hex digits.")
     })?;
     let totals = settlement::totals(state.store.as_ref(), RewardScope::Wallet(wallet)).await?;
-    let batches = state
-        .batch_trees
-        .reward_batches(state.store.as_ref(), &totals, REWARD_BATCHES)
-        .await?;
+    let batches = settlement::reward_batches(state.store.as_ref(), &totals, REWARD_BATCHES).await?;
     Ok(Json(WalletRewards {
         wallet,
         totals: wire_totals(&totals),

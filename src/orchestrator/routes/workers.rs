@@ -14,9 +14,6 @@ use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::WorkerRow;
 use crate::wire::{WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
 
-/// Credits shown by `GET /api/workers/{id}/rewards`, newest first.
-pub const REWARDS_HISTORY: usize = 100;
-
 /// The public view of a stored worker: the token hash becomes its fingerprint, and while it is
 /// connected here its presence comes from the hub (heartbeats are not written one by one).
 /// With several orchestrators on one database (`shared_window`: the online window, when the

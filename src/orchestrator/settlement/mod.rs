@@ -1,30 +1,27 @@
-//! Settlement (docs/SETTLEMENT.md): closing pending credits into batches, exporting a batch
-//! file, recording a payment, and the rewards views with each wallet's Merkle proof. The rules
-//! live here, once, above the store: a batch pays one leaf per wallet (its credits' net
-//! amounts added up, wallets whose sum is 0 left out) under the root of
-//! [`PayoutTree`]; the store moves rows and keeps the close atomic. basis never signs: the
-//! batch's typed data is for the operator's own wallet.
+//! Settlement (docs/SETTLEMENT.md): closing pending credits into batches, recording a
+//! payment, and the rewards views with each wallet's Merkle proof. The rules live here, once,
+//! above the store: a batch pays one leaf per wallet (its credits' net amounts added up,
+//! wallets whose sum is 0 left out) under the root of [`PayoutTree`], whose nodes are stored
+//! so a proof is a few lookups; its period starts where the asset's batch before it ended.
+//! The store keeps the close atomic. basis never signs: the batch's typed data is for the
+//! operator's own wallet.
 
 pub mod config;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use alloy_primitives::{B256, U256};
 
 use self::config::SettlementConfig;
 use super::store::settlement::{
-    BatchRow, BatchTerms, Closed, CreditTotals, MarkedPaid, MovedCredit, RewardScope, Sealed,
+    BatchRow, BatchTerms, Closed, CoveredCredit, CreditTotals, MarkedPaid, RewardScope, Sealed,
 };
 use super::store::{Store, StoreError};
 use crate::domain::{
-    Amount, BatchDomain, BatchFile, BatchHeader, BatchLeaf, PayoutTree, SettlementBatch,
-    WalletAddress, batch_signing_hash, build_batch_file, leaf_hash,
+    Amount, BatchDomain, BatchHeader, BatchLeaf, PayoutTree, SettlementBatch, WalletAddress,
+    batch_signing_hash, leaf_hash,
 };
 use crate::wire::{BatchStatus, RewardBatch, SettlementBatchInfo};
-
-/// Batch trees kept built for proofs.
-const TREES_CACHED: usize = 8;
 
 /// Why a settlement operation did nothing.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +44,8 @@ pub enum SettleError {
     AlreadyPaid { batch_id: u64, tx_hash: String },
     #[error("transaction {tx_hash} is already recorded as batch {batch_id}'s payment")]
     TxHashUsed { tx_hash: String, batch_id: u64 },
+    #[error("transaction {tx_hash} was just recorded as another batch's payment")]
+    TxHashRace { tx_hash: String },
     #[error("the tx hash must be 0x and 64 hex digits")]
     BadTxHash,
     #[error("stored batch {0} does not rebuild to its root")]
@@ -55,38 +54,53 @@ pub enum SettleError {
     Store(#[from] StoreError),
 }
 
-/// The leaves and root of `moved`: one leaf per wallet with a positive sum, in address order;
-/// `None` when nothing is payable. `period_start_ms` is the earliest credit's time.
-pub fn seal(moved: &[MovedCredit]) -> Option<Sealed> {
+/// The leaves and tree of the credits a close covers: one leaf per wallet with a positive
+/// sum, in address order; `Ok(None)` when nothing is payable. The period starts at
+/// `previous_watermark_ms` (the asset's batch before), else at the earliest credit.
+pub fn seal(
+    covered: &[CoveredCredit],
+    previous_watermark_ms: Option<u64>,
+) -> Result<Option<Sealed>, StoreError> {
+    let overflow = || StoreError::Corrupt {
+        what: "settlement batch",
+        reason: "its total does not fit in 128 bits of atomic units".into(),
+    };
     let mut sums: HashMap<WalletAddress, Amount> = HashMap::new();
-    for c in moved {
+    for c in covered {
         let sum = sums.entry(c.wallet).or_insert(Amount::ZERO);
-        // Overflow of u128 atomic units cannot come from credits below MAX_REWARD_ATOMIC each
-        // in any realistic count; saturating keeps the seal total (checked again below).
-        *sum = sum
-            .checked_add(c.net)
-            .unwrap_or(Amount::from_atomic(u128::MAX));
+        *sum = sum.checked_add(c.net).ok_or_else(overflow)?;
     }
     let mut leaves: Vec<(WalletAddress, Amount)> =
         sums.into_iter().filter(|(_, a)| !a.is_zero()).collect();
     if leaves.is_empty() {
-        return None;
+        return Ok(None);
     }
     leaves.sort_unstable_by_key(|(w, _)| w.address());
     let total = leaves
         .iter()
-        .try_fold(Amount::ZERO, |t, (_, a)| t.checked_add(*a))?;
+        .try_fold(Amount::ZERO, |t, (_, a)| t.checked_add(*a))
+        .ok_or_else(overflow)?;
     let hashes: Vec<B256> = leaves
         .iter()
         .map(|(w, a)| leaf_hash(w.address(), U256::from(a.atomic())))
         .collect();
-    let root = PayoutTree::new(&hashes).ok()?.root();
-    Some(Sealed {
+    let tree = PayoutTree::new(&hashes).map_err(|e| StoreError::Corrupt {
+        what: "settlement batch",
+        reason: e.to_string(),
+    })?;
+    let leaves = leaves
+        .into_iter()
+        .enumerate()
+        .map(|(k, (w, a))| (w, a, tree.node_of(k).unwrap_or_default() as u64))
+        .collect();
+    let earliest = covered.iter().map(|c| c.created_ms).min().unwrap_or(0);
+    Ok(Some(Sealed {
         leaves,
+        root: tree.root().to_string(),
+        nodes: tree.nodes().to_vec(),
         total,
-        root: root.to_string(),
-        period_start_ms: moved.iter().map(|c| c.created_ms).min().unwrap_or(0),
-    })
+        period_start_ms: previous_watermark_ms.unwrap_or(earliest),
+    }))
 }
 
 fn address(text: &str) -> Result<WalletAddress, StoreError> {
@@ -97,7 +111,7 @@ fn address(text: &str) -> Result<WalletAddress, StoreError> {
 }
 
 /// The batch's header for its file: id, period in seconds, token and domain as closed.
-fn header(b: &BatchRow) -> Result<BatchHeader, StoreError> {
+pub fn header(b: &BatchRow) -> Result<BatchHeader, StoreError> {
     Ok(BatchHeader {
         batch_id: b.batch_id,
         period_start: b.period_start_ms / 1000,
@@ -142,6 +156,8 @@ pub fn info(b: &BatchRow, asset_decimals: Option<u8>) -> Result<SettlementBatchI
         token: b.terms.token.clone(),
         chain_id: b.terms.chain_id,
         verifying_contract: b.terms.verifying_contract.clone(),
+        domain_name: b.terms.domain_name.clone(),
+        domain_version: b.terms.domain_version.clone(),
         total: b.total,
         root: b.root.clone(),
         digest: batch_signing_hash(&h.domain, &message).to_string(),
@@ -179,7 +195,7 @@ pub async fn close(
         domain_name: config.domain.name.clone(),
         domain_version: config.domain.version.clone(),
     };
-    match store.close_batch(terms, Box::new(|m| seal(m))).await? {
+    match store.close_batch(terms, Box::new(seal)).await? {
         Closed::New(batch) => Ok(ClosedBatch {
             created: true,
             batch,
@@ -220,123 +236,49 @@ pub async fn mark_paid(
             tx_hash: hash,
             batch_id,
         }),
-        // Two payments recorded at once with one hash: the unique index refused the second.
-        Err(StoreError::Conflict) => Err(SettleError::TxHashUsed {
-            tx_hash: hash,
-            batch_id: id,
-        }),
+        // Two payments recorded at once with one hash: the unique index refused the second;
+        // the batch that holds it is the other one, whichever that is.
+        Err(StoreError::Conflict) => Err(SettleError::TxHashRace { tx_hash: hash }),
         Err(e) => Err(e.into()),
     }
 }
 
-/// A batch's leaves and their tree, built once and shared.
-#[derive(Debug)]
-struct BatchTree {
-    leaves: Vec<(WalletAddress, Amount)>,
-    tree: PayoutTree,
-    position: HashMap<WalletAddress, usize>,
-}
-
-/// Built batch trees, the newest few (a batch's leaves never change once closed).
-#[derive(Debug, Default)]
-pub struct Trees(Mutex<Vec<(u64, Arc<BatchTree>)>>);
-
-impl Trees {
-    async fn get(&self, store: &dyn Store, b: &BatchRow) -> Result<Arc<BatchTree>, SettleError> {
-        if let Some((_, t)) = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .find(|(id, _)| *id == b.batch_id)
-        {
-            return Ok(Arc::clone(t));
-        }
-        let leaves = store.batch_leaves(b.batch_id).await?;
-        let hashes: Vec<B256> = leaves
-            .iter()
-            .map(|(w, a)| leaf_hash(w.address(), U256::from(a.atomic())))
-            .collect();
-        let tree = PayoutTree::new(&hashes).map_err(|_| SettleError::Inconsistent(b.batch_id))?;
-        if tree.root().to_string() != b.root {
-            return Err(SettleError::Inconsistent(b.batch_id));
-        }
-        let position = leaves
-            .iter()
-            .enumerate()
-            .map(|(i, (w, _))| (*w, i))
-            .collect();
-        let built = Arc::new(BatchTree {
-            leaves,
-            tree,
-            position,
+/// The newest batches in `totals` (at most `limit`) with the wallet's leaf and its proof,
+/// read from the stored tree.
+pub async fn reward_batches(
+    store: &dyn Store,
+    totals: &CreditTotals,
+    limit: usize,
+) -> Result<Vec<RewardBatch>, SettleError> {
+    let mut out = Vec::new();
+    for (batch_id, wallet, share) in totals.batches.iter().take(limit) {
+        let b = store
+            .batch(*batch_id)
+            .await?
+            .ok_or(SettleError::Inconsistent(*batch_id))?;
+        // A wallet whose credits in the batch sum to 0 has no leaf.
+        let Some((amount, proof)) = store.leaf_proof(*batch_id, *wallet).await? else {
+            continue;
+        };
+        out.push(RewardBatch {
+            batch_id: b.batch_id,
+            status: if b.tx_hash.is_some() {
+                BatchStatus::Paid
+            } else {
+                BatchStatus::Batched
+            },
+            share: *share,
+            leaf: BatchLeaf {
+                wallet: *wallet,
+                amount: amount.to_string(),
+                proof: proof.iter().map(ToString::to_string).collect(),
+            },
+            root: b.root.clone(),
+            tx_hash: b.tx_hash.clone(),
+            paid_at: b.paid_ms.map(|ms| ms / 1000),
         });
-        let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        cached.retain(|(id, _)| *id != b.batch_id);
-        cached.push((b.batch_id, Arc::clone(&built)));
-        if cached.len() > TREES_CACHED {
-            cached.remove(0);
-        }
-        Ok(built)
     }
-
-    /// The batch file of batch `id`: its leaves and proofs, rebuilt from the stored leaves
-    /// and checked against the stored root.
-    pub async fn export(&self, store: &dyn Store, id: u64) -> Result<BatchFile, SettleError> {
-        let b = store.batch(id).await?.ok_or(SettleError::NotFound(id))?;
-        let tree = self.get(store, &b).await?;
-        let payouts: Vec<(WalletAddress, U256)> = tree
-            .leaves
-            .iter()
-            .map(|(w, a)| (*w, U256::from(a.atomic())))
-            .collect();
-        let file =
-            build_batch_file(&header(&b)?, &payouts).map_err(|_| SettleError::Inconsistent(id))?;
-        if file.root != b.root {
-            return Err(SettleError::Inconsistent(id));
-        }
-        Ok(file)
-    }
-
-    /// The newest batches in `totals` (at most `limit`) with the wallet's leaf and proof.
-    pub async fn reward_batches(
-        &self,
-        store: &dyn Store,
-        totals: &CreditTotals,
-        limit: usize,
-    ) -> Result<Vec<RewardBatch>, SettleError> {
-        let mut out = Vec::new();
-        for (batch_id, wallet, share) in totals.batches.iter().take(limit) {
-            let b = store
-                .batch(*batch_id)
-                .await?
-                .ok_or(SettleError::Inconsistent(*batch_id))?;
-            let tree = self.get(store, &b).await?;
-            // A wallet whose credits in the batch sum to 0 has no leaf.
-            let Some(&k) = tree.position.get(wallet) else {
-                continue;
-            };
-            let proof = tree.tree.proof(k).unwrap_or_default();
-            out.push(RewardBatch {
-                batch_id: b.batch_id,
-                status: if b.tx_hash.is_some() {
-                    BatchStatus::Paid
-                } else {
-                    BatchStatus::Batched
-                },
-                share: *share,
-                leaf: BatchLeaf {
-                    wallet: *wallet,
-                    amount: tree.leaves[k].1.to_string(),
-                    proof: proof.iter().map(ToString::to_string).collect(),
-                },
-                root: b.root.clone(),
-                tx_hash: b.tx_hash.clone(),
-                paid_at: b.paid_ms.map(|ms| ms / 1000),
-            });
-        }
-        Ok(out)
-    }
+    Ok(out)
 }
 
 /// A scope's credits added up (see [`super::store::SettlementStore::reward_totals`]).

@@ -20,7 +20,7 @@ use super::{SqliteStore, StoreError};
 use crate::domain::Amount;
 
 /// The tables, parents first.
-pub const TABLES: [&str; 13] = [
+pub const TABLES: [&str; 14] = [
     "workers",
     "presence_log",
     "agent_links",
@@ -34,6 +34,7 @@ pub const TABLES: [&str; 13] = [
     "credits",
     "settlement_batches",
     "batch_leaves",
+    "batch_nodes",
 ];
 
 /// Why nothing was copied.
@@ -273,6 +274,14 @@ pub async fn sqlite_to_postgres(from: &Path, to: &DatabaseUrl) -> Result<CopyRep
     tx.execute(
         "SELECT setval(pg_get_serial_sequence('claims', 'claim_id'), \
          COALESCE((SELECT max(claim_id) FROM claims), 0) + 1, false)",
+        &[],
+    )
+    .await
+    .map_err(pg)?;
+    // So do credits' `seq`s (their commit order, which settlement batches refer to).
+    tx.execute(
+        "SELECT setval(pg_get_serial_sequence('credits', 'seq'), \
+         COALESCE((SELECT max(seq) FROM credits), 0) + 1, false)",
         &[],
     )
     .await

@@ -40,8 +40,11 @@ pub const SUBMISSION_COLUMNS: &str = "s.submission_id, s.task_id, s.worker_id, t
      s.evaluated_ms, s.auto_evaluated, s.dispute_deadline_ms, s.dispute_reason, s.disputed_ms, \
      s.resolution, s.resolution_note, s.resolved_ms, s.receipt_id, r.receipt_hash, s.metric";
 
-pub const CREDIT_COLUMNS: &str = "submission_id, task_id, worker_id, wallet, gross, fee, net, \
-     asset, unpaid, status, created_ms, receipt_id, receipt_hash, batch_id";
+/// A credit's columns, from [`super::settlement::CREDITS_WITH_BATCH`] (`c` the credit, `b`
+/// the batch holding it).
+pub const CREDIT_COLUMNS: &str = "c.submission_id, c.task_id, c.worker_id, c.wallet, c.gross, \
+     c.fee, c.net, c.asset, c.unpaid, c.created_ms, c.receipt_id, c.receipt_hash, b.batch_id, \
+     b.tx_hash";
 
 /// A key with its usage on one day, from `keys k LEFT JOIN key_usage u` (the day bound by the
 /// caller), in the order [`key_entry`] reads.
@@ -326,12 +329,17 @@ pub fn credit(row: &impl Columns) -> Result<Credit, StoreError> {
             .opt_text(8)?
             .map(|u| from_json::<Unpaid>("unpaid", &format!("\"{u}\"")))
             .transpose()?,
-        status: row.text(9)?,
-        created_at: secs(ms(row, 10, "credited")?),
-        receipt_id: parse("receipt id", ReceiptId::parse(&row.text(11)?))?,
-        receipt_hash: parse("receipt hash", ReceiptHash::parse(&row.text(12)?))?,
+        status: match (row.opt_int(12)?, row.opt_text(13)?) {
+            (None, _) => super::settlement::PENDING,
+            (Some(_), None) => super::settlement::BATCHED,
+            (Some(_), Some(_)) => super::settlement::PAID,
+        }
+        .to_owned(),
+        created_at: secs(ms(row, 9, "credited")?),
+        receipt_id: parse("receipt id", ReceiptId::parse(&row.text(10)?))?,
+        receipt_hash: parse("receipt hash", ReceiptHash::parse(&row.text(11)?))?,
         batch_id: row
-            .opt_int(13)?
+            .opt_int(12)?
             .map(|b| u64::try_from(b).map_err(|e| corrupt("batch id", e)))
             .transpose()?,
     })

@@ -1,16 +1,24 @@
-//! Settlement rows (docs/SETTLEMENT.md, "Batches"): closed batches, their per-wallet leaves,
-//! and each credit's state (`pending` → `batched` → `paid`). The [`SettlementStore`] trait,
-//! the columns and row parsers both backends share, and the fold of a worker's or a wallet's
-//! credits into totals. What a batch pays is decided above the store: a backend hands the
-//! credits it moved to the caller's [`Sealer`] and writes what it returns.
+//! Settlement rows (docs/SETTLEMENT.md, "Batches"): closed batches, their per-wallet leaves
+//! and their Merkle trees' nodes; the [`SettlementStore`] trait, the SQL and row parsers both
+//! backends share, and the fold of a worker's or a wallet's credits into totals.
+//!
+//! A credit's batch is not written on the credit: it follows from the batches. Each credit
+//! has a `seq`, increasing in commit order (a close holds off new credits while it reads), and
+//! each batch records its watermark and the highest `seq` committed when it closed. A credit
+//! belongs to the first batch of its asset whose watermark is after it and whose `max_seq`
+//! covers it ([`CREDITS_WITH_BATCH`]); before that batch it is `pending`, after the batch's
+//! payment `paid`. So a close writes the batch, its leaves and nodes, and no credit row. What
+//! a batch pays is decided above the store: a backend hands the credits a close covers to the
+//! caller's [`Sealer`] and writes what it returns.
 
+use alloy_primitives::B256;
 use futures::future::BoxFuture;
 
 use super::StoreError;
 use super::rows::{Columns, corrupt};
 use crate::domain::{Amount, WalletAddress, WorkerId};
 
-/// A credit's state.
+/// A credit's state, derived from its batch.
 pub const PENDING: &str = "pending";
 pub const BATCHED: &str = "batched";
 pub const PAID: &str = "paid";
@@ -18,7 +26,29 @@ pub const PAID: &str = "paid";
 /// The columns [`batch_row`] reads, in order.
 pub const BATCH_COLUMNS: &str = "batch_id, watermark_ms, period_start_ms, asset, token, \
      chain_id, verifying_contract, domain_name, domain_version, total, root, credits, leaves, \
-     closed_ms, tx_hash, paid_ms";
+     closed_ms, tx_hash, paid_ms, max_seq";
+
+/// `credits c` with the batch `b` holding each (NULL columns while pending).
+pub const CREDITS_WITH_BATCH: &str = "credits c LEFT JOIN settlement_batches b ON b.batch_id = \
+     (SELECT min(x.batch_id) FROM settlement_batches x WHERE x.asset = c.asset \
+     AND x.watermark_ms > c.created_ms AND x.max_seq >= c.seq)";
+
+/// The credits batch N covers: `?1` asset, `?2` its `max_seq`, `?3` its watermark, `?4` and
+/// `?5` the watermark and `max_seq` of the asset's batch before it (0 and 0 for the first).
+/// Those made in `[?4, ?3)`, and those made earlier that committed after the batch before.
+pub const CREDITS_OF_BATCH: &str = "SELECT wallet, net, created_ms, worker_id FROM credits \
+     WHERE asset = ?1 AND seq <= ?2 AND created_ms < ?3 AND created_ms >= ?4 \
+     UNION ALL SELECT wallet, net, created_ms, worker_id FROM credits \
+     WHERE asset = ?1 AND seq > ?5 AND seq <= ?2 AND created_ms < ?4";
+
+/// The newest batch of an asset before a batch id: `?1` asset, `?2` batch id.
+pub const PREVIOUS_OF_ASSET: &str = "SELECT watermark_ms, max_seq FROM settlement_batches \
+     WHERE asset = ?1 AND batch_id < ?2 ORDER BY batch_id DESC LIMIT 1";
+
+/// `sql` with PostgreSQL's `$N` placeholders for `?N`.
+pub fn pg(sql: &str) -> String {
+    sql.replace('?', "$")
+}
 
 /// What a batch is closed under: its watermark and the EIP-712 domain and token it pays with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +71,11 @@ pub struct BatchTerms {
 pub struct BatchRow {
     pub batch_id: u64,
     pub terms: BatchTerms,
-    /// The earliest of its credits (unix milliseconds).
+    /// Where its period starts (unix milliseconds): the watermark of the asset's batch before
+    /// it, or its earliest credit's time for the first.
     pub period_start_ms: u64,
+    /// The highest credit `seq` committed when it closed.
+    pub max_seq: u64,
     /// The sum of its leaves.
     pub total: Amount,
     /// The Merkle root, `0x` hex.
@@ -56,26 +89,38 @@ pub struct BatchRow {
 }
 
 /// A credit as a batch sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MovedCredit {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoveredCredit {
     pub wallet: WalletAddress,
     pub net: Amount,
     pub created_ms: u64,
 }
 
-/// What the caller's sealer makes of the moved credits.
+/// One wallet's leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafRow {
+    pub position: u64,
+    pub wallet: WalletAddress,
+    pub amount: Amount,
+}
+
+/// What the caller's sealer makes of the credits a close covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
-    /// One per wallet, in leaf-position order.
-    pub leaves: Vec<(WalletAddress, Amount)>,
+    /// One per wallet, in position order, each with its node in `nodes`.
+    pub leaves: Vec<(WalletAddress, Amount, u64)>,
+    /// The whole tree in OpenZeppelin's layout (the root first).
+    pub nodes: Vec<B256>,
     pub total: Amount,
     pub root: String,
     pub period_start_ms: u64,
 }
 
-/// Turns the credits a close moved into the batch's leaves and root; `None` when they pay
-/// nothing (the close is then rolled back). Runs inside the close's transaction.
-pub type Sealer = Box<dyn FnOnce(&[MovedCredit]) -> Option<Sealed> + Send>;
+/// Turns the credits a close covers (and the watermark of the asset's batch before, if any)
+/// into the batch's leaves and tree; `Ok(None)` when they pay nothing (the close then writes
+/// nothing). Runs inside the close's transaction.
+pub type Sealer =
+    Box<dyn FnOnce(&[CoveredCredit], Option<u64>) -> Result<Option<Sealed>, StoreError> + Send>;
 
 /// What a close did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,14 +167,16 @@ pub struct CreditTotals {
     pub batches: Vec<(u64, WalletAddress, Amount)>,
     /// How many credits were added up.
     pub credits: u64,
+    shares: std::collections::HashMap<(u64, WalletAddress), Amount>,
 }
 
 impl CreditTotals {
-    /// Adds one credit (`status`, `batch_id`, `wallet`, `net`, as stored).
+    /// Adds one credit: its batch (`None` while pending), whether that batch is paid, its
+    /// wallet and net amount as stored.
     pub fn add(
         &mut self,
-        status: &str,
         batch_id: Option<i64>,
+        paid: bool,
         wallet: &str,
         net: &str,
     ) -> Result<(), StoreError> {
@@ -140,31 +187,30 @@ impl CreditTotals {
         };
         self.credits += 1;
         self.accrued = sum(self.accrued)?;
-        match status {
-            PENDING => self.pending = sum(self.pending)?,
-            BATCHED => self.batched = sum(self.batched)?,
-            PAID => self.paid = sum(self.paid)?,
-            other => return Err(corrupt("credit", format!("unknown status {other:?}"))),
+        match (batch_id, paid) {
+            (None, _) => self.pending = sum(self.pending)?,
+            (Some(_), false) => self.batched = sum(self.batched)?,
+            (Some(_), true) => self.paid = sum(self.paid)?,
         }
         if let Some(id) = batch_id {
             let id = u64::try_from(id).map_err(|e| corrupt("credit", e))?;
             let wallet = WalletAddress::parse(wallet).map_err(|e| corrupt("credit wallet", e))?;
-            match self
-                .batches
-                .iter_mut()
-                .find(|(b, w, _)| *b == id && *w == wallet)
-            {
-                Some((_, _, share)) => *share = sum(*share)?,
-                None => self.batches.push((id, wallet, net)),
-            }
+            let share = self.shares.entry((id, wallet)).or_insert(Amount::ZERO);
+            *share = share
+                .checked_add(net)
+                .ok_or_else(|| corrupt("credit", "rewards overflow"))?;
         }
         Ok(())
     }
 
-    /// Sorts the batches newest first.
+    /// The shares, newest batch first.
     pub fn finish(mut self) -> Self {
+        self.batches = std::mem::take(&mut self.shares)
+            .into_iter()
+            .map(|((id, wallet), share)| (id, wallet, share))
+            .collect();
         self.batches
-            .sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+            .sort_unstable_by_key(|b| (std::cmp::Reverse(b.0), b.1.address()));
         self
     }
 }
@@ -220,32 +266,37 @@ pub fn batch_row(row: &impl Columns) -> Result<BatchRow, StoreError> {
             .opt_int(15)?
             .map(|v| u64::try_from(v).map_err(|e| corrupt("paid", e)))
             .transpose()?,
+        max_seq: ms(row, 16, "max seq")?,
     })
 }
 
-/// A leaf, from `wallet, amount`.
-pub fn leaf_row(row: &impl Columns) -> Result<(WalletAddress, Amount), StoreError> {
-    Ok((
-        WalletAddress::parse(&row.text(0)?).map_err(|e| corrupt("leaf wallet", e))?,
-        Amount::parse(&row.text(1)?).map_err(|e| corrupt("leaf amount", e))?,
-    ))
+/// A leaf, from `position, wallet, amount`.
+pub fn leaf_row(row: &impl Columns) -> Result<LeafRow, StoreError> {
+    Ok(LeafRow {
+        position: ms(row, 0, "leaf position")?,
+        wallet: WalletAddress::parse(&row.text(1)?).map_err(|e| corrupt("leaf wallet", e))?,
+        amount: Amount::parse(&row.text(2)?).map_err(|e| corrupt("leaf amount", e))?,
+    })
 }
 
-/// A moved credit, from `wallet, net, created_ms`.
-pub fn moved_row(row: &impl Columns) -> Result<MovedCredit, StoreError> {
-    Ok(MovedCredit {
+/// A covered credit, from `wallet, net, created_ms` ([`CREDITS_OF_BATCH`]).
+pub fn covered_row(row: &impl Columns) -> Result<CoveredCredit, StoreError> {
+    Ok(CoveredCredit {
         wallet: WalletAddress::parse(&row.text(0)?).map_err(|e| corrupt("credit wallet", e))?,
         net: Amount::parse(&row.text(1)?).map_err(|e| corrupt("credit net", e))?,
         created_ms: ms(row, 2, "credited")?,
     })
 }
 
-/// Settlement batches and the state of credits.
+/// A proof read from a stored tree: the leaf's amount and the sibling hashes from it up.
+pub type StoredProof = (Amount, Vec<B256>);
+
+/// Settlement batches, their leaves and trees.
 pub trait SettlementStore {
-    /// In one transaction: unless a batch with this watermark (or a later one) exists, moves
-    /// every pending credit made before `terms.watermark_ms` into a new batch (the next id),
-    /// and writes the batch and the leaves `seal` makes of them. Closes are serialised: of
-    /// two at once, the second sees the first's batch.
+    /// In one transaction, holding off new credits while it reads: unless a batch with this
+    /// watermark (or a later one) exists, covers every pending credit of `terms.asset` made
+    /// before `terms.watermark_ms` and writes the batch, its leaves and tree as `seal` makes
+    /// them. Closes are serialised: of two at once, the second sees the first's batch.
     fn close_batch(
         &self,
         terms: BatchTerms,
@@ -261,14 +312,26 @@ pub trait SettlementStore {
 
     fn batch(&self, id: u64) -> BoxFuture<'_, Result<Option<BatchRow>, StoreError>>;
 
-    /// The batch's leaves in position order.
+    /// Up to `limit` of the batch's leaves after position `after` (from the first when
+    /// `None`), in position order.
     fn batch_leaves(
         &self,
         id: u64,
-    ) -> BoxFuture<'_, Result<Vec<(WalletAddress, Amount)>, StoreError>>;
+        after: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<LeafRow>, StoreError>>;
 
-    /// Records the batch paid by `tx_hash` and its credits `paid`, unless it is unknown,
-    /// already paid, or the hash is another batch's.
+    /// `wallet`'s leaf in batch `id` with its proof, read from the stored tree (`None`: the
+    /// batch pays the wallet nothing).
+    fn leaf_proof(
+        &self,
+        id: u64,
+        wallet: WalletAddress,
+    ) -> BoxFuture<'_, Result<Option<StoredProof>, StoreError>>;
+
+    /// Records the batch paid by `tx_hash` (its credits are then `paid`, and each worker's
+    /// `rewards_pending` loses its share), unless it is unknown, already paid, or the hash
+    /// is another batch's.
     fn mark_paid(
         &self,
         id: u64,
@@ -278,4 +341,19 @@ pub trait SettlementStore {
 
     /// The scope's credits added up.
     fn reward_totals(&self, scope: RewardScope) -> BoxFuture<'_, Result<CreditTotals, StoreError>>;
+}
+
+/// The stored proof of the leaf at `node` from the `(node, hash)` rows read for
+/// [`crate::domain::proof_nodes`]`(node)`.
+pub fn assemble_proof(node: u64, rows: &[(u64, Vec<u8>)]) -> Result<Vec<B256>, StoreError> {
+    let wanted = crate::domain::proof_nodes(usize::try_from(node).map_err(|e| corrupt("node", e))?);
+    wanted
+        .into_iter()
+        .map(|i| {
+            rows.iter()
+                .find(|(n, _)| *n == i as u64)
+                .and_then(|(_, h)| (h.len() == 32).then(|| B256::from_slice(h)))
+                .ok_or_else(|| corrupt("batch tree", format!("node {i} is missing")))
+        })
+        .collect()
 }

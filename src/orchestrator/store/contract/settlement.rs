@@ -15,8 +15,24 @@ use crate::domain::{
     Amount, ReceiptHash, ReceiptId, SubmissionId, TaskId, WalletAddress, WorkerId, leaf_hash,
     verify_batch_file, verify_proof,
 };
+
+/// The batch file of batch `id`, built as `settle export` builds it: from the stored leaves.
+async fn export(store: &dyn Store, id: u64) -> crate::domain::BatchFile {
+    let b = store.batch(id).await.unwrap().unwrap();
+    let leaves = store.batch_leaves(id, None, 1_000_000).await.unwrap();
+    let payouts: Vec<_> = leaves
+        .iter()
+        .map(|l| (l.wallet, U256::from(l.amount.atomic())))
+        .collect();
+    let file = crate::domain::build_batch_file(&settlement::header(&b).unwrap(), &payouts).unwrap();
+    assert_eq!(
+        file.root, b.root,
+        "the stored leaves rebuild the stored root"
+    );
+    file
+}
 use crate::orchestrator::settlement::config::SettlementConfig;
-use crate::orchestrator::settlement::{self, SettleError, Trees};
+use crate::orchestrator::settlement::{self, SettleError};
 use crate::orchestrator::store::settlement::{BATCHED, PAID, PENDING, RewardScope};
 use crate::orchestrator::store::{MarketTx, Store};
 use crate::wire::Credit;
@@ -53,7 +69,7 @@ pub(super) async fn credit(
         asset: "USDC".into(),
         asset_decimals: None,
         unpaid: None,
-        status: PENDING.into(),
+        status: String::new(),
         created_at: created_ms / 1000,
         receipt_id: ReceiptId::generate(),
         receipt_hash: ReceiptHash::from_bytes([7; 32]),
@@ -120,17 +136,19 @@ pub async fn a_close_batches_each_pending_credit_once_and_is_idempotent(store: A
     assert!(matches!(close(s, 8_000).await, Err(SettleError::Nothing)));
     assert_eq!(s.batches(None, 10).await.unwrap().len(), 1);
 
-    // The batch file rebuilds to the stored root and verifies offline.
-    let trees = Trees::default();
-    let file = trees.export(s, 1).await.unwrap();
+    // The batch file rebuilds to the stored root and verifies offline; leaves page.
+    let file = export(s, 1).await;
     let summary = verify_batch_file(&file).unwrap();
     assert_eq!(summary.root.to_string(), b.root);
     assert_eq!(summary.total, U256::from(600));
     assert_eq!(file.leaves.len(), 2);
-    assert!(matches!(
-        trees.export(s, 9).await,
-        Err(SettleError::NotFound(9))
-    ));
+    let first = s.batch_leaves(1, None, 1).await.unwrap();
+    let rest = s
+        .batch_leaves(1, Some(first[0].position), 10)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), rest.len(), rest[0].position), (1, 1, 1));
+    assert!(s.batch_leaves(9, None, 10).await.unwrap().is_empty());
 
     // The worker's view: by state, and its wallet's leaf with a proof that verifies.
     let totals = settlement::totals(s, RewardScope::Worker(WorkerId::parse("w-a").unwrap()))
@@ -145,7 +163,7 @@ pub async fn a_close_batches_each_pending_credit_once_and_is_idempotent(store: A
             Amount::ZERO
         )
     );
-    let shown = trees.reward_batches(s, &totals, 10).await.unwrap();
+    let shown = settlement::reward_batches(s, &totals, 10).await.unwrap();
     assert_eq!(shown.len(), 1);
     let leaf = &shown[0];
     assert_eq!(
@@ -169,7 +187,12 @@ pub async fn a_close_batches_each_pending_credit_once_and_is_idempotent(store: A
     let c = settlement::totals(s, RewardScope::Wallet(WalletAddress::parse(C).unwrap()))
         .await
         .unwrap();
-    assert!(trees.reward_batches(s, &c, 10).await.unwrap().is_empty());
+    assert!(
+        settlement::reward_batches(s, &c, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The payment: bad hashes and unknown batches change nothing; recorded once.
     let tx = format!("0x{}", "ab".repeat(32));

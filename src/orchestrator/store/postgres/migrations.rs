@@ -199,7 +199,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE submissions ADD COLUMN confirmed_metric TEXT;
     CREATE INDEX submissions_by_decision ON submissions (evaluated_ms);
     CREATE INDEX tasks_by_family ON tasks (family) WHERE family IS NOT NULL;"#,
-    // 6: SQLite's migration 9: settlement batches, their leaves, each credit's batch.
+    // 6: SQLite's migration 9: settlement batches, their leaves and trees, each credit's
+    // `seq` (a sequence: a close takes a SHARE lock on credits, so every `seq` it sees below
+    // its `max_seq` is committed).
     r#"CREATE TABLE settlement_batches (
         batch_id            BIGINT PRIMARY KEY NOT NULL,
         watermark_ms        BIGINT NOT NULL UNIQUE,
@@ -216,19 +218,30 @@ const MIGRATIONS: &[&str] = &[
         leaves              BIGINT NOT NULL,
         closed_ms           BIGINT NOT NULL,
         tx_hash             TEXT COLLATE "C" UNIQUE,
-        paid_ms             BIGINT
+        paid_ms             BIGINT,
+        max_seq             BIGINT NOT NULL
     );
+    CREATE INDEX batches_by_asset ON settlement_batches (asset, watermark_ms, max_seq);
     CREATE TABLE batch_leaves (
         batch_id  BIGINT NOT NULL,
         position  BIGINT NOT NULL,
         wallet    TEXT COLLATE "C" NOT NULL,
         amount    TEXT NOT NULL,
+        node      BIGINT NOT NULL,
         PRIMARY KEY (batch_id, position)
     );
-    ALTER TABLE credits ADD COLUMN batch_id BIGINT;
-    CREATE INDEX credits_pending ON credits (created_ms) WHERE status = 'pending';
-    CREATE INDEX credits_by_batch ON credits (batch_id) WHERE batch_id IS NOT NULL;
-    CREATE INDEX credits_by_wallet ON credits (wallet);"#,
+    CREATE UNIQUE INDEX batch_leaves_by_wallet ON batch_leaves (batch_id, wallet);
+    CREATE TABLE batch_nodes (
+        batch_id  BIGINT NOT NULL,
+        node      BIGINT NOT NULL,
+        hash      BYTEA NOT NULL CHECK (length(hash) = 32),
+        PRIMARY KEY (batch_id, node)
+    );
+    ALTER TABLE credits ADD COLUMN seq BIGSERIAL;
+    CREATE UNIQUE INDEX credits_by_seq ON credits (seq);
+    CREATE INDEX credits_by_time ON credits (created_ms);
+    CREATE INDEX credits_by_wallet ON credits (wallet);
+    ALTER TABLE credits DROP COLUMN status;"#,
 ];
 
 /// The schema version this build writes.

@@ -1,23 +1,32 @@
 //! [`SettlementStore`] on PostgreSQL. A close takes an exclusive lock on
-//! `settlement_batches` for its transaction, so closes from any number of replicas run one
-//! at a time; its one `UPDATE … RETURNING` moves exactly the credits committed before it (a
-//! credit committing meanwhile is not seen and stays pending for the next batch).
+//! `settlement_batches` (closes from any number of replicas run one at a time) and a SHARE
+//! lock on `credits`: it waits for every transaction writing a credit to finish and holds off
+//! new ones until it commits, so every `seq` up to the largest it reads is committed and no
+//! later credit can take a smaller one. A close reads its credits (streamed) and writes the
+//! batch, its leaves and its tree's nodes; no credit row changes.
 
-use deadpool_postgres::GenericClient;
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, TryStreamExt as _, pin_mut};
+use tokio_postgres::types::ToSql;
 
 use super::{PgStore, int, pg_err};
 use crate::domain::{Amount, WalletAddress};
 use crate::orchestrator::store::StoreError;
 use crate::orchestrator::store::rows::corrupt;
 use crate::orchestrator::store::settlement::{
-    self, BATCH_COLUMNS, BatchRow, BatchTerms, Closed, CreditTotals, MarkedPaid, PaidPerWorker,
-    RewardScope, Sealer, SettlementStore,
+    self, BATCH_COLUMNS, BatchRow, BatchTerms, CREDITS_OF_BATCH, CREDITS_WITH_BATCH, Closed,
+    CreditTotals, LeafRow, MarkedPaid, PREVIOUS_OF_ASSET, PaidPerWorker, RewardScope, Sealer,
+    SettlementStore, StoredProof, pg,
 };
 
+type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+fn uint(v: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|e| corrupt(what, e))
+}
+
 async fn load_batch(
-    c: &impl GenericClient,
+    c: &impl deadpool_postgres::GenericClient,
     id: u64,
     lock: bool,
 ) -> Result<Option<BatchRow>, StoreError> {
@@ -33,17 +42,52 @@ async fn load_batch(
         .transpose()
 }
 
-async fn close(
-    c: &impl GenericClient,
-    terms: BatchTerms,
-    seal: Sealer,
-) -> Result<Option<Closed>, StoreError> {
-    c.batch_execute("LOCK TABLE settlement_batches IN EXCLUSIVE MODE")
+async fn previous(tx: &Tx<'_>, asset: &str, id: u64) -> Result<Option<(i64, i64)>, StoreError> {
+    Ok(tx
+        .query_opt(&pg(PREVIOUS_OF_ASSET), &[&asset, &int(id)])
+        .await
+        .map_err(pg_err)?
+        .map(|r| (r.get(0), r.get(1))))
+}
+
+/// Calls `each` with every credit batch `id` holds (see [`CREDITS_OF_BATCH`]), streamed.
+async fn each_covered(
+    tx: &Tx<'_>,
+    id: u64,
+    asset: &str,
+    max_seq: u64,
+    watermark_ms: u64,
+    mut each: impl FnMut(&tokio_postgres::Row) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let (before_ms, before_seq) = previous(tx, asset, id).await?.unwrap_or((0, 0));
+    let stmt = tx.prepare(&pg(CREDITS_OF_BATCH)).await.map_err(pg_err)?;
+    let params: [&(dyn ToSql + Sync); 5] = [
+        &asset,
+        &int(max_seq),
+        &int(watermark_ms),
+        &before_ms,
+        &before_seq,
+    ];
+    let rows = tx
+        .query_raw(&stmt, params.iter().copied())
         .await
         .map_err(pg_err)?;
+    pin_mut!(rows);
+    while let Some(row) = rows.try_next().await.map_err(pg_err)? {
+        each(&row)?;
+    }
+    Ok(())
+}
+
+async fn close(tx: &Tx<'_>, terms: BatchTerms, seal: Sealer) -> Result<Closed, StoreError> {
+    tx.batch_execute(
+        "LOCK TABLE settlement_batches IN EXCLUSIVE MODE; LOCK TABLE credits IN SHARE MODE",
+    )
+    .await
+    .map_err(pg_err)?;
     let sql =
         format!("SELECT {BATCH_COLUMNS} FROM settlement_batches ORDER BY batch_id DESC LIMIT 1");
-    let newest = c
+    let newest = tx
         .query_opt(&sql, &[])
         .await
         .map_err(pg_err)?
@@ -51,51 +95,62 @@ async fn close(
         .transpose()?;
     if let Some(b) = newest.as_ref() {
         if b.terms.watermark_ms == terms.watermark_ms {
-            return Ok(Some(Closed::Existing(b.clone())));
+            return Ok(Closed::Existing(b.clone()));
         }
         if b.terms.watermark_ms > terms.watermark_ms {
-            return Ok(Some(Closed::Behind(b.clone())));
+            return Ok(Closed::Behind(b.clone()));
         }
     }
     let batch_id = newest.map_or(1, |b| b.batch_id + 1);
-    let stmt = c
-        .prepare(
-            "UPDATE credits SET status = 'batched', batch_id = $1 \
-             WHERE status = 'pending' AND created_ms < $2 RETURNING wallet, net, created_ms",
-        )
+    let max_seq: i64 = tx
+        .query_one("SELECT coalesce(max(seq), 0)::bigint FROM credits", &[])
         .await
-        .map_err(pg_err)?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-        [&int(batch_id), &int(terms.watermark_ms)];
-    let rows = c
-        .query_raw(&stmt, params.iter().copied())
-        .await
-        .map_err(pg_err)?;
-    pin_mut!(rows);
-    let mut moved = Vec::new();
-    while let Some(row) = rows.try_next().await.map_err(pg_err)? {
-        moved.push(settlement::moved_row(&row)?);
-    }
-    // `None`: nothing payable; the caller rolls the move back.
-    let Some(sealed) = seal(&moved) else {
-        return Ok(None);
+        .map_err(pg_err)?
+        .get(0);
+    let max_seq = uint(max_seq, "credit seq")?;
+    let mut covered = Vec::new();
+    each_covered(
+        tx,
+        batch_id,
+        &terms.asset,
+        max_seq,
+        terms.watermark_ms,
+        |row| {
+            covered.push(settlement::covered_row(row)?);
+            Ok(())
+        },
+    )
+    .await?;
+    let before = previous(tx, &terms.asset, batch_id)
+        .await?
+        .map(|(ms, _)| uint(ms, "watermark"))
+        .transpose()?;
+    // Adding up and hashing a large batch is CPU work: off the async threads.
+    let sealed =
+        tokio::task::spawn_blocking(move || seal(&covered, before).map(|s| (s, covered.len())))
+            .await
+            .map_err(|e| StoreError::Backend(format!("sealing a batch: {e}")))??;
+    let (Some(sealed), count) = sealed else {
+        return Ok(Closed::Nothing);
     };
     let row = BatchRow {
         batch_id,
         terms,
         period_start_ms: sealed.period_start_ms,
+        max_seq,
         total: sealed.total,
         root: sealed.root,
-        credits: moved.len() as u64,
+        credits: count as u64,
         leaves: sealed.leaves.len() as u64,
         tx_hash: None,
         paid_ms: None,
     };
     let t = &row.terms;
-    c.execute(
+    tx.execute(
         "INSERT INTO settlement_batches (batch_id, watermark_ms, period_start_ms, asset, token, \
          chain_id, verifying_contract, domain_name, domain_version, total, root, credits, \
-         leaves, closed_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         leaves, closed_ms, max_seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         &[
             &int(batch_id),
             &int(t.watermark_ms),
@@ -111,36 +166,47 @@ async fn close(
             &int(row.credits),
             &int(row.leaves),
             &int(t.closed_ms),
+            &int(max_seq),
         ],
     )
     .await
     .map_err(pg_err)?;
     let positions: Vec<i64> = (0..sealed.leaves.len()).map(|p| int(p as u64)).collect();
-    let wallets: Vec<String> = sealed.leaves.iter().map(|(w, _)| w.checksummed()).collect();
-    let amounts: Vec<String> = sealed.leaves.iter().map(|(_, a)| a.to_string()).collect();
-    c.execute(
-        "INSERT INTO batch_leaves (batch_id, position, wallet, amount) \
-         SELECT $1, p, w, a FROM unnest($2::bigint[], $3::text[], $4::text[]) AS l(p, w, a)",
-        &[&int(batch_id), &positions, &wallets, &amounts],
+    let wallets: Vec<String> = sealed.leaves.iter().map(|l| l.0.checksummed()).collect();
+    let amounts: Vec<String> = sealed.leaves.iter().map(|l| l.1.to_string()).collect();
+    let nodes: Vec<i64> = sealed.leaves.iter().map(|l| int(l.2)).collect();
+    tx.execute(
+        "INSERT INTO batch_leaves (batch_id, position, wallet, amount, node) \
+         SELECT $1, p, w, a, n FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) \
+         AS l(p, w, a, n)",
+        &[&int(batch_id), &positions, &wallets, &amounts, &nodes],
     )
     .await
     .map_err(pg_err)?;
-    Ok(Some(Closed::New(row)))
+    let hashes: Vec<&[u8]> = sealed.nodes.iter().map(|h| h.as_slice()).collect();
+    tx.execute(
+        "INSERT INTO batch_nodes (batch_id, node, hash) \
+         SELECT $1, n - 1, h FROM unnest($2::bytea[]) WITH ORDINALITY AS t(h, n)",
+        &[&int(batch_id), &hashes],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(Closed::New(row))
 }
 
 async fn mark_paid(
-    c: &impl GenericClient,
+    tx: &Tx<'_>,
     id: u64,
     tx_hash: &str,
     now_ms: u64,
 ) -> Result<MarkedPaid, StoreError> {
-    let Some(batch) = load_batch(c, id, true).await? else {
+    let Some(batch) = load_batch(tx, id, true).await? else {
         return Ok(MarkedPaid::NotFound);
     };
     if batch.tx_hash.is_some() {
         return Ok(MarkedPaid::AlreadyPaid(batch));
     }
-    let other = c
+    let other = tx
         .query_opt(
             "SELECT batch_id FROM settlement_batches WHERE tx_hash = $1",
             &[&tx_hash],
@@ -148,39 +214,33 @@ async fn mark_paid(
         .await
         .map_err(pg_err)?;
     if let Some(other) = other {
-        let other: i64 = other.get(0);
         return Ok(MarkedPaid::TxHashUsed {
-            batch_id: u64::try_from(other).map_err(|e| corrupt("batch id", e))?,
+            batch_id: uint(other.get(0), "batch id")?,
         });
     }
-    c.execute(
+    tx.execute(
         "UPDATE settlement_batches SET tx_hash = $2, paid_ms = $3 WHERE batch_id = $1",
         &[&int(id), &tx_hash, &int(now_ms)],
     )
     .await
     .map_err(pg_err)?;
-    c.execute(
-        "UPDATE credits SET status = 'paid' WHERE batch_id = $1",
-        &[&int(id)],
-    )
-    .await
-    .map_err(pg_err)?;
     let mut per = PaidPerWorker::default();
-    for row in c
-        .query(
-            "SELECT worker_id, net FROM credits WHERE batch_id = $1",
-            &[&int(id)],
-        )
-        .await
-        .map_err(pg_err)?
-    {
-        per.add(
-            row.try_get(0).map_err(pg_err)?,
-            row.try_get(1).map_err(pg_err)?,
-        )?;
-    }
+    each_covered(
+        tx,
+        id,
+        &batch.terms.asset,
+        batch.max_seq,
+        batch.terms.watermark_ms,
+        |row| {
+            per.add(
+                row.try_get(3).map_err(pg_err)?,
+                row.try_get(1).map_err(pg_err)?,
+            )
+        },
+    )
+    .await?;
     let workers: Vec<&String> = per.0.keys().collect();
-    let pending = c
+    let pending = tx
         .query(
             "SELECT worker_id, rewards_pending FROM workers WHERE worker_id = ANY($1) \
              ORDER BY worker_id FOR UPDATE",
@@ -199,14 +259,14 @@ async fn mark_paid(
         left.push(PaidPerWorker::left(&now, *paid)?.to_string());
         ids.push(worker);
     }
-    c.execute(
-        "UPDATE workers w SET rewards_pending = u.left FROM unnest($1::text[], $2::text[]) \
-         AS u(id, left) WHERE w.worker_id = u.id",
+    tx.execute(
+        "UPDATE workers w SET rewards_pending = u.owed FROM unnest($1::text[], $2::text[]) \
+         AS u(id, owed) WHERE w.worker_id = u.id",
         &[&ids, &left],
     )
     .await
     .map_err(pg_err)?;
-    load_batch(c, id, false)
+    load_batch(tx, id, false)
         .await?
         .map(MarkedPaid::Paid)
         .ok_or_else(|| corrupt("batch", "vanished while marked paid"))
@@ -221,15 +281,12 @@ impl SettlementStore for PgStore {
         async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(pg_err)?;
-            match close(&tx, terms, seal).await? {
-                Some(Closed::New(row)) => {
-                    tx.commit().await.map_err(pg_err)?;
-                    Ok(Closed::New(row))
-                }
-                // Dropped unfinished: rolled back (the lock with it).
-                Some(other) => Ok(other),
-                None => Ok(Closed::Nothing),
+            let closed = close(&tx, terms, seal).await?;
+            if matches!(closed, Closed::New(_)) {
+                tx.commit().await.map_err(pg_err)?;
             }
+            // Otherwise dropped unfinished: rolled back, the locks with it.
+            Ok(closed)
         }
         .boxed()
     }
@@ -266,18 +323,74 @@ impl SettlementStore for PgStore {
     fn batch_leaves(
         &self,
         id: u64,
-    ) -> BoxFuture<'_, Result<Vec<(WalletAddress, Amount)>, StoreError>> {
+        after: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<LeafRow>, StoreError>> {
         async move {
             let client = self.client().await?;
             let stmt = client
                 .prepare_cached(
-                    "SELECT wallet, amount FROM batch_leaves WHERE batch_id = $1 \
-                     ORDER BY position",
+                    "SELECT position, wallet, amount FROM batch_leaves WHERE batch_id = $1 \
+                     AND position > $2 ORDER BY position LIMIT $3",
                 )
                 .await
                 .map_err(pg_err)?;
-            let rows = client.query(&stmt, &[&int(id)]).await.map_err(pg_err)?;
+            let rows = client
+                .query(
+                    &stmt,
+                    &[&int(id), &after.map_or(-1, int), &int(limit as u64)],
+                )
+                .await
+                .map_err(pg_err)?;
             rows.iter().map(settlement::leaf_row).collect()
+        }
+        .boxed()
+    }
+
+    fn leaf_proof(
+        &self,
+        id: u64,
+        wallet: WalletAddress,
+    ) -> BoxFuture<'_, Result<Option<StoredProof>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let leaf = client
+                .query_opt(
+                    "SELECT amount, node FROM batch_leaves WHERE batch_id = $1 AND wallet = $2",
+                    &[&int(id), &wallet.checksummed()],
+                )
+                .await
+                .map_err(pg_err)?;
+            let Some(leaf) = leaf else {
+                return Ok(None);
+            };
+            let amount: String = leaf.try_get(0).map_err(pg_err)?;
+            let node = uint(leaf.try_get(1).map_err(pg_err)?, "leaf node")?;
+            let wanted: Vec<i64> = crate::domain::proof_nodes(
+                usize::try_from(node).map_err(|e| corrupt("leaf node", e))?,
+            )
+            .into_iter()
+            .map(|i| int(i as u64))
+            .collect();
+            let rows = client
+                .query(
+                    "SELECT node, hash FROM batch_nodes WHERE batch_id = $1 AND node = ANY($2)",
+                    &[&int(id), &wanted],
+                )
+                .await
+                .map_err(pg_err)?;
+            let rows = rows
+                .iter()
+                .map(|r| {
+                    Ok((
+                        uint(r.try_get(0).map_err(pg_err)?, "node")?,
+                        r.try_get(1).map_err(pg_err)?,
+                    ))
+                })
+                .collect::<Result<Vec<(u64, Vec<u8>)>, StoreError>>()?;
+            let proof = settlement::assemble_proof(node, &rows)?;
+            let amount = Amount::parse(&amount).map_err(|e| corrupt("leaf amount", e))?;
+            Ok(Some((amount, proof)))
         }
         .boxed()
     }
@@ -303,25 +416,28 @@ impl SettlementStore for PgStore {
     fn reward_totals(&self, scope: RewardScope) -> BoxFuture<'_, Result<CreditTotals, StoreError>> {
         async move {
             let client = self.client().await?;
-            let (sql, key) = match &scope {
-                RewardScope::Worker(w) => (
-                    "SELECT status, batch_id, net, wallet FROM credits WHERE worker_id = $1",
-                    w.as_str().to_owned(),
-                ),
-                RewardScope::Wallet(w) => (
-                    "SELECT status, batch_id, net, wallet FROM credits WHERE wallet = $1",
-                    w.checksummed(),
-                ),
+            let (column, key) = match &scope {
+                RewardScope::Worker(w) => ("c.worker_id", w.as_str().to_owned()),
+                RewardScope::Wallet(w) => ("c.wallet", w.checksummed()),
             };
-            let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
-            let rows = client.query(&stmt, &[&key]).await.map_err(pg_err)?;
+            let sql = format!(
+                "SELECT b.batch_id, b.tx_hash IS NOT NULL, c.wallet, c.net \
+                 FROM {CREDITS_WITH_BATCH} WHERE {column} = $1"
+            );
+            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+            let params: [&(dyn ToSql + Sync); 1] = [&key];
+            let rows = client
+                .query_raw(&stmt, params.iter().copied())
+                .await
+                .map_err(pg_err)?;
+            pin_mut!(rows);
             let mut totals = CreditTotals::default();
-            for row in &rows {
-                let status: String = row.try_get(0).map_err(pg_err)?;
-                let batch: Option<i64> = row.try_get(1).map_err(pg_err)?;
-                let net: String = row.try_get(2).map_err(pg_err)?;
-                let wallet: String = row.try_get(3).map_err(pg_err)?;
-                totals.add(&status, batch, &wallet, &net)?;
+            while let Some(row) = rows.try_next().await.map_err(pg_err)? {
+                let batch: Option<i64> = row.try_get(0).map_err(pg_err)?;
+                let paid: Option<bool> = row.try_get(1).map_err(pg_err)?;
+                let wallet: String = row.try_get(2).map_err(pg_err)?;
+                let net: String = row.try_get(3).map_err(pg_err)?;
+                totals.add(batch, paid.unwrap_or(false), &wallet, &net)?;
             }
             Ok(totals.finish())
         }

@@ -20,6 +20,7 @@ use crate::orchestrator::store::rows::{
     self, CREDIT_COLUMNS, SUBMISSION_COLUMNS, TASK_COLUMNS, corrupt, reward_key, to_json,
     unpaid_text,
 };
+use crate::orchestrator::store::settlement::CREDITS_WITH_BATCH;
 use crate::orchestrator::store::{
     ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, StoreError, SubmissionInsert,
     SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture,
@@ -53,7 +54,8 @@ async fn load_task(
 }
 
 async fn load_credit(c: &impl GenericClient, id: &str) -> Result<Option<Credit>, StoreError> {
-    let sql = format!("SELECT {CREDIT_COLUMNS} FROM credits WHERE submission_id = $1");
+    let sql =
+        format!("SELECT {CREDIT_COLUMNS} FROM {CREDITS_WITH_BATCH} WHERE c.submission_id = $1");
     let stmt = c.prepare_cached(&sql).await.map_err(pg_err)?;
     c.query_opt(&stmt, &[&id])
         .await
@@ -274,9 +276,10 @@ impl PgTx<'_> {
     async fn insert_credit(&self, c: &Credit, created_ms: u64) -> Result<(), StoreError> {
         exec(
             &self.tx,
+            // `seq` comes from its sequence (see store/postgres/settlement.rs).
             "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, \
-             asset, unpaid, status, created_ms, receipt_id, receipt_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             asset, unpaid, created_ms, receipt_id, receipt_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             &[
                 &c.submission_id.as_str(),
                 &c.task_id.as_str(),
@@ -287,7 +290,6 @@ impl PgTx<'_> {
                 &c.net.to_string(),
                 &c.asset,
                 &unpaid_text(c.unpaid)?,
-                &c.status,
                 &int(created_ms),
                 &c.receipt_id.as_str(),
                 &c.receipt_hash.to_string(),
@@ -565,8 +567,8 @@ impl TaskStore for PgStore {
         async move {
             let client = self.client().await?;
             let sql = format!(
-                "SELECT {CREDIT_COLUMNS} FROM credits WHERE worker_id = $1 \
-                 ORDER BY created_ms DESC, submission_id DESC LIMIT $2"
+                "SELECT {CREDIT_COLUMNS} FROM {CREDITS_WITH_BATCH} WHERE c.worker_id = $1 \
+                 ORDER BY c.created_ms DESC, c.submission_id DESC LIMIT $2"
             );
             let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -195,7 +195,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX submissions_by_decision ON submissions (evaluated_ms);
     CREATE INDEX tasks_by_family ON tasks (family) WHERE family IS NOT NULL;",
     // 9: settlement (docs/SETTLEMENT.md, "Batches"): closed batches with the EIP-712 domain
-    // they were closed under, one leaf per wallet, and each credit's batch.
+    // they were closed under and the highest credit `seq` they cover, one leaf per wallet,
+    // each batch's Merkle tree, and each credit's `seq` (its commit order; its state follows
+    // from the batches, see store/settlement.rs).
     "CREATE TABLE settlement_batches (
         batch_id            INTEGER PRIMARY KEY NOT NULL,
         watermark_ms        INTEGER NOT NULL UNIQUE,
@@ -212,19 +214,31 @@ const MIGRATIONS: &[&str] = &[
         leaves              INTEGER NOT NULL,
         closed_ms           INTEGER NOT NULL,
         tx_hash             TEXT UNIQUE,
-        paid_ms             INTEGER
+        paid_ms             INTEGER,
+        max_seq             INTEGER NOT NULL
     ) STRICT;
+    CREATE INDEX batches_by_asset ON settlement_batches (asset, watermark_ms, max_seq);
     CREATE TABLE batch_leaves (
         batch_id  INTEGER NOT NULL,
         position  INTEGER NOT NULL,
         wallet    TEXT NOT NULL,
         amount    TEXT NOT NULL,
+        node      INTEGER NOT NULL,
         PRIMARY KEY (batch_id, position)
     ) STRICT;
-    ALTER TABLE credits ADD COLUMN batch_id INTEGER;
-    CREATE INDEX credits_pending ON credits (created_ms) WHERE status = 'pending';
-    CREATE INDEX credits_by_batch ON credits (batch_id) WHERE batch_id IS NOT NULL;
-    CREATE INDEX credits_by_wallet ON credits (wallet);",
+    CREATE UNIQUE INDEX batch_leaves_by_wallet ON batch_leaves (batch_id, wallet);
+    CREATE TABLE batch_nodes (
+        batch_id  INTEGER NOT NULL,
+        node      INTEGER NOT NULL,
+        hash      BLOB NOT NULL CHECK (length(hash) = 32),
+        PRIMARY KEY (batch_id, node)
+    ) STRICT, WITHOUT ROWID;
+    ALTER TABLE credits ADD COLUMN seq INTEGER;
+    UPDATE credits SET seq = rowid;
+    CREATE UNIQUE INDEX credits_by_seq ON credits (seq);
+    CREATE INDEX credits_by_time ON credits (created_ms);
+    CREATE INDEX credits_by_wallet ON credits (wallet);
+    ALTER TABLE credits DROP COLUMN status;",
 ];
 
 /// The schema version this build writes.

@@ -9,6 +9,7 @@ use crate::domain::{Amount, SubmissionId, TaskId, WorkerId};
 use crate::orchestrator::store::rows::{
     self, CREDIT_COLUMNS, SUBMISSION_COLUMNS, TASK_COLUMNS, corrupt,
 };
+use crate::orchestrator::store::settlement::CREDITS_WITH_BATCH;
 use crate::orchestrator::store::{ClaimEnd, StoreError, SubmissionRow, TaskRow};
 use crate::wire::Credit;
 
@@ -158,7 +159,8 @@ pub fn load_submission(
 }
 
 pub fn load_credit(conn: &Connection, id: &SubmissionId) -> Result<Option<Credit>, StoreError> {
-    let sql = format!("SELECT {CREDIT_COLUMNS} FROM credits WHERE submission_id = ?1");
+    let sql =
+        format!("SELECT {CREDIT_COLUMNS} FROM {CREDITS_WITH_BATCH} WHERE c.submission_id = ?1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![id.as_str()])?;
     rows.next()?.map(rows::credit).transpose()
@@ -171,8 +173,8 @@ pub fn load_credits(
     limit: usize,
 ) -> Result<Vec<Credit>, StoreError> {
     let sql = format!(
-        "SELECT {CREDIT_COLUMNS} FROM credits WHERE worker_id = ?1 \
-         ORDER BY created_ms DESC, submission_id DESC LIMIT ?2"
+        "SELECT {CREDIT_COLUMNS} FROM {CREDITS_WITH_BATCH} WHERE c.worker_id = ?1 \
+         ORDER BY c.created_ms DESC, c.submission_id DESC LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![
@@ -190,9 +192,11 @@ pub fn load_credits(
 pub fn insert_credit(conn: &Connection, c: &Credit, created_ms: u64) -> Result<(), StoreError> {
     let unpaid = rows::unpaid_text(c.unpaid)?;
     conn.prepare_cached(
+        // `seq`: one past the largest, on the single writer, so it follows commit order.
         "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, asset, \
-         unpaid, status, created_ms, receipt_id, receipt_hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         unpaid, created_ms, receipt_id, receipt_hash, seq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+         (SELECT coalesce(max(seq), 0) + 1 FROM credits))",
     )?
     .execute(params![
         c.submission_id.as_str(),
@@ -204,7 +208,6 @@ pub fn insert_credit(conn: &Connection, c: &Credit, created_ms: u64) -> Result<(
         c.net.to_string(),
         c.asset,
         unpaid,
-        c.status,
         to_sql_int(created_ms),
         c.receipt_id.as_str(),
         c.receipt_hash.to_string(),
