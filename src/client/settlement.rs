@@ -3,6 +3,8 @@
 //! `x-basis-admin-key` (a sensitive header, withheld from any error message):
 //! `close_batch()`, `batches()`, `batch()`, `batch_leaves()`, `mark_batch_paid()`.
 
+use std::fmt::Write as _;
+
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -70,7 +72,7 @@ impl OrchestratorClient {
     ) -> Result<BatchList, ClientError> {
         let mut path = format!("{SETTLEMENT_BATCHES}?limit={limit}");
         if let Some(b) = before {
-            path.push_str(&format!("&before={b}"));
+            let _ = write!(path, "&before={b}");
         }
         self.admin(Method::GET, &path, None::<&()>, admin_key).await
     }
@@ -95,7 +97,7 @@ impl OrchestratorClient {
     ) -> Result<BatchLeaves, ClientError> {
         let mut path = format!("{}/leaves", batch_path(id));
         if let Some(after) = after {
-            path.push_str(&format!("?after={after}"));
+            let _ = write!(path, "?after={after}");
         }
         self.admin(Method::GET, &path, None::<&()>, admin_key).await
     }

@@ -90,6 +90,93 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_default()
 }
 
+/// After batch 1 of the case below: the worker's view shows it batched with its wallet's
+/// leaf and a proof that verifies; the wallet's view adds up both of its workers.
+async fn views_carry_proofs(orch: &Orchestrator) -> TestResult {
+    // The worker's view: batched, with its wallet's leaf and a proof that verifies.
+    let rewards = get(orch, "/api/workers/gpu-1/rewards").await;
+    assert_eq!(
+        (
+            &rewards.body["accrued"],
+            &rewards.body["pending"],
+            &rewards.body["batched"]
+        ),
+        (&json!("975000"), &json!("0"), &json!("975000"))
+    );
+    let shown = &rewards.body["batches"][0];
+    assert_eq!(
+        (&shown["share"], &shown["leaf"]["amount"]),
+        (&json!("975000"), &json!("1950000"))
+    );
+    let proof: Vec<B256> = shown["leaf"]["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().parse().unwrap())
+        .collect();
+    let root: B256 = shown["root"].as_str().unwrap().parse()?;
+    let wallet = WalletAddress::parse(WALLET_LOWER)?;
+    assert!(verify_proof(
+        &root,
+        &leaf_hash(wallet.address(), U256::from(1_950_000)),
+        &proof
+    ));
+    assert_eq!(rewards.body["credits"][0]["status"], "batched");
+    assert_eq!(rewards.body["credits"][0]["batch_id"], 1);
+    let by_wallet = get(orch, &format!("/api/wallets/{WALLET_CHECKSUMMED}/rewards")).await;
+    assert_eq!(
+        (&by_wallet.body["batched"], &by_wallet.body["credits"]),
+        (&json!("1950000"), &json!(2))
+    );
+    let bad = get(orch, "/api/wallets/0x12/rewards").await;
+    bad.refused(400, "INVALID_WALLET");
+
+    let record = get(orch, "/api/workers/gpu-1").await;
+    assert_eq!(
+        record.body["rewards_pending"], "975000",
+        "credited, not paid out yet"
+    );
+
+    Ok(())
+}
+
+/// Batch 1 paid: malformed hash, unknown batch, recorded, repeated (nothing changed); the
+/// workers' views and records say paid.
+async fn payment_is_recorded_once(orch: &Orchestrator, admin: &str) {
+    // The payment: malformed, unknown batch, recorded, repeated.
+    let tx = format!("0x{}", "ab".repeat(32));
+    let (ok, e) = settle(orch, Some(admin), &["mark-paid", "1", "--tx-hash", "0x12"]);
+    assert!(!ok);
+    assert_eq!(code(&e), "INVALID_ARGUMENT", "{e}");
+    let (ok, e) = settle(orch, Some(admin), &["mark-paid", "9", "--tx-hash", &tx]);
+    assert!(!ok);
+    assert_eq!(code(&e), "BATCH_NOT_FOUND", "{e}");
+    let (ok, paid) = settle(orch, Some(admin), &["mark-paid", "1", "--tx-hash", &tx]);
+    assert!(ok, "{paid}");
+    assert_eq!(
+        (&paid["status"], &paid["tx_hash"]),
+        (&json!("paid"), &json!(tx))
+    );
+    let other = format!("0x{}", "cd".repeat(32));
+    let (ok, e) = settle(orch, Some(admin), &["mark-paid", "1", "--tx-hash", &other]);
+    assert!(!ok);
+    assert_eq!(code(&e), "SETTLEMENT_CONFLICT", "{e}");
+    let (ok, listed) = settle(orch, Some(admin), &["list"]);
+    assert!(ok);
+    assert_eq!(
+        listed["batches"][0]["tx_hash"],
+        json!(tx),
+        "nothing changed"
+    );
+    let rewards = get(orch, "/api/workers/gpu-3/rewards").await;
+    assert_eq!(rewards.body["paid"], "975000");
+    for id in ["gpu-1", "gpu-2", "gpu-3"] {
+        let record = get(orch, &format!("/api/workers/{id}")).await;
+        assert_eq!(record.body["rewards_pending"], "0", "{id} was paid out");
+    }
+    assert_eq!(rewards.body["batches"][0]["tx_hash"], json!(tx));
+}
+
 #[tokio::test]
 async fn the_operator_closes_exports_and_records_a_payment() -> TestResult {
     let orch = settling();
@@ -154,91 +241,8 @@ async fn the_operator_closes_exports_and_records_a_payment() -> TestResult {
         (&json!(2), &json!("2925000"))
     );
 
-    // The worker's view: batched, with its wallet's leaf and a proof that verifies.
-    let rewards = get(&orch, "/api/workers/gpu-1/rewards").await;
-    assert_eq!(
-        (
-            &rewards.body["accrued"],
-            &rewards.body["pending"],
-            &rewards.body["batched"]
-        ),
-        (&json!("975000"), &json!("0"), &json!("975000"))
-    );
-    let shown = &rewards.body["batches"][0];
-    assert_eq!(
-        (&shown["share"], &shown["leaf"]["amount"]),
-        (&json!("975000"), &json!("1950000"))
-    );
-    let proof: Vec<B256> = shown["leaf"]["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().parse().unwrap())
-        .collect();
-    let root: B256 = shown["root"].as_str().unwrap().parse()?;
-    let wallet = WalletAddress::parse(WALLET_LOWER)?;
-    assert!(verify_proof(
-        &root,
-        &leaf_hash(wallet.address(), U256::from(1_950_000)),
-        &proof
-    ));
-    assert_eq!(rewards.body["credits"][0]["status"], "batched");
-    assert_eq!(rewards.body["credits"][0]["batch_id"], 1);
-    let by_wallet = get(&orch, &format!("/api/wallets/{WALLET_CHECKSUMMED}/rewards")).await;
-    assert_eq!(
-        (&by_wallet.body["batched"], &by_wallet.body["credits"]),
-        (&json!("1950000"), &json!(2))
-    );
-    let bad = get(&orch, "/api/wallets/0x12/rewards").await;
-    bad.refused(400, "INVALID_WALLET");
-
-    let record = get(&orch, "/api/workers/gpu-1").await;
-    assert_eq!(
-        record.body["rewards_pending"], "975000",
-        "credited, not paid out yet"
-    );
-
-    // The payment: malformed, unknown batch, recorded, repeated.
-    let tx = format!("0x{}", "ab".repeat(32));
-    let (ok, e) = settle(
-        &orch,
-        Some(&admin),
-        &["mark-paid", "1", "--tx-hash", "0x12"],
-    );
-    assert!(!ok);
-    assert_eq!(code(&e), "INVALID_ARGUMENT", "{e}");
-    let (ok, e) = settle(&orch, Some(&admin), &["mark-paid", "9", "--tx-hash", &tx]);
-    assert!(!ok);
-    assert_eq!(code(&e), "BATCH_NOT_FOUND", "{e}");
-    let (ok, paid) = settle(&orch, Some(&admin), &["mark-paid", "1", "--tx-hash", &tx]);
-    assert!(ok, "{paid}");
-    assert_eq!(
-        (&paid["status"], &paid["tx_hash"]),
-        (&json!("paid"), &json!(tx))
-    );
-    let other = format!("0x{}", "cd".repeat(32));
-    let (ok, e) = settle(
-        &orch,
-        Some(&admin),
-        &["mark-paid", "1", "--tx-hash", &other],
-    );
-    assert!(!ok);
-    assert_eq!(code(&e), "SETTLEMENT_CONFLICT", "{e}");
-    let (ok, listed) = settle(&orch, Some(&admin), &["list"]);
-    assert!(ok);
-    assert_eq!(
-        listed["batches"][0]["tx_hash"],
-        json!(tx),
-        "nothing changed"
-    );
-    let rewards = get(&orch, "/api/workers/gpu-3/rewards").await;
-    assert_eq!(rewards.body["paid"], "975000");
-    for id in ["gpu-1", "gpu-2", "gpu-3"] {
-        let record = get(&orch, &format!("/api/workers/{id}")).await;
-        assert_eq!(record.body["rewards_pending"], "0", "{id} was paid out");
-    }
-    assert_eq!(rewards.body["batches"][0]["tx_hash"], json!(tx));
-
+    views_carry_proofs(&orch).await?;
+    payment_is_recorded_once(&orch, &admin).await;
     // The counters, in atomic units.
     let metrics = get(&orch, "/metrics").await.text;
     for state in ["credited", "batched", "paid"] {

@@ -36,6 +36,25 @@ use super::state::AppState;
 use crate::domain::ErrorCode;
 use crate::wire;
 
+/// Settlement's routes (docs/SETTLEMENT.md): a wallet's rewards, the operator's batches.
+fn settlement_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/wallets/{address}/rewards",
+            get(settlement::wallet_rewards),
+        )
+        .route(
+            wire::SETTLEMENT_BATCHES,
+            get(settlement::list).post(settlement::close),
+        )
+        .route("/api/settlement/batches/{id}", get(settlement::get))
+        .route(
+            "/api/settlement/batches/{id}/leaves",
+            get(settlement::leaves),
+        )
+        .route("/api/settlement/batches/{id}/paid", post(settlement::paid))
+}
+
 /// The orchestrator's router over `state`.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.body_limit_bytes;
@@ -70,20 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route(wire::RECEIPTS, get(receipts::list))
         .route("/api/receipts/{id}", get(receipts::get))
         .route("/api/workers/{id}/rewards", get(settlement::worker_rewards))
-        .route(
-            "/api/wallets/{address}/rewards",
-            get(settlement::wallet_rewards),
-        )
-        .route(
-            wire::SETTLEMENT_BATCHES,
-            get(settlement::list).post(settlement::close),
-        )
-        .route("/api/settlement/batches/{id}", get(settlement::get))
-        .route(
-            "/api/settlement/batches/{id}/leaves",
-            get(settlement::leaves),
-        )
-        .route("/api/settlement/batches/{id}/paid", post(settlement::paid))
+        .merge(settlement_routes())
         .route(
             wire::TASKS,
             get(tasks::list).merge(

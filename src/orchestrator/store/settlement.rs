@@ -204,6 +204,7 @@ impl CreditTotals {
     }
 
     /// The shares, newest batch first.
+    #[must_use]
     pub fn finish(mut self) -> Self {
         self.batches = std::mem::take(&mut self.shares)
             .into_iter()

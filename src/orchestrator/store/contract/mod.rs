@@ -4,7 +4,12 @@
 //! is particular to it (files, migrations, group commit).
 
 // The cases are tests: each panics on the first broken expectation, by design.
-#![allow(clippy::missing_panics_doc, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::many_single_char_names
+)]
 
 pub mod reputation;
 pub mod settlement;

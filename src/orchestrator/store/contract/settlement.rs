@@ -101,6 +101,56 @@ async fn close(store: &dyn Store, until_ms: u64) -> Result<settlement::ClosedBat
     settlement::close(store, Some(&config()), "USDC", until_ms, until_ms + 1).await
 }
 
+/// Batch 1 (of the case above) paid: bad hashes and unknown batches change nothing; the
+/// payment is recorded once; a second batch cannot reuse its hash.
+async fn payment_is_recorded_once(s: &dyn Store) {
+    let tx = format!("0x{}", "ab".repeat(32));
+    for bad in [
+        "0x12",
+        "ab".repeat(32).as_str(),
+        &format!("0x{}", "zz".repeat(32)),
+    ] {
+        assert!(matches!(
+            settlement::mark_paid(s, 1, bad, 10_000).await,
+            Err(SettleError::BadTxHash)
+        ));
+    }
+    assert!(matches!(
+        settlement::mark_paid(s, 2, &tx, 10_000).await,
+        Err(SettleError::NotFound(2))
+    ));
+    let paid = settlement::mark_paid(s, 1, &tx.to_uppercase().replace("0X", "0x"), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (paid.tx_hash.as_deref(), paid.paid_ms),
+        (Some(tx.as_str()), Some(10_000))
+    );
+    assert!(matches!(
+        settlement::mark_paid(s, 1, &format!("0x{}", "cd".repeat(32)), 11_000).await,
+        Err(SettleError::AlreadyPaid { batch_id: 1, .. })
+    ));
+    assert_eq!(s.batch(1).await.unwrap().unwrap(), paid);
+    assert_eq!(
+        status_of(s, "w-a").await,
+        vec![(PAID.into(), Some(1)), (PENDING.into(), None)]
+    );
+    // A second batch cannot reuse the first's payment.
+    let second = close(s, 10_000).await.unwrap();
+    assert_eq!((second.batch.batch_id, second.batch.credits), (2, 1));
+    assert!(matches!(
+        settlement::mark_paid(s, 2, &tx, 12_000).await,
+        Err(SettleError::TxHashUsed { batch_id: 1, .. })
+    ));
+    assert_eq!(s.batch(2).await.unwrap().unwrap().tx_hash, None);
+    let listed = s.batches(None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|b| b.batch_id).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert_eq!(s.batches(Some(2), 10).await.unwrap()[0].batch_id, 1);
+}
+
 pub async fn a_close_batches_each_pending_credit_once_and_is_idempotent(store: Arc<dyn Store>) {
     let s = &*store;
     credit(s, "w-a", A, 100, 1_000).await;
@@ -194,52 +244,7 @@ pub async fn a_close_batches_each_pending_credit_once_and_is_idempotent(store: A
             .is_empty()
     );
 
-    // The payment: bad hashes and unknown batches change nothing; recorded once.
-    let tx = format!("0x{}", "ab".repeat(32));
-    for bad in [
-        "0x12",
-        "ab".repeat(32).as_str(),
-        &format!("0x{}", "zz".repeat(32)),
-    ] {
-        assert!(matches!(
-            settlement::mark_paid(s, 1, bad, 10_000).await,
-            Err(SettleError::BadTxHash)
-        ));
-    }
-    assert!(matches!(
-        settlement::mark_paid(s, 2, &tx, 10_000).await,
-        Err(SettleError::NotFound(2))
-    ));
-    let paid = settlement::mark_paid(s, 1, &tx.to_uppercase().replace("0X", "0x"), 10_000)
-        .await
-        .unwrap();
-    assert_eq!(
-        (paid.tx_hash.as_deref(), paid.paid_ms),
-        (Some(tx.as_str()), Some(10_000))
-    );
-    assert!(matches!(
-        settlement::mark_paid(s, 1, &format!("0x{}", "cd".repeat(32)), 11_000).await,
-        Err(SettleError::AlreadyPaid { batch_id: 1, .. })
-    ));
-    assert_eq!(s.batch(1).await.unwrap().unwrap(), paid);
-    assert_eq!(
-        status_of(s, "w-a").await,
-        vec![(PAID.into(), Some(1)), (PENDING.into(), None)]
-    );
-    // A second batch cannot reuse the first's payment.
-    let second = close(s, 10_000).await.unwrap();
-    assert_eq!((second.batch.batch_id, second.batch.credits), (2, 1));
-    assert!(matches!(
-        settlement::mark_paid(s, 2, &tx, 12_000).await,
-        Err(SettleError::TxHashUsed { batch_id: 1, .. })
-    ));
-    assert_eq!(s.batch(2).await.unwrap().unwrap().tx_hash, None);
-    let listed = s.batches(None, 10).await.unwrap();
-    assert_eq!(
-        listed.iter().map(|b| b.batch_id).collect::<Vec<_>>(),
-        vec![2, 1]
-    );
-    assert_eq!(s.batches(Some(2), 10).await.unwrap()[0].batch_id, 1);
+    payment_is_recorded_once(s).await;
 }
 
 /// Eight closes at one watermark make one batch; closes at rising watermarks racing 200 new

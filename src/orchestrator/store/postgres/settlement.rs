@@ -5,6 +5,7 @@
 //! later credit can take a smaller one. A close reads its credits (streamed) and writes the
 //! batch, its leaves and its tree's nodes; no credit row changes.
 
+use alloy_primitives::B256;
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, TryStreamExt as _, pin_mut};
 use tokio_postgres::types::ToSql;
@@ -15,8 +16,8 @@ use crate::orchestrator::store::StoreError;
 use crate::orchestrator::store::rows::corrupt;
 use crate::orchestrator::store::settlement::{
     self, BATCH_COLUMNS, BatchRow, BatchTerms, CREDITS_OF_BATCH, CREDITS_WITH_BATCH, Closed,
-    CreditTotals, LeafRow, MarkedPaid, PREVIOUS_OF_ASSET, PaidPerWorker, RewardScope, Sealer,
-    SettlementStore, StoredProof, pg,
+    CreditTotals, LeafRow, MarkedPaid, PREVIOUS_OF_ASSET, PaidPerWorker, RewardScope, Sealed,
+    Sealer, SettlementStore, StoredProof, pg,
 };
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -139,12 +140,18 @@ async fn close(tx: &Tx<'_>, terms: BatchTerms, seal: Sealer) -> Result<Closed, S
         period_start_ms: sealed.period_start_ms,
         max_seq,
         total: sealed.total,
-        root: sealed.root,
+        root: sealed.root.clone(),
         credits: count as u64,
         leaves: sealed.leaves.len() as u64,
         tx_hash: None,
         paid_ms: None,
     };
+    write_batch(tx, &row, &sealed).await?;
+    Ok(Closed::New(row))
+}
+
+/// Writes a new batch's row, its leaves and its tree's nodes.
+async fn write_batch(tx: &Tx<'_>, row: &BatchRow, sealed: &Sealed) -> Result<(), StoreError> {
     let t = &row.terms;
     tx.execute(
         "INSERT INTO settlement_batches (batch_id, watermark_ms, period_start_ms, asset, token, \
@@ -152,7 +159,7 @@ async fn close(tx: &Tx<'_>, terms: BatchTerms, seal: Sealer) -> Result<Closed, S
          leaves, closed_ms, max_seq) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         &[
-            &int(batch_id),
+            &int(row.batch_id),
             &int(t.watermark_ms),
             &int(row.period_start_ms),
             &t.asset,
@@ -166,7 +173,7 @@ async fn close(tx: &Tx<'_>, terms: BatchTerms, seal: Sealer) -> Result<Closed, S
             &int(row.credits),
             &int(row.leaves),
             &int(t.closed_ms),
-            &int(max_seq),
+            &int(row.max_seq),
         ],
     )
     .await
@@ -179,19 +186,19 @@ async fn close(tx: &Tx<'_>, terms: BatchTerms, seal: Sealer) -> Result<Closed, S
         "INSERT INTO batch_leaves (batch_id, position, wallet, amount, node) \
          SELECT $1, p, w, a, n FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) \
          AS l(p, w, a, n)",
-        &[&int(batch_id), &positions, &wallets, &amounts, &nodes],
+        &[&int(row.batch_id), &positions, &wallets, &amounts, &nodes],
     )
     .await
     .map_err(pg_err)?;
-    let hashes: Vec<&[u8]> = sealed.nodes.iter().map(|h| h.as_slice()).collect();
+    let hashes: Vec<&[u8]> = sealed.nodes.iter().map(B256::as_slice).collect();
     tx.execute(
         "INSERT INTO batch_nodes (batch_id, node, hash) \
          SELECT $1, n - 1, h FROM unnest($2::bytea[]) WITH ORDINALITY AS t(h, n)",
-        &[&int(batch_id), &hashes],
+        &[&int(row.batch_id), &hashes],
     )
     .await
     .map_err(pg_err)?;
-    Ok(Closed::New(row))
+    Ok(())
 }
 
 async fn mark_paid(

@@ -20,20 +20,18 @@ use crate::orchestrator::store::settlement::{
 fn latest(conn: &Connection) -> Result<Option<BatchRow>, StoreError> {
     let sql =
         format!("SELECT {BATCH_COLUMNS} FROM settlement_batches ORDER BY batch_id DESC LIMIT 1");
-    Ok(conn
-        .prepare_cached(&sql)?
+    conn.prepare_cached(&sql)?
         .query_row([], |r| Ok(settlement::batch_row(r)))
         .optional()?
-        .transpose()?)
+        .transpose()
 }
 
 fn load_batch(conn: &Connection, id: u64) -> Result<Option<BatchRow>, StoreError> {
     let sql = format!("SELECT {BATCH_COLUMNS} FROM settlement_batches WHERE batch_id = ?1");
-    Ok(conn
-        .prepare_cached(&sql)?
+    conn.prepare_cached(&sql)?
         .query_row(params![to_sql_int(id)], |r| Ok(settlement::batch_row(r)))
         .optional()?
-        .transpose()?)
+        .transpose()
 }
 
 /// The watermark and `max_seq` of `asset`'s newest batch before `id` (0, 0: none).
