@@ -525,7 +525,14 @@ fn key_at(text: &str, at: usize) -> Option<String> {
     let start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = text.get(start..)?.lines().next()?;
     let key = line.split('=').next()?.trim();
-    if key.is_empty() || !line.contains('=') {
+    // Only what reads as one of our keys (lowercase snake case): a secret pasted on a line
+    // of its own (base64 padded with `=`) is not echoed as one.
+    let keyish = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+    if !key.starts_with(|c: char| c.is_ascii_lowercase())
+        || key.len() > 40
+        || !line.contains('=')
+        || !key.chars().all(keyish)
+    {
         return None;
     }
     let table = before

@@ -40,7 +40,12 @@ pub const SUBMISSION_COLUMNS: &str = "s.submission_id, s.task_id, s.worker_id, t
      s.evaluated_ms, s.auto_evaluated, s.dispute_deadline_ms, s.dispute_reason, s.disputed_ms, \
      s.resolution, s.resolution_note, s.resolved_ms, s.receipt_id, r.receipt_hash, s.metric";
 
-/// A credit's columns, from [`super::settlement::CREDITS_WITH_BATCH`] (`c` the credit, `b`
+/// A credit's state, derived from the batch holding it (docs/SETTLEMENT.md, "Batches").
+pub const PENDING: &str = "pending";
+pub const BATCHED: &str = "batched";
+pub const PAID: &str = "paid";
+
+/// A credit's columns, from `store::settlement::CREDITS_WITH_BATCH` (`c` the credit, `b`
 /// the batch holding it).
 pub const CREDIT_COLUMNS: &str = "c.submission_id, c.task_id, c.worker_id, c.wallet, c.gross, \
      c.fee, c.net, c.asset, c.unpaid, c.created_ms, c.receipt_id, c.receipt_hash, b.batch_id, \
@@ -330,9 +335,9 @@ pub fn credit(row: &impl Columns) -> Result<Credit, StoreError> {
             .map(|u| from_json::<Unpaid>("unpaid", &format!("\"{u}\"")))
             .transpose()?,
         status: match (row.opt_int(12)?, row.opt_text(13)?) {
-            (None, _) => super::settlement::PENDING,
-            (Some(_), None) => super::settlement::BATCHED,
-            (Some(_), Some(_)) => super::settlement::PAID,
+            (None, _) => PENDING,
+            (Some(_), None) => BATCHED,
+            (Some(_), Some(_)) => PAID,
         }
         .to_owned(),
         created_at: secs(ms(row, 9, "credited")?),

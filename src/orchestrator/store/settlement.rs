@@ -18,10 +18,7 @@ use super::StoreError;
 use super::rows::{Columns, corrupt};
 use crate::domain::{Amount, WalletAddress, WorkerId};
 
-/// A credit's state, derived from its batch.
-pub const PENDING: &str = "pending";
-pub const BATCHED: &str = "batched";
-pub const PAID: &str = "paid";
+pub use super::rows::{BATCHED, PAID, PENDING};
 
 /// The columns [`batch_row`] reads, in order.
 pub const BATCH_COLUMNS: &str = "batch_id, watermark_ms, period_start_ms, asset, token, \
