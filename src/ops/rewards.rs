@@ -86,11 +86,13 @@ pub async fn view(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let path = ctx.env_path(input.env_file.as_deref());
     let env = read_env(ctx, input.env_file.as_deref())?;
     let Some(worker_id) = env.as_ref().and_then(|e| e.worker_id.clone()) else {
-        return Err(Problem::new(
-            ErrorCode::EnvIncomplete,
-            format!("{} names no worker", path.display()),
-        )
-        .with_fix("onboard first: write_env, then register_worker"));
+        let what = if env.is_some() {
+            format!("{} names no worker", path.display())
+        } else {
+            format!("there is no worker env file at {}", path.display())
+        };
+        return Err(Problem::new(ErrorCode::EnvIncomplete, what)
+            .with_fix("onboard first: write_env, then register_worker"));
     };
     let (client, url) = client(ctx, env.as_ref())?;
     let worker = client.rewards(&worker_id).await?;
