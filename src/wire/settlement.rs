@@ -12,7 +12,7 @@ use super::tasks::Credit;
 /// The operator's batch routes: `GET` lists, `POST` closes.
 pub const SETTLEMENT_BATCHES: &str = "/api/settlement/batches";
 
-/// `GET /api/settlement/batches/{id}` and its `/file` and `/paid`.
+/// `GET /api/settlement/batches/{id}` and its `/leaves` and `/paid`.
 pub fn batch_path(id: u64) -> String {
     format!("{SETTLEMENT_BATCHES}/{id}")
 }

@@ -47,7 +47,7 @@ impl From<SettleError> for ApiError {
                      a later --until.",
                 )
             }
-            SettleError::Behind { .. } => {
+            SettleError::Behind { .. } | SettleError::OtherAsset { .. } => {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::SettlementConflict, message)
                     .with_fix("Give an --until later than the newest batch's, or leave it out (now).")
             }

@@ -38,6 +38,11 @@ pub enum SettleError {
          forward"
     )]
     Behind { batch_id: u64, watermark: u64 },
+    #[error(
+        "batch {batch_id} already closed this watermark for {asset}, another asset; watermarks \
+         only move forward"
+    )]
+    OtherAsset { batch_id: u64, asset: String },
     #[error("no settlement batch {0}")]
     NotFound(u64),
     #[error("batch {batch_id} is already paid (transaction {tx_hash})")]
@@ -208,6 +213,10 @@ pub async fn close(
         Closed::Behind(b) => Err(SettleError::Behind {
             batch_id: b.batch_id,
             watermark: b.terms.watermark_ms / 1000,
+        }),
+        Closed::OtherAsset(b) => Err(SettleError::OtherAsset {
+            batch_id: b.batch_id,
+            asset: b.terms.asset,
         }),
     }
 }

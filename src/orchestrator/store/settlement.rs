@@ -26,9 +26,13 @@ pub const BATCH_COLUMNS: &str = "batch_id, watermark_ms, period_start_ms, asset,
      closed_ms, tx_hash, paid_ms, max_seq";
 
 /// `credits c` with the batch `b` holding each (NULL columns while pending).
+/// Within an asset, batches run in the same order by id, by watermark and by `max_seq` (a
+/// watermark only moves forward; `max_seq` never falls), so the first by watermark that
+/// covers the credit is the one: an index walk of `batches_by_asset` from the credit's time
+/// that stops at the first match.
 pub const CREDITS_WITH_BATCH: &str = "credits c LEFT JOIN settlement_batches b ON b.batch_id = \
-     (SELECT min(x.batch_id) FROM settlement_batches x WHERE x.asset = c.asset \
-     AND x.watermark_ms > c.created_ms AND x.max_seq >= c.seq)";
+     (SELECT x.batch_id FROM settlement_batches x WHERE x.asset = c.asset \
+     AND x.watermark_ms > c.created_ms AND x.max_seq >= c.seq ORDER BY x.watermark_ms LIMIT 1)";
 
 /// The credits batch N covers: `?1` asset, `?2` its `max_seq`, `?3` its watermark, `?4` and
 /// `?5` the watermark and `max_seq` of the asset's batch before it (0 and 0 for the first).
@@ -130,6 +134,9 @@ pub enum Closed {
     Nothing,
     /// The newest batch's watermark is later; nothing changed.
     Behind(BatchRow),
+    /// The newest batch has this watermark but pays another asset (the configured asset
+    /// changed); nothing changed.
+    OtherAsset(BatchRow),
 }
 
 /// What recording a payment did.

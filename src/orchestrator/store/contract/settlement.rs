@@ -178,6 +178,12 @@ pub async fn a_close_batches_each_pending_credit_once_and_is_idempotent(store: A
     let again = close(s, 5_000).await.unwrap();
     assert!(!again.created);
     assert_eq!(again.batch, first.batch);
+    // The same watermark for another asset (the configured one changed): refused.
+    let other = settlement::close(s, Some(&config()), "DAI", 5_000, 5_001).await;
+    assert!(
+        matches!(other, Err(SettleError::OtherAsset { batch_id: 1, .. })),
+        "{other:?}"
+    );
     // Earlier: refused. Later but with nothing payable before it: nothing changes.
     assert!(matches!(
         close(s, 4_000).await,

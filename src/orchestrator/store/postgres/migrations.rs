@@ -201,7 +201,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_by_family ON tasks (family) WHERE family IS NOT NULL;"#,
     // 6: SQLite's migration 9: settlement batches, their leaves and trees, each credit's
     // `seq` (a sequence: a close takes a SHARE lock on credits, so every `seq` it sees below
-    // its `max_seq` is committed).
+    // its `max_seq` is committed). The sequence must keep CACHE 1 (the default): a session
+    // caching values could give a credit committing later a smaller `seq`.
     r#"CREATE TABLE settlement_batches (
         batch_id            BIGINT PRIMARY KEY NOT NULL,
         watermark_ms        BIGINT NOT NULL UNIQUE,
@@ -221,7 +222,8 @@ const MIGRATIONS: &[&str] = &[
         paid_ms             BIGINT,
         max_seq             BIGINT NOT NULL
     );
-    CREATE INDEX batches_by_asset ON settlement_batches (asset, watermark_ms, max_seq);
+    CREATE INDEX batches_by_asset ON settlement_batches (asset, watermark_ms, max_seq)
+        INCLUDE (batch_id);
     CREATE TABLE batch_leaves (
         batch_id  BIGINT NOT NULL,
         position  BIGINT NOT NULL,

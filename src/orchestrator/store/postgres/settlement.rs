@@ -22,6 +22,13 @@ use crate::orchestrator::store::settlement::{
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
+/// A deadlock (40P01) or serialization failure (40001): the transaction was rolled back and
+/// may be run again.
+fn aborted_for_a_retry(e: &StoreError) -> bool {
+    matches!(e, StoreError::Backend(why)
+        if why.starts_with("PostgreSQL 40P01") || why.starts_with("PostgreSQL 40001"))
+}
+
 fn uint(v: i64, what: &'static str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|e| corrupt(what, e))
 }
@@ -95,6 +102,9 @@ async fn close(tx: &Tx<'_>, terms: BatchTerms, seal: Sealer) -> Result<Closed, S
         .map(|r| settlement::batch_row(&r))
         .transpose()?;
     if let Some(b) = newest.as_ref() {
+        if b.terms.watermark_ms == terms.watermark_ms && b.terms.asset != terms.asset {
+            return Ok(Closed::OtherAsset(b.clone()));
+        }
         if b.terms.watermark_ms == terms.watermark_ms {
             return Ok(Closed::Existing(b.clone()));
         }
@@ -409,13 +419,24 @@ impl SettlementStore for PgStore {
         now_ms: u64,
     ) -> BoxFuture<'_, Result<MarkedPaid, StoreError>> {
         async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(pg_err)?;
-            let out = mark_paid(&tx, id, &tx_hash, now_ms).await?;
-            if matches!(out, MarkedPaid::Paid(_)) {
-                tx.commit().await.map_err(pg_err)?;
+            // It locks every paid worker's row; the sweeper's auto-evaluations lock theirs in
+            // submission order, so the two can deadlock. PostgreSQL then aborts one: the whole
+            // payment rolled back, it is simply tried again.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut client = self.client().await?;
+                let tx = client.transaction().await.map_err(pg_err)?;
+                let out = match mark_paid(&tx, id, &tx_hash, now_ms).await {
+                    Ok(out) => out,
+                    Err(e) if attempt < 3 && aborted_for_a_retry(&e) => continue,
+                    Err(e) => return Err(e),
+                };
+                if matches!(out, MarkedPaid::Paid(_)) {
+                    tx.commit().await.map_err(pg_err)?;
+                }
+                return Ok(out);
             }
-            Ok(out)
         }
         .boxed()
     }

@@ -197,7 +197,9 @@ const MIGRATIONS: &[&str] = &[
     // 9: settlement (docs/SETTLEMENT.md, "Batches"): closed batches with the EIP-712 domain
     // they were closed under and the highest credit `seq` they cover, one leaf per wallet,
     // each batch's Merkle tree, and each credit's `seq` (its commit order; its state follows
-    // from the batches, see store/settlement.rs).
+    // from the batches, see store/settlement.rs). `seq` is nullable only because ALTER TABLE
+    // cannot add a NOT NULL column without a default; `insert_credit` is the one writer of
+    // credits and always sets it.
     "CREATE TABLE settlement_batches (
         batch_id            INTEGER PRIMARY KEY NOT NULL,
         watermark_ms        INTEGER NOT NULL UNIQUE,

@@ -72,6 +72,9 @@ fn each_covered(
 fn close(conn: &Connection, terms: BatchTerms, seal: Sealer) -> Result<Closed, StoreError> {
     let newest = latest(conn)?;
     if let Some(b) = newest.as_ref() {
+        if b.terms.watermark_ms == terms.watermark_ms && b.terms.asset != terms.asset {
+            return Ok(Closed::OtherAsset(b.clone()));
+        }
         if b.terms.watermark_ms == terms.watermark_ms {
             return Ok(Closed::Existing(b.clone()));
         }
