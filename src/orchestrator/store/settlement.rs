@@ -139,6 +139,32 @@ pub enum Closed {
     OtherAsset(BatchRow),
 }
 
+/// The id a close at `terms` gives its batch after the `newest` one, or why it makes none:
+/// the newest batch already has this watermark (`Existing`, or `OtherAsset` when it pays
+/// another asset), or a later one (`Behind`). Watermarks only move forward, across assets,
+/// which is what keeps batches ordered alike by id, watermark and `max_seq`.
+pub fn next_batch(newest: Option<BatchRow>, terms: &BatchTerms) -> NextBatch {
+    let Some(b) = newest else {
+        return NextBatch::Id(1);
+    };
+    match b.terms.watermark_ms.cmp(&terms.watermark_ms) {
+        std::cmp::Ordering::Equal if b.terms.asset != terms.asset => {
+            NextBatch::None(Closed::OtherAsset(b))
+        }
+        std::cmp::Ordering::Equal => NextBatch::None(Closed::Existing(b)),
+        std::cmp::Ordering::Greater => NextBatch::None(Closed::Behind(b)),
+        std::cmp::Ordering::Less => NextBatch::Id(b.batch_id + 1),
+    }
+}
+
+/// What [`next_batch`] decided. Made once per close, so its size does not matter.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum NextBatch {
+    Id(u64),
+    None(Closed),
+}
+
 /// What recording a payment did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MarkedPaid {

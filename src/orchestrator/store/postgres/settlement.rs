@@ -16,8 +16,8 @@ use crate::orchestrator::store::StoreError;
 use crate::orchestrator::store::rows::corrupt;
 use crate::orchestrator::store::settlement::{
     self, BATCH_COLUMNS, BatchRow, BatchTerms, CREDITS_OF_BATCH, CREDITS_WITH_BATCH, Closed,
-    CreditTotals, LeafRow, MarkedPaid, PREVIOUS_OF_ASSET, PaidPerWorker, RewardScope, Sealed,
-    Sealer, SettlementStore, StoredProof, pg,
+    CreditTotals, LeafRow, MarkedPaid, NextBatch, PREVIOUS_OF_ASSET, PaidPerWorker, RewardScope,
+    Sealed, Sealer, SettlementStore, StoredProof, pg,
 };
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -101,18 +101,10 @@ async fn close(tx: &Tx<'_>, terms: BatchTerms, seal: Sealer) -> Result<Closed, S
         .map_err(pg_err)?
         .map(|r| settlement::batch_row(&r))
         .transpose()?;
-    if let Some(b) = newest.as_ref() {
-        if b.terms.watermark_ms == terms.watermark_ms && b.terms.asset != terms.asset {
-            return Ok(Closed::OtherAsset(b.clone()));
-        }
-        if b.terms.watermark_ms == terms.watermark_ms {
-            return Ok(Closed::Existing(b.clone()));
-        }
-        if b.terms.watermark_ms > terms.watermark_ms {
-            return Ok(Closed::Behind(b.clone()));
-        }
-    }
-    let batch_id = newest.map_or(1, |b| b.batch_id + 1);
+    let batch_id = match settlement::next_batch(newest, &terms) {
+        NextBatch::Id(id) => id,
+        NextBatch::None(closed) => return Ok(closed),
+    };
     let max_seq: i64 = tx
         .query_one("SELECT coalesce(max(seq), 0)::bigint FROM credits", &[])
         .await

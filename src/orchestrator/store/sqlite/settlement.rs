@@ -13,8 +13,8 @@ use crate::orchestrator::store::StoreError;
 use crate::orchestrator::store::rows::corrupt;
 use crate::orchestrator::store::settlement::{
     self, BATCH_COLUMNS, BatchRow, BatchTerms, CREDITS_OF_BATCH, CREDITS_WITH_BATCH, Closed,
-    CreditTotals, LeafRow, MarkedPaid, PREVIOUS_OF_ASSET, PaidPerWorker, RewardScope, Sealer,
-    SettlementStore, StoredProof,
+    CreditTotals, LeafRow, MarkedPaid, NextBatch, PREVIOUS_OF_ASSET, PaidPerWorker, RewardScope,
+    Sealer, SettlementStore, StoredProof,
 };
 
 fn latest(conn: &Connection) -> Result<Option<BatchRow>, StoreError> {
@@ -71,18 +71,10 @@ fn each_covered(
 
 fn close(conn: &Connection, terms: BatchTerms, seal: Sealer) -> Result<Closed, StoreError> {
     let newest = latest(conn)?;
-    if let Some(b) = newest.as_ref() {
-        if b.terms.watermark_ms == terms.watermark_ms && b.terms.asset != terms.asset {
-            return Ok(Closed::OtherAsset(b.clone()));
-        }
-        if b.terms.watermark_ms == terms.watermark_ms {
-            return Ok(Closed::Existing(b.clone()));
-        }
-        if b.terms.watermark_ms > terms.watermark_ms {
-            return Ok(Closed::Behind(b.clone()));
-        }
-    }
-    let batch_id = newest.map_or(1, |b| b.batch_id + 1);
+    let batch_id = match settlement::next_batch(newest, &terms) {
+        NextBatch::Id(id) => id,
+        NextBatch::None(closed) => return Ok(closed),
+    };
     let max_seq: i64 = conn
         .prepare_cached("SELECT coalesce(max(seq), 0) FROM credits")?
         .query_row([], |r| r.get(0))?;
