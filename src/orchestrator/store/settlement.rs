@@ -89,6 +89,31 @@ pub struct BatchRow {
     pub paid_ms: Option<u64>,
 }
 
+impl BatchRow {
+    /// A new batch's row: `batch_id` closed under `terms` over `credits` credits up to
+    /// `max_seq`, as `sealed` made it.
+    pub fn sealed(
+        batch_id: u64,
+        terms: BatchTerms,
+        max_seq: u64,
+        credits: u64,
+        sealed: &Sealed,
+    ) -> Self {
+        Self {
+            batch_id,
+            terms,
+            period_start_ms: sealed.period_start_ms,
+            max_seq,
+            total: sealed.total,
+            root: sealed.root.clone(),
+            credits,
+            leaves: sealed.leaves.len() as u64,
+            tx_hash: None,
+            paid_ms: None,
+        }
+    }
+}
+
 /// A credit as a batch sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoveredCredit {

@@ -136,18 +136,7 @@ async fn close(tx: &Tx<'_>, terms: BatchTerms, seal: Sealer) -> Result<Closed, S
     let (Some(sealed), count) = sealed else {
         return Ok(Closed::Nothing);
     };
-    let row = BatchRow {
-        batch_id,
-        terms,
-        period_start_ms: sealed.period_start_ms,
-        max_seq,
-        total: sealed.total,
-        root: sealed.root.clone(),
-        credits: count as u64,
-        leaves: sealed.leaves.len() as u64,
-        tx_hash: None,
-        paid_ms: None,
-    };
+    let row = BatchRow::sealed(batch_id, terms, max_seq, count as u64, &sealed);
     write_batch(tx, &row, &sealed).await?;
     Ok(Closed::New(row))
 }

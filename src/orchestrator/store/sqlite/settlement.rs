@@ -97,18 +97,7 @@ fn close(conn: &Connection, terms: BatchTerms, seal: Sealer) -> Result<Closed, S
     let Some(sealed) = seal(&covered, before)? else {
         return Ok(Closed::Nothing);
     };
-    let row = BatchRow {
-        batch_id,
-        terms,
-        period_start_ms: sealed.period_start_ms,
-        max_seq,
-        total: sealed.total,
-        root: sealed.root,
-        credits: covered.len() as u64,
-        leaves: sealed.leaves.len() as u64,
-        tx_hash: None,
-        paid_ms: None,
-    };
+    let row = BatchRow::sealed(batch_id, terms, max_seq, covered.len() as u64, &sealed);
     let t = &row.terms;
     conn.prepare_cached(
         "INSERT INTO settlement_batches (batch_id, watermark_ms, period_start_ms, asset, token, \
