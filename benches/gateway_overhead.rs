@@ -21,7 +21,9 @@
 //! latency series (1000), `BASIS_GATEWAY_SECONDS` per throughput series (4),
 //! `BASIS_GATEWAY_PIECE_DELAY_US` (0: the upstream answers at once; the targets are judged
 //! there, the worst case for the throughput ratio), `BASIS_GATEWAY_DB_SYNCHRONOUS` (`full`,
-//! the default; `normal`). Without `--bench` (as `cargo test
+//! the default; `normal`), `BASIS_GATEWAY_PRICED=1` (prices the model in `[pricing]`, so every
+//! job is metered and writes a credit, the worker's pending rewards and the key's charged
+//! amount with its receipt). Without `--bench` (as `cargo test
 //! --benches` runs it) it only checks that every path answers.
 //!
 //! Besides the table it prints the CPU time each process spends per call and the fsync
@@ -68,6 +70,19 @@ fn db_synchronous() -> String {
     std::env::var("BASIS_GATEWAY_DB_SYNCHRONOUS").unwrap_or_else(|_| "full".into())
 }
 
+/// `BASIS_GATEWAY_PRICED=1`: `[pricing]` for the model, and a tokens-per-second ceiling the
+/// instant upstream stays under, so every job is paid (a credit row per job).
+fn pricing() -> String {
+    if std::env::var("BASIS_GATEWAY_PRICED").is_ok_and(|v| v == "1") {
+        format!(
+            "[tasks]\nmax_tokens_per_s = 1000000000000\n[pricing.models.\"{MODEL}\"]\n\
+             prompt_per_million = \"100000\"\ncompletion_per_million = \"300000000\"\n"
+        )
+    } else {
+        String::new()
+    }
+}
+
 // ---- the processes under test ----
 
 /// A child process, killed when dropped (also on an early error return).
@@ -78,8 +93,9 @@ fn orchestrator(dir: &Path) -> Result<(Proc, String, String)> {
     std::fs::write(
         &config,
         format!(
-            "heartbeat_interval_s = 10\nonline_window_s = 30\ndb_synchronous = \"{}\"\n",
-            db_synchronous()
+            "heartbeat_interval_s = 10\nonline_window_s = 30\ndb_synchronous = \"{}\"\n{}",
+            db_synchronous(),
+            pricing()
         ),
     )?;
     let out = Command::new(bin())
@@ -488,6 +504,18 @@ async fn run(measuring: bool) -> Result {
             })
             .unwrap_or(0);
         report(&figures, n, secs, peak_kib);
+        if !pricing().is_empty() {
+            let rewards: Value = http
+                .get(format!("{orch_url}/api/workers/{WORKER}/rewards"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            println!(
+                "metered: the worker accrued {} atomic units (every job paid: a credit per job)",
+                rewards["accrued"]
+            );
+        }
     } else {
         println!("gateway_overhead: every path answered (smoke run; use `cargo bench`)");
     }

@@ -82,6 +82,7 @@ fn job(worker: &WorkerId, n: usize, now: u64) -> Result<JobRecord> {
         reward: Amount::ZERO,
         asset: "USDC".into(),
         attestation_hash: None,
+        metering: None,
     }
     .seal()?;
     Ok(JobRecord {

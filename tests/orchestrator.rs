@@ -20,6 +20,7 @@ mod orchestrator {
     mod gateway;
     mod gating;
     mod market;
+    mod metering;
     mod persistence;
     mod queueing;
     mod quotas;

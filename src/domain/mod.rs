@@ -14,6 +14,7 @@ mod hash;
 mod ids;
 mod label;
 mod merkle;
+mod metering;
 mod metric;
 mod problem;
 mod receipt;
@@ -39,13 +40,14 @@ pub use ids::{
 };
 pub use label::{LabelError, MAX_LABEL_LEN, MAX_LABELS, check_label, check_labels, parse_labels};
 pub use merkle::{MerkleError, PayoutTree, leaf_hash, proof_nodes, verify_proof};
+pub use metering::{MAX_CREDITED_TOKENS, Metering, Price, Unpaid, Usage};
 pub use metric::{
     MAX_METRIC_LEN, MetricError, MetricGoal, MetricSpec, MetricValue,
     check_name as check_metric_name,
 };
 pub use problem::{ErrorCode, Problem};
 pub use receipt::{
-    HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, Usage, verify_receipt_json,
+    HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, verify_receipt_json,
 };
 pub use receipt_log::{GENESIS, LogError, LogSummary, LogWriter, verify_log};
 pub use runtime::{Runtime, UnknownRuntime};

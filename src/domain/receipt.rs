@@ -10,10 +10,12 @@ use super::amount::Amount;
 use super::canonical::{CanonicalError, canonical_hash};
 use super::hash::{HashError, OutputHash, ReceiptHash};
 use super::ids::{JobId, ReceiptId, SubmissionId, TaskId, WorkerId};
+use super::metering::{Metering, Usage};
 use super::wallet::WalletAddress;
 
 /// The receipt format this build writes. Readers accept every version up to it.
-pub const RECEIPT_VERSION: u32 = 1;
+/// Version 2 added `metering` to gateway job receipts.
+pub const RECEIPT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptError {
@@ -52,13 +54,6 @@ impl ReceiptKind {
     }
 }
 
-/// Token counts as reported by the runtime.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-}
-
 /// A receipt before sealing. Integers are small (< 2^53); amounts are decimal strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Receipt {
@@ -88,6 +83,9 @@ pub struct Receipt {
     /// keccak256(JCS(evaluation)) for task settlements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation_hash: Option<ReceiptHash>,
+    /// For gateway jobs (version 2 on): the counts and amounts `reward` was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metering: Option<Metering>,
 }
 
 /// A receipt with its hash: what is stored, served and verified.
@@ -184,6 +182,7 @@ mod tests {
             reward: Amount::ZERO,
             asset: "USDC".into(),
             attestation_hash: None,
+            metering: None,
         }
     }
 

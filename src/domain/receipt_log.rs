@@ -181,6 +181,7 @@ mod tests {
             reward: Amount::ZERO,
             asset: "USDC".into(),
             attestation_hash: None,
+            metering: None,
         }
         .seal()
         .unwrap();

@@ -33,6 +33,10 @@
 //! trusted_proxies = ["127.0.0.1"]           # reverse proxies whose client header is believed
 //! client_ip_header = "x-forwarded-for"      # where they name the client (see trusted_proxies.rs)
 //!
+//! [pricing.models."llama3.1:8b"]          # what a gateway job pays: see `metering::config`
+//! prompt_per_million = "100000"             # atomic units of `asset` per million tokens
+//! completion_per_million = "300000"
+//!
 //! [settlement]                             # batches' token and EIP-712 domain: see `settlement::config`
 //! token = "0x…"                              # the asset's ERC-20 contract
 //! chain_id = 8453
@@ -57,6 +61,7 @@ use serde::Deserialize;
 use super::discovery::config::{DiscoveryConfig, RawDiscovery};
 use super::hub::QueueSettings;
 use super::market::{RawTaskConfig, TaskMarketConfig};
+use super::metering::config::{Pricing, RawPricing};
 use super::replica::{RawReplica, ReplicaConfig};
 use super::settlement::config::{RawSettlement, SettlementConfig};
 use super::store::postgres::{DEFAULT_POOL_SIZE, DatabaseUrl};
@@ -151,7 +156,7 @@ pub struct OrchestratorConfig {
     pub queue: QueueSettings,
     /// After SIGTERM: how long in-flight jobs may take before worker connections are closed.
     pub drain_timeout_s: u64,
-    /// The asset receipts name (gateway jobs pay 0 of it for now).
+    /// The asset receipts, prices and credits are in.
     pub asset: String,
     /// Its decimals, so clients can show amounts in whole units; `None`: not configured (for
     /// an asset other than the default).
@@ -172,6 +177,8 @@ pub struct OrchestratorConfig {
     /// The token and EIP-712 domain settlement batches are closed under (`[settlement]`);
     /// `None`: credits accrue, no batch can be closed.
     pub settlement: Option<SettlementConfig>,
+    /// What gateway jobs pay per model (`[pricing]`); empty: every job credits 0.
+    pub pricing: Pricing,
 }
 
 /// Where the orchestrator's store lives.
@@ -243,6 +250,8 @@ struct RawConfig {
     discovery: RawDiscovery,
     #[serde(default)]
     settlement: RawSettlement,
+    #[serde(default)]
+    pricing: RawPricing,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -427,6 +436,7 @@ impl OrchestratorConfig {
             replica,
             discovery: DiscoveryConfig::resolve(&raw.discovery).map_err(ConfigError::Invalid)?,
             settlement: SettlementConfig::resolve(&raw.settlement).map_err(ConfigError::Invalid)?,
+            pricing: Pricing::resolve(&raw.pricing).map_err(ConfigError::Invalid)?,
         };
         config.validate()?;
         Ok(config)

@@ -24,6 +24,7 @@ pub mod hub;
 mod key_cache;
 pub mod keys;
 pub mod market;
+pub mod metering;
 pub mod metrics;
 pub mod openapi;
 mod quota;

@@ -206,6 +206,7 @@ mod tests {
                     requests: 1,
                     prompt_tokens: tokens_today,
                     completion_tokens: 0,
+                    amount: crate::domain::Amount::ZERO,
                 },
             },
             day,

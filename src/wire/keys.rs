@@ -6,6 +6,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Amount;
+
 /// `GET`: every API key, with its quotas and today's usage (admin).
 pub const KEYS: &str = "/api/keys";
 /// Hex digits of a key's sha256 shown as its id (`key:` + these), as in a task's `client`.
@@ -55,8 +57,14 @@ impl KeyLimits {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct KeyUsage {
     pub requests: u64,
+    /// Tokens billed: as the orchestrator credited them (docs/SETTLEMENT.md, "Metered
+    /// inference").
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// What the key was charged for its gateway jobs, before the protocol fee: a decimal
+    /// string of atomic units of the orchestrator's asset (`[pricing]`).
+    #[serde(default)]
+    pub amount: Amount,
 }
 
 impl KeyUsage {

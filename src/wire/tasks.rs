@@ -11,9 +11,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::Unpaid;
 use crate::domain::{
-    Amount, Evaluation, MetricSpec, MetricValue, OutputFormat, OutputHash, ReceiptHash, ReceiptId,
-    SubmissionId, TaskId, TaskStatus, Usage, WalletAddress, WorkerId,
+    Amount, Evaluation, JobId, MetricSpec, MetricValue, OutputFormat, OutputHash, ReceiptHash,
+    ReceiptId, SubmissionId, TaskId, TaskStatus, Usage, WalletAddress, WorkerId,
 };
 
 /// `GET` (list) and `POST` (post a task).
@@ -273,29 +274,20 @@ pub struct SubmitRequest {
     pub metric: Option<MetricValue>,
 }
 
-/// Why a credit pays nothing (anti-cheat, checked before any credit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Unpaid {
-    /// The work ran on the echo simulator.
-    Simulated,
-    /// The output is empty (or only whitespace).
-    EmptyOutput,
-    /// The output only repeats the task's input.
-    EchoedInput,
-    /// More tokens per second than the configured ceiling for any real GPU.
-    TooFast,
-}
-
-/// A ledger entry for one passed submission.
+/// A ledger entry: one passed submission (`submission_id` and `task_id`), or one paid
+/// gateway job (`job_id`; docs/SETTLEMENT.md, "Metered inference").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Credit {
-    pub submission_id: SubmissionId,
-    pub task_id: TaskId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission_id: Option<SubmissionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
     pub worker_id: WorkerId,
     /// The worker's reward address when credited.
     pub wallet: WalletAddress,
-    /// The task's reward (0 when not payable).
+    /// The task's reward, or the job's price × its credited tokens (0 when not payable).
     pub gross: Amount,
     /// Protocol fee: `gross * protocol_fee_bps / 10000`, rounded down.
     pub fee: Amount,

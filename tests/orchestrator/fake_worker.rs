@@ -33,11 +33,21 @@ pub fn fast() -> Orchestrator {
 
 /// Registers `id` serving `models`; returns its token.
 pub async fn register(orch: &Orchestrator, id: &str, models: &[&str]) -> WorkerToken {
+    register_on(orch, id, models, Runtime::Echo).await
+}
+
+/// Registers `id` serving `models` on `runtime`; returns its token.
+pub async fn register_on(
+    orch: &Orchestrator,
+    id: &str,
+    models: &[&str],
+    runtime: Runtime,
+) -> WorkerToken {
     let token = WorkerToken::generate();
     let req = RegisterRequest {
         worker_id: WorkerId::parse(id).unwrap(),
         wallet: WalletAddress::parse(WALLET_LOWER).unwrap(),
-        runtime: Runtime::Echo,
+        runtime,
         models: models.iter().map(|m| (*m).to_owned()).collect(),
         token_sha256: token.sha256(),
         hardware: None,
@@ -192,11 +202,16 @@ pub async fn recv_frame(ws: &mut Ws) -> Option<OrchestratorMessage> {
 }
 
 pub fn hello(id: &str, models: &[&str], capacity: u32) -> WorkerMessage {
+    hello_on(id, models, capacity, Runtime::Echo)
+}
+
+/// A `hello` from a worker on `runtime`.
+pub fn hello_on(id: &str, models: &[&str], capacity: u32, runtime: Runtime) -> WorkerMessage {
     WorkerMessage::Hello {
         protocol: 1,
         worker_id: WorkerId::parse(id).unwrap(),
         version: "0.1.0".into(),
-        runtime: Runtime::Echo,
+        runtime,
         models: models.iter().map(|m| (*m).to_owned()).collect(),
         capacity,
     }
@@ -210,10 +225,19 @@ impl FakeWorker {
         models: &[&str],
         capacity: u32,
     ) -> Self {
+        Self::connect_with(orch, token, hello(id, models, capacity)).await
+    }
+
+    /// Connects and says `hello`.
+    pub async fn connect_with(
+        orch: &Orchestrator,
+        token: &WorkerToken,
+        hello: WorkerMessage,
+    ) -> Self {
         let mut ws = open(orch, Some(token.expose_secret()))
             .await
             .expect("upgrade refused");
-        send_frame(&mut ws, &hello(id, models, capacity)).await;
+        send_frame(&mut ws, &hello).await;
         let welcome = recv_frame(&mut ws).await.expect("closed before welcome");
         assert!(
             matches!(welcome, OrchestratorMessage::Welcome { .. }),

@@ -150,7 +150,7 @@ async fn tokens_per_day_are_counted_listed_and_can_be_raised_at_once() -> TestRe
     assert_eq!(entry["limits"]["tokens_per_day"], 5);
     assert_eq!(
         entry["usage_today"],
-        json!({"requests": 1, "prompt_tokens": 3, "completion_tokens": 2})
+        json!({"requests": 1, "prompt_tokens": 3, "completion_tokens": 2, "amount": "0"})
     );
     assert!(!list.to_string().contains(&key), "a key is never listed");
 

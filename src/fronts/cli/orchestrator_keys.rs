@@ -77,11 +77,13 @@ fn line(k: &ApiKey) -> String {
         let u = &k.usage_today;
         let _ = write!(
             text,
-            "\n    {}; today {} requests, {} prompt + {} completion tokens",
+            "\n    {}; today {} requests, {} prompt + {} completion tokens, charged {} atomic \
+             units",
             limits_text(&k.limits),
             u.requests,
             u.prompt_tokens,
-            u.completion_tokens
+            u.completion_tokens,
+            u.amount
         );
     }
     text

@@ -100,11 +100,20 @@ fn human(o: &Output) -> String {
             out,
             "\n  credit {} {} {} ({})",
             c.created_at,
-            c.task_id.as_str(),
+            credit_source(c),
             c.net.describe(&c.asset, c.asset_decimals),
             c.status
         );
     }
     let _ = write!(out, "\n  from {}", o.orchestrator_url);
     out
+}
+
+/// What a credit was for: `task <id>` or `job <id>`.
+fn credit_source(c: &crate::wire::Credit) -> String {
+    match (&c.task_id, &c.job_id) {
+        (Some(task), _) => format!("task {task}"),
+        (None, Some(job)) => format!("job {job}"),
+        (None, None) => "(no source)".to_owned(),
+    }
 }

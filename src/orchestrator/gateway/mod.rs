@@ -47,6 +47,8 @@ pub struct ChatRequest {
     pub label: Option<String>,
     /// Its hold on its key's daily tokens, kept until its job ends.
     pub reservation: Option<Arc<Reservation>>,
+    /// The most prompt tokens it can take, whatever the tokenizer (`metering::prompt_bound`).
+    pub prompt_bound: u64,
 }
 
 impl ChatRequest {
@@ -76,6 +78,7 @@ impl ChatRequest {
         Ok(Self {
             model,
             stream,
+            prompt_bound: super::metering::prompt_bound(&body),
             body,
             client_key: None,
             label: None,
@@ -109,6 +112,7 @@ impl ChatRequest {
             timeout,
             client_key: self.client_key,
             reservation: self.reservation.clone(),
+            prompt_bound: self.prompt_bound,
         }
     }
 

@@ -56,6 +56,8 @@ pub struct JobSpec {
     pub client_key: Option<KeySha256>,
     /// Its hold on the key's daily tokens, released when the job ends.
     pub reservation: Option<Arc<Reservation>>,
+    /// The most prompt tokens the request can take (`metering::prompt_bound`).
+    pub prompt_bound: u64,
 }
 
 impl JobSpec {
@@ -309,6 +311,8 @@ impl Hub {
                 sink,
                 text: String::new(),
                 chunks: 0,
+                text_chunks: 0,
+                prompt_bound: spec.prompt_bound,
                 first_chunk: None,
                 cancelled: None,
                 client_key: spec.client_key,

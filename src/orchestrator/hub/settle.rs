@@ -8,7 +8,9 @@
 //! Receipts (docs/RECEIPTS.md, "Gateway job receipts"): one per completed gateway job.
 //! `output_hash` is keccak256 of exactly the text the client received; `duration_ms` is measured by
 //! the orchestrator; `simulated` is true when the worker says so or runs the echo runtime; `reward`
-//! is 0 (gateway jobs pay nothing yet) in the configured `asset`.
+//! is what the worker is owed, net of the fee, in the configured `asset`, and `metering`
+//! records the counts and prices it was computed from (docs/SETTLEMENT.md, "Metered
+//! inference"). A paying job's credit is written in the same transaction as its receipt.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,9 +20,10 @@ use axum::http::StatusCode;
 use super::jobs::{CancelReason, Finished, JobEntry, JobEvent, JobFailure};
 use super::live::Live;
 use crate::domain::{
-    Amount, ErrorCode, HashedReceipt, JobId, MAX_SAFE_INTEGER, OutputHash, RECEIPT_VERSION,
-    Receipt, ReceiptId, ReceiptKind, Runtime, Usage,
+    ErrorCode, HashedReceipt, JobId, MAX_SAFE_INTEGER, OutputHash, RECEIPT_VERSION, Receipt,
+    ReceiptId, ReceiptKind, Runtime, Usage,
 };
+use crate::orchestrator::metering;
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::{JobOutcome, JobRecord, KeySha256, Recorded};
 use crate::wire::{JobErrorCode, OrchestratorMessage};
@@ -77,10 +80,12 @@ pub fn done(
             return;
         }
     };
+    // The client sees (and its key is billed) the tokens credited, not the worker's report.
+    let billed = receipt.receipt.metering.map_or(usage, |m| m.credited);
     let finished = Finished {
         text,
         streamed,
-        usage,
+        usage: billed,
         receipt: receipt.clone(),
     };
     let state = state.clone();
@@ -102,7 +107,7 @@ pub fn done(
         match state.store.record_job(job).await {
             Ok(r) => {
                 if r == Recorded::New {
-                    spend(&state, entry.client_key.as_ref(), usage, recorded_from);
+                    spend(&state, entry.client_key.as_ref(), billed, recorded_from);
                 } else {
                     tracing::warn!(%job_id, ?r, "a running job was already recorded");
                 }
@@ -277,6 +282,9 @@ fn record(
     });
 }
 
+/// Seals a completed job's receipt, metered (docs/SETTLEMENT.md, "Metered inference"): the
+/// tokens credited are the reported ones bounded by what this orchestrator relayed, priced by
+/// `[pricing]`, after anti-cheat; `reward` is what the worker is owed, net of the fee.
 fn seal(
     state: &AppState,
     live: &Live,
@@ -287,6 +295,49 @@ fn seal(
     simulated: bool,
 ) -> Result<HashedReceipt, crate::domain::CanonicalError> {
     let safe = |n: u64| n.min(MAX_SAFE_INTEGER);
+    let simulated = simulated || live.hello.runtime == Runtime::Echo;
+    let elapsed = entry.started.elapsed();
+    let duration_ms = safe(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+    let streamed = entry.stream && entry.chunks > 0;
+    let relayed = Usage {
+        prompt_tokens: safe(entry.prompt_bound),
+        completion_tokens: safe(metering::completion_bound(
+            streamed,
+            entry.text_chunks,
+            text,
+        )),
+    };
+    let reported = Usage {
+        prompt_tokens: safe(usage.prompt_tokens),
+        completion_tokens: safe(usage.completion_tokens),
+    };
+    if reported.capped_by(relayed) != reported {
+        tracing::warn!(
+            %job_id,
+            worker_id = %live.worker_id(),
+            reported_prompt = reported.prompt_tokens,
+            reported_completion = reported.completion_tokens,
+            relayed_prompt = relayed.prompt_tokens,
+            relayed_completion = relayed.completion_tokens,
+            "the worker reported more tokens than the orchestrator relayed; crediting what it relayed"
+        );
+    }
+    let tasks = &state.config.tasks;
+    let metered = metering::meter(
+        state.config.pricing.of(&entry.model),
+        reported,
+        relayed,
+        tasks.protocol_fee_bps,
+        |credited| {
+            metering::unpaid(&metering::Evidence {
+                simulated,
+                text,
+                completion_tokens: credited.completion_tokens,
+                duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                max_tokens_per_s: tasks.max_tokens_per_s,
+            })
+        },
+    );
     Receipt {
         receipt_version: RECEIPT_VERSION,
         receipt_id: ReceiptId::generate(),
@@ -299,16 +350,13 @@ fn seal(
         task_id: None,
         submission_id: None,
         output_hash: OutputHash::of(text.as_bytes()),
-        usage: Usage {
-            prompt_tokens: safe(usage.prompt_tokens),
-            completion_tokens: safe(usage.completion_tokens),
-        },
-        duration_ms: safe(u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX)),
-        simulated: simulated || live.hello.runtime == Runtime::Echo,
-        // Gateway jobs pay nothing for now.
-        reward: Amount::ZERO,
+        usage: reported,
+        duration_ms,
+        simulated,
+        reward: metered.net(),
         asset: state.config.asset.clone(),
         attestation_hash: None,
+        metering: Some(metered),
     }
     .seal()
 }

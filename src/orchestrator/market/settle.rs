@@ -115,6 +115,7 @@ pub fn receipt(f: ReceiptFacts) -> Result<HashedReceipt, CanonicalError> {
         reward: f.reward,
         asset: f.asset,
         attestation_hash: Some(f.attestation_hash),
+        metering: None,
     }
     .seal()
 }

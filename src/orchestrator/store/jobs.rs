@@ -8,7 +8,10 @@ use std::fmt;
 use futures::future::BoxFuture;
 
 use super::{KeySha256, StoreError};
-use crate::domain::{ErrorCode, HashedReceipt, JobId, ReceiptHash, ReceiptId, Usage, WorkerId};
+use crate::domain::{
+    Amount, ErrorCode, HashedReceipt, JobId, ReceiptHash, ReceiptId, Usage, WorkerId,
+};
+use crate::wire::Credit;
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +30,14 @@ pub enum JobOutcome {
 pub const MAX_COUNTED_TOKENS: u64 = 1 << 20;
 
 impl JobOutcome {
-    /// The tokens a completed job served, as its receipt says, each count capped at
+    /// The tokens a completed job served, as its receipt credits them (as the worker
+    /// reported them, for a receipt without metering), each count capped at
     /// [`MAX_COUNTED_TOKENS`]; none for simulated (echo) work, which serves no one.
     pub fn served(&self) -> Option<Usage> {
         match self {
             Self::Completed(receipt) if !receipt.receipt.simulated => {
-                let u = receipt.receipt.usage;
+                let r = &receipt.receipt;
+                let u = r.metering.map_or(r.usage, |m| m.credited);
                 Some(Usage {
                     prompt_tokens: u.prompt_tokens.min(MAX_COUNTED_TOKENS),
                     completion_tokens: u.completion_tokens.min(MAX_COUNTED_TOKENS),
@@ -40,6 +45,49 @@ impl JobOutcome {
             }
             _ => None,
         }
+    }
+
+    /// What a completed job bills its client key: the tokens it was credited (as the worker
+    /// reported them, for a receipt without metering) and the amount it was charged (the
+    /// gross, before the protocol fee).
+    pub fn billed(&self) -> Option<(Usage, Amount)> {
+        let Self::Completed(receipt) = self else {
+            return None;
+        };
+        let r = &receipt.receipt;
+        Some(match &r.metering {
+            Some(m) => (m.credited, m.gross),
+            None => (r.usage, Amount::ZERO),
+        })
+    }
+
+    /// The credit a completed job that pays (a gross above 0) writes with its receipt: its
+    /// worker is owed the receipt's `reward`, net of the fee (docs/SETTLEMENT.md, "Metered
+    /// inference"). `None` for a job that pays nothing: no credit row is written for it.
+    pub fn credit(&self, created_at: u64) -> Option<Credit> {
+        let Self::Completed(receipt) = self else {
+            return None;
+        };
+        let r = &receipt.receipt;
+        let m = r.metering.as_ref().filter(|m| !m.gross.is_zero())?;
+        Some(Credit {
+            submission_id: None,
+            task_id: None,
+            job_id: Some(r.job_id.clone()?),
+            worker_id: r.worker_id.clone(),
+            wallet: r.wallet?,
+            gross: m.gross,
+            fee: m.fee,
+            net: r.reward,
+            asset: r.asset.clone(),
+            asset_decimals: None,
+            unpaid: None,
+            status: super::rows::PENDING.to_owned(),
+            created_at,
+            receipt_id: r.receipt_id.clone(),
+            receipt_hash: receipt.receipt_hash,
+            batch_id: None,
+        })
     }
 
     pub fn status(&self) -> JobStatus {

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::{KeyEntry, KeyRole, KeySha256, StoreError, SubmissionRow, TaskRow, WorkerRow, secs};
 use crate::domain::{
-    Amount, MetricValue, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId, TaskStatus,
-    TokenSha256, WalletAddress, WorkerId,
+    Amount, JobId, MetricValue, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId,
+    TaskStatus, TokenSha256, WalletAddress, WorkerId,
 };
 use crate::wire::{Credit, Dispute, HardwareSummary, KeyLimits, KeyUsage, RegisterRequest, Unpaid};
 
@@ -49,12 +49,13 @@ pub const PAID: &str = "paid";
 /// the batch holding it).
 pub const CREDIT_COLUMNS: &str = "c.submission_id, c.task_id, c.worker_id, c.wallet, c.gross, \
      c.fee, c.net, c.asset, c.unpaid, c.created_ms, c.receipt_id, c.receipt_hash, b.batch_id, \
-     b.tx_hash";
+     b.tx_hash, c.job_id";
 
 /// A key with its usage on one day, from `keys k LEFT JOIN key_usage u` (the day bound by the
 /// caller), in the order [`key_entry`] reads.
 pub const KEY_COLUMNS: &str = "k.key_sha256, k.role, k.label, k.created_at, k.revoked_at, \
-     k.requests_per_minute, k.tokens_per_day, u.requests, u.prompt_tokens, u.completion_tokens";
+     k.requests_per_minute, k.tokens_per_day, u.requests, u.prompt_tokens, u.completion_tokens, \
+     u.amount";
 
 /// A key, from [`KEY_COLUMNS`].
 pub fn key_entry(row: &impl Columns) -> Result<KeyEntry, StoreError> {
@@ -76,6 +77,11 @@ pub fn key_entry(row: &impl Columns) -> Result<KeyEntry, StoreError> {
             requests: count(7, "key requests")?,
             prompt_tokens: count(8, "key prompt tokens")?,
             completion_tokens: count(9, "key completion tokens")?,
+            amount: row
+                .opt_text(10)?
+                .map(|a| parse("key usage amount", Amount::parse(&a)))
+                .transpose()?
+                .unwrap_or_default(),
         },
     })
 }
@@ -321,8 +327,18 @@ pub fn credit(row: &impl Columns) -> Result<Credit, StoreError> {
     let amount =
         |i: usize| -> Result<Amount, StoreError> { parse("amount", Amount::parse(&row.text(i)?)) };
     Ok(Credit {
-        submission_id: parse("submission id", SubmissionId::parse(&row.text(0)?))?,
-        task_id: parse("task id", TaskId::parse(&row.text(1)?))?,
+        submission_id: row
+            .opt_text(0)?
+            .map(|s| parse("submission id", SubmissionId::parse(&s)))
+            .transpose()?,
+        task_id: row
+            .opt_text(1)?
+            .map(|s| parse("task id", TaskId::parse(&s)))
+            .transpose()?,
+        job_id: row
+            .opt_text(14)?
+            .map(|s| parse("job id", JobId::parse(&s)))
+            .transpose()?,
         worker_id: parse("worker id", WorkerId::parse(&row.text(2)?))?,
         wallet: parse("wallet", WalletAddress::parse(&row.text(3)?))?,
         gross: amount(4)?,

@@ -90,8 +90,9 @@ async fn settle_submission(
     let receipt_id = receipt.receipt.receipt_id.clone();
     if passes {
         let credit = Credit {
-            submission_id: sub.submission_id.clone(),
-            task_id: t.task_id.clone(),
+            submission_id: Some(sub.submission_id.clone()),
+            task_id: Some(t.task_id.clone()),
+            job_id: None,
             worker_id: sub.worker_id.clone(),
             wallet,
             gross: split.gross,

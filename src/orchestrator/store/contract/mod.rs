@@ -11,6 +11,7 @@
     clippy::many_single_char_names
 )]
 
+pub mod metering;
 pub mod reputation;
 pub mod settlement;
 pub mod tasks;
@@ -49,6 +50,7 @@ macro_rules! store_contract {
             confirmed_metrics_and_agent_links => reputation::confirmed_metrics_and_agent_links,
             a_close_batches_each_pending_credit_once_and_is_idempotent => settlement::a_close_batches_each_pending_credit_once_and_is_idempotent,
             racing_closes_and_credits_batch_every_credit_once => settlement::racing_closes_and_credits_batch_every_credit_once,
+            a_paying_job_credits_its_worker_and_charges_its_key_once => metering::a_paying_job_credits_its_worker_and_charges_its_key_once,
         );
     };
     (@cases $make:expr; $($name:ident => $($path:ident)::+),+ $(,)?) => {

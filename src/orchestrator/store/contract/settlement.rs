@@ -58,9 +58,11 @@ pub(super) async fn credit(
     net: u128,
     created_ms: u64,
 ) -> SubmissionId {
+    let id = SubmissionId::generate();
     let c = Credit {
-        submission_id: SubmissionId::generate(),
-        task_id: TaskId::generate(),
+        submission_id: Some(id.clone()),
+        task_id: Some(TaskId::generate()),
+        job_id: None,
         worker_id: WorkerId::parse(worker).unwrap(),
         wallet: WalletAddress::parse(wallet).unwrap(),
         gross: Amount::from_atomic(net),
@@ -75,7 +77,6 @@ pub(super) async fn credit(
         receipt_hash: ReceiptHash::from_bytes([7; 32]),
         batch_id: None,
     };
-    let id = c.submission_id.clone();
     store
         .transact(Box::new(move |tx: &mut dyn MarketTx| {
             async move { tx.insert_credit(&c, created_ms).await }.boxed()

@@ -250,6 +250,7 @@ pub mod jobs {
             reward: Amount::ZERO,
             asset: "USDC".into(),
             attestation_hash: None,
+            metering: None,
         }
         .seal()
         .unwrap()
@@ -313,7 +314,8 @@ pub mod jobs {
             KeyUsage {
                 requests: 3,
                 prompt_tokens: 13,
-                completion_tokens: 13
+                completion_tokens: 13,
+                amount: Amount::ZERO,
             }
         );
         let other_day = store.key_grant(key, day + 1).await.unwrap().unwrap();

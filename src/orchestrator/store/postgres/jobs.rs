@@ -6,12 +6,13 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use super::{PgStore, int, pg_err};
-use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId};
-use crate::orchestrator::store::rows::receipt_row;
+use crate::domain::{Amount, HashedReceipt, JobId, ReceiptHash, ReceiptId, SubmissionId, TaskId};
+use crate::orchestrator::store::rows::{receipt_row, unpaid_text};
 use crate::orchestrator::store::{
     JobOutcome, JobRecord, JobStatus, JobStore, ListedReceipt, ReceiptQuery, Recorded, StoreError,
     utc_day,
 };
+use crate::wire::Credit;
 
 fn corrupt_status() -> StoreError {
     StoreError::Corrupt {
@@ -70,6 +71,45 @@ pub(super) async fn insert_receipt(
     Ok(())
 }
 
+/// Writes a credit, once per submission or gateway job (also used by the market's
+/// settlements). `seq` comes from its sequence (see store/postgres/settlement.rs).
+pub(super) async fn insert_credit(
+    client: &impl GenericClient,
+    c: &Credit,
+    created_ms: u64,
+) -> Result<(), StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, \
+             asset, unpaid, created_ms, receipt_id, receipt_hash, job_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .await
+        .map_err(pg_err)?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &c.submission_id.as_ref().map(SubmissionId::as_str),
+                &c.task_id.as_ref().map(TaskId::as_str),
+                &c.worker_id.as_str(),
+                &c.wallet.checksummed(),
+                &c.gross.to_string(),
+                &c.fee.to_string(),
+                &c.net.to_string(),
+                &c.asset,
+                &unpaid_text(c.unpaid)?,
+                &int(created_ms),
+                &c.receipt_id.as_str(),
+                &c.receipt_hash.to_string(),
+                &c.job_id.as_ref().map(JobId::as_str),
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(())
+}
+
 impl PgStore {
     async fn record_new_job(&self, job: &JobRecord) -> Result<Recorded, StoreError> {
         let mut client = self.client().await?;
@@ -78,27 +118,34 @@ impl PgStore {
             return Ok(Recorded::Already(status));
         }
         let served = job.outcome.served();
+        let mut credit_net = None;
         let (error_code, receipt_id, counter) = match &job.outcome {
             JobOutcome::Completed(receipt) => {
                 insert_receipt(&tx, receipt).await?;
-                if let Some(key) = &job.client_key {
-                    let usage = &receipt.receipt.usage;
-                    super::keys::add_usage(
-                        &tx,
-                        key,
-                        utc_day(job.finished_at),
-                        usage.prompt_tokens,
-                        usage.completion_tokens,
-                    )
-                    .await?;
+                if let (Some(key), Some((used, charged))) = (&job.client_key, job.outcome.billed())
+                {
+                    super::keys::add_usage(&tx, key, utc_day(job.finished_at), used, charged)
+                        .await?;
                 }
+                let counter = match job.outcome.credit(job.finished_at) {
+                    // The worker's row is locked last, as the market's settlements do.
+                    Some(credit) => {
+                        let created_ms = job.finished_at.saturating_mul(1000);
+                        insert_credit(&tx, &credit, created_ms).await?;
+                        credit_net = Some(credit.net);
+                        "UPDATE workers SET jobs_completed = jobs_completed + 1, \
+                         rewards_pending = (rewards_pending::numeric + ($2::text)::numeric)::text \
+                         WHERE worker_id = $1"
+                    }
+                    None => {
+                        "UPDATE workers SET jobs_completed = jobs_completed + 1 \
+                         WHERE worker_id = $1"
+                    }
+                };
                 (
                     None,
                     Some(receipt.receipt.receipt_id.as_str().to_owned()),
-                    Some(
-                        "UPDATE workers SET jobs_completed = jobs_completed + 1 \
-                         WHERE worker_id = $1",
-                    ),
+                    Some(counter),
                 )
             }
             JobOutcome::Failed(code) => (
@@ -128,21 +175,20 @@ impl PgStore {
         )
         .await
         .map_err(pg_err)?;
-        if let Some(sql) = counter {
-            tx.execute(sql, &[&job.worker_id.as_str()])
+        if let (Some(key), Some(used)) = (&job.client_key, job.partial_usage) {
+            super::keys::add_usage(&tx, key, utc_day(job.finished_at), used, Amount::ZERO).await?;
+        }
+        match (counter, credit_net) {
+            (Some(sql), Some(net)) => tx
+                .execute(sql, &[&job.worker_id.as_str(), &net.to_string()])
                 .await
-                .map_err(pg_err)?;
-        }
-        if let (Some(key), Some(used)) = (&job.client_key, &job.partial_usage) {
-            super::keys::add_usage(
-                &tx,
-                key,
-                utc_day(job.finished_at),
-                used.prompt_tokens,
-                used.completion_tokens,
-            )
-            .await?;
-        }
+                .map_err(pg_err)?,
+            (Some(sql), None) => tx
+                .execute(sql, &[&job.worker_id.as_str()])
+                .await
+                .map_err(pg_err)?,
+            (None, _) => 0,
+        };
         tx.commit().await.map_err(pg_err)?;
         Ok(Recorded::New)
     }

@@ -6,31 +6,41 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use super::{PgStore, int, pg_err};
+use crate::domain::{Amount, Usage};
 use crate::orchestrator::store::rows::{KEY_COLUMNS, key_entry};
 use crate::orchestrator::store::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, StoreError};
 use crate::wire::KeyLimits;
 
-/// Adds one completed request's tokens to `key`'s usage on `day` (in the job's transaction).
+/// Adds one request's tokens and what it was charged to `key`'s usage on `day` (in the job's
+/// transaction; the amount, a decimal string, is added as `numeric`).
 pub(super) async fn add_usage(
     tx: &impl GenericClient,
     key: &KeySha256,
     day: u64,
-    prompt: u64,
-    completion: u64,
+    used: Usage,
+    charged: Amount,
 ) -> Result<(), StoreError> {
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO key_usage (key_sha256, day, requests, prompt_tokens, completion_tokens) \
-             VALUES ($1, $2, 1, $3, $4) ON CONFLICT (key_sha256, day) DO UPDATE SET \
+            "INSERT INTO key_usage (key_sha256, day, requests, prompt_tokens, completion_tokens, \
+             amount) VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (key_sha256, day) DO UPDATE SET \
              requests = key_usage.requests + 1, \
              prompt_tokens = key_usage.prompt_tokens + excluded.prompt_tokens, \
-             completion_tokens = key_usage.completion_tokens + excluded.completion_tokens",
+             completion_tokens = key_usage.completion_tokens + excluded.completion_tokens, \
+             amount = CASE WHEN excluded.amount = '0' THEN key_usage.amount \
+             ELSE (key_usage.amount::numeric + excluded.amount::numeric)::text END",
         )
         .await
         .map_err(pg_err)?;
     tx.execute(
         &stmt,
-        &[&&key.0[..], &int(day), &int(prompt), &int(completion)],
+        &[
+            &&key.0[..],
+            &int(day),
+            &int(used.prompt_tokens),
+            &int(used.completion_tokens),
+            &charged.to_string(),
+        ],
     )
     .await
     .map_err(pg_err)?;

@@ -244,6 +244,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX credits_by_time ON credits (created_ms);
     CREATE INDEX credits_by_wallet ON credits (wallet);
     ALTER TABLE credits DROP COLUMN status;"#,
+    // 7: SQLite's migration 10: a credit from a task submission or a gateway job, exactly
+    // one; each client key's charged amount per UTC day.
+    "ALTER TABLE credits DROP CONSTRAINT credits_pkey;
+    ALTER TABLE credits ALTER COLUMN submission_id DROP NOT NULL;
+    ALTER TABLE credits ADD CONSTRAINT credits_submission_key UNIQUE (submission_id);
+    ALTER TABLE credits ALTER COLUMN task_id DROP NOT NULL;
+    ALTER TABLE credits ADD COLUMN job_id TEXT UNIQUE;
+    ALTER TABLE credits ADD CONSTRAINT credits_one_source
+        CHECK ((submission_id IS NULL) <> (job_id IS NULL));
+    ALTER TABLE credits ADD CONSTRAINT credits_task_with_submission
+        CHECK ((submission_id IS NULL) = (task_id IS NULL));
+    ALTER TABLE key_usage ADD COLUMN amount TEXT NOT NULL DEFAULT '0';",
 ];
 
 /// The schema version this build writes.

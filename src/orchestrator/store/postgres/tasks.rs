@@ -11,14 +11,13 @@ use deadpool_postgres::GenericClient;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use super::jobs::insert_receipt;
+use super::jobs::{insert_credit, insert_receipt};
 use super::{PgStore, int, pg_err, tasks_list};
 use crate::domain::{
     Amount, HashedReceipt, MetricValue, Runtime, SubmissionId, TaskId, WalletAddress, WorkerId,
 };
 use crate::orchestrator::store::rows::{
     self, CREDIT_COLUMNS, SUBMISSION_COLUMNS, TASK_COLUMNS, corrupt, reward_key, to_json,
-    unpaid_text,
 };
 use crate::orchestrator::store::settlement::CREDITS_WITH_BATCH;
 use crate::orchestrator::store::{
@@ -274,28 +273,7 @@ impl PgTx<'_> {
     }
 
     async fn insert_credit(&self, c: &Credit, created_ms: u64) -> Result<(), StoreError> {
-        exec(
-            &self.tx,
-            // `seq` comes from its sequence (see store/postgres/settlement.rs).
-            "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, \
-             asset, unpaid, created_ms, receipt_id, receipt_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                &c.submission_id.as_str(),
-                &c.task_id.as_str(),
-                &c.worker_id.as_str(),
-                &c.wallet.checksummed(),
-                &c.gross.to_string(),
-                &c.fee.to_string(),
-                &c.net.to_string(),
-                &c.asset,
-                &unpaid_text(c.unpaid)?,
-                &int(created_ms),
-                &c.receipt_id.as_str(),
-                &c.receipt_hash.to_string(),
-            ],
-        )
-        .await
+        insert_credit(&self.tx, c, created_ms).await
     }
 
     async fn pending_rewards(&self, worker: &WorkerId) -> Result<Option<Amount>, StoreError> {
@@ -568,7 +546,7 @@ impl TaskStore for PgStore {
             let client = self.client().await?;
             let sql = format!(
                 "SELECT {CREDIT_COLUMNS} FROM {CREDITS_WITH_BATCH} WHERE c.worker_id = $1 \
-                 ORDER BY c.created_ms DESC, c.submission_id DESC LIMIT $2"
+                 ORDER BY c.created_ms DESC, c.seq DESC LIMIT $2"
             );
             let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);

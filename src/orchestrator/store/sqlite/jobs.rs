@@ -6,12 +6,13 @@ use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, to_sql_int};
-use crate::domain::{HashedReceipt, JobId, ReceiptHash, ReceiptId, WorkerId};
-use crate::orchestrator::store::rows::receipt_row;
+use crate::domain::{Amount, HashedReceipt, JobId, ReceiptHash, ReceiptId, WorkerId};
+use crate::orchestrator::store::rows::{corrupt, receipt_row};
 use crate::orchestrator::store::{
     JobOutcome, JobRecord, JobStatus, JobStore, ListedReceipt, ReceiptQuery, Recorded, StoreError,
     utc_day,
 };
+use crate::wire::Credit;
 
 fn corrupt_status() -> StoreError {
     StoreError::Corrupt {
@@ -52,6 +53,17 @@ pub(super) fn insert_receipt(tx: &Connection, receipt: &HashedReceipt) -> Result
     Ok(())
 }
 
+/// Writes a paying job's credit and adds its net to the worker's `rewards_pending`.
+fn credit_worker(tx: &Connection, credit: &Credit, finished_at: u64) -> Result<(), StoreError> {
+    super::tasks_rows::insert_credit(tx, credit, finished_at.saturating_mul(1000))?;
+    let pending = super::tasks_rows::pending_rewards(tx, &credit.worker_id)?
+        .ok_or_else(|| corrupt("credit", "the credited worker is not registered"))?;
+    let total = pending
+        .checked_add(credit.net)
+        .ok_or_else(|| corrupt("rewards_pending", "the sum overflows"))?;
+    super::tasks_rows::set_pending_rewards(tx, &credit.worker_id, total)
+}
+
 impl JobStore for SqliteStore {
     fn record_job(&self, job: JobRecord) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         // The writer runs this closure atomically (its own savepoint, or the whole
@@ -64,15 +76,13 @@ impl JobStore for SqliteStore {
             let (error_code, receipt_id, counter) = match &job.outcome {
                 JobOutcome::Completed(receipt) => {
                     insert_receipt(tx, receipt)?;
-                    if let Some(key) = &job.client_key {
-                        let usage = &receipt.receipt.usage;
-                        super::keys::add_usage(
-                            tx,
-                            key,
-                            utc_day(job.finished_at),
-                            usage.prompt_tokens,
-                            usage.completion_tokens,
-                        )?;
+                    if let (Some(key), Some((used, charged))) =
+                        (&job.client_key, job.outcome.billed())
+                    {
+                        super::keys::add_usage(tx, key, utc_day(job.finished_at), used, charged)?;
+                    }
+                    if let Some(credit) = job.outcome.credit(job.finished_at) {
+                        credit_worker(tx, &credit, job.finished_at)?;
                     }
                     (
                         None,
@@ -109,14 +119,8 @@ impl JobStore for SqliteStore {
                 tx.prepare_cached(sql)?
                     .execute(params![job.worker_id.as_str()])?;
             }
-            if let (Some(key), Some(used)) = (&job.client_key, &job.partial_usage) {
-                super::keys::add_usage(
-                    tx,
-                    key,
-                    utc_day(job.finished_at),
-                    used.prompt_tokens,
-                    used.completion_tokens,
-                )?;
+            if let (Some(key), Some(used)) = (&job.client_key, job.partial_usage) {
+                super::keys::add_usage(tx, key, utc_day(job.finished_at), used, Amount::ZERO)?;
             }
             Ok(Recorded::New)
         })

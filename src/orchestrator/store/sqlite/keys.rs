@@ -5,29 +5,51 @@ use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, to_sql_int};
-use crate::orchestrator::store::rows::{KEY_COLUMNS, key_entry};
+use crate::domain::{Amount, Usage};
+use crate::orchestrator::store::rows::{KEY_COLUMNS, corrupt, key_entry};
 use crate::orchestrator::store::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, StoreError};
 use crate::wire::KeyLimits;
 
-/// Adds one completed request's tokens to `key`'s usage on `day` (in the job's transaction).
+/// Adds one request's tokens and what it was charged to `key`'s usage on `day` (in the job's
+/// transaction). The amount is a decimal string SQLite cannot add: it is read and written back
+/// by the single writer, and only when there is something to add.
 pub(super) fn add_usage(
     tx: &Connection,
     key: &KeySha256,
     day: u64,
-    prompt: u64,
-    completion: u64,
+    used: Usage,
+    charged: Amount,
 ) -> Result<(), StoreError> {
+    let total = if charged.is_zero() {
+        None
+    } else {
+        let before: Option<String> = tx
+            .prepare_cached("SELECT amount FROM key_usage WHERE key_sha256 = ?1 AND day = ?2")?
+            .query_row(params![&key.0[..], to_sql_int(day)], |r| r.get(0))
+            .optional()?;
+        let before = before
+            .map(|a| Amount::parse(&a).map_err(|e| corrupt("key usage amount", e)))
+            .transpose()?
+            .unwrap_or(Amount::ZERO);
+        let total = before
+            .checked_add(charged)
+            .ok_or_else(|| corrupt("key usage amount", "the sum overflows"))?;
+        Some(total.to_string())
+    };
     tx.prepare_cached(
-        "INSERT INTO key_usage (key_sha256, day, requests, prompt_tokens, completion_tokens) \
-         VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (key_sha256, day) DO UPDATE SET \
+        "INSERT INTO key_usage (key_sha256, day, requests, prompt_tokens, completion_tokens, \
+         amount) VALUES (?1, ?2, 1, ?3, ?4, coalesce(?5, '0')) \
+         ON CONFLICT (key_sha256, day) DO UPDATE SET \
          requests = requests + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
-         completion_tokens = completion_tokens + excluded.completion_tokens",
+         completion_tokens = completion_tokens + excluded.completion_tokens, \
+         amount = coalesce(?5, amount)",
     )?
     .execute(params![
         &key.0[..],
         to_sql_int(day),
-        to_sql_int(prompt),
-        to_sql_int(completion)
+        to_sql_int(used.prompt_tokens),
+        to_sql_int(used.completion_tokens),
+        total
     ])?;
     Ok(())
 }

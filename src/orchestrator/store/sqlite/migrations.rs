@@ -241,6 +241,39 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX credits_by_time ON credits (created_ms);
     CREATE INDEX credits_by_wallet ON credits (wallet);
     ALTER TABLE credits DROP COLUMN status;",
+    // 10: metered inference (docs/SETTLEMENT.md, "Metered inference"): a credit comes from a
+    // task submission or from a gateway job, exactly one (SQLite cannot relax NOT NULL in
+    // place, so the table is rebuilt with every row and `seq` kept); and what each client key
+    // was charged per UTC day, a decimal string of atomic units.
+    "CREATE TABLE credits_v10 (
+        submission_id  TEXT UNIQUE,
+        task_id        TEXT,
+        worker_id      TEXT NOT NULL,
+        wallet         TEXT NOT NULL,
+        gross          TEXT NOT NULL,
+        fee            TEXT NOT NULL,
+        net            TEXT NOT NULL,
+        asset          TEXT NOT NULL,
+        unpaid         TEXT,
+        created_ms     INTEGER NOT NULL,
+        receipt_id     TEXT NOT NULL,
+        receipt_hash   TEXT NOT NULL,
+        seq            INTEGER NOT NULL,
+        job_id         TEXT UNIQUE,
+        CHECK ((submission_id IS NULL) <> (job_id IS NULL)),
+        CHECK ((submission_id IS NULL) = (task_id IS NULL))
+    ) STRICT;
+    INSERT INTO credits_v10 (submission_id, task_id, worker_id, wallet, gross, fee, net, asset,
+        unpaid, created_ms, receipt_id, receipt_hash, seq)
+        SELECT submission_id, task_id, worker_id, wallet, gross, fee, net, asset, unpaid,
+        created_ms, receipt_id, receipt_hash, seq FROM credits;
+    DROP TABLE credits;
+    ALTER TABLE credits_v10 RENAME TO credits;
+    CREATE INDEX credits_by_worker ON credits (worker_id, created_ms);
+    CREATE UNIQUE INDEX credits_by_seq ON credits (seq);
+    CREATE INDEX credits_by_time ON credits (created_ms);
+    CREATE INDEX credits_by_wallet ON credits (wallet);
+    ALTER TABLE key_usage ADD COLUMN amount TEXT NOT NULL DEFAULT '0';",
 ];
 
 /// The schema version this build writes.
@@ -269,4 +302,66 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tracing::info!(version, "database migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Migration 10 rebuilds `credits`: a version-9 database keeps every credit, with its
+    /// `seq`, and from then on a credit comes from a submission or a job, exactly one.
+    #[test]
+    fn version_9_credits_survive_the_rebuild() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (version, sql) in (1_i64..).zip(&MIGRATIONS[..9]) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, \
+             asset, created_ms, receipt_id, receipt_hash, seq) \
+             VALUES ('sub-1', 'task-1', 'gpu-1', '0xA', '10', '0', '10', 'USDC', 5, 'r', 'h', 7)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let (sub, seq, job): (String, i64, Option<String>) = conn
+            .query_row("SELECT submission_id, seq, job_id FROM credits", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!((sub.as_str(), seq, job), ("sub-1", 7, None));
+        let insert = |sub: Option<&str>, task: Option<&str>, job: Option<&str>, seq: i64| {
+            conn.execute(
+                "INSERT INTO credits (submission_id, task_id, job_id, worker_id, wallet, gross, \
+                 fee, net, asset, created_ms, receipt_id, receipt_hash, seq) \
+                 VALUES (?1, ?2, ?3, 'gpu-1', '0xA', '1', '0', '1', 'USDC', 6, 'r', 'h', ?4)",
+                rusqlite::params![sub, task, job, seq],
+            )
+        };
+        assert!(insert(None, None, Some("job-1"), 8).is_ok());
+        assert!(insert(None, None, None, 9).is_err(), "no source");
+        assert!(
+            insert(Some("sub-2"), Some("t"), Some("job-2"), 10).is_err(),
+            "two sources"
+        );
+        assert!(
+            insert(Some("sub-3"), None, None, 11).is_err(),
+            "a submission without its task"
+        );
+        assert!(
+            insert(None, None, Some("job-1"), 12).is_err(),
+            "a job credited twice"
+        );
+        let amount: String = conn
+            .query_row(
+                "SELECT dflt_value FROM pragma_table_info('key_usage') WHERE name = 'amount'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(amount, "'0'");
+    }
 }

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::to_sql_int;
-use crate::domain::{Amount, SubmissionId, TaskId, WorkerId};
+use crate::domain::{Amount, JobId, SubmissionId, TaskId, WorkerId};
 use crate::orchestrator::store::rows::{
     self, CREDIT_COLUMNS, SUBMISSION_COLUMNS, TASK_COLUMNS, corrupt,
 };
@@ -174,7 +174,7 @@ pub fn load_credits(
 ) -> Result<Vec<Credit>, StoreError> {
     let sql = format!(
         "SELECT {CREDIT_COLUMNS} FROM {CREDITS_WITH_BATCH} WHERE c.worker_id = ?1 \
-         ORDER BY c.created_ms DESC, c.submission_id DESC LIMIT ?2"
+         ORDER BY c.created_ms DESC, c.seq DESC LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![
@@ -188,19 +188,19 @@ pub fn load_credits(
     Ok(out)
 }
 
-/// Writes a credit (once per submission).
+/// Writes a credit (once per submission or gateway job).
 pub fn insert_credit(conn: &Connection, c: &Credit, created_ms: u64) -> Result<(), StoreError> {
     let unpaid = rows::unpaid_text(c.unpaid)?;
     conn.prepare_cached(
         // `seq`: one past the largest, on the single writer, so it follows commit order.
         "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, asset, \
-         unpaid, created_ms, receipt_id, receipt_hash, seq) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+         unpaid, created_ms, receipt_id, receipt_hash, job_id, seq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
          (SELECT coalesce(max(seq), 0) + 1 FROM credits))",
     )?
     .execute(params![
-        c.submission_id.as_str(),
-        c.task_id.as_str(),
+        c.submission_id.as_ref().map(SubmissionId::as_str),
+        c.task_id.as_ref().map(TaskId::as_str),
         c.worker_id.as_str(),
         c.wallet.checksummed(),
         c.gross.to_string(),
@@ -211,6 +211,7 @@ pub fn insert_credit(conn: &Connection, c: &Credit, created_ms: u64) -> Result<(
         to_sql_int(created_ms),
         c.receipt_id.as_str(),
         c.receipt_hash.to_string(),
+        c.job_id.as_ref().map(JobId::as_str),
     ])?;
     Ok(())
 }
