@@ -15,9 +15,10 @@ use basis::domain::{BatchFile, ErrorCode, Evaluation, HashedReceipt, Problem};
 use basis::wire::schema::StandardFormats;
 use basis::wire::{
     ApiErrorBody, BatchLeaves, BatchList, Claim, ClaimRequest, CloseBatchRequest, CloseBatchResult,
-    DisputeRequest, Health, MarkPaidRequest, OnboardingStatus, OrchestratorMessage,
-    PostTaskRequest, RegisterRequest, ResolveRequest, Rewards, SettlementBatchInfo, Submission,
-    SubmitRequest, Task, TaskList, WalletRewards, WorkerList, WorkerMessage, WorkerRecord,
+    DisputeRequest, Health, KeyList, KeyUsageReport, MarkPaidRequest, OnboardingStatus,
+    OrchestratorMessage, PostTaskRequest, RegisterRequest, ResolveRequest, Rewards,
+    SettlementBatchInfo, Submission, SubmitRequest, Task, TaskList, WalletRewards, WorkerList,
+    WorkerMessage, WorkerRecord,
 };
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
@@ -124,6 +125,8 @@ fn expected() -> Result<BTreeMap<PathBuf, Value>> {
         ("api/resolve_request.json", schema::<ResolveRequest>(false)?),
         ("api/rewards.json", schema::<Rewards>(true)?),
         ("api/wallet_rewards.json", schema::<WalletRewards>(true)?),
+        ("api/key_list.json", schema::<KeyList>(true)?),
+        ("api/key_usage_report.json", schema::<KeyUsageReport>(true)?),
         (
             "api/close_batch_request.json",
             schema::<CloseBatchRequest>(false)?,

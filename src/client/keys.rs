@@ -1,12 +1,14 @@
 //! The operator's key routes, with the admin key in `x-basis-admin-key` (a sensitive header,
-//! withheld from any error message): `keys()`, `revoke_key()`, `set_key_limits()`.
+//! withheld from any error message): `keys()`, `key_usage()`, `revoke_key()`,
+//! `set_key_limits()`.
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{ClientError, OrchestratorClient, secret_header};
 use crate::wire::{
-    ADMIN_KEY_HEADER, ApiKey, KEYS, KeyList, SetLimitsRequest, key_limits_path, key_revoke_path,
+    ADMIN_KEY_HEADER, ApiKey, KEYS, KeyList, KeyUsageReport, SetLimitsRequest, key_limits_path,
+    key_revoke_path, key_usage_path,
 };
 
 impl OrchestratorClient {
@@ -15,6 +17,20 @@ impl OrchestratorClient {
         let key = admin_key.expose_secret();
         let rb = self
             .request(Method::GET, KEYS)?
+            .header(ADMIN_KEY_HEADER, secret_header(key)?);
+        Ok(self.send(rb, &[], &[key]).await?.1)
+    }
+
+    /// `GET /api/keys/{id}/usage?days=N`.
+    pub async fn key_usage(
+        &self,
+        id: &str,
+        days: u32,
+        admin_key: &SecretString,
+    ) -> Result<KeyUsageReport, ClientError> {
+        let key = admin_key.expose_secret();
+        let rb = self
+            .request(Method::GET, &key_usage_path(id, days))?
             .header(ADMIN_KEY_HEADER, secret_header(key)?);
         Ok(self.send(rb, &[], &[key]).await?.1)
     }

@@ -47,7 +47,8 @@ pub use metric::{
 };
 pub use problem::{ErrorCode, Problem};
 pub use receipt::{
-    HashedReceipt, RECEIPT_VERSION, Receipt, ReceiptError, ReceiptKind, verify_receipt_json,
+    HashedReceipt, RECEIPT_VERSION, RECEIPT_VERSION_UNMETERED, Receipt, ReceiptError, ReceiptKind,
+    verify_receipt_json,
 };
 pub use receipt_log::{GENESIS, LogError, LogSummary, LogWriter, verify_log};
 pub use runtime::{Runtime, UnknownRuntime};

@@ -13,9 +13,12 @@ use super::ids::{JobId, ReceiptId, SubmissionId, TaskId, WorkerId};
 use super::metering::{Metering, Usage};
 use super::wallet::WalletAddress;
 
-/// The receipt format this build writes. Readers accept every version up to it.
-/// Version 2 added `metering` to gateway job receipts.
+/// The newest receipt format this build writes and reads: version 2 added `metering` to
+/// gateway job receipts. Readers accept every version up to it.
 pub const RECEIPT_VERSION: u32 = 2;
+/// The format of a receipt without `metering` (task settlements), unchanged since version 1,
+/// so that older verifiers still accept them.
+pub const RECEIPT_VERSION_UNMETERED: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptError {

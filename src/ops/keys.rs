@@ -13,7 +13,7 @@ use super::resolve::admin_key;
 use crate::client::OrchestratorClient;
 use crate::domain::{ErrorCode, Problem};
 use crate::guard::{HostSecrets, check_free_text};
-use crate::wire::{ApiKey, KeyLimits, KeyList, SetLimitsRequest};
+use crate::wire::{ApiKey, KeyLimits, KeyList, KeyUsageReport, SetLimitsRequest};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// Which orchestrator, and where the admin key is.
@@ -72,6 +72,16 @@ pub(crate) fn env(name: &str) -> Option<String> {
 pub async fn list(admin: &Admin) -> Result<KeyList, Problem> {
     let (client, key) = connect(admin, &env)?;
     client.keys(&key).await.map_err(Problem::from)
+}
+
+/// The key `id`'s usage and charged amount per UTC day over the last `days` days.
+pub async fn usage(admin: &Admin, id: &str, days: u32) -> Result<KeyUsageReport, Problem> {
+    let (client, key) = connect(admin, &env)?;
+    let id = key_id(id, &key)?;
+    client
+        .key_usage(id, days, &key)
+        .await
+        .map_err(Problem::from)
 }
 
 /// Revokes the key `id`: it stops working at once on every route.

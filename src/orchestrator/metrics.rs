@@ -156,6 +156,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     queue_wait: Histogram,
     queued: Family<OutcomeLabels, Counter>,
+    usage_capped: Family<KindLabels, Counter>,
     market: Market,
 }
 
@@ -242,6 +243,13 @@ impl Default for Metrics {
             "Gateway jobs by outcome (completed, failed, cancelled)",
             jobs.clone(),
         );
+        let usage_capped = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "gateway_usage_capped",
+            "Completed gateway jobs whose worker reported more tokens than the orchestrator \
+             relayed, by count (prompt, completion); they were credited what was relayed",
+            usage_capped.clone(),
+        );
         let market = Market::default();
         market.register(&mut registry);
         Self {
@@ -259,6 +267,7 @@ impl Default for Metrics {
             queue_depth,
             queue_wait,
             queued,
+            usage_capped,
         }
     }
 }
@@ -291,6 +300,11 @@ impl Metrics {
     /// `outcome` is `completed`, `failed` or `cancelled`.
     pub fn job(&self, outcome: &'static str) {
         self.jobs.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// A worker reported more `kind` tokens (prompt, completion) than were relayed.
+    pub fn usage_capped(&self, kind: &'static str) {
+        self.usage_capped.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// A request joined (`+1`) or left (`-1`) the gateway's wait queue.

@@ -23,6 +23,16 @@ pub fn key_limits_path(id: &str) -> String {
     format!("{KEYS}/{}/limits", encode(id))
 }
 
+/// `GET /api/keys/{id}/usage?days=N` (admin): what a key used and was charged, per UTC day,
+/// over the last `days` days (today included).
+pub fn key_usage_path(id: &str, days: u32) -> String {
+    format!("{KEYS}/{}/usage?days={days}", encode(id))
+}
+
+/// Days a usage report covers by default, and at most.
+pub const USAGE_DAYS_DEFAULT: u32 = 31;
+pub const USAGE_DAYS_MAX: u32 = 366;
+
 /// An id is `key:` + hex; `:` is kept as it is (allowed in a path segment).
 fn encode(id: &str) -> String {
     id.chars()
@@ -132,4 +142,32 @@ impl From<KeyLimits> for SetLimitsRequest {
             tokens_per_day: l.tokens_per_day,
         }
     }
+}
+
+/// One UTC day of a key's usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DayUsage {
+    /// Days since 1970-01-01.
+    pub day: u64,
+    /// The same day as `YYYY-MM-DD`.
+    pub date: String,
+    #[serde(flatten)]
+    pub usage: KeyUsage,
+}
+
+/// `GET /api/keys/{id}/usage`: a key's usage per UTC day, for billing its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyUsageReport {
+    pub key: ApiKey,
+    /// The first and last day covered (days since 1970-01-01; `to_day` is today).
+    pub from_day: u64,
+    pub to_day: u64,
+    /// The days the key was used, oldest first.
+    pub days: Vec<DayUsage>,
+    /// Every day together.
+    pub total: KeyUsage,
+    /// What `amount` is counted in, and its decimals when the orchestrator knows them.
+    pub asset: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_decimals: Option<u8>,
 }

@@ -44,8 +44,9 @@ pub use gateway::{
 pub use hardware::{GpuSummary, HardwareSummary};
 pub use health::{Health, HealthStatus};
 pub use keys::{
-    ApiKey, KEY_ID_HEX, KEYS, KeyLimits, KeyList, KeyUsage, SetLimitsRequest, key_limits_path,
-    key_revoke_path,
+    ApiKey, DayUsage, KEY_ID_HEX, KEYS, KeyLimits, KeyList, KeyUsage, KeyUsageReport,
+    SetLimitsRequest, USAGE_DAYS_DEFAULT, USAGE_DAYS_MAX, key_limits_path, key_revoke_path,
+    key_usage_path,
 };
 pub use onboarding::{OnboardingStatus, RegistrationMode, Settlement, UnknownRegistrationMode};
 pub use paths::{

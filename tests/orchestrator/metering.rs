@@ -56,12 +56,26 @@ fn ask(
     model: &str,
     stream: bool,
 ) -> tokio::task::JoinHandle<reqwest::Response> {
+    ask_with(orch, key, model, stream, &json!({}))
+}
+
+/// [`ask`] with more fields in the body.
+fn ask_with(
+    orch: &Orchestrator,
+    key: &str,
+    model: &str,
+    stream: bool,
+    extra: &Value,
+) -> tokio::task::JoinHandle<reqwest::Response> {
     let (http, url, key) = (orch.http(), orch.at("/v1/chat/completions"), key.to_owned());
-    let body = json!({
+    let mut body = json!({
         "model": model,
         "stream": stream,
         "messages": [{"role": "user", "content": "hi"}],
     });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
     tokio::spawn(async move {
         http.post(url)
             .bearer_auth(key)
@@ -99,6 +113,54 @@ async fn key_usage(orch: &Orchestrator, admin: &str) -> Value {
         .find(|k| k["role"] == "client")
         .unwrap()["usage_today"]
         .clone()
+}
+
+/// The client key's usage per day, over the API and with `basis orchestrator keys usage`.
+async fn billed_per_day(orch: &Orchestrator, admin: &str) {
+    let keys = get(orch, "/api/keys", Some(admin)).await;
+    let id = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "client")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let report = get(orch, &format!("/api/keys/{id}/usage?days=7"), Some(admin)).await;
+    assert_eq!(report["days"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["days"][0]["amount"], "3010");
+    assert_eq!(report["days"][0]["day"], report["to_day"]);
+    assert_eq!(report["total"]["amount"], "3010");
+    assert_eq!(report["asset"], "USDC");
+    let cli = |args: &[&str]| {
+        Command::new(common::orchestrator::bin())
+            .args([
+                "orchestrator",
+                "keys",
+                "usage",
+                &id,
+                "--url",
+                orch.url.as_str(),
+            ])
+            .args(args)
+            .env("BASIS_ADMIN_KEY", admin)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["--days", "7", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["total"], report["total"]);
+    let text = String::from_utf8_lossy(&cli(&[]).stdout).into_owned();
+    assert!(text.contains("charged 0.00301 USDC"), "{text}");
+    assert!(!text.contains(admin), "the admin key is never printed");
+    let out = cli(&["--days", "0"]);
+    assert!(!out.status.success(), "0 days is refused");
 }
 
 #[tokio::test]
@@ -157,6 +219,7 @@ async fn a_streamed_job_is_credited_what_was_streamed_not_what_was_reported() ->
         usage,
         json!({"requests": 1, "prompt_tokens": 10, "completion_tokens": 3, "amount": "3010"})
     );
+    billed_per_day(&orch, &admin).await;
     assert_eq!(record(&orch, "gpu-1").await["rewards_pending"], "2935");
 
     // The job's credit settles like a task's (the watermark is in whole seconds: a close in
@@ -175,6 +238,19 @@ async fn a_streamed_job_is_credited_what_was_streamed_not_what_was_reported() ->
     let rewards = get(&orch, "/api/workers/gpu-1/rewards", None).await;
     assert_eq!(rewards["batched"], "2935", "{rewards}");
     assert_eq!(rewards["credits"][0]["status"], "batched");
+    let metrics = orch
+        .http()
+        .get(orch.at("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for state in ["credited", "batched"] {
+        let line = format!(
+            "basis_orchestrator_rewards_atomic_total{{state=\"{state}\",asset=\"USDC\"}} 2935"
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
     Ok(())
 }
 
@@ -207,6 +283,30 @@ async fn an_answer_sent_whole_is_bounded_by_its_request_and_its_bytes() -> TestR
     let gross = bound + 6 * 1000;
     assert_eq!(receipt["metering"]["gross"], gross.to_string());
     assert_eq!(key_usage(&orch, &admin).await["amount"], gross.to_string());
+
+    // Never more completion tokens than the request allowed: max_tokens 2 × n 2.
+    let request = ask_with(&orch, &key, MODEL, false, &json!({"max_tokens": 2, "n": 2}));
+    let (job, _) = w.next_job().await;
+    w.send(done(&job, Some("Hello there, a long answer!"), 5, 500));
+    let resp = request.await?;
+    let receipt = receipt_of(&orch, resp.headers()["x-basis-receipt-id"].to_str()?).await;
+    assert_eq!(
+        receipt["metering"]["relayed"]["completion_tokens"], 4,
+        "{receipt}"
+    );
+    assert_eq!(receipt["metering"]["credited"]["completion_tokens"], 4);
+    let metrics = orch
+        .http()
+        .get(orch.at("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for (kind, jobs) in [("prompt", 1), ("completion", 2)] {
+        let line =
+            format!("basis_orchestrator_gateway_usage_capped_total{{kind=\"{kind}\"}} {jobs}");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
     Ok(())
 }
 

@@ -124,6 +124,19 @@ pub enum KeysCommand {
         #[command(flatten)]
         admin: orchestrator_keys::AdminArgs,
     },
+    /// A key's usage per UTC day: requests, credited tokens and the amount charged at
+    /// `[pricing]` (for billing its holder). Needs the admin key.
+    Usage {
+        /// The key's id, as `keys list` shows it.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// How many days back, today included.
+        #[arg(long, value_name = "N", default_value_t = crate::wire::USAGE_DAYS_DEFAULT,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::wire::USAGE_DAYS_MAX)))]
+        days: u32,
+        #[command(flatten)]
+        admin: orchestrator_keys::AdminArgs,
+    },
     /// Revoke a key at once, on every route (and every replica). Needs the admin key.
     Revoke {
         /// The key's id, as `keys list` shows it (key: + hex of its sha256).
@@ -184,6 +197,9 @@ pub async fn run(args: Args) -> ExitCode {
         Some(Sub::Keys(KeysCommand::Hash)) => hash_key(),
         Some(Sub::Keys(KeysCommand::List { admin })) => {
             return orchestrator_keys::list(&admin).await;
+        }
+        Some(Sub::Keys(KeysCommand::Usage { id, days, admin })) => {
+            return orchestrator_keys::usage(&id, days, &admin).await;
         }
         Some(Sub::Keys(KeysCommand::Revoke { id, admin })) => {
             return orchestrator_keys::revoke(&id, &admin).await;

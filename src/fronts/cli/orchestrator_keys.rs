@@ -1,4 +1,4 @@
-//! `basis orchestrator keys list|revoke ID|set-limits ID`: the operator's key management on a
+//! `basis orchestrator keys list|usage ID|revoke ID|set-limits ID`: the operator's key management on a
 //! running orchestrator (over HTTP, `--url`, with the admin key from `BASIS_ADMIN_KEY` or
 //! `--admin-key-file`). Calls `ops::keys` and renders (`--json`: exactly the API's JSON).
 
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use super::output;
 use crate::config::{DEFAULT_ORCHESTRATOR_URL, ENV_ORCHESTRATOR_URL};
 use crate::ops::keys::{self, Admin};
-use crate::wire::{ApiKey, KeyLimits};
+use crate::wire::{ApiKey, KeyLimits, KeyUsage};
 
 /// Where the orchestrator is and how to prove the operator is asking.
 #[derive(Debug, Clone, clap::Args)]
@@ -97,6 +97,44 @@ pub async fn list(a: &AdminArgs) -> ExitCode {
                 .to_owned();
         }
         list.keys.iter().map(line).collect::<Vec<_>>().join("\n")
+    })
+}
+
+/// `keys usage ID`.
+pub async fn usage(id: &str, days: u32, a: &AdminArgs) -> ExitCode {
+    output::render(a.json, keys::usage(&admin(a), id, days).await, |r| {
+        let shown = |u: &KeyUsage| {
+            format!(
+                "{} requests, {} prompt + {} completion tokens, charged {}",
+                u.requests,
+                u.prompt_tokens,
+                u.completion_tokens,
+                output::amount(u.amount, &r.asset, r.asset_decimals)
+            )
+        };
+        let mut text = format!("{} over the last {days} days:", r.key.id);
+        if r.days.is_empty() {
+            text.push_str(
+                "
+  not used",
+            );
+        }
+        for d in &r.days {
+            let _ = write!(
+                text,
+                "
+  {}  {}",
+                d.date,
+                shown(&d.usage)
+            );
+        }
+        let _ = write!(
+            text,
+            "
+  total       {}",
+            shown(&r.total)
+        );
+        text
     })
 }
 

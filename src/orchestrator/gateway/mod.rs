@@ -49,6 +49,8 @@ pub struct ChatRequest {
     pub reservation: Option<Arc<Reservation>>,
     /// The most prompt tokens it can take, whatever the tokenizer (`metering::prompt_bound`).
     pub prompt_bound: u64,
+    /// The most completion tokens it asked for, if it said (`metering::completion_limit`).
+    pub completion_limit: Option<u64>,
 }
 
 impl ChatRequest {
@@ -79,6 +81,7 @@ impl ChatRequest {
             model,
             stream,
             prompt_bound: super::metering::prompt_bound(&body),
+            completion_limit: super::metering::completion_limit(&body),
             body,
             client_key: None,
             label: None,
@@ -113,6 +116,7 @@ impl ChatRequest {
             client_key: self.client_key,
             reservation: self.reservation.clone(),
             prompt_bound: self.prompt_bound,
+            completion_limit: self.completion_limit,
         }
     }
 

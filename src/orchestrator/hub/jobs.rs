@@ -33,10 +33,13 @@ pub struct JobEntry {
     /// The streamed text so far.
     pub text: String,
     pub chunks: u32,
-    /// The streamed chunks that carried text (what a streamed answer is credited at most).
+    /// The chunks with text forwarded to the client (what a streamed answer is credited at
+    /// most).
     pub text_chunks: u32,
     /// The most prompt tokens the request can take (`metering::prompt_bound`).
     pub prompt_bound: u64,
+    /// The most completion tokens it asked for (`metering::completion_limit`).
+    pub completion_limit: Option<u64>,
     /// When the first streamed chunk arrived (time to first token; for an answer that is not
     /// streamed, the whole answer is its first token).
     pub first_chunk: Option<Instant>,

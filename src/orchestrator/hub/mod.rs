@@ -58,6 +58,8 @@ pub struct JobSpec {
     pub reservation: Option<Arc<Reservation>>,
     /// The most prompt tokens the request can take (`metering::prompt_bound`).
     pub prompt_bound: u64,
+    /// The most completion tokens it asked for (`metering::completion_limit`).
+    pub completion_limit: Option<u64>,
 }
 
 impl JobSpec {
@@ -313,6 +315,7 @@ impl Hub {
                 chunks: 0,
                 text_chunks: 0,
                 prompt_bound: spec.prompt_bound,
+                completion_limit: spec.completion_limit,
                 first_chunk: None,
                 cancelled: None,
                 client_key: spec.client_key,

@@ -177,12 +177,14 @@ fn on_text(state: &AppState, live: &Arc<Live>, text: &str) -> bool {
             if let Some(entry) = live.jobs().get_mut(&job_id) {
                 entry.chunks = entry.chunks.saturating_add(1);
                 if !delta.is_empty() {
-                    entry.text_chunks = entry.text_chunks.saturating_add(1);
                     entry
                         .first_chunk
                         .get_or_insert_with(std::time::Instant::now);
                 }
                 if entry.stream && entry.cancelled.is_none() {
+                    if !delta.is_empty() {
+                        entry.text_chunks = entry.text_chunks.saturating_add(1);
+                    }
                     let _ = entry.sink.send(super::JobEvent::Chunk(delta.clone()));
                 }
                 entry.text.push_str(&delta);

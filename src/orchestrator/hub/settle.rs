@@ -108,6 +108,8 @@ pub fn done(
             Ok(r) => {
                 if r == Recorded::New {
                     spend(&state, entry.client_key.as_ref(), billed, recorded_from);
+                    let paid = &finished.receipt.receipt;
+                    state.metrics.settled("credited", &paid.asset, paid.reward);
                 } else {
                     tracing::warn!(%job_id, ?r, "a running job was already recorded");
                 }
@@ -301,16 +303,24 @@ fn seal(
     let streamed = entry.stream && entry.chunks > 0;
     let relayed = Usage {
         prompt_tokens: safe(entry.prompt_bound),
-        completion_tokens: safe(metering::completion_bound(
+        completion_tokens: safe(metering::completion_bound(&metering::Relayed {
             streamed,
-            entry.text_chunks,
+            text_chunks: entry.text_chunks,
             text,
-        )),
+            delivered: entry.cancelled.is_none(),
+            limit: entry.completion_limit,
+        })),
     };
     let reported = Usage {
         prompt_tokens: safe(usage.prompt_tokens),
         completion_tokens: safe(usage.completion_tokens),
     };
+    if reported.prompt_tokens > relayed.prompt_tokens {
+        state.metrics.usage_capped("prompt");
+    }
+    if reported.completion_tokens > relayed.completion_tokens {
+        state.metrics.usage_capped("completion");
+    }
     if reported.capped_by(relayed) != reported {
         tracing::warn!(
             %job_id,

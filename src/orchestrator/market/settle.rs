@@ -6,8 +6,8 @@
 
 use crate::domain::{
     Amount, CanonicalError, Evaluation, HashedReceipt, MAX_SAFE_INTEGER, OutputHash,
-    RECEIPT_VERSION, Receipt, ReceiptHash, ReceiptId, ReceiptKind, SubmissionId, TaskId, Usage,
-    WalletAddress, WorkerId,
+    RECEIPT_VERSION_UNMETERED, Receipt, ReceiptHash, ReceiptId, ReceiptKind, SubmissionId, TaskId,
+    Usage, WalletAddress, WorkerId,
 };
 use crate::wire::{EvaluatorTimeoutPolicy, Unpaid};
 
@@ -95,7 +95,7 @@ pub fn receipt(f: ReceiptFacts) -> Result<HashedReceipt, CanonicalError> {
     let safe = |v: u64| v.min(MAX_SAFE_INTEGER);
     let usage = f.usage.unwrap_or_default();
     Receipt {
-        receipt_version: RECEIPT_VERSION,
+        receipt_version: RECEIPT_VERSION_UNMETERED,
         receipt_id: ReceiptId::generate(),
         kind: ReceiptKind::TaskSettlement,
         issued_at: safe(f.issued_at),

@@ -17,16 +17,41 @@ pub const REQUEST_ALLOWANCE: u64 = 64;
 /// Prompt tokens allowed per JSON value of `messages` and `tools` beyond its text: a
 /// message's role header and end marker, a tool schema's punctuation.
 pub const VALUE_ALLOWANCE: u64 = 4;
+/// Prompt tokens allowed beyond the text when the request carries `tools` or `functions`:
+/// the template's preamble that explains how to call them.
+pub const TOOLS_ALLOWANCE: u64 = 256;
+/// Prompt tokens allowed for an inline image (a `data:` URL), instead of one per byte of its
+/// base64: vision models spend hundreds to a few thousand tokens on an image.
+pub const IMAGE_ALLOWANCE: u64 = 4096;
 
-/// The most prompt tokens a request can take, whatever the tokenizer: one per byte of every
-/// string and key in its `messages`, `tools` and `functions` (a token is at least one byte of
-/// text), plus [`VALUE_ALLOWANCE`] per JSON value in them and [`REQUEST_ALLOWANCE`].
+/// The most prompt tokens a request is credited, whatever the tokenizer: one per byte of
+/// every string and key in its `messages`, `tools` and `functions` (a token is at least one
+/// byte of text), an inline image as [`IMAGE_ALLOWANCE`], plus [`VALUE_ALLOWANCE`] per JSON
+/// value in them, [`REQUEST_ALLOWANCE`], and [`TOOLS_ALLOWANCE`] with tools.
 pub fn prompt_bound(body: &Value) -> u64 {
+    let tools = ["tools", "functions"]
+        .iter()
+        .any(|k| body.get(*k).is_some_and(|v| !v.is_null()));
+    let base = if tools {
+        REQUEST_ALLOWANCE + TOOLS_ALLOWANCE
+    } else {
+        REQUEST_ALLOWANCE
+    };
     ["messages", "tools", "functions"]
         .iter()
         .filter_map(|k| body.get(*k))
         .map(text_bound)
-        .fold(REQUEST_ALLOWANCE, u64::saturating_add)
+        .fold(base, u64::saturating_add)
+}
+
+/// The most completion tokens a request asked for: `max_completion_tokens`, else
+/// `max_tokens`, times `n` (the choices it asked for); `None` when it set no limit.
+pub fn completion_limit(body: &Value) -> Option<u64> {
+    let limit = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_u64))?;
+    let choices = body.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
+    Some(limit.saturating_mul(choices))
 }
 
 fn len(s: &str) -> u64 {
@@ -36,6 +61,7 @@ fn len(s: &str) -> u64 {
 /// serde_json refuses nesting deeper than 128 when it parses, so the recursion is bounded.
 fn text_bound(v: &Value) -> u64 {
     let inner = match v {
+        Value::String(s) if s.starts_with("data:") => IMAGE_ALLOWANCE.min(len(s)),
         Value::String(s) => len(s),
         Value::Array(items) => items.iter().map(text_bound).fold(0, u64::saturating_add),
         Value::Object(map) => map
@@ -48,15 +74,34 @@ fn text_bound(v: &Value) -> u64 {
     inner.saturating_add(VALUE_ALLOWANCE)
 }
 
-/// The most completion tokens the orchestrator relayed: for a streamed answer, the chunks
-/// with text it forwarded (runtimes stream one token per chunk); for an answer sent whole,
-/// its bytes (a token is at least one byte of text).
-pub fn completion_bound(streamed: bool, text_chunks: u32, text: &str) -> u64 {
-    if streamed {
-        u64::from(text_chunks)
+/// What the orchestrator relayed of an answer, for [`completion_bound`].
+#[derive(Debug, Clone, Copy)]
+pub struct Relayed<'a> {
+    /// The answer went out as chunks.
+    pub streamed: bool,
+    /// The chunks with text forwarded to the client (none after the client left).
+    pub text_chunks: u32,
+    /// The whole answer.
+    pub text: &'a str,
+    /// The client was still there to receive it.
+    pub delivered: bool,
+    /// What the request allowed ([`completion_limit`]).
+    pub limit: Option<u64>,
+}
+
+/// The most completion tokens a job is credited: what was relayed to the client (for a
+/// streamed answer the chunks with text it was forwarded, since runtimes stream one token
+/// per chunk; for an answer sent whole its bytes, since a token is at least one byte of text;
+/// nothing for an answer its client left before), and never more than the request allowed.
+pub fn completion_bound(r: &Relayed<'_>) -> u64 {
+    let relayed = if r.streamed {
+        u64::from(r.text_chunks)
+    } else if r.delivered {
+        len(r.text)
     } else {
-        len(text)
-    }
+        0
+    };
+    r.limit.map_or(relayed, |limit| relayed.min(limit))
 }
 
 /// What anti-cheat needs to know about a finished job.
@@ -132,14 +177,52 @@ mod tests {
         });
         assert_eq!(
             prompt_bound(&with_tools),
-            expected + 2 * VALUE_ALLOWANCE + 4 + VALUE_ALLOWANCE + 8
+            expected + TOOLS_ALLOWANCE + 2 * VALUE_ALLOWANCE + 4 + VALUE_ALLOWANCE + 8
         );
     }
 
     #[test]
-    fn the_completion_bound_is_chunks_when_streamed_else_bytes() {
-        assert_eq!(completion_bound(true, 3, "a longer text"), 3);
-        assert_eq!(completion_bound(false, 0, "héllo"), 6);
+    fn the_completion_bound_is_chunks_when_streamed_else_bytes_within_the_limit() {
+        let r = |streamed, delivered, limit| Relayed {
+            streamed,
+            text_chunks: 3,
+            text: "héllo there",
+            delivered,
+            limit,
+        };
+        assert_eq!(completion_bound(&r(true, true, None)), 3);
+        assert_eq!(completion_bound(&r(false, true, None)), 12);
+        assert_eq!(completion_bound(&r(false, true, Some(5))), 5);
+        assert_eq!(
+            completion_bound(&r(false, false, None)),
+            0,
+            "its client had left"
+        );
+        assert_eq!(completion_bound(&r(true, false, Some(2))), 2);
+    }
+
+    #[test]
+    fn the_completion_limit_is_the_requests_times_its_choices() {
+        assert_eq!(completion_limit(&json!({"max_tokens": 16})), Some(16));
+        assert_eq!(
+            completion_limit(&json!({"max_completion_tokens": 8, "max_tokens": 16, "n": 3})),
+            Some(24)
+        );
+        assert_eq!(completion_limit(&json!({"n": 3})), None);
+    }
+
+    #[test]
+    fn tools_and_inline_images_have_allowances() {
+        let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
+        let body = json!({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": image}}]}]});
+        assert!(prompt_bound(&body) < REQUEST_ALLOWANCE + IMAGE_ALLOWANCE + 200);
+        let plain = json!({"messages": []});
+        let tools = json!({"messages": [], "tools": []});
+        assert_eq!(
+            prompt_bound(&tools) - prompt_bound(&plain),
+            TOOLS_ALLOWANCE + VALUE_ALLOWANCE
+        );
     }
 
     fn evidence(text: &str, tokens: u64, ms: u64) -> Evidence<'_> {

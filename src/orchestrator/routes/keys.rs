@@ -1,24 +1,27 @@
 //! The operator's key routes (admin key): `GET /api/keys` (every key, its quotas and today's
-//! usage), `POST /api/keys/{id}/revoke` (the key stops working at once on every route, on
-//! every replica) and `PUT /api/keys/{id}/limits` (a client key's quotas). Keys are made by
+//! usage), `GET /api/keys/{id}/usage` (its usage and charged amount per UTC day), `POST
+//! /api/keys/{id}/revoke` (the key stops working at once on every route, on every replica) and `PUT /api/keys/{id}/limits` (a client key's quotas). Keys are made by
 //! `basis orchestrator keys create` on the database; only their sha256 is ever stored.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use crate::domain::ErrorCode;
 use crate::orchestrator::client_ip::ClientIp;
-use crate::orchestrator::error::ApiError;
+use crate::orchestrator::error::{ApiError, scrub_serde_message};
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::keys::{FindKeyError, find};
 use crate::orchestrator::replica::notify;
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::{KeyEntry, KeyRole, KeySha256, utc_day};
-use crate::wire::{ApiKey, KeyList, REPLICA_KEY_CHANGED, SetLimitsRequest};
+use crate::wire::{
+    ApiKey, DayUsage, KeyList, KeyUsage, KeyUsageReport, REPLICA_KEY_CHANGED, SetLimitsRequest,
+    USAGE_DAYS_DEFAULT, USAGE_DAYS_MAX,
+};
 
 /// `GET /api/keys`.
 pub async fn list(
@@ -33,6 +36,77 @@ pub async fn list(
         keys: keys.iter().map(KeyEntry::to_wire).collect(),
         day,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    days: Option<u32>,
+}
+
+/// `GET /api/keys/{id}/usage?days=N`: the key's usage per UTC day over the last N days
+/// (today included), for billing its holder.
+pub async fn usage(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<UsageQuery>, QueryRejection>,
+) -> Result<Json<KeyUsageReport>, ApiError> {
+    crate::orchestrator::auth::require_admin(&state, &headers, ip).await?;
+    let fix = format!("Use ?days=N with N from 1 to {USAGE_DAYS_MAX}.");
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(
+            ErrorCode::InvalidArgument,
+            format!("bad query: {}", scrub_serde_message(&e.body_text())),
+        )
+        .with_fix(fix.clone())
+    })?;
+    let days = q.days.unwrap_or(USAGE_DAYS_DEFAULT);
+    if !(1..=USAGE_DAYS_MAX).contains(&days) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidArgument,
+            format!("days must be from 1 to {USAGE_DAYS_MAX}"),
+        )
+        .with_fix(fix));
+    }
+    let key = lookup(&state, path).await?;
+    let to_day = utc_day(unix_now());
+    let from_day = to_day.saturating_sub(u64::from(days - 1));
+    let used = state.store.key_usage(key.sha256, from_day, to_day).await?;
+    let mut total = KeyUsage::default();
+    for (_, u) in &used {
+        total.requests = total.requests.saturating_add(u.requests);
+        total.prompt_tokens = total.prompt_tokens.saturating_add(u.prompt_tokens);
+        total.completion_tokens = total.completion_tokens.saturating_add(u.completion_tokens);
+        total.amount = total.amount.checked_add(u.amount).ok_or_else(|| {
+            ApiError::internal("a key's charged amounts overflow", &"the sum exceeds 2^128")
+        })?;
+    }
+    Ok(Json(KeyUsageReport {
+        key: key.to_wire(),
+        from_day,
+        to_day,
+        days: used
+            .into_iter()
+            .map(|(day, usage)| DayUsage {
+                day,
+                date: date_of(day),
+                usage,
+            })
+            .collect(),
+        total,
+        asset: state.config.asset.clone(),
+        asset_decimals: state.config.asset_decimals,
+    }))
+}
+
+/// A day since 1970-01-01 as `YYYY-MM-DD`.
+fn date_of(day: u64) -> String {
+    i64::try_from(day.saturating_mul(86_400))
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .map_or_else(|| format!("day {day}"), |t| t.date_naive().to_string())
 }
 
 /// `POST /api/keys/{id}/revoke`.

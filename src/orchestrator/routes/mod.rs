@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/submissions/{id}/dispute", post(submissions::dispute))
         .route("/api/submissions/{id}/resolve", post(submissions::resolve))
         .route(wire::KEYS, get(keys::list))
+        .route("/api/keys/{id}/usage", get(keys::usage))
         .route("/api/keys/{id}/revoke", post(keys::revoke))
         .route("/api/keys/{id}/limits", put(keys::set_limits))
         .route(wire::REPLICA_KEY_CHANGED, post(keys::changed_elsewhere))

@@ -63,19 +63,28 @@ impl JobOutcome {
 
     /// The credit a completed job that pays (a gross above 0) writes with its receipt: its
     /// worker is owed the receipt's `reward`, net of the fee (docs/SETTLEMENT.md, "Metered
-    /// inference"). `None` for a job that pays nothing: no credit row is written for it.
-    pub fn credit(&self, created_at: u64) -> Option<Credit> {
+    /// inference"). `None` for a job that pays nothing: no credit row is written for it. A
+    /// paying receipt without the job's id or the worker's wallet is refused.
+    pub fn credit(&self, created_at: u64) -> Result<Option<Credit>, StoreError> {
         let Self::Completed(receipt) = self else {
-            return None;
+            return Ok(None);
         };
         let r = &receipt.receipt;
-        let m = r.metering.as_ref().filter(|m| !m.gross.is_zero())?;
-        Some(Credit {
+        let Some(m) = r.metering.as_ref().filter(|m| !m.gross.is_zero()) else {
+            return Ok(None);
+        };
+        let (Some(job_id), Some(wallet)) = (r.job_id.clone(), r.wallet) else {
+            return Err(StoreError::Corrupt {
+                what: "job credit",
+                reason: "a paying receipt names no job or no wallet".into(),
+            });
+        };
+        Ok(Some(Credit {
             submission_id: None,
             task_id: None,
-            job_id: Some(r.job_id.clone()?),
+            job_id: Some(job_id),
             worker_id: r.worker_id.clone(),
-            wallet: r.wallet?,
+            wallet,
             gross: m.gross,
             fee: m.fee,
             net: r.reward,
@@ -87,7 +96,7 @@ impl JobOutcome {
             receipt_id: r.receipt_id.clone(),
             receipt_hash: receipt.receipt_hash,
             batch_id: None,
-        })
+        }))
     }
 
     pub fn status(&self) -> JobStatus {

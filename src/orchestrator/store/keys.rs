@@ -155,6 +155,14 @@ pub trait KeyStore {
     /// Every key, revoked ones included, oldest first, with its usage on `day`.
     fn keys(&self, day: u64) -> BoxFuture<'_, Result<Vec<KeyEntry>, StoreError>>;
 
+    /// The key's usage on each day from `from_day` to `to_day` it was used, oldest first.
+    fn key_usage(
+        &self,
+        sha256: KeySha256,
+        from_day: u64,
+        to_day: u64,
+    ) -> BoxFuture<'_, Result<Vec<(u64, KeyUsage)>, StoreError>>;
+
     /// Revokes the key at `now`; revoking it again keeps the first time. False: no such key.
     fn revoke_key(&self, sha256: KeySha256, now: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
 

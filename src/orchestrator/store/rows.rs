@@ -86,6 +86,24 @@ pub fn key_entry(row: &impl Columns) -> Result<KeyEntry, StoreError> {
     })
 }
 
+/// A key's usage on each day, from `key_usage` (`?1` its sha256, `?2` and `?3` the first and
+/// last day), oldest first, in the order [`day_usage`] reads.
+pub const KEY_USAGE_DAYS: &str = "SELECT day, requests, prompt_tokens, completion_tokens, amount \
+     FROM key_usage WHERE key_sha256 = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day";
+
+/// One day of a key's usage, from [`KEY_USAGE_DAYS`].
+pub fn day_usage(row: &impl Columns) -> Result<(u64, KeyUsage), StoreError> {
+    Ok((
+        ms(row, 0, "usage day")?,
+        KeyUsage {
+            requests: ms(row, 1, "key requests")?,
+            prompt_tokens: ms(row, 2, "key prompt tokens")?,
+            completion_tokens: ms(row, 3, "key completion tokens")?,
+            amount: parse("key usage amount", Amount::parse(&row.text(4)?))?,
+        },
+    ))
+}
+
 /// A listed receipt from `issued_at, receipt_id, body`: its position and its JSON.
 pub fn receipt_row(row: &impl Columns) -> Result<super::ListedReceipt, StoreError> {
     Ok((

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 
 use super::{PgStore, int, pg_err};
 use crate::domain::{Amount, HashedReceipt, JobId, ReceiptHash, ReceiptId, SubmissionId, TaskId};
-use crate::orchestrator::store::rows::{receipt_row, unpaid_text};
+use crate::orchestrator::store::rows::{corrupt, receipt_row, unpaid_text};
 use crate::orchestrator::store::{
     JobOutcome, JobRecord, JobStatus, JobStore, ListedReceipt, ReceiptQuery, Recorded, StoreError,
     utc_day,
@@ -127,7 +127,7 @@ impl PgStore {
                     super::keys::add_usage(&tx, key, utc_day(job.finished_at), used, charged)
                         .await?;
                 }
-                let counter = match job.outcome.credit(job.finished_at) {
+                let counter = match job.outcome.credit(job.finished_at)? {
                     // The worker's row is locked last, as the market's settlements do.
                     Some(credit) => {
                         let created_ms = job.finished_at.saturating_mul(1000);
@@ -135,7 +135,7 @@ impl PgStore {
                         credit_net = Some(credit.net);
                         "UPDATE workers SET jobs_completed = jobs_completed + 1, \
                          rewards_pending = (rewards_pending::numeric + ($2::text)::numeric)::text \
-                         WHERE worker_id = $1"
+                         WHERE worker_id = $1 RETURNING rewards_pending"
                     }
                     None => {
                         "UPDATE workers SET jobs_completed = jobs_completed + 1 \
@@ -179,10 +179,16 @@ impl PgStore {
             super::keys::add_usage(&tx, key, utc_day(job.finished_at), used, Amount::ZERO).await?;
         }
         match (counter, credit_net) {
-            (Some(sql), Some(net)) => tx
-                .execute(sql, &[&job.worker_id.as_str(), &net.to_string()])
-                .await
-                .map_err(pg_err)?,
+            (Some(sql), Some(net)) => {
+                // Exactly the credited worker's row, and a total that is still an amount.
+                let row = tx
+                    .query_opt(sql, &[&job.worker_id.as_str(), &net.to_string()])
+                    .await
+                    .map_err(pg_err)?
+                    .ok_or_else(|| corrupt("credit", "the credited worker is not registered"))?;
+                Amount::parse(row.get::<_, &str>(0)).map_err(|e| corrupt("rewards_pending", e))?;
+                1
+            }
             (Some(sql), None) => tx
                 .execute(sql, &[&job.worker_id.as_str()])
                 .await

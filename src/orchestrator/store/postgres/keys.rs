@@ -7,9 +7,10 @@ use futures::future::BoxFuture;
 
 use super::{PgStore, int, pg_err};
 use crate::domain::{Amount, Usage};
-use crate::orchestrator::store::rows::{KEY_COLUMNS, key_entry};
+use crate::orchestrator::store::rows::{KEY_COLUMNS, KEY_USAGE_DAYS, day_usage, key_entry};
+use crate::orchestrator::store::settlement::pg;
 use crate::orchestrator::store::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, StoreError};
-use crate::wire::KeyLimits;
+use crate::wire::{KeyLimits, KeyUsage};
 
 /// Adds one request's tokens and what it was charged to `key`'s usage on `day` (in the job's
 /// transaction; the amount, a decimal string, is added as `numeric`).
@@ -154,6 +155,26 @@ impl KeyStore for PgStore {
                 .await
                 .map_err(pg_err)?;
             rows.iter().map(key_entry).collect()
+        }
+        .boxed()
+    }
+
+    fn key_usage(
+        &self,
+        sha256: KeySha256,
+        from_day: u64,
+        to_day: u64,
+    ) -> BoxFuture<'_, Result<Vec<(u64, KeyUsage)>, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &pg(KEY_USAGE_DAYS),
+                    &[&&sha256.0[..], &int(from_day), &int(to_day)],
+                )
+                .await
+                .map_err(pg_err)?;
+            rows.iter().map(day_usage).collect()
         }
         .boxed()
     }

@@ -81,7 +81,7 @@ impl JobStore for SqliteStore {
                     {
                         super::keys::add_usage(tx, key, utc_day(job.finished_at), used, charged)?;
                     }
-                    if let Some(credit) = job.outcome.credit(job.finished_at) {
+                    if let Some(credit) = job.outcome.credit(job.finished_at)? {
                         credit_worker(tx, &credit, job.finished_at)?;
                     }
                     (

@@ -6,9 +6,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, to_sql_int};
 use crate::domain::{Amount, Usage};
-use crate::orchestrator::store::rows::{KEY_COLUMNS, corrupt, key_entry};
+use crate::orchestrator::store::rows::{
+    KEY_COLUMNS, KEY_USAGE_DAYS, corrupt, day_usage, key_entry,
+};
 use crate::orchestrator::store::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, StoreError};
-use crate::wire::KeyLimits;
+use crate::wire::{KeyLimits, KeyUsage};
 
 /// Adds one request's tokens and what it was charged to `key`'s usage on `day` (in the job's
 /// transaction). The amount is a decimal string SQLite cannot add: it is read and written back
@@ -133,6 +135,27 @@ impl KeyStore for SqliteStore {
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 out.push(key_entry(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn key_usage(
+        &self,
+        sha256: KeySha256,
+        from_day: u64,
+        to_day: u64,
+    ) -> BoxFuture<'_, Result<Vec<(u64, KeyUsage)>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(KEY_USAGE_DAYS)?;
+            let mut rows = stmt.query(params![
+                &sha256.0[..],
+                to_sql_int(from_day),
+                to_sql_int(to_day)
+            ])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(day_usage(row)?);
             }
             Ok(out)
         })
