@@ -33,6 +33,20 @@ fn priced() -> Orchestrator {
     })
 }
 
+/// [`priced`], with an admin key and a client key.
+fn priced_with_keys() -> (Orchestrator, String, String) {
+    let orch = priced();
+    let admin = orch.create_key("admin").0.trim().to_owned();
+    let key = client_key(&orch);
+    (orch, admin, key)
+}
+
+/// A registered, connected in-test worker `id` on the vLLM runtime serving `model`.
+async fn vllm_worker(orch: &Orchestrator, id: &str, model: &str) -> FakeWorker {
+    let token = register_on(orch, id, &[model], Runtime::Vllm).await;
+    FakeWorker::connect_with(orch, &token, hello_on(id, &[model], 1, Runtime::Vllm)).await
+}
+
 fn done(job_id: &JobId, output: Option<&str>, prompt: u64, completion: u64) -> WorkerMessage {
     WorkerMessage::JobDone {
         job_id: job_id.clone(),
@@ -165,12 +179,8 @@ async fn billed_per_day(orch: &Orchestrator, admin: &str) {
 
 #[tokio::test]
 async fn a_streamed_job_is_credited_what_was_streamed_not_what_was_reported() -> TestResult {
-    let orch = priced();
-    let admin = orch.create_key("admin").0.trim().to_owned();
-    let key = client_key(&orch);
-    let token = register_on(&orch, "gpu-1", &[MODEL], Runtime::Vllm).await;
-    let hello = hello_on("gpu-1", &[MODEL], 1, Runtime::Vllm);
-    let mut w = FakeWorker::connect_with(&orch, &token, hello).await;
+    let (orch, admin, key) = priced_with_keys();
+    let mut w = vllm_worker(&orch, "gpu-1", MODEL).await;
     let request = ask(&orch, &key, MODEL, true);
     let (job, _) = w.next_job().await;
     // Three chunks with text and one empty: three tokens relayed. The worker claims a million.
@@ -256,12 +266,8 @@ async fn a_streamed_job_is_credited_what_was_streamed_not_what_was_reported() ->
 
 #[tokio::test]
 async fn an_answer_sent_whole_is_bounded_by_its_request_and_its_bytes() -> TestResult {
-    let orch = priced();
-    let admin = orch.create_key("admin").0.trim().to_owned();
-    let key = client_key(&orch);
-    let token = register_on(&orch, "gpu-1", &[MODEL], Runtime::Vllm).await;
-    let hello = hello_on("gpu-1", &[MODEL], 1, Runtime::Vllm);
-    let mut w = FakeWorker::connect_with(&orch, &token, hello).await;
+    let (orch, admin, key) = priced_with_keys();
+    let mut w = vllm_worker(&orch, "gpu-1", MODEL).await;
     let request = ask(&orch, &key, MODEL, false);
     let (job, _) = w.next_job().await;
     // A million prompt tokens for "hi"; 50 completion tokens for a 6-byte answer.
@@ -312,9 +318,7 @@ async fn an_answer_sent_whole_is_bounded_by_its_request_and_its_bytes() -> TestR
 
 #[tokio::test]
 async fn echo_work_and_unpriced_models_pay_nothing_and_write_no_credit() -> TestResult {
-    let orch = priced();
-    let admin = orch.create_key("admin").0.trim().to_owned();
-    let key = client_key(&orch);
+    let (orch, admin, key) = priced_with_keys();
     // An echo worker serving the priced model: simulated, 0.
     let token = register(&orch, "sim-1", &[MODEL]).await;
     let mut echo = FakeWorker::connect(&orch, &token, "sim-1", &[MODEL], 1).await;
@@ -329,9 +333,7 @@ async fn echo_work_and_unpriced_models_pay_nothing_and_write_no_credit() -> Test
     drop(echo);
 
     // A vLLM worker serving a model without a price: 0, and nothing unpaid about it.
-    let token = register_on(&orch, "gpu-2", &[UNPRICED], Runtime::Vllm).await;
-    let hello = hello_on("gpu-2", &[UNPRICED], 1, Runtime::Vllm);
-    let mut w = FakeWorker::connect_with(&orch, &token, hello).await;
+    let mut w = vllm_worker(&orch, "gpu-2", UNPRICED).await;
     let request = ask(&orch, &key, UNPRICED, false);
     let (job, _) = w.next_job().await;
     w.send(done(&job, Some("Hello!"), 3, 2));

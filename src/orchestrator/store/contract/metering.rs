@@ -19,11 +19,16 @@ use crate::wire::KeyLimits;
 /// A completed job of `gpu-1` for `key`, metered at 1 unit per prompt token and 1,000 per
 /// completion token with a 2.5 % fee; `pays: false` makes it simulated.
 fn metered(key: KeySha256, credited: Usage, pays: bool) -> JobRecord {
+    metered_at(key, credited, pays, 1_000_000_000)
+}
+
+/// [`metered`] at `completion` atomic units per million completion tokens.
+fn metered_at(key: KeySha256, credited: Usage, pays: bool, completion: u128) -> JobRecord {
     let id = JobId::generate();
     let mut r = receipt("gpu-1", &id).receipt;
     let price = Price {
         prompt_per_million: Amount::from_atomic(1_000_000),
-        completion_per_million: Amount::from_atomic(1_000_000_000),
+        completion_per_million: Amount::from_atomic(completion),
     };
     let unpaid = (!pays).then_some(crate::domain::Unpaid::Simulated);
     let m = Metering::new(price, credited, credited, 250, unpaid);
@@ -96,11 +101,33 @@ pub async fn a_paying_job_credits_its_worker_and_charges_its_key_once(store: Arc
         "credited tokens are billed, simulated ones too"
     );
 
+    // Amounts past 10^18 (an 18-decimal asset) add up exactly too: 3 tokens at 10^24 per
+    // million is 3 × 10^18 gross, then a small job on top of it.
+    let big = metered_at(
+        key,
+        Usage {
+            prompt_tokens: 0,
+            completion_tokens: 3,
+        },
+        true,
+        10u128.pow(24),
+    );
+    s.record_job(big).await.unwrap();
+    s.record_job(metered(key, used, true)).await.unwrap();
+    let big_gross = 3 * 10u128.pow(18);
+    let big_net = big_gross - big_gross / 10_000 * 250;
+    let row = s.worker(worker.clone()).await.unwrap().unwrap();
+    assert_eq!(row.rewards_pending.atomic(), 3 * 2935 + big_net);
+    assert_eq!(row.jobs_completed, 5);
+    let usage = s.key_grant(key, utc_day(2)).await.unwrap().unwrap().usage;
+    assert_eq!(usage.amount.atomic(), 3 * 3010 + big_gross);
+    assert_eq!(usage.requests, 5);
+
     // The jobs' credits settle like tasks'.
     let closed = settlement::close(s, Some(&config()), "USDC", 10_000, 10_001)
         .await
         .unwrap();
-    assert_eq!(closed.batch.total.atomic(), 2 * 2935);
+    assert_eq!(closed.batch.total.atomic(), 3 * 2935 + big_net);
     let credits = s.credits(worker, 100).await.unwrap();
     assert!(credits.iter().all(|c| c.status == "batched"), "{credits:?}");
 }

@@ -5,6 +5,7 @@
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::keys::SQL_ADDABLE;
 use super::{SqliteStore, to_sql_int};
 use crate::domain::{Amount, HashedReceipt, JobId, ReceiptHash, ReceiptId, WorkerId};
 use crate::orchestrator::store::rows::{corrupt, receipt_row};
@@ -53,15 +54,38 @@ pub(super) fn insert_receipt(tx: &Connection, receipt: &HashedReceipt) -> Result
     Ok(())
 }
 
-/// Writes a paying job's credit and adds its net to the worker's `rewards_pending`.
+/// Writes a paying job's credit, and counts the job completed with its net added to the
+/// worker's `rewards_pending`. Once per paid job, so the common case is one statement: below
+/// [`SQL_ADDABLE`] both amounts and their sum fit SQLite's 64-bit integers and are added in
+/// SQL; otherwise the decimal string is read and written back (the single writer holds it).
 fn credit_worker(tx: &Connection, credit: &Credit, finished_at: u64) -> Result<(), StoreError> {
     super::tasks_rows::insert_credit(tx, credit, finished_at.saturating_mul(1000))?;
+    let worker = credit.worker_id.as_str();
+    if let Ok(net) = i64::try_from(credit.net.atomic())
+        && credit.net.atomic() < SQL_ADDABLE
+    {
+        let n = tx
+            .prepare_cached(
+                "UPDATE workers SET jobs_completed = jobs_completed + 1, rewards_pending = \
+                 CAST(CAST(rewards_pending AS INTEGER) + ?2 AS TEXT) \
+                 WHERE worker_id = ?1 AND length(rewards_pending) <= 18",
+            )?
+            .execute(params![worker, net])?;
+        if n == 1 {
+            return Ok(());
+        }
+    }
     let pending = super::tasks_rows::pending_rewards(tx, &credit.worker_id)?
         .ok_or_else(|| corrupt("credit", "the credited worker is not registered"))?;
     let total = pending
         .checked_add(credit.net)
         .ok_or_else(|| corrupt("rewards_pending", "the sum overflows"))?;
-    super::tasks_rows::set_pending_rewards(tx, &credit.worker_id, total)
+    tx.prepare_cached(
+        "UPDATE workers SET jobs_completed = jobs_completed + 1, rewards_pending = ?2 \
+         WHERE worker_id = ?1",
+    )?
+    .execute(params![worker, total.to_string()])?;
+    Ok(())
 }
 
 impl JobStore for SqliteStore {
@@ -81,13 +105,16 @@ impl JobStore for SqliteStore {
                     {
                         super::keys::add_usage(tx, key, utc_day(job.finished_at), used, charged)?;
                     }
-                    if let Some(credit) = job.outcome.credit(job.finished_at)? {
+                    let counter = if let Some(credit) = job.outcome.credit(job.finished_at)? {
                         credit_worker(tx, &credit, job.finished_at)?;
-                    }
+                        None
+                    } else {
+                        Some("UPDATE workers SET jobs_completed = jobs_completed + 1 WHERE worker_id = ?1")
+                    };
                     (
                         None,
                         Some(receipt.receipt.receipt_id.as_str().to_owned()),
-                        Some("UPDATE workers SET jobs_completed = jobs_completed + 1 WHERE worker_id = ?1"),
+                        counter,
                     )
                 }
                 JobOutcome::Failed(code) => (

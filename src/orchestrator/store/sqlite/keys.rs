@@ -12,9 +12,13 @@ use crate::orchestrator::store::rows::{
 use crate::orchestrator::store::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, StoreError};
 use crate::wire::{KeyLimits, KeyUsage};
 
+/// Amounts below this (10^18) add in SQL: two of them sum below 2^63.
+pub(super) const SQL_ADDABLE: u128 = 1_000_000_000_000_000_000;
+
 /// Adds one request's tokens and what it was charged to `key`'s usage on `day` (in the job's
-/// transaction). The amount is a decimal string SQLite cannot add: it is read and written back
-/// by the single writer, and only when there is something to add.
+/// transaction). The amount is a decimal string: added in SQL while it and the charge are
+/// below [`SQL_ADDABLE`] (one statement, the common case), else read and written back by the
+/// single writer.
 pub(super) fn add_usage(
     tx: &Connection,
     key: &KeySha256,
@@ -22,6 +26,31 @@ pub(super) fn add_usage(
     used: Usage,
     charged: Amount,
 ) -> Result<(), StoreError> {
+    if !charged.is_zero()
+        && charged.atomic() < SQL_ADDABLE
+        && let Ok(add) = i64::try_from(charged.atomic())
+    {
+        let n = tx
+            .prepare_cached(
+                "INSERT INTO key_usage (key_sha256, day, requests, prompt_tokens, \
+                 completion_tokens, amount) VALUES (?1, ?2, 1, ?3, ?4, CAST(?5 AS TEXT)) \
+                 ON CONFLICT (key_sha256, day) DO UPDATE SET requests = requests + 1, \
+                 prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+                 completion_tokens = completion_tokens + excluded.completion_tokens, \
+                 amount = CAST(CAST(amount AS INTEGER) + ?5 AS TEXT) \
+                 WHERE length(key_usage.amount) <= 18",
+            )?
+            .execute(params![
+                &key.0[..],
+                to_sql_int(day),
+                to_sql_int(used.prompt_tokens),
+                to_sql_int(used.completion_tokens),
+                add
+            ])?;
+        if n == 1 {
+            return Ok(());
+        }
+    }
     let total = if charged.is_zero() {
         None
     } else {

@@ -243,10 +243,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE credits DROP COLUMN status;",
     // 10: metered inference (docs/SETTLEMENT.md, "Metered inference"): a credit comes from a
     // task submission or from a gateway job, exactly one (SQLite cannot relax NOT NULL in
-    // place, so the table is rebuilt with every row and `seq` kept); and what each client key
-    // was charged per UTC day, a decimal string of atomic units.
+    // place, so the table is rebuilt with every row and `seq` kept). A credit is written per
+    // paid gateway job, so it touches as few b-trees as it can: `seq` is the rowid, and each
+    // source's uniqueness is a partial index holding only that source's credits. And what
+    // each client key was charged per UTC day, a decimal string of atomic units.
     "CREATE TABLE credits_v10 (
-        submission_id  TEXT UNIQUE,
+        submission_id  TEXT,
         task_id        TEXT,
         worker_id      TEXT NOT NULL,
         wallet         TEXT NOT NULL,
@@ -258,8 +260,8 @@ const MIGRATIONS: &[&str] = &[
         created_ms     INTEGER NOT NULL,
         receipt_id     TEXT NOT NULL,
         receipt_hash   TEXT NOT NULL,
-        seq            INTEGER NOT NULL,
-        job_id         TEXT UNIQUE,
+        seq            INTEGER PRIMARY KEY NOT NULL,
+        job_id         TEXT,
         CHECK ((submission_id IS NULL) <> (job_id IS NULL)),
         CHECK ((submission_id IS NULL) = (task_id IS NULL))
     ) STRICT;
@@ -269,8 +271,10 @@ const MIGRATIONS: &[&str] = &[
         created_ms, receipt_id, receipt_hash, seq FROM credits;
     DROP TABLE credits;
     ALTER TABLE credits_v10 RENAME TO credits;
+    CREATE UNIQUE INDEX credits_by_submission ON credits (submission_id)
+        WHERE submission_id IS NOT NULL;
+    CREATE UNIQUE INDEX credits_by_job ON credits (job_id) WHERE job_id IS NOT NULL;
     CREATE INDEX credits_by_worker ON credits (worker_id, created_ms);
-    CREATE UNIQUE INDEX credits_by_seq ON credits (seq);
     CREATE INDEX credits_by_time ON credits (created_ms);
     CREATE INDEX credits_by_wallet ON credits (wallet);
     ALTER TABLE key_usage ADD COLUMN amount TEXT NOT NULL DEFAULT '0';",
