@@ -374,9 +374,9 @@ fn seal(
 /// What a job that ends without completing used of its client's tokens: the chunks it had
 /// streamed to the client (each one piece of text, about a token), if any.
 fn partial_usage(entry: &JobEntry) -> Option<Usage> {
-    (entry.stream && entry.chunks > 0).then(|| Usage {
+    (entry.stream && entry.text_chunks > 0).then(|| Usage {
         prompt_tokens: 0,
-        completion_tokens: u64::from(entry.chunks),
+        completion_tokens: u64::from(entry.text_chunks),
     })
 }
 

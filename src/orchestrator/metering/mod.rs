@@ -58,10 +58,17 @@ fn len(s: &str) -> u64 {
     u64::try_from(s.len()).unwrap_or(u64::MAX)
 }
 
+/// An image, audio or video inlined as a `data:` URL.
+fn is_inline_media(s: &str) -> bool {
+    ["data:image/", "data:audio/", "data:video/"]
+        .iter()
+        .any(|p| s.starts_with(p))
+}
+
 /// serde_json refuses nesting deeper than 128 when it parses, so the recursion is bounded.
 fn text_bound(v: &Value) -> u64 {
     let inner = match v {
-        Value::String(s) if s.starts_with("data:") => IMAGE_ALLOWANCE.min(len(s)),
+        Value::String(s) if is_inline_media(s) => IMAGE_ALLOWANCE.min(len(s)),
         Value::String(s) => len(s),
         Value::Array(items) => items.iter().map(text_bound).fold(0, u64::saturating_add),
         Value::Object(map) => map
@@ -217,6 +224,10 @@ mod tests {
         let body = json!({"messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": image}}]}]});
         assert!(prompt_bound(&body) < REQUEST_ALLOWANCE + IMAGE_ALLOWANCE + 200);
+        // Text that only starts with "data:" is text: one per byte.
+        let text = format!("data: {}", "x".repeat(10_000));
+        let body = json!({"messages": [{"role": "user", "content": text}]});
+        assert!(prompt_bound(&body) > 10_000);
         let plain = json!({"messages": []});
         let tools = json!({"messages": [], "tools": []});
         assert_eq!(

@@ -68,7 +68,8 @@ fn credit_worker(tx: &Connection, credit: &Credit, finished_at: u64) -> Result<(
             .prepare_cached(
                 "UPDATE workers SET jobs_completed = jobs_completed + 1, rewards_pending = \
                  CAST(CAST(rewards_pending AS INTEGER) + ?2 AS TEXT) \
-                 WHERE worker_id = ?1 AND length(rewards_pending) <= 18",
+                 WHERE worker_id = ?1 AND length(rewards_pending) <= 18 \
+                 AND rewards_pending NOT GLOB '*[^0-9]*'",
             )?
             .execute(params![worker, net])?;
         if n == 1 {

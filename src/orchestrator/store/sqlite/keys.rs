@@ -38,7 +38,8 @@ pub(super) fn add_usage(
                  prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
                  completion_tokens = completion_tokens + excluded.completion_tokens, \
                  amount = CAST(CAST(amount AS INTEGER) + ?5 AS TEXT) \
-                 WHERE length(key_usage.amount) <= 18",
+                 WHERE length(key_usage.amount) <= 18 \
+                 AND key_usage.amount NOT GLOB '*[^0-9]*'",
             )?
             .execute(params![
                 &key.0[..],
