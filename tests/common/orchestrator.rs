@@ -172,6 +172,13 @@ impl Orchestrator {
         self.http.clone()
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self.http().get(self.at("/metrics")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "GET /metrics");
+        resp.text().await.unwrap()
+    }
+
     /// `self.url` joined with `path`.
     pub fn at(&self, path: &str) -> Url {
         self.url.join(path).expect("url")

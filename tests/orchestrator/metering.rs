@@ -248,13 +248,7 @@ async fn a_streamed_job_is_credited_what_was_streamed_not_what_was_reported() ->
     let rewards = get(&orch, "/api/workers/gpu-1/rewards", None).await;
     assert_eq!(rewards["batched"], "2935", "{rewards}");
     assert_eq!(rewards["credits"][0]["status"], "batched");
-    let metrics = orch
-        .http()
-        .get(orch.at("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = orch.metrics().await;
     for state in ["credited", "batched"] {
         let line = format!(
             "basis_orchestrator_rewards_atomic_total{{state=\"{state}\",asset=\"USDC\"}} 2935"
@@ -301,13 +295,7 @@ async fn an_answer_sent_whole_is_bounded_by_its_request_and_its_bytes() -> TestR
         "{receipt}"
     );
     assert_eq!(receipt["metering"]["credited"]["completion_tokens"], 4);
-    let metrics = orch
-        .http()
-        .get(orch.at("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = orch.metrics().await;
     for (kind, jobs) in [("prompt", 1), ("completion", 2)] {
         let line =
             format!("basis_orchestrator_gateway_usage_capped_total{{kind=\"{kind}\"}} {jobs}");

@@ -310,13 +310,7 @@ async fn the_market_is_in_openapi_and_metrics() -> TestResult {
     assert!(doc["components"]["schemas"]["Submission"].is_object());
     let (task, _, _) = submitted(&orch, "gpu-1", Runtime::Vllm, "A fox jumps.").await;
     assert!(!task.is_empty());
-    let text = orch
-        .http()
-        .get(orch.at("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = orch.metrics().await;
     assert!(
         text.contains("basis_orchestrator_tasks_posted_total 1"),
         "{text}"

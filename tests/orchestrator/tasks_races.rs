@@ -167,13 +167,7 @@ async fn three_lapsed_claims_abandon_the_task() -> TestResult {
     claim(&orch, &task, "gpu-1", &token)
         .await
         .refused(409, "TASK_NOT_OPEN");
-    let text = orch
-        .http()
-        .get(orch.at("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = orch.metrics().await;
     assert!(
         text.contains("basis_orchestrator_task_sweeps_total{kind=\"reopened\"} 2"),
         "{text}"
