@@ -5,6 +5,7 @@
 use std::fmt;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -42,6 +43,16 @@ impl ApiError {
 
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A query string that does not parse: 400 `INVALID_ARGUMENT` with the parser's message
+    /// (any quoted value scrubbed) and `fix`.
+    pub fn bad_query(e: &QueryRejection, fix: impl Into<String>) -> Self {
+        Self::bad_request(
+            ErrorCode::InvalidArgument,
+            format!("bad query: {}", scrub_serde_message(&e.body_text())),
+        )
+        .with_fix(fix)
     }
 
     pub fn invalid_json(message: impl Into<String>) -> Self {

@@ -15,7 +15,7 @@ use crate::domain::{AgentRegistry, ErrorCode, MAX_SAFE_INTEGER, check_metric_nam
 use crate::orchestrator::auth;
 use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::discovery::{Ask, files, public_base};
-use crate::orchestrator::error::{ApiError, scrub_serde_message};
+use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::hub::presence;
 use crate::orchestrator::market::problems::worker_not_found;
@@ -150,11 +150,8 @@ pub async fn leaderboard(
     query: Result<Query<LeaderboardQuery>, QueryRejection>,
 ) -> Result<Json<Leaderboard>, ApiError> {
     let Query(q) = query.map_err(|e| {
-        ApiError::bad_request(
-            ErrorCode::InvalidArgument,
-            format!("bad query: {}", scrub_serde_message(&e.body_text())),
-        )
-        .with_fix(
+        ApiError::bad_query(
+            &e,
             "Use ?window=24h|7d|all&by=score|tasks_passed|pass_rate|online|tokens|ttft|metric\
              &family=<task family>&worker=<worker id>&limit=<1-1000>.",
         )

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::domain::ErrorCode;
 use crate::orchestrator::client_ip::ClientIp;
-use crate::orchestrator::error::{ApiError, scrub_serde_message};
+use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::keys::{FindKeyError, find};
 use crate::orchestrator::replica::notify;
@@ -55,13 +55,7 @@ pub async fn usage(
 ) -> Result<Json<KeyUsageReport>, ApiError> {
     crate::orchestrator::auth::require_admin(&state, &headers, ip).await?;
     let fix = format!("Use ?days=N with N from 1 to {USAGE_DAYS_MAX}.");
-    let Query(q) = query.map_err(|e| {
-        ApiError::bad_request(
-            ErrorCode::InvalidArgument,
-            format!("bad query: {}", scrub_serde_message(&e.body_text())),
-        )
-        .with_fix(fix.clone())
-    })?;
+    let Query(q) = query.map_err(|e| ApiError::bad_query(&e, fix.clone()))?;
     let days = q.days.unwrap_or(USAGE_DAYS_DEFAULT);
     if !(1..=USAGE_DAYS_MAX).contains(&days) {
         return Err(ApiError::bad_request(

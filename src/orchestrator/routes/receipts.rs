@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::{ErrorCode, ReceiptHash, ReceiptId};
-use crate::orchestrator::error::{ApiError, scrub_serde_message};
+use crate::orchestrator::error::ApiError;
 use crate::orchestrator::state::AppState;
 use crate::orchestrator::store::ReceiptQuery as StoreQuery;
 use crate::wire::{RECEIPTS_PAGE_DEFAULT, RECEIPTS_PAGE_MAX, ReceiptQuery};
@@ -22,13 +22,7 @@ pub async fn list(
     query: Result<Query<ReceiptQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let fix = "Use ?since=UNIX&worker=ID&after=NEXT_AFTER&limit=1..1000 (all optional).";
-    let Query(q) = query.map_err(|e| {
-        ApiError::bad_request(
-            ErrorCode::InvalidArgument,
-            format!("bad query: {}", scrub_serde_message(&e.body_text())),
-        )
-        .with_fix(fix)
-    })?;
+    let Query(q) = query.map_err(|e| ApiError::bad_query(&e, fix))?;
     let limit = q.limit.unwrap_or(RECEIPTS_PAGE_DEFAULT);
     if !(1..=RECEIPTS_PAGE_MAX).contains(&limit) {
         return Err(ApiError::bad_request(

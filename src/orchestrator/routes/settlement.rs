@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::workers::path_id;
 use crate::domain::{ErrorCode, WalletAddress};
 use crate::orchestrator::client_ip::ClientIp;
-use crate::orchestrator::error::{ApiError, scrub_serde_message};
+use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::market::credit_with_decimals;
 use crate::orchestrator::market::problems::worker_not_found;
@@ -157,13 +157,10 @@ pub async fn list(
 ) -> Result<Json<BatchList>, ApiError> {
     crate::orchestrator::auth::require_admin(&state, &headers, ip).await?;
     let Query(q) = query.map_err(|e| {
-        ApiError::bad_request(
-            ErrorCode::InvalidArgument,
-            format!("bad query: {}", scrub_serde_message(&e.body_text())),
+        ApiError::bad_query(
+            &e,
+            format!("Use ?before=<batch id>&limit=<1-{BATCH_PAGE_MAX}>."),
         )
-        .with_fix(format!(
-            "Use ?before=<batch id>&limit=<1-{BATCH_PAGE_MAX}>."
-        ))
     })?;
     let limit = q
         .limit
@@ -216,13 +213,10 @@ pub async fn leaves(
     crate::orchestrator::auth::require_admin(&state, &headers, ip).await?;
     let id = batch_id(path)?;
     let Query(q) = query.map_err(|e| {
-        ApiError::bad_request(
-            ErrorCode::InvalidArgument,
-            format!("bad query: {}", scrub_serde_message(&e.body_text())),
+        ApiError::bad_query(
+            &e,
+            format!("Use ?after=<position>&limit=<1-{LEAVES_PAGE_MAX}>."),
         )
-        .with_fix(format!(
-            "Use ?after=<position>&limit=<1-{LEAVES_PAGE_MAX}>."
-        ))
     })?;
     if state.store.batch(id).await?.is_none() {
         return Err(SettleError::NotFound(id).into());

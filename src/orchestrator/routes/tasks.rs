@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::domain::{Amount, TaskId, TaskStatus};
 use crate::orchestrator::auth;
 use crate::orchestrator::client_ip::ClientIp;
-use crate::orchestrator::error::{ApiError, scrub_serde_message};
+use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::gateway;
 use crate::orchestrator::market::engine::{self, ClaimArgs, TaskError};
@@ -161,8 +161,8 @@ pub async fn list(
     query: Result<Query<TaskQuery>, QueryRejection>,
 ) -> Result<Json<TaskList>, ApiError> {
     let Query(q) = query.map_err(|e| {
-        invalid(
-            format!("bad query: {}", scrub_serde_message(&e.body_text())),
+        ApiError::bad_query(
+            &e,
             "Use ?status=&capabilities=a,b&fits=WORKER_ID&min_reward=&deadline_buffer_s=&cursor=\
              &limit= (all optional).",
         )

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use crate::domain::{ErrorCode, TokenFingerprint, WorkerId};
-use crate::orchestrator::error::{ApiError, scrub_serde_message};
+use crate::orchestrator::error::ApiError;
 use crate::orchestrator::hub::{Hub, presence};
 use crate::orchestrator::market::problems::worker_not_found;
 use crate::orchestrator::state::{AppState, unix_now};
@@ -92,13 +92,8 @@ pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<WorkerList>, ApiError> {
-    let Query(q) = query.map_err(|e| {
-        ApiError::bad_request(
-            ErrorCode::InvalidArgument,
-            format!("bad query: {}", scrub_serde_message(&e.body_text())),
-        )
-        .with_fix("Use ?after=<worker_id>&limit=<1-1000>.")
-    })?;
+    let Query(q) =
+        query.map_err(|e| ApiError::bad_query(&e, "Use ?after=<worker_id>&limit=<1-1000>."))?;
     let after = q.after.as_deref().map(parse_id).transpose()?;
     let limit = q.limit.unwrap_or(WORKERS_PAGE_DEFAULT);
     if !(1..=WORKERS_PAGE_MAX).contains(&limit) {
