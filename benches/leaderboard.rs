@@ -111,6 +111,7 @@ async fn populate(store: &Arc<dyn Store>, workers: usize, jobs_each: usize, now:
                 runtime: Runtime::Vllm,
                 models: vec!["m".into()],
                 token_sha256: WorkerToken::generate().sha256(),
+                public_key: None,
                 hardware: None,
                 version: "0.1.0".into(),
                 multi_task: false,

@@ -230,6 +230,7 @@ async fn worker(
         runtime: Runtime::Echo,
         models: models(i),
         capacity: 1,
+        proof: None,
     };
     tx.send(Message::text(serde_json::to_string(&hello)?))
         .await?;

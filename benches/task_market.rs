@@ -182,6 +182,7 @@ async fn workers(
             runtime: Runtime::Vllm,
             models: vec!["llama3.2:1b".into()],
             token_sha256: token.sha256(),
+            public_key: None,
             hardware: None,
             version: "0.1.0".into(),
             multi_task: true,

@@ -14,6 +14,7 @@ use serde_json::Value;
 mod cli {
     use super::*;
 
+    mod device_key;
     mod discovery;
     mod env_file;
     mod mcp_install;
@@ -70,11 +71,12 @@ impl Home {
         (out.status.code().unwrap(), v)
     }
 
-    fn token(&self) -> String {
+    /// The device key's text in the env file (the worker's one secret).
+    fn key(&self) -> String {
         std::fs::read_to_string(self.env_file())
             .unwrap()
             .lines()
-            .find_map(|l| l.strip_prefix("BASIS_WORKER_TOKEN=").map(str::to_owned))
+            .find_map(|l| l.strip_prefix("BASIS_DEVICE_KEY=").map(str::to_owned))
             .unwrap()
     }
 }
@@ -88,7 +90,7 @@ fn all_output(out: &Output) -> String {
 }
 
 #[test]
-fn write_env_creates_a_private_file_and_never_prints_the_token() {
+fn write_env_creates_a_private_file_and_never_prints_the_key() {
     let home = Home::new();
     let out = home.basis(&[
         "write-env",
@@ -110,13 +112,17 @@ fn write_env_creates_a_private_file_and_never_prints_the_token() {
         "checksummed"
     );
     assert!(text.contains("BASIS_WORKER_RUNTIME=echo"));
-    let token = home.token();
-    assert_eq!(token.len(), 64);
-    assert!(!all_output(&out).contains(&token));
+    let key = home.key();
+    assert!(key.starts_with("basis_dk_") && key.len() == 52, "{key}");
+    assert!(
+        !text.contains("BASIS_WORKER_TOKEN"),
+        "no token for a new file"
+    );
+    assert!(!all_output(&out).contains(&key[9..]));
 }
 
 #[test]
-fn write_env_json_keeps_the_token_on_rewrite() {
+fn write_env_json_keeps_the_key_on_rewrite() {
     let home = Home::new();
     let (code, first) = home.json(&[
         "write-env",
@@ -128,9 +134,10 @@ fn write_env_json_keeps_the_token_on_rewrite() {
     ]);
     assert_eq!(code, 0);
     assert_eq!(first["created"], true);
-    assert_eq!(first["token_kept"], false);
+    assert_eq!(first["key_kept"], false);
+    assert_eq!(first["legacy_token"], false);
     assert_eq!(first["mode"], "0600");
-    let token = home.token();
+    let key = home.key();
     let (code, second) = home.json(&[
         "write-env",
         "--runtime",
@@ -141,11 +148,17 @@ fn write_env_json_keeps_the_token_on_rewrite() {
     ]);
     assert_eq!(code, 0, "{second}");
     assert_eq!(second["created"], false);
-    assert_eq!(second["token_kept"], true);
-    assert_eq!(second["token_fingerprint"], first["token_fingerprint"]);
+    assert_eq!(second["key_kept"], true);
+    assert!(
+        second["key_fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
+    assert_eq!(second["key_fingerprint"], first["key_fingerprint"]);
     assert_eq!(second["models"], serde_json::json!(["llama3.1:8b"]));
-    assert_eq!(home.token(), token);
-    assert!(!second.to_string().contains(&token));
+    assert_eq!(home.key(), key);
+    assert!(!second.to_string().contains(&key[9..]));
 }
 
 #[test]
@@ -276,7 +289,7 @@ fn logs_go_to_stderr_and_stdout_stays_clean_for_json() {
         .unwrap();
     assert!(out.status.success());
     serde_json::from_slice::<Value>(&out.stdout).expect("stdout holds only the JSON");
-    assert!(!all_output(&out).contains(&home.token()));
+    assert!(!all_output(&out).contains(&home.key()));
 }
 
 /// A `basis orchestrator --open` child on 127.0.0.1:0 with its database in `dir`; killed on drop.
@@ -461,17 +474,17 @@ fn task_commands_print_the_tools_json_and_exit_with_the_codes_status() {
         (code, &refused["error"]["code"]),
         (3, &Value::from("TASK_NOT_FOUND"))
     );
-    // A private key pasted as output, labelled, or this host's own token bare: refused
+    // A private key pasted as output, labelled, or this host's own device key: refused
     // (exit 2), never echoed.
     for output in [
         format!("private key: 0x{PRIVATE_KEY}"),
-        format!("result {}", home.token()),
+        format!("result {}", home.key()),
     ] {
         let out = home.basis(&["submit", &task, "--output", &output, "--json"]);
         assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
         assert!(all_output(&out).contains("SECRET_REFUSED"));
         assert!(!all_output(&out).contains(PRIVATE_KEY));
-        assert!(!all_output(&out).contains(&home.token()));
+        assert!(!all_output(&out).contains(&home.key()));
     }
     // A transaction hash is not a key: it passes the guard, and the orchestrator answers
     // (this task already has its submission).
@@ -522,7 +535,7 @@ fn evaluate_with_a_key(home: &Home, orch: &TestOrchestrator, verdict: &[&str]) {
     assert_eq!(settled["status"], "completed");
     assert_eq!(settled["credit"]["unpaid"], "simulated");
     assert!(!all_output(&out).contains(&key));
-    assert!(!all_output(&out).contains(&home.token()));
+    assert!(!all_output(&out).contains(&home.key()));
 }
 
 #[test]
@@ -619,17 +632,17 @@ fn line_with<'a>(text: &'a str, prefix: &str) -> &'a str {
 }
 
 #[test]
-fn a_loose_env_file_is_refused_with_the_chmod_fix_and_no_token() {
+fn a_loose_env_file_is_refused_with_the_chmod_fix_and_no_key() {
     let home = Home::new();
     let out = home.basis(&["write-env", "--wallet", WALLET, "--worker-id", "gpu-1"]);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
-    let token = home.token();
+    let key = home.key();
     std::fs::set_permissions(home.env_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, json) = home.json(&["write-env", "--runtime", "echo", "--json"]);
     assert_eq!(code, 2, "{json}");
     assert_eq!(json["error"]["code"], "ENV_FILE_INSECURE");
     assert!(json["error"]["fix"].as_str().unwrap().contains("chmod 600"));
-    assert!(!json.to_string().contains(&token));
+    assert!(!json.to_string().contains(&key[9..]));
     let mode = std::fs::metadata(home.env_file())
         .unwrap()
         .permissions()

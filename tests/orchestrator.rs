@@ -13,6 +13,7 @@ mod orchestrator {
 
     mod capabilities;
     mod channel;
+    mod device_keys;
     mod discovery;
     mod exfiltration;
     mod failures;
@@ -58,6 +59,7 @@ fn request(id: &str, token: &WorkerToken) -> RegisterRequest {
         runtime: Runtime::Echo,
         models: vec!["echo".into()],
         token_sha256: token.sha256(),
+        public_key: None,
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,

@@ -50,11 +50,12 @@ impl Home {
         self.dir.path().join("state")
     }
 
-    fn token(&self) -> String {
+    /// The device key's text in the env file.
+    fn key(&self) -> String {
         fs::read_to_string(self.dir.path().join("worker.env"))
             .unwrap()
             .lines()
-            .find_map(|l| l.strip_prefix("BASIS_WORKER_TOKEN=").map(str::to_owned))
+            .find_map(|l| l.strip_prefix("BASIS_DEVICE_KEY=").map(str::to_owned))
             .unwrap()
     }
 
@@ -390,9 +391,10 @@ fn stop_kills_a_worker_that_does_not_drain_in_time() {
 #[test]
 fn logs_rotate_and_no_secret_reaches_a_file_or_an_output() {
     let home = Home::new("log_max_bytes=4000,log_files=3");
-    let token = home.token();
+    let token = home.key();
+    let body = &token["basis_dk_".len()..];
     let secrets = format!(
-        "echo \"auth Bearer {token} ok\"; echo \"token={token}\"; echo \"key {PRIVATE_KEY} here\"; \
+        "echo \"auth Bearer {token} ok\"; echo \"seed={body}\"; echo \"key {PRIVATE_KEY} here\"; \
          echo \"using sk-ant-api03-AbCdEf0123456789xyzXYZ now\""
     );
     let script = format!(
@@ -445,7 +447,7 @@ fn logs_rotate_and_no_secret_reaches_a_file_or_an_output() {
         })
         .chain(outputs.into_iter().map(|o| ("an output".to_owned(), o)))
     {
-        for secret in [token.as_str(), PRIVATE_KEY, "sk-ant-api03"] {
+        for secret in [body, PRIVATE_KEY, "sk-ant-api03"] {
             assert!(!haystack.contains(secret), "{what} holds a secret");
         }
     }
@@ -468,7 +470,7 @@ fn start_refuses_an_incomplete_env_file() {
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(v["error"]["code"], "ENV_INCOMPLETE");
     let message = v["error"]["message"].as_str().unwrap();
-    assert!(message.contains("BASIS_WORKER_TOKEN") && message.contains("BASIS_WORKER_WALLET"));
+    assert!(message.contains("BASIS_DEVICE_KEY") && message.contains("BASIS_WORKER_WALLET"));
     assert!(v["error"]["fix"].as_str().unwrap().contains("write-env"));
     assert!(!home.state().join("supervisor.json").exists());
 }
@@ -484,7 +486,15 @@ fn a_real_worker_exits_when_its_supervisor_is_killed() {
     });
     let home = Home::new("");
     let url = orch.url.to_string();
-    let (code, v) = home.json(&["register", "--orchestrator-url", &url, "--json"], "");
+    // The env file names the default orchestrator: moving it to this one is deliberate.
+    let register = [
+        "register",
+        "--orchestrator-url",
+        &url,
+        "--new-orchestrator",
+        "--json",
+    ];
+    let (code, v) = home.json(&register, "");
     assert_eq!(code, 0, "{v:#}");
     let started = home.start("");
     let (pid, worker) = (pid_of(&started, "pid"), pid_of(&started, "worker_pid"));

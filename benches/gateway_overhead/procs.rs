@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use basis::domain::{Runtime, WalletAddress, WorkerId, WorkerToken};
+use basis::client::RegisterAuth;
+use basis::domain::{DeviceKey, Runtime, TokenSha256, WalletAddress, WorkerId, WorkerToken};
 use basis::wire::RegisterRequest;
 
 use super::{MODEL, Result, WALLET, WORKER};
@@ -45,21 +46,42 @@ pub fn announced(child: &mut Child) -> Result<String> {
 /// Registers the worker, writes its env file and starts `basis worker` (vllm runtime, at its
 /// default capacity) against `orchestrator`, answered by `upstream`.
 pub async fn vllm_worker(dir: &Path, orchestrator: &str, upstream: &str) -> Result<Proc> {
+    // A device key, as `basis write-env` makes: the worker signs its channel's challenge.
+    // `BASIS_GATEWAY_LEGACY_TOKEN=1`: a legacy token worker instead (bearer on the upgrade),
+    // to compare the two.
+    let legacy = std::env::var("BASIS_GATEWAY_LEGACY_TOKEN").is_ok_and(|v| v == "1");
+    let key = DeviceKey::generate();
     let token = WorkerToken::generate();
     let request = RegisterRequest {
         worker_id: WorkerId::parse(WORKER)?,
         wallet: WalletAddress::parse(WALLET)?,
         runtime: Runtime::Vllm,
         models: vec![MODEL.into()],
-        token_sha256: token.sha256(),
+        token_sha256: if legacy {
+            token.sha256()
+        } else {
+            TokenSha256::sha256(key.public().as_bytes())
+        },
+        public_key: (!legacy).then(|| key.public()),
         hardware: None,
         version: env!("CARGO_PKG_VERSION").into(),
         multi_task: false,
         labels: Vec::new(),
     };
     basis::client::OrchestratorClient::new(orchestrator.parse()?, Duration::from_secs(10))?
-        .register(&request, None, None)
+        .register_with(
+            &request,
+            RegisterAuth {
+                key: (!legacy).then_some(&key),
+                ..RegisterAuth::default()
+            },
+        )
         .await?;
+    let credential = if legacy {
+        format!("BASIS_WORKER_TOKEN={}", token.expose_secret())
+    } else {
+        format!("BASIS_DEVICE_KEY={}", &*key.expose_secret())
+    };
     let home = dir.join("worker");
     std::fs::create_dir_all(&home)?;
     let env_file = home.join("worker.env");
@@ -68,8 +90,7 @@ pub async fn vllm_worker(dir: &Path, orchestrator: &str, upstream: &str) -> Resu
         format!(
             "BASIS_WORKER_ID={WORKER}\nBASIS_WORKER_WALLET={WALLET}\nBASIS_WORKER_RUNTIME=vllm\n\
              BASIS_WORKER_MODELS={MODEL}\nVLLM_URL={upstream}\nBASIS_ORCHESTRATOR_URL={orchestrator}\n\
-             BASIS_WORKER_TOKEN={}\n",
-            token.expose_secret()
+             {credential}\n"
         ),
     )?;
     std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))?;

@@ -99,7 +99,7 @@ async def onboard(args: argparse.Namespace) -> int:
             if args.models:
                 settings["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
             written = await call(session, schemas, "write_env", settings)
-            print(f"write_env: {written['path']} (mode {written['mode']}), token fingerprint {written['token_fingerprint']}")
+            print(f"write_env: {written['path']} (mode {written['mode']}), device key {written['key_fingerprint']}")
 
             registered = await call(session, schemas, "register_worker", {})
             state = "registered" if registered["created"] else "already registered"
@@ -107,9 +107,9 @@ async def onboard(args: argparse.Namespace) -> int:
 
             status = await call(session, schemas, "network_status", {})
             print(
-                "network_status: reachable={reachable} registered={registered} token_matches={token_matches}".format(**status)
+                "network_status: reachable={reachable} registered={registered} credential_matches={credential_matches}".format(**status)
             )
-            if not (status["registered"] and status["token_matches"]):
+            if not (status["registered"] and status["credential_matches"]):
                 print(f"not registered: {status['next_step']}", file=sys.stderr)
                 return 1
 

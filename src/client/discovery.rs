@@ -1,10 +1,10 @@
 //! Discovery: registration files, the agent link, the leaderboard. Only the agent link needs
-//! a credential (the worker token, as the bearer).
+//! a credential: the worker's ([`WorkerAuth`]).
 
 use reqwest::Method;
 
-use super::{ClientError, OrchestratorClient};
-use crate::domain::{WorkerId, WorkerToken};
+use super::{ClientError, OrchestratorClient, WorkerAuth};
+use crate::domain::WorkerId;
 use crate::wire::{
     AgentLinkRequest, AgentRegistration, LEADERBOARD, Leaderboard, LeaderboardQuery,
     NETWORK_REGISTRATION, agent_link_path, worker_registration_path,
@@ -26,16 +26,15 @@ impl OrchestratorClient {
         Ok(self.send(rb, &[], &[]).await?.1)
     }
 
-    /// `POST /api/workers/{id}/agent-link` with the worker token.
+    /// `POST /api/workers/{id}/agent-link`, made as the worker (`auth`).
     pub async fn link_agent(
         &self,
         body: &AgentLinkRequest,
-        token: &WorkerToken,
+        auth: WorkerAuth<'_>,
     ) -> Result<AgentRegistration, ClientError> {
-        let rb = self
-            .request(Method::POST, &agent_link_path(&body.worker_id))?
-            .json(body);
-        Ok(self.authed(rb, Some(token.expose_secret())).await?.1)
+        let path = agent_link_path(&body.worker_id);
+        let rb = self.worker_request(Method::POST, &path, Some(body), auth)?;
+        self.as_worker(rb, auth).await
     }
 
     /// `GET /api/leaderboard?window=&by=&family=&worker=&limit=`.

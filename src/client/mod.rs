@@ -4,9 +4,10 @@
 //! code and a fix.
 //!
 //! Never hangs: connecting gives up after [`CONNECT_TIMEOUT`], and every request (body
-//! included) after the timeout given to [`OrchestratorClient::new`]. Never leaks: the worker
-//! token and the keys travel only in headers marked sensitive, and an answer that repeats one
-//! (or looks like any secret) has its message withheld.
+//! included) after the timeout given to [`OrchestratorClient::new`]. Never leaks: a worker's
+//! device key never travels (its requests are signed, [`WorkerAuth`]); a legacy worker token
+//! and the keys travel only in headers marked sensitive, and an answer that repeats one (or
+//! looks like any secret) has its message withheld.
 //!
 //! Architecture invariant: the client speaks only wire types; it never imports the
 //! orchestrator's internals, the operations or the fronts.
@@ -17,6 +18,7 @@ mod keys;
 mod network;
 mod receipts;
 mod settlement;
+mod signing;
 mod tasks;
 mod workers;
 
@@ -28,6 +30,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 pub use error::ClientError;
+pub use signing::WorkerAuth;
 pub use tasks::{ReadAs, SubmitOutcome};
 pub use workers::{RegisterAuth, RegisterOutcome};
 
@@ -92,15 +95,18 @@ impl OrchestratorClient {
         &self.base
     }
 
+    /// The URL of `path` under the base: exactly what the request is sent to (and signed for).
+    fn url(&self, path: &str) -> Result<Url, ClientError> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|_| ClientError::InvalidUrl {
+                url: redact_url(&self.base),
+                reason: "cannot join the route to it",
+            })
+    }
+
     fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, ClientError> {
-        let url =
-            self.base
-                .join(path.trim_start_matches('/'))
-                .map_err(|_| ClientError::InvalidUrl {
-                    url: redact_url(&self.base),
-                    reason: "cannot join the route to it",
-                })?;
-        Ok(self.http.request(method, url))
+        Ok(self.http.request(method, self.url(path)?))
     }
 
     /// Sends `rb`; returns the status and the decoded body of a success, or the error.

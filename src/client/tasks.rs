@@ -1,19 +1,20 @@
 //! The task market (docs/TASK_MARKET.md): `tasks()`, `task()`, `post_task()`, `claim()`,
 //! `release()`, `submit()`, `submission()`, `evaluate()`, `dispute()`, `resolve()`.
 //!
-//! Credentials travel only in headers marked sensitive: the worker token as `Authorization:
-//! Bearer` for claim, release, submit and dispute; the evaluator key (evaluate) and the client
-//! key (post) the same way; the admin key as `x-basis-admin-key`. Reading a submission takes
-//! one of them ([`ReadAs`]). Each is also passed as a secret to withhold should an error
-//! message repeat it.
+//! A worker's claim, release, submit and dispute are made as [`WorkerAuth`]: signed by its
+//! device key (nothing secret travels), or for a legacy worker with its token as
+//! `Authorization: Bearer`. Other credentials travel only in headers marked sensitive: the
+//! evaluator key (evaluate) and the client key (post) as bearers, the admin key as
+//! `x-basis-admin-key`. Reading a submission takes one of them ([`ReadAs`]). Each secret is
+//! also withheld should an error message repeat it.
 
 use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use super::{ClientError, OrchestratorClient, secret_header};
-use crate::domain::{Evaluation, SubmissionId, TaskId, WorkerId, WorkerToken};
+use super::{ClientError, OrchestratorClient, WorkerAuth, secret_header};
+use crate::domain::{Evaluation, SubmissionId, TaskId, WorkerId};
 use crate::wire::{
     ADMIN_KEY_HEADER, Claim, ClaimRequest, DisputeRequest, PostTaskRequest, ResolveRequest,
     Submission, SubmitRequest, TASKS, Task, TaskList, TaskQuery, claim_path, dispute_path,
@@ -24,8 +25,8 @@ use crate::wire::{
 /// submitted it and the operator may read it.
 #[derive(Debug, Clone, Copy)]
 pub enum ReadAs<'a> {
-    /// The submitting worker, by its token.
-    Worker(&'a WorkerToken),
+    /// The submitting worker, signing with its device key (or, legacy, by its token).
+    Worker(WorkerAuth<'a>),
     /// The client key that posted the task, or an evaluator key.
     Key(&'a SecretString),
     /// The operator's admin key.
@@ -64,19 +65,19 @@ impl OrchestratorClient {
             .await
     }
 
-    /// `POST /api/tasks/{id}/claim` as `worker_id`, proven by its token. Claiming a task this
+    /// `POST /api/tasks/{id}/claim` as `worker_id`, proven by `auth`. Claiming a task this
     /// worker already holds returns its current claim.
     pub async fn claim(
         &self,
         id: &TaskId,
         worker_id: &WorkerId,
-        token: &WorkerToken,
+        auth: WorkerAuth<'_>,
     ) -> Result<Claim, ClientError> {
         let body = ClaimRequest {
             worker_id: worker_id.clone(),
         };
-        let rb = self.request(Method::POST, &claim_path(id))?.json(&body);
-        self.with_bearer(rb, Some(token.expose_secret())).await
+        let rb = self.worker_request(Method::POST, &claim_path(id), Some(&body), auth)?;
+        self.as_worker(rb, auth).await
     }
 
     /// `POST /api/tasks/{id}/release`: gives the claim back (the task reopens).
@@ -84,13 +85,13 @@ impl OrchestratorClient {
         &self,
         id: &TaskId,
         worker_id: &WorkerId,
-        token: &WorkerToken,
+        auth: WorkerAuth<'_>,
     ) -> Result<Task, ClientError> {
         let body = ClaimRequest {
             worker_id: worker_id.clone(),
         };
-        let rb = self.request(Method::POST, &release_path(id))?.json(&body);
-        self.with_bearer(rb, Some(token.expose_secret())).await
+        let rb = self.worker_request(Method::POST, &release_path(id), Some(&body), auth)?;
+        self.as_worker(rb, auth).await
     }
 
     /// `POST /api/tasks/{id}/submit`. The same output again returns the first submission.
@@ -98,10 +99,10 @@ impl OrchestratorClient {
         &self,
         id: &TaskId,
         req: &SubmitRequest,
-        token: &WorkerToken,
+        auth: WorkerAuth<'_>,
     ) -> Result<SubmitOutcome, ClientError> {
-        let rb = self.request(Method::POST, &submit_path(id))?.json(req);
-        let (status, submission) = self.authed(rb, Some(token.expose_secret())).await?;
+        let rb = self.worker_request(Method::POST, &submit_path(id), Some(req), auth)?;
+        let (status, submission) = self.send(rb, &[], auth.secret().as_slice()).await?;
         Ok(SubmitOutcome {
             submission,
             created: status == StatusCode::CREATED,
@@ -116,13 +117,21 @@ impl OrchestratorClient {
         id: &SubmissionId,
         reader: ReadAs<'_>,
     ) -> Result<Submission, ClientError> {
-        let rb = self.request(Method::GET, &submission_path(id))?;
+        let path = submission_path(id);
         match reader {
-            ReadAs::Worker(token) => self.with_bearer(rb, Some(token.expose_secret())).await,
-            ReadAs::Key(key) => self.with_bearer(rb, Some(key.expose_secret())).await,
+            ReadAs::Worker(auth) => {
+                let rb = self.worker_request(Method::GET, &path, None::<&()>, auth)?;
+                self.as_worker(rb, auth).await
+            }
+            ReadAs::Key(key) => {
+                let rb = self.request(Method::GET, &path)?;
+                self.with_bearer(rb, Some(key.expose_secret())).await
+            }
             ReadAs::Admin(key) => {
                 let key = key.expose_secret();
-                let rb = rb.header(ADMIN_KEY_HEADER, secret_header(key)?);
+                let rb = self
+                    .request(Method::GET, &path)?
+                    .header(ADMIN_KEY_HEADER, secret_header(key)?);
                 Ok(self.send(rb, &[], &[key]).await?.1)
             }
         }
@@ -147,10 +156,10 @@ impl OrchestratorClient {
         &self,
         id: &SubmissionId,
         req: &DisputeRequest,
-        token: &WorkerToken,
+        auth: WorkerAuth<'_>,
     ) -> Result<Submission, ClientError> {
-        let rb = self.request(Method::POST, &dispute_path(id))?.json(req);
-        self.with_bearer(rb, Some(token.expose_secret())).await
+        let rb = self.worker_request(Method::POST, &dispute_path(id), Some(req), auth)?;
+        self.as_worker(rb, auth).await
     }
 
     /// `POST /api/submissions/{id}/resolve` with the admin key: the operator decides a dispute.
@@ -166,6 +175,16 @@ impl OrchestratorClient {
             .header(ADMIN_KEY_HEADER, secret_header(key)?)
             .json(req);
         Ok(self.send(rb, &[], &[key]).await?.1)
+    }
+
+    /// Sends a request built by `worker_request` for `auth`, keeping only the body and
+    /// withholding any error message that repeats a legacy token.
+    pub(super) async fn as_worker<T: DeserializeOwned>(
+        &self,
+        rb: RequestBuilder,
+        auth: WorkerAuth<'_>,
+    ) -> Result<T, ClientError> {
+        Ok(self.send(rb, &[], auth.secret().as_slice()).await?.1)
     }
 
     /// [`authed`](Self::authed), keeping only the body.
@@ -233,7 +252,7 @@ mod tests {
     use axum::http::HeaderMap;
 
     use super::*;
-    use crate::domain::{Amount, ErrorCode, TaskStatus};
+    use crate::domain::{Amount, ErrorCode, TaskStatus, WorkerToken};
 
     /// A claim refused by the server: the token went as a bearer header, the server's code
     /// comes through, and a message that repeats the token is withheld.
@@ -261,12 +280,108 @@ mod tests {
         let token = WorkerToken::generate();
         let id = TaskId::generate();
         let worker = WorkerId::parse("w-1").unwrap();
-        let e = client.claim(&id, &worker, &token).await.unwrap_err();
+        let e = client
+            .claim(&id, &worker, WorkerAuth::Token(&token))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::AlreadyClaimed);
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains(token.expose_secret()), "{shown}");
         assert!(shown.contains("withheld"), "{shown}");
         server.abort();
+    }
+
+    /// A claim made with the device key is signed over the URL the server saw (its origin,
+    /// path), the method and the body's digest, and carries no bearer; a registration during a
+    /// rotation carries both signatures.
+    #[tokio::test]
+    async fn requests_made_with_the_device_key_are_signed_and_carry_no_secret() {
+        use crate::domain::DeviceKey;
+        use crate::wire::signature::{self, LABEL, PREVIOUS_LABEL};
+        type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>;
+        async fn record(
+            axum::extract::State(seen): axum::extract::State<Seen>,
+            uri: axum::http::Uri,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> (axum::http::StatusCode, String) {
+            seen.lock()
+                .unwrap()
+                .push((uri.to_string(), headers, body.to_vec()));
+            let body = serde_json::json!({"error": {"code": "ALREADY_CLAIMED", "message": "no"}});
+            (axum::http::StatusCode::CONFLICT, body.to_string())
+        }
+        let seen = Seen::default();
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = OrchestratorClient::new(
+            url::Url::parse(&format!("http://{addr}")).unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let (key, old) = (DeviceKey::generate(), DeviceKey::generate());
+        let worker = WorkerId::parse("w-1").unwrap();
+        let auth = WorkerAuth::Key {
+            worker_id: &worker,
+            key: &key,
+        };
+        let id = TaskId::generate();
+        let _ = client.claim(&id, &worker, auth).await.unwrap_err();
+        let submission = SubmissionId::generate();
+        let _ = client
+            .submission(&submission, ReadAs::Worker(auth))
+            .await
+            .unwrap_err();
+        let mut request: crate::wire::RegisterRequest = serde_json::from_value(serde_json::json!({
+            "worker_id": "w-1", "wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "runtime": "echo", "models": ["echo"], "version": "0.1.0",
+            "token_sha256": format!("0x{}", "00".repeat(32)),
+        }))
+        .unwrap();
+        request.public_key = Some(key.public());
+        let rotation = crate::client::RegisterAuth {
+            key: Some(&key),
+            previous_key: Some(&old),
+            ..crate::client::RegisterAuth::default()
+        };
+        let _ = client.register_with(&request, rotation).await.unwrap_err();
+        server.abort();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3);
+        let methods = ["POST", "GET", "POST"];
+        for ((path, headers, body), method) in seen.iter().zip(methods) {
+            assert!(headers.get("authorization").is_none(), "{path}");
+            let h = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_owned();
+            let digest = signature::content_digest(body);
+            assert_eq!(h("content-digest"), digest);
+            let got = signature::received(LABEL, &h("signature-input"), &h("signature")).unwrap();
+            assert_eq!(got.keyid, worker);
+            let target = format!("http://{}{path}", h("host"));
+            assert!(
+                got.verifies(&key.public(), method, &target, &digest),
+                "{target}"
+            );
+            let elsewhere = format!("http://orch.example{path}");
+            assert!(!got.verifies(&key.public(), method, &elsewhere, &digest));
+            let text = format!("{headers:?} {}", String::from_utf8_lossy(body));
+            assert!(!text.contains(&key.expose_secret()[9..]), "{text}");
+        }
+        let (path, headers, body) = &seen[2];
+        let h = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_owned();
+        let prev =
+            signature::received(PREVIOUS_LABEL, &h("signature-input"), &h("signature")).unwrap();
+        let target = format!("http://{}{path}", h("host"));
+        let digest = signature::content_digest(body);
+        assert!(prev.verifies(&old.public(), "POST", &target, &digest));
+        assert_eq!(
+            serde_json::from_slice::<crate::wire::RegisterRequest>(body).unwrap(),
+            request,
+            "the bytes signed are the request"
+        );
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! Workers: `register()`, `worker()`, `find_worker()`, `workers()`, `workers_page()`.
 
-use reqwest::header::AUTHORIZATION;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::signing::{Signer, json_bytes};
 use super::{ClientError, OrchestratorClient, secret_header};
-use crate::domain::{ErrorCode, WorkerId, WorkerToken};
+use crate::domain::{DeviceKey, ErrorCode, WorkerId, WorkerToken};
+use crate::wire::signature::{LABEL, PREVIOUS_LABEL};
 use crate::wire::{
     ADMIN_KEY_HEADER, ENROLLMENT_KEY_HEADER, REGISTER, RegisterRequest, WORKERS, WORKERS_PAGE_MAX,
-    WorkerList, WorkerRecord, worker_path,
+    WorkerList, WorkerRecord, worker_path, worker_revoke_path,
 };
 
 /// A registration's result: the record as the orchestrator holds it, and whether this call
@@ -19,11 +21,17 @@ pub struct RegisterOutcome {
     pub created: bool,
 }
 
-/// Credentials for a registration; all optional.
+/// Credentials for a registration; all optional (docs/SECURITY.md, "Registration").
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RegisterAuth<'a> {
-    /// The CURRENT worker token: proof of possession to change a registration or rotate the
-    /// token. Sent as `Authorization: Bearer`.
+    /// The device key whose public half the request registers: it signs the request (label
+    /// `basis`), proving possession. Never sent.
+    pub key: Option<&'a DeviceKey>,
+    /// On a rotation, the key registered so far: it signs the request too (label
+    /// `previous`), authorising the new key. Never sent.
+    pub previous_key: Option<&'a DeviceKey>,
+    /// A legacy worker token: proof of possession to change a token registration, or, once,
+    /// to move it to a device key. Sent as `Authorization: Bearer`.
     pub proof: Option<&'a WorkerToken>,
     /// The operator's enrollment key, when registration is gated.
     pub enrollment_key: Option<&'a SecretString>,
@@ -47,19 +55,32 @@ impl OrchestratorClient {
             RegisterAuth {
                 proof,
                 enrollment_key: key.as_ref(),
-                admin_key: None,
+                ..RegisterAuth::default()
             },
         )
         .await
     }
 
-    /// [`register`](Self::register) with any combination of credentials.
+    /// [`register`](Self::register) with any combination of credentials. With `auth.key` (and
+    /// `auth.previous_key`) the request is signed as `req.worker_id`, over the exact bytes
+    /// sent.
     pub async fn register_with(
         &self,
         req: &RegisterRequest,
         auth: RegisterAuth<'_>,
     ) -> Result<RegisterOutcome, ClientError> {
-        let mut rb = self.request(Method::POST, REGISTER)?.json(req);
+        let signers: Vec<Signer<'_>> = [(LABEL, auth.key), (PREVIOUS_LABEL, auth.previous_key)]
+            .into_iter()
+            .filter_map(|(label, key)| key.map(|k| (label, k)))
+            .collect();
+        let mut rb = if signers.is_empty() {
+            self.request(Method::POST, REGISTER)?
+                .header(CONTENT_TYPE, "application/json")
+                .body(json_bytes(req)?)
+        } else {
+            let body = Some(json_bytes(req)?);
+            self.signed(Method::POST, REGISTER, body, &req.worker_id, &signers)?
+        };
         let mut secrets: Vec<&str> = Vec::new();
         if let Some(token) = auth.proof {
             let value = format!("Bearer {}", token.expose_secret());
@@ -79,6 +100,20 @@ impl OrchestratorClient {
             record,
             created: status == StatusCode::CREATED,
         })
+    }
+
+    /// `POST /api/workers/{id}/revoke` with the admin key: the worker's key stops working at
+    /// once on every route, and its channel closes.
+    pub async fn revoke_worker(
+        &self,
+        id: &WorkerId,
+        admin_key: &SecretString,
+    ) -> Result<WorkerRecord, ClientError> {
+        let key = admin_key.expose_secret();
+        let rb = self
+            .request(Method::POST, &worker_revoke_path(id))?
+            .header(ADMIN_KEY_HEADER, secret_header(key)?);
+        Ok(self.send(rb, &[], &[key]).await?.1)
     }
 
     /// `GET /api/workers/{id}`. A missing worker is `Api` with `WORKER_NOT_FOUND`.

@@ -1,6 +1,6 @@
 //! `worker.env` (docs/FILES.md, "worker.env"): the dotenv file `basis worker`, systemd
-//! `EnvironmentFile=` and `docker --env-file` all read. It holds the worker token, so it is written
-//! 0600, atomically, never through a symlink and only inside the allowed directories (see
+//! `EnvironmentFile=` and `docker --env-file` all read. It holds the worker's device key (and,
+//! on a host not yet moved to one, its legacy token), so it is written 0600, atomically, never through a symlink and only inside the allowed directories (see
 //! `env_io`).
 //!
 //! Written form (docs/FILES.md, "Format"): a header comment, then plain `KEY=value` lines (known
@@ -14,7 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::domain::{
-    Runtime, TokenFingerprint, TokenSha256, WalletAddress, WalletError, WorkerId, WorkerToken,
+    DeviceKey, Runtime, TokenFingerprint, TokenSha256, WalletAddress, WalletError, WorkerId,
+    WorkerToken,
 };
 
 use super::dotenv::{is_key, push_line, quote_if_needed, split_line};
@@ -29,7 +30,16 @@ pub const KEY_OLLAMA_MODEL: &str = "BASIS_OLLAMA_MODEL";
 pub const KEY_OLLAMA_URL: &str = "OLLAMA_URL";
 pub const KEY_VLLM_URL: &str = "VLLM_URL";
 pub const KEY_ORCHESTRATOR_URL: &str = "BASIS_ORCHESTRATOR_URL";
+/// The legacy worker token: kept only until the worker has moved to its device key (the
+/// first registration with the key proves it once, then removes it).
 pub const KEY_TOKEN: &str = "BASIS_WORKER_TOKEN";
+/// The worker's Ed25519 device key (`basis_dk_` + 43 base64url): its one secret, generated on
+/// this host; only its public key and signatures leave it (docs/SECURITY.md, "Identity:
+/// worker id, wallet, device key").
+pub const KEY_DEVICE_KEY: &str = "BASIS_DEVICE_KEY";
+/// The key a rotation (`basis rotate-key`) is moving to, written before the orchestrator is
+/// asked so a crash never loses it; promoted to [`KEY_DEVICE_KEY`] once the orchestrator holds it.
+pub const KEY_DEVICE_KEY_NEXT: &str = "BASIS_DEVICE_KEY_NEXT";
 /// The evaluator key an operator gives an Evaluator Agent's host (docs/TASK_MARKET.md). A secret
 /// like the token: never a tool argument, never shown (only its fingerprint).
 pub const KEY_EVALUATOR_KEY: &str = "BASIS_EVALUATOR_KEY";
@@ -51,8 +61,8 @@ pub const KEY_LABELS: &str = "BASIS_WORKER_LABELS";
 const MAX_EVALUATOR_KEY_LEN: usize = 256;
 
 /// The known keys, in the order docs/FILES.md ("Keys") lists them and [`WorkerEnv::render`]
-/// writes them (the evaluator key and the multi-task switch, added later, last).
-pub const KNOWN_KEYS: [&str; 14] = [
+/// writes them (keys added later, last).
+pub const KNOWN_KEYS: [&str; 16] = [
     KEY_WORKER_ID,
     KEY_WALLET,
     KEY_RUNTIME,
@@ -67,6 +77,8 @@ pub const KNOWN_KEYS: [&str; 14] = [
     KEY_ORCHESTRATOR_FALLBACK_URLS,
     KEY_CAPACITY,
     KEY_LABELS,
+    KEY_DEVICE_KEY,
+    KEY_DEVICE_KEY_NEXT,
 ];
 
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
@@ -78,11 +90,12 @@ const HEADER_MARK: &str = "# basis worker environment, written by basis.";
 const HEADER: &str = "\
 # basis worker environment, written by basis. Read by `basis worker`, systemd
 # EnvironmentFile= and `docker --env-file`.
-# SECRET: this file holds BASIS_WORKER_TOKEN. Keep it mode 0600; never commit or share it.
+# SECRET: this file holds BASIS_DEVICE_KEY, the worker's private key, which never leaves this
+# host. Keep it mode 0600; never commit or share it.
 ";
 
-/// The contents of `worker.env`. Debug redacts the token and unknown values; there is
-/// deliberately no `Serialize`.
+/// The contents of `worker.env`. Debug redacts the keys, the token and unknown values; there
+/// is deliberately no `Serialize`.
 #[derive(Clone, Default)]
 pub struct WorkerEnv {
     pub worker_id: Option<WorkerId>,
@@ -93,7 +106,12 @@ pub struct WorkerEnv {
     pub ollama_url: Option<Url>,
     pub vllm_url: Option<Url>,
     pub orchestrator_url: Option<Url>,
+    /// The legacy token (see [`KEY_TOKEN`]).
     pub token: Option<WorkerToken>,
+    /// The device key (see [`KEY_DEVICE_KEY`]). Secret.
+    pub device_key: Option<DeviceKey>,
+    /// The key a rotation is moving to (see [`KEY_DEVICE_KEY_NEXT`]). Secret.
+    pub device_key_next: Option<DeviceKey>,
     /// The operator's evaluator key, on an Evaluator Agent's host. Secret.
     pub evaluator_key: Option<SecretString>,
     /// Register as multi-task (several claims at once); absent: no.
@@ -137,6 +155,8 @@ impl fmt::Debug for WorkerEnv {
                     .collect::<Vec<_>>(),
             )
             .field("token", &token)
+            .field("device_key", &self.device_key)
+            .field("device_key_next", &self.device_key_next)
             .field(
                 "evaluator_key",
                 &self
@@ -196,6 +216,20 @@ fn evaluator_key(value: String) -> Result<Option<SecretString>, String> {
              `basis orchestrator keys create --role evaluator` printed"
         ))
     }
+}
+
+/// A device key's text form, or none when empty. The reason never contains the value.
+fn device_key(value: String) -> Result<Option<DeviceKey>, String> {
+    let value = zeroize::Zeroizing::new(value);
+    if value.is_empty() {
+        return Ok(None);
+    }
+    DeviceKey::parse(&value).map(Some).map_err(|_| {
+        "not a valid device key (basis_dk_ followed by 43 base64url characters; the value is \
+         not shown); if the key is lost, delete the line, run `basis write-env` to generate a \
+         new one, and have the orchestrator's operator re-register the worker with the admin key"
+            .to_owned()
+    })
 }
 
 fn non_empty(value: String) -> Option<String> {
@@ -312,6 +346,8 @@ impl WorkerEnv {
                     })?;
             }
             KEY_EVALUATOR_KEY => self.evaluator_key = evaluator_key(value)?,
+            KEY_DEVICE_KEY => self.device_key = device_key(value)?,
+            KEY_DEVICE_KEY_NEXT => self.device_key_next = device_key(value)?,
             KEY_CAPACITY => {
                 self.capacity = match non_empty(value) {
                     None => None,
@@ -339,11 +375,11 @@ impl WorkerEnv {
     }
 
     /// The known keys present, as `(key, value)` pairs in [`KNOWN_KEYS`] order. The secrets' values
-    /// are produced by `shown` (the token's fingerprint and the secret text), so callers decide
+    /// are produced by `shown` (the secret's fingerprint and its text), so callers decide
     /// whether they are exposed.
     fn known_pairs(
         &self,
-        shown: impl Fn(&TokenFingerprint, &str) -> String,
+        shown: impl Fn(&dyn fmt::Display, &str) -> String,
     ) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::new();
         let mut push = |key, value: Option<String>| {
@@ -408,6 +444,9 @@ impl WorkerEnv {
             KEY_LABELS,
             Some(self.labels.join(",")).filter(|v| !v.is_empty()),
         );
+        let key = |k: &DeviceKey| shown(&k.fingerprint(), &k.expose_secret());
+        push(KEY_DEVICE_KEY, self.device_key.as_ref().map(key));
+        push(KEY_DEVICE_KEY_NEXT, self.device_key_next.as_ref().map(key));
         pairs
     }
 
@@ -492,8 +531,8 @@ impl WorkerEnv {
         out
     }
 
-    /// For showing to people and agents: the token and the evaluator key as their
-    /// fingerprints, unknown values hidden.
+    /// For showing to people and agents: the device keys, the token and the evaluator key as
+    /// their fingerprints, unknown values hidden.
     pub fn masked(&self) -> String {
         let mut out = String::new();
         let pairs = self.known_pairs(|fp, _| format!("<redacted, fingerprint {fp}>"));
@@ -507,7 +546,8 @@ impl WorkerEnv {
     }
 
     /// Applies `update` on top: its present values replace these, its models replace these
-    /// when non-empty, the token is kept unless `update` has one, and unknown keys are kept
+    /// when non-empty, the secrets (device keys, token, evaluator key) are kept unless `update`
+    /// has them, and unknown keys are kept
     /// (those `update` names are replaced in place, new ones appended).
     pub fn merge(&mut self, update: WorkerEnv) {
         fn take<T>(slot: &mut Option<T>, new: Option<T>) {
@@ -526,6 +566,8 @@ impl WorkerEnv {
         take(&mut self.vllm_url, update.vllm_url);
         take(&mut self.orchestrator_url, update.orchestrator_url);
         take(&mut self.token, update.token);
+        take(&mut self.device_key, update.device_key);
+        take(&mut self.device_key_next, update.device_key_next);
         take(&mut self.evaluator_key, update.evaluator_key);
         take(&mut self.multi_task, update.multi_task);
         take(&mut self.capacity, update.capacity);
@@ -543,12 +585,24 @@ impl WorkerEnv {
         }
     }
 
-    /// Generates a token when there is none. Returns whether it did.
+    /// Generates a token when there is none. Returns whether it did. Only legacy setups (and
+    /// tests of the legacy path) still want one: new env files get a device key instead
+    /// ([`ensure_device_key`](Self::ensure_device_key)).
     pub fn ensure_token(&mut self) -> bool {
         if self.token.is_some() {
             return false;
         }
         self.token = Some(WorkerToken::generate());
+        true
+    }
+
+    /// Generates a device key (from the OS's randomness) when there is none. Returns whether
+    /// it did. An existing key is never replaced: only a rotation changes it.
+    pub fn ensure_device_key(&mut self) -> bool {
+        if self.device_key.is_some() {
+            return false;
+        }
+        self.device_key = Some(DeviceKey::generate());
         true
     }
 

@@ -1,7 +1,8 @@
 //! Tests of the `worker.env` format: parsing, rendering, merging and redaction.
 
 use super::*;
-use crate::domain::{Problem, Runtime, WalletAddress, WorkerId, WorkerToken};
+use crate::domain::DEVICE_KEY_PREFIX;
+use crate::domain::{DeviceKey, Problem, Runtime, WalletAddress, WorkerId, WorkerToken};
 use secrecy::ExposeSecret;
 
 pub(super) const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
@@ -17,6 +18,8 @@ pub(super) fn full_env() -> WorkerEnv {
         vllm_url: Some("http://10.0.0.2:8000/v1".parse().unwrap()),
         orchestrator_url: Some("https://orch.example".parse().unwrap()),
         token: Some(WorkerToken::generate()),
+        device_key: Some(DeviceKey::generate()),
+        device_key_next: Some(DeviceKey::generate()),
         evaluator_key: Some(secrecy::SecretString::from(format!(
             "basis_evaluator_{}",
             "e7".repeat(32)
@@ -55,6 +58,68 @@ fn ensure_token_generates_when_absent() {
     let mut env = WorkerEnv::default();
     assert!(env.ensure_token());
     assert!(env.token.is_some());
+}
+
+#[test]
+fn ensure_device_key_generates_when_absent_and_keeps_one() {
+    let mut env = WorkerEnv::default();
+    assert!(env.ensure_device_key());
+    let fingerprint = env.device_key.as_ref().unwrap().fingerprint();
+    assert!(!env.ensure_device_key(), "an existing key is kept");
+    assert_eq!(env.device_key.as_ref().unwrap().fingerprint(), fingerprint);
+    assert!(env.token.is_none(), "no token for a new file");
+}
+
+/// The device keys round-trip, are kept by a merge that does not name them, and appear in
+/// Debug, masked and parse errors only as their fingerprints.
+#[test]
+fn device_keys_round_trip_and_are_never_shown() {
+    let env = full_env();
+    let key = env.device_key.as_ref().unwrap();
+    let next = env.device_key_next.as_ref().unwrap();
+    let (text_key, text_next) = (key.expose_secret(), next.expose_secret());
+    let text = env.render();
+    assert!(text.contains(&format!("\nBASIS_DEVICE_KEY={}\n", *text_key)));
+    assert!(text.contains(&format!("\nBASIS_DEVICE_KEY_NEXT={}\n", *text_next)));
+    assert!(text.contains("BASIS_DEVICE_KEY, the worker's private key"));
+    let back = WorkerEnv::parse(&text).unwrap();
+    assert_eq!(back.device_key.as_ref().unwrap().public(), key.public());
+    assert_eq!(
+        back.device_key_next.as_ref().unwrap().public(),
+        next.public()
+    );
+    let mut merged = back.clone();
+    merged.merge(WorkerEnv::default());
+    assert_eq!(merged.device_key.unwrap().public(), key.public());
+    assert_eq!(merged.device_key_next.unwrap().public(), next.public());
+    let body = &text_key[DEVICE_KEY_PREFIX.len()..];
+    for shown in [format!("{env:?}"), format!("{env:#?}"), env.masked()] {
+        assert!(!shown.contains(body), "{shown}");
+        assert!(
+            !shown.contains(&text_next[DEVICE_KEY_PREFIX.len()..]),
+            "{shown}"
+        );
+        assert!(shown.contains(key.fingerprint().as_str()), "{shown}");
+    }
+    assert!(env.masked().contains(&format!(
+        "BASIS_DEVICE_KEY=<redacted, fingerprint {}>",
+        key.fingerprint()
+    )));
+    let cut = &text_key[..text_key.len() - 1];
+    for bad in [
+        cut.to_owned(),
+        format!("{}x", *text_key),
+        text_key.replace("basis_dk_", ""),
+    ] {
+        let err = WorkerEnv::parse(&format!("A=1\nBASIS_DEVICE_KEY={bad}\n")).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        let shown = format!("{shown} {:?}", Problem::from(err));
+        assert!(!shown.contains(&body[..20]), "{shown}");
+        assert!(
+            shown.contains("line 2") && shown.contains("BASIS_DEVICE_KEY"),
+            "{shown}"
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::domain::{TokenFingerprint, WorkerToken};
+use crate::domain::{DeviceKey, KeyFingerprint, TokenFingerprint, WorkerToken};
 
 use super::allowed::AllowedDirs;
 use super::atomic;
@@ -19,14 +19,17 @@ pub const ENV_FILE_MODE: u32 = 0o600;
 /// Env files larger than this are refused on read (a real one is well under 1 KiB).
 const MAX_ENV_FILE_BYTES: u64 = 1 << 20;
 
-/// What [`WorkerEnv::write`] did. Never holds the token.
+/// What [`WorkerEnv::write`] did. Never holds a secret, only fingerprints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOutcome {
     /// The absolute path written.
     pub path: PathBuf,
     /// The keys written, in file order.
     pub keys: Vec<String>,
+    /// The legacy token's, while the file still holds one.
     pub token_fingerprint: Option<TokenFingerprint>,
+    /// The device key's.
+    pub key_fingerprint: Option<KeyFingerprint>,
     /// Whether a file was replaced (false: newly created).
     pub replaced: bool,
 }
@@ -99,7 +102,7 @@ impl WorkerEnv {
                 "larger than 1 MiB; this is not a worker env file",
             )));
         }
-        // The file holds the token: one others may read or change, or that another user
+        // The file holds the device key: one others may read or change, or that another user
         // owns, is refused, not used with a warning nobody (an agent) reads.
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
@@ -191,6 +194,7 @@ impl WorkerEnv {
         Ok(WriteOutcome {
             keys: self.keys(),
             token_fingerprint: self.token.as_ref().map(WorkerToken::fingerprint),
+            key_fingerprint: self.device_key.as_ref().map(DeviceKey::fingerprint),
             replaced,
             path: target,
         })

@@ -142,7 +142,7 @@ impl From<EnvFileError> for Problem {
             EnvFileError::LooseMode { path, .. } => (
                 ErrorCode::EnvFileInsecure,
                 format!(
-                    "run `chmod 600 {}`; if other users could read it, also treat the worker token as exposed and re-register the worker from a fresh env file",
+                    "run `chmod 600 {}`; if other users could read it, also treat the device key as exposed and replace it with `basis rotate-key`",
                     path.display()
                 ),
             ),
@@ -164,7 +164,7 @@ impl From<EnvFileError> for Problem {
             ),
             EnvFileError::Appeared { .. } => (
                 ErrorCode::IoError,
-                "try again: the file now exists and its token is kept".to_owned(),
+                "try again: the file now exists and its device key is kept".to_owned(),
             ),
             EnvFileError::Io { .. } => (
                 ErrorCode::IoError,

@@ -130,7 +130,9 @@ impl ReceiptHash {
 }
 
 impl TokenSha256 {
-    pub(crate) fn sha256(bytes: &[u8]) -> Self {
+    /// The sha256 of a credential's bytes: a legacy token's text, or a device public key's 32
+    /// bytes (what registration sends as `token_sha256` with a `public_key`).
+    pub fn sha256(bytes: &[u8]) -> Self {
         Self(Sha256::digest(bytes).into())
     }
 

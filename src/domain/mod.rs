@@ -9,6 +9,7 @@ mod agent_registry;
 mod amount;
 mod batch_file;
 mod canonical;
+mod device_key;
 mod float_check;
 mod hash;
 mod ids;
@@ -33,6 +34,10 @@ pub use batch_file::{
     verify as verify_batch_file,
 };
 pub use canonical::{CanonicalError, canonical_bytes, canonical_hash};
+pub use device_key::{
+    DEVICE_KEY_PREFIX, DEVICE_KEY_TEXT_LEN, DeviceKey, DeviceKeyError, DevicePublicKey,
+    KeyFingerprint,
+};
 pub use float_check::MAX_SAFE_INTEGER;
 pub use hash::{HashError, OutputHash, ReceiptHash, TokenSha256, keccak256_hex};
 pub use ids::{

@@ -135,6 +135,12 @@ error_codes! {
     CapabilityMismatch = "CAPABILITY_MISMATCH", exit 3;
     /// The worker channel was opened without the worker's token, or with a wrong one.
     WorkerTokenInvalid = "WORKER_TOKEN_INVALID", exit 2;
+    /// A worker request's signature (RFC 9421, by its device key) is missing, malformed, stale,
+    /// replayed, made for another orchestrator, or not by the worker's registered key.
+    WorkerSignatureInvalid = "WORKER_SIGNATURE_INVALID", exit 2;
+    /// An admin revoked this worker's key: nothing it signs is accepted until an admin
+    /// re-registers it.
+    WorkerRevoked = "WORKER_REVOKED", exit 3;
     /// No online, ready worker with free capacity serves the model now; retry after Retry-After.
     NoWorkerAvailable = "NO_WORKER_AVAILABLE", exit 1;
     /// The worker running the job disconnected or stopped heartbeating before it finished.

@@ -1,4 +1,4 @@
-//! `WorkerToken`: the one secret (docs/SECURITY.md, "Identity: worker id, wallet, token"). 32
+//! `WorkerToken`: the one secret (docs/SECURITY.md, "Identity: worker id, wallet, device key"). 32
 //! random bytes as 64 lowercase hex, generated on the worker's host, written only into the 0600
 //! env file. Debug and Display redact it, it has no
 //! `Serialize`, it is zeroized on drop and compared in constant time.

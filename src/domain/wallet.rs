@@ -1,5 +1,5 @@
 //! `WalletAddress`: a public EVM reward address, parsed strictly and always shown in its EIP-55
-//! checksummed form (docs/SECURITY.md, "Identity: worker id, wallet, token").
+//! checksummed form (docs/SECURITY.md, "Identity: worker id, wallet, device key").
 
 use std::borrow::Cow;
 use std::fmt;

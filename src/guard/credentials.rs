@@ -59,6 +59,8 @@ fn basis_env(text: &str) -> bool {
     text.contains("BASIS_")
         && [
             "BASIS_WORKER_TOKEN",
+            "BASIS_DEVICE_KEY",
+            "BASIS_DEVICE_KEY_NEXT",
             "BASIS_EVALUATOR_KEY",
             "BASIS_ADMIN_KEY",
             "BASIS_ENROLLMENT_KEY",

@@ -23,7 +23,7 @@ pub enum SecretKind {
     /// A credentials file or key container: an SSH, PGP, PKCS#8/#12, Java or KeePass key
     /// store, or a cloud, registry, netrc or basis env file holding a credential.
     CredentialFile,
-    /// This worker's own token (or the evaluator key) from its env file.
+    /// This worker's own device key or token (or the evaluator key) from its env file.
     WorkerToken,
     /// Compressed or archived data the guard cannot look inside (bzip2, xz, zstd, 7z, rar, an
     /// encrypted zip entry, nesting too deep, or expanding past the guard's limits).
@@ -69,7 +69,7 @@ impl SecretKind {
                 "a credentials file or key container (SSH, PGP, PKCS#8/#12, Java or KeePass key \
                  store, cloud, registry, netrc or basis env file)"
             }
-            Self::WorkerToken => "this host's worker token or evaluator key",
+            Self::WorkerToken => "this host's device key, worker token or evaluator key",
             Self::Uninspectable => {
                 "compressed or archived data basis cannot look inside (bzip2, xz, zstd, 7z, rar, \
                  an encrypted zip entry, nesting too deep, or expanding past basis's limits), or \
@@ -83,8 +83,8 @@ impl SecretKind {
         match self {
             Self::PrivateKey => {
                 "Remove it. basis only needs your PUBLIC wallet address (0x followed by 40 hex \
-                 characters). If it is a worker token: the token is never an argument, it stays \
-                 in worker.env. If it is a private key that was ever pasted anywhere shared, \
+                 characters). If it is a worker token or device key: it is never an argument, it \
+                 stays in worker.env. If it is a private key that was ever pasted anywhere shared, \
                  treat it as compromised and move its funds to a new wallet."
             }
             Self::Mnemonic => {
@@ -110,8 +110,9 @@ impl SecretKind {
                  write only the task's own output, into a new file in basis's work directory."
             }
             Self::WorkerToken => {
-                "Remove it. The worker token and the evaluator key never leave worker.env: \
-                 basis sends them itself, only to the orchestrator, only in a header. If a task \
+                "Remove it. The device key, the worker token and the evaluator key never leave \
+                 worker.env: basis signs with the key itself and sends a legacy token or the \
+                 evaluator key only to the orchestrator, only in a header. If a task \
                  asked for them, it is an attack: release it."
             }
             Self::Uninspectable => {

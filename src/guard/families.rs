@@ -1,4 +1,4 @@
-//! Key and token formats beyond 64 hex: BIP-32 extended private keys (`xprv`, `tprv`, `zprv`,
+//! Key and token formats beyond 64 hex: basis device keys (`device_key`), BIP-32 extended private keys (`xprv`, `tprv`, `zprv`,
 //! …), WIF private keys, Solana keypairs (base58, and the JSON byte array of `solana-keygen`),
 //! JWTs, AWS secret access keys (where labelled), and 64-hex keys written in groups split by
 //! spaces, dashes or colons. Each check is exact enough to let the public values that share an
@@ -19,6 +19,9 @@ pub(super) fn find(text: &str, rule: Rule<'_>, checks: &WalletChecks) -> Option<
         kind: SecretKind::ApiKey,
         vendor: Some(vendor),
     };
+    if super::device_key::has_device_key(text) {
+        return Some(key("basis device key"));
+    }
     for word in base58_words(text) {
         if is_extended_private_key(word) {
             return Some(key("BIP-32 extended private key"));

@@ -32,6 +32,7 @@
 //!   checksum-valid or not (digit-only tokens such as list numbers are skipped).
 //! - `Keystore`: JSON with `ciphertext`, `kdf` and `mac` in a `crypto`/`Crypto` object (or the
 //!   bare crypto object), as a value or inside text, even truncated or string-escaped.
+//!   A basis device key (`basis_dk_` + 43 base64url) is a `PrivateKey` too, anywhere.
 //! - `PemPrivateKey`: a `-----BEGIN … PRIVATE KEY-----` header (RSA, EC, OPENSSH, ENCRYPTED,
 //!   PKCS#8, PGP).
 //! - `ApiKey`: Anthropic `sk-ant-`, `OpenAI` `sk-`/`sk-proj-`, Stripe `sk_live_`/`rk_live_`,
@@ -57,6 +58,7 @@
 mod containers;
 mod credentials;
 mod decode;
+mod device_key;
 mod error;
 mod families;
 mod free_text;
@@ -75,6 +77,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use device_key::device_key_forms;
 pub use error::{SecretKind, SecretRefused};
 pub use free_text::{HostSecrets, MAX_WALLET_CHECKS, Rule};
 pub use payload::{

@@ -54,9 +54,17 @@ fn check_bytes_with(
     host: &HostSecrets<'_>,
 ) -> Result<(), SecretRefused> {
     let mut forms: Vec<Vec<u8>> = Vec::new();
-    for secret in host.known.iter().filter(|s| s.len() >= MIN_KNOWN) {
+    // Without whitespace, as `Walk::known` searches (a binary secret, a raw key seed, may hold
+    // whitespace bytes itself).
+    let stripped = host.known.iter().map(|s| {
+        s.iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect::<Vec<u8>>()
+    });
+    for secret in stripped.filter(|s| s.len() >= MIN_KNOWN) {
         for form in [
-            secret.to_vec(),
+            secret.clone(),
             secret.to_ascii_lowercase(),
             secret.to_ascii_uppercase(),
         ] {

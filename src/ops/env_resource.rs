@@ -1,5 +1,5 @@
-//! `env_resource`: the worker env file as an agent may see it: every public value, the token
-//! only as its fingerprint, unknown keys hidden. Backs the `basis://worker/env` MCP resource.
+//! `env_resource`: the worker env file as an agent may see it: every public value, the device
+//! key (and any legacy token or evaluator key) only as its fingerprint, unknown keys hidden. Backs the `basis://worker/env` MCP resource.
 
 use crate::config::WorkerEnv;
 use crate::domain::Problem;
@@ -13,7 +13,7 @@ pub struct Output {
     pub path: String,
     /// False when no env file has been written yet.
     pub exists: bool,
-    /// The file in dotenv form with `BASIS_WORKER_TOKEN` replaced by its fingerprint, or a
+    /// The file in dotenv form with the secrets replaced by their fingerprints, or a
     /// comment saying there is no file yet and what to call.
     pub text: String,
 }

@@ -1,5 +1,5 @@
-//! `basis orchestrator keys list|revoke|set-limits`: the operator manages a running
-//! orchestrator's API keys over its HTTP API with the admin key, read from `BASIS_ADMIN_KEY`
+//! `basis orchestrator keys list|revoke|set-limits` and `workers revoke`: the operator manages a
+//! running orchestrator's API keys and workers over its HTTP API with the admin key, read from `BASIS_ADMIN_KEY`
 //! or a file (`--admin-key-file`), never from an argument, and never printed. Going through
 //! the running orchestrator (not its database file) is what makes a revocation take effect at
 //! once: the replica that handles it forgets the key and tells the others.
@@ -11,9 +11,9 @@ use url::Url;
 
 use super::resolve::admin_key;
 use crate::client::OrchestratorClient;
-use crate::domain::{ErrorCode, Problem};
+use crate::domain::{ErrorCode, Problem, WorkerId};
 use crate::guard::{HostSecrets, check_free_text};
-use crate::wire::{ApiKey, KeyLimits, KeyList, KeyUsageReport, SetLimitsRequest};
+use crate::wire::{ApiKey, KeyLimits, KeyList, KeyUsageReport, SetLimitsRequest, WorkerRecord};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// Which orchestrator, and where the admin key is.
@@ -105,4 +105,15 @@ pub async fn set_limits(admin: &Admin, id: &str, limits: KeyLimits) -> Result<Ap
         .set_key_limits(id, &SetLimitsRequest::from(limits), &key)
         .await
         .map_err(Problem::from)
+}
+
+/// Revokes worker `id`: its key stops working at once on every route (and every replica), and
+/// its open channel closes; an admin re-registration lifts it.
+pub async fn revoke_worker(admin: &Admin, id: &str) -> Result<WorkerRecord, Problem> {
+    let id = WorkerId::parse(id.trim()).map_err(|e| {
+        Problem::new(ErrorCode::InvalidWorkerId, e.to_string())
+            .with_fix("Give the worker id as `GET /api/workers` lists it.")
+    })?;
+    let (client, key) = connect(admin, &env)?;
+    client.revoke_worker(&id, &key).await.map_err(Problem::from)
 }

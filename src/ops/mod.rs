@@ -3,6 +3,7 @@
 //! against secrets and parses into domain types) and returns an `Output` or a [`Problem`].
 
 mod context;
+pub(crate) mod env_edit;
 pub(crate) mod parse;
 
 pub mod canary;
@@ -18,6 +19,7 @@ pub mod receipts;
 pub mod register;
 pub mod resolve;
 pub mod rewards;
+pub mod rotate_key;
 pub mod service;
 pub mod settle;
 pub mod start;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Context, parse};
 use crate::client::OrchestratorClient;
 use crate::config::WorkerEnv;
-use crate::domain::{Problem, TokenFingerprint, WorkerId};
+use crate::domain::{KeyFingerprint, Problem, TokenFingerprint, WorkerId};
 use crate::guard::{GuardText, Guarded, SecretRefused};
 use crate::wire::{OnboardingStatus, WorkerRecord};
 
@@ -39,17 +39,24 @@ impl Guarded for Input {
 pub struct EnvState {
     pub path: String,
     pub exists: bool,
-    /// Worker id, wallet, runtime, models, orchestrator URL and token all present.
+    /// Worker id, wallet, runtime, models, orchestrator URL and device key (or a legacy
+    /// token) all present.
     pub complete: bool,
     /// Keys that are missing.
     pub missing: Vec<String>,
+    /// The device key's fingerprint (the key itself never leaves this host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_fingerprint: Option<TokenFingerprint>,
+    pub key_fingerprint: Option<KeyFingerprint>,
+    /// The file still holds a legacy BASIS_WORKER_TOKEN (register_worker moves the worker to
+    /// the device key and removes it).
+    pub legacy_token: bool,
     /// Why the file could not be read, if it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Problem>,
 }
 
+// Each bool is an independent finding.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Output {
     pub orchestrator_url: String,
@@ -63,8 +70,12 @@ pub struct Output {
     pub env: EnvState,
     /// The orchestrator knows this worker id.
     pub registered: bool,
-    /// Registered AND the orchestrator holds the hash of the token in this env file.
-    pub token_matches: bool,
+    /// Registered AND the orchestrator holds this env file's device key (or, for a worker that
+    /// has no key yet, its legacy token).
+    pub credential_matches: bool,
+    /// The orchestrator still knows this worker by a legacy token, not a device key:
+    /// register_worker moves it to the key.
+    pub legacy: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerRecord>,
     pub next_step: String,
@@ -76,7 +87,8 @@ fn env_state(path: &Path) -> (EnvState, Option<WorkerEnv>) {
         exists: path.exists(),
         complete: false,
         missing: Vec::new(),
-        token_fingerprint: None,
+        key_fingerprint: None,
+        legacy_token: false,
         error: None,
     };
     let env = match WorkerEnv::read_optional(path) {
@@ -95,7 +107,10 @@ fn env_state(path: &Path) -> (EnvState, Option<WorkerEnv>) {
         ("BASIS_WORKER_RUNTIME", env.runtime.is_some()),
         ("BASIS_WORKER_MODELS", !env.models.is_empty()),
         ("BASIS_ORCHESTRATOR_URL", env.orchestrator_url.is_some()),
-        ("BASIS_WORKER_TOKEN", env.token.is_some()),
+        (
+            "BASIS_DEVICE_KEY",
+            env.device_key.is_some() || env.token.is_some(),
+        ),
     ];
     state.missing = checks
         .iter()
@@ -103,11 +118,29 @@ fn env_state(path: &Path) -> (EnvState, Option<WorkerEnv>) {
         .map(|(k, _)| (*k).to_owned())
         .collect();
     state.complete = state.missing.is_empty();
-    state.token_fingerprint = env
-        .token
+    state.key_fingerprint = env
+        .device_key
         .as_ref()
-        .map(crate::domain::WorkerToken::fingerprint);
+        .map(crate::domain::DeviceKey::fingerprint);
+    state.legacy_token = env.token.is_some();
     (state, Some(env))
+}
+
+/// Whether `worker` (the orchestrator's record) holds this host's credential: its device key,
+/// or, for a record without a key, the legacy `token` (fingerprinted).
+fn matches(
+    worker: Option<&WorkerRecord>,
+    env: &EnvState,
+    token: Option<&TokenFingerprint>,
+) -> bool {
+    let Some(worker) = worker else {
+        return false;
+    };
+    match (&worker.key_fingerprint, &env.key_fingerprint) {
+        (Some(held), Some(ours)) => held == ours,
+        (Some(_), None) => false,
+        (None, _) => token.is_some_and(|t| worker.token_fingerprint == t.as_str()),
+    }
 }
 
 /// The orchestrator at `url` did not answer: say so first, then what to check. `source` says
@@ -151,10 +184,12 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
             Err(e) => orchestrator_error = Some(e.into()),
         }
     }
-    let token_matches = match (&worker, &env_state.token_fingerprint) {
-        (Some(w), Some(fp)) => w.token_fingerprint == fp.as_str(),
-        _ => false,
-    };
+    let token = env
+        .as_ref()
+        .and_then(|e| e.token.as_ref())
+        .map(crate::domain::WorkerToken::fingerprint);
+    let credential_matches = matches(worker.as_ref(), &env_state, token.as_ref());
+    let legacy = worker.as_ref().is_some_and(|w| w.key_fingerprint.is_none());
     let next_step = if onboarding.is_none() {
         format!(
             "{}; then ask again",
@@ -171,9 +206,13 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         "write the missing settings with write_env (public values only)".to_owned()
     } else if worker.is_none() {
         "register the worker with register_worker".to_owned()
-    } else if !token_matches {
-        "the orchestrator holds another token for this worker id: run register_worker from the \
-         host whose env file holds the worker's token, or ask the operator"
+    } else if legacy && credential_matches {
+        "the orchestrator still knows this worker by its legacy token: run register_worker to \
+         move it to its device key (the token is then refused)"
+            .to_owned()
+    } else if !credential_matches {
+        "the orchestrator holds another key for this worker id: run register_worker from the \
+         host whose env file holds the worker's device key, or ask the operator"
             .to_owned()
     } else {
         "ready: start the worker with start_worker, then check it with verify_online".to_owned()
@@ -184,7 +223,8 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         onboarding,
         orchestrator_error,
         registered: worker.is_some(),
-        token_matches,
+        credential_matches,
+        legacy,
         worker,
         env: env_state,
         next_step,

@@ -38,7 +38,7 @@ fn suggest_worker_id(s: &str) -> Option<String> {
 }
 
 /// Gives a private key pasted into a wallet field its own message (docs/SECURITY.md,
-/// "Identity: worker id, wallet, token"), before the generic
+/// "Identity: worker id, wallet, device key"), before the generic
 /// secrets guard sees it. Call it ahead of `Guarded::check_secrets`.
 pub fn refuse_key_as_wallet(s: Option<&str>) -> Result<(), Problem> {
     match s.map(WalletAddress::parse) {

@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
-use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -90,15 +89,10 @@ fn check(value: &Value) -> Result<crate::domain::ReceiptHash, Problem> {
 
 /// A receipt's id or hash (or a file's path) as the guard sees free text: a receipt hash is
 /// 64 hex, like a private key, so it passes unless it is labelled as a key or is one of this
-/// host's secrets (its worker token, its evaluator key, the key of its wallet).
+/// host's secrets (its device key, a legacy token, its evaluator key, the key of its wallet).
 fn guard(env: Option<&WorkerEnv>, value: &str) -> Result<(), Problem> {
-    let token = env.and_then(|e| e.token.as_ref());
-    let evaluator = env.and_then(|e| e.evaluator_key.as_ref());
-    let known: Vec<&[u8]> = token
-        .map(|t| t.expose_secret().as_bytes())
-        .into_iter()
-        .chain(evaluator.map(|k| k.expose_secret().as_bytes()))
-        .collect();
+    let secrets = env.map(super::tasks::host_secrets).unwrap_or_default();
+    let known: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
     let wallets: Vec<_> = env.and_then(|e| e.wallet).into_iter().collect();
     let host = HostSecrets {
         known: &known,

@@ -1,16 +1,23 @@
-//! `register_worker`: register this host's worker with the orchestrator. The token is made
-//! (or kept) in the env file here, and only its sha256 leaves the host.
+//! `register_worker`: register this host's worker with the orchestrator (docs/SECURITY.md,
+//! "Registration"). The device key is made (or kept) in the env file here; only its public key
+//! and the request's signature by it leave the host. A legacy env file's token is sent once, as
+//! the proof that moves the worker to its key, and removed from the file once the orchestrator
+//! holds the key.
 
+use std::path::Path;
 use std::time::Duration;
 
 use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{Context, parse, write_env};
+use super::resolve::ENV_ADMIN_KEY;
+use super::{Context, env_edit, parse, write_env};
 use crate::client::{ClientError, OrchestratorClient, RegisterAuth};
 use crate::config::WorkerEnv;
-use crate::domain::{ErrorCode, Problem, TokenFingerprint, WorkerToken};
+use crate::domain::{
+    DevicePublicKey, ErrorCode, KeyFingerprint, Problem, TokenSha256, WorkerToken,
+};
 use crate::guard::{GuardText, Guarded, SecretRefused};
 use crate::hardware::{self, CheckOptions, HardwareReport};
 use crate::wire::{GpuSummary, HardwareSummary, MAX_TEXT_LEN, RegisterRequest, WorkerRecord};
@@ -38,8 +45,17 @@ pub struct Input {
     #[serde(default)]
     pub models: Option<Vec<String>>,
     /// The orchestrator to register with (saved in the env file once it has answered).
+    /// Another than the one the env file names needs new_orchestrator.
     #[serde(default)]
     pub orchestrator_url: Option<String>,
+    /// Confirms moving this worker to a different orchestrator than the one its env file
+    /// names (default false: such a change is refused).
+    #[serde(default)]
+    pub new_orchestrator: Option<bool>,
+    /// Accept a plain http:// orchestrator that is not on this machine (default false: refused,
+    /// since jobs and outputs would travel in clear; use https://).
+    #[serde(default)]
+    pub allow_insecure_http: Option<bool>,
     /// Let this worker hold several task claims at once (saved in the env file; default
     /// false: one claim at a time).
     #[serde(default)]
@@ -66,69 +82,67 @@ pub struct Output {
     pub record: WorkerRecord,
     /// True when this call created the registration; false when it was already there.
     pub created: bool,
-    /// First 8 hex of sha256 of the token in the env file (matches `record.token_fingerprint`).
-    pub token_fingerprint: TokenFingerprint,
+    /// The fingerprint of the device key in the env file (matches `record.key_fingerprint`).
+    /// The private key never leaves this host.
+    pub key_fingerprint: KeyFingerprint,
+    /// True when this call moved the worker from its legacy token to the device key: the
+    /// token was proven once and removed from the env file; the orchestrator refuses it now.
+    pub migrated: bool,
+    /// The orchestrator the env file named before, when this call moved the worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_orchestrator_url: Option<String>,
     pub env_file: String,
     pub orchestrator_url: String,
     pub next_step: String,
 }
 
-/// Saves the given settings, then registers with the token's sha256 (proving possession of
-/// the current token, so re-running is idempotent).
+/// Saves the given settings, then registers the device key's public half, signed by the key
+/// (proving possession, so re-running is idempotent).
 pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     parse::refuse_key_as_wallet(input.wallet.as_deref())?;
     input.check_secrets()?;
     let given_url = input
         .orchestrator_url
         .as_deref()
-        .map(|u| parse::http_url("orchestrator_url", u))
+        .map(|u| write_env::orchestrator_url("orchestrator_url", u, input.allow_insecure_http))
         .transpose()?;
-    // The token comes from the file as `update` wrote it under the env file's lock: a
-    // concurrent first write_env or register_worker either created the file before (and this
-    // keeps its token) or waits and keeps this one. The lock is not held across the network
-    // call below: basis never replaces a token that exists, so nothing can change it meanwhile.
-    let (written, env) = write_env::update(
-        ctx,
-        &write_env::Input {
-            wallet: input.wallet.clone(),
-            worker_id: input.worker_id.clone(),
-            runtime: input.runtime.clone(),
-            models: input.models.clone(),
-            multi_task: input.multi_task,
-            out: input.env_file.clone(),
-            ..write_env::Input::default()
-        },
-    )?;
-    let token = env.token.as_ref().ok_or_else(|| {
+    let write_env::Written {
+        output: written,
+        env,
+        file_url,
+    } = save_settings(ctx, input, given_url.as_ref())?;
+    let key = env.device_key.as_ref().ok_or_else(|| {
         Problem::new(
             ErrorCode::Internal,
-            "the env file has no token after writing it",
+            "the env file has no device key after writing it",
         )
     })?;
+    // Only the orchestrator the file named before counts: a default this call filled in is no
+    // choice the user made.
+    let moved_from = write_env::check_move(
+        &written.path,
+        file_url.as_ref(),
+        given_url.as_ref(),
+        input.new_orchestrator.unwrap_or(false),
+    )?;
     let url = given_url
         .clone()
         .or_else(|| env.orchestrator_url.clone())
         .unwrap_or_else(|| ctx.settings.orchestrator_url.clone());
-    let request = RegisterRequest {
-        worker_id: written.worker_id.clone(),
-        wallet: written.wallet,
-        runtime: written.runtime,
-        models: written.models.clone(),
-        token_sha256: token.sha256(),
-        hardware: Some(hardware_summary(ctx).await),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        multi_task: env.multi_task.unwrap_or(false),
-        labels: env.labels.clone(),
-    };
+    let request = registration(ctx, &env, &key.public()).await?;
     let client = OrchestratorClient::new(url.clone(), Duration::from_secs(10))?;
     let enrollment = enrollment_key(&env);
+    let admin = admin_key();
     let outcome = client
         .register_with(
             &request,
             RegisterAuth {
-                proof: Some(token),
+                key: Some(key),
+                previous_key: None,
+                // A legacy worker proves its token once, moving to the key.
+                proof: env.token.as_ref(),
                 enrollment_key: enrollment.as_ref(),
-                admin_key: None,
+                admin_key: admin.as_ref(),
             },
         )
         .await;
@@ -140,36 +154,159 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         Ok(_) | Err(ClientError::Api { .. } | ClientError::UnknownCode { .. })
     );
     if answered && given_url.is_some_and(|u| env.orchestrator_url.as_ref() != Some(&u)) {
-        write_env::run(
-            ctx,
-            &write_env::Input {
-                orchestrator_url: input.orchestrator_url.clone(),
-                out: input.env_file.clone(),
-                ..write_env::Input::default()
-            },
-        )?;
+        save_url(ctx, input)?;
     }
-    let outcome = outcome?;
+    let outcome = outcome.map_err(|e| refusal(e, &env))?;
+    let fingerprint = key.fingerprint();
+    let migrated = match &env.token {
+        Some(token) if outcome.record.key_fingerprint.as_ref() == Some(&fingerprint) => {
+            retire_token(ctx, Path::new(&written.path), token, &fingerprint)?
+        }
+        _ => false,
+    };
     tracing::info!(
         worker_id = %written.worker_id,
         orchestrator = %url,
         created = outcome.created,
-        token_fingerprint = %WorkerToken::fingerprint(token),
+        migrated,
+        key_fingerprint = %fingerprint,
         "registered with the orchestrator"
     );
+    let next_step = if migrated {
+        "the worker now authenticates with its device key and its old token is refused: if it \
+         is running, restart it (stop_worker, then start_worker) so it connects with the key; \
+         else start it with start_worker, then check it with verify_online"
+    } else {
+        "start the worker with start_worker, then check it with verify_online"
+    };
     Ok(Output {
         record: outcome.record,
         created: outcome.created,
-        token_fingerprint: WorkerToken::fingerprint(token),
+        key_fingerprint: fingerprint,
+        migrated,
+        previous_orchestrator_url: moved_from.map(|u| u.as_str().trim_end_matches('/').to_owned()),
         env_file: written.path,
         orchestrator_url: url.to_string(),
-        next_step: "start the worker with start_worker, then check it with verify_online"
-            .to_owned(),
+        next_step: next_step.to_owned(),
     })
 }
 
+/// Saves the given settings in the env file (creating it, and its device key, if needed) and
+/// returns it as written. A file that names no orchestrator yet gets `given_url` (so of racing
+/// first writes, the one that creates the file picks the URL the others are checked against).
+/// The key comes from the file as written under its lock: a concurrent first write_env or
+/// register_worker either created the file before (and this keeps its key) or waits and keeps
+/// this one. The lock is not held across the network call that follows: basis never replaces
+/// a key that exists (only rotate_key does, under the lock).
+fn save_settings(
+    ctx: &Context,
+    input: &Input,
+    given_url: Option<&url::Url>,
+) -> Result<write_env::Written, Problem> {
+    write_env::update(
+        ctx,
+        &write_env::Input {
+            wallet: input.wallet.clone(),
+            worker_id: input.worker_id.clone(),
+            runtime: input.runtime.clone(),
+            models: input.models.clone(),
+            multi_task: input.multi_task,
+            out: input.env_file.clone(),
+            ..write_env::Input::default()
+        },
+        given_url,
+    )
+}
+
+/// Saves the orchestrator URL given (which answered) in the env file.
+fn save_url(ctx: &Context, input: &Input) -> Result<(), Problem> {
+    write_env::run(
+        ctx,
+        &write_env::Input {
+            orchestrator_url: input.orchestrator_url.clone(),
+            new_orchestrator: Some(true),
+            allow_insecure_http: input.allow_insecure_http,
+            out: input.env_file.clone(),
+            ..write_env::Input::default()
+        },
+    )
+    .map(|_| ())
+}
+
+/// The registration of the worker `env` describes (`write_env::update` completed it), with
+/// `key` as its device key.
+pub(super) async fn registration(
+    ctx: &Context,
+    env: &WorkerEnv,
+    key: &DevicePublicKey,
+) -> Result<RegisterRequest, Problem> {
+    let (Some(worker_id), Some(wallet), Some(runtime)) =
+        (env.worker_id.clone(), env.wallet, env.runtime)
+    else {
+        return Err(Problem::new(
+            ErrorCode::EnvIncomplete,
+            "the env file lacks the worker id, the wallet or the runtime",
+        )
+        .with_fix("complete it with write_env (public values only)"));
+    };
+    Ok(RegisterRequest {
+        worker_id,
+        wallet,
+        runtime,
+        models: env.models.clone(),
+        token_sha256: TokenSha256::sha256(key.as_bytes()),
+        public_key: Some(*key),
+        hardware: Some(hardware_summary(ctx).await),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        multi_task: env.multi_task.unwrap_or(false),
+        labels: env.labels.clone(),
+    })
+}
+
+/// Removes the legacy `token` from the env file at `path` now that the orchestrator holds the
+/// device key with `fingerprint` (only if the file still holds both). Whether it did.
+fn retire_token(
+    ctx: &Context,
+    path: &Path,
+    token: &WorkerToken,
+    fingerprint: &KeyFingerprint,
+) -> Result<bool, Problem> {
+    let (_, done) = env_edit::edit(ctx, path, |env| {
+        let same_token = env.token.as_ref().is_some_and(|t| t.ct_eq(token));
+        let same_key = env
+            .device_key
+            .as_ref()
+            .is_some_and(|k| k.fingerprint() == *fingerprint);
+        (same_token && same_key).then(|| env.token = None)
+    })?;
+    Ok(done.is_some())
+}
+
+/// A refused registration, with a hint when an interrupted rotation explains it.
+fn refusal(e: ClientError, env: &WorkerEnv) -> Problem {
+    let mut problem = Problem::from(e);
+    if problem.code == ErrorCode::WorkerIdTaken && env.device_key_next.is_some() {
+        problem.fix = Some(
+            "The env file holds BASIS_DEVICE_KEY_NEXT: a key rotation was interrupted, and the \
+             orchestrator may already hold the new key. Finish it with rotate_key (`basis \
+             rotate-key`), then register again."
+                .to_owned(),
+        );
+    }
+    problem
+}
+
+/// The operator's admin key, from the process environment only: with it, a registration may
+/// replace a lost key or lift a revocation (recovery).
+fn admin_key() -> Option<SecretString> {
+    std::env::var(ENV_ADMIN_KEY)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| SecretString::from(v.trim().to_owned()))
+}
+
 /// What the orchestrator learns about this machine: a quick hardware check, summarised.
-async fn hardware_summary(ctx: &Context) -> HardwareSummary {
+pub(super) async fn hardware_summary(ctx: &Context) -> HardwareSummary {
     let mut opts = CheckOptions::new(ctx.dirs().state_dir.clone());
     opts.probe_timeout = Duration::from_millis(800);
     summarise(&hardware::check(&opts).await)

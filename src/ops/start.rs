@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::Context;
 use super::status::read_worker_status;
 use crate::config::{
-    Dirs, KEY_MODELS, KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_TOKEN, KEY_WALLET, KEY_WORKER_ID,
+    Dirs, KEY_DEVICE_KEY, KEY_MODELS, KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_WALLET, KEY_WORKER_ID,
     WorkerEnv,
 };
 use crate::domain::{ErrorCode, Problem};
@@ -52,7 +52,7 @@ impl Guarded for Input {
     }
 }
 
-/// The started supervisor. Never contains the token.
+/// The started supervisor. Never contains a key or token.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Output {
     /// The supervisor's process id.
@@ -209,7 +209,11 @@ pub(crate) fn check_env(path: &Path) -> Result<(), Problem> {
         (KEY_RUNTIME, env.runtime.is_none()),
         (KEY_MODELS, env.models.is_empty()),
         (KEY_ORCHESTRATOR_URL, env.orchestrator_url.is_none()),
-        (KEY_TOKEN, env.token.is_none()),
+        // A legacy env file's token still starts the worker (until it registers its key).
+        (
+            KEY_DEVICE_KEY,
+            env.device_key.is_none() && env.token.is_none(),
+        ),
     ]
     .into_iter()
     .filter_map(|(key, missing)| missing.then_some(key))
@@ -222,7 +226,7 @@ pub(crate) fn check_env(path: &Path) -> Result<(), Problem> {
         format!("{} lacks {}", path.display(), missing.join(", ")),
     )
     .with_fix(
-        "write it with write_env (`basis write-env`, public values only; it generates the token), then register_worker (`basis register`)",
+        "write it with write_env (`basis write-env`, public values only; it generates the device key), then register_worker (`basis register`)",
     ))
 }
 

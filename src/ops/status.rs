@@ -66,7 +66,7 @@ impl SupervisorPresence {
     }
 }
 
-/// The supervisor and worker on this host. Never contains the worker token.
+/// The supervisor and worker on this host. Never contains a key or token.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Output {
     pub supervisor: SupervisorPresence,

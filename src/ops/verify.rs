@@ -151,12 +151,17 @@ fn orchestrator_reachable(net: &network::Output) -> Check {
 fn registered(net: &network::Output) -> Check {
     item(
         "registered",
-        net.registered && net.token_matches,
-        match (net.reachable, net.registered, net.token_matches) {
+        net.registered && net.credential_matches,
+        match (net.reachable, net.registered, net.credential_matches) {
             (false, _, _) => "unknown: the orchestrator could not be asked".to_owned(),
             (true, false, _) => "the orchestrator does not know this worker id".to_owned(),
-            (true, true, false) => "the orchestrator holds another token for this id".to_owned(),
-            (true, true, true) => "registered with this host's token".to_owned(),
+            (true, true, false) => "the orchestrator holds another key for this id".to_owned(),
+            (true, true, true) if net.legacy => {
+                "registered with this host's legacy token; register_worker moves it to the \
+                 device key"
+                    .to_owned()
+            }
+            (true, true, true) => "registered with this host's device key".to_owned(),
         },
         if net.reachable {
             "run register_worker (`basis register`)"

@@ -1,8 +1,12 @@
 //! `write_env`: write the worker's env file (docs/FILES.md, "worker.env") from public
-//! settings. The token is generated here, on the host, when the file has none, and an
-//! existing one is always kept: the whole read-modify-write runs under the file's
-//! cross-process [`EnvLock`], so of several processes racing to create the file, one creates
-//! it and the others keep its token.
+//! settings. The device key is generated here, on the host, when the file has none, and an
+//! existing one is always kept (so is a legacy token, until registration retires it): the whole
+//! read-modify-write runs under the file's cross-process [`EnvLock`], so of several processes
+//! racing to create the file, one creates it and the others keep its key.
+//!
+//! Pointing an existing worker at another orchestrator is deliberate (`new_orchestrator`), and a
+//! plain `http://` orchestrator off this machine is refused unless `allow_insecure_http` says
+//! otherwise: jobs and outputs would cross the network in clear.
 
 use std::path::Path;
 
@@ -15,12 +19,12 @@ use super::parse;
 use crate::config::{
     ENV_FILE_MODE, EnvFileError, EnvLock, EnvTarget, MAX_CAPACITY, WorkerEnv, env_target,
 };
-use crate::domain::{ErrorCode, Problem, Runtime, TokenFingerprint, WalletAddress, WorkerId};
+use crate::domain::{ErrorCode, KeyFingerprint, Problem, Runtime, WalletAddress, WorkerId};
 use crate::guard::{GuardText, Guarded, SecretRefused};
 use crate::worker::effective_capacity;
 
 /// Public settings for the worker. Every field is optional on a rewrite: what is omitted keeps
-/// its current value. Never put a private key, seed phrase or token here.
+/// its current value. Never put a private key, device key, seed phrase or token here.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
@@ -46,8 +50,17 @@ pub struct Input {
     #[serde(default)]
     pub vllm_url: Option<String>,
     /// The orchestrator to register with (default from basis.toml / BASIS_ORCHESTRATOR_URL).
+    /// Changing the one an existing env file names needs new_orchestrator.
     #[serde(default)]
     pub orchestrator_url: Option<String>,
+    /// Confirms moving this worker to a different orchestrator than the one its env file
+    /// names (default false: such a change is refused).
+    #[serde(default)]
+    pub new_orchestrator: Option<bool>,
+    /// Accept a plain http:// orchestrator that is not on this machine (default false: refused,
+    /// since jobs and outputs would travel in clear; use https://).
+    #[serde(default)]
+    pub allow_insecure_http: Option<bool>,
     /// Let this worker hold several task claims at once when it registers (default false:
     /// one claim at a time).
     #[serde(default)]
@@ -94,7 +107,9 @@ impl Guarded for Input {
     }
 }
 
-/// What was written. Shows the token's fingerprint, never the token.
+/// What was written. Shows the device key's fingerprint, never the key.
+// Each bool is an independent fact about the file.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Output {
     /// Absolute path of the env file.
@@ -105,10 +120,17 @@ pub struct Output {
     pub keys_written: Vec<String>,
     /// True when the file did not exist before.
     pub created: bool,
-    /// True when an existing token was kept; false when one was generated now.
-    pub token_kept: bool,
-    /// First 8 hex of sha256(token).
-    pub token_fingerprint: TokenFingerprint,
+    /// True when an existing device key was kept; false when one was generated now.
+    pub key_kept: bool,
+    /// The device key's fingerprint (SHA256: + base64 of its public key's sha256). The private
+    /// key never leaves this host.
+    pub key_fingerprint: KeyFingerprint,
+    /// The file still holds a legacy BASIS_WORKER_TOKEN: register_worker moves the worker to
+    /// the device key, proving the token once, then removes it.
+    pub legacy_token: bool,
+    /// The orchestrator the file named before, when this call changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_orchestrator_url: Option<String>,
     pub worker_id: WorkerId,
     pub wallet: WalletAddress,
     pub runtime: Runtime,
@@ -141,15 +163,21 @@ fn update_from(input: &Input) -> Result<WorkerEnv, Problem> {
         ollama_model: input.ollama_model.clone(),
         ollama_url: opt_url("ollama_url", input.ollama_url.as_deref())?,
         vllm_url: opt_url("vllm_url", input.vllm_url.as_deref())?,
-        orchestrator_url: opt_url("orchestrator_url", input.orchestrator_url.as_deref())?,
+        orchestrator_url: input
+            .orchestrator_url
+            .as_deref()
+            .map(|u| orchestrator_url("orchestrator_url", u, input.allow_insecure_http))
+            .transpose()?,
         token: None,
+        device_key: None,
+        device_key_next: None,
         evaluator_key: None,
         multi_task: input.multi_task,
         fallback_urls: input
             .fallback_orchestrator_urls
             .iter()
             .flatten()
-            .map(|u| parse::http_url("fallback_orchestrator_urls", u))
+            .map(|u| orchestrator_url("fallback_orchestrator_urls", u, input.allow_insecure_http))
             .collect::<Result<_, _>>()?,
         capacity: input.capacity.map(parse_capacity).transpose()?,
         labels: match &input.labels {
@@ -183,6 +211,87 @@ fn opt_url(field: &str, value: Option<&str>) -> Result<Option<Url>, Problem> {
     value.map(|v| parse::http_url(field, v)).transpose()
 }
 
+/// An orchestrator URL given in `field`: http(s), and https unless the host is this machine
+/// (127.0.0.0/8, ::1, localhost) or `allow_insecure_http`.
+pub(super) fn orchestrator_url(
+    field: &str,
+    value: &str,
+    allow_insecure_http: Option<bool>,
+) -> Result<Url, Problem> {
+    let url = parse::http_url(field, value)?;
+    if url.scheme() == "http" && !is_loopback(&url) && !allow_insecure_http.unwrap_or(false) {
+        return Err(Problem::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{field}: {} is a plain http:// orchestrator on another machine: the jobs, their \
+                 outputs and the registration would travel in clear",
+                url.as_str().trim_end_matches('/')
+            ),
+        )
+        .with_fix(format!(
+            "give its https:// address; or, on a network you trust, confirm it with \
+             allow_insecure_http: true (`--allow-insecure-http`) next to {field}"
+        )));
+    }
+    Ok(url)
+}
+
+/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Whether two orchestrator URLs name the same orchestrator (`http://h:1` and `http://h:1/`
+/// do).
+fn same_url(a: &Url, b: &Url) -> bool {
+    a.as_str().trim_end_matches('/') == b.as_str().trim_end_matches('/')
+}
+
+/// The orchestrator the env file at `env_file` names (`file_url`) when `given` moves the worker
+/// off it; refused unless `confirmed` (`new_orchestrator`). None when nothing moves.
+pub(super) fn check_move(
+    env_file: &str,
+    file_url: Option<&Url>,
+    given: Option<&Url>,
+    confirmed: bool,
+) -> Result<Option<Url>, Problem> {
+    match (file_url, given) {
+        (Some(old), Some(new)) if !same_url(old, new) => {
+            if confirmed {
+                Ok(Some(old.clone()))
+            } else {
+                Err(orchestrator_change_refused(env_file, old, new))
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The refusal to move a worker from orchestrator `from` to `to` without `new_orchestrator`.
+fn orchestrator_change_refused(env_file: &str, from: &Url, to: &Url) -> Problem {
+    let (from, to) = (
+        from.as_str().trim_end_matches('/'),
+        to.as_str().trim_end_matches('/'),
+    );
+    Problem::new(
+        ErrorCode::InvalidArgument,
+        format!(
+            "the env file {env_file} points this worker at the orchestrator {from}; this call \
+             would move it to {to}, a different orchestrator"
+        ),
+    )
+    .with_fix(format!(
+        "to move the worker to {to} (it then registers there under the same worker id and \
+         device key), repeat the call with new_orchestrator: true (`--new-orchestrator`); to \
+         stay with {from}, leave orchestrator_url out"
+    ))
+}
+
 /// Models when none were given: the echo runtime serves `echo`; another runtime drops that
 /// simulator model and serves its Ollama model when one is set.
 fn default_models(env: &mut WorkerEnv, runtime: Runtime) {
@@ -206,13 +315,27 @@ const ECHO_MODEL: &str = "echo";
 /// Merges the input into the env file (creating it if needed), keeps or generates the token,
 /// and writes it atomically with mode 0600, all under the file's [`EnvLock`].
 pub fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
-    update(ctx, input).map(|(output, _)| output)
+    update(ctx, input, None).map(|written| written.output)
 }
 
-/// [`run`], also returning the file as written, token included, for `register_worker`: the
-/// token it registers is the one this call read or created under the lock, and basis never
-/// replaces a token that exists, so it is the one the file keeps.
-pub(super) fn update(ctx: &Context, input: &Input) -> Result<(Output, WorkerEnv), Problem> {
+/// What [`update`] wrote.
+pub(super) struct Written {
+    pub output: Output,
+    /// The file as written, its device key included.
+    pub env: WorkerEnv,
+    /// The orchestrator the file named before this call (none for a new file).
+    pub file_url: Option<Url>,
+}
+
+/// [`run`], also returning the file as written, device key included, for `register_worker`:
+/// the key it registers is the one this call read or created under the lock, and basis never
+/// replaces a key that exists (only `rotate_key` does), so it is the one the file keeps.
+/// `default_url` is the orchestrator a file that names none gets (else the configured one).
+pub(super) fn update(
+    ctx: &Context,
+    input: &Input,
+    default_url: Option<&Url>,
+) -> Result<Written, Problem> {
     parse::refuse_key_as_wallet(input.wallet.as_deref())?;
     input.check_secrets()?;
     let update = update_from(input)?;
@@ -235,15 +358,19 @@ pub(super) fn update(ctx: &Context, input: &Input) -> Result<(Output, WorkerEnv)
         force,
         clear_fallbacks,
         clear_labels,
+        new_orchestrator: input.new_orchestrator.unwrap_or(false),
     };
-    match merge_and_write(ctx, &path, update.clone(), how) {
-        Err(EnvFileError::Appeared { .. }) => merge_and_write(ctx, &path, update, how),
+    let default_url = default_url.unwrap_or(&ctx.settings.orchestrator_url);
+    match merge_and_write(ctx, &path, update.clone(), how, default_url) {
+        Err(EnvFileError::Appeared { .. }) => merge_and_write(ctx, &path, update, how, default_url),
         other => other,
     }
     .map_err(Problem::from)?
 }
 
 /// How [`merge_and_write`] treats what is there.
+// Each bool is an independent switch of the input.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Copy)]
 struct How {
     /// Replace a file that is not a worker env file.
@@ -252,6 +379,8 @@ struct How {
     clear_fallbacks: bool,
     /// Remove the labels (`labels: []`).
     clear_labels: bool,
+    /// Point an existing worker at a different orchestrator.
+    new_orchestrator: bool,
 }
 
 impl How {
@@ -266,6 +395,25 @@ impl How {
     }
 }
 
+/// The problem of an env file that would lack the worker id or the wallet.
+fn incomplete(env: &WorkerEnv) -> Problem {
+    let missing: Vec<&str> = [
+        ("worker_id", env.worker_id.is_none()),
+        ("wallet", env.wallet.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(k, m)| m.then_some(k))
+    .collect();
+    Problem::new(
+        ErrorCode::EnvIncomplete,
+        format!("the env file would lack {}", missing.join(" and ")),
+    )
+    .with_fix(format!(
+        "pass {} (public values only)",
+        missing.join(" and ")
+    ))
+}
+
 /// One read-merge-write of the env file at `path` (checked, locked). A file there that is
 /// not a worker env file is refused, or with `force` replaced without reading it. The outer
 /// error is the file's (a retry may help); the inner one is the merged settings'.
@@ -274,7 +422,8 @@ fn merge_and_write(
     path: &Path,
     update: WorkerEnv,
     how: How,
-) -> Result<Result<(Output, WorkerEnv), Problem>, EnvFileError> {
+    default_url: &Url,
+) -> Result<Result<Written, Problem>, EnvFileError> {
     let force = how.force;
     let target = env_target(path)?;
     let existing = match target {
@@ -288,6 +437,16 @@ fn merge_and_write(
     };
     let created = existing.is_none() && target != EnvTarget::Foreign;
     let mut env = existing.unwrap_or_default();
+    let file_url = env.orchestrator_url.clone();
+    let previous_orchestrator_url = match check_move(
+        &path.display().to_string(),
+        file_url.as_ref(),
+        update.orchestrator_url.as_ref(),
+        how.new_orchestrator,
+    ) {
+        Ok(previous) => previous,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let models_given = !update.models.is_empty();
     env.merge(update);
     how.clear(&mut env);
@@ -296,26 +455,12 @@ fn merge_and_write(
         default_models(&mut env, runtime);
     }
     if env.orchestrator_url.is_none() {
-        env.orchestrator_url = Some(ctx.settings.orchestrator_url.clone());
+        env.orchestrator_url = Some(default_url.clone());
     }
     let (Some(worker_id), Some(wallet), Some(runtime)) =
         (env.worker_id.clone(), env.wallet, env.runtime)
     else {
-        let missing: Vec<&str> = [
-            ("worker_id", env.worker_id.is_none()),
-            ("wallet", env.wallet.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(k, m)| m.then_some(k))
-        .collect();
-        return Ok(Err(Problem::new(
-            ErrorCode::EnvIncomplete,
-            format!("the env file would lack {}", missing.join(" and ")),
-        )
-        .with_fix(format!(
-            "pass {} (public values only)",
-            missing.join(" and ")
-        ))));
+        return Ok(Err(incomplete(&env)));
     };
     if env.models.is_empty() {
         return Ok(Err(Problem::new(
@@ -324,23 +469,23 @@ fn merge_and_write(
         )
         .with_fix("pass models, e.g. [\"llama3.1:8b\"]")));
     }
-    let token_kept = !env.ensure_token();
+    let key_kept = !env.ensure_device_key();
     let written = if created {
         env.create(path, &ctx.allowed)?
     } else {
         env.write(path, &ctx.allowed)?
     };
-    let Some(token_fingerprint) = written.token_fingerprint.clone() else {
+    let Some(key_fingerprint) = written.key_fingerprint.clone() else {
         return Ok(Err(Problem::new(
             ErrorCode::Internal,
-            "the env file was written without a token",
+            "the env file was written without a device key",
         )));
     };
     tracing::debug!(
         path = %written.path.display(),
         created,
-        token_kept,
-        token_fingerprint = %token_fingerprint,
+        key_kept,
+        key_fingerprint = %key_fingerprint,
         "wrote the env file"
     );
     let output = Output {
@@ -348,8 +493,11 @@ fn merge_and_write(
         mode: format!("{ENV_FILE_MODE:04o}"),
         keys_written: written.keys,
         created,
-        token_kept,
-        token_fingerprint,
+        key_kept,
+        key_fingerprint,
+        legacy_token: env.token.is_some(),
+        previous_orchestrator_url: previous_orchestrator_url
+            .map(|u| u.as_str().trim_end_matches('/').to_owned()),
         worker_id,
         wallet,
         runtime,
@@ -372,7 +520,11 @@ fn merge_and_write(
         next_step: "register the worker with the orchestrator (register_worker / `basis register`)"
             .to_owned(),
     };
-    Ok(Ok((output, env)))
+    Ok(Ok(Written {
+        output,
+        env,
+        file_url,
+    }))
 }
 
 #[cfg(test)]
@@ -384,10 +536,10 @@ mod tests {
     const WALLET: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
 
     /// Threads released together all find the file missing at once, the race that made each
-    /// create it with a token of its own: under the lock one creates it and the rest keep its
-    /// token, and the file holds that one token.
+    /// create it with a key of its own: under the lock one creates it and the rest keep its
+    /// key, and the file holds that one key.
     #[test]
-    fn racing_first_writes_end_with_one_token_the_one_each_reported() {
+    fn racing_first_writes_end_with_one_key_the_one_each_reported() {
         for round in 0..5 {
             let home = tempfile::tempdir().unwrap();
             let url = url::Url::parse("http://127.0.0.1:9").unwrap();
@@ -405,24 +557,25 @@ mod tests {
                             ..Input::default()
                         };
                         barrier.wait();
-                        update(&ctx, &input).unwrap()
+                        update(&ctx, &input, None).unwrap()
                     })
                 })
                 .collect();
-            let results: Vec<(Output, WorkerEnv)> =
-                threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let results: Vec<(Output, WorkerEnv)> = threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .map(|w| (w.output, w.env))
+                .collect();
             let on_disk = WorkerEnv::read(&ctx.dirs().env_file()).unwrap();
-            let token = on_disk.token.as_ref().unwrap();
+            let key = on_disk.device_key.as_ref().unwrap();
+            assert!(on_disk.token.is_none(), "a new file has no token");
             let created = results.iter().filter(|(o, _)| o.created).count();
             assert_eq!(created, 1, "round {round}: one writer creates the file");
             for (output, env) in &results {
-                assert_eq!(
-                    output.token_fingerprint,
-                    token.fingerprint(),
-                    "round {round}"
-                );
-                assert_eq!(env.token.as_ref().unwrap().sha256(), token.sha256());
-                assert_eq!(output.token_kept, !output.created);
+                assert_eq!(output.key_fingerprint, key.fingerprint(), "round {round}");
+                assert_eq!(env.device_key.as_ref().unwrap().public(), key.public());
+                assert_eq!(output.key_kept, !output.created);
+                assert!(!output.legacy_token);
             }
         }
     }
@@ -450,12 +603,117 @@ mod tests {
 
         input.force = Some(true);
         let output = run(&ctx, &input).unwrap();
-        assert!(!output.created && !output.token_kept);
+        assert!(!output.created && !output.key_kept);
         let env = WorkerEnv::read(&bashrc).unwrap();
         assert!(env.extra.is_empty(), "the foreign lines are not merged");
-        assert_eq!(env.token.unwrap().fingerprint(), output.token_fingerprint);
-        // Now it is a worker env file: rewriting it needs no force and keeps its token.
+        assert_eq!(
+            env.device_key.unwrap().fingerprint(),
+            output.key_fingerprint
+        );
+        // Now it is a worker env file: rewriting it needs no force and keeps its key.
         input.force = None;
-        assert!(run(&ctx, &input).unwrap().token_kept);
+        assert!(run(&ctx, &input).unwrap().key_kept);
+    }
+
+    /// A legacy file's token is kept beside the new device key (registration needs it once);
+    /// no token is generated for it.
+    #[test]
+    fn a_legacy_token_is_kept_beside_a_new_device_key() {
+        let home = tempfile::tempdir().unwrap();
+        let url = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let ctx = Context::for_home(home.path(), &url).unwrap();
+        let path = ctx.dirs().env_file();
+        let mut legacy = WorkerEnv::default();
+        legacy.ensure_token();
+        let token = legacy.token.clone().unwrap();
+        legacy.write(&path, &ctx.allowed).unwrap();
+        let input = Input {
+            wallet: Some(WALLET.to_owned()),
+            worker_id: Some("gpu-1".to_owned()),
+            ..Input::default()
+        };
+        let output = run(&ctx, &input).unwrap();
+        assert!(!output.key_kept && output.legacy_token);
+        let env = WorkerEnv::read(&path).unwrap();
+        assert!(env.token.unwrap().ct_eq(&token));
+        assert_eq!(
+            env.device_key.unwrap().fingerprint(),
+            output.key_fingerprint
+        );
+    }
+
+    /// Another orchestrator than the file's needs new_orchestrator, and the result names the
+    /// old one; a plain http:// orchestrator off this machine needs allow_insecure_http.
+    #[test]
+    fn orchestrator_changes_are_deliberate_and_remote_http_is_refused() {
+        let home = tempfile::tempdir().unwrap();
+        let url = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let ctx = Context::for_home(home.path(), &url).unwrap();
+        let mut input = Input {
+            wallet: Some(WALLET.to_owned()),
+            worker_id: Some("gpu-1".to_owned()),
+            orchestrator_url: Some("http://127.0.0.1:8787".to_owned()),
+            ..Input::default()
+        };
+        let first = run(&ctx, &input).unwrap();
+        assert_eq!(first.previous_orchestrator_url, None);
+        // The same URL again (with a trailing slash): no change.
+        input.orchestrator_url = Some("http://127.0.0.1:8787/".to_owned());
+        assert_eq!(run(&ctx, &input).unwrap().previous_orchestrator_url, None);
+        input.orchestrator_url = Some("https://orch.example".to_owned());
+        let refused = run(&ctx, &input).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::InvalidArgument);
+        assert!(
+            refused.message.contains("http://127.0.0.1:8787"),
+            "{refused:?}"
+        );
+        assert!(
+            refused.message.contains("https://orch.example"),
+            "{refused:?}"
+        );
+        assert!(refused.fix.unwrap().contains("new_orchestrator"));
+        let env = WorkerEnv::read(&ctx.dirs().env_file()).unwrap();
+        assert_eq!(
+            env.orchestrator_url.unwrap().as_str(),
+            "http://127.0.0.1:8787/"
+        );
+        input.new_orchestrator = Some(true);
+        let moved = run(&ctx, &input).unwrap();
+        assert_eq!(
+            moved.previous_orchestrator_url.as_deref(),
+            Some("http://127.0.0.1:8787")
+        );
+        assert_eq!(
+            moved.key_fingerprint, first.key_fingerprint,
+            "the key is kept"
+        );
+
+        for remote in ["http://orch.example", "http://10.0.0.2:8787"] {
+            input.orchestrator_url = Some(remote.to_owned());
+            let refused = run(&ctx, &input).unwrap_err();
+            assert_eq!(refused.code, ErrorCode::InvalidArgument, "{remote}");
+            assert!(refused.message.contains("in clear"), "{refused:?}");
+            assert!(refused.fix.unwrap().contains("allow_insecure_http"));
+        }
+        input.allow_insecure_http = Some(true);
+        assert!(run(&ctx, &input).is_ok());
+        for local in [
+            "http://localhost:8787",
+            "http://127.0.0.2:1",
+            "http://[::1]:8787",
+        ] {
+            assert!(
+                orchestrator_url("orchestrator_url", local, None).is_ok(),
+                "{local}"
+            );
+        }
+        let fallback = Input {
+            fallback_orchestrator_urls: Some(vec!["http://orch-b.example".to_owned()]),
+            ..Input::default()
+        };
+        assert_eq!(
+            run(&ctx, &fallback).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Who is asking: the enrollment key (gated registration), the admin key, the worker's
-//! proof of possession (`Authorization: Bearer <token>`) and, for the task market, the evaluator
+//! Who is asking: the enrollment key (gated registration), the admin key, the worker (its
+//! signed request, `signed`, or a legacy worker's `Authorization: Bearer <token>`) and, for the task market, the evaluator
 //! key (`Authorization: Bearer <key>`) and who may read a submission ([`submission_reader`]).
 //! Keys and tokens are hashed and compared in constant time; none is ever logged or echoed.
 //!
@@ -17,9 +17,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use super::error::ApiError;
 use super::market::problems::worker_not_found;
 use super::rate_limit::retry_after_secs;
+use super::signed::{self, WorkerRequest};
 use super::state::AppState;
 use super::store::{KeyRole, KeySha256, WorkerRow};
 use crate::domain::{ErrorCode, TokenSha256, WorkerId, WorkerToken};
+use crate::wire::signature::LABEL;
 use crate::wire::{ADMIN_KEY_HEADER, ENROLLMENT_KEY_HEADER};
 
 /// What a credential header held.
@@ -87,21 +89,18 @@ pub async fn admin_key(
     }
 }
 
-/// Checks `Authorization: Bearer <token>` against the stored token hash.
+/// Checks `Authorization: Bearer <token>` against the stored token hash (a legacy worker's
+/// proof, and the one-time proof that moves it to a device key).
 pub fn worker_proof(
     state: &AppState,
     headers: &HeaderMap,
     stored: &TokenSha256,
     ip: IpAddr,
 ) -> Credential {
-    let Some(value) = header_str(headers, header::AUTHORIZATION.as_str()) else {
+    if header_str(headers, header::AUTHORIZATION.as_str()).is_none() {
         return Credential::Absent;
-    };
-    let valid = value
-        .strip_prefix("Bearer ")
-        .and_then(|t| WorkerToken::parse(t.trim()).ok())
-        .is_some_and(|token| token.matches(stored));
-    if valid {
+    }
+    if token_matches(headers, stored) {
         state.auth_succeeded(presented(headers));
         Credential::Valid
     } else {
@@ -170,46 +169,69 @@ pub fn not_locked_out(state: &AppState, ip: IpAddr, headers: &HeaderMap) -> Resu
     }
 }
 
-/// Worker `id`'s row, and whether `headers` prove it is the one asking (today
-/// `Authorization: Bearer <its token>`): the one worker-auth check every worker action goes
-/// through. `None` when no such worker is registered.
-pub async fn worker_auth(
-    state: &AppState,
-    headers: &HeaderMap,
-    ip: IpAddr,
-    id: &WorkerId,
-) -> Result<Option<(WorkerRow, bool)>, ApiError> {
-    let Some(row) = state.store.worker(id.clone()).await? else {
-        return Ok(None);
-    };
-    let proven = worker_proof(state, headers, &row.token_sha256, ip).is_valid();
-    Ok(Some((row, proven)))
-}
-
-/// The worker `id`, proven by `Authorization: Bearer <its token>`: 404 `WORKER_NOT_FOUND`,
-/// 401 `WORKER_TOKEN_INVALID` (missing or wrong), 429 after too many failures.
+/// Worker `id`'s row, checked to be the one asking: the one worker-auth check every worker
+/// action goes through (docs/SECURITY.md, "Signed requests"). A worker with a device key must
+/// sign the request (`signed::check`); a legacy worker without one proves its token
+/// (`Authorization: Bearer`), which stops working once it registers a key. 404
+/// `WORKER_NOT_FOUND`, 403 `WORKER_REVOKED`, 401 `WORKER_SIGNATURE_INVALID` or
+/// `WORKER_TOKEN_INVALID`, 429 after too many failures.
 pub async fn market_worker(
     state: &AppState,
-    headers: &HeaderMap,
+    req: &WorkerRequest,
     ip: IpAddr,
     id: &WorkerId,
 ) -> Result<WorkerRow, ApiError> {
-    not_locked_out(state, ip, headers)?;
-    match worker_auth(state, headers, ip, id).await? {
-        None => Err(worker_not_found(id)),
-        Some((row, true)) => Ok(row),
-        Some((_, false)) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::WorkerTokenInvalid,
-            format!("this action needs the token of worker `{id}` (it was not shown)"),
-        )
-        .with_fix(
-            "The env file's BASIS_WORKER_TOKEN is not the token this worker registered with. Run \
-             register_worker (`basis register`) on the host whose env file holds the worker's \
-             token, or register under another worker_id; network_status (`basis network`) shows \
-             whether the tokens match. basis sends the token itself; it is never a tool argument.",
-        )),
+    not_locked_out(state, ip, &req.headers)?;
+    let Some(row) = state.store.worker(id.clone()).await? else {
+        return Err(worker_not_found(id));
+    };
+    let verdict = proven(state, req, &row).await;
+    match &verdict {
+        Ok(()) => state.auth_succeeded(presented(&req.headers)),
+        Err(e) if e.problem.code != ErrorCode::Internal => {
+            state.auth_failed(ip, presented(&req.headers));
+        }
+        Err(_) => {}
     }
+    verdict.map(|()| row)
+}
+
+/// Whether `req` is by worker `row`: its signature, or for a legacy worker its token.
+async fn proven(state: &AppState, req: &WorkerRequest, row: &WorkerRow) -> Result<(), ApiError> {
+    let id = &row.worker_id;
+    if row.revoked_at.is_some() {
+        return Err(signed::revoked(id));
+    }
+    if let Some(key) = &row.public_key {
+        if !req.is_signed() {
+            return Err(signed::refused(format!(
+                "worker `{id}` has a device key: this action must be signed with it (a bearer \
+                 token is no longer accepted)"
+            )));
+        }
+        return signed::check(state, req, LABEL, id, key).await;
+    }
+    if token_matches(&req.headers, &row.token_sha256) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::WorkerTokenInvalid,
+        format!("this action needs the token of worker `{id}` (it was not shown)"),
+    )
+    .with_fix(
+        "The env file's BASIS_WORKER_TOKEN is not the token this worker registered with. Run \
+         register_worker (`basis register`) on the host whose env file holds the worker's \
+         token: it moves the worker to a device key that never leaves the host.",
+    ))
+}
+
+/// Whether `Authorization: Bearer <token>` holds the token whose hash is `stored`.
+fn token_matches(headers: &HeaderMap, stored: &TokenSha256) -> bool {
+    header_str(headers, header::AUTHORIZATION.as_str())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| WorkerToken::parse(t.trim()).ok())
+        .is_some_and(|token| token.matches(stored))
 }
 
 /// Who may read a submission (its output included).
@@ -227,6 +249,9 @@ pub enum SubmissionReader {
 
 /// Whether `headers` carry any credential a submission could be read with.
 pub fn has_credential(headers: &HeaderMap) -> bool {
+    if headers.contains_key(crate::wire::signature::SIGNATURE_INPUT_HEADER) {
+        return true;
+    }
     bearer(headers).is_some()
         || header_str(headers, ADMIN_KEY_HEADER).is_some_and(|k| !k.is_empty())
 }
@@ -250,13 +275,20 @@ pub fn submission_credential_required() -> ApiError {
 /// counts as a failed authentication.
 pub async fn submission_reader(
     state: &AppState,
-    headers: &HeaderMap,
+    req: &WorkerRequest,
     ip: IpAddr,
     worker: &WorkerId,
     poster: Option<&KeySha256>,
 ) -> Result<Option<SubmissionReader>, ApiError> {
+    let headers = &req.headers;
     if admin_key(state, headers, ip).await?.is_valid() {
         return Ok(Some(SubmissionReader::Admin));
+    }
+    if req.is_signed() {
+        return Ok(match state.store.worker(worker.clone()).await? {
+            Some(row) if proven(state, req, &row).await.is_ok() => Some(SubmissionReader::Worker),
+            _ => None,
+        });
     }
     let Some(key) = bearer(headers) else {
         return Ok(None);
@@ -270,10 +302,10 @@ pub async fn submission_reader(
     if posted_it && (state.config.open || role == Some(KeyRole::Client)) {
         return Ok(Some(SubmissionReader::Poster));
     }
-    if let Some((_, true)) = worker_auth(state, headers, ip, worker).await? {
-        return Ok(Some(SubmissionReader::Worker));
+    match state.store.worker(worker.clone()).await? {
+        Some(row) if proven(state, req, &row).await.is_ok() => Ok(Some(SubmissionReader::Worker)),
+        _ => Ok(None),
     }
-    Ok(None)
 }
 
 /// The bearer key of `Authorization`, if any.

@@ -22,6 +22,8 @@
 //! drain_timeout_s = 10                      # in-flight jobs get this long after SIGTERM
 //! asset = "USDC"                            # the asset named in receipts
 //! asset_decimals = 6                        # its decimals (default 6 for USDC; else unknown)
+//! origins = ["https://orch.example"]        # the URLs workers reach it by: their signatures
+//!                                           # must name one (default: the request's Host)
 //!
 //! [tasks]                                  # see `market::config` for every key
 //! protocol_fee_bps = 250
@@ -179,6 +181,9 @@ pub struct OrchestratorConfig {
     pub settlement: Option<SettlementConfig>,
     /// What gateway jobs pay per model (`[pricing]`); empty: every job credits 0.
     pub pricing: Pricing,
+    /// The origins workers' signatures must name (docs/SECURITY.md, "Signed requests"), as
+    /// `wire::signature::origin_of` writes them; empty: the request's own `Host`.
+    pub origins: Vec<String>,
 }
 
 /// Where the orchestrator's store lives.
@@ -238,6 +243,8 @@ struct RawConfig {
     drain_timeout_s: Option<u64>,
     asset: Option<String>,
     asset_decimals: Option<u8>,
+    #[serde(default)]
+    origins: Vec<String>,
     #[serde(default)]
     rate_limit: RawRateLimits,
     #[serde(default)]
@@ -392,6 +399,8 @@ impl OrchestratorConfig {
             matches!(database, Database::Postgres { .. }),
         )
         .map_err(ConfigError::Invalid)?;
+        let discovery = DiscoveryConfig::resolve(&raw.discovery).map_err(ConfigError::Invalid)?;
+        let discovery_url = discovery.public_url.clone();
         let config = Self {
             listen,
             database,
@@ -434,9 +443,10 @@ impl OrchestratorConfig {
             .map_err(ConfigError::Invalid)?,
             tasks,
             replica,
-            discovery: DiscoveryConfig::resolve(&raw.discovery).map_err(ConfigError::Invalid)?,
+            discovery,
             settlement: SettlementConfig::resolve(&raw.settlement).map_err(ConfigError::Invalid)?,
             pricing: Pricing::resolve(&raw.pricing).map_err(ConfigError::Invalid)?,
+            origins: origins(&raw.origins, discovery_url.as_ref()).map_err(ConfigError::Invalid)?,
         };
         config.validate()?;
         Ok(config)
@@ -566,6 +576,33 @@ fn default_db() -> Result<PathBuf, ConfigError> {
     crate::config::Dirs::resolve()
         .map(|d| d.state_dir.join(DB_FILE_NAME))
         .map_err(|e| ConfigError::NoStateDir(e.to_string()))
+}
+
+/// `origins`, each an http(s) URL without query or fragment, written as
+/// `wire::signature::origin_of` writes it, plus `[discovery] public_url` when set.
+fn origins(raw: &[String], public_url: Option<&url::Url>) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for text in raw {
+        let url = url::Url::parse(text).map_err(|e| format!("origins: `{text}`: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+        {
+            return Err(format!(
+                "origins: `{text}` must be an http(s) URL such as https://orch.example, without a \
+                 user, query or fragment"
+            ));
+        }
+        out.push(crate::wire::signature::origin_of(&url));
+    }
+    if let Some(url) = public_url {
+        out.push(crate::wire::signature::origin_of(url));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ mod reservation;
 mod routes;
 mod server;
 pub mod settlement;
+mod signed;
 mod state;
 pub mod store;
 pub mod trusted_proxies;

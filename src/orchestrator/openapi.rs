@@ -91,19 +91,59 @@ pub fn document() -> Value {
                 "operationId": "onboardingStatus",
                 "summary": "Registration mode, job routing, settlement, heartbeat timings",
                 "responses": { "200": ok("Posture", &onboarding) }
-            }},
+            }}
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": security_schemes()
+        }
+    });
+    let gateway = gateway_paths(&err, &models, &completion, &chunk, &receipt);
+    let workers = worker_paths(&err, &register, &record, &list);
+    for more in [workers, gateway, market, keys, found, settled] {
+        if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
+    }
+    doc
+}
+
+fn security_schemes() -> Value {
+    json!({
+        "workerSignature": { "type": "apiKey", "in": "header", "name": "Signature",
+            "description": "An HTTP Message Signature (RFC 9421) by the worker's Ed25519 device key, with Signature-Input and Content-Digest: covers (\"@method\" \"@target-uri\" \"content-digest\"), created, nonce, keyid (the worker id), alg=\"ed25519\", tag=\"basis\" (docs/SECURITY.md, \"Signed requests\"). The key itself never travels." },
+        "workerToken": { "type": "http", "scheme": "bearer",
+            "description": "Legacy: the token of a worker registered before device keys; refused once it registers a key" },
+        "enrollmentKey": { "type": "apiKey", "in": "header", "name": ENROLLMENT_KEY_HEADER },
+        "adminKey": { "type": "apiKey", "in": "header", "name": ADMIN_KEY_HEADER },
+        "clientKey": { "type": "http", "scheme": "bearer",
+            "description": "A client key (basis orchestrator keys create --role client); not needed with --open" },
+        "evaluatorKey": { "type": "http", "scheme": "bearer",
+            "description": "An evaluator key (basis orchestrator keys create --role evaluator)" }
+    })
+}
+
+/// Registration, the registry and revocation.
+fn worker_paths(
+    err: &dyn Fn(&str) -> Value,
+    register: &Value,
+    record: &Value,
+    list: &Value,
+) -> Value {
+    let ok = |description: &str, schema: &Value| json!({ "description": description, "content": json_content(schema) });
+    json!({
             "/api/workers/register": { "post": {
                 "operationId": "registerWorker",
-                "summary": "Register a worker (sends token_sha256, never the token)",
-                "description": "Re-registering the same inputs is idempotent (200). Changing them, or rotating the token, needs `Authorization: Bearer <current token>` or the admin key; otherwise 409 WORKER_ID_TAKEN.",
-                "security": [ {}, { "workerToken": [] }, { "enrollmentKey": [] }, { "adminKey": [] } ],
-                "requestBody": { "required": true, "content": json_content(&register) },
+                "summary": "Register a worker with its device public key, signed by that key (no secret travels)",
+                "description": "The request carries an RFC 9421 signature (label `basis`) by the device key in `public_key`. Re-registering the same inputs is idempotent (200). Another key needs a second signature (label `previous`) by the registered key, or the admin key; a legacy token worker moves to a key once with `Authorization: Bearer <its token>`; otherwise 409 WORKER_ID_TAKEN. A revoked worker: 403 WORKER_REVOKED unless the admin key re-registers it.",
+                "security": [ { "workerSignature": [] }, { "workerToken": [] }, { "enrollmentKey": [] }, { "adminKey": [] } ],
+                "requestBody": { "required": true, "content": json_content(register) },
                 "responses": {
-                    "201": ok("Registered", &record),
-                    "200": ok("Already registered (unchanged or updated)", &record),
+                    "201": ok("Registered", record),
+                    "200": ok("Already registered (unchanged or updated)", record),
                     "400": err("Invalid input (wallet, worker id, runtime, a secret in a field, malformed JSON)"),
-                    "401": err("Registration is gated and no enrollment key was sent"),
-                    "403": err("Wrong enrollment key, or registration closed"),
+                    "401": err("Registration is gated and no enrollment key was sent, or the signature is missing or invalid (WORKER_SIGNATURE_INVALID)"),
+                    "403": err("Wrong enrollment key, registration closed, or the worker was revoked"),
                     "409": err("The worker id is taken"),
                     "413": err("Body too large"),
                     "415": err("Not JSON"),
@@ -118,41 +158,26 @@ pub fn document() -> Value {
                     { "name": "limit", "in": "query", "required": false,
                       "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } }
                 ],
-                "responses": { "200": ok("A page of workers", &list), "400": err("Bad query") }
+                "responses": { "200": ok("A page of workers", list), "400": err("Bad query") }
             }},
             "/api/workers/{id}": { "get": {
                 "operationId": "getWorker",
                 "summary": "One worker's record",
                 "parameters": [ { "name": "id", "in": "path", "required": true,
                     "schema": { "type": "string", "pattern": crate::domain::WorkerId::PATTERN } } ],
-                "responses": { "200": ok("The worker", &record), "400": err("Invalid worker id"),
+                "responses": { "200": ok("The worker", record), "400": err("Invalid worker id"),
+                    "404": err("No such worker") }
+            }},
+            "/api/workers/{id}/revoke": { "post": {
+                "operationId": "revokeWorker",
+                "summary": "Revoke a worker: its key stops working at once on every route, and its channel closes",
+                "security": [ { "adminKey": [] } ],
+                "parameters": [ { "name": "id", "in": "path", "required": true,
+                    "schema": { "type": "string", "pattern": crate::domain::WorkerId::PATTERN } } ],
+                "responses": { "200": ok("The revoked worker", record), "400": err("Invalid worker id"),
+                    "401": err("No admin key"), "403": err("Wrong admin key"),
                     "404": err("No such worker") }
             }}
-        },
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": security_schemes()
-        }
-    });
-    let gateway = gateway_paths(&err, &models, &completion, &chunk, &receipt);
-    for more in [gateway, market, keys, found, settled] {
-        if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
-            paths.extend(more);
-        }
-    }
-    doc
-}
-
-fn security_schemes() -> Value {
-    json!({
-        "workerToken": { "type": "http", "scheme": "bearer",
-            "description": "The worker token (proof of possession for re-registration, the worker channel)" },
-        "enrollmentKey": { "type": "apiKey", "in": "header", "name": ENROLLMENT_KEY_HEADER },
-        "adminKey": { "type": "apiKey", "in": "header", "name": ADMIN_KEY_HEADER },
-        "clientKey": { "type": "http", "scheme": "bearer",
-            "description": "A client key (basis orchestrator keys create --role client); not needed with --open" },
-        "evaluatorKey": { "type": "http", "scheme": "bearer",
-            "description": "An evaluator key (basis orchestrator keys create --role evaluator)" }
     })
 }
 
@@ -168,10 +193,10 @@ fn gateway_paths(
     json!({
             "/api/workers/connect": { "get": {
                 "operationId": "connectWorker",
-                "summary": "The worker channel: WebSocket upgrade (JSON text frames, protocol 1)",
-                "security": [ { "workerToken": [] } ],
+                "summary": "The worker channel: WebSocket upgrade (JSON text frames, protocol 1); the worker signs the challenge frame with its device key",
+                "security": [ {}, { "workerToken": [] } ],
                 "responses": { "101": { "description": "Switching protocols: hello, welcome, heartbeats, jobs" },
-                    "401": err("Missing or wrong worker token"), "426": err("Not a WebSocket upgrade"),
+                    "401": err("A legacy worker token that is wrong or no longer accepted"), "426": err("Not a WebSocket upgrade"),
                     "429": err("Too many failed authentications"), "503": err("Shutting down") }
             }},
             "/v1/models": { "get": {

@@ -1,6 +1,6 @@
 //! `Redactor`: what keeps secrets out of the worker log, `status` and `logs` (docs/SECURITY.md,
-//! "Identity: worker id, wallet, token"). Line by line: the env file's token is replaced wherever
-//! it appears; then any word the secrets guard ([`crate::guard::redact_line`]) flags (a 64-hex key,
+//! "Identity: worker id, wallet, device key"). Line by line: the env file's device keys (their
+//! text and their base64url body) and legacy token are replaced wherever they appear; then any word the secrets guard ([`crate::guard::redact_line`]) flags (a 64-hex key,
 //! an API key, …) is replaced; if the line is still flagged (a seed phrase, a PEM block header
 //! spans words), the whole line is withheld.
 //!
@@ -10,35 +10,69 @@
 use std::borrow::Cow;
 use std::path::Path;
 
+use zeroize::Zeroizing;
+
 use crate::config::WorkerEnv;
-use crate::domain::WorkerToken;
+use crate::domain::{DEVICE_KEY_PREFIX, WorkerToken};
 pub use crate::guard::REDACTED;
 use crate::guard::redact_line;
 
-/// Redacts lines of text. Its `Debug` never shows the token (`WorkerToken` redacts itself).
-#[derive(Debug, Clone, Default)]
+/// Redacts lines of text. Its `Debug` never shows the token (`WorkerToken` redacts itself) or
+/// a key's text.
+#[derive(Clone, Default)]
 pub struct Redactor {
     token: Option<WorkerToken>,
+    /// The device keys' text forms, then their base64url bodies (what follows `basis_dk_`), so
+    /// a whole key goes as one word.
+    keys: Vec<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("token", &self.token)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
 }
 
 impl Redactor {
     /// Redacts the guard's findings and, when given, this token.
     pub fn new(token: Option<WorkerToken>) -> Self {
-        Self { token }
+        Self {
+            token,
+            keys: Vec::new(),
+        }
     }
 
-    /// A redactor for the token in the env file at `path`; an unreadable file gives one that
-    /// redacts the guard's findings only (which include every 64-hex token).
+    /// A redactor for the device keys and token in the env file at `path`; an unreadable file
+    /// gives one that redacts the guard's findings only (which include every device key's
+    /// text and every 64-hex token).
     pub fn from_env_file(path: &Path) -> Self {
-        let token = WorkerEnv::read(path).ok().and_then(|env| env.token);
-        Self { token }
+        let Ok(env) = WorkerEnv::read(path) else {
+            return Self::default();
+        };
+        let keys = [&env.device_key, &env.device_key_next]
+            .into_iter()
+            .flatten()
+            .flat_map(|k| {
+                let text = k.expose_secret();
+                let body = Zeroizing::new(text[DEVICE_KEY_PREFIX.len()..].to_owned());
+                [text, body]
+            })
+            .collect();
+        Self {
+            token: env.token,
+            keys,
+        }
     }
 
     /// The line with secrets replaced by [`REDACTED`], or a notice in place of the whole line.
     pub fn redact<'a>(&self, line: &'a str) -> Cow<'a, str> {
         let mut text = Cow::Borrowed(line);
-        if let Some(token) = &self.token {
-            let secret = token.expose_secret();
+        let token = self.token.as_ref().map(WorkerToken::expose_secret);
+        let bodies = self.keys.iter().map(|k| k.as_str());
+        for secret in token.into_iter().chain(bodies) {
             if text.contains(secret) {
                 text = Cow::Owned(text.replace(secret, REDACTED));
             }
@@ -82,6 +116,27 @@ mod tests {
         let out = r.redact("using sk-ant-api03-AbCdEf0123456789xyz for x");
         assert!(!out.contains("sk-ant"), "{out}");
         assert!(out.ends_with("for x"));
+    }
+
+    #[test]
+    fn the_env_files_device_key_is_replaced_even_without_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.env");
+        let mut env = WorkerEnv::default();
+        env.ensure_device_key();
+        let allowed = crate::config::AllowedDirs::new(dir.path(), dir.path(), []);
+        env.write(&path, &allowed).unwrap();
+        let text = env.device_key.as_ref().unwrap().expose_secret();
+        let body = &text[DEVICE_KEY_PREFIX.len()..];
+        let r = Redactor::from_env_file(&path);
+        assert_eq!(r.redact(&format!("key {} ok", *text)), "key [REDACTED] ok");
+        let line = format!("seed={body}!");
+        assert!(!r.redact(&line).contains(body));
+        assert!(!format!("{r:?}").contains(body));
+        // Without the file, the guard still finds the prefixed form.
+        let line = format!("key {}", *text);
+        let out = Redactor::default().redact(&line);
+        assert!(!out.contains(body), "{out}");
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub enum WorkerMessage {
         models: Vec<String>,
         /// Jobs the worker runs at once.
         capacity: u32,
+        /// A worker with a device key: base64 of its Ed25519 signature over the orchestrator's
+        /// origin, the `challenge` and the worker id (`wire::signature::channel_message`).
+        /// Absent on a connection authenticated by a (legacy) bearer token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<String>,
     },
     /// Every `heartbeat_interval_s`. `ready` is false while the runtime is unhealthy, and then
     /// the orchestrator routes nothing to this worker.
@@ -64,6 +69,9 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrchestratorMessage {
+    /// First frame on a connection opened without a bearer token: the one-time value the
+    /// worker's `hello` proof signs.
+    Challenge { challenge: String },
     /// Answer to `hello`: the timing the worker must keep.
     Welcome {
         heartbeat_interval_s: u32,

@@ -38,6 +38,9 @@ pub const REPLICA_CHAT_COMPLETIONS: &str = "/internal/v1/chat/completions";
 /// `POST`, between replicas only (signed): a client key was revoked or its quotas changed,
 /// so the receiving replica forgets what it remembered of it. Body: `{"sha256": "0x…"}`.
 pub const REPLICA_KEY_CHANGED: &str = "/internal/v1/keys/changed";
+/// `POST`, between replicas only (signed): a worker was revoked, so the replica holding its
+/// channel closes it. Body: `{"worker_id": "…"}`.
+pub const REPLICA_WORKER_REVOKED: &str = "/internal/v1/workers/revoked";
 
 /// `GET /v1/models`: `{"object":"list","data":[…]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -22,6 +22,7 @@ mod paths;
 mod receipts;
 pub mod schema;
 mod settlement;
+pub mod signature;
 mod tasks;
 mod worker_status;
 mod workers;
@@ -39,7 +40,7 @@ pub use gateway::{
     AssistantMessage, CHAT_COMPLETIONS, ChatChoice, ChatCompletion, ChatCompletionChunk,
     ChunkChoice, ChunkDelta, CompletionUsage, JOB_ID_HEADER, MODELS, ModelEntry, ModelList,
     RECEIPT_HASH_HEADER, RECEIPT_ID_HEADER, REPLICA_CHAT_COMPLETIONS, REPLICA_ID_HEADER,
-    REPLICA_KEY_CHANGED, WORKER_ID_HEADER, WORKER_LABEL_HEADER,
+    REPLICA_KEY_CHANGED, REPLICA_WORKER_REVOKED, WORKER_ID_HEADER, WORKER_LABEL_HEADER,
 };
 pub use hardware::{GpuSummary, HardwareSummary};
 pub use health::{Health, HealthStatus};
@@ -51,7 +52,7 @@ pub use keys::{
 pub use onboarding::{OnboardingStatus, RegistrationMode, Settlement, UnknownRegistrationMode};
 pub use paths::{
     ADMIN_KEY_HEADER, ENROLLMENT_KEY_HEADER, HEALTH, METRICS, ONBOARDING_STATUS, OPENAPI, REGISTER,
-    WORKER_CONNECT, WORKERS, worker_path,
+    WORKER_CONNECT, WORKERS, worker_path, worker_revoke_path,
 };
 pub use receipts::{
     RECEIPTS, RECEIPTS_PAGE_DEFAULT, RECEIPTS_PAGE_MAX, ReceiptPage, ReceiptQuery, receipt_path,

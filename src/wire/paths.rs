@@ -28,3 +28,8 @@ pub fn worker_path(id: &WorkerId) -> String {
     // A WorkerId is `[a-z0-9-]` only, so it needs no percent-encoding.
     format!("{WORKERS}/{id}")
 }
+
+/// `POST /api/workers/{id}/revoke` (admin).
+pub fn worker_revoke_path(id: &WorkerId) -> String {
+    format!("{WORKERS}/{id}/revoke")
+}

@@ -5,7 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::hardware::HardwareSummary;
-use crate::domain::{Amount, Runtime, TokenSha256, WalletAddress, WorkerId};
+use crate::domain::{
+    Amount, DevicePublicKey, KeyFingerprint, Runtime, TokenSha256, WalletAddress, WorkerId,
+};
 
 /// At most this many entries in `models`.
 pub const MAX_MODELS: usize = 64;
@@ -21,9 +23,10 @@ pub const MAX_HARDWARE_GPUS: usize = 64;
 pub const WORKERS_PAGE_DEFAULT: usize = 100;
 pub const WORKERS_PAGE_MAX: usize = 1000;
 
-/// Registers a worker, or re-registers one (same inputs: idempotent; changed inputs or a new
-/// token: needs `Authorization: Bearer <current token>` or the admin key). Carries the token's
-/// sha256, never the token.
+/// Registers a worker, or re-registers one (docs/SECURITY.md, "Registration"). A worker with a
+/// device key sends its public key and signs the request with it (RFC 9421, proving
+/// possession); changing the key needs a second signature by the registered key, the admin key,
+/// or, once, the legacy token. Carries public values only: never a private key or a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RegisterRequest {
     pub worker_id: WorkerId,
@@ -33,8 +36,13 @@ pub struct RegisterRequest {
     /// Models the worker serves, e.g. `llama3.2:1b` (at most 64, each at most 128 characters).
     #[schemars(length(max = 64), inner(length(min = 1, max = 128)))]
     pub models: Vec<String>,
-    /// sha256 of the worker token generated on the worker's host.
+    /// sha256 of the worker's credential: of the device public key's 32 bytes when
+    /// `public_key` is given (it must match), else of the legacy worker token.
     pub token_sha256: TokenSha256,
+    /// The worker's Ed25519 device public key (base64url). Absent only from legacy,
+    /// token-only clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<DevicePublicKey>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<HardwareSummary>,
     /// Free-form labels from the worker's env file (`BASIS_WORKER_LABELS`), e.g. `region=eu`
@@ -78,6 +86,14 @@ pub struct WorkerRecord {
     /// First 8 hex of sha256(token).
     #[schemars(pattern("^[0-9a-f]{8}$"))]
     pub token_fingerprint: String,
+    /// The fingerprint of its device public key (`SHA256:…`); absent for a legacy worker that
+    /// still authenticates with a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<KeyFingerprint>,
+    /// True once an admin revoked its key: nothing it signs is accepted until an admin
+    /// re-registers it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
     pub multi_task: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<HardwareSummary>,

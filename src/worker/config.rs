@@ -9,9 +9,9 @@ use url::Url;
 use super::backoff::BackoffPolicy;
 use super::error::WorkerError;
 use crate::config::{
-    KEY_MODELS, KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_TOKEN, KEY_WORKER_ID, WorkerEnv,
+    KEY_DEVICE_KEY, KEY_MODELS, KEY_ORCHESTRATOR_URL, KEY_RUNTIME, KEY_WORKER_ID, WorkerEnv,
 };
-use crate::domain::{Runtime, WorkerId, WorkerToken};
+use crate::domain::{DeviceKey, Runtime, WorkerId, WorkerToken};
 use crate::runtime::{
     DEFAULT_ECHO_DELAY, DEFAULT_IDLE_TIMEOUT, ECHO_DELAY_ENV, MAX_ECHO_DELAY, RuntimeSpec,
 };
@@ -79,7 +79,19 @@ impl Options {
     }
 }
 
-/// A complete, validated worker configuration. Debug redacts the token.
+/// How the worker proves itself on the channel (docs/PROTOCOL.md, "Connecting"). Debug
+/// redacts both.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// The device key (`BASIS_DEVICE_KEY`): the worker signs the orchestrator's challenge;
+    /// the key never leaves the host.
+    Key(Box<DeviceKey>),
+    /// A legacy token (`BASIS_WORKER_TOKEN`, in an env file without a device key), sent as the
+    /// upgrade's bearer header.
+    Token(WorkerToken),
+}
+
+/// A complete, validated worker configuration. Debug redacts the credential.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub worker_id: WorkerId,
@@ -91,7 +103,7 @@ pub struct WorkerConfig {
     pub connect_url: Url,
     /// The same on the fallback replicas (`BASIS_ORCHESTRATOR_FALLBACK_URLS`), in order.
     pub fallback_connect_urls: Vec<Url>,
-    pub token: WorkerToken,
+    pub credential: Credential,
     pub capacity: u32,
     pub drain_timeout: Duration,
     pub status_path: PathBuf,
@@ -135,14 +147,20 @@ impl WorkerConfig {
         if env.orchestrator_url.is_none() {
             missing.push(KEY_ORCHESTRATOR_URL);
         }
-        if env.token.is_none() {
-            missing.push(KEY_TOKEN);
+        // The device key when there is one; a legacy env file's token otherwise.
+        let credential = env
+            .device_key
+            .clone()
+            .map(|k| Credential::Key(Box::new(k)))
+            .or_else(|| env.token.clone().map(Credential::Token));
+        if credential.is_none() {
+            missing.push(KEY_DEVICE_KEY);
         }
-        let (Some(worker_id), Some(runtime), Some(orchestrator_url), Some(token), true) = (
+        let (Some(worker_id), Some(runtime), Some(orchestrator_url), Some(credential), true) = (
             env.worker_id.clone(),
             env.runtime,
             env.orchestrator_url.clone(),
-            env.token.clone(),
+            credential,
             missing.is_empty(),
         ) else {
             return Err(WorkerError::Incomplete { missing });
@@ -180,7 +198,7 @@ impl WorkerConfig {
             runtime,
             models,
             orchestrator_url,
-            token,
+            credential,
             capacity,
             drain_timeout: options.drain_timeout,
             status_path: options.status_path,
@@ -284,10 +302,10 @@ mod tests {
         WorkerEnv::parse(
             "BASIS_WORKER_ID=gpu-1\nBASIS_WORKER_RUNTIME=echo\nBASIS_WORKER_MODELS=a,b\n\
              BASIS_ORCHESTRATOR_URL=https://orch.example/base/\nBASIS_ECHO_DELAY_MS=7\n\
-             BASIS_WORKER_TOKEN=",
+             BASIS_DEVICE_KEY=",
         )
         .map(|mut env| {
-            env.ensure_token();
+            env.ensure_device_key();
             env
         })
         .unwrap()
@@ -314,7 +332,24 @@ mod tests {
             Duration::ZERO,
             "process env wins"
         );
-        assert!(!format!("{c:?}").contains(c.token.expose_secret()));
+        let Credential::Key(key) = &c.credential else {
+            panic!("the device key is the credential")
+        };
+        assert!(!format!("{c:?}").contains(&key.expose_secret()[9..]));
+    }
+
+    /// A legacy env file (a token, no device key) connects with its token; with both, the key
+    /// wins.
+    #[test]
+    fn the_key_wins_over_a_legacy_token() {
+        let mut env = complete();
+        let key = env.device_key.take().unwrap();
+        env.ensure_token();
+        let c = WorkerConfig::from_env(&env, Options::new("/s".into()), |_| None).unwrap();
+        assert!(matches!(c.credential, Credential::Token(_)));
+        env.device_key = Some(key);
+        let c = WorkerConfig::from_env(&env, Options::new("/s".into()), |_| None).unwrap();
+        assert!(matches!(c.credential, Credential::Key(_)));
     }
 
     #[test]

@@ -1,6 +1,10 @@
-//! Opening the worker channel: the WebSocket upgrade at `/api/workers/connect` with the token
-//! as a bearer header (rustls on ring with the platform's roots for `wss://`, plain TCP for
-//! `ws://`), then `hello` → `welcome`. The token goes into that one header and nowhere else.
+//! Opening the worker channel (docs/PROTOCOL.md, "Connecting"): the WebSocket upgrade at
+//! `/api/workers/connect` (rustls on ring with the platform's roots for `wss://`, plain TCP for
+//! `ws://`), then `hello` → `welcome`. A worker with a device key sends no credential: the
+//! orchestrator's first frame is a `challenge`, and the `hello` carries the key's signature over
+//! it, the orchestrator's origin and the worker id (`wire::signature::channel_proof`); the key
+//! never leaves the host. A legacy worker sends its token as the upgrade's bearer header, in that
+//! one header and nowhere else.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +17,10 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use zeroize::Zeroizing;
 
-use super::config::WorkerConfig;
+use super::config::{Credential, WorkerConfig};
 use super::status::{LastError, UNREACHABLE, unix_now};
-use crate::wire::{OrchestratorMessage, WorkerMessage};
+use crate::wire::signature::{channel_proof, origin_of};
+use crate::wire::{OrchestratorMessage, WORKER_CONNECT, WorkerMessage};
 
 pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -44,7 +49,7 @@ pub(super) enum ChannelError {
     #[error("cannot reach the orchestrator: {0}")]
     Unreachable(String),
     #[error(
-        "the orchestrator refused the worker token (HTTP {0}); register this worker (`basis register`) or check BASIS_WORKER_TOKEN"
+        "the orchestrator refused the worker's credential (HTTP {0}); register this worker (`basis register`): it moves a worker still on BASIS_WORKER_TOKEN to its device key (BASIS_DEVICE_KEY)"
     )]
     Unauthorized(u16),
     #[error("the orchestrator refused the connection: {code}: {message}")]
@@ -99,11 +104,13 @@ async fn handshake(
         .as_str()
         .into_client_request()
         .map_err(|e| ChannelError::Protocol(e.to_string()))?;
-    let bearer = Zeroizing::new(format!("Bearer {}", config.token.expose_secret()));
-    let mut auth = HeaderValue::from_str(&bearer)
-        .map_err(|_| ChannelError::Protocol("the token cannot form a header".into()))?;
-    auth.set_sensitive(true);
-    request.headers_mut().insert(header::AUTHORIZATION, auth);
+    if let Credential::Token(token) = &config.credential {
+        let bearer = Zeroizing::new(format!("Bearer {}", token.expose_secret()));
+        let mut auth = HeaderValue::from_str(&bearer)
+            .map_err(|_| ChannelError::Protocol("the token cannot form a header".into()))?;
+        auth.set_sensitive(true);
+        request.headers_mut().insert(header::AUTHORIZATION, auth);
+    }
     let connector = if url.scheme() == "wss" {
         Connector::Rustls(tls_config()?)
     } else {
@@ -113,7 +120,15 @@ async fn handshake(
         tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
             .await
             .map_err(connect_error)?;
-    send(&mut ws, hello).await?;
+    match &config.credential {
+        Credential::Token(_) => send(&mut ws, hello).await?,
+        Credential::Key(key) => {
+            let challenge = challenge(&mut ws).await?;
+            let origin = channel_origin(url);
+            let proof = channel_proof(key, &origin, &challenge, &config.worker_id);
+            send(&mut ws, &with_proof(hello, proof)).await?;
+        }
+    }
     loop {
         let frame = ws
             .next()
@@ -148,6 +163,58 @@ async fn handshake(
             Err(e) => Err(ChannelError::Protocol(format!("unreadable frame: {e}"))),
         };
     }
+}
+
+/// Waits for the orchestrator's `challenge`, the first frame on a connection opened without a
+/// bearer token.
+async fn challenge(ws: &mut Ws) -> Result<String, ChannelError> {
+    loop {
+        let frame = ws
+            .next()
+            .await
+            .ok_or_else(|| ChannelError::Lost("closed before the challenge".into()))?
+            .map_err(|e| ChannelError::Lost(e.to_string()))?;
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Close(frame) => {
+                let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                return Err(ChannelError::Lost(format!(
+                    "closed before the challenge {why}"
+                )));
+            }
+            _ => continue,
+        };
+        return match serde_json::from_str::<OrchestratorMessage>(&text) {
+            Ok(OrchestratorMessage::Challenge { challenge }) => Ok(challenge),
+            Ok(OrchestratorMessage::Error { code, message }) => {
+                Err(ChannelError::Rejected { code, message })
+            }
+            Ok(_) => Err(ChannelError::Protocol(
+                "expected a challenge first: the orchestrator may be too old for device keys"
+                    .into(),
+            )),
+            Err(e) => Err(ChannelError::Protocol(format!("unreadable frame: {e}"))),
+        };
+    }
+}
+
+/// The origin the channel proof names: that of the orchestrator's base URL, which is the
+/// channel URL without its route (`wss://h/p/api/workers/connect` → `https://h/p`).
+fn channel_origin(url: &url::Url) -> String {
+    let origin = origin_of(url);
+    match origin.strip_suffix(WORKER_CONNECT) {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => origin,
+    }
+}
+
+/// `hello` carrying `proof`.
+fn with_proof(hello: &WorkerMessage, proof: String) -> WorkerMessage {
+    let mut hello = hello.clone();
+    if let WorkerMessage::Hello { proof: slot, .. } = &mut hello {
+        *slot = Some(proof);
+    }
+    hello
 }
 
 /// Sends one frame as JSON text.
@@ -203,4 +270,25 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, ChannelError> {
         .map_err(|e| ChannelError::Unreachable(format!("TLS setup: {e}")))?
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proof_names_the_orchestrators_base_origin() {
+        let origin = |s: &str| channel_origin(&url::Url::parse(s).unwrap());
+        assert_eq!(
+            origin("ws://127.0.0.1:8787/api/workers/connect"),
+            "http://127.0.0.1:8787"
+        );
+        assert_eq!(
+            origin("wss://orch.example/basis/api/workers/connect"),
+            "https://orch.example/basis"
+        );
+        let base = url::Url::parse("http://127.0.0.1:8787").unwrap();
+        let connect = crate::worker::connect_url(&base).unwrap();
+        assert_eq!(channel_origin(&connect), origin_of(&base));
+    }
 }

@@ -32,7 +32,7 @@ impl From<WorkerError> for Problem {
             WorkerError::Incomplete { .. } => {
                 Problem::new(ErrorCode::EnvIncomplete, err.to_string()).with_fix(
                     "complete the env file with `basis write-env` (worker id, runtime, models, \
-                     orchestrator URL and a generated token), then `basis register`",
+                     orchestrator URL and a generated device key), then `basis register`",
                 )
             }
             WorkerError::Invalid { .. } => {

@@ -12,9 +12,10 @@
 //!   [`Shutdown`]: for embedding and tests.
 //! - [`WorkerStatus`]: the status document, for the supervisor and `verify_online` to read.
 //!
-//! Architecture invariant: the token leaves this module only as the `Authorization` header of
-//! the channel's upgrade request (`connection.rs`); the status document and every log line are
-//! built without it.
+//! Architecture invariant: the device key never leaves this module: it only signs the
+//! orchestrator's challenge (`connection.rs`). A legacy token leaves it only as the
+//! `Authorization` header of the channel's upgrade request. The status document and every log
+//! line are built without either.
 
 mod backoff;
 mod config;
@@ -30,8 +31,9 @@ mod status;
 
 pub use backoff::{Backoff, BackoffPolicy};
 pub use config::{
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEALTH_INTERVAL, DEFAULT_WELCOME_TIMEOUT, MAX_CAPACITY,
-    OLLAMA_NUM_PARALLEL, Options, WorkerConfig, connect_url, default_capacity, effective_capacity,
+    Credential, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEALTH_INTERVAL, DEFAULT_WELCOME_TIMEOUT,
+    MAX_CAPACITY, OLLAMA_NUM_PARALLEL, Options, WorkerConfig, connect_url, default_capacity,
+    effective_capacity,
 };
 pub use daemon::{Shutdown, run, run_from_env_file};
 pub use error::WorkerError;

@@ -163,7 +163,8 @@ impl Session<'_> {
             }
         };
         match message {
-            OrchestratorMessage::Welcome { .. } => {}
+            // Only the handshake (`connection`) expects these.
+            OrchestratorMessage::Welcome { .. } | OrchestratorMessage::Challenge { .. } => {}
             OrchestratorMessage::Job {
                 job_id,
                 model,

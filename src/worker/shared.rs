@@ -71,6 +71,7 @@ impl Shared {
             runtime: c.runtime,
             models: c.models.clone(),
             capacity: c.capacity,
+            proof: None,
         }
     }
 

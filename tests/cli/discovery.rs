@@ -2,7 +2,7 @@
 //! `basis erc8004 prepare` prints the worker's registration file and calldata that decodes
 //! (with alloy) to `register(agentURI)` of the given URI; `basis erc8004 link` records the
 //! agent id so the file lists it; `basis leaderboard` shows the worker's own rank; no output
-//! holds the token.
+//! holds the device key.
 
 use alloy_sol_types::{SolCall as _, sol};
 
@@ -19,11 +19,7 @@ fn prepare_link_and_leaderboard_from_the_cli() {
     let home = Home::new();
     let orch = TestOrchestrator::start(home.path());
     onboard(&home, &orch.url, &[]);
-    let token = std::fs::read_to_string(home.env_file())
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("BASIS_WORKER_TOKEN=").map(str::to_owned))
-        .unwrap();
+    let token = home.key();
 
     let (code, json) = home.json(&[
         "erc8004",
@@ -35,7 +31,7 @@ fn prepare_link_and_leaderboard_from_the_cli() {
         "--json",
     ]);
     assert_eq!(code, 0, "{json}");
-    assert!(!json.to_string().contains(&token), "the token leaked");
+    assert!(!json.to_string().contains(&token[9..]), "the key leaked");
     let uri = json["agent_uri"].as_str().unwrap();
     assert_eq!(
         uri,
@@ -176,8 +172,8 @@ fn an_evaluation_exports_as_erc8004_feedback() {
     assert_eq!(call.feedbackURI, f["feedbackURI"].as_str().unwrap());
     assert_eq!(format!("{}", call.feedbackHash), hash);
     assert!(
-        !json.to_string().contains(&home.token()),
-        "the token leaked"
+        !json.to_string().contains(&home.key()[9..]),
+        "the key leaked"
     );
 }
 

@@ -1,19 +1,19 @@
 //! The env file's writes: `basis write-env` and `basis register` processes started together on
-//! a fresh home all end with the one token the file keeps, which is the one the orchestrator
-//! registered; and `--out` onto a file that is not a worker env file leaves it as it was
+//! a fresh home all end with the one device key the file keeps, which is the one the
+//! orchestrator registered; and `--out` onto a file that is not a worker env file leaves it as it was
 //! unless `--force` is given.
 
 use super::*;
 
-use basis::domain::WorkerToken;
+use basis::domain::DeviceKey;
 
-/// The token's fingerprint as the commands print it.
-fn fingerprint(token: &str) -> String {
-    WorkerToken::parse(token).unwrap().fingerprint().to_string()
+/// The key's fingerprint as the commands print it.
+fn fingerprint(key: &str) -> String {
+    DeviceKey::parse(key).unwrap().fingerprint().to_string()
 }
 
 #[test]
-fn racing_write_env_and_register_processes_keep_one_token() {
+fn racing_write_env_and_register_processes_keep_one_key() {
     for round in 0..3 {
         let home = Home::new();
         let orch = TestOrchestrator::start(home.path());
@@ -46,29 +46,29 @@ fn racing_write_env_and_register_processes_keep_one_token() {
                 (register, child)
             })
             .collect();
-        let token = {
+        let key = {
             let outputs: Vec<(bool, Output)> = children
                 .into_iter()
                 .map(|(register, child)| (register, child.wait_with_output().unwrap()))
                 .collect();
-            let kept = fingerprint(&home.token());
+            let kept = fingerprint(&home.key());
             for (register, out) in &outputs {
                 assert!(out.status.success(), "round {round}: {}", all_output(out));
                 let json: Value = serde_json::from_slice(&out.stdout).unwrap();
                 assert_eq!(
-                    json["token_fingerprint"], kept,
-                    "round {round}: a process reported a token the file does not keep: {json}"
+                    json["key_fingerprint"], kept,
+                    "round {round}: a process reported a key the file does not keep: {json}"
                 );
                 if *register {
-                    assert_eq!(json["record"]["token_fingerprint"], kept, "{json}");
+                    assert_eq!(json["record"]["key_fingerprint"], kept, "{json}");
                 }
             }
             kept
         };
-        // The orchestrator holds that token: a register now proves possession of it.
+        // The orchestrator holds that key: a register now proves possession of it.
         let (code, json) = home.json(&["register", "--json"]);
         assert_eq!(code, 0, "{json}");
-        assert_eq!(json["record"]["token_fingerprint"], token);
+        assert_eq!(json["record"]["key_fingerprint"], key);
         assert_eq!(json["created"], false);
         let lock = home.path().join("worker.env.lock");
         assert_eq!(
@@ -127,12 +127,12 @@ fn out_onto_a_file_that_is_not_a_worker_env_file_is_refused_unless_forced() {
     ]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(
-        (&json["created"], &json["token_kept"]),
+        (&json["created"], &json["key_kept"]),
         (&Value::Bool(false), &Value::Bool(false))
     );
     let written = std::fs::read_to_string(&bashrc).unwrap();
     assert!(!written.contains("PATH"), "{written}");
-    assert!(written.contains("BASIS_WORKER_TOKEN="));
+    assert!(written.contains("BASIS_DEVICE_KEY="));
     let mode = std::fs::metadata(&bashrc).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     // The default env file and a missing --out need no force.
@@ -175,6 +175,8 @@ fn capacity_and_fallback_urls_are_written_kept_and_cleared() {
         "http://10.0.0.2:8787",
         "--fallback-url",
         "https://orch-c.example/",
+        // The first replica is plain http on the LAN: a deliberate choice.
+        "--allow-insecure-http",
         "--json",
     ]);
     assert_eq!(code, 0, "{json}");

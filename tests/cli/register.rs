@@ -20,7 +20,23 @@ fn a_new_orchestrator_url_is_saved_only_once_it_answered() {
     assert_eq!(saved_url(&home), orch.url);
 
     let dead = dead_url();
+    // Another orchestrator is a deliberate change: refused without --new-orchestrator.
     let (code, json) = home.json(&["register", "--orchestrator-url", &dead, "--json"]);
+    assert_eq!(code, 2, "{json}");
+    assert_eq!(json["error"]["code"], "INVALID_ARGUMENT", "{json}");
+    assert!(
+        json["error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("new_orchestrator")
+    );
+    let (code, json) = home.json(&[
+        "register",
+        "--orchestrator-url",
+        &dead,
+        "--new-orchestrator",
+        "--json",
+    ]);
     assert_eq!(code, 1, "{json}");
     assert_eq!(json["error"]["code"], "ORCHESTRATOR_UNREACHABLE");
     assert_eq!(
@@ -31,9 +47,20 @@ fn a_new_orchestrator_url_is_saved_only_once_it_answered() {
 
     // The same orchestrator under another name answers: now it is saved.
     let other = orch.url.replace("127.0.0.1", "localhost");
-    let (code, json) = home.json(&["register", "--orchestrator-url", &other, "--json"]);
+    let (code, json) = home.json(&[
+        "register",
+        "--orchestrator-url",
+        &other,
+        "--new-orchestrator",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(saved_url(&home), other);
+    assert_eq!(
+        json["previous_orchestrator_url"],
+        orch.url.as_str(),
+        "{json}"
+    );
 }
 
 #[test]

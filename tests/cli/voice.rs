@@ -162,24 +162,22 @@ fn errors_name_flags_and_the_commands_that_fix_them() {
         "{fix}"
     );
 
-    // A token the orchestrator does not know: the fix says which command proves the right one.
+    // A key the orchestrator does not know: the fix names the env file's key.
     let env = std::fs::read_to_string(home.env_file()).unwrap();
-    let other = format!("BASIS_WORKER_TOKEN={}", "ab".repeat(32));
+    let other = basis::domain::DeviceKey::generate();
+    let other = format!("BASIS_DEVICE_KEY={}", *other.expose_secret());
     std::fs::write(
         home.env_file(),
-        env.replace(&format!("BASIS_WORKER_TOKEN={}", home.token()), &other),
+        env.replace(&format!("BASIS_DEVICE_KEY={}", home.key()), &other),
     )
     .unwrap();
     let text = said(&home, &["release", &first]);
     assert!(
-        line_with(&text, "error[").contains("WORKER_TOKEN_INVALID"),
+        line_with(&text, "error[").contains("WORKER_SIGNATURE_INVALID"),
         "{text}"
     );
     let fix = line_with(&text, "fix:");
-    assert!(
-        fix.contains("`basis register`") && fix.contains("`basis network`"),
-        "{fix}"
-    );
+    assert!(fix.contains("BASIS_DEVICE_KEY"), "{fix}");
     assert!(
         !fix.contains("Authorization") && !fix.contains("Bearer"),
         "{fix}"

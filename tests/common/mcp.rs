@@ -45,6 +45,8 @@ pub const SECRET_FAMILIES: &[&str] = &[
     "4c08:83a6:9102:937d:6231:471b:5dbb:6204:fe51:2961:7082:792a:e468:d01a:3f36:2318",
     "ábaco abdomen abeja abierto abogado abono aborto abrazo abrir abuelo abuso acabar",
     "lega winn than year wave saus wort usef lega winn than yell",
+    // A basis device key (the seed 32 × 0x07).
+    "basis_dk_BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc",
 ];
 
 /// A private-key-shaped value (0x + 64 hex).
@@ -399,7 +401,7 @@ pub fn string_properties(tool: &Tool) -> Vec<(String, bool, bool)> {
 pub fn token_in(env_file: &Path) -> Result<String> {
     let text = std::fs::read_to_string(env_file)?;
     text.lines()
-        .find_map(|l| l.strip_prefix("BASIS_WORKER_TOKEN="))
+        .find_map(|l| l.strip_prefix("BASIS_DEVICE_KEY="))
         .map(|t| t.trim().to_owned())
-        .ok_or_else(|| "no token in the env file".into())
+        .ok_or_else(|| "no device key in the env file".into())
 }

@@ -96,8 +96,8 @@ async fn operation_events_reach_the_client_at_its_level_over_stdio() -> Result {
     assert_eq!(registered.data["created"], true);
     let orchestrator = registered.data["orchestrator"].as_str().unwrap_or("");
     assert!(orchestrator.starts_with(&orch.url), "{registered:?}");
-    let fingerprint = registered.data["token_fingerprint"].as_str().unwrap_or("");
-    assert_eq!(fingerprint.len(), 8, "{registered:?}");
+    let fingerprint = registered.data["key_fingerprint"].as_str().unwrap_or("");
+    assert!(fingerprint.starts_with("SHA256:"), "{registered:?}");
     assert!(
         logs(&client)
             .iter()
@@ -113,8 +113,8 @@ async fn operation_events_reach_the_client_at_its_level_over_stdio() -> Result {
     let written = wait_for(&client, WRITE_ENV).await?;
     assert_eq!(written.level, LoggingLevel::Debug);
     assert_eq!(written.data["message"], "wrote the env file");
-    assert_eq!(written.data["token_kept"], true);
-    assert_eq!(written.data["token_fingerprint"], fingerprint);
+    assert_eq!(written.data["key_kept"], true);
+    assert_eq!(written.data["key_fingerprint"], fingerprint);
 
     token_absent(&client, &home)?;
     client.cancel().await?;

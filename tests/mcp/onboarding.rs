@@ -79,13 +79,10 @@ async fn onboard(client: &Client, orch_url: &str, worker_id: &str) -> Result<Str
     let registered = step(client, &tools, &mut seen, "register_worker", json!({})).await?;
     assert_eq!(registered["created"], true);
     assert_eq!(registered["record"]["worker_id"], worker_id);
+    assert_eq!(registered["key_fingerprint"], written["key_fingerprint"]);
     assert_eq!(
-        registered["token_fingerprint"],
-        written["token_fingerprint"]
-    );
-    assert_eq!(
-        registered["record"]["token_fingerprint"],
-        written["token_fingerprint"]
+        registered["record"]["key_fingerprint"],
+        written["key_fingerprint"]
     );
     let again = step(client, &tools, &mut seen, "register_worker", json!({})).await?;
     assert_eq!(
@@ -95,7 +92,8 @@ async fn onboard(client: &Client, orch_url: &str, worker_id: &str) -> Result<Str
     let status = step(client, &tools, &mut seen, "network_status", json!({})).await?;
     assert_eq!(status["reachable"], true, "{status}");
     assert_eq!(status["registered"], true, "{status}");
-    assert_eq!(status["token_matches"], true, "{status}");
+    assert_eq!(status["credential_matches"], true, "{status}");
+    assert_eq!(status["legacy"], false, "{status}");
     assert_eq!(status["env"]["complete"], true, "{status}");
     let resource = client
         .read_resource(ReadResourceRequestParams::new(basis::fronts::mcp::ENV_URI))
@@ -131,8 +129,8 @@ async fn run_worker(client: &Client, tools: &[Tool], seen: &mut String) -> Resul
     Ok(())
 }
 
-/// The env file is 0600 and its token's sha256 is what the orchestrator stored; the token is
-/// in none of `texts`.
+/// The env file is 0600 and the sha256 of its device key's public half is what the orchestrator
+/// stored; the key is in none of `texts`.
 fn check_token(home: &Home, db_home: &Home, worker_id: &str, texts: &[String]) -> Result {
     let mode = std::fs::metadata(home.env_file())?.permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "env file mode {mode:o}");
@@ -143,14 +141,15 @@ fn check_token(home: &Home, db_home: &Home, worker_id: &str, texts: &[String]) -
         [worker_id],
         |row| row.get(0),
     )?;
+    let public = basis::domain::DeviceKey::parse(&token)?.public();
     assert_eq!(
         stored,
-        Sha256::digest(token.as_bytes()).to_vec(),
-        "the orchestrator stores sha256(token)"
+        Sha256::digest(public.as_bytes()).to_vec(),
+        "the orchestrator stores sha256(public key)"
     );
     for text in texts {
         assert!(
-            !text.contains(&token),
+            !text.contains(&token["basis_dk_".len()..]),
             "the token leaked: {}",
             &text[..text.len().min(300)]
         );
@@ -240,7 +239,7 @@ async fn bad_inputs_come_back_as_codes_with_fixes() -> Result {
     );
 
     let started = Instant::now();
-    let dead = with(json!({"orchestrator_url": "http://127.0.0.1:9"}));
+    let dead = with(json!({"orchestrator_url": "http://127.0.0.1:9", "new_orchestrator": true}));
     assert_eq!(
         refused(&client, "register_worker", dead).await?,
         "ORCHESTRATOR_UNREACHABLE"
@@ -251,9 +250,10 @@ async fn bad_inputs_come_back_as_codes_with_fixes() -> Result {
         started.elapsed()
     );
 
-    // Another host registers box-bad first: this host's token does not match → 409.
+    // Another host registers box-bad first: this host's key does not match → 409. (This host's
+    // env file names the dead orchestrator it tried first: moving it is deliberate.)
     let (first, _e) = support::stdio(&other, &[]).await?;
-    let args = with(json!({"runtime": "echo"}));
+    let args = with(json!({"runtime": "echo", "new_orchestrator": true}));
     assert!(
         call(&first, "register_worker", args.clone())
             .await?

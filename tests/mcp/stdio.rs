@@ -243,7 +243,7 @@ async fn the_env_resource_shows_the_fingerprint_never_the_token() -> Result {
     let fingerprint = written
         .structured_content
         .as_ref()
-        .map(|s| s["token_fingerprint"].clone());
+        .map(|s| s["key_fingerprint"].clone());
     let text = read_env(&client).await?;
     let token = token_in(&home.env_file())?;
     assert!(!text.contains(&token), "the resource shows the token");

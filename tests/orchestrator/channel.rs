@@ -6,10 +6,9 @@ use super::fake_worker::*;
 use super::*;
 
 #[tokio::test]
-async fn the_upgrade_needs_a_registered_workers_token() -> TestResult {
+async fn a_legacy_upgrade_needs_a_registered_workers_token() -> TestResult {
     let orch = fast();
     let token = register(&orch, "gpu-1", &["echo"]).await;
-    assert_eq!(open(&orch, None).await.err(), Some(401));
     let wrong = WorkerToken::generate();
     assert_eq!(
         open(&orch, Some(wrong.expose_secret())).await.err(),
@@ -19,6 +18,7 @@ async fn the_upgrade_needs_a_registered_workers_token() -> TestResult {
     let resp = orch
         .http()
         .get(orch.at("/api/workers/connect"))
+        .bearer_auth(wrong.expose_secret())
         .send()
         .await?;
     assert_eq!(resp.status(), 401);
@@ -26,6 +26,20 @@ async fn the_upgrade_needs_a_registered_workers_token() -> TestResult {
         resp.json::<Value>().await?["error"]["code"],
         "WORKER_TOKEN_INVALID"
     );
+    // Without a credential the upgrade happens, and a challenge comes first: a legacy hello
+    // without a proof is refused.
+    let mut ws = open(&orch, None).await.expect("upgraded");
+    assert!(matches!(
+        recv_frame(&mut ws).await,
+        Some(OrchestratorMessage::Challenge { .. })
+    ));
+    send_frame(&mut ws, &hello("gpu-1", &["echo"], 1)).await;
+    match recv_frame(&mut ws).await {
+        Some(OrchestratorMessage::Error { code, .. }) => {
+            assert_eq!(code, "WORKER_SIGNATURE_INVALID");
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(open(&orch, Some(token.expose_secret())).await.is_ok());
     assert!(
         !orch.logs().contains(token.expose_secret()),
@@ -69,6 +83,7 @@ async fn hello_must_come_first_and_match_the_token() -> TestResult {
                     runtime,
                     models,
                     capacity,
+                    proof: None,
                 },
                 other => other,
             },
@@ -97,6 +112,7 @@ async fn hello_must_come_first_and_match_the_token() -> TestResult {
                     runtime: basis::domain::Runtime::Vllm,
                     models,
                     capacity,
+                    proof: None,
                 },
                 other => other,
             },

@@ -50,6 +50,7 @@ pub async fn register_on(
         runtime,
         models: models.iter().map(|m| (*m).to_owned()).collect(),
         token_sha256: token.sha256(),
+        public_key: None,
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,
@@ -160,7 +161,7 @@ pub struct FakeWorker {
     task: JoinHandle<()>,
 }
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the channel with `bearer` (if any): the socket, or the refusal's HTTP status.
@@ -214,6 +215,7 @@ pub fn hello_on(id: &str, models: &[&str], capacity: u32, runtime: Runtime) -> W
         runtime,
         models: models.iter().map(|m| (*m).to_owned()).collect(),
         capacity,
+        proof: None,
     }
 }
 

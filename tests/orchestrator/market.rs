@@ -116,6 +116,7 @@ pub async fn worker_paid_to(
         runtime,
         models: vec!["llama3.2:1b".into()],
         token_sha256: token.sha256(),
+        public_key: None,
         hardware: None,
         version: "0.1.0".into(),
         multi_task,

@@ -11,7 +11,7 @@ use super::*;
 
 /// `basis orchestrator keys create --role ROLE` with `args` (the database, quotas) and `env`:
 /// the key it printed.
-fn create_key_with(role: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> String {
+pub fn create_key_with(role: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> String {
     let out = Command::new(common::orchestrator::bin())
         .args(["orchestrator", "keys", "create", "--role", role])
         .args(args)

@@ -47,6 +47,7 @@ async fn worker(orch: &Orchestrator, i: usize, home: &std::path::Path) -> KillOn
         runtime: Runtime::Echo,
         models: vec![format!("m-{i}")],
         token_sha256: token.sha256(),
+        public_key: None,
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,

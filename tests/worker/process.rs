@@ -124,7 +124,7 @@ async fn an_incomplete_env_file_is_refused_clearly() {
     for key in [
         "BASIS_WORKER_MODELS",
         "BASIS_ORCHESTRATOR_URL",
-        "BASIS_WORKER_TOKEN",
+        "BASIS_DEVICE_KEY",
     ] {
         assert!(stderr.contains(key), "{stderr}");
     }

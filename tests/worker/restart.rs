@@ -68,6 +68,7 @@ fn registration(token: &WorkerToken) -> RegisterRequest {
         runtime: Runtime::Echo,
         models: vec![MODEL.into()],
         token_sha256: token.sha256(),
+        public_key: None,
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,

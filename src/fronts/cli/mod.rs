@@ -22,6 +22,7 @@ mod output;
 mod receipts;
 mod register;
 mod rewards;
+mod rotate_key;
 mod service;
 mod start;
 mod status;
@@ -74,10 +75,15 @@ pub enum Command {
     Canary(canary::Args),
     /// Check GPUs, drivers, containers and runtimes: what can this machine serve?
     Check(check::Args),
-    /// Write the worker's env file (0600, atomic): public settings plus a host-generated token.
+    /// Write the worker's env file (0600, atomic): public settings plus a host-generated device
+    /// key.
     WriteEnv(write_env::Args),
-    /// Register this host's worker with the orchestrator (sends the token's sha256 only).
+    /// Register this host's worker with the orchestrator (sends the device key's public half,
+    /// signed by it; the private key never leaves this host).
     Register(register::Args),
+    /// Replace this worker's device key (the old key signs the new one); restart the worker
+    /// afterwards.
+    RotateKey(rotate_key::Args),
     /// Show the orchestrator's onboarding posture and this host's registration.
     Network(network::Args),
     /// Print the output hash (keccak256 of the raw bytes) of a file or of stdin.
@@ -145,6 +151,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(&ctx, args).await,
         Command::WriteEnv(args) => write_env::run(&ctx, args),
         Command::Register(args) => register::run(&ctx, args).await,
+        Command::RotateKey(args) => rotate_key::run(&ctx, args).await,
         Command::Network(args) => network::run(&ctx, args).await,
         Command::Hash(args) => hash::run(&args),
         Command::Receipt(args) => receipts::receipt(&ctx, args).await,

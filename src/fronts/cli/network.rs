@@ -96,11 +96,12 @@ fn human(o: &Output) -> String {
     }
     if o.reachable {
         let _ = writeln!(s, "{} registered", mark(o.registered));
-        let _ = writeln!(
-            s,
-            "{} orchestrator holds this host's token",
-            mark(o.token_matches)
-        );
+        let held = if o.legacy {
+            "orchestrator holds this host's legacy token (not yet its device key)"
+        } else {
+            "orchestrator holds this host's device key"
+        };
+        let _ = writeln!(s, "{} {held}", mark(o.credential_matches));
     } else {
         let _ = writeln!(s, "[?] registered: unknown until the orchestrator answers");
     }

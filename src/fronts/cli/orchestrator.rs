@@ -68,6 +68,9 @@ pub enum Sub {
     /// Manage API keys (admin, client, evaluator).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Operator actions on workers (revoke one).
+    #[command(subcommand)]
+    Workers(WorkersCommand),
     /// Operator actions on the task market (resolve a dispute).
     #[command(subcommand)]
     Tasks(orchestrator_tasks::TasksCommand),
@@ -96,6 +99,19 @@ pub enum Sub {
             hide_env_values = true
         )]
         to: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum WorkersCommand {
+    /// Revoke a worker at once: its device key (or legacy token) is refused on every route and
+    /// every replica, and its open channel closes. An admin re-registration lifts it. Needs the
+    /// admin key.
+    Revoke {
+        /// The worker's id.
+        id: String,
+        #[command(flatten)]
+        admin: orchestrator_keys::AdminArgs,
     },
 }
 
@@ -206,6 +222,9 @@ pub async fn run(args: Args) -> ExitCode {
         }
         Some(Sub::Keys(KeysCommand::SetLimits { id, limits, admin })) => {
             return orchestrator_keys::set_limits(&id, limits, &admin).await;
+        }
+        Some(Sub::Workers(WorkersCommand::Revoke { id, admin })) => {
+            return orchestrator_keys::revoke_worker(&id, &admin).await;
         }
         Some(Sub::Tasks(command)) => return orchestrator_tasks::run(command).await,
         Some(Sub::Settle(command)) => return orchestrator_settle::run(command).await,

@@ -157,3 +157,14 @@ pub async fn set_limits(id: &str, limits: LimitArgs, a: &AdminArgs) -> ExitCode 
         |k| format!("{}: {}", k.id, limits_text(&k.limits)),
     )
 }
+
+/// `workers revoke ID`.
+pub async fn revoke_worker(id: &str, a: &AdminArgs) -> ExitCode {
+    output::render(a.json, keys::revoke_worker(&admin(a), id).await, |w| {
+        format!(
+            "worker {} is revoked: its key no longer works on any route, and its channel is \
+             closed (an admin re-registration lifts it)",
+            w.worker_id
+        )
+    })
+}

@@ -7,9 +7,11 @@ use super::{Context, output};
 use crate::ops::register::{self, Input, Output};
 
 /// Registers this host's worker with the orchestrator. Given flags are saved in the env file
-/// first (a new --orchestrator-url only once it has answered); the token stays in the env
-/// file and only its sha256 is sent. When registration is
-/// gated, the operator's key is read from BASIS_ENROLLMENT_KEY (environment or env file).
+/// first (a new --orchestrator-url only once it has answered, and only with
+/// --new-orchestrator when the file names another); the device key stays in the env file and
+/// only its public key and a signature by it are sent. A legacy env file's token is proven
+/// once, moving the worker to the key, then removed. When registration is gated, the
+/// operator's key is read from BASIS_ENROLLMENT_KEY (environment or env file).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// PUBLIC EVM reward address (0x + 40 hex). Never a private key.
@@ -27,6 +29,13 @@ pub struct Args {
     /// Orchestrator URL (saved in the env file once it has answered).
     #[arg(long)]
     pub orchestrator_url: Option<String>,
+    /// Confirm moving this worker to another orchestrator than the one its env file names.
+    #[arg(long)]
+    pub new_orchestrator: bool,
+    /// Accept a plain http:// orchestrator that is not on this machine (jobs and outputs
+    /// would travel in clear).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
     /// Let this worker hold several task claims at once (`--multi-task` or
     /// `--multi-task=false`; saved in the env file) [default: one claim at a time].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -46,11 +55,14 @@ pub async fn run(ctx: &Context, args: Args) -> ExitCode {
         runtime: args.runtime,
         models: args.models,
         orchestrator_url: args.orchestrator_url,
+        new_orchestrator: args.new_orchestrator.then_some(true),
+        allow_insecure_http: args.allow_insecure_http.then_some(true),
         multi_task: args.multi_task,
         env_file: args.env,
     };
     let result = match ctx.ops() {
-        Ok(ops) => register::run(&ops, &input).await,
+        // The registration's future holds a hardware check: boxed, not on the stack.
+        Ok(ops) => Box::pin(register::run(&ops, &input)).await,
         Err(p) => Err(p),
     };
     output::render(args.json, result, human)
@@ -72,7 +84,17 @@ fn human(o: &Output) -> String {
         r.runtime,
         r.models.join(", ")
     );
-    let _ = writeln!(s, "  token fingerprint: {}", o.token_fingerprint);
+    let _ = writeln!(s, "  device key fingerprint: {}", o.key_fingerprint);
+    if o.migrated {
+        let _ = writeln!(
+            s,
+            "  moved from its legacy token to the device key; the token was removed from {}",
+            o.env_file
+        );
+    }
+    if let Some(from) = &o.previous_orchestrator_url {
+        let _ = writeln!(s, "  moved from the orchestrator at {from}");
+    }
     s.push_str(&output::next(&o.next_step));
     s
 }

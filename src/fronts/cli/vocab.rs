@@ -13,6 +13,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("check_hardware", "basis check"),
     ("write_env", "basis write-env"),
     ("register_worker", "basis register"),
+    ("rotate_key", "basis rotate-key"),
     ("network_status", "basis network"),
     ("get_leaderboard", "basis leaderboard"),
     ("get_rewards", "basis rewards"),
@@ -54,6 +55,7 @@ pub const ARGS: &[(&str, &str, &[&str])] = &[
             "dispute",
             "leaderboard",
             "rewards",
+            "rotate-key",
         ],
     ),
     (
@@ -65,6 +67,16 @@ pub const ARGS: &[(&str, &str, &[&str])] = &[
     ("ollama_url", "--ollama-url", &["write-env"]),
     ("vllm_url", "--vllm-url", &["write-env"]),
     ("multi_task", "--multi-task", &["write-env", "register"]),
+    (
+        "new_orchestrator",
+        "--new-orchestrator",
+        &["write-env", "register"],
+    ),
+    (
+        "allow_insecure_http",
+        "--allow-insecure-http",
+        &["write-env", "register"],
+    ),
     ("capacity", "--capacity", &["write-env"]),
     (
         "fallback_orchestrator_urls",

@@ -7,7 +7,11 @@ use super::{Context, output};
 use crate::ops::write_env::{self, Input, Output};
 
 /// Writes worker.env (mode 0600, atomically). Omitted flags keep the file's current values; the
-/// token is generated on this host when absent and never printed (only its fingerprint).
+/// device key is generated on this host when absent and never printed (only its fingerprint).
+/// Another orchestrator than the file's needs --new-orchestrator; a plain http:// one off this
+/// machine needs --allow-insecure-http.
+// Each bool is an independent on/off flag of the command line.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// PUBLIC EVM reward address (0x + 40 hex). Never a private key.
@@ -34,6 +38,13 @@ pub struct Args {
     /// Orchestrator URL [default: from basis.toml or BASIS_ORCHESTRATOR_URL].
     #[arg(long)]
     pub orchestrator_url: Option<String>,
+    /// Confirm moving this worker to another orchestrator than the one its env file names.
+    #[arg(long)]
+    pub new_orchestrator: bool,
+    /// Accept a plain http:// orchestrator that is not on this machine (jobs and outputs
+    /// would travel in clear).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
     /// Let this worker hold several task claims at once (`--multi-task` or
     /// `--multi-task=false`; saved in the env file) [default: one claim at a time].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -72,6 +83,8 @@ pub fn run(ctx: &Context, args: Args) -> ExitCode {
         ollama_url: args.ollama_url,
         vllm_url: args.vllm_url,
         orchestrator_url: args.orchestrator_url,
+        new_orchestrator: args.new_orchestrator.then_some(true),
+        allow_insecure_http: args.allow_insecure_http.then_some(true),
         multi_task: args.multi_task,
         capacity: args.capacity,
         fallback_orchestrator_urls: args
@@ -95,8 +108,21 @@ fn human(o: &Output) -> String {
     let verb = if o.created { "created" } else { "updated" };
     let _ = writeln!(s, "{verb} {} (mode {})", o.path, o.mode);
     let _ = writeln!(s, "  keys: {}", o.keys_written.join(", "));
-    let token = if o.token_kept { "kept" } else { "generated" };
-    let _ = writeln!(s, "  token: {token}, fingerprint {}", o.token_fingerprint);
+    let key = if o.key_kept { "kept" } else { "generated" };
+    let _ = writeln!(s, "  device key: {key}, fingerprint {}", o.key_fingerprint);
+    if o.legacy_token {
+        let _ = writeln!(
+            s,
+            "  legacy token: still in the file until registration moves the worker to the key"
+        );
+    }
+    if let Some(from) = &o.previous_orchestrator_url {
+        let _ = writeln!(
+            s,
+            "  orchestrator: moved from {from} to {}",
+            o.orchestrator_url
+        );
+    }
     let _ = writeln!(s, "  worker {} pays to {}", o.worker_id, o.wallet);
     if o.multi_task {
         let _ = writeln!(s, "  it may hold several task claims at once (multi-task)");

@@ -248,8 +248,8 @@ async fn drive(
             .await
             .map_err(|p| problem_text(&p))?;
             let detail = format!(
-                "{} -> {}, token fingerprint {}",
-                out.record.worker_id, out.record.wallet, out.token_fingerprint
+                "{} -> {}, device key {}",
+                out.record.worker_id, out.record.wallet, out.key_fingerprint
             );
             Ok((ctx, detail))
         })

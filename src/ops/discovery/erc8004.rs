@@ -226,7 +226,7 @@ pub async fn link(ctx: &Context, input: &LinkInput) -> Result<LinkOutput, Proble
         agent_registry: registry.to_string(),
         agent_id: input.agent_id,
     };
-    let registration = worker.client.link_agent(&body, &worker.token).await?;
+    let registration = worker.client.link_agent(&body, worker.auth()).await?;
     Ok(LinkOutput {
         worker_id: worker.id,
         agent_registry: body.agent_registry,

@@ -53,7 +53,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     input.check_secrets()?;
     let id = task_id(&input.task_id)?;
     let worker = Worker::load(ctx, input.env_file.as_deref())?;
-    let claim = worker.client.claim(&id, &worker.id, &worker.token).await?;
+    let claim = worker.client.claim(&id, &worker.id, worker.auth()).await?;
     let task = worker.client.task(&id).await?;
     let has_input = task.input.is_some();
     let next_step = if has_input {

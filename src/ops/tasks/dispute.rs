@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::submission::{self, checked};
-use super::{Worker, submission_id};
+use super::{Worker, host_secrets, submission_id};
 use crate::domain::{ErrorCode, Problem};
 use crate::guard::{GuardText, Guarded, HostSecrets, SecretRefused, check_free_text};
 use crate::ops::Context;
@@ -47,7 +47,8 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         .with_fix("say briefly which criteria the output meets and why the rejection is wrong"));
     }
     let worker = Worker::load(ctx, input.env_file.as_deref())?;
-    let known = [worker.token.expose_secret().as_bytes()];
+    let secrets = host_secrets(&worker.env);
+    let known: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
     let wallets: Vec<_> = worker.env.wallet.into_iter().collect();
     let host = HostSecrets {
         known: &known,
@@ -59,6 +60,6 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         worker_id: worker.id.clone(),
         reason: reason.to_owned(),
     };
-    let disputed = worker.client.dispute(&id, &request, &worker.token).await?;
+    let disputed = worker.client.dispute(&id, &request, worker.auth()).await?;
     Ok(checked(disputed))
 }

@@ -11,10 +11,11 @@
 //! model (`BASIS_WORKER_MODELS`, or `BASIS_OLLAMA_MODEL` for an ollama worker without a list)
 //! and `label:<label>` for each of `BASIS_WORKER_LABELS`.
 //!
-//! Secrets: the worker token and the evaluator key are read from the env file here and go
-//! only into the client's sensitive headers; no output type holds either. A submission is read
-//! with one of them ([`Reader`]): the orchestrator shows it only to its poster, an evaluator,
-//! the worker that submitted it and the operator.
+//! Secrets: the device key (or a legacy worker's token) and the evaluator key are read from
+//! the env file here; the key only signs the client's requests and never travels, a token or
+//! evaluator key goes only into the client's sensitive headers; no output type holds any. A
+//! submission is read with one of them ([`Reader`]): the orchestrator shows it only to its
+//! poster, an evaluator, the worker that submitted it and the operator.
 
 pub mod claim;
 pub mod dispute;
@@ -30,13 +31,17 @@ pub mod submit;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
+use zeroize::Zeroizing;
 
 use super::Context;
-use crate::client::{OrchestratorClient, ReadAs};
-use crate::config::{KEY_EVALUATOR_KEY, KEY_TOKEN, KEY_WORKER_ID, WorkerEnv};
-use crate::domain::{ErrorCode, Problem, Runtime, SubmissionId, TaskId, WorkerId, WorkerToken};
+use crate::client::{OrchestratorClient, ReadAs, WorkerAuth};
+use crate::config::{KEY_DEVICE_KEY, KEY_EVALUATOR_KEY, KEY_WORKER_ID, WorkerEnv};
+use crate::domain::{
+    DeviceKey, ErrorCode, Problem, Runtime, SubmissionId, TaskId, WorkerId, WorkerToken,
+};
+use crate::guard::device_key_forms;
 use crate::wire::Task;
 
 /// Every task-market call gives up after this long.
@@ -65,18 +70,50 @@ pub(crate) fn client(
     Ok((client, url))
 }
 
+/// How this host's worker proves itself: its device key, or, in a legacy env file that has
+/// none yet, its token.
+#[derive(Debug, Clone)]
+pub(crate) enum Credential {
+    Key(Box<DeviceKey>),
+    Token(WorkerToken),
+}
+
+impl Credential {
+    /// The env file's device key, else its legacy token.
+    pub fn from_env(env: &WorkerEnv) -> Option<Self> {
+        env.device_key
+            .clone()
+            .map(|k| Self::Key(Box::new(k)))
+            .or_else(|| env.token.clone().map(Self::Token))
+    }
+
+    /// The client's credential for worker `id`.
+    pub fn auth<'a>(&'a self, id: &'a WorkerId) -> WorkerAuth<'a> {
+        match self {
+            Self::Key(key) => WorkerAuth::Key { worker_id: id, key },
+            Self::Token(token) => WorkerAuth::Token(token),
+        }
+    }
+}
+
 /// This host's worker, as the env file names it, with what acting as it needs.
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub id: WorkerId,
-    /// Never shown; goes only into the client's `Authorization` header.
-    pub token: WorkerToken,
+    /// Never shown; only signs the client's requests (or, legacy, goes into its
+    /// `Authorization` header).
+    pub credential: Credential,
     pub env: WorkerEnv,
     pub client: OrchestratorClient,
 }
 
 impl Worker {
-    /// Reads the env file; it must name the worker and hold its token.
+    /// How the client acts as this worker.
+    pub fn auth(&self) -> WorkerAuth<'_> {
+        self.credential.auth(&self.id)
+    }
+
+    /// Reads the env file; it must name the worker and hold its device key (or a legacy token).
     pub fn load(ctx: &Context, env_file: Option<&str>) -> Result<Self, Problem> {
         let path = ctx.env_path(env_file);
         let Some(env) = read_env(ctx, env_file)? else {
@@ -85,18 +122,19 @@ impl Worker {
                 format!("there is no worker env file at {}", path.display()),
             )
             .with_fix(
-                "onboard first: write_env (public settings; it generates the token), then \
+                "onboard first: write_env (public settings; it generates the device key), then \
                  register_worker",
             ));
         };
+        let credential = Credential::from_env(&env);
         let missing: Vec<&str> = [
             (KEY_WORKER_ID, env.worker_id.is_none()),
-            (KEY_TOKEN, env.token.is_none()),
+            (KEY_DEVICE_KEY, credential.is_none()),
         ]
         .into_iter()
         .filter_map(|(key, missing)| missing.then_some(key))
         .collect();
-        let (Some(id), Some(token)) = (env.worker_id.clone(), env.token.clone()) else {
+        let (Some(id), Some(credential)) = (env.worker_id.clone(), credential) else {
             return Err(Problem::new(
                 ErrorCode::EnvIncomplete,
                 format!("{} lacks {}", path.display(), missing.join(", ")),
@@ -106,11 +144,29 @@ impl Worker {
         let (client, _) = client(ctx, Some(&env))?;
         Ok(Self {
             id,
-            token,
+            credential,
             env,
             client,
         })
     }
+}
+
+/// The secrets this host holds in memory, for the guard's `HostSecrets::known`: the device
+/// keys in every form an output could carry them ([`device_key_forms`]), a legacy token and
+/// the evaluator key. Zeroized when dropped.
+pub(crate) fn host_secrets(env: &WorkerEnv) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut known: Vec<Zeroizing<Vec<u8>>> = [&env.device_key, &env.device_key_next]
+        .into_iter()
+        .flatten()
+        .flat_map(device_key_forms)
+        .collect();
+    if let Some(token) = &env.token {
+        known.push(Zeroizing::new(token.expose_secret().as_bytes().to_vec()));
+    }
+    if let Some(key) = evaluator_key(Some(env)) {
+        known.push(Zeroizing::new(key.expose_secret().as_bytes().to_vec()));
+    }
+    known
 }
 
 /// `runtime:<runtime>` and `model:<name>` for each model the env file announces.
@@ -139,19 +195,25 @@ pub(crate) fn evaluator_key(env: Option<&WorkerEnv>) -> Option<SecretString> {
     })
 }
 
-/// The credential this host reads a submission with, from its env file: the worker token
-/// (its own submissions) or the evaluator key (any submission).
+/// The credential this host reads a submission with, from its env file: the worker's (its
+/// own submissions) or the evaluator key (any submission).
 #[derive(Debug)]
 pub(crate) enum Reader {
-    Worker(WorkerToken),
+    Worker(WorkerId, Credential),
     Evaluator(SecretString),
 }
 
 impl Reader {
     /// The first this host has: the evaluator key first when `evaluator_first`
-    /// (verify_output), else the worker token first (get_submission).
+    /// (verify_output), else the worker's first (get_submission).
     pub fn from_env(env: Option<&WorkerEnv>, evaluator_first: bool) -> Option<Self> {
-        let token = || env.and_then(|e| e.token.clone()).map(Self::Worker);
+        let token = || {
+            let env = env?;
+            Some(Self::Worker(
+                env.worker_id.clone()?,
+                Credential::from_env(env)?,
+            ))
+        };
         let key = || evaluator_key(env).map(Self::Evaluator);
         if evaluator_first {
             key().or_else(token)
@@ -162,7 +224,7 @@ impl Reader {
 
     pub fn read_as(&self) -> ReadAs<'_> {
         match self {
-            Self::Worker(token) => ReadAs::Worker(token),
+            Self::Worker(id, credential) => ReadAs::Worker(credential.auth(id)),
             Self::Evaluator(key) => ReadAs::Key(key),
         }
     }

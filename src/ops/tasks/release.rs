@@ -42,7 +42,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let worker = Worker::load(ctx, input.env_file.as_deref())?;
     let task = worker
         .client
-        .release(&id, &worker.id, &worker.token)
+        .release(&id, &worker.id, worker.auth())
         .await?;
     Ok(Output {
         task,

@@ -10,11 +10,10 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use schemars::JsonSchema;
-use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 
 use super::output_file::OutputFiles;
-use super::{Worker, evaluator_key, task_id};
+use super::{Worker, host_secrets, task_id};
 use crate::domain::{
     ErrorCode, MetricValue, OutputFormat, OutputHash, Problem, SubmissionId, TaskId, TaskStatus,
     Usage,
@@ -142,7 +141,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
         duration_ms: input.duration_ms,
         metric: input.metric.as_deref().map(metric_value).transpose()?,
     };
-    let outcome = worker.client.submit(&id, &request, &worker.token).await?;
+    let outcome = worker.client.submit(&id, &request, worker.auth()).await?;
     let s = outcome.submission;
     let next_step = if outcome.created {
         "submitted: check it with get_submission (status, evaluation, credit) after the \
@@ -164,18 +163,15 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
 }
 
 /// The guard over an output's raw bytes as free text (a transaction hash passes), refusing
-/// this host's worker token and evaluator key (held in memory) wherever they appear, and the
+/// this host's device keys (in every encoding), legacy token and evaluator key (held in
+/// memory) wherever they appear, and the
 /// private key of the worker's reward wallet; off the async threads (an 8 MiB output takes a
 /// moment). Returns the bytes.
 async fn guard_raw(worker: &Worker, field: &'static str, raw: Vec<u8>) -> Result<Vec<u8>, Problem> {
-    let token = worker.token.clone();
-    let evaluator = evaluator_key(Some(&worker.env));
+    let secrets = host_secrets(&worker.env);
     let wallets: Vec<_> = worker.env.wallet.into_iter().collect();
     let checked = tokio::task::spawn_blocking(move || {
-        let mut known: Vec<&[u8]> = vec![token.expose_secret().as_bytes()];
-        if let Some(key) = &evaluator {
-            known.push(key.expose_secret().as_bytes());
-        }
+        let known: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
         let host = HostSecrets {
             known: &known,
             wallets: &wallets,

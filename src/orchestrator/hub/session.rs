@@ -36,6 +36,10 @@ pub mod codes {
     pub const REPLACED: &str = "REPLACED";
     pub const HEARTBEAT_LAPSED: &str = "HEARTBEAT_LAPSED";
     pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
+    /// An admin revoked the worker (`POST /api/workers/{id}/revoke`).
+    pub const REVOKED: &str = "WORKER_REVOKED";
+    /// The hello's proof is missing or is not the worker's key over this challenge and origin.
+    pub const PROOF_INVALID: &str = "WORKER_SIGNATURE_INVALID";
 }
 
 /// How a welcomed connection ended.
@@ -49,9 +53,23 @@ enum End {
     Closed,
 }
 
-/// Serves one upgraded connection; `candidates` are the workers the bearer token matched.
-pub async fn serve(state: AppState, mut socket: WebSocket, candidates: Vec<WorkerRow>) {
-    let hello = match handshake(&mut socket, candidates).await {
+/// How a connection proves which worker it is (docs/PROTOCOL.md, "Connecting").
+#[derive(Debug)]
+pub enum ChannelAuth {
+    /// A legacy worker's bearer token matched these workers (none of them has a device key).
+    Token(Vec<WorkerRow>),
+    /// No bearer token: the orchestrator sends a `challenge`, and the `hello` carries the
+    /// worker's signature over it and one of these origins.
+    Challenge {
+        origins: Vec<String>,
+        /// The client address, charged with a failed proof (the lockout).
+        ip: std::net::IpAddr,
+    },
+}
+
+/// Serves one upgraded connection, authenticated by `auth`.
+pub async fn serve(state: AppState, mut socket: WebSocket, auth: ChannelAuth) {
+    let hello = match handshake(&state, &mut socket, auth).await {
         Ok(hello) => hello,
         Err((code, message)) => {
             tracing::warn!(code, %message, "worker connection refused after upgrade");
@@ -221,11 +239,26 @@ fn on_text(state: &AppState, live: &Arc<Live>, text: &str) -> bool {
     false
 }
 
-/// Waits for `hello` and checks it against the token's workers.
+/// Waits for `hello` and checks who sent it: one of the token's workers, or the worker whose
+/// registered device key signed this connection's challenge.
 async fn handshake(
+    state: &AppState,
     socket: &mut WebSocket,
-    candidates: Vec<WorkerRow>,
+    auth: ChannelAuth,
 ) -> Result<Hello, (&'static str, String)> {
+    let challenge = match &auth {
+        ChannelAuth::Challenge { .. } => {
+            let challenge = crate::wire::signature::nonce();
+            let frame = OrchestratorMessage::Challenge {
+                challenge: challenge.clone(),
+            };
+            send(socket, &frame)
+                .await
+                .map_err(|()| (codes::HELLO_REQUIRED, "the connection closed".to_owned()))?;
+            Some(challenge)
+        }
+        ChannelAuth::Token(_) => None,
+    };
     let first = tokio::time::timeout(HELLO_TIMEOUT, async {
         loop {
             match socket.recv().await {
@@ -249,6 +282,7 @@ async fn handshake(
         runtime,
         models,
         capacity,
+        proof,
     }) = serde_json::from_str::<WorkerMessage>(first.as_str())
     else {
         return Err((
@@ -262,11 +296,30 @@ async fn handshake(
             format!("this orchestrator speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
         ));
     }
-    let Some(row) = candidates.into_iter().find(|r| r.worker_id == worker_id) else {
-        return Err((
-            codes::WORKER_ID_MISMATCH,
-            format!("the token does not belong to worker `{worker_id}`"),
-        ));
+    let row = match (auth, challenge) {
+        (ChannelAuth::Token(candidates), _) => candidates
+            .into_iter()
+            .find(|r| r.worker_id == worker_id)
+            .ok_or_else(|| {
+                (
+                    codes::WORKER_ID_MISMATCH,
+                    format!("the token does not belong to worker `{worker_id}`"),
+                )
+            })?,
+        (ChannelAuth::Challenge { origins, ip }, Some(challenge)) => {
+            match proven_by_key(state, &worker_id, &origins, &challenge, proof.as_deref()).await {
+                Ok(row) => row,
+                Err(refusal) => {
+                    if refusal.0 == codes::PROOF_INVALID {
+                        state.auth_failed(ip, None);
+                    }
+                    return Err(refusal);
+                }
+            }
+        }
+        (ChannelAuth::Challenge { .. }, None) => {
+            return Err((codes::PROOF_INVALID, "no challenge was sent".to_owned()));
+        }
     };
     check_hello(&worker_id, runtime, &models, capacity, &version)?;
     check_registered(&row, runtime, &models)?;
@@ -279,6 +332,52 @@ async fn handshake(
         version,
         labels: row.labels,
     })
+}
+
+/// The row of worker `id`, whose registered device key signed `challenge` for one of
+/// `origins` (`wire::signature::channel_message`).
+async fn proven_by_key(
+    state: &AppState,
+    id: &WorkerId,
+    origins: &[String],
+    challenge: &str,
+    proof: Option<&str>,
+) -> Result<WorkerRow, (&'static str, String)> {
+    let invalid = |m: String| (codes::PROOF_INVALID, m);
+    let row = state
+        .store
+        .worker(id.clone())
+        .await
+        .map_err(|e| {
+            (
+                codes::HELLO_REQUIRED,
+                format!("cannot read the registry: {e}"),
+            )
+        })?
+        .ok_or_else(|| invalid(format!("no worker `{id}` is registered here")))?;
+    if row.revoked_at.is_some() {
+        return Err((
+            codes::REVOKED,
+            format!("worker `{id}` was revoked by the orchestrator's operator"),
+        ));
+    }
+    let Some(key) = row.public_key else {
+        return Err(invalid(format!(
+            "worker `{id}` has no device key yet: register it with basis (`basis register`) first"
+        )));
+    };
+    let proof = proof.ok_or_else(|| invalid("the hello carries no proof".to_owned()))?;
+    let ok = origins.iter().any(|origin| {
+        crate::wire::signature::channel_proof_verifies(&key, origin, challenge, id, proof)
+    });
+    if ok {
+        Ok(row)
+    } else {
+        Err(invalid(format!(
+            "the hello's proof is not worker `{id}`'s device key over this challenge for this \
+             orchestrator's origin"
+        )))
+    }
 }
 
 fn check_hello(

@@ -38,7 +38,7 @@ pub fn paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Value {
         "/api/workers/{id}/agent-link": { "post": {
             "operationId": "linkAgent",
             "summary": "Record the ERC-8004 agent id the owner's register(agentURI) transaction returned (worker token)",
-            "security": [ { "workerToken": [] } ], "parameters": id,
+            "security": [ { "workerSignature": [] }, { "workerToken": [] } ], "parameters": id,
             "requestBody": { "required": true, "content": json_content(&link) },
             "responses": { "200": ok("The registration file, listing it", &file),
                 "400": err("INVALID_ARGUMENT (registry not eip155:<chain>:<address>, agent id too large, ids differ)"),

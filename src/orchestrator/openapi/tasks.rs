@@ -88,14 +88,14 @@ fn task_paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Value {
             "operationId": "claimTask",
             "summary": "Claim an open task: an exclusive lease until claim_expiry (worker token)",
             "description": "Claiming a task this worker already holds returns its current claim.",
-            "security": [ { "workerToken": [] } ], "parameters": task_id, "requestBody": body(&claim_req),
+            "security": [ { "workerSignature": [] }, { "workerToken": [] } ], "parameters": task_id, "requestBody": body(&claim_req),
             "responses": { "200": ok("The claim", &claim), "401": err(WORKER), "404": err("TASK_NOT_FOUND or WORKER_NOT_FOUND"),
                 "409": err("TASK_NOT_OPEN, ALREADY_CLAIMED, ACTIVE_CLAIM_EXISTS"), "429": err("Too many failed authentications") }
         }},
         "/api/tasks/{id}/release": { "post": {
             "operationId": "releaseTask",
             "summary": "Give a held claim back (attempt + 1; the third abandons the task)",
-            "security": [ { "workerToken": [] } ], "parameters": task_id, "requestBody": body(&claim_req),
+            "security": [ { "workerSignature": [] }, { "workerToken": [] } ], "parameters": task_id, "requestBody": body(&claim_req),
             "responses": { "200": ok("The task", &task), "401": err(WORKER), "404": err("TASK_NOT_FOUND or WORKER_NOT_FOUND"),
                 "409": err("NOT_CLAIM_HOLDER") }
         }}
@@ -115,7 +115,7 @@ fn submission_paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Val
         "/api/tasks/{id}/submit": { "post": {
             "operationId": "submitOutput",
             "summary": "Submit the output and its keccak256 (worker token); idempotent on (task_id, output_hash)",
-            "security": [ { "workerToken": [] } ], "parameters": task_id, "requestBody": body(&submit),
+            "security": [ { "workerSignature": [] }, { "workerToken": [] } ], "parameters": task_id, "requestBody": body(&submit),
             "responses": { "201": ok("Recorded", &submission), "200": ok("The same output again: the first submission", &submission),
                 "400": err("SECRET_REFUSED, INVALID_ARGUMENT, INVALID_JSON"), "401": err(WORKER),
                 "404": err("TASK_NOT_FOUND or WORKER_NOT_FOUND"),
@@ -126,7 +126,7 @@ fn submission_paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Val
         "/api/submissions/{id}": { "get": {
             "operationId": "getSubmission",
             "summary": "A submission with its output: status, evaluation, attestation hash, credit, receipt. Only for the task's poster (the key it was posted with), an evaluator key, the submitting worker (its token) or the admin key",
-            "security": [ { "clientKey": [] }, { "evaluatorKey": [] }, { "workerToken": [] }, { "adminKey": [] } ],
+            "security": [ { "clientKey": [] }, { "evaluatorKey": [] }, { "workerSignature": [] }, { "workerToken": [] }, { "adminKey": [] } ],
             "parameters": sub_id,
             "responses": { "200": ok("The submission", &submission), "400": err("Malformed id"),
                 "401": err("SUBMISSION_CREDENTIAL_REQUIRED (no credential sent)"),
@@ -143,7 +143,7 @@ fn submission_paths(g: &mut SchemaGenerator, err: &dyn Fn(&str) -> Value) -> Val
         }},
         "/api/submissions/{id}/dispute": { "post": {
             "operationId": "disputeSubmission", "summary": "Dispute a rejection within the dispute window (worker token)",
-            "security": [ { "workerToken": [] } ], "parameters": sub_id, "requestBody": body(&dispute),
+            "security": [ { "workerSignature": [] }, { "workerToken": [] } ], "parameters": sub_id, "requestBody": body(&dispute),
             "responses": { "200": ok("Disputed", &submission), "401": err(WORKER), "404": err("SUBMISSION_NOT_FOUND"),
                 "409": err("NOT_DISPUTABLE, DISPUTE_WINDOW_CLOSED") }
         }},

@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::extract::describe;
-use crate::domain::{ErrorCode, Runtime, TokenSha256, WalletAddress, WalletError, WorkerId};
+use crate::domain::{
+    DevicePublicKey, ErrorCode, Runtime, TokenSha256, WalletAddress, WalletError, WorkerId,
+};
 use crate::guard;
 use crate::wire::{
     HardwareSummary, MAX_HARDWARE_GPUS, MAX_MODEL_LEN, MAX_MODELS, MAX_TEXT_LEN, MAX_VERSION_LEN,
@@ -25,7 +27,7 @@ pub fn parse_register(body: &Value) -> Result<RegisterRequest, ApiError> {
     // The wallet first: a private key there gets its own message.
     let wallet = wallet(required_str(obj, "wallet")?)?;
     for (name, value) in obj {
-        if name != "wallet" && name != "token_sha256" {
+        if !matches!(name.as_str(), "wallet" | "token_sha256" | "public_key") {
             guard::check_json(name, value)?;
         }
     }
@@ -34,12 +36,30 @@ pub fn parse_register(body: &Value) -> Result<RegisterRequest, ApiError> {
     let runtime = required_str(obj, "runtime")?
         .parse::<Runtime>()
         .map_err(|e| ApiError::bad_request(ErrorCode::UnknownRuntime, e.to_string()))?;
-    let token_sha256 = TokenSha256::parse(required_str(obj, "token_sha256")?).map_err(|_| {
-        ApiError::bad_request(
+    let public_key = match obj.get("public_key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) => Some(DevicePublicKey::parse(k).map_err(|e| {
+            ApiError::bad_request(ErrorCode::InvalidArgument, format!("public_key: {e}")).with_fix(
+                "Send the device public key basis generated (write_env), never a private key.",
+            )
+        })?),
+        Some(_) => return Err(ApiError::invalid_json("`public_key` must be a string")),
+    };
+    let token_sha256 = match (obj.get("token_sha256"), public_key) {
+        (None | Some(Value::Null), Some(key)) => TokenSha256::sha256(key.as_bytes()),
+        _ => TokenSha256::parse(required_str(obj, "token_sha256")?).map_err(|_| {
+            ApiError::bad_request(
+                ErrorCode::InvalidArgument,
+                "token_sha256 must be 0x followed by 64 hex characters: the sha256 of the worker's public key (or legacy token), never a secret",
+            )
+        })?,
+    };
+    if public_key.is_some_and(|k| !TokenSha256::sha256(k.as_bytes()).ct_eq(&token_sha256)) {
+        return Err(ApiError::bad_request(
             ErrorCode::InvalidArgument,
-            "token_sha256 must be 0x followed by 64 hex characters: the sha256 of the worker token, never the token itself",
-        )
-    })?;
+            "token_sha256 must be the sha256 of public_key's 32 bytes when both are sent",
+        ));
+    }
     let version = required_str(obj, "version")?;
     check_text("version", version, MAX_VERSION_LEN)?;
     Ok(RegisterRequest {
@@ -48,6 +68,7 @@ pub fn parse_register(body: &Value) -> Result<RegisterRequest, ApiError> {
         runtime,
         models: models(obj.get("models"))?,
         token_sha256,
+        public_key,
         hardware: hardware(obj.get("hardware"))?,
         version: version.to_owned(),
         multi_task: match obj.get("multi_task") {

@@ -1,16 +1,18 @@
-//! Telling the other replicas that a client key was revoked or re-limited, so each forgets
-//! what its gateway remembered of the key at once instead of within the key cache's TTL:
-//! a signed `POST /internal/v1/keys/changed` to every replica announced within the online
-//! window. Best effort: a replica that cannot be reached forgets the key within the TTL anyway
-//! (its cache entries expire), and the failure is logged.
+//! Telling the other replicas that something changed that they hold in memory: a client key
+//! was revoked or re-limited (`POST /internal/v1/keys/changed`: each forgets what its gateway
+//! remembered of the key at once instead of within the key cache's TTL), or a worker was
+//! revoked (`POST /internal/v1/workers/revoked`: the replica holding its channel closes it).
+//! Signed calls to every replica announced within the online window. Best effort: a replica
+//! that cannot be reached forgets a key within the TTL anyway, and the failure is logged.
 
 use std::time::Duration;
 
 use axum::http::header;
 
 use super::{Node, sign};
+use crate::domain::WorkerId;
 use crate::orchestrator::store::{KeySha256, Store};
-use crate::wire::REPLICA_KEY_CHANGED;
+use crate::wire::{REPLICA_KEY_CHANGED, REPLICA_WORKER_REVOKED};
 
 /// How long one replica may take to acknowledge.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -30,21 +32,66 @@ pub async fn key_changed(
     now_unix: u64,
     window_s: u64,
 ) -> usize {
+    broadcast(
+        node,
+        store,
+        REPLICA_KEY_CHANGED,
+        body(key),
+        now_unix,
+        window_s,
+    )
+    .await
+}
+
+/// The body of a worker-revoked call.
+pub fn worker_body(id: &WorkerId) -> Vec<u8> {
+    serde_json::json!({ "worker_id": id.as_str() })
+        .to_string()
+        .into_bytes()
+}
+
+/// Tells every other live replica that worker `id` was revoked; returns how many acknowledged.
+pub async fn worker_revoked(
+    node: &Node,
+    store: &dyn Store,
+    id: &WorkerId,
+    now_unix: u64,
+    window_s: u64,
+) -> usize {
+    broadcast(
+        node,
+        store,
+        REPLICA_WORKER_REVOKED,
+        worker_body(id),
+        now_unix,
+        window_s,
+    )
+    .await
+}
+
+/// POSTs `body` to `path` on every other replica announced within the window, signed.
+async fn broadcast(
+    node: &Node,
+    store: &dyn Store,
+    path: &'static str,
+    body: Vec<u8>,
+    now_unix: u64,
+    window_s: u64,
+) -> usize {
     let replicas = match store
         .replicas(node.config.id.clone(), now_unix.saturating_sub(window_s))
         .await
     {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot list the other replicas to tell them a key changed");
+            tracing::warn!(error = %e, path, "cannot list the other replicas to tell them of a change");
             return 0;
         }
     };
-    let body = body(key);
     let calls = replicas.into_iter().map(|(id, url)| {
         let body = body.clone();
         async move {
-            let url = url::Url::parse(&url).and_then(|u| u.join(REPLICA_KEY_CHANGED));
+            let url = url::Url::parse(&url).and_then(|u| u.join(path));
             let Ok(url) = url else {
                 tracing::warn!(replica = %id, "a replica announced a malformed internal_url");
                 return false;
@@ -54,7 +101,7 @@ pub async fn key_changed(
                 &node.config.id,
                 &id,
                 "POST",
-                REPLICA_KEY_CHANGED,
+                path,
                 &body,
                 now_unix,
             );
@@ -69,11 +116,11 @@ pub async fn key_changed(
             match request.body(body).send().await {
                 Ok(resp) if resp.status().is_success() => true,
                 Ok(resp) => {
-                    tracing::warn!(replica = %id, status = %resp.status(), "a replica refused a key change; it forgets the key within the cache TTL");
+                    tracing::warn!(replica = %id, status = %resp.status(), path, "a replica refused a change notice");
                     false
                 }
                 Err(e) => {
-                    tracing::warn!(replica = %id, error = %e, "cannot tell a replica that a key changed; it forgets the key within the cache TTL");
+                    tracing::warn!(replica = %id, error = %e, path, "cannot tell a replica of a change");
                     false
                 }
             }

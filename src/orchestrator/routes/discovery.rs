@@ -19,6 +19,7 @@ use crate::orchestrator::error::ApiError;
 use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::hub::presence;
 use crate::orchestrator::market::problems::worker_not_found;
+use crate::orchestrator::signed::WorkerRequest;
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::AgentLink;
 use crate::wire::{
@@ -98,7 +99,7 @@ pub async fn worker(
 pub async fn agent_link(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    request: WorkerRequest,
     id: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<AgentLinkRequest>,
 ) -> Result<(StatusCode, Json<AgentRegistration>), ApiError> {
@@ -119,7 +120,7 @@ pub async fn agent_link(
             "agent_id must be below 2^53",
         ));
     }
-    auth::market_worker(&state, &headers, ip, &id).await?;
+    auth::market_worker(&state, &request, ip, &id).await?;
     let held = state.store.agent_links(id.clone()).await?;
     if held.len() >= MAX_AGENT_LINKS
         && !held
@@ -141,7 +142,7 @@ pub async fn agent_link(
         return Err(worker_not_found(&id));
     }
     tracing::info!(worker_id = %id, agent_registry = %registry, agent_id = req.agent_id, "ERC-8004 agent linked");
-    let Json(file) = worker(State(state), headers, Ok(Path(id.to_string()))).await?;
+    let Json(file) = worker(State(state), request.headers, Ok(Path(id.to_string()))).await?;
     Ok((StatusCode::OK, Json(file)))
 }
 

@@ -24,6 +24,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Router, middleware};
+
+use super::signed::{self, DigestLimit};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
@@ -86,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route(wire::LEADERBOARD, get(discovery::leaderboard))
         .route(wire::WORKER_CONNECT, get(connect::connect))
         .route("/api/workers/{id}", get(workers::get))
+        .route("/api/workers/{id}/revoke", post(workers::revoke))
         .route(wire::RECEIPTS, get(receipts::list))
         .route("/api/receipts/{id}", get(receipts::get))
         .route("/api/workers/{id}/rewards", get(settlement::worker_rewards))
@@ -119,6 +122,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/keys/{id}/revoke", post(keys::revoke))
         .route("/api/keys/{id}/limits", put(keys::set_limits))
         .route(wire::REPLICA_KEY_CHANGED, post(keys::changed_elsewhere))
+        .route(
+            wire::REPLICA_WORKER_REVOKED,
+            post(workers::revoked_elsewhere),
+        )
         .route(wire::MODELS, get(models::list))
         .route(
             wire::CHAT_COMPLETIONS,
@@ -134,6 +141,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            DigestLimit(limit.max(submit_limit)),
+            signed::digest,
+        ))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

@@ -1,5 +1,5 @@
-//! `POST /api/workers/register`: create (201), idempotent re-register (200), update or rotate
-//! the token with proof (200), or refuse: 400 bad input, 401/403 gated, 403 closed,
+//! `POST /api/workers/register`: create (201), idempotent re-register (200), update, rotate
+//! the device key or move a legacy token worker to one, with proof (200), or refuse: 400 bad input, 401/403 gated, 403 closed,
 //! 409 `WORKER_ID_TAKEN`, 429 rate limited. The per-IP limits run in [`limit`], before the
 //! body is read.
 
@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -21,8 +21,10 @@ use crate::orchestrator::extract::ApiJson;
 use crate::orchestrator::metrics::RegistrationOutcome;
 use crate::orchestrator::rate_limit::retry_after_secs;
 use crate::orchestrator::registration::parse_register;
+use crate::orchestrator::signed::{self, WorkerRequest};
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::{StoreError, WorkerRow};
+use crate::wire::signature::{LABEL, PREVIOUS_LABEL};
 use crate::wire::{RegisterRequest, RegistrationMode, worker_path};
 
 /// The peer address, handed from [`limit`] to the handler.
@@ -48,11 +50,11 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
 pub async fn register(
     State(state): State<AppState>,
     peer: Option<axum::Extension<Peer>>,
-    headers: HeaderMap,
+    request: WorkerRequest,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0);
-    let outcome = decide(&state, &headers, ip, body).await;
+    let outcome = decide(&state, &request, ip, body).await;
     let metric = match &outcome {
         Ok((status, _)) if *status == StatusCode::CREATED => RegistrationOutcome::Created,
         Ok((_, Changed::Yes(_))) => RegistrationOutcome::Updated,
@@ -93,25 +95,34 @@ impl Changed {
 
 async fn decide(
     state: &AppState,
-    headers: &HeaderMap,
+    request: &WorkerRequest,
     ip: IpAddr,
     body: Value,
 ) -> Result<(StatusCode, Changed), ApiError> {
     let req = parse_register(&body)?;
+    let headers = &request.headers;
     let admin = auth::admin_key(state, headers, ip).await?;
+    // A device key proves possession first: the request is signed by the key it registers.
+    if let Some(key) = &req.public_key
+        && let Err(e) = signed::check(state, request, LABEL, &req.worker_id, key).await
+    {
+        state.auth_failed(ip, auth::presented(headers));
+        return Err(e);
+    }
     match state.store.worker(req.worker_id.clone()).await? {
-        None => create(state, headers, ip, req, admin).await,
-        Some(row) => reregister(state, headers, ip, req, row, admin).await,
+        None => create(state, request, ip, req, admin).await,
+        Some(row) => reregister(state, request, ip, req, row, admin).await,
     }
 }
 
 async fn create(
     state: &AppState,
-    headers: &HeaderMap,
+    request: &WorkerRequest,
     ip: IpAddr,
     req: RegisterRequest,
     admin: Credential,
 ) -> Result<(StatusCode, Changed), ApiError> {
+    let headers = &request.headers;
     if !admin.is_valid() {
         match state.config.registration {
             RegistrationMode::Open => {}
@@ -126,26 +137,99 @@ async fn create(
             }
         }
     }
+    if req.public_key.is_none() {
+        tracing::warn!(worker_id = %req.worker_id,
+            "a legacy client registered a worker with a bearer token instead of a device key");
+    }
     let id = req.worker_id.clone();
     match state.store.insert_worker(req.clone(), unix_now()).await {
         Ok(row) => {
-            tracing::info!(worker_id = %id, "worker registered");
+            tracing::info!(worker_id = %id, key = ?row.public_key.map(|k| k.fingerprint()),
+                "worker registered");
             Ok((StatusCode::CREATED, Changed::Yes(row)))
         }
         // A concurrent registration of the same id won the insert: this one is now a
-        // re-registration (the same request is answered as unchanged; another token needs
-        // the proof as always).
+        // re-registration (the same request is answered as unchanged; another credential
+        // needs the proof as always).
         Err(StoreError::Conflict) => match state.store.worker(id.clone()).await? {
-            Some(row) => Box::pin(reregister(state, headers, ip, req, row, admin)).await,
+            Some(row) => Box::pin(reregister(state, request, ip, req, row, admin)).await,
             None => Err(taken(&id)),
         },
         Err(e) => Err(e.into()),
     }
 }
 
+/// Who may change an existing registration (docs/SECURITY.md, "Registration"): the admin
+/// key, always (recovery, and the only way back from a revocation); else the holder of the
+/// registered credential: the same device key (its signature was checked in [`decide`]), the
+/// old key's `previous` signature for a new key (rotation), or a legacy worker's token, which
+/// may move it to a device key once and is refused from then on.
+async fn authorised(
+    state: &AppState,
+    request: &WorkerRequest,
+    ip: IpAddr,
+    req: &RegisterRequest,
+    row: &WorkerRow,
+    admin: Credential,
+) -> Result<&'static str, ApiError> {
+    if admin.is_valid() {
+        return Ok("admin key");
+    }
+    let id = &req.worker_id;
+    if row.revoked_at.is_some() {
+        return Err(signed::revoked(id));
+    }
+    match (&row.public_key, &req.public_key) {
+        (Some(old), Some(new)) if old == new => Ok("device key"),
+        (Some(old), Some(_)) => {
+            if !request
+                .headers
+                .contains_key(crate::wire::signature::SIGNATURE_INPUT_HEADER)
+            {
+                return Err(taken(id));
+            }
+            signed::check(state, request, PREVIOUS_LABEL, id, old)
+                .await
+                .map_err(|e| {
+                    // No `previous` signature at all: the id is someone else's.
+                    if signed::received_label(request, PREVIOUS_LABEL) {
+                        e
+                    } else {
+                        taken(id)
+                    }
+                })?;
+            Ok("rotation signed by the previous key")
+        }
+        (Some(_), None) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::WorkerIdTaken,
+            format!(
+                "worker `{id}` authenticates with a device key; a token registration is no \
+                 longer accepted for it"
+            ),
+        )
+        .with_fix(
+            "Run register_worker (`basis register`) with a basis that has the device key \
+             (BASIS_DEVICE_KEY in the env file); if the key is lost, the operator re-registers \
+             the worker with the admin key.",
+        )),
+        (None, _) => {
+            if auth::worker_proof(state, &request.headers, &row.token_sha256, ip).is_valid() {
+                Ok(if req.public_key.is_some() {
+                    "token, moving to a device key"
+                } else {
+                    "token"
+                })
+            } else {
+                Err(taken(id))
+            }
+        }
+    }
+}
+
 async fn reregister(
     state: &AppState,
-    headers: &HeaderMap,
+    request: &WorkerRequest,
     ip: IpAddr,
     req: RegisterRequest,
     row: WorkerRow,
@@ -154,10 +238,7 @@ async fn reregister(
     if row.same_registration(&req) {
         return Ok((StatusCode::OK, Changed::No(row)));
     }
-    let proof = auth::worker_proof(state, headers, &row.token_sha256, ip);
-    if !(proof.is_valid() || admin.is_valid()) {
-        return Err(taken(&req.worker_id));
-    }
+    let by = authorised(state, request, ip, &req, &row, admin).await?;
     let id = req.worker_id.clone();
     let rotated = !row.token_sha256.ct_eq(&req.token_sha256);
     match state
@@ -166,15 +247,11 @@ async fn reregister(
         .await?
     {
         Some(updated) => {
-            let by = if proof.is_valid() {
-                "token"
-            } else {
-                "admin key"
-            };
-            tracing::info!(worker_id = %id, rotated, by, "worker re-registered");
+            tracing::info!(worker_id = %id, rotated, by,
+                key = ?updated.public_key.map(|k| k.fingerprint()), "worker re-registered");
             Ok((StatusCode::OK, Changed::Yes(updated)))
         }
-        // The token changed (or the worker vanished) between our read and our write.
+        // The credential changed (or the worker vanished) between our read and our write.
         None => Err(taken(&id)),
     }
 }
@@ -184,12 +261,12 @@ fn taken(id: &crate::domain::WorkerId) -> ApiError {
         StatusCode::CONFLICT,
         ErrorCode::WorkerIdTaken,
         format!(
-            "worker id `{id}` is registered with another token; changing it needs proof of the current token"
+            "worker id `{id}` is registered with another key or token; changing it needs proof of the current one"
         ),
     )
     .with_fix(
         "If this is your worker, run register_worker (`basis register`) on the host whose env \
-         file holds its token (basis proves it without showing it). Otherwise choose another \
-         worker_id.",
+         file holds its device key (basis signs with it; the key never leaves the host), or \
+         `basis rotate-key` there to change keys. Otherwise choose another worker_id.",
     )
 }

@@ -23,6 +23,7 @@ use crate::orchestrator::market::engine::{
 };
 use crate::orchestrator::market::intake;
 use crate::orchestrator::market::problems::{invalid, submission_not_readable, task_not_found};
+use crate::orchestrator::signed::WorkerRequest;
 use crate::orchestrator::state::{AppState, unix_now_ms};
 use crate::orchestrator::store::SubmissionRow;
 use crate::wire::{
@@ -54,13 +55,13 @@ fn submission_id(path: Result<Path<String>, PathRejection>) -> Result<Submission
 pub async fn submit(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    request: WorkerRequest,
     path: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<SubmitRequest>,
 ) -> Result<Response, ApiError> {
     let id = task_id(path)?;
     req.output.guard_free_text("output")?;
-    let worker = auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
+    let worker = auth::market_worker(&state, &request, ip, &req.worker_id).await?;
     let Some(task) = state.store.task(id.clone()).await? else {
         return Err(task_not_found());
     };
@@ -113,12 +114,12 @@ pub async fn submit(
 pub async fn get(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    request: WorkerRequest,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
-    auth::not_locked_out(&state, ip, &headers)?;
-    if !auth::has_credential(&headers) {
+    auth::not_locked_out(&state, ip, &request.headers)?;
+    if !auth::has_credential(&request.headers) {
         return Err(auth::submission_credential_required());
     }
     let Some(row) = state.store.submission(id).await? else {
@@ -130,7 +131,7 @@ pub async fn get(
         .await?
         .and_then(|t| t.client_key);
     let reader =
-        auth::submission_reader(&state, &headers, ip, &row.worker_id, poster.as_ref()).await?;
+        auth::submission_reader(&state, &request, ip, &row.worker_id, poster.as_ref()).await?;
     match reader {
         Some(reader) => {
             tracing::debug!(submission_id = %row.submission_id, ?reader, "submission read");
@@ -187,13 +188,13 @@ pub async fn evaluate(
 pub async fn dispute(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    request: WorkerRequest,
     path: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<DisputeRequest>,
 ) -> Result<Json<Submission>, ApiError> {
     let id = submission_id(path)?;
     req.reason.guard_free_text("reason")?;
-    let worker = auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
+    let worker = auth::market_worker(&state, &request, ip, &req.worker_id).await?;
     // What the orchestrator knows of the worker's secrets: its token's verifier, its wallet.
     let (wallets, hashes) = ([worker.wallet], [worker.token_sha256]);
     let host = HostSecrets {

@@ -19,6 +19,7 @@ use crate::orchestrator::gateway;
 use crate::orchestrator::market::engine::{self, ClaimArgs, TaskError};
 use crate::orchestrator::market::problems::{invalid, task_not_found, worker_not_found};
 use crate::orchestrator::market::validate;
+use crate::orchestrator::signed::WorkerRequest;
 use crate::orchestrator::state::{AppState, unix_now_ms};
 use crate::orchestrator::store::{KeySha256, TaskFilter};
 use crate::wire::{
@@ -205,12 +206,12 @@ pub async fn list(
 pub async fn claim(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    request: WorkerRequest,
     path: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> Result<Json<Claim>, ApiError> {
     let id = task_id(path)?;
-    let worker = auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
+    let worker = auth::market_worker(&state, &request, ip, &req.worker_id).await?;
     let result = engine::claim(
         &*state.store,
         ClaimArgs {
@@ -244,12 +245,12 @@ pub async fn claim(
 pub async fn release(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    request: WorkerRequest,
     path: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> Result<Json<Task>, ApiError> {
     let id = task_id(path)?;
-    auth::market_worker(&state, &headers, ip, &req.worker_id).await?;
+    auth::market_worker(&state, &request, ip, &req.worker_id).await?;
     let row = engine::release(&*state.store, id, req.worker_id, unix_now_ms()).await?;
     tracing::debug!(task_id = %row.task_id, status = %row.status, "claim released");
     Ok(Json(row.to_wire(&state.config.asset_units())))

@@ -1,18 +1,26 @@
-//! `GET /api/workers/{id}` and `GET /api/workers` (paged by `?after=ID&limit=N`); a worker's
+//! `GET /api/workers/{id}`, `GET /api/workers` (paged by `?after=ID&limit=N`) and the admin's
+//! `POST /api/workers/{id}/revoke`; a worker's
 //! rewards are in `routes::settlement`.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use crate::domain::{ErrorCode, TokenFingerprint, WorkerId};
+use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::ApiError;
+use crate::orchestrator::hub::session::codes::REVOKED;
 use crate::orchestrator::hub::{Hub, presence};
 use crate::orchestrator::market::problems::worker_not_found;
+use crate::orchestrator::replica::notify;
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::WorkerRow;
-use crate::wire::{WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord};
+use crate::wire::{
+    REPLICA_WORKER_REVOKED, WORKERS_PAGE_DEFAULT, WORKERS_PAGE_MAX, WorkerList, WorkerRecord,
+};
 
 /// The public view of a stored worker: the token hash becomes its fingerprint, and while it is
 /// connected here its presence comes from the hub (heartbeats are not written one by one).
@@ -34,6 +42,8 @@ pub fn record(row: WorkerRow, hub: &Hub, shared_window: Option<u64>) -> WorkerRe
             .map(|p| p.connected_since)
             .or(row.connected_since.filter(|_| elsewhere)),
         token_fingerprint: TokenFingerprint::of(&row.token_sha256).to_string(),
+        key_fingerprint: row.public_key.map(|k| k.fingerprint()),
+        revoked: row.revoked_at.is_some(),
         worker_id: row.worker_id,
         wallet: row.wallet,
         runtime: row.runtime,
@@ -117,4 +127,74 @@ pub async fn list(
             .collect(),
         next_after,
     }))
+}
+
+/// `POST /api/workers/{id}/revoke` (admin): the worker's key (or legacy token) stops
+/// authenticating anything at once, and its open channel here closes (`WORKER_REVOKED`). An
+/// admin re-registration lifts it (docs/SECURITY.md, "Revocation").
+pub async fn revoke(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<WorkerRecord>, ApiError> {
+    crate::orchestrator::auth::require_admin(&state, &headers, ip).await?;
+    let id = path_id(id)?;
+    let Some(row) = state.store.revoke_worker(id.clone(), unix_now()).await? else {
+        return Err(worker_not_found(&id));
+    };
+    close_revoked(&state, &id);
+    if let Some(node) = &state.replica {
+        let window = state.config.online_window_s;
+        notify::worker_revoked(node, state.store.as_ref(), &id, unix_now(), window).await;
+    }
+    tracing::warn!(worker_id = %id, %ip, "worker revoked");
+    Ok(Json(record(
+        row,
+        &state.hub,
+        state.config.shared_online_window(),
+    )))
+}
+
+/// Closes worker `id`'s channel here, if it holds one.
+fn close_revoked(state: &AppState, id: &WorkerId) {
+    if let Some(live) = state.hub.get(id) {
+        live.close(REVOKED, "the orchestrator's operator revoked this worker");
+    }
+}
+
+/// `POST /internal/v1/workers/revoked` (another replica, signed): close the worker's channel
+/// here.
+pub async fn revoked_elsewhere(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let Some(node) = &state.replica else {
+        return Err(ApiError::not_found("this orchestrator is not a replica"));
+    };
+    if let Err(why) =
+        node.verifier
+            .verify(&headers, "POST", REPLICA_WORKER_REVOKED, &body, unix_now())
+    {
+        tracing::warn!(error = %why, "a replica call was refused");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::ReplicaAuthFailed,
+            why.to_string(),
+        )
+        .with_fix("Give every replica the same replica secret and keep their clocks in step."));
+    }
+    let id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["worker_id"]
+                .as_str()
+                .and_then(|s| WorkerId::parse(s).ok())
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidJson, "expected {\"worker_id\": \"…\"}")
+        })?;
+    close_revoked(&state, &id);
+    Ok(StatusCode::NO_CONTENT)
 }

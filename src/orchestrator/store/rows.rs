@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::{KeyEntry, KeyRole, KeySha256, StoreError, SubmissionRow, TaskRow, WorkerRow, secs};
 use crate::domain::{
-    Amount, JobId, MetricValue, OutputHash, ReceiptHash, ReceiptId, SubmissionId, TaskId,
-    TaskStatus, TokenSha256, WalletAddress, WorkerId,
+    Amount, DevicePublicKey, JobId, MetricValue, OutputHash, ReceiptHash, ReceiptId, SubmissionId,
+    TaskId, TaskStatus, TokenSha256, WalletAddress, WorkerId,
 };
 use crate::wire::{Credit, Dispute, HardwareSummary, KeyLimits, KeyUsage, RegisterRequest, Unpaid};
 
@@ -26,7 +26,7 @@ pub trait Columns {
 
 pub const WORKER_COLUMNS: &str = "worker_id, wallet, runtime, models, token_sha256, hardware, \
      version, multi_task, registered_at, updated_at, last_seen, connected_since, jobs_completed, \
-     jobs_failed, rewards_pending, labels";
+     jobs_failed, rewards_pending, labels, public_key, revoked_at";
 
 pub const TASK_COLUMNS: &str = "task_id, client, description, criteria, required_capabilities, \
      reward, asset, deadline_ms, output_format, claim_ttl_s, evaluator, pass_threshold, input, \
@@ -173,6 +173,7 @@ pub struct RegColumns {
     pub version: String,
     pub multi_task: bool,
     pub labels: String,
+    pub public_key: Option<[u8; 32]>,
 }
 
 impl RegColumns {
@@ -191,6 +192,7 @@ impl RegColumns {
             version: reg.version.clone(),
             multi_task: reg.multi_task,
             labels: to_json("labels", &reg.labels)?,
+            public_key: reg.public_key.map(|k| *k.as_bytes()),
         })
     }
 }
@@ -233,6 +235,14 @@ pub fn worker(row: &impl Columns) -> Result<WorkerRow, StoreError> {
         jobs_failed: ms(row, 13, "jobs_failed")?,
         rewards_pending: parse("rewards_pending", Amount::parse(&row.text(14)?))?,
         labels: from_json("labels", &row.text(15)?)?,
+        public_key: row
+            .opt_bytes(16)?
+            .map(|k| {
+                DevicePublicKey::from_bytes(&hash32("public key", &k)?)
+                    .map_err(|_| corrupt("public key", "not an Ed25519 point"))
+            })
+            .transpose()?,
+        revoked_at: opt_ms(row, 17, "revoked_at")?,
     })
 }
 

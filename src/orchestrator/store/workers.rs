@@ -3,7 +3,7 @@
 use futures::future::BoxFuture;
 
 use super::StoreError;
-use crate::domain::{Amount, Runtime, TokenSha256, WalletAddress, WorkerId};
+use crate::domain::{Amount, DevicePublicKey, Runtime, TokenSha256, WalletAddress, WorkerId};
 use crate::wire::{Capabilities, HardwareSummary, RegisterRequest};
 
 /// A worker as stored: the registration plus what the orchestrator learned since.
@@ -25,12 +25,19 @@ pub struct WorkerRow {
     pub jobs_failed: u64,
     pub rewards_pending: Amount,
     pub labels: Vec<String>,
+    /// Its device public key; `None` while a legacy worker authenticates with a token.
+    pub public_key: Option<DevicePublicKey>,
+    /// Unix seconds when an admin revoked it: nothing it signs is accepted until an admin
+    /// re-registers it.
+    pub revoked_at: Option<u64>,
 }
 
 impl WorkerRow {
     /// Does `req` ask for exactly what is stored (same token hash, same fields)?
     pub fn same_registration(&self, req: &RegisterRequest) -> bool {
         self.token_sha256.ct_eq(&req.token_sha256)
+            && self.public_key == req.public_key
+            && self.revoked_at.is_none()
             && self.worker_id == req.worker_id
             && self.wallet == req.wallet
             && self.runtime == req.runtime
@@ -61,9 +68,10 @@ pub trait WorkerStore {
         now: u64,
     ) -> BoxFuture<'_, Result<WorkerRow, StoreError>>;
 
-    /// Replaces the registration fields of `reg.worker_id` if its stored token hash is still
-    /// `expected` (compare-and-swap); counters and connection state are kept. `None` when the
-    /// worker is gone or its token changed meanwhile.
+    /// Replaces the registration fields of `reg.worker_id` (its public key included) if its
+    /// stored credential hash is still `expected` (compare-and-swap), and lifts a revocation;
+    /// counters and connection state are kept. `None` when the worker is gone or its
+    /// credential changed meanwhile.
     fn update_registration(
         &self,
         reg: RegisterRequest,
@@ -97,6 +105,24 @@ pub trait WorkerStore {
 
     /// Writes the last heartbeat of many connected workers at once (one transaction).
     fn touch_workers(&self, seen: Vec<(WorkerId, u64)>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Revokes worker `id` at unix second `now` (its key and any token stop authenticating
+    /// anything); `None` when there is no such worker. Revoking twice keeps the first time.
+    fn revoke_worker(
+        &self,
+        id: WorkerId,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>>;
+
+    /// Remembers `nonce` of worker `id`'s signed request until `expires_ms`, forgetting its
+    /// expired ones (`now_ms`). False when the nonce is already remembered: a replay.
+    fn remember_nonce(
+        &self,
+        id: WorkerId,
+        nonce: String,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
 }
 
 /// A change of a worker's connection, for [`WorkerStore::set_presence`].

@@ -44,7 +44,7 @@ const MISSING_TASK = `task-${'0'.repeat(32)}`;
 const MISSING_SUBMISSION = `sub-${'0'.repeat(32)}`;
 const TOOLS = [
   'check_hardware', 'claim_task', 'dispute_output', 'execute_task', 'fetch_tasks',
-  'get_leaderboard', 'get_rewards', 'get_submission', 'network_status', 'register_worker', 'release_task', 'start_worker',
+  'get_leaderboard', 'get_rewards', 'get_submission', 'network_status', 'register_worker', 'release_task', 'rotate_key', 'start_worker',
   'stop_worker', 'submit_output', 'verify_online', 'verify_output', 'worker_status', 'write_env',
 ];
 
@@ -144,20 +144,23 @@ for (const transport of ['stdio', 'http']) {
         wallet: WALLET, worker_id: workerId, runtime: 'echo', models: ['tiny'], orchestrator_url: orch.url,
       });
       assert.equal(written.mode, '0600');
-      assert.match(written.token_fingerprint, /^[0-9a-f]{8}$/);
+      assert.match(written.key_fingerprint, /^SHA256:[A-Za-z0-9+/]{43}$/);
       // Written, not registered yet: the orchestrator does not know this worker.
       await s.refused('claim_task', { task_id: MISSING_TASK }, 'WORKER_NOT_FOUND');
       await s.refused('get_submission', { submission_id: MISSING_SUBMISSION }, 'SUBMISSION_NOT_FOUND');
       const down = `http://127.0.0.1:${await closedPort()}`;
-      await s.refused('register_worker', { orchestrator_url: down }, 'ORCHESTRATOR_UNREACHABLE');
-      // The URL given last is the one kept: name the running orchestrator again.
+      // Another orchestrator than the env file's is a deliberate move.
+      await s.refused('register_worker', { orchestrator_url: down }, 'INVALID_ARGUMENT');
+      await s.refused('register_worker', { orchestrator_url: down, new_orchestrator: true }, 'ORCHESTRATOR_UNREACHABLE');
+      // The URL that answered last is the one kept: name the running orchestrator again.
       const registered = await s.ok('register_worker', { orchestrator_url: orch.url });
       assert.equal(registered.record.worker_id, workerId);
       assert.equal(registered.created, true);
       const status = await s.ok('network_status', {});
       assert.equal(status.reachable, true);
       assert.equal(status.registered, true);
-      assert.equal(status.token_matches, true);
+      assert.equal(status.credential_matches, true);
+      assert.equal(registered.record.key_fingerprint, written.key_fingerprint);
     });
 
     it('starts the worker and sees it online', async () => {
@@ -254,6 +257,15 @@ for (const transport of ['stdio', 'http']) {
       assert.equal(stopped.was_running, true);
     });
 
+    it('rotates the device key', async () => {
+      const before = tokenIn(home);
+      const rotated = await s.ok('rotate_key', {});
+      assert.match(rotated.key_fingerprint, /^SHA256:/);
+      assert.notEqual(rotated.key_fingerprint, rotated.previous_key_fingerprint);
+      assert.equal(rotated.record.key_fingerprint, rotated.key_fingerprint);
+      assert.notEqual(tokenIn(home), before);
+    });
+
     it('called every tool on a success path and the required failure paths', () => {
       const succeeded = new Set([...s.succeeded, ...(ev?.succeeded ?? [])]);
       assert.deepEqual([...succeeded].sort(), TOOLS);
@@ -262,7 +274,7 @@ for (const transport of ['stdio', 'http']) {
       }
     });
 
-    it('shows neither the worker token nor the evaluator key', () => {
+    it('shows neither the device key nor the evaluator key', () => {
       const token = tokenIn(home);
       const stderrs = [conn.stderr(), evaluator.stderr()].join('\n');
       for (const [what, text] of [['a result', seen.join('\n')], ['the servers\' stderr', stderrs]]) {

@@ -279,7 +279,7 @@ export function evaluatorHome(orch, evaluatorKey) {
 
 /** The worker token from `home`'s worker.env. */
 export function tokenIn(home) {
-  const m = readFileSync(join(home, 'worker.env'), 'utf8').match(/^BASIS_WORKER_TOKEN=(.+)$/m);
-  if (!m) throw new Error('no BASIS_WORKER_TOKEN in worker.env');
+  const m = readFileSync(join(home, 'worker.env'), 'utf8').match(/^BASIS_DEVICE_KEY=(.+)$/m);
+  if (!m) throw new Error('no BASIS_DEVICE_KEY in worker.env');
   return m[1].trim();
 }

@@ -11,6 +11,7 @@
     clippy::many_single_char_names
 )]
 
+pub mod device_keys;
 pub mod metering;
 pub mod reputation;
 pub mod settlement;
@@ -51,6 +52,8 @@ macro_rules! store_contract {
             a_close_batches_each_pending_credit_once_and_is_idempotent => settlement::a_close_batches_each_pending_credit_once_and_is_idempotent,
             racing_closes_and_credits_batch_every_credit_once => settlement::racing_closes_and_credits_batch_every_credit_once,
             a_paying_job_credits_its_worker_and_charges_its_key_once => metering::a_paying_job_credits_its_worker_and_charges_its_key_once,
+            a_public_key_is_stored_rotated_and_revoked => device_keys::a_public_key_is_stored_rotated_and_revoked,
+            a_nonce_is_accepted_once_per_worker_until_it_expires => device_keys::a_nonce_is_accepted_once_per_worker_until_it_expires,
         );
     };
     (@cases $make:expr; $($name:ident => $($path:ident)::+),+ $(,)?) => {

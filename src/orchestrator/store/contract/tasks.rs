@@ -39,6 +39,7 @@ pub async fn worker(store: &dyn Store, id: &str, runtime: Runtime) -> WorkerId {
         runtime,
         models: vec!["m".into()],
         token_sha256: WorkerToken::generate().sha256(),
+        public_key: None,
         hardware: None,
         version: "0.1.0".into(),
         multi_task: false,
@@ -61,6 +62,7 @@ pub async fn a_claim_needs_the_tasks_capabilities(store: Arc<dyn Store>) {
                 runtime: Runtime::Vllm,
                 models: vec!["m".into()],
                 token_sha256: WorkerToken::generate().sha256(),
+                public_key: None,
                 hardware: Some(HardwareSummary {
                     gpus: vec![GpuSummary {
                         vendor: "nvidia".into(),

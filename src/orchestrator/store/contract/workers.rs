@@ -15,6 +15,7 @@ pub fn request(id: &str, token: &WorkerToken) -> RegisterRequest {
         runtime: Runtime::Echo,
         models: vec!["echo".into(), "llama3.2:1b".into()],
         token_sha256: token.sha256(),
+        public_key: None,
         hardware: Some(HardwareSummary {
             gpus: vec![GpuSummary {
                 vendor: "nvidia".into(),

@@ -256,6 +256,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE credits ADD CONSTRAINT credits_task_with_submission
         CHECK ((submission_id IS NULL) = (task_id IS NULL));
     ALTER TABLE key_usage ADD COLUMN amount TEXT NOT NULL DEFAULT '0';",
+    // 8: device keys (docs/SECURITY.md, "Signed requests"), as SQLite's 11.
+    "ALTER TABLE workers ADD COLUMN public_key BYTEA
+        CHECK (public_key IS NULL OR length(public_key) = 32);
+    ALTER TABLE workers ADD COLUMN revoked_at BIGINT;
+    CREATE TABLE signature_nonces (
+        worker_id   TEXT NOT NULL,
+        nonce       TEXT NOT NULL,
+        expires_ms  BIGINT NOT NULL,
+        PRIMARY KEY (worker_id, nonce)
+    );",
 ];
 
 /// The schema version this build writes.

@@ -51,8 +51,8 @@ impl WorkerStore for PgStore {
             let tx = client.transaction().await.map_err(pg_err)?;
             tx.execute(
                 "INSERT INTO workers (worker_id, wallet, runtime, models, token_sha256, hardware, \
-                 version, multi_task, registered_at, updated_at, labels) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+                 version, multi_task, registered_at, updated_at, labels, public_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)",
                 &[
                     &p.worker_id,
                     &p.wallet,
@@ -64,6 +64,7 @@ impl WorkerStore for PgStore {
                     &p.multi_task,
                     &int(now),
                     &p.labels,
+                    &p.public_key.as_ref().map(|k| &k[..]),
                 ],
             )
             .await
@@ -89,7 +90,8 @@ impl WorkerStore for PgStore {
                 .execute(
                     "UPDATE workers SET wallet = $2, runtime = $3, models = $4, \
                      token_sha256 = $5, hardware = $6, version = $7, multi_task = $8, \
-                     updated_at = $9, labels = $11 WHERE worker_id = $1 AND token_sha256 = $10",
+                     updated_at = $9, labels = $11, public_key = $12, revoked_at = NULL \
+                     WHERE worker_id = $1 AND token_sha256 = $10",
                     &[
                         &p.worker_id,
                         &p.wallet,
@@ -102,6 +104,7 @@ impl WorkerStore for PgStore {
                         &int(now),
                         &&expected.as_bytes()[..],
                         &p.labels,
+                        &p.public_key.as_ref().map(|k| &k[..]),
                     ],
                 )
                 .await
@@ -253,6 +256,62 @@ impl WorkerStore for PgStore {
                 .map_err(pg_err)?;
             client.execute(&stmt, &[&ids, &ats]).await.map_err(pg_err)?;
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn revoke_worker(
+        &self,
+        id: WorkerId,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>> {
+        async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_err)?;
+            tx.execute(
+                "UPDATE workers SET revoked_at = coalesce(revoked_at, $2) WHERE worker_id = $1",
+                &[&id.as_str(), &int(now)],
+            )
+            .await
+            .map_err(pg_err)?;
+            tx.execute(
+                "DELETE FROM signature_nonces WHERE worker_id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(pg_err)?;
+            let row = select_one(&tx, id.as_str()).await?;
+            tx.commit().await.map_err(pg_err)?;
+            Ok(row)
+        }
+        .boxed()
+    }
+
+    fn remember_nonce(
+        &self,
+        id: WorkerId,
+        nonce: String,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "DELETE FROM signature_nonces WHERE worker_id = $1 AND expires_ms < $2",
+                    &[&id.as_str(), &int(now_ms)],
+                )
+                .await
+                .map_err(pg_err)?;
+            let inserted = client
+                .execute(
+                    "INSERT INTO signature_nonces (worker_id, nonce, expires_ms) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&id.as_str(), &nonce, &int(expires_ms)],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(inserted == 1)
         }
         .boxed()
     }

@@ -278,6 +278,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX credits_by_time ON credits (created_ms);
     CREATE INDEX credits_by_wallet ON credits (wallet);
     ALTER TABLE key_usage ADD COLUMN amount TEXT NOT NULL DEFAULT '0';",
+    // 11: device keys (docs/SECURITY.md, "Signed requests"): a worker's Ed25519 public key
+    // (NULL while a legacy worker still uses a token), when an admin revoked it, and the nonces
+    // of its signed requests, remembered until their signatures expire.
+    "ALTER TABLE workers ADD COLUMN public_key BLOB
+        CHECK (public_key IS NULL OR length(public_key) = 32);
+    ALTER TABLE workers ADD COLUMN revoked_at INTEGER;
+    CREATE TABLE signature_nonces (
+        worker_id   TEXT NOT NULL,
+        nonce       TEXT NOT NULL,
+        expires_ms  INTEGER NOT NULL,
+        PRIMARY KEY (worker_id, nonce)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

@@ -52,6 +52,7 @@ async fn a_failing_write_does_not_take_its_batch_down() {
                 runtime: Runtime::Echo,
                 models: vec![],
                 token_sha256: WorkerToken::generate().sha256(),
+                public_key: None,
                 hardware: None,
                 version: "0.1.0".into(),
                 multi_task: false,

@@ -32,8 +32,8 @@ impl WorkerStore for SqliteStore {
             let tx = conn.savepoint()?;
             tx.execute(
                 "INSERT INTO workers (worker_id, wallet, runtime, models, token_sha256, hardware, \
-                 version, multi_task, registered_at, updated_at, labels) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+                 version, multi_task, registered_at, updated_at, labels, public_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
                 params![
                     p.worker_id,
                     p.wallet,
@@ -44,7 +44,8 @@ impl WorkerStore for SqliteStore {
                     p.version,
                     p.multi_task,
                     to_sql_int(now),
-                    p.labels
+                    p.labels,
+                    p.public_key.as_ref().map(|k| &k[..])
                 ],
             )?;
             let row = select_one(&tx, &p.worker_id)?;
@@ -64,7 +65,8 @@ impl WorkerStore for SqliteStore {
             let tx = conn.savepoint()?;
             let changed = tx.execute(
                 "UPDATE workers SET wallet = ?2, runtime = ?3, models = ?4, token_sha256 = ?5, \
-                 hardware = ?6, version = ?7, multi_task = ?8, updated_at = ?9, labels = ?11 \
+                 hardware = ?6, version = ?7, multi_task = ?8, updated_at = ?9, labels = ?11, \
+                 public_key = ?12, revoked_at = NULL \
                  WHERE worker_id = ?1 AND token_sha256 = ?10",
                 params![
                     p.worker_id,
@@ -77,7 +79,8 @@ impl WorkerStore for SqliteStore {
                     p.multi_task,
                     to_sql_int(now),
                     &expected.as_bytes()[..],
-                    p.labels
+                    p.labels,
+                    p.public_key.as_ref().map(|k| &k[..])
                 ],
             )?;
             if changed == 0 {
@@ -209,6 +212,50 @@ impl WorkerStore for SqliteStore {
             }
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn revoke_worker(
+        &self,
+        id: WorkerId,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>> {
+        self.write(move |conn| {
+            let tx = conn.savepoint()?;
+            tx.prepare_cached(
+                "UPDATE workers SET revoked_at = coalesce(revoked_at, ?2) WHERE worker_id = ?1",
+            )?
+            .execute(params![id.as_str(), to_sql_int(now)])?;
+            tx.prepare_cached("DELETE FROM signature_nonces WHERE worker_id = ?1")?
+                .execute(params![id.as_str()])?;
+            let row = select_one(&tx, id.as_str())?;
+            tx.commit()?;
+            Ok(row)
+        })
+    }
+
+    fn remember_nonce(
+        &self,
+        id: WorkerId,
+        nonce: String,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.write(move |conn| {
+            let tx = conn.savepoint()?;
+            tx.prepare_cached(
+                "DELETE FROM signature_nonces WHERE worker_id = ?1 AND expires_ms < ?2",
+            )?
+            .execute(params![id.as_str(), to_sql_int(now_ms)])?;
+            let fresh = tx
+                .prepare_cached(
+                    "INSERT INTO signature_nonces (worker_id, nonce, expires_ms) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![id.as_str(), nonce, to_sql_int(expires_ms)])?
+                == 1;
+            tx.commit()?;
+            Ok(fresh)
         })
     }
 }
