@@ -40,9 +40,10 @@ start_orchestrator "$bin" "$work" --open
   --wallet 0x52908400098527886E0F7030069857D2E4169EE7 \
   --worker-id python-example-1 | tee "$work/example.out"
 
-# The token stays in the 0600 env file and out of every output.
-token="$(sed -n 's/^BASIS_WORKER_TOKEN=//p' "$work/home/worker.env")"
+# The device key stays in the 0600 env file and out of every output.
+key="$(sed -n 's/^BASIS_DEVICE_KEY=basis_dk_//p' "$work/home/worker.env")"
 mode="$(stat -c %a "$work/home/worker.env")"
 if [[ "$mode" != "600" ]]; then echo "worker.env has mode $mode" >&2; exit 1; fi
-if grep -q -- "$token" "$work/orch.out" "$work/orch.err" "$work/example.out"; then echo "the token leaked into an output" >&2; exit 1; fi
+if [[ -z "$key" ]]; then echo "worker.env holds no BASIS_DEVICE_KEY" >&2; exit 1; fi
+if grep -q -- "$key" "$work/orch.out" "$work/orch.err" "$work/example.out"; then echo "the device key leaked into an output" >&2; exit 1; fi
 echo "python example: 1 passed, 0 failed"

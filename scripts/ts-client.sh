@@ -44,16 +44,19 @@ status=0
   BASIS_ORCH_DB="$work/orchestrator/orchestrator.db" BASIS_ORCH_HOME="$work/orchestrator" \
   "$node" --test --test-reporter=spec --test-timeout=120000 basis.test.mjs) | tee "$work/test.out" || status=$?
 
-# The tokens stay in the 0600 env files and out of the orchestrator's output too.
+# The device keys (and any legacy token) stay in the 0600 env files and out of the
+# orchestrator's output too.
 for env in "$work"/basis-ts-worker-*/worker.env; do
   [[ -f "$env" ]] || continue
-  token="$(sed -n 's/^BASIS_WORKER_TOKEN=//p' "$env")"
   mode="$(stat -c %a "$env")"
   if [[ "$mode" != "600" ]]; then echo "$env has mode $mode" >&2; exit 1; fi
-  if [[ -n "$token" ]] && grep -q -- "$token" "$work/orch.out" "$work/orch.err" "$work/test.out"; then
-    echo "a worker token leaked into an output" >&2
-    exit 1
-  fi
+  for secret in "$(sed -n 's/^BASIS_DEVICE_KEY=basis_dk_//p' "$env")" \
+                "$(sed -n 's/^BASIS_WORKER_TOKEN=//p' "$env")"; do
+    if [[ -n "$secret" ]] && grep -q -- "$secret" "$work/orch.out" "$work/orch.err" "$work/test.out"; then
+      echo "a worker secret leaked into an output" >&2
+      exit 1
+    fi
+  done
 done
 
 passed="$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$work/test.out" | tail -n1)"

@@ -64,8 +64,14 @@ struct Proxy {
 }
 
 impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    /// Serves on `listener` (bound before the orchestrator started, so the orchestrator can
+    /// name the proxy's URL in its `origins`: workers sign for the URL they dial).
+    /// Call inside the runtime (`Runtime::enter`): it spawns the accept loop there.
+    fn start(listener: std::net::TcpListener, target: SocketAddr) -> Self {
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking proxy socket");
+        let listener = TcpListener::from_std(listener).expect("proxy listener");
         let addr = listener.local_addr().expect("proxy address");
         let recording = Arc::new(Recording::default());
         let rec = Arc::clone(&recording);
@@ -581,8 +587,15 @@ async fn post_task(base: &Url, prompt: &str) -> String {
 #[allow(clippy::too_many_lines)] // one flow, start to end, then the checks
 fn no_device_key_crosses_the_wire_in_a_full_flow() {
     let started = Instant::now();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let proxy_addr = listener.local_addr().expect("proxy address");
     let orch = Orchestrator::with(Options {
         args: vec!["--open".into()],
+        // Workers reach it through the proxy, so they sign for the proxy's URL.
+        toml: format!(
+            "origins = [\"http://{proxy_addr}\"]\n{}",
+            common::orchestrator::RELAXED_LIMITS
+        ),
         ..Options::default()
     });
     let target: SocketAddr = format!(
@@ -597,7 +610,10 @@ fn no_device_key_crosses_the_wire_in_a_full_flow() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let proxy = rt.block_on(Proxy::start(target));
+    let proxy = {
+        let _in_runtime = rt.enter();
+        Proxy::start(listener, target)
+    };
     let via = proxy.url.clone();
     let host = Host::new();
     // Every device key this host held, in order.

@@ -26,7 +26,8 @@ pub(super) fn has_device_key(text: &str) -> bool {
         let starts_word = at == 0 || !bytes[at - 1].is_ascii_alphanumeric();
         let body = &bytes[at + DEVICE_KEY_PREFIX.len()..];
         let len = body.iter().take_while(|b| base64url_byte(**b)).count();
-        starts_word && len == BODY_LEN
+        // At least a whole key: a key with more base64url glued to it is still a key.
+        starts_word && len >= BODY_LEN
     })
 }
 
@@ -61,6 +62,7 @@ mod tests {
             format!("my key is {}", *text),
             format!("BASIS_DEVICE_KEY={}", *text),
             format!("\"{}\"", *text),
+            format!("{}A", *text),
         ] {
             let refused = check_text("worker_id", &pasted).unwrap_err();
             assert_eq!(refused.kind, SecretKind::PrivateKey, "{pasted}");
@@ -68,13 +70,12 @@ mod tests {
             assert!(!shown.contains(&text[DEVICE_KEY_PREFIX.len()..]), "{shown}");
         }
         assert!(!redact_line(&format!("key {}", *text)).contains(&text[9..]));
-        // The prefix alone, a cut key, one glued to a word, and a public key pass.
+        // The prefix alone, a cut key, one glued to a word before it, and a public key pass.
         let cut = &text[..text.len() - 1];
         for fine in [
             "basis_dk_",
             cut,
             &format!("xbasis_dk_{}", &text[9..]),
-            &format!("{}A", *text),
             &key.public().to_string(),
             key.fingerprint().as_str(),
         ] {

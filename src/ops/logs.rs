@@ -50,7 +50,7 @@ pub enum LogSource {
     File,
 }
 
-/// The last lines of the worker log. Secrets (the worker token, anything shaped like a key)
+/// The last lines of the worker log. Secrets (the device key, a legacy token, anything shaped like a key)
 /// are replaced by `[REDACTED]`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Output {

@@ -132,7 +132,14 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let request = registration(ctx, &env, &key.public()).await?;
     let client = OrchestratorClient::new(url.clone(), Duration::from_secs(10))?;
     let enrollment = enrollment_key(&env);
-    let admin = admin_key();
+    // A legacy token and the admin key are proof that only the orchestrator this host already
+    // used may see: never sent to an orchestrator the call moves to (an agent can be talked
+    // into naming a hostile one), and a token is retired only after that orchestrator moved it.
+    let home = file_url
+        .clone()
+        .unwrap_or_else(|| ctx.settings.orchestrator_url.clone());
+    let at_home = url == home;
+    let admin = admin_key().filter(|_| at_home);
     let outcome = client
         .register_with(
             &request,
@@ -140,7 +147,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
                 key: Some(key),
                 previous_key: None,
                 // A legacy worker proves its token once, moving to the key.
-                proof: env.token.as_ref(),
+                proof: env.token.as_ref().filter(|_| at_home),
                 enrollment_key: enrollment.as_ref(),
                 admin_key: admin.as_ref(),
             },
@@ -159,7 +166,7 @@ pub async fn run(ctx: &Context, input: &Input) -> Result<Output, Problem> {
     let outcome = outcome.map_err(|e| refusal(e, &env))?;
     let fingerprint = key.fingerprint();
     let migrated = match &env.token {
-        Some(token) if outcome.record.key_fingerprint.as_ref() == Some(&fingerprint) => {
+        Some(token) if at_home && outcome.record.key_fingerprint.as_ref() == Some(&fingerprint) => {
             retire_token(ctx, Path::new(&written.path), token, &fingerprint)?
         }
         _ => false,

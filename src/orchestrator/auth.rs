@@ -265,7 +265,7 @@ pub fn submission_credential_required() -> ApiError {
     )
     .with_fix(
         "Send Authorization: Bearer <key> with the client key that posted the task, an \
-         evaluator key or the submitting worker's token, or the admin key in \
+         evaluator key or the submitting worker's signature, or the admin key in \
          x-basis-admin-key; basis's get_submission and verify_output do this from the env file.",
     )
 }

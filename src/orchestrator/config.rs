@@ -23,7 +23,8 @@
 //! asset = "USDC"                            # the asset named in receipts
 //! asset_decimals = 6                        # its decimals (default 6 for USDC; else unknown)
 //! origins = ["https://orch.example"]        # the URLs workers reach it by: their signatures
-//!                                           # must name one (default: the request's Host)
+//!                                           # must name one (default: the bound address;
+//!                                           # required when listening on 0.0.0.0)
 //!
 //! [tasks]                                  # see `market::config` for every key
 //! protocol_fee_bps = 250
@@ -182,7 +183,8 @@ pub struct OrchestratorConfig {
     /// What gateway jobs pay per model (`[pricing]`); empty: every job credits 0.
     pub pricing: Pricing,
     /// The origins workers' signatures must name (docs/SECURITY.md, "Signed requests"), as
-    /// `wire::signature::origin_of` writes them; empty: the request's own `Host`.
+    /// `wire::signature::origin_of` writes them; empty: the server fills in the bound address's
+    /// own at start (`server::effective_origins`).
     pub origins: Vec<String>,
 }
 

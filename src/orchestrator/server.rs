@@ -47,6 +47,31 @@ pub fn app(config: OrchestratorConfig, store: Arc<dyn Store>) -> Router {
     routes::router(AppState::new(config, store))
 }
 
+/// The origins workers' signatures must name (docs/SECURITY.md, "Signed requests"): the
+/// configured ones, else the bound address's own (`http://IP:PORT`, and `http://localhost:PORT`
+/// on loopback). Never the request's `Host` header, which the sender chooses: a hostile
+/// orchestrator relaying a worker's signatures would simply name itself there. Listening on
+/// every interface has no address of its own to name, so it needs `origins`.
+fn effective_origins(configured: &[String], addr: SocketAddr) -> Result<Vec<String>, ConfigError> {
+    if !configured.is_empty() {
+        return Ok(configured.to_vec());
+    }
+    if addr.ip().is_unspecified() {
+        return Err(ConfigError::Invalid(format!(
+            "listening on {addr} (every interface) needs `origins` in orchestrator.toml: the URLs \
+             workers reach this orchestrator by, e.g. origins = [\"http://gpu-hub.lan:{}\"] or \
+             [\"https://orch.example\"]; workers sign for one of them, and a signature naming \
+             any other is refused",
+            addr.port()
+        )));
+    }
+    let mut origins = vec![format!("http://{addr}")];
+    if addr.ip().is_loopback() {
+        origins.push(format!("http://localhost:{}", addr.port()));
+    }
+    Ok(origins)
+}
+
 /// Opens the store `database` names (PostgreSQL when `database_url` is set, else the `SQLite`
 /// file), applying pending migrations.
 pub async fn open_store(database: &Database) -> Result<Arc<dyn Store>, StoreError> {
@@ -91,6 +116,8 @@ pub async fn run(config: OrchestratorConfig) -> Result<(), ServeError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    let mut config = config;
+    config.origins = effective_origins(&config.origins, addr).map_err(ServeError::Config)?;
     tracing::info!(
         %addr,
         %database,
@@ -266,4 +293,31 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_come_from_config_or_the_bound_address_never_from_nowhere() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            effective_origins(&[], at("127.0.0.1:8787")).unwrap(),
+            ["http://127.0.0.1:8787", "http://localhost:8787"]
+        );
+        assert_eq!(
+            effective_origins(&[], at("10.0.0.5:8787")).unwrap(),
+            ["http://10.0.0.5:8787"]
+        );
+        let e = effective_origins(&[], at("0.0.0.0:8787"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("origins"), "{e}");
+        let configured = ["https://orch.example".to_owned()];
+        assert_eq!(
+            effective_origins(&configured, at("0.0.0.0:8787")).unwrap(),
+            configured
+        );
+    }
 }

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -126,30 +126,11 @@ pub fn revoked(id: &WorkerId) -> ApiError {
     )
 }
 
-/// The origins a signature may name here: the configured ones, else the request's `Host` over
-/// http and https (a TLS-terminating proxy in front is common).
-pub fn origins(state: &AppState, headers: &HeaderMap) -> Vec<String> {
-    if !state.config.origins.is_empty() {
-        return state.config.origins.clone();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .map(str::to_ascii_lowercase);
-    match host {
-        Some(host) => ["http", "https"]
-            .iter()
-            .filter_map(|scheme| url::Url::parse(&format!("{scheme}://{host}/")).ok())
-            .map(|u| signature::origin_of(&u))
-            .collect(),
-        None => Vec::new(),
-    }
+/// The origins a signature may name here: `origins`, as the server resolved it at start
+/// (configured, or the bound address's own; never the request's `Host`, which the sender
+/// chooses).
+pub fn origins(state: &AppState) -> &[String] {
+    &state.config.origins
 }
 
 /// Checks the `label` signature of `req`: by `key`, for worker `id`, made within
@@ -198,7 +179,12 @@ pub async fn check(
              another key)"
         )));
     }
-    let expires_ms = (got.created + MAX_SKEW_S + 1).saturating_mul(1000);
+    // Kept twice the window past `created`: a replica whose clock runs ahead must not forget
+    // a nonce that another, slower one would still accept.
+    let expires_ms = got
+        .created
+        .saturating_add(2 * MAX_SKEW_S + 1)
+        .saturating_mul(1000);
     if !state
         .store
         .remember_nonce(id.clone(), got.nonce.clone(), expires_ms, now * 1000)
@@ -232,7 +218,7 @@ fn verifies_here(
     key: &DevicePublicKey,
     digest: &str,
 ) -> bool {
-    origins(state, &req.headers).iter().any(|origin| {
+    origins(state).iter().any(|origin| {
         let target = format!("{origin}{}", req.path_and_query);
         got.verifies(key, req.method.as_str(), &target, digest)
     })

@@ -148,6 +148,11 @@ pub fn received(
     let rest = params.strip_prefix(COVERED).ok_or_else(|| {
         bad("it must cover exactly (\"@method\" \"@target-uri\" \"content-digest\")")
     })?;
+    if !rest.starts_with(';') {
+        return Err(bad(
+            "the parameters must follow the covered components directly",
+        ));
+    }
     let mut fields = rest.split(';').skip(1);
     let mut next = |name: &str| {
         fields
@@ -346,6 +351,7 @@ mod tests {
             r#"basis=("@method" "@target-uri" "content-digest");created=1;nonce="n";keyid="GPU 1";alg="ed25519";tag="basis""#,
             r#"basis=("@method" "@target-uri" "content-digest");created=1;nonce="n";keyid="gpu-1";alg="rsa-pss-sha512";tag="basis""#,
             r#"basis=("@method" "@target-uri" "content-digest");created=1;nonce="n";keyid="gpu-1";alg="ed25519";tag="basis";expires=2"#,
+            r#"basis=("@method" "@target-uri" "content-digest")x;created=1;nonce="n";keyid="gpu-1";alg="ed25519";tag="basis""#,
         ] {
             assert!(received(LABEL, input, &sig).is_err(), "{input}");
         }

@@ -147,12 +147,14 @@ impl WorkerConfig {
         if env.orchestrator_url.is_none() {
             missing.push(KEY_ORCHESTRATOR_URL);
         }
-        // The device key when there is one; a legacy env file's token otherwise.
+        // A legacy token while the file still holds one (registration retires it once the
+        // orchestrator has moved the worker to its key: until then the token is what the
+        // orchestrator knows, even after write_env added a key); the device key otherwise.
         let credential = env
-            .device_key
+            .token
             .clone()
-            .map(|k| Credential::Key(Box::new(k)))
-            .or_else(|| env.token.clone().map(Credential::Token));
+            .map(Credential::Token)
+            .or_else(|| env.device_key.clone().map(|k| Credential::Key(Box::new(k))));
         if credential.is_none() {
             missing.push(KEY_DEVICE_KEY);
         }
@@ -338,16 +340,19 @@ mod tests {
         assert!(!format!("{c:?}").contains(&key.expose_secret()[9..]));
     }
 
-    /// A legacy env file (a token, no device key) connects with its token; with both, the key
-    /// wins.
+    /// A legacy env file connects with its token until registration retires it, even once
+    /// write_env added a device key; a file with only a key connects with it.
     #[test]
-    fn the_key_wins_over_a_legacy_token() {
+    fn a_legacy_token_is_used_until_registration_retires_it() {
         let mut env = complete();
         let key = env.device_key.take().unwrap();
         env.ensure_token();
         let c = WorkerConfig::from_env(&env, Options::new("/s".into()), |_| None).unwrap();
         assert!(matches!(c.credential, Credential::Token(_)));
         env.device_key = Some(key);
+        let c = WorkerConfig::from_env(&env, Options::new("/s".into()), |_| None).unwrap();
+        assert!(matches!(c.credential, Credential::Token(_)));
+        env.token = None;
         let c = WorkerConfig::from_env(&env, Options::new("/s".into()), |_| None).unwrap();
         assert!(matches!(c.credential, Credential::Key(_)));
     }

@@ -242,6 +242,13 @@ async fn a_signed_claim_works_once_and_every_tampered_copy_is_refused() -> TestR
         .send(&other_orch)
         .await
         .refused(401, "WORKER_SIGNATURE_INVALID");
+    // …even with this orchestrator's Host forged: the other answers only to its own address.
+    let here = orch.at("/");
+    let forged = format!("{}:{}", here.host_str().unwrap(), here.port().unwrap());
+    captured
+        .send_with(&other_orch, &[("host", &forged)])
+        .await
+        .refused(401, "WORKER_SIGNATURE_INVALID");
     Ok(())
 }
 
@@ -314,6 +321,12 @@ async fn rotation_needs_the_old_key_and_the_old_key_stops_at_once() -> TestResul
     let new = DeviceKey::generate();
     assert_eq!(register_key(&orch, "gpu-1", &old).await.status, 201);
     let task = post_task(&orch, &task_body("10")).await;
+    // A channel opened with the old key…
+    let (mut ws, first) = channel_as(&orch, "gpu-1", &old, None).await;
+    assert!(
+        matches!(first, Some(OrchestratorMessage::Welcome { .. })),
+        "{first:?}"
+    );
     // Signed by the new key, with a `previous` signature by a stranger: refused.
     let stranger = DeviceKey::generate();
     Signed::new(
@@ -344,6 +357,10 @@ async fn rotation_needs_the_old_key_and_the_old_key_stops_at_once() -> TestResul
         rotated.body["key_fingerprint"],
         new.fingerprint().to_string()
     );
+    // …closes with the rotation, and the old key opens no other.
+    refused_with(recv_frame(&mut ws).await, "WORKER_KEY_CHANGED");
+    let (_, first) = channel_as(&orch, "gpu-1", &old, None).await;
+    refused_with(first, "WORKER_SIGNATURE_INVALID");
     claim_of(&orch, &task, "gpu-1", &old)
         .send(&orch)
         .await

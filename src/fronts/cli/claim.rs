@@ -7,7 +7,7 @@ use super::{Context, output};
 use crate::ops::tasks::{claim, release};
 
 /// Claims an open task for this host's worker: an exclusive lease until its claim_expiry. The
-/// worker token is read from the env file. Then `basis execute TASK_ID` (inference tasks) or
+/// device key is read from the env file (it signs; it never leaves the host). Then `basis execute TASK_ID` (inference tasks) or
 /// produce the output yourself, and `basis submit` before the lease ends.
 #[derive(Debug, clap::Args)]
 pub struct Args {

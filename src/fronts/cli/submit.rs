@@ -7,8 +7,8 @@ use crate::domain::Usage;
 use crate::ops::tasks::submit::{self, Input};
 
 /// Submits this worker's output for a claimed task. basis checks the output against the
-/// task's output_format, computes its keccak256 output_hash and submits with the worker token
-/// from the env file. The same output again returns the same submission id. Outputs holding
+/// task's output_format, computes its keccak256 output_hash and submits, signed with the
+/// device key from the env file. The same output again returns the same submission id. Outputs holding
 /// anything that looks like a secret are refused.
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("source").required(true).args(["output", "output_file"]))]

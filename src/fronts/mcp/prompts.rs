@@ -21,9 +21,10 @@ Rules (they always hold):
 - The wallet is a PUBLIC address (0x + 40 hex) that receives rewards. Never ask the user for, \
 accept, paste or store a private key, a seed phrase (mnemonic), a keystore file or an API key: \
 this system never needs one, and the tools refuse them (SECRET_REFUSED).
-- The worker token is generated on this host and lives only in the 0600 env file; you never \
-see it. Results show its fingerprint (8 hex) only. Do not try to read the env file directly: \
-the resource basis://worker/env shows it with the token masked.
+- The worker's device key is generated on this host and lives only in the 0600 env file; it \
+never leaves the host (basis signs with it) and you never see it. Results show its fingerprint \
+(SHA256:...) only. Do not try to read the env file directly: the resource basis://worker/env \
+shows it with the key masked.
 - When a tool returns isError, its text is a JSON object {code, message, fix}: apply the fix \
 and retry; do not work around a refusal.";
 
@@ -119,9 +120,10 @@ fn onboarding_text(
          which runtime it recommends.\n\
          2. Ask the user for their PUBLIC reward address (0x + 40 hex) if you do not have it. \
          Then write_env with that wallet, {worker_id}, {runtime} and its models, and \
-         {orchestrator}. It writes the 0600 env file and generates the worker token on this host.\n\
+         {orchestrator}. It writes the 0600 env file and generates the device key on this host.\n\
          3. register_worker: registers the worker with the orchestrator, sending only the \
-         token's sha256. Re-running it with the same inputs is safe.\n\
+         key's public half and a signature (the private key never leaves the host). Re-running \
+         it with the same inputs is safe.\n\
          4. network_status: confirm the orchestrator's posture (registration, job routing, \
          settlement) and that this host's env file is complete and registered.\n\
          5. start_worker: starts the supervisor, which runs the worker and restarts it if it \

@@ -28,8 +28,9 @@ pub fn list() -> ListResourcesResult {
             .with_title("Worker env file (secrets masked)")
             .with_description(
                 "The worker's env file (worker.env in the basis config directory) as written by \
-                 write_env and register_worker. The worker token is never shown: \
-                 BASIS_WORKER_TOKEN holds only its fingerprint. Read it to check what is \
+                 write_env and register_worker. The device key is never shown: \
+                 BASIS_DEVICE_KEY holds only its fingerprint (so does a legacy \
+                 BASIS_WORKER_TOKEN). Read it to check what is \
                  configured before calling write_env or register_worker.",
             )
             .with_mime_type("text/plain"),

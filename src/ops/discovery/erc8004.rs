@@ -2,7 +2,7 @@
 //! `prepare` fetches this worker's registration file from the orchestrator and prepares the
 //! unsigned `register(agentURI)` call of an ERC-8004 Identity Registry (ABI-encoded with
 //! alloy's `sol!`), for the owner to send from their own wallet; `link` records the agent id
-//! that transaction returned, so the file lists it under `registrations` (worker token).
+//! that transaction returned, so the file lists it under `registrations` (signed with the device key).
 
 use alloy_primitives::hex;
 use alloy_sol_types::{SolCall as _, sol};

@@ -7,7 +7,7 @@
 //!
 //! The evaluator key comes from the env file's `BASIS_EVALUATOR_KEY` (else the process
 //! environment); it is never an argument and never in a result. The submission is read with
-//! it; a host without one reads only its own worker's submissions (with the worker token).
+//! it; a host without one reads only its own worker's submissions (signed with its device key).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -79,12 +79,14 @@ pub(crate) enum Credential {
 }
 
 impl Credential {
-    /// The env file's device key, else its legacy token.
+    /// A legacy token while the env file still holds one (registration retires it once the
+    /// orchestrator has moved the worker to its key, so until then the token is what the
+    /// orchestrator knows), else the device key.
     pub fn from_env(env: &WorkerEnv) -> Option<Self> {
-        env.device_key
+        env.token
             .clone()
-            .map(|k| Self::Key(Box::new(k)))
-            .or_else(|| env.token.clone().map(Self::Token))
+            .map(Self::Token)
+            .or_else(|| env.device_key.clone().map(|k| Self::Key(Box::new(k))))
     }
 
     /// The client's credential for worker `id`.

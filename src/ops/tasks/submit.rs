@@ -1,7 +1,7 @@
 //! `submit_output`: submits this worker's output for a claimed task. The output is given as
 //! text, or read from a file in basis's work directory (`output_file`, confined by
 //! `output_file::OutputFiles`). Its raw bytes (the file as read, a bytes output decoded) pass
-//! `guard::check_bytes` before any encoding, with this host's worker token and evaluator key
+//! `guard::check_bytes` before any encoding, with this host's device key (in every encoding), a legacy token and evaluator key
 //! refused wherever they appear; then the format is checked and the keccak256 computed here
 //! (the orchestrator recomputes both). Submitting the same output again returns the first
 //! submission.

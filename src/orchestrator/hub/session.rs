@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::live::{Hello, Live, Outbound};
 use super::settle;
-use crate::domain::{Runtime, WorkerId};
+use crate::domain::{Runtime, TokenSha256, WorkerId};
 use crate::orchestrator::state::{AppState, unix_now};
 use crate::orchestrator::store::WorkerRow;
 use crate::wire::{
@@ -38,6 +38,9 @@ pub mod codes {
     pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
     /// An admin revoked the worker (`POST /api/workers/{id}/revoke`).
     pub const REVOKED: &str = "WORKER_REVOKED";
+    /// The worker registered another key (or moved from its token to a key): a channel opened
+    /// with the old credential closes.
+    pub const KEY_CHANGED: &str = "WORKER_KEY_CHANGED";
     /// The hello's proof is missing or is not the worker's key over this challenge and origin.
     pub const PROOF_INVALID: &str = "WORKER_SIGNATURE_INVALID";
 }
@@ -69,8 +72,8 @@ pub enum ChannelAuth {
 
 /// Serves one upgraded connection, authenticated by `auth`.
 pub async fn serve(state: AppState, mut socket: WebSocket, auth: ChannelAuth) {
-    let hello = match handshake(&state, &mut socket, auth).await {
-        Ok(hello) => hello,
+    let (hello, credential) = match handshake(&state, &mut socket, auth).await {
+        Ok(proven) => proven,
         Err((code, message)) => {
             tracing::warn!(code, %message, "worker connection refused after upgrade");
             refuse(&mut socket, code, message).await;
@@ -99,6 +102,28 @@ pub async fn serve(state: AppState, mut socket: WebSocket, auth: ChannelAuth) {
             codes::REPLACED,
             "a newer connection of this worker replaced this one",
         );
+    }
+    // A revocation or a key change that landed between the handshake's read and the attach
+    // found no channel to close: read the registration again now that it is attached.
+    match state.store.worker(id.clone()).await {
+        Ok(Some(row)) if row.revoked_at.is_some() => {
+            live.close(
+                codes::REVOKED,
+                "the orchestrator's operator revoked this worker",
+            );
+        }
+        Ok(Some(row)) if row.token_sha256.ct_eq(&credential) => {}
+        Ok(_) => live.close(
+            codes::KEY_CHANGED,
+            "this worker's key was replaced meanwhile",
+        ),
+        Err(e) => {
+            tracing::warn!(worker_id = %id, error = %e, "cannot re-read the registration");
+            live.close(
+                codes::HELLO_REQUIRED,
+                "the registry is unavailable; reconnect",
+            );
+        }
     }
     state.metrics.worker_connected(1);
     state.presence.connected(id.clone(), now);
@@ -245,7 +270,7 @@ async fn handshake(
     state: &AppState,
     socket: &mut WebSocket,
     auth: ChannelAuth,
-) -> Result<Hello, (&'static str, String)> {
+) -> Result<(Hello, TokenSha256), (&'static str, String)> {
     let challenge = match &auth {
         ChannelAuth::Challenge { .. } => {
             let challenge = crate::wire::signature::nonce();
@@ -323,7 +348,7 @@ async fn handshake(
     };
     check_hello(&worker_id, runtime, &models, capacity, &version)?;
     check_registered(&row, runtime, &models)?;
-    Ok(Hello {
+    let hello = Hello {
         worker_id,
         wallet: row.wallet,
         runtime,
@@ -331,7 +356,8 @@ async fn handshake(
         capacity,
         version,
         labels: row.labels,
-    })
+    };
+    Ok((hello, row.token_sha256))
 }
 
 /// The row of worker `id`, whose registered device key signed `challenge` for one of

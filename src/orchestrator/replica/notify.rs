@@ -1,7 +1,8 @@
 //! Telling the other replicas that something changed that they hold in memory: a client key
 //! was revoked or re-limited (`POST /internal/v1/keys/changed`: each forgets what its gateway
 //! remembered of the key at once instead of within the key cache's TTL), or a worker was
-//! revoked (`POST /internal/v1/workers/revoked`: the replica holding its channel closes it).
+//! revoked or changed its key (`POST /internal/v1/workers/revoked`: the replica holding its
+//! channel closes it).
 //! Signed calls to every replica announced within the online window. Best effort: a replica
 //! that cannot be reached forgets a key within the TTL anyway, and the failure is logged.
 
@@ -43,26 +44,29 @@ pub async fn key_changed(
     .await
 }
 
-/// The body of a worker-revoked call.
-pub fn worker_body(id: &WorkerId) -> Vec<u8> {
-    serde_json::json!({ "worker_id": id.as_str() })
+/// The body of a worker-channel-closed call.
+pub fn worker_body(id: &WorkerId, code: &str) -> Vec<u8> {
+    serde_json::json!({ "worker_id": id.as_str(), "code": code })
         .to_string()
         .into_bytes()
 }
 
-/// Tells every other live replica that worker `id` was revoked; returns how many acknowledged.
-pub async fn worker_revoked(
+/// Tells every other live replica to close worker `id`'s channel with `code` (it was revoked,
+/// or its key changed); returns how many acknowledged.
+pub async fn worker_closed(
     node: &Node,
     store: &dyn Store,
     id: &WorkerId,
+    code: &str,
     now_unix: u64,
     window_s: u64,
 ) -> usize {
+    let body = worker_body(id, code);
     broadcast(
         node,
         store,
         REPLICA_WORKER_REVOKED,
-        worker_body(id),
+        body,
         now_unix,
         window_s,
     )

@@ -71,7 +71,7 @@ pub async fn connect(
     } else {
         // A worker with a device key proves itself in its hello, over this origin.
         ChannelAuth::Challenge {
-            origins: signed::origins(&state, &headers),
+            origins: signed::origins(&state).to_vec(),
             ip,
         }
     };

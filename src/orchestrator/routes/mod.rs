@@ -57,6 +57,71 @@ fn settlement_routes() -> Router<AppState> {
         .route("/api/settlement/batches/{id}/paid", post(settlement::paid))
 }
 
+/// The middleware function [`digest`] wraps `signed::digest` in.
+type DigestFn = fn(
+    axum::extract::State<DigestLimit>,
+    axum::extract::Request,
+    middleware::Next,
+) -> futures::future::BoxFuture<'static, axum::response::Response>;
+/// The layer [`digest`] makes.
+type DigestLayer = middleware::FromFnLayer<
+    DigestFn,
+    DigestLimit,
+    (axum::extract::State<DigestLimit>, axum::extract::Request),
+>;
+
+/// The body-against-`Content-Digest` check of a worker route that may be signed, reading at
+/// most `limit` bytes (the route's own limit). Only worker routes carry it: nothing else
+/// buffers a body because of a header.
+fn digest(limit: usize) -> DigestLayer {
+    middleware::from_fn_with_state(DigestLimit(limit), |s, r, n| {
+        Box::pin(signed::digest(s, r, n))
+    })
+}
+
+/// The task market's routes (docs/TASK_MARKET.md, "Who may do what"); a worker's may be
+/// signed, so they check the body's digest first.
+fn market_routes(limit: usize, gateway_limit: usize, submit_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route(
+            wire::TASKS,
+            get(tasks::list).merge(
+                post(tasks::post)
+                    .layer::<_, Infallible>(DefaultBodyLimit::max(gateway_limit))
+                    .layer::<_, Infallible>(Extension(BodyLimit(gateway_limit))),
+            ),
+        )
+        .route("/api/tasks/{id}", get(tasks::get))
+        .route(
+            "/api/tasks/{id}/claim",
+            post(tasks::claim).route_layer(digest(limit)),
+        )
+        .route(
+            "/api/tasks/{id}/release",
+            post(tasks::release).route_layer(digest(limit)),
+        )
+        .route(
+            "/api/tasks/{id}/submit",
+            post(submissions::submit)
+                .route_layer(digest(submit_limit))
+                .layer::<_, Infallible>(DefaultBodyLimit::max(submit_limit))
+                .layer::<_, Infallible>(Extension(BodyLimit(submit_limit))),
+        )
+        .route(
+            "/api/submissions/{id}",
+            get(submissions::get).route_layer(digest(limit)),
+        )
+        .route(
+            "/api/submissions/{id}/evaluate",
+            post(submissions::evaluate),
+        )
+        .route(
+            "/api/submissions/{id}/dispute",
+            post(submissions::dispute).route_layer(digest(limit)),
+        )
+        .route("/api/submissions/{id}/resolve", post(submissions::resolve))
+}
+
 /// The orchestrator's router over `state`.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.body_limit_bytes;
@@ -69,10 +134,12 @@ pub fn router(state: AppState) -> Router {
         .route(wire::ONBOARDING_STATUS, get(onboarding::status))
         .route(
             wire::REGISTER,
-            post(register::register).route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                register::limit,
-            )),
+            post(register::register)
+                .route_layer(digest(limit))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    register::limit,
+                )),
         )
         .route(wire::WORKERS, get(workers::list))
         .route(wire::NETWORK_REGISTRATION, get(discovery::network))
@@ -84,7 +151,10 @@ pub fn router(state: AppState) -> Router {
             "/api/workers/{id}/agent-registration.json",
             get(discovery::worker),
         )
-        .route("/api/workers/{id}/agent-link", post(discovery::agent_link))
+        .route(
+            "/api/workers/{id}/agent-link",
+            post(discovery::agent_link).route_layer(digest(limit)),
+        )
         .route(wire::LEADERBOARD, get(discovery::leaderboard))
         .route(wire::WORKER_CONNECT, get(connect::connect))
         .route("/api/workers/{id}", get(workers::get))
@@ -93,30 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/receipts/{id}", get(receipts::get))
         .route("/api/workers/{id}/rewards", get(settlement::worker_rewards))
         .merge(settlement_routes())
-        .route(
-            wire::TASKS,
-            get(tasks::list).merge(
-                post(tasks::post)
-                    .layer::<_, Infallible>(DefaultBodyLimit::max(gateway_limit))
-                    .layer::<_, Infallible>(Extension(BodyLimit(gateway_limit))),
-            ),
-        )
-        .route("/api/tasks/{id}", get(tasks::get))
-        .route("/api/tasks/{id}/claim", post(tasks::claim))
-        .route("/api/tasks/{id}/release", post(tasks::release))
-        .route(
-            "/api/tasks/{id}/submit",
-            post(submissions::submit)
-                .layer::<_, Infallible>(DefaultBodyLimit::max(submit_limit))
-                .layer::<_, Infallible>(Extension(BodyLimit(submit_limit))),
-        )
-        .route("/api/submissions/{id}", get(submissions::get))
-        .route(
-            "/api/submissions/{id}/evaluate",
-            post(submissions::evaluate),
-        )
-        .route("/api/submissions/{id}/dispute", post(submissions::dispute))
-        .route("/api/submissions/{id}/resolve", post(submissions::resolve))
+        .merge(market_routes(limit, gateway_limit, submit_limit))
         .route(wire::KEYS, get(keys::list))
         .route("/api/keys/{id}/usage", get(keys::usage))
         .route("/api/keys/{id}/revoke", post(keys::revoke))
@@ -141,10 +188,6 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            DigestLimit(limit.max(submit_limit)),
-            signed::digest,
-        ))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use super::workers::CloseReason;
 use super::workers::record;
 use crate::domain::ErrorCode;
 use crate::orchestrator::auth::{self, Credential};
@@ -243,12 +244,16 @@ async fn reregister(
     let rotated = !row.token_sha256.ct_eq(&req.token_sha256);
     match state
         .store
-        .update_registration(req, row.token_sha256, unix_now())
+        .update_registration(req, row.token_sha256, unix_now(), admin.is_valid())
         .await?
     {
         Some(updated) => {
             tracing::info!(worker_id = %id, rotated, by,
                 key = ?updated.public_key.map(|k| k.fingerprint()), "worker re-registered");
+            if rotated {
+                // A channel opened with the old key or token must not outlive it.
+                super::workers::close_channel(state, &id, CloseReason::KeyChanged).await;
+            }
             Ok((StatusCode::OK, Changed::Yes(updated)))
         }
         // The credential changed (or the worker vanished) between our read and our write.

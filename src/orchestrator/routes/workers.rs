@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::domain::{ErrorCode, TokenFingerprint, WorkerId};
 use crate::orchestrator::client_ip::ClientIp;
 use crate::orchestrator::error::ApiError;
-use crate::orchestrator::hub::session::codes::REVOKED;
+use crate::orchestrator::hub::session::codes::{KEY_CHANGED, REVOKED};
 use crate::orchestrator::hub::{Hub, presence};
 use crate::orchestrator::market::problems::worker_not_found;
 use crate::orchestrator::replica::notify;
@@ -143,11 +143,7 @@ pub async fn revoke(
     let Some(row) = state.store.revoke_worker(id.clone(), unix_now()).await? else {
         return Err(worker_not_found(&id));
     };
-    close_revoked(&state, &id);
-    if let Some(node) = &state.replica {
-        let window = state.config.online_window_s;
-        notify::worker_revoked(node, state.store.as_ref(), &id, unix_now(), window).await;
-    }
+    close_channel(&state, &id, CloseReason::Revoked).await;
     tracing::warn!(worker_id = %id, %ip, "worker revoked");
     Ok(Json(record(
         row,
@@ -156,15 +152,66 @@ pub async fn revoke(
     )))
 }
 
+/// Why a worker's channel is closed from outside its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// An admin revoked the worker.
+    Revoked,
+    /// Its key (or legacy token) was replaced: the channel was opened with the old one.
+    KeyChanged,
+}
+
+impl CloseReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Revoked => REVOKED,
+            Self::KeyChanged => KEY_CHANGED,
+        }
+    }
+
+    fn parse(code: &str) -> Option<Self> {
+        [Self::Revoked, Self::KeyChanged]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Revoked => "the orchestrator's operator revoked this worker",
+            Self::KeyChanged => {
+                "this worker's key was replaced; reconnect with the new one (`basis stop`, `basis start`)"
+            }
+        }
+    }
+}
+
 /// Closes worker `id`'s channel here, if it holds one.
-fn close_revoked(state: &AppState, id: &WorkerId) {
+fn close_here(state: &AppState, id: &WorkerId, reason: CloseReason) {
     if let Some(live) = state.hub.get(id) {
-        live.close(REVOKED, "the orchestrator's operator revoked this worker");
+        live.close(reason.code(), reason.message());
+    }
+}
+
+/// Closes worker `id`'s channel wherever it is open: here, and on the other replicas, which
+/// this one tells (best effort; see `replica::notify`).
+pub async fn close_channel(state: &AppState, id: &WorkerId, reason: CloseReason) {
+    close_here(state, id, reason);
+    if let Some(node) = &state.replica {
+        let window = state.config.online_window_s;
+        notify::worker_closed(
+            node,
+            state.store.as_ref(),
+            id,
+            reason.code(),
+            unix_now(),
+            window,
+        )
+        .await;
     }
 }
 
 /// `POST /internal/v1/workers/revoked` (another replica, signed): close the worker's channel
-/// here.
+/// here, for the reason given (`code`: `WORKER_REVOKED`, the default, or `WORKER_KEY_CHANGED`).
 pub async fn revoked_elsewhere(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -185,16 +232,20 @@ pub async fn revoked_elsewhere(
         )
         .with_fix("Give every replica the same replica secret and keep their clocks in step."));
     }
-    let id = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v["worker_id"]
-                .as_str()
-                .and_then(|s| WorkerId::parse(s).ok())
-        })
-        .ok_or_else(|| {
-            ApiError::bad_request(ErrorCode::InvalidJson, "expected {\"worker_id\": \"…\"}")
-        })?;
-    close_revoked(&state, &id);
+    let parsed = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v[name].as_str().map(str::to_owned))
+    };
+    let id = field("worker_id").and_then(|s| WorkerId::parse(&s).ok());
+    let reason = field("code").map_or(Some(CloseReason::Revoked), |c| CloseReason::parse(&c));
+    let (Some(id), Some(reason)) = (id, reason) else {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidJson,
+            "expected {\"worker_id\": \"…\", \"code\": \"WORKER_REVOKED\" or \"WORKER_KEY_CHANGED\"}",
+        ));
+    };
+    close_here(&state, &id, reason);
     Ok(StatusCode::NO_CONTENT)
 }

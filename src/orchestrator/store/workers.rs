@@ -69,14 +69,17 @@ pub trait WorkerStore {
     ) -> BoxFuture<'_, Result<WorkerRow, StoreError>>;
 
     /// Replaces the registration fields of `reg.worker_id` (its public key included) if its
-    /// stored credential hash is still `expected` (compare-and-swap), and lifts a revocation;
-    /// counters and connection state are kept. `None` when the worker is gone or its
-    /// credential changed meanwhile.
+    /// stored credential hash is still `expected` (compare-and-swap) and, unless `admin`, it is
+    /// not revoked (checked in the same statement, so a revocation that lands after the caller
+    /// read the row is never undone by the worker); with `admin` it lifts a revocation.
+    /// Counters and connection state are kept. `None` when the worker is gone, its credential
+    /// changed meanwhile, or (without `admin`) it is revoked.
     fn update_registration(
         &self,
         reg: RegisterRequest,
         expected: TokenSha256,
         now: u64,
+        admin: bool,
     ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>>;
 
     fn worker(&self, id: WorkerId) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>>;

@@ -1,6 +1,6 @@
 //! Task-market tools for the Worker Agent (docs/TASK_MARKET.md): `fetch_tasks`, `claim_task`,
 //! `release_task`, `execute_task`, `submit_output`, `get_submission`, `dispute_output`. Each calls
-//! one operation in `crate::ops::tasks`; the worker token is read from the env file there and never
+//! one operation in `crate::ops::tasks`; the device key is read from the env file there and never
 //! appears here.
 
 use rmcp::model::CallToolResult;
@@ -21,7 +21,8 @@ claim_task on a matching open task.";
 
 const CLAIM_TASK: &str = "\
 Claim an open task for this host's worker: an exclusive lease until claim_expiry (unix \
-seconds), proven by the worker token the env file holds (never an argument). Returns the \
+seconds), signed with the device key the env file holds (never an argument; the key never \
+leaves the host). Returns the \
 task (description, criteria, output_format, input) and the lease. Claiming a task this \
 worker already holds returns its claim. Codes: TASK_NOT_OPEN, ALREADY_CLAIMED (another worker \
 won), ACTIVE_CLAIM_EXISTS (finish or release_task the other one first). Next: execute_task \

@@ -24,14 +24,14 @@ pub async fn a_public_key_is_stored_rotated_and_revoked(store: Arc<dyn Store>) {
     assert_eq!(row.revoked_at, None);
     // Rotation: the swap names the old credential hash.
     let rotated = store
-        .update_registration(keyed("gpu-1", &new), row.token_sha256, 11)
+        .update_registration(keyed("gpu-1", &new), row.token_sha256, 11, false)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(rotated.public_key, Some(new.public()));
     // A stale swap (the old key's hash) changes nothing.
     let stale = store
-        .update_registration(keyed("gpu-1", &old), row.token_sha256, 12)
+        .update_registration(keyed("gpu-1", &old), row.token_sha256, 12, false)
         .await
         .unwrap();
     assert!(stale.is_none());
@@ -45,9 +45,19 @@ pub async fn a_public_key_is_stored_rotated_and_revoked(store: Arc<dyn Store>) {
         store.worker(id.clone()).await.unwrap().unwrap().revoked_at,
         Some(20)
     );
-    // A re-registration lifts it.
+    // The worker's own re-registration does not lift it (even one that read the row before
+    // the revocation); an admin's does.
+    let refused = store
+        .update_registration(keyed("gpu-1", &old), rotated.token_sha256, 35, false)
+        .await
+        .unwrap();
+    assert!(refused.is_none());
+    assert_eq!(
+        store.worker(id.clone()).await.unwrap().unwrap().revoked_at,
+        Some(20)
+    );
     let back = store
-        .update_registration(keyed("gpu-1", &old), rotated.token_sha256, 40)
+        .update_registration(keyed("gpu-1", &old), rotated.token_sha256, 40, true)
         .await
         .unwrap()
         .unwrap();

@@ -67,13 +67,13 @@ pub async fn update_is_a_compare_and_swap_on_the_token_hash(store: Arc<dyn Store
     let stale = TokenSha256::from_bytes([7; 32]);
     assert!(
         store
-            .update_registration(req.clone(), stale, 110)
+            .update_registration(req.clone(), stale, 110, false)
             .await
             .unwrap()
             .is_none()
     );
     let row = store
-        .update_registration(req.clone(), old.sha256(), 120)
+        .update_registration(req.clone(), old.sha256(), 120, false)
         .await
         .unwrap()
         .unwrap();
@@ -83,7 +83,7 @@ pub async fn update_is_a_compare_and_swap_on_the_token_hash(store: Arc<dyn Store
     // The old token no longer matches: a second swap from it loses.
     assert!(
         store
-            .update_registration(req, old.sha256(), 130)
+            .update_registration(req, old.sha256(), 130, false)
             .await
             .unwrap()
             .is_none()

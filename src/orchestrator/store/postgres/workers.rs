@@ -81,6 +81,7 @@ impl WorkerStore for PgStore {
         reg: RegisterRequest,
         expected: TokenSha256,
         now: u64,
+        admin: bool,
     ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>> {
         async move {
             let p = RegColumns::of(&reg)?;
@@ -90,8 +91,9 @@ impl WorkerStore for PgStore {
                 .execute(
                     "UPDATE workers SET wallet = $2, runtime = $3, models = $4, \
                      token_sha256 = $5, hardware = $6, version = $7, multi_task = $8, \
-                     updated_at = $9, labels = $11, public_key = $12, revoked_at = NULL \
-                     WHERE worker_id = $1 AND token_sha256 = $10",
+                     updated_at = $9, labels = $11, public_key = $12, \
+                     revoked_at = CASE WHEN $13 THEN NULL ELSE revoked_at END \
+                     WHERE worker_id = $1 AND token_sha256 = $10 AND ($13 OR revoked_at IS NULL)",
                     &[
                         &p.worker_id,
                         &p.wallet,
@@ -105,6 +107,7 @@ impl WorkerStore for PgStore {
                         &&expected.as_bytes()[..],
                         &p.labels,
                         &p.public_key.as_ref().map(|k| &k[..]),
+                        &admin,
                     ],
                 )
                 .await
@@ -271,12 +274,6 @@ impl WorkerStore for PgStore {
             tx.execute(
                 "UPDATE workers SET revoked_at = coalesce(revoked_at, $2) WHERE worker_id = $1",
                 &[&id.as_str(), &int(now)],
-            )
-            .await
-            .map_err(pg_err)?;
-            tx.execute(
-                "DELETE FROM signature_nonces WHERE worker_id = $1",
-                &[&id.as_str()],
             )
             .await
             .map_err(pg_err)?;

@@ -59,6 +59,7 @@ impl WorkerStore for SqliteStore {
         reg: RegisterRequest,
         expected: TokenSha256,
         now: u64,
+        admin: bool,
     ) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>> {
         self.write(move |conn| {
             let p = RegColumns::of(&reg)?;
@@ -66,8 +67,8 @@ impl WorkerStore for SqliteStore {
             let changed = tx.execute(
                 "UPDATE workers SET wallet = ?2, runtime = ?3, models = ?4, token_sha256 = ?5, \
                  hardware = ?6, version = ?7, multi_task = ?8, updated_at = ?9, labels = ?11, \
-                 public_key = ?12, revoked_at = NULL \
-                 WHERE worker_id = ?1 AND token_sha256 = ?10",
+                 public_key = ?12, revoked_at = CASE WHEN ?13 THEN NULL ELSE revoked_at END \
+                 WHERE worker_id = ?1 AND token_sha256 = ?10 AND (?13 OR revoked_at IS NULL)",
                 params![
                     p.worker_id,
                     p.wallet,
@@ -80,7 +81,8 @@ impl WorkerStore for SqliteStore {
                     to_sql_int(now),
                     &expected.as_bytes()[..],
                     p.labels,
-                    p.public_key.as_ref().map(|k| &k[..])
+                    p.public_key.as_ref().map(|k| &k[..]),
+                    admin
                 ],
             )?;
             if changed == 0 {
@@ -226,8 +228,6 @@ impl WorkerStore for SqliteStore {
                 "UPDATE workers SET revoked_at = coalesce(revoked_at, ?2) WHERE worker_id = ?1",
             )?
             .execute(params![id.as_str(), to_sql_int(now)])?;
-            tx.prepare_cached("DELETE FROM signature_nonces WHERE worker_id = ?1")?
-                .execute(params![id.as_str()])?;
             let row = select_one(&tx, id.as_str())?;
             tx.commit()?;
             Ok(row)
