@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::domain::ErrorCode;
+use crate::domain::{ErrorCode, ReplicaId};
 use crate::orchestrator::error::ApiError;
 use crate::orchestrator::gateway::forward::{CLIENT_QUERY, LABEL_QUERY};
 use crate::orchestrator::gateway::{self, ChatRequest, Reach, complete, stream};
@@ -25,36 +25,13 @@ pub async fn chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(node) = &state.replica else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "this orchestrator is not a replica",
-        )
-        .into_response();
-    };
     // The signature covers the query too (the caller's client key).
     let signed_path = uri
         .path_and_query()
         .map_or(REPLICA_CHAT_COMPLETIONS, |p| p.as_str());
-    let verified = node
-        .verifier
-        .verify(&headers, "POST", signed_path, &body, unix_now());
-    let from = match verified {
+    let from = match from_replica(&state, &headers, signed_path, &body) {
         Ok(from) => from,
-        Err(why) => {
-            tracing::warn!(error = %why, "a replica call was refused");
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::ReplicaAuthFailed,
-                why.to_string(),
-            )
-            .with_fix(
-                "Give every replica the same replica secret (BASIS_REPLICA_SECRET or [replica] \
-                 secret_file) and keep their clocks in step (NTP).",
-            )
-            .into_response();
-        }
+        Err(refused) => return refused.into_response(),
     };
     let lane = gateway::lane_of(&format!("replica {from}"));
     let param = |name: &str| {
@@ -83,4 +60,36 @@ pub async fn chat(
     } else {
         complete::respond(state, req, Reach::HereOnly, lane).await
     }
+}
+
+/// The replica that signed a replica-to-replica call (`POST path` with `body`): 404 on an
+/// orchestrator that is not a replica, 401 `REPLICA_AUTH_FAILED` for a bad signature. The one
+/// check every `/internal/v1/…` route goes through.
+pub(super) fn from_replica(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    body: &[u8],
+) -> Result<ReplicaId, ApiError> {
+    let Some(node) = &state.replica else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "this orchestrator is not a replica",
+        ));
+    };
+    node.verifier
+        .verify(headers, "POST", path, body, unix_now())
+        .map_err(|why| {
+            tracing::warn!(error = %why, "a replica call was refused");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::ReplicaAuthFailed,
+                why.to_string(),
+            )
+            .with_fix(
+                "Give every replica the same replica secret (BASIS_REPLICA_SECRET or [replica] \
+                 secret_file) and keep their clocks in step (NTP).",
+            )
+        })
 }

@@ -165,21 +165,7 @@ pub async fn changed_elsewhere(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let Some(node) = &state.replica else {
-        return Err(ApiError::not_found("this orchestrator is not a replica"));
-    };
-    if let Err(why) = node
-        .verifier
-        .verify(&headers, "POST", REPLICA_KEY_CHANGED, &body, unix_now())
-    {
-        tracing::warn!(error = %why, "a replica call was refused");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::ReplicaAuthFailed,
-            why.to_string(),
-        )
-        .with_fix("Give every replica the same replica secret and keep their clocks in step."));
-    }
+    super::internal::from_replica(&state, &headers, REPLICA_KEY_CHANGED, &body)?;
     let sha = serde_json::from_slice::<Changed>(&body)
         .ok()
         .and_then(|c| KeySha256::parse(&c.sha256))
