@@ -11,6 +11,7 @@
 mod jobs;
 mod keys;
 pub mod migrations;
+mod pipeline;
 mod replicas;
 mod reputation;
 mod settlement;

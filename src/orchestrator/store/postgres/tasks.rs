@@ -12,6 +12,7 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use super::jobs::{insert_credit, insert_receipt};
+use super::pipeline::{Pipelined, params};
 use super::{PgStore, int, pg_err, tasks_list};
 use crate::domain::{
     Amount, HashedReceipt, MetricValue, Runtime, SubmissionId, TaskId, WalletAddress, WorkerId,
@@ -26,25 +27,25 @@ use crate::orchestrator::store::{
 };
 use crate::wire::Credit;
 
-/// One market transaction.
-pub struct PgTx<'c> {
-    tx: deadpool_postgres::Transaction<'c>,
+/// One market transaction, pipelined (see [`Pipelined`]): reads go out with what was written
+/// before them, and the last writes with `COMMIT`.
+pub struct PgTx {
+    tx: Pipelined,
     /// Whether the body wrote anything. One that only read (a refused claim, say) is rolled
     /// back rather than committed: its row locks gave it a transaction id, and a commit
     /// would wait for a WAL flush that records nothing.
     wrote: bool,
 }
 
-async fn load_task(
-    c: &impl GenericClient,
-    id: &TaskId,
-    lock: bool,
-) -> Result<Option<TaskRow>, StoreError> {
-    let sql = format!(
+fn task_sql(lock: bool) -> String {
+    format!(
         "SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1{}",
         if lock { " FOR UPDATE" } else { "" }
-    );
-    let stmt = c.prepare_cached(&sql).await.map_err(pg_err)?;
+    )
+}
+
+async fn load_task(c: &impl GenericClient, id: &TaskId) -> Result<Option<TaskRow>, StoreError> {
+    let stmt = c.prepare_cached(&task_sql(false)).await.map_err(pg_err)?;
     c.query_opt(&stmt, &[&id.as_str()])
         .await
         .map_err(pg_err)?
@@ -92,65 +93,65 @@ async fn exec(
     Ok(())
 }
 
-impl PgTx<'_> {
-    async fn write_state(&self, t: &TaskRow, now_ms: u64) -> Result<(), StoreError> {
-        exec(
-            &self.tx,
+impl PgTx {
+    fn write_state(&mut self, t: &TaskRow, now_ms: u64) {
+        self.wrote = true;
+        self.tx.queue(
             "UPDATE tasks SET status = $2, attempts = $3, claimed_by = $4, claimed_ms = $5, \
              claim_expiry_ms = $6, submission_id = $7, updated_ms = $8 WHERE task_id = $1",
-            &[
-                &t.task_id.as_str(),
-                &t.status.as_str(),
-                &i64::from(t.attempts),
-                &t.claimed_by.as_ref().map(WorkerId::as_str),
-                &t.claimed_ms.map(int),
-                &t.claim_expiry_ms.map(int),
-                &t.submission_id.as_ref().map(SubmissionId::as_str),
-                &int(now_ms),
+            params![
+                t.task_id.as_str().to_owned(),
+                t.status.as_str(),
+                i64::from(t.attempts),
+                t.claimed_by.as_ref().map(|w| w.as_str().to_owned()),
+                t.claimed_ms.map(int),
+                t.claim_expiry_ms.map(int),
+                t.submission_id.as_ref().map(|s| s.as_str().to_owned()),
+                int(now_ms),
             ],
-        )
-        .await
+        );
     }
 
-    async fn open_claim(&self, t: &TaskRow) -> Result<(), StoreError> {
+    fn open_claim(&mut self, t: &TaskRow) -> Result<(), StoreError> {
         let (Some(worker), Some(at), Some(expiry)) =
             (&t.claimed_by, t.claimed_ms, t.claim_expiry_ms)
         else {
             return Err(corrupt("claim", "a claimed task without its holder"));
         };
-        exec(
-            &self.tx,
+        self.wrote = true;
+        self.tx.queue(
             "INSERT INTO claims (task_id, worker_id, attempt, claimed_ms, expiry_ms) \
              VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &t.task_id.as_str(),
-                &worker.as_str(),
-                &i64::from(t.attempts),
-                &int(at),
-                &int(expiry),
+            params![
+                t.task_id.as_str().to_owned(),
+                worker.as_str().to_owned(),
+                i64::from(t.attempts),
+                int(at),
+                int(expiry),
             ],
-        )
-        .await
+        );
+        Ok(())
+    }
+
+    /// Sends what is queued; the connection, for a statement of the caller's own.
+    async fn writer(&mut self) -> Result<&deadpool_postgres::Object, StoreError> {
+        self.wrote = true;
+        self.tx.flushed().await
     }
 
     async fn last_claim_end(
-        &self,
+        &mut self,
         task: &TaskId,
         worker: &WorkerId,
     ) -> Result<Option<ClaimEnd>, StoreError> {
-        let stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT outcome FROM claims WHERE task_id = $1 AND worker_id = $2 \
-                 ORDER BY claim_id DESC LIMIT 1",
-            )
-            .await
-            .map_err(pg_err)?;
         let outcome: Option<String> = self
             .tx
-            .query_opt(&stmt, &[&task.as_str(), &worker.as_str()])
-            .await
-            .map_err(pg_err)?
+            .query_opt(
+                "SELECT outcome FROM claims WHERE task_id = $1 AND worker_id = $2 \
+                 ORDER BY claim_id DESC LIMIT 1",
+                &[&task.as_str(), &worker.as_str()],
+            )
+            .await?
             .and_then(|row| row.get(0));
         outcome
             .map(|o| ClaimEnd::parse(&o).ok_or_else(|| corrupt("claim outcome", o)))
@@ -158,40 +159,35 @@ impl PgTx<'_> {
     }
 
     async fn live_claim_of(
-        &self,
+        &mut self,
         worker: &WorkerId,
         except: &TaskId,
         now_ms: u64,
     ) -> Result<Option<TaskId>, StoreError> {
         // The worker's row first: its claims serialize, so two concurrent claims by one
         // worker cannot both see no other claim.
-        exec(
-            &self.tx,
-            "SELECT 1 FROM workers WHERE worker_id = $1 FOR UPDATE",
-            &[&worker.as_str()],
-        )
-        .await?;
-        let stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT task_id FROM tasks WHERE claimed_by = $1 AND status = 'claimed' \
-                 AND claim_expiry_ms > $2 AND task_id <> $3 LIMIT 1",
+        self.tx
+            .query(
+                "SELECT 1 FROM workers WHERE worker_id = $1 FOR UPDATE",
+                &[&worker.as_str()],
             )
-            .await
-            .map_err(pg_err)?;
+            .await?;
         let id: Option<String> = self
             .tx
-            .query_opt(&stmt, &[&worker.as_str(), &int(now_ms), &except.as_str()])
-            .await
-            .map_err(pg_err)?
+            .query_opt(
+                "SELECT task_id FROM tasks WHERE claimed_by = $1 AND status = 'claimed' \
+                 AND claim_expiry_ms > $2 AND task_id <> $3 LIMIT 1",
+                &[&worker.as_str(), &int(now_ms), &except.as_str()],
+            )
+            .await?
             .map(|row| row.get(0));
         id.map(|s| TaskId::parse(&s).map_err(|e| corrupt("task id", e)))
             .transpose()
     }
 
-    async fn insert_submission(&self, s: &SubmissionInsert) -> Result<(), StoreError> {
+    async fn insert_submission(&mut self, s: &SubmissionInsert) -> Result<(), StoreError> {
         exec(
-            &self.tx,
+            self.writer().await?,
             "INSERT INTO submissions (submission_id, task_id, worker_id, output, output_hash, \
              usage, duration_ms, claimed_ms, submitted_ms, evaluation_deadline_ms, metric) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -212,9 +208,9 @@ impl PgTx<'_> {
         .await
     }
 
-    async fn record_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError> {
+    async fn record_evaluation(&mut self, e: &EvaluationRecord) -> Result<(), StoreError> {
         exec(
-            &self.tx,
+            self.writer().await?,
             "UPDATE submissions SET evaluation = $2, attestation_hash = $3, evaluated_ms = $4, \
              auto_evaluated = $5, dispute_deadline_ms = $6, receipt_id = $7, \
              confirmed_metric = $8 WHERE submission_id = $1",
@@ -232,9 +228,9 @@ impl PgTx<'_> {
         .await
     }
 
-    async fn record_resolution(&self, r: &ResolutionRecord) -> Result<(), StoreError> {
+    async fn record_resolution(&mut self, r: &ResolutionRecord) -> Result<(), StoreError> {
         exec(
-            &self.tx,
+            self.writer().await?,
             "UPDATE submissions SET resolution = $2, resolution_note = $3, resolved_ms = $4, \
              receipt_id = COALESCE($5, receipt_id) WHERE submission_id = $1",
             &[
@@ -249,19 +245,16 @@ impl PgTx<'_> {
     }
 
     async fn payee(
-        &self,
+        &mut self,
         worker: &WorkerId,
     ) -> Result<Option<(WalletAddress, Runtime)>, StoreError> {
-        let stmt = self
-            .tx
-            .prepare_cached("SELECT wallet, runtime FROM workers WHERE worker_id = $1")
-            .await
-            .map_err(pg_err)?;
         let Some(row) = self
             .tx
-            .query_opt(&stmt, &[&worker.as_str()])
-            .await
-            .map_err(pg_err)?
+            .query_opt(
+                "SELECT wallet, runtime FROM workers WHERE worker_id = $1",
+                &[&worker.as_str()],
+            )
+            .await?
         else {
             return Ok(None);
         };
@@ -272,21 +265,18 @@ impl PgTx<'_> {
         )))
     }
 
-    async fn insert_credit(&self, c: &Credit, created_ms: u64) -> Result<(), StoreError> {
-        insert_credit(&self.tx, c, created_ms).await
+    async fn insert_credit(&mut self, c: &Credit, created_ms: u64) -> Result<(), StoreError> {
+        insert_credit(self.writer().await?, c, created_ms).await
     }
 
-    async fn pending_rewards(&self, worker: &WorkerId) -> Result<Option<Amount>, StoreError> {
-        let stmt = self
-            .tx
-            .prepare_cached("SELECT rewards_pending FROM workers WHERE worker_id = $1 FOR UPDATE")
-            .await
-            .map_err(pg_err)?;
+    async fn pending_rewards(&mut self, worker: &WorkerId) -> Result<Option<Amount>, StoreError> {
         let current: Option<String> = self
             .tx
-            .query_opt(&stmt, &[&worker.as_str()])
-            .await
-            .map_err(pg_err)?
+            .query_opt(
+                "SELECT rewards_pending FROM workers WHERE worker_id = $1 FOR UPDATE",
+                &[&worker.as_str()],
+            )
+            .await?
             .map(|row| row.get(0));
         current
             .map(|c| Amount::parse(&c).map_err(|e| corrupt("rewards_pending", e)))
@@ -294,37 +284,41 @@ impl PgTx<'_> {
     }
 
     async fn due_ids(
-        &self,
+        &mut self,
         sql: &str,
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let stmt = self.tx.prepare_cached(sql).await.map_err(pg_err)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         Ok(self
             .tx
-            .query(&stmt, &[&int(now_ms), &limit])
-            .await
-            .map_err(pg_err)?
+            .query(sql, &[&int(now_ms), &limit])
+            .await?
             .iter()
             .map(|row| row.get(0))
             .collect())
     }
 }
 
-impl MarketTx for PgTx<'_> {
+impl MarketTx for PgTx {
     fn task<'a>(&'a mut self, id: &'a TaskId) -> TxFuture<'a, Option<TaskRow>> {
-        load_task(&self.tx, id, true).boxed()
+        async move {
+            self.tx
+                .query_opt(&task_sql(true), &[&id.as_str()])
+                .await?
+                .map(|row| rows::task(&row))
+                .transpose()
+        }
+        .boxed()
     }
 
     fn write_task_state<'a>(&'a mut self, t: &'a TaskRow, now_ms: u64) -> TxFuture<'a, ()> {
-        self.wrote = true;
-        self.write_state(t, now_ms).boxed()
+        self.write_state(t, now_ms);
+        futures::future::ready(Ok(())).boxed()
     }
 
     fn open_claim<'a>(&'a mut self, t: &'a TaskRow) -> TxFuture<'a, ()> {
-        self.wrote = true;
-        PgTx::open_claim(self, t).boxed()
+        futures::future::ready(PgTx::open_claim(self, t)).boxed()
     }
 
     fn close_claim<'a>(
@@ -334,16 +328,12 @@ impl MarketTx for PgTx<'_> {
         now_ms: u64,
     ) -> TxFuture<'a, ()> {
         self.wrote = true;
-        async move {
-            exec(
-                &self.tx,
-                "UPDATE claims SET ended_ms = $2, outcome = $3 WHERE claim_id = \
-                 (SELECT max(claim_id) FROM claims WHERE task_id = $1 AND ended_ms IS NULL)",
-                &[&task.as_str(), &int(now_ms), &end.as_str()],
-            )
-            .await
-        }
-        .boxed()
+        self.tx.queue(
+            "UPDATE claims SET ended_ms = $2, outcome = $3 WHERE claim_id = \
+             (SELECT max(claim_id) FROM claims WHERE task_id = $1 AND ended_ms IS NULL)",
+            params![task.as_str().to_owned(), int(now_ms), end.as_str()],
+        );
+        futures::future::ready(Ok(())).boxed()
     }
 
     fn last_claim_end<'a>(
@@ -364,16 +354,14 @@ impl MarketTx for PgTx<'_> {
     }
 
     fn submission<'a>(&'a mut self, id: &'a SubmissionId) -> TxFuture<'a, Option<SubmissionRow>> {
-        load_submission(&self.tx, id).boxed()
+        async move { load_submission(self.tx.flushed().await?, id).await }.boxed()
     }
 
     fn insert_submission<'a>(&'a mut self, s: &'a SubmissionInsert) -> TxFuture<'a, ()> {
-        self.wrote = true;
         PgTx::insert_submission(self, s).boxed()
     }
 
     fn record_evaluation<'a>(&'a mut self, e: &'a EvaluationRecord) -> TxFuture<'a, ()> {
-        self.wrote = true;
         PgTx::record_evaluation(self, e).boxed()
     }
 
@@ -383,10 +371,9 @@ impl MarketTx for PgTx<'_> {
         reason: &'a str,
         now_ms: u64,
     ) -> TxFuture<'a, ()> {
-        self.wrote = true;
         async move {
             exec(
-                &self.tx,
+                self.writer().await?,
                 "UPDATE submissions SET dispute_reason = $2, disputed_ms = $3 \
                  WHERE submission_id = $1",
                 &[&id.as_str(), &reason, &int(now_ms)],
@@ -397,7 +384,6 @@ impl MarketTx for PgTx<'_> {
     }
 
     fn record_resolution<'a>(&'a mut self, r: &'a ResolutionRecord) -> TxFuture<'a, ()> {
-        self.wrote = true;
         PgTx::record_resolution(self, r).boxed()
     }
 
@@ -409,12 +395,10 @@ impl MarketTx for PgTx<'_> {
     }
 
     fn insert_receipt<'a>(&'a mut self, receipt: &'a HashedReceipt) -> TxFuture<'a, ()> {
-        self.wrote = true;
-        insert_receipt(&self.tx, receipt).boxed()
+        async move { insert_receipt(self.writer().await?, receipt).await }.boxed()
     }
 
     fn insert_credit<'a>(&'a mut self, credit: &'a Credit, now_ms: u64) -> TxFuture<'a, ()> {
-        self.wrote = true;
         PgTx::insert_credit(self, credit, now_ms).boxed()
     }
 
@@ -427,10 +411,9 @@ impl MarketTx for PgTx<'_> {
         worker: &'a WorkerId,
         total: Amount,
     ) -> TxFuture<'a, ()> {
-        self.wrote = true;
         async move {
             exec(
-                &self.tx,
+                self.writer().await?,
                 "UPDATE workers SET rewards_pending = $2 WHERE worker_id = $1",
                 &[&worker.as_str(), &total.to_string()],
             )
@@ -523,7 +506,7 @@ impl TaskStore for PgStore {
     }
 
     fn task(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskRow>, StoreError>> {
-        async move { load_task(&self.client().await?, &id, false).await }.boxed()
+        async move { load_task(&self.client().await?, &id).await }.boxed()
     }
 
     fn list_tasks(&self, filter: TaskFilter) -> BoxFuture<'_, Result<Vec<TaskRow>, StoreError>> {
@@ -563,14 +546,15 @@ impl TaskStore for PgStore {
 
     fn transact(&self, body: TxBody) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(pg_err)?;
-            let mut market = PgTx { tx, wrote: false };
-            // An `Err` drops the transaction unfinished: PostgreSQL rolls it back. So does a
-            // body that wrote nothing (the rollback is sent without waiting for its answer).
+            let mut market = PgTx {
+                tx: Pipelined::new(self.client().await?),
+                wrote: false,
+            };
+            // An `Err` drops the transaction unfinished: it is rolled back. So is a body that
+            // wrote nothing (the rollback is sent without waiting for its answer).
             body(&mut market).await?;
             if market.wrote {
-                market.tx.commit().await.map_err(pg_err)
+                market.tx.commit().await
             } else {
                 drop(market);
                 Ok(())
