@@ -28,10 +28,20 @@ impl SseReader {
         let mut events = Vec::new();
         let mut rest = bytes;
         while let Some(end) = rest.iter().position(|b| *b == b'\n') {
-            self.line.extend_from_slice(&rest[..end]);
+            let piece = &rest[..end];
             rest = &rest[end + 1..];
-            let line = std::mem::take(&mut self.line);
-            if let Some(event) = self.line_done(&line)? {
+            let event = if self.line.is_empty() {
+                // The usual case: the whole line is in this read, so nothing is copied.
+                self.line_done(piece)?
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(piece);
+                let event = self.line_done(&line)?;
+                line.clear();
+                self.line = line;
+                event
+            };
+            if let Some(event) = event {
                 events.push(event);
             }
         }

@@ -13,6 +13,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use zeroize::Zeroizing;
@@ -23,6 +24,12 @@ use crate::wire::signature::{channel_proof, origin_of};
 use crate::wire::{OrchestratorMessage, WORKER_CONNECT, WorkerMessage};
 
 pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How much one read of the channel takes at most. tungstenite zero-fills that much before each
+/// read, and its default (128 KiB) made that fill a visible share of a worker's CPU per job;
+/// frames are mostly a few hundred bytes, and a larger one still arrives whole (the buffer
+/// grows to its length).
+const READ_BUFFER: usize = 8 * 1024;
 
 /// The timing the orchestrator asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,10 +123,14 @@ async fn handshake(
     } else {
         Connector::Plain
     };
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
-            .await
-            .map_err(connect_error)?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(WebSocketConfig::default().read_buffer_size(READ_BUFFER)),
+        true,
+        Some(connector),
+    )
+    .await
+    .map_err(connect_error)?;
     match &config.credential {
         Credential::Token(_) => send(&mut ws, hello).await?,
         Credential::Key(key) => {
