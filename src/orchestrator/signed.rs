@@ -202,13 +202,7 @@ pub fn received_label(req: &WorkerRequest, label: &str) -> bool {
     req.headers
         .get(SIGNATURE_INPUT_HEADER)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',').any(|m| {
-                m.trim()
-                    .split_once('=')
-                    .is_some_and(|(l, _)| l.trim() == label)
-            })
-        })
+        .is_some_and(|v| signature::has_member(v, label))
 }
 
 fn verifies_here(

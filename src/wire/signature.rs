@@ -134,6 +134,11 @@ fn members(header: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|(label, value)| (label.trim(), value.trim()))
 }
 
+/// Whether a `Signature-Input` header value has a member labelled `label` (well formed or not).
+pub fn has_member(signature_input: &str, label: &str) -> bool {
+    members(signature_input).any(|(l, _)| l == label)
+}
+
 /// Reads the `label` signature from the `Signature-Input` and `Signature` header values.
 pub fn received(
     label: &'static str,
@@ -270,6 +275,15 @@ pub fn origin_of(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_member_finds_labels_at_the_top_level_only() {
+        let header = r#"basis=("@method");created=1, previous=("@method");created=2"#;
+        assert!(has_member(header, "basis"));
+        assert!(has_member(header, "previous"));
+        assert!(!has_member(header, "created"));
+        assert!(!has_member("", "basis"));
+    }
 
     fn id() -> WorkerId {
         WorkerId::parse("gpu-1").unwrap()
