@@ -5,8 +5,9 @@ use deadpool_postgres::GenericClient;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
+use super::pipeline::{Pipelined, Write, params};
 use super::{PgStore, int, pg_err};
-use crate::domain::{Amount, HashedReceipt, JobId, ReceiptHash, ReceiptId, SubmissionId, TaskId};
+use crate::domain::{Amount, HashedReceipt, JobId, ReceiptHash, ReceiptId};
 use crate::orchestrator::store::rows::{corrupt, receipt_row, unpaid_text};
 use crate::orchestrator::store::{
     JobOutcome, JobRecord, JobStatus, JobStore, ListedReceipt, ReceiptQuery, Recorded, StoreError,
@@ -21,11 +22,10 @@ fn corrupt_status() -> StoreError {
     }
 }
 
+const STATUS_OF: &str = "SELECT status FROM jobs WHERE job_id = $1";
+
 async fn status_of(client: &impl GenericClient, id: &str) -> Result<Option<JobStatus>, StoreError> {
-    let stmt = client
-        .prepare_cached("SELECT status FROM jobs WHERE job_id = $1")
-        .await
-        .map_err(pg_err)?;
+    let stmt = client.prepare_cached(STATUS_OF).await.map_err(pg_err)?;
     let status: Option<String> = client
         .query_opt(&stmt, &[&id])
         .await
@@ -37,101 +37,82 @@ async fn status_of(client: &impl GenericClient, id: &str) -> Result<Option<JobSt
 }
 
 /// Inserts a sealed receipt (also used by the market's settlements).
-pub(super) async fn insert_receipt(
-    client: &impl GenericClient,
-    receipt: &HashedReceipt,
-) -> Result<(), StoreError> {
+pub(super) fn receipt_write(receipt: &HashedReceipt) -> Result<Write, StoreError> {
     let body = serde_json::to_string(receipt).map_err(|e| StoreError::Corrupt {
         what: "receipt",
         reason: e.to_string(),
     })?;
     let r = &receipt.receipt;
-    let stmt = client
-        .prepare_cached(
-            "INSERT INTO receipts (receipt_id, receipt_hash, kind, worker_id, job_id, issued_at, \
-             body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .await
-        .map_err(pg_err)?;
-    client
-        .execute(
-            &stmt,
-            &[
-                &r.receipt_id.as_str(),
-                &receipt.receipt_hash.to_string(),
-                &r.kind.as_str(),
-                &r.worker_id.as_str(),
-                &r.job_id.as_ref().map(JobId::as_str),
-                &int(r.issued_at),
-                &body,
-            ],
-        )
-        .await
-        .map_err(pg_err)?;
-    Ok(())
+    Ok(Write::new(
+        "INSERT INTO receipts (receipt_id, receipt_hash, kind, worker_id, job_id, issued_at, \
+         body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        params![
+            r.receipt_id.as_str().to_owned(),
+            receipt.receipt_hash.to_string(),
+            r.kind.as_str(),
+            r.worker_id.as_str().to_owned(),
+            r.job_id.as_ref().map(|j| j.as_str().to_owned()),
+            int(r.issued_at),
+            body,
+        ],
+    ))
 }
 
 /// Writes a credit, once per submission or gateway job (also used by the market's
 /// settlements). `seq` comes from its sequence (see store/postgres/settlement.rs).
-pub(super) async fn insert_credit(
-    client: &impl GenericClient,
-    c: &Credit,
-    created_ms: u64,
-) -> Result<(), StoreError> {
-    let stmt = client
-        .prepare_cached(
-            "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, \
-             asset, unpaid, created_ms, receipt_id, receipt_hash, job_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .await
-        .map_err(pg_err)?;
-    client
-        .execute(
-            &stmt,
-            &[
-                &c.submission_id.as_ref().map(SubmissionId::as_str),
-                &c.task_id.as_ref().map(TaskId::as_str),
-                &c.worker_id.as_str(),
-                &c.wallet.checksummed(),
-                &c.gross.to_string(),
-                &c.fee.to_string(),
-                &c.net.to_string(),
-                &c.asset,
-                &unpaid_text(c.unpaid)?,
-                &int(created_ms),
-                &c.receipt_id.as_str(),
-                &c.receipt_hash.to_string(),
-                &c.job_id.as_ref().map(JobId::as_str),
-            ],
-        )
-        .await
-        .map_err(pg_err)?;
-    Ok(())
+pub(super) fn credit_write(c: &Credit, created_ms: u64) -> Result<Write, StoreError> {
+    Ok(Write::new(
+        "INSERT INTO credits (submission_id, task_id, worker_id, wallet, gross, fee, net, \
+         asset, unpaid, created_ms, receipt_id, receipt_hash, job_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        params![
+            c.submission_id.as_ref().map(|s| s.as_str().to_owned()),
+            c.task_id.as_ref().map(|t| t.as_str().to_owned()),
+            c.worker_id.as_str().to_owned(),
+            c.wallet.checksummed(),
+            c.gross.to_string(),
+            c.fee.to_string(),
+            c.net.to_string(),
+            c.asset.clone(),
+            unpaid_text(c.unpaid)?,
+            int(created_ms),
+            c.receipt_id.as_str().to_owned(),
+            c.receipt_hash.to_string(),
+            c.job_id.as_ref().map(|j| j.as_str().to_owned()),
+        ],
+    ))
 }
 
 impl PgStore {
+    /// Records a job in one pipelined transaction: `BEGIN` with the check for an earlier
+    /// record, then every write with `COMMIT` (a paying job's worker update comes back first,
+    /// so its new total is checked before the commit).
     async fn record_new_job(&self, job: &JobRecord) -> Result<Recorded, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_err)?;
-        if let Some(status) = status_of(&tx, job.job_id.as_str()).await? {
-            return Ok(Recorded::Already(status));
+        let mut tx = Pipelined::new(self.client().await?);
+        let status: Option<String> = tx
+            .query_opt(STATUS_OF, &[&job.job_id.as_str()])
+            .await?
+            .map(|row| row.get(0));
+        if let Some(status) = status {
+            return JobStatus::parse(&status)
+                .map(Recorded::Already)
+                .ok_or_else(corrupt_status);
         }
         let served = job.outcome.served();
+        let day = utc_day(job.finished_at);
         let mut credit_net = None;
         let (error_code, receipt_id, counter) = match &job.outcome {
             JobOutcome::Completed(receipt) => {
-                insert_receipt(&tx, receipt).await?;
+                tx.push(receipt_write(receipt)?);
                 if let (Some(key), Some((used, charged))) = (&job.client_key, job.outcome.billed())
                 {
-                    super::keys::add_usage(&tx, key, utc_day(job.finished_at), used, charged)
-                        .await?;
+                    tx.push(super::keys::usage_write(key, day, used, charged));
                 }
                 let counter = match job.outcome.credit(job.finished_at)? {
                     // The worker's row is locked last, as the market's settlements do.
                     Some(credit) => {
                         let created_ms = job.finished_at.saturating_mul(1000);
-                        insert_credit(&tx, &credit, created_ms).await?;
+                        tx.push(credit_write(&credit, created_ms)?);
                         credit_net = Some(credit.net);
                         "UPDATE workers SET jobs_completed = jobs_completed + 1, \
                          rewards_pending = (rewards_pending::numeric + ($2::text)::numeric)::text \
@@ -155,47 +136,42 @@ impl PgStore {
             ),
             JobOutcome::Cancelled => (None, None, None),
         };
-        tx.execute(
+        tx.queue(
             "INSERT INTO jobs (job_id, worker_id, model, status, error_code, receipt_id, \
              started_at, finished_at, prompt_tokens, completion_tokens, ttft_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &job.job_id.as_str(),
-                &job.worker_id.as_str(),
-                &job.model,
-                &job.outcome.status().as_str(),
-                &error_code,
-                &receipt_id,
-                &int(job.started_at),
-                &int(job.finished_at),
-                &served.map(|u| int(u.prompt_tokens)),
-                &served.map(|u| int(u.completion_tokens)),
-                &job.ttft_ms.map(int),
+            params![
+                job.job_id.as_str().to_owned(),
+                job.worker_id.as_str().to_owned(),
+                job.model.clone(),
+                job.outcome.status().as_str(),
+                error_code,
+                receipt_id,
+                int(job.started_at),
+                int(job.finished_at),
+                served.map(|u| int(u.prompt_tokens)),
+                served.map(|u| int(u.completion_tokens)),
+                job.ttft_ms.map(int),
             ],
-        )
-        .await
-        .map_err(pg_err)?;
+        );
         if let (Some(key), Some(used)) = (&job.client_key, job.partial_usage) {
-            super::keys::add_usage(&tx, key, utc_day(job.finished_at), used, Amount::ZERO).await?;
+            tx.push(super::keys::usage_write(key, day, used, Amount::ZERO));
         }
         match (counter, credit_net) {
             (Some(sql), Some(net)) => {
                 // Exactly the credited worker's row, and a total that is still an amount.
                 let row = tx
                     .query_opt(sql, &[&job.worker_id.as_str(), &net.to_string()])
-                    .await
-                    .map_err(pg_err)?
+                    .await?
                     .ok_or_else(|| corrupt("credit", "the credited worker is not registered"))?;
                 Amount::parse(row.get::<_, &str>(0)).map_err(|e| corrupt("rewards_pending", e))?;
-                1
             }
-            (Some(sql), None) => tx
-                .execute(sql, &[&job.worker_id.as_str()])
-                .await
-                .map_err(pg_err)?,
-            (None, _) => 0,
-        };
-        tx.commit().await.map_err(pg_err)?;
+            (Some(sql), None) => {
+                tx.queue(sql, params![job.worker_id.as_str().to_owned()]);
+            }
+            (None, _) => {}
+        }
+        tx.commit().await?;
         Ok(Recorded::New)
     }
 

@@ -5,6 +5,7 @@ use deadpool_postgres::GenericClient;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
+use super::pipeline::{Write, params};
 use super::{PgStore, int, pg_err};
 use crate::domain::{Amount, Usage};
 use crate::orchestrator::store::rows::{KEY_COLUMNS, KEY_USAGE_DAYS, day_usage, key_entry};
@@ -12,40 +13,25 @@ use crate::orchestrator::store::settlement::pg;
 use crate::orchestrator::store::{KeyEntry, KeyGrant, KeyRole, KeySha256, KeyStore, StoreError};
 use crate::wire::{KeyLimits, KeyUsage};
 
-/// Adds one request's tokens and what it was charged to `key`'s usage on `day` (in the job's
-/// transaction; the amount, a decimal string, is added as `numeric`).
-pub(super) async fn add_usage(
-    tx: &impl GenericClient,
-    key: &KeySha256,
-    day: u64,
-    used: Usage,
-    charged: Amount,
-) -> Result<(), StoreError> {
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO key_usage (key_sha256, day, requests, prompt_tokens, completion_tokens, \
-             amount) VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (key_sha256, day) DO UPDATE SET \
-             requests = key_usage.requests + 1, \
-             prompt_tokens = key_usage.prompt_tokens + excluded.prompt_tokens, \
-             completion_tokens = key_usage.completion_tokens + excluded.completion_tokens, \
-             amount = CASE WHEN excluded.amount = '0' THEN key_usage.amount \
-             ELSE (key_usage.amount::numeric + excluded.amount::numeric)::text END",
-        )
-        .await
-        .map_err(pg_err)?;
-    tx.execute(
-        &stmt,
-        &[
-            &&key.0[..],
-            &int(day),
-            &int(used.prompt_tokens),
-            &int(used.completion_tokens),
-            &charged.to_string(),
+/// Adds one request's tokens and what it was charged to `key`'s usage on `day` (queued in the
+/// job's transaction; the amount, a decimal string, is added as `numeric`).
+pub(super) fn usage_write(key: &KeySha256, day: u64, used: Usage, charged: Amount) -> Write {
+    Write::new(
+        "INSERT INTO key_usage (key_sha256, day, requests, prompt_tokens, completion_tokens, \
+         amount) VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (key_sha256, day) DO UPDATE SET \
+         requests = key_usage.requests + 1, \
+         prompt_tokens = key_usage.prompt_tokens + excluded.prompt_tokens, \
+         completion_tokens = key_usage.completion_tokens + excluded.completion_tokens, \
+         amount = CASE WHEN excluded.amount = '0' THEN key_usage.amount \
+         ELSE (key_usage.amount::numeric + excluded.amount::numeric)::text END",
+        params![
+            key.0.to_vec(),
+            int(day),
+            int(used.prompt_tokens),
+            int(used.completion_tokens),
+            charged.to_string(),
         ],
     )
-    .await
-    .map_err(pg_err)?;
-    Ok(())
 }
 
 fn rpm(limits: &KeyLimits) -> Option<i64> {

@@ -32,10 +32,19 @@ macro_rules! params {
 }
 pub(super) use params;
 
-struct Queued {
+/// One write statement with owned parameters, for [`Pipelined::push`].
+pub struct Write {
     sql: &'static str,
     params: Vec<Param>,
 }
+
+impl Write {
+    pub fn new(sql: &'static str, params: Vec<Param>) -> Self {
+        Self { sql, params }
+    }
+}
+
+type Queued = Write;
 
 /// One transaction; see the module doc.
 pub struct Pipelined {
@@ -63,7 +72,12 @@ impl Pipelined {
 
     /// Queues a write; it is sent with the next read or the commit.
     pub fn queue(&mut self, sql: &'static str, params: Vec<Param>) {
-        self.queued.push(Queued { sql, params });
+        self.queued.push(Write { sql, params });
+    }
+
+    /// Queues a prepared [`Write`].
+    pub fn push(&mut self, write: Write) {
+        self.queued.push(write);
     }
 
     /// Sends `BEGIN` if not yet sent, every queued write, then `last` (a read, or `COMMIT`),

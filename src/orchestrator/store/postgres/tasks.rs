@@ -11,7 +11,7 @@ use deadpool_postgres::GenericClient;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use super::jobs::{insert_credit, insert_receipt};
+use super::jobs::{credit_write, receipt_write};
 use super::pipeline::{Pipelined, params};
 use super::{PgStore, int, pg_err, tasks_list};
 use crate::domain::{
@@ -265,8 +265,10 @@ impl PgTx {
         )))
     }
 
-    async fn insert_credit(&mut self, c: &Credit, created_ms: u64) -> Result<(), StoreError> {
-        insert_credit(self.writer().await?, c, created_ms).await
+    fn insert_credit(&mut self, c: &Credit, created_ms: u64) -> Result<(), StoreError> {
+        self.wrote = true;
+        self.tx.push(credit_write(c, created_ms)?);
+        Ok(())
     }
 
     async fn pending_rewards(&mut self, worker: &WorkerId) -> Result<Option<Amount>, StoreError> {
@@ -395,11 +397,15 @@ impl MarketTx for PgTx {
     }
 
     fn insert_receipt<'a>(&'a mut self, receipt: &'a HashedReceipt) -> TxFuture<'a, ()> {
-        async move { insert_receipt(self.writer().await?, receipt).await }.boxed()
+        let queued = receipt_write(receipt).map(|write| {
+            self.wrote = true;
+            self.tx.push(write);
+        });
+        futures::future::ready(queued).boxed()
     }
 
     fn insert_credit<'a>(&'a mut self, credit: &'a Credit, now_ms: u64) -> TxFuture<'a, ()> {
-        PgTx::insert_credit(self, credit, now_ms).boxed()
+        futures::future::ready(PgTx::insert_credit(self, credit, now_ms)).boxed()
     }
 
     fn pending_rewards<'a>(&'a mut self, worker: &'a WorkerId) -> TxFuture<'a, Option<Amount>> {
