@@ -217,6 +217,11 @@ mod tests {
         store
     }
 
+    /// Queues `INSERT INTO pipe VALUES (k, v)`.
+    fn insert(tx: &mut Pipelined, k: i32, v: &str) {
+        tx.queue("INSERT INTO pipe VALUES ($1, $2)", params![k, v.to_owned()]);
+    }
+
     async fn rows(store: &PgStore) -> Vec<(i32, String)> {
         let client = store.client().await.unwrap();
         let rows = client
@@ -231,10 +236,7 @@ mod tests {
         let db = TestDb::create().await;
         let store = store(&db).await;
         let mut tx = Pipelined::new(store.client().await.unwrap());
-        tx.queue(
-            "INSERT INTO pipe VALUES ($1, $2)",
-            params![1_i32, "a".to_owned()],
-        );
+        insert(&mut tx, 1, "a");
         // Order matters: the update must run after the insert it changes.
         tx.queue(
             "UPDATE pipe SET v = $2 WHERE k = $1",
@@ -257,10 +259,7 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        tx.queue(
-            "INSERT INTO pipe VALUES ($1, $2)",
-            params![2_i32, "c".to_owned()],
-        );
+        insert(&mut tx, 2, "c");
         tx.commit().await.unwrap();
         assert_eq!(rows(&store).await, [(1, "b".into()), (2, "c".into())]);
     }
@@ -270,18 +269,9 @@ mod tests {
         let db = TestDb::create().await;
         let store = store(&db).await;
         let mut tx = Pipelined::new(store.client().await.unwrap());
-        tx.queue(
-            "INSERT INTO pipe VALUES ($1, $2)",
-            params![1_i32, "a".to_owned()],
-        );
-        tx.queue(
-            "INSERT INTO pipe VALUES ($1, $2)",
-            params![1_i32, "dup".to_owned()],
-        );
-        tx.queue(
-            "INSERT INTO pipe VALUES ($1, $2)",
-            params![3_i32, "c".to_owned()],
-        );
+        insert(&mut tx, 1, "a");
+        insert(&mut tx, 1, "dup");
+        insert(&mut tx, 3, "c");
         let err = tx.commit().await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict), "{err}");
         assert!(rows(&store).await.is_empty());
@@ -300,10 +290,7 @@ mod tests {
         let db = TestDb::create().await;
         let store = store(&db).await;
         let mut tx = Pipelined::new(store.client().await.unwrap());
-        tx.queue(
-            "INSERT INTO pipe VALUES ($1, $2)",
-            params![1_i32, "a".to_owned()],
-        );
+        insert(&mut tx, 1, "a");
         tx.flushed().await.unwrap();
         drop(tx);
         // The pool's one connection is handed back after its rollback: this waits for it,
