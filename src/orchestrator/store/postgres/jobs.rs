@@ -24,16 +24,15 @@ fn corrupt_status() -> StoreError {
 
 const STATUS_OF: &str = "SELECT status FROM jobs WHERE job_id = $1";
 
+/// The status in a [`STATUS_OF`] row, if there is one.
+fn status_in(row: Option<tokio_postgres::Row>) -> Result<Option<JobStatus>, StoreError> {
+    row.map(|row| JobStatus::parse(row.get(0)).ok_or_else(corrupt_status))
+        .transpose()
+}
+
 async fn status_of(client: &impl GenericClient, id: &str) -> Result<Option<JobStatus>, StoreError> {
     let stmt = client.prepare_cached(STATUS_OF).await.map_err(pg_err)?;
-    let status: Option<String> = client
-        .query_opt(&stmt, &[&id])
-        .await
-        .map_err(pg_err)?
-        .map(|row| row.get(0));
-    status
-        .map(|s| JobStatus::parse(&s).ok_or_else(corrupt_status))
-        .transpose()
+    status_in(client.query_opt(&stmt, &[&id]).await.map_err(pg_err)?)
 }
 
 /// Inserts a sealed receipt (also used by the market's settlements).
@@ -89,14 +88,9 @@ impl PgStore {
     /// so its new total is checked before the commit).
     async fn record_new_job(&self, job: &JobRecord) -> Result<Recorded, StoreError> {
         let mut tx = Pipelined::new(self.client().await?);
-        let status: Option<String> = tx
-            .query_opt(STATUS_OF, &[&job.job_id.as_str()])
-            .await?
-            .map(|row| row.get(0));
-        if let Some(status) = status {
-            return JobStatus::parse(&status)
-                .map(Recorded::Already)
-                .ok_or_else(corrupt_status);
+        let earlier = tx.query_opt(STATUS_OF, &[&job.job_id.as_str()]).await?;
+        if let Some(status) = status_in(earlier)? {
+            return Ok(Recorded::Already(status));
         }
         let served = job.outcome.served();
         let day = utc_day(job.finished_at);

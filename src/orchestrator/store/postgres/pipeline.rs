@@ -44,15 +44,13 @@ impl Write {
     }
 }
 
-type Queued = Write;
-
 /// One transaction; see the module doc.
 pub struct Pipelined {
     /// `None` once the transaction is finished and its connection handed back.
     client: Option<Object>,
     /// `BEGIN` has been sent (or is about to be): a drop must roll back.
     begun: bool,
-    queued: Vec<Queued>,
+    queued: Vec<Write>,
 }
 
 impl Pipelined {
@@ -72,7 +70,7 @@ impl Pipelined {
 
     /// Queues a write; it is sent with the next read or the commit.
     pub fn queue(&mut self, sql: &'static str, params: Vec<Param>) {
-        self.queued.push(Write { sql, params });
+        self.push(Write::new(sql, params));
     }
 
     /// Queues a prepared [`Write`].
