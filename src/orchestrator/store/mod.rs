@@ -37,14 +37,14 @@ pub use reputation::{AgentLink, ConfirmedMetric, ReputationStore, WorkerStats};
 pub use settlement::SettlementStore;
 pub use sqlite::{SqliteStore, Synchronous};
 pub use tasks::{
-    ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, SubmissionInsert,
-    SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture, secs,
+    ClaimEnd, DueTasks, EvaluationRecord, GroupBody, GroupLocks, MarketTx, ResolutionRecord,
+    SubmissionInsert, SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture, secs,
 };
 pub use workers::{Presence, WorkerRow, WorkerStore};
 
 /// A store failure. Handlers log it and answer `INTERNAL`; only `Conflict` reaches a client
 /// (as 409).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the record already exists")]
     Conflict,

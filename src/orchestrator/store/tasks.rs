@@ -9,7 +9,10 @@
 //! Contract every implementation keeps: [`TaskStore::transact`] runs its body in one
 //! transaction that is serializable with respect to every other market transaction (SQLite's
 //! single writer; PostgreSQL row locks), commits it when the body returns `Ok` and rolls it
-//! back when it returns `Err`; it answers `Ok` only once the commit is durable. Times are unix
+//! back when it returns `Err`; it answers `Ok` only once the commit is durable.
+//! [`TaskStore::transact_grouped`] keeps the same contract for each body while it may share
+//! one transaction among changes to single tasks that arrive together (PostgreSQL's group
+//! commit; SQLite's writer groups every write already). Times are unix
 //! milliseconds here (a 1 s lease is exact); the wire shows seconds.
 
 use futures::future::BoxFuture;
@@ -269,6 +272,20 @@ pub trait MarketTx: Send {
 pub type TxBody =
     Box<dyn for<'t> FnOnce(&'t mut dyn MarketTx) -> BoxFuture<'t, Result<(), StoreError>> + Send>;
 
+/// A market transaction's body that may run more than once: a grouped transaction
+/// ([`TaskStore::transact_grouped`]) that fails is rolled back and each of its bodies is run
+/// again alone. So a body has no effect outside its transaction but what it reports.
+pub type GroupBody =
+    Box<dyn for<'t> FnMut(&'t mut dyn MarketTx) -> BoxFuture<'t, Result<(), StoreError>> + Send>;
+
+/// The rows a grouped body decides on, which the store may lock (and read) before it runs:
+/// its task, and the worker whose other claims it counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLocks {
+    pub task: TaskId,
+    pub worker: Option<WorkerId>,
+}
+
 /// Stored tasks, claims, submissions and credits.
 pub trait TaskStore: Send + Sync {
     /// Inserts a new open task.
@@ -293,4 +310,18 @@ pub trait TaskStore: Send + Sync {
 
     /// Runs `body` in one market transaction (see the module doc).
     fn transact(&self, body: TxBody) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// [`TaskStore::transact`] for a change to one task, which the store may run in a
+    /// transaction shared with other such changes that arrive meanwhile (group commit): each
+    /// body sees what the bodies before it wrote, and all commit together, so the contract
+    /// holds for each as if it ran alone, in that order. `locks` are the rows the body
+    /// decides on. The default runs it alone.
+    fn transact_grouped(
+        &self,
+        locks: GroupLocks,
+        mut body: GroupBody,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = locks;
+        self.transact(Box::new(move |tx: &mut dyn MarketTx| body(tx)))
+    }
 }

@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::orchestrator::market::settle::SettlePolicy;
 use crate::orchestrator::store::{
-    ClaimEnd, MarketTx, StoreError, SubmissionRow, TaskRow, TaskStore,
+    ClaimEnd, GroupLocks, MarketTx, StoreError, SubmissionRow, TaskRow, TaskStore,
 };
 use crate::wire::Capabilities;
 use crate::wire::Claim;
@@ -187,13 +187,54 @@ where
         .ok_or_else(|| StoreError::Backend("a market transaction ended without its outcome".into()))
 }
 
-/// [`transact`] for a change that may be refused.
-pub(super) async fn change<T, F>(store: &dyn TaskStore, body: F) -> Result<T, TaskError>
+/// [`transact`] for a change to one task, which the store may commit together with others
+/// that arrive meanwhile (`TaskStore::transact_grouped`); `body` may run more than once (a
+/// shared transaction that failed is run again alone), and only its last run counts.
+pub(crate) async fn transact_grouped<T, F>(
+    store: &dyn TaskStore,
+    locks: GroupLocks,
+    mut body: F,
+) -> Result<T, StoreError>
 where
     T: Send + 'static,
-    F: for<'t> FnOnce(&'t mut dyn MarketTx) -> BoxFuture<'t, Outcome<T>> + Send + 'static,
+    F: for<'t> FnMut(&'t mut dyn MarketTx) -> BoxFuture<'t, Result<T, StoreError>> + Send + 'static,
 {
-    transact(store, body).await?.map_err(TaskError::Refused)
+    let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
+    let out = Arc::clone(&slot);
+    store
+        .transact_grouped(
+            locks,
+            Box::new(move |tx: &mut dyn MarketTx| {
+                let run = body(tx);
+                let out = Arc::clone(&out);
+                async move {
+                    let value = run.await?;
+                    *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+                    Ok(())
+                }
+                .boxed()
+            }),
+        )
+        .await?;
+    // The last run stored its value before the commit; `Ok` means that run committed.
+    let value = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+    value
+        .ok_or_else(|| StoreError::Backend("a market transaction ended without its outcome".into()))
+}
+
+/// [`transact_grouped`] for a change that may be refused.
+pub(super) async fn change_grouped<T, F>(
+    store: &dyn TaskStore,
+    locks: GroupLocks,
+    body: F,
+) -> Result<T, TaskError>
+where
+    T: Send + 'static,
+    F: for<'t> FnMut(&'t mut dyn MarketTx) -> BoxFuture<'t, Outcome<T>> + Send + 'static,
+{
+    transact_grouped(store, locks, body)
+        .await?
+        .map_err(TaskError::Refused)
 }
 
 /// The claims-history entry an event ends, if any.

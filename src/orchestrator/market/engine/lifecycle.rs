@@ -5,16 +5,23 @@ use futures::FutureExt as _;
 
 use super::common::{
     ClaimArgs, Claimed, NewSubmission, Outcome, Refusal, Submitted, TaskError, apply, catch_up,
-    change, corrupt,
+    change_grouped, corrupt,
 };
 use crate::domain::{TaskEvent, TaskId, TaskStatus, WorkerId};
-use crate::orchestrator::store::{ClaimEnd, MarketTx, SubmissionInsert, TaskRow, TaskStore};
+use crate::orchestrator::store::{
+    ClaimEnd, GroupLocks, MarketTx, SubmissionInsert, TaskRow, TaskStore,
+};
 
 /// Claims an open task (a compare-and-swap: of N concurrent claimers exactly one wins),
 /// first applying a lapsed lease or a passed deadline. Claiming a task the worker already
 /// holds returns its claim.
 pub async fn claim(store: &dyn TaskStore, args: ClaimArgs) -> Result<Claimed, TaskError> {
-    change(store, move |tx| claim_in(tx, args).boxed()).await
+    let locks = GroupLocks {
+        task: args.task_id.clone(),
+        // The worker's row is locked to count its other claims (`live_claim_of`).
+        worker: (!args.multi_task).then(|| args.worker_id.clone()),
+    };
+    change_grouped(store, locks, move |tx| claim_in(tx, args.clone()).boxed()).await
 }
 
 async fn claim_in(tx: &mut dyn MarketTx, a: ClaimArgs) -> Outcome<Claimed> {
@@ -67,8 +74,12 @@ pub async fn release(
     worker: WorkerId,
     now_ms: u64,
 ) -> Result<TaskRow, TaskError> {
-    change(store, move |tx| {
-        release_in(tx, task, worker, now_ms).boxed()
+    let locks = GroupLocks {
+        task: task.clone(),
+        worker: None,
+    };
+    change_grouped(store, locks, move |tx| {
+        release_in(tx, task.clone(), worker.clone(), now_ms).boxed()
     })
     .await
 }
@@ -94,7 +105,11 @@ async fn release_in(
 
 /// Records the claim holder's output; idempotent on `(task_id, output_hash)`.
 pub async fn submit(store: &dyn TaskStore, sub: NewSubmission) -> Result<Submitted, TaskError> {
-    change(store, move |tx| submit_in(tx, sub).boxed()).await
+    let locks = GroupLocks {
+        task: sub.task_id.clone(),
+        worker: None,
+    };
+    change_grouped(store, locks, move |tx| submit_in(tx, sub.clone()).boxed()).await
 }
 
 async fn submit_in(tx: &mut dyn MarketTx, s: NewSubmission) -> Outcome<Submitted> {

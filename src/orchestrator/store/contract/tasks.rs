@@ -137,7 +137,7 @@ pub async fn a_claim_needs_the_tasks_capabilities(store: Arc<dyn Store>) {
     assert!(won.new);
 }
 
-pub(super) fn task(reward: u128, caps: &[&str]) -> TaskRow {
+pub fn task(reward: u128, caps: &[&str]) -> TaskRow {
     TaskRow {
         task_id: TaskId::generate(),
         client: "open".into(),

@@ -8,10 +8,13 @@
 //!
 //! Errors never carry a query's parameters; the database URL is shown without its password.
 
+mod batch;
+mod group;
 mod jobs;
 mod keys;
 pub mod migrations;
 mod pipeline;
+mod reads;
 mod replicas;
 mod reputation;
 mod settlement;
@@ -53,6 +56,10 @@ pub struct PgStore {
     /// The replica this process is, when it is one: recorded with the worker connections it
     /// holds (see `replicas`).
     replica: Option<ReplicaId>,
+    /// Group commit for the market's changes to one task.
+    group: group::Group,
+    /// Worker reads, batched.
+    reads: reads::WorkerReads,
 }
 
 /// The advisory lock key of each singleton job ("basis" in ASCII, then the job's number).
@@ -217,6 +224,8 @@ impl PgStore {
             .create_pool(Some(Runtime::Tokio1), NoTls)
             .map_err(|e| open(e.to_string()))?;
         let store = Self {
+            group: group::Group::new(pool.clone()),
+            reads: reads::WorkerReads::new(pool.clone()),
             pool,
             shown: shown.clone(),
             url: DatabaseUrl::parse(url).map_err(open)?,
@@ -237,16 +246,21 @@ impl PgStore {
 
     /// A pooled connection.
     pub(crate) async fn client(&self) -> Result<Object, StoreError> {
-        // Whatever stops us getting a connection (refused, not accepting connections, the
-        // pool's wait timing out) leaves nothing changed: unavailable, for a retry.
-        self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => match pg_err(e) {
-                StoreError::Backend(why) => StoreError::Unavailable(why),
-                other => other,
-            },
-            other => StoreError::Unavailable(format!("PostgreSQL pool: {other}")),
-        })
+        pooled(&self.pool).await
     }
+}
+
+/// A connection from `pool`.
+async fn pooled(pool: &Pool) -> Result<Object, StoreError> {
+    // Whatever stops us getting a connection (refused, not accepting connections, the pool's
+    // wait timing out) leaves nothing changed: unavailable, for a retry.
+    pool.get().await.map_err(|e| match e {
+        deadpool_postgres::PoolError::Backend(e) => match pg_err(e) {
+            StoreError::Backend(why) => StoreError::Unavailable(why),
+            other => other,
+        },
+        other => StoreError::Unavailable(format!("PostgreSQL pool: {other}")),
+    })
 }
 
 impl Store for PgStore {

@@ -4,8 +4,12 @@
 //! for the worker's other live claim; pending rewards are read `FOR UPDATE`. So concurrent
 //! market transactions on any replica serialize per task and per worker, exactly as the
 //! single `SQLite` writer serializes them all, and nothing is decided on a stale read. Locks
-//! are always taken task first, then worker, and due rows in id order, so two transactions
-//! never wait on each other in a circle.
+//! are always taken task first, then worker, and due rows in id order (a grouped batch takes
+//! all its tasks, then all its workers, each in id order: `group`), so two transactions
+//! never wait on each other in a circle. A task row once locked is kept in the transaction
+//! (`PgTx::locked`): reading it again, as the next change of a batch does, needs no query.
+
+use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
 use futures::FutureExt as _;
@@ -22,19 +26,23 @@ use crate::orchestrator::store::rows::{
 };
 use crate::orchestrator::store::settlement::CREDITS_WITH_BATCH;
 use crate::orchestrator::store::{
-    ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, StoreError, SubmissionInsert,
-    SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture,
+    ClaimEnd, DueTasks, EvaluationRecord, GroupBody, GroupLocks, MarketTx, ResolutionRecord,
+    StoreError, SubmissionInsert, SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture,
 };
 use crate::wire::Credit;
 
 /// One market transaction, pipelined (see [`Pipelined`]): reads go out with what was written
 /// before them, and the last writes with `COMMIT`.
 pub struct PgTx {
-    tx: Pipelined,
+    pub(super) tx: Pipelined,
     /// Whether the body wrote anything. One that only read (a refused claim, say) is rolled
     /// back rather than committed: its row locks gave it a transaction id, and a commit
     /// would wait for a WAL flush that records nothing.
-    wrote: bool,
+    pub(super) wrote: bool,
+    /// The task rows this transaction holds locked (read `FOR UPDATE`), as it last wrote
+    /// them: nobody else can change one before the transaction ends, so reading one again
+    /// (the next change to it in a group, see `group`) needs no query.
+    locked: HashMap<TaskId, TaskRow>,
 }
 
 fn task_sql(lock: bool) -> String {
@@ -94,8 +102,41 @@ async fn exec(
 }
 
 impl PgTx {
+    pub(super) fn new(client: deadpool_postgres::Object) -> Self {
+        Self {
+            tx: Pipelined::new(client),
+            wrote: false,
+            locked: HashMap::new(),
+        }
+    }
+
+    /// Locks `tasks` (and reads them), then `workers`, each set in id order, so that two
+    /// transactions locking sets this way never wait on each other in a circle. The
+    /// workers' lock is sent with the next statement.
+    pub(super) async fn lock_up_front(
+        &mut self,
+        tasks: Vec<&str>,
+        workers: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ANY($1) ORDER BY task_id FOR UPDATE"
+        );
+        for row in self.tx.query(&sql, &[&tasks]).await? {
+            let t = rows::task(&row)?;
+            self.locked.insert(t.task_id.clone(), t);
+        }
+        if !workers.is_empty() {
+            self.tx.queue(
+                "SELECT 1 FROM workers WHERE worker_id = ANY($1) ORDER BY worker_id FOR UPDATE",
+                params![workers],
+            );
+        }
+        Ok(())
+    }
+
     fn write_state(&mut self, t: &TaskRow, now_ms: u64) {
         self.wrote = true;
+        self.locked.insert(t.task_id.clone(), t.clone());
         self.tx.queue(
             "UPDATE tasks SET status = $2, attempts = $3, claimed_by = $4, claimed_ms = $5, \
              claim_expiry_ms = $6, submission_id = $7, updated_ms = $8 WHERE task_id = $1",
@@ -305,11 +346,15 @@ impl PgTx {
 impl MarketTx for PgTx {
     fn task<'a>(&'a mut self, id: &'a TaskId) -> TxFuture<'a, Option<TaskRow>> {
         async move {
-            self.tx
-                .query_opt(&task_sql(true), &[&id.as_str()])
-                .await?
-                .map(|row| rows::task(&row))
-                .transpose()
+            if let Some(t) = self.locked.get(id) {
+                return Ok(Some(t.clone()));
+            }
+            let Some(row) = self.tx.query_opt(&task_sql(true), &[&id.as_str()]).await? else {
+                return Ok(None);
+            };
+            let t = rows::task(&row)?;
+            self.locked.insert(t.task_id.clone(), t.clone());
+            Ok(Some(t))
         }
         .boxed()
     }
@@ -552,10 +597,7 @@ impl TaskStore for PgStore {
 
     fn transact(&self, body: TxBody) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            let mut market = PgTx {
-                tx: Pipelined::new(self.client().await?),
-                wrote: false,
-            };
+            let mut market = PgTx::new(self.client().await?);
             // An `Err` drops the transaction unfinished: it is rolled back. So is a body that
             // wrote nothing (the rollback is sent without waiting for its answer).
             body(&mut market).await?;
@@ -567,5 +609,13 @@ impl TaskStore for PgStore {
             }
         }
         .boxed()
+    }
+
+    fn transact_grouped(
+        &self,
+        locks: GroupLocks,
+        body: GroupBody,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.group.transact(locks, body).boxed()
     }
 }

@@ -123,7 +123,7 @@ impl WorkerStore for PgStore {
     }
 
     fn worker(&self, id: WorkerId) -> BoxFuture<'_, Result<Option<WorkerRow>, StoreError>> {
-        async move { select_one(&self.client().await?, id.as_str()).await }.boxed()
+        async move { self.reads.worker(id).await }.boxed()
     }
 
     fn workers(
