@@ -161,6 +161,43 @@ impl SweepReport {
     }
 }
 
+/// Where a transaction body leaves what it decided, for its caller to take once committed.
+struct Outcomes<T>(Arc<Mutex<Option<T>>>);
+
+impl<T: Send + 'static> Outcomes<T> {
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new(None)))
+    }
+
+    /// `run`, keeping its value (a later run's replaces an earlier one's).
+    fn keep<'t>(
+        &self,
+        run: BoxFuture<'t, Result<T, StoreError>>,
+    ) -> BoxFuture<'t, Result<(), StoreError>> {
+        let out = Arc::clone(&self.0);
+        async move {
+            let value = run.await?;
+            *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    /// The value kept; called once the store answered `Ok`, so the run that kept it committed.
+    fn take(&self) -> Result<T, StoreError> {
+        let value = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        value.ok_or_else(|| {
+            StoreError::Backend("a market transaction ended without its outcome".into())
+        })
+    }
+}
+
+impl<T> Clone for Outcomes<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
 /// Runs `body` in one store transaction and returns what it decided, once committed.
 pub(crate) async fn transact<T, F>(store: &dyn TaskStore, body: F) -> Result<T, StoreError>
 where
@@ -169,22 +206,12 @@ where
         + Send
         + 'static,
 {
-    let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
-    let out = Arc::clone(&slot);
+    let outcomes = Outcomes::new();
+    let out = outcomes.clone();
     store
-        .transact(Box::new(move |tx: &mut dyn MarketTx| {
-            async move {
-                let value = body(tx).await?;
-                *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
-                Ok(())
-            }
-            .boxed()
-        }))
+        .transact(Box::new(move |tx: &mut dyn MarketTx| out.keep(body(tx))))
         .await?;
-    // The body stored its value before the commit; `transact` answered Ok, so it committed.
-    let value = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-    value
-        .ok_or_else(|| StoreError::Backend("a market transaction ended without its outcome".into()))
+    outcomes.take()
 }
 
 /// [`transact`] for a change to one task, which the store may commit together with others
@@ -199,27 +226,15 @@ where
     T: Send + 'static,
     F: for<'t> FnMut(&'t mut dyn MarketTx) -> BoxFuture<'t, Result<T, StoreError>> + Send + 'static,
 {
-    let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
-    let out = Arc::clone(&slot);
+    let outcomes = Outcomes::new();
+    let out = outcomes.clone();
     store
         .transact_grouped(
             locks,
-            Box::new(move |tx: &mut dyn MarketTx| {
-                let run = body(tx);
-                let out = Arc::clone(&out);
-                async move {
-                    let value = run.await?;
-                    *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
-                    Ok(())
-                }
-                .boxed()
-            }),
+            Box::new(move |tx: &mut dyn MarketTx| out.keep(body(tx))),
         )
         .await?;
-    // The last run stored its value before the commit; `Ok` means that run committed.
-    let value = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-    value
-        .ok_or_else(|| StoreError::Backend("a market transaction ended without its outcome".into()))
+    outcomes.take()
 }
 
 /// [`transact_grouped`] for a change that may be refused.
