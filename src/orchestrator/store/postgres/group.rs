@@ -15,7 +15,9 @@
 //! each of its bodies is run again alone, so one change's failure is never another's; bodies
 //! may run twice for this reason and have no effect outside the transaction. A failed
 //! `COMMIT` fails every body of its batch, as it would fail a body alone; nothing is run
-//! again, since the commit may have landed. A committer answers each body only after its
+//! again, since the commit may have landed; nor is anything while the database is
+//! unreachable (`Unavailable`: every body gets that answer at once, rather than each waiting
+//! out the pool in turn). A committer answers each body only after its
 //! batch's commit.
 
 use std::sync::Arc;
@@ -104,7 +106,9 @@ impl Committer {
                     }
                     return;
                 }
-                Err(f) if !f.rolled_back => {
+                // A commit that may have landed is not run again; nor is anything while the
+                // database is unreachable (each alone would wait out the pool in turn).
+                Err(f) if !f.rolled_back || matches!(f.error, StoreError::Unavailable(_)) => {
                     for job in batch {
                         let _ = job.answer.send(Err(f.error.clone()));
                     }
@@ -202,9 +206,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn changes_that_wait_commit_together_and_a_failing_one_fails_alone() {
-        let db = TestDb::create().await;
+    /// Four open tasks, and a group of one committer.
+    async fn setup(db: &TestDb) -> (PgStore, Vec<TaskId>, Group) {
         let store = PgStore::connect(&db.url, 4).await.unwrap();
         let ids: Vec<TaskId> = futures::future::join_all((0..4).map(|_| async {
             let t = task(10, &[]);
@@ -212,8 +215,6 @@ mod tests {
             t.task_id
         }))
         .await;
-        // One committer, held busy by a first change until the others are queued: they then
-        // run as one batch.
         let group = Group(Batcher::new(
             Committer {
                 pool: store.pool.clone(),
@@ -221,6 +222,18 @@ mod tests {
             1,
             MAX_BATCH,
         ));
+        (store, ids, group)
+    }
+
+    /// Holds the one committer busy with a change on `id` until the sender is used, so that
+    /// what is queued meanwhile runs as one batch after it.
+    async fn hold(
+        group: &Group,
+        id: &TaskId,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), StoreError>>,
+        oneshot::Sender<()>,
+    ) {
         let (started, running) = oneshot::channel::<()>();
         let (release, gate) = oneshot::channel::<()>();
         let mut first = Some((started, gate));
@@ -235,20 +248,38 @@ mod tests {
             }
             .boxed()
         });
-        let runs: Vec<Arc<AtomicUsize>> = (0..3).map(|_| Arc::default()).collect();
         let busy = {
-            let (group, first_locks) = (group.clone(), locks(&ids[3]));
+            let (group, first_locks) = (group.clone(), locks(id));
             tokio::spawn(async move { group.transact(first_locks, holder).await })
         };
         running.await.unwrap();
-        let queued = [(0, false), (1, true), (2, false)].map(|(i, fail)| {
+        (busy, release)
+    }
+
+    /// Queues the changes `(task index, fails)` behind a busy committer.
+    fn queue(
+        group: &Group,
+        ids: &[TaskId],
+        runs: &[Arc<AtomicUsize>],
+        changes: [(usize, bool); 3],
+    ) -> [tokio::task::JoinHandle<Result<(), StoreError>>; 3] {
+        changes.map(|(i, fail)| {
             let (group, body, task_locks) = (
                 group.clone(),
                 expire(&ids[i], &runs[i], fail),
                 locks(&ids[i]),
             );
             tokio::spawn(async move { group.transact(task_locks, body).await })
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn changes_that_wait_commit_together_and_a_failing_one_fails_alone() {
+        let db = TestDb::create().await;
+        let (store, ids, group) = setup(&db).await;
+        let (busy, release) = hold(&group, &ids[3]).await;
+        let runs: Vec<Arc<AtomicUsize>> = (0..3).map(|_| Arc::default()).collect();
+        let queued = queue(&group, &ids, &runs, [(0, false), (1, true), (2, false)]);
         // Let all three reach the queue before the committer is free again.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         release.send(()).unwrap();
@@ -274,5 +305,26 @@ mod tests {
         );
         assert_eq!(status(2).await, TaskStatus::Expired);
         assert_eq!(status(3).await, TaskStatus::Open);
+    }
+
+    #[tokio::test]
+    async fn with_the_database_unreachable_every_change_of_a_batch_is_unavailable_and_none_runs() {
+        let db = TestDb::create().await;
+        let (_store, ids, group) = setup(&db).await;
+        let (busy, release) = hold(&group, &ids[3]).await;
+        let runs: Vec<Arc<AtomicUsize>> = (0..3).map(|_| Arc::default()).collect();
+        let queued = queue(&group, &ids, &runs, [(0, false), (1, false), (2, false)]);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        db.accept_connections(false).await;
+        release.send(()).unwrap();
+        // The holder sent nothing (it wrote nothing), so the cut did not reach it.
+        busy.await.unwrap().unwrap();
+        for q in queued {
+            let err = q.await.unwrap().unwrap_err();
+            assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        }
+        let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        assert_eq!(runs, [0, 0, 0]);
+        db.accept_connections(true).await;
     }
 }
