@@ -9,6 +9,7 @@
 //! Errors never carry a query's parameters; the database URL is shown without its password.
 
 mod batch;
+mod bulk;
 mod group;
 mod jobs;
 mod keys;

@@ -5,6 +5,9 @@
 //! are first polled and the server answers in that order; every statement is prepared
 //! before anything is sent, so the order sent is the order written.
 //!
+//! Rows for a set-based write ([`Bulk`], by [`Pipelined::queue_row`]) gather until any other
+//! statement is queued or sent, and then go as one statement ahead of it.
+//!
 //! What is kept from a plain transaction: statements run in the order the caller issued
 //! them; a read sees every write queued before it; a write's error fails the next read or
 //! the commit (after a failed statement the server refuses the rest of the transaction, and
@@ -18,6 +21,7 @@ use futures::future::{BoxFuture, join_all};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::bulk::{Bulk, Value};
 use super::pg_err;
 use crate::orchestrator::store::StoreError;
 
@@ -51,6 +55,8 @@ pub struct Pipelined {
     /// `BEGIN` has been sent (or is about to be): a drop must roll back.
     begun: bool,
     queued: Vec<Write>,
+    /// Rows gathering for their set-based writes, sent after `queued`.
+    bulks: Vec<Bulk>,
 }
 
 impl Pipelined {
@@ -59,6 +65,7 @@ impl Pipelined {
             client: Some(client),
             begun: false,
             queued: Vec::new(),
+            bulks: Vec::new(),
         }
     }
 
@@ -75,12 +82,44 @@ impl Pipelined {
 
     /// Queues a prepared [`Write`].
     pub fn push(&mut self, write: Write) {
+        self.settle_rows();
         self.queued.push(write);
+    }
+
+    /// Adds a row to the set-based write `sql` (see [`Bulk`]): rows queued with no plain
+    /// statement between them go as one statement per `sql`, in the order each `sql` first
+    /// got a row, so no such row may depend on another's effect (the market's task states
+    /// and claims-history rows do not). `key` names the row for an `UPDATE`: a later row with
+    /// the same key replaces it.
+    pub fn queue_row(
+        &mut self,
+        sql: &'static str,
+        key: Option<String>,
+        row: Vec<Value>,
+    ) -> Result<(), StoreError> {
+        let at = self
+            .bulks
+            .iter()
+            .position(|b| b.sql() == sql)
+            .unwrap_or_else(|| {
+                self.bulks.push(Bulk::new(sql));
+                self.bulks.len() - 1
+            });
+        self.bulks[at].push(key, row)
+    }
+
+    /// Turns the gathered rows into their statements, after everything queued before.
+    fn settle_rows(&mut self) {
+        for bulk in self.bulks.drain(..) {
+            let (sql, params) = bulk.into_statement();
+            self.queued.push(Write::new(sql, params));
+        }
     }
 
     /// Sends `BEGIN` if not yet sent, every queued write, then `last` (a read, or `COMMIT`),
     /// together; returns `last`'s rows. The first error in sending order wins.
     async fn send(&mut self, last: Last<'_>) -> Result<Vec<Row>, StoreError> {
+        self.settle_rows();
         let begin = !self.begun;
         self.begun = true;
         let queued = std::mem::take(&mut self.queued);
@@ -145,7 +184,7 @@ impl Pipelined {
     /// Sends what is queued and returns the connection for statements of its own (inside
     /// the transaction, after every queued write).
     pub async fn flushed(&mut self) -> Result<&Object, StoreError> {
-        if !self.queued.is_empty() || !self.begun {
+        if !self.queued.is_empty() || !self.bulks.is_empty() || !self.begun {
             self.send(Last::Nothing).await?;
         }
         self.client()
@@ -153,7 +192,7 @@ impl Pipelined {
 
     /// Sends what is queued with `COMMIT`. A transaction that never began commits nothing.
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        if !self.begun && self.queued.is_empty() {
+        if !self.begun && self.queued.is_empty() && self.bulks.is_empty() {
             return Ok(());
         }
         self.send(Last::Commit).await?;
@@ -260,6 +299,50 @@ mod tests {
         insert(&mut tx, 2, "c");
         tx.commit().await.unwrap();
         assert_eq!(rows(&store).await, [(1, "b".into()), (2, "c".into())]);
+    }
+
+    const BULK_INSERT: &str =
+        "INSERT INTO pipe SELECT * FROM unnest($1::bigint[], $2::text[]) AS v(k, v)";
+    const BULK_UPDATE: &str = "UPDATE pipe SET v = u.v FROM unnest($1::bigint[], $2::text[]) \
+                               AS u(k, v) WHERE pipe.k = u.k";
+
+    fn row(k: i32, v: &str) -> Vec<Value> {
+        vec![Value::Int(Some(k.into())), Value::Text(Some(v.into()))]
+    }
+
+    #[tokio::test]
+    async fn rows_gather_into_one_statement_that_keeps_its_place_among_the_others() {
+        let db = TestDb::create().await;
+        let store = store(&db).await;
+        let mut tx = Pipelined::new(store.client().await.unwrap());
+        tx.queue_row(BULK_INSERT, None, row(1, "a")).unwrap();
+        tx.queue_row(BULK_INSERT, None, row(2, "b")).unwrap();
+        // A plain statement between: the rows before it are written before it runs.
+        tx.queue("UPDATE pipe SET v = v || '!' WHERE k = 1", params![]);
+        tx.queue_row(BULK_UPDATE, Some("2".into()), row(2, "first"))
+            .unwrap();
+        tx.queue_row(BULK_INSERT, None, row(3, "c")).unwrap();
+        // The later row for key 2 replaces the earlier.
+        tx.queue_row(BULK_UPDATE, Some("2".into()), row(2, "second"))
+            .unwrap();
+        let n: i64 = tx.query("SELECT count(*) FROM pipe", &[]).await.unwrap()[0].get(0);
+        assert_eq!(n, 3);
+        tx.queue_row(BULK_INSERT, None, row(4, "d")).unwrap();
+        // A row of another shape than the rows gathered with it is refused.
+        assert!(
+            tx.queue_row(BULK_INSERT, None, row(5, "e")[..1].to_vec())
+                .is_err()
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(
+            rows(&store).await,
+            [
+                (1, "a!".into()),
+                (2, "second".into()),
+                (3, "c".into()),
+                (4, "d".into())
+            ]
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use deadpool_postgres::GenericClient;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
+use super::bulk::Value;
 use super::jobs::{credit_write, receipt_write};
 use super::pipeline::{Pipelined, params};
 use super::{PgStore, int, pg_err, tasks_list};
@@ -134,23 +135,31 @@ impl PgTx {
         Ok(())
     }
 
-    fn write_state(&mut self, t: &TaskRow, now_ms: u64) {
+    fn write_state(&mut self, t: &TaskRow, now_ms: u64) -> Result<(), StoreError> {
         self.wrote = true;
         self.locked.insert(t.task_id.clone(), t.clone());
-        self.tx.queue(
-            "UPDATE tasks SET status = $2, attempts = $3, claimed_by = $4, claimed_ms = $5, \
-             claim_expiry_ms = $6, submission_id = $7, updated_ms = $8 WHERE task_id = $1",
-            params![
-                t.task_id.as_str().to_owned(),
-                t.status.as_str(),
-                i64::from(t.attempts),
-                t.claimed_by.as_ref().map(|w| w.as_str().to_owned()),
-                t.claimed_ms.map(int),
-                t.claim_expiry_ms.map(int),
-                t.submission_id.as_ref().map(|s| s.as_str().to_owned()),
-                int(now_ms),
+        let text = |s: Option<&str>| Value::Text(s.map(str::to_owned));
+        self.tx.queue_row(
+            "UPDATE tasks SET status = v.status, attempts = v.attempts, \
+             claimed_by = v.claimed_by, claimed_ms = v.claimed_ms, \
+             claim_expiry_ms = v.claim_expiry_ms, submission_id = v.submission_id, \
+             updated_ms = v.updated_ms \
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], \
+             $6::bigint[], $7::text[], $8::bigint[]) AS v(task_id, status, attempts, \
+             claimed_by, claimed_ms, claim_expiry_ms, submission_id, updated_ms) \
+             WHERE tasks.task_id = v.task_id",
+            Some(t.task_id.as_str().to_owned()),
+            vec![
+                text(Some(t.task_id.as_str())),
+                text(Some(t.status.as_str())),
+                Value::Int(Some(i64::from(t.attempts))),
+                text(t.claimed_by.as_ref().map(WorkerId::as_str)),
+                Value::Int(t.claimed_ms.map(int)),
+                Value::Int(t.claim_expiry_ms.map(int)),
+                text(t.submission_id.as_ref().map(SubmissionId::as_str)),
+                Value::Int(Some(int(now_ms))),
             ],
-        );
+        )
     }
 
     fn open_claim(&mut self, t: &TaskRow) -> Result<(), StoreError> {
@@ -160,18 +169,21 @@ impl PgTx {
             return Err(corrupt("claim", "a claimed task without its holder"));
         };
         self.wrote = true;
-        self.tx.queue(
+        self.tx.queue_row(
             "INSERT INTO claims (task_id, worker_id, attempt, claimed_ms, expiry_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-            params![
-                t.task_id.as_str().to_owned(),
-                worker.as_str().to_owned(),
-                i64::from(t.attempts),
-                int(at),
-                int(expiry),
+             SELECT task_id, worker_id, attempt, claimed_ms, expiry_ms \
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) \
+             WITH ORDINALITY AS v(task_id, worker_id, attempt, claimed_ms, expiry_ms, n) \
+             ORDER BY n",
+            None,
+            vec![
+                Value::Text(Some(t.task_id.as_str().to_owned())),
+                Value::Text(Some(worker.as_str().to_owned())),
+                Value::Int(Some(i64::from(t.attempts))),
+                Value::Int(Some(int(at))),
+                Value::Int(Some(int(expiry))),
             ],
-        );
-        Ok(())
+        )
     }
 
     /// Sends what is queued; the connection, for a statement of the caller's own.
@@ -360,8 +372,7 @@ impl MarketTx for PgTx {
     }
 
     fn write_task_state<'a>(&'a mut self, t: &'a TaskRow, now_ms: u64) -> TxFuture<'a, ()> {
-        self.write_state(t, now_ms);
-        futures::future::ready(Ok(())).boxed()
+        futures::future::ready(self.write_state(t, now_ms)).boxed()
     }
 
     fn open_claim<'a>(&'a mut self, t: &'a TaskRow) -> TxFuture<'a, ()> {
