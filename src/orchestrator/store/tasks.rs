@@ -12,7 +12,8 @@
 //! back when it returns `Err`; it answers `Ok` only once the commit is durable.
 //! [`TaskStore::transact_grouped`] keeps the same contract for each body while it may share
 //! one transaction among changes to single tasks that arrive together (PostgreSQL's group
-//! commit; SQLite's writer groups every write already). Times are unix
+//! commit; SQLite's writer groups every write already, and runs a grouped body without a
+//! savepoint since it may run again). Times are unix
 //! milliseconds here (a 1 s lease is exact); the wire shows seconds.
 
 use futures::future::BoxFuture;

@@ -126,19 +126,35 @@ impl SqliteStore {
 
     /// Runs `f` on the writer thread, inside a transaction it may share with other writes
     /// (group commit); resolves once that transaction is committed. `f`'s writes are atomic
-    /// (the writer gives it a savepoint, or the whole transaction when it is alone), so it
-    /// opens no transaction of its own.
+    /// (its batch is rolled back if it fails, and each closure run again alone), so it opens
+    /// no transaction of its own, and it may run more than once: it must have no effect
+    /// outside the database but its result (`writer`'s module doc).
     fn write<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Box::new(writer::Task::new(f, reply)), answer)
+    }
+
+    /// [`Self::write`] for a closure that can run only once; a batch holding one gives
+    /// each of its writes a savepoint instead of running them again.
+    fn write_once<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let sent = self
-            .inner
-            .writer
-            .send(Box::new(writer::Task { f, reply }))
-            .is_ok();
+        self.send(Box::new(writer::once(f, reply)), answer)
+    }
+
+    fn send<T: Send + 'static>(
+        &self,
+        job: Box<dyn writer::Job>,
+        answer: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+    ) -> BoxFuture<'static, Result<T, StoreError>> {
+        let sent = self.inner.writer.send(job).is_ok();
         async move {
             if !sent {
                 return Err(StoreError::Backend("the store's writer has stopped".into()));

@@ -234,7 +234,7 @@ impl SettlementStore for SqliteStore {
         terms: BatchTerms,
         seal: Sealer,
     ) -> BoxFuture<'_, Result<Closed, StoreError>> {
-        self.write(move |conn| close(conn, terms, seal))
+        self.write_once(move |conn| close(conn, terms, seal))
     }
 
     fn batches(

@@ -16,8 +16,8 @@ use crate::domain::{
     Amount, HashedReceipt, MetricValue, Runtime, SubmissionId, TaskId, WalletAddress, WorkerId,
 };
 use crate::orchestrator::store::{
-    ClaimEnd, DueTasks, EvaluationRecord, MarketTx, ResolutionRecord, StoreError, SubmissionInsert,
-    SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture,
+    ClaimEnd, DueTasks, EvaluationRecord, GroupBody, GroupLocks, MarketTx, ResolutionRecord,
+    StoreError, SubmissionInsert, SubmissionRow, TaskFilter, TaskRow, TaskStore, TxBody, TxFuture,
 };
 use crate::wire::Credit;
 
@@ -313,6 +313,19 @@ impl TaskStore for SqliteStore {
         // The writer runs the closure inside its transaction (rolled back on `Err`); every
         // `SqliteTx` call is ready at once, so `block_on` returns without ever parking the
         // writer thread.
+        self.write_once(move |conn| {
+            let mut tx = SqliteTx { conn };
+            futures::executor::block_on(body(&mut tx))
+        })
+    }
+
+    fn transact_grouped(
+        &self,
+        _locks: GroupLocks,
+        mut body: GroupBody,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        // The writer already groups every write; a body that may run again lets its batch go
+        // without savepoints (`writer`).
         self.write(move |conn| {
             let mut tx = SqliteTx { conn };
             futures::executor::block_on(body(&mut tx))
