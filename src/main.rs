@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Err(status) => return status,
     };
     basis::telemetry::init(cli.log_format, "basis=info,warn");
-    match runtime() {
+    match runtime(cli.threads()) {
         Ok(rt) => rt.block_on(cli::run(cli)),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -28,8 +28,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The command's runtime ([`cli::Cli::threads`]).
+fn runtime(threads: cli::Threads) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        cli::Threads::One => tokio::runtime::Builder::new_current_thread(),
+        cli::Threads::PerCore => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")

@@ -420,3 +420,32 @@ fn the_store_never_imports_the_market() {
         hits.join("\n")
     );
 }
+
+/// `basis worker` runs on tokio's current-thread runtime (ARCHITECTURE.md, `src/worker/`):
+/// nothing it runs may block that one thread, and `block_in_place` would panic there.
+#[test]
+fn the_worker_never_blocks_its_one_thread() {
+    let mut hits = Vec::new();
+    for dir in ["worker", "runtime"] {
+        for file in rust_files(&src().join(dir)) {
+            let text = fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") {
+                    continue;
+                }
+                if ["block_in_place", "std::thread::sleep", "Handle::block_on"]
+                    .iter()
+                    .any(|banned| code.contains(banned))
+                {
+                    hits.push(format!("{}:{}: {}", file.display(), n + 1, code));
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "the worker runs on one thread; use spawn_blocking or an async API instead:\n{}",
+        hits.join("\n")
+    );
+}

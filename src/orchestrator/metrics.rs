@@ -140,10 +140,14 @@ impl RegistrationOutcome {
     }
 }
 
-/// The orchestrator's metrics. Cheap to clone.
+/// The orchestrator's metrics. Cheap to clone: one reference count (the request middleware
+/// clones it per request).
 #[derive(Clone)]
-pub struct Metrics {
-    registry: Arc<Registry>,
+pub struct Metrics(Arc<Families>);
+
+/// What [`Metrics`] shares: the registry and every family registered in it.
+pub struct Families {
+    registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     registrations: Family<OutcomeLabels, Counter>,
@@ -163,6 +167,12 @@ pub struct Metrics {
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Metrics")
+    }
+}
+
+impl fmt::Debug for Families {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Families")
     }
 }
 
@@ -252,9 +262,8 @@ impl Default for Metrics {
         );
         let market = Market::default();
         market.register(&mut registry);
-        Self {
-            market,
-            registry: Arc::new(registry),
+        Self(Arc::new(Families {
+            registry,
             requests,
             latency,
             registrations,
@@ -268,7 +277,15 @@ impl Default for Metrics {
             queue_wait,
             queued,
             usage_capped,
-        }
+            market,
+        }))
+    }
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Families;
+    fn deref(&self) -> &Families {
+        &self.0
     }
 }
 

@@ -141,6 +141,31 @@ pub enum Command {
     Worker(worker::Args),
 }
 
+/// How many threads a command's async runtime has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// Tokio's current-thread runtime: everything on the thread that runs the command.
+    One,
+    /// Tokio's multi-thread runtime: a worker thread per core.
+    PerCore,
+}
+
+impl Cli {
+    /// The runtime this command runs on. `basis worker` relays between one WebSocket and one
+    /// runtime's HTTP API, a few tens of µs of CPU per job while the model runs in another
+    /// process: one thread is plenty, and it spares the cross-thread wake-ups a multi-thread
+    /// runtime pays on every frame (a quarter of the worker's CPU per gateway job,
+    /// docs/BENCHMARKS.md). Nothing in the worker may block its thread: file writes go
+    /// through `spawn_blocking`. Every other command (the orchestrator serves many clients)
+    /// gets a thread per core.
+    pub fn threads(&self) -> Threads {
+        match self.command {
+            Command::Worker(_) => Threads::One,
+            _ => Threads::PerCore,
+        }
+    }
+}
+
 /// Runs the parsed command and returns the process exit status.
 pub async fn run(cli: Cli) -> ExitCode {
     let ctx = Context {
@@ -193,5 +218,24 @@ impl Context {
             self.config_file.as_deref(),
             &crate::config::Overrides::default(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Threads};
+
+    /// The worker daemon runs on one thread; the orchestrator (and the rest) on every core.
+    #[test]
+    fn the_worker_runs_on_one_thread_the_orchestrator_on_every_core() {
+        let threads = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.threads());
+        assert_eq!(threads(&["basis", "worker"]).ok(), Some(Threads::One));
+        assert_eq!(
+            threads(&["basis", "orchestrator"]).ok(),
+            Some(Threads::PerCore)
+        );
+        assert_eq!(threads(&["basis", "status"]).ok(), Some(Threads::PerCore));
     }
 }
