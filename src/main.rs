@@ -33,6 +33,15 @@ fn runtime(threads: cli::Threads) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = match threads {
         cli::Threads::One => tokio::runtime::Builder::new_current_thread(),
         cli::Threads::PerCore => tokio::runtime::Builder::new_multi_thread(),
+        cli::Threads::PerCoreButOne => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            // Tokio reads TOKIO_WORKER_THREADS only when no count is set here.
+            if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+                let cores = std::thread::available_parallelism().map_or(1, usize::from);
+                builder.worker_threads(cores.saturating_sub(1).max(1));
+            }
+            builder
+        }
     };
     builder
         .enable_all()

@@ -148,19 +148,31 @@ pub enum Threads {
     One,
     /// Tokio's multi-thread runtime: a worker thread per core.
     PerCore,
+    /// Tokio's multi-thread runtime with a worker thread per core but one (at least one),
+    /// which is left to a busy thread of the command's own; `TOKIO_WORKER_THREADS` overrides.
+    PerCoreButOne,
 }
 
 impl Cli {
-    /// The runtime this command runs on. `basis worker` relays between one WebSocket and one
-    /// runtime's HTTP API, a few tens of µs of CPU per job while the model runs in another
-    /// process: one thread is plenty, and it spares the cross-thread wake-ups a multi-thread
-    /// runtime pays on every frame (a quarter of the worker's CPU per gateway job,
-    /// docs/BENCHMARKS.md). Nothing in the worker may block its thread: file writes go
-    /// through `spawn_blocking`. Every other command (the orchestrator serves many clients)
-    /// gets a thread per core.
+    /// The runtime this command runs on (docs/BENCHMARKS.md, "The worker on one thread" and
+    /// "The orchestrator's runtime beside its writer").
+    ///
+    /// - `basis worker` relays between one WebSocket and one runtime's HTTP API, a few tens of
+    ///   µs of CPU per job while the model runs in another process: one thread is plenty, and
+    ///   it spares the cross-thread wake-ups a multi-thread runtime pays on every frame (a
+    ///   quarter of the worker's CPU per gateway job). Nothing in the worker may block its
+    ///   thread: file writes go through `spawn_blocking`.
+    /// - `basis orchestrator` on its `SQLite` file leaves a core to the store's writer thread,
+    ///   which commits every write (about 40 % of the orchestrator's CPU): a runtime thread
+    ///   on every core as well would preempt it (an eighth of the orchestrator's CPU per
+    ///   gateway job). On PostgreSQL there is no such thread, and it keeps every core.
+    /// - Every other command gets a thread per core.
     pub fn threads(&self) -> Threads {
-        match self.command {
+        match &self.command {
             Command::Worker(_) => Threads::One,
+            Command::Orchestrator(args) if orchestrator::serves_sqlite(args) => {
+                Threads::PerCoreButOne
+            }
             _ => Threads::PerCore,
         }
     }
@@ -227,13 +239,31 @@ mod tests {
 
     use super::{Cli, Threads};
 
-    /// The worker daemon runs on one thread; the orchestrator (and the rest) on every core.
+    /// The worker daemon runs on one thread; the orchestrator on `SQLite` on every core but the
+    /// writer's; the orchestrator on PostgreSQL and the rest on every core.
     #[test]
-    fn the_worker_runs_on_one_thread_the_orchestrator_on_every_core() {
+    fn each_command_gets_the_runtime_its_work_needs() {
         let threads = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.threads());
         assert_eq!(threads(&["basis", "worker"]).ok(), Some(Threads::One));
+        let db = tempfile::tempdir().unwrap();
+        let db = db.path().join("orchestrator.db");
+        let db = db.to_str().unwrap();
         assert_eq!(
-            threads(&["basis", "orchestrator"]).ok(),
+            threads(&["basis", "orchestrator", "--db", db]).ok(),
+            Some(Threads::PerCoreButOne)
+        );
+        assert_eq!(
+            threads(&[
+                "basis",
+                "orchestrator",
+                "--database-url",
+                "postgres://basis@127.0.0.1/basis"
+            ])
+            .ok(),
+            Some(Threads::PerCore)
+        );
+        assert_eq!(
+            threads(&["basis", "orchestrator", "keys", "hash"]).ok(),
             Some(Threads::PerCore)
         );
         assert_eq!(threads(&["basis", "status"]).ok(), Some(Threads::PerCore));

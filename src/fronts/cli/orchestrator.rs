@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 
 use super::{orchestrator_keys, orchestrator_settle, orchestrator_tasks, output};
 use crate::domain::{ErrorCode, Problem};
+use crate::orchestrator::config::Database;
 use crate::orchestrator::keys::{CreateKeyError, CreatedKey, KeyRole, KeySha256};
 use crate::orchestrator::{self, OrchestratorConfig, Overrides, ServeError};
 use crate::wire::{KeyLimits, RegistrationMode};
@@ -188,6 +189,17 @@ impl From<RoleArg> for KeyRole {
             RoleArg::Evaluator => KeyRole::Evaluator,
         }
     }
+}
+
+/// Whether this command serves the orchestrator on its `SQLite` file (the embedded default),
+/// whose one writer thread then gets a core of its own ([`super::Cli::threads`]). A
+/// configuration that does not load counts as no: `serve` reports it.
+pub fn serves_sqlite(args: &Args) -> bool {
+    args.command.is_none()
+        && matches!(
+            OrchestratorConfig::load_database(&overrides(&args.serve)),
+            Ok(Database::Sqlite { .. })
+        )
 }
 
 fn overrides(a: &ServeArgs) -> Overrides {
