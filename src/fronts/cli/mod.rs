@@ -154,8 +154,9 @@ pub enum Threads {
 }
 
 impl Cli {
-    /// The runtime this command runs on (docs/BENCHMARKS.md, "The worker on one thread" and
-    /// "The orchestrator's runtime beside its writer").
+    /// The runtime this command runs on (docs/BENCHMARKS.md, "The worker on one thread
+    /// (2026-12-04, fourth session)" and "The orchestrator's runtime beside its writer
+    /// (2026-12-04, fourth session)").
     ///
     /// - `basis worker` relays between one WebSocket and one runtime's HTTP API, a few tens of
     ///   µs of CPU per job while the model runs in another process: one thread is plenty, and
@@ -164,8 +165,8 @@ impl Cli {
     ///   thread: file writes go through `spawn_blocking`.
     /// - `basis orchestrator` on its `SQLite` file leaves a core to the store's writer thread,
     ///   which commits every write (about 40 % of the orchestrator's CPU): a runtime thread
-    ///   on every core as well would preempt it (an eighth of the orchestrator's CPU per
-    ///   gateway job). On PostgreSQL there is no such thread, and it keeps every core.
+    ///   on every core as well would preempt it (15 % of the orchestrator's CPU per gateway
+    ///   job). On PostgreSQL there is no such thread, and it keeps every core.
     /// - Every other command gets a thread per core.
     pub fn threads(&self) -> Threads {
         match &self.command {
